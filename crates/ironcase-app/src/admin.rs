@@ -1,0 +1,183 @@
+//! Platform operations: organisations (operator only) and the first start.
+
+use std::path::{Path, PathBuf};
+
+use ironcase_domain::validate::{self, ValidationErrors};
+use ironcase_domain::{OrgId, Role, Timestamp, UserId};
+use ironcase_store::audit::{self, PLATFORM};
+use ironcase_store::org::{self, OrgRow, UserRow};
+use serde_json::json;
+
+use crate::audit::by;
+use crate::auth::hash_password;
+use crate::crypto;
+use crate::{App, AppError, Principal, RequestMeta, Result};
+
+pub const DEFAULT_PLAN: &str = "enterprise";
+
+pub struct NewOrganization {
+    pub name: String,
+    pub slug: String,
+    pub owner_email: String,
+    pub owner_name: String,
+    pub owner_password: Option<String>,
+}
+
+impl App {
+    fn require_operator(&self, p: &Principal) -> Result<()> {
+        if p.is_operator {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("platform operators only".into()))
+        }
+    }
+
+    async fn operator_only(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
+        if let Err(e) = self.require_operator(p) {
+            let mut entry = by(p, meta, self.clock().now(), "access.denied", ("", ""), json!({ "permission": "platform:operator" }));
+            entry.outcome = "denied".into();
+            entry.resource_type = Some("organization".into());
+            entry.resource_id = None;
+            self.write_audit(entry).await?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub async fn org_create(&self, p: &Principal, meta: &RequestMeta, input: NewOrganization) -> Result<OrgRow> {
+        self.operator_only(p, meta).await?;
+        let mut errs = ValidationErrors::default();
+        let name = validate::text("name", &input.name, 1, 200, &mut errs);
+        let slug = validate::slug("slug", &input.slug, &mut errs);
+        let email = validate::email("owner.email", &input.owner_email, &mut errs);
+        let owner_name = validate::text("owner.name", &input.owner_name, 1, 200, &mut errs);
+        let existing = {
+            let mut c = self.store().reader().await?;
+            org::find_user_by_email(&mut c, &email).await?
+        };
+        let hash = match (&existing, &input.owner_password) {
+            (Some(_), _) => None,
+            (None, Some(pw)) => {
+                validate::password("owner.password", pw, &mut errs);
+                if errs.is_empty() {
+                    Some(hash_password(pw.clone()).await?)
+                } else {
+                    None
+                }
+            }
+            (None, None) => {
+                errs.push("owner.password", "is required for a new user");
+                None
+            }
+        };
+        errs.into_result()?;
+        let now = self.clock().now();
+        let row =
+            OrgRow { id: OrgId::new(), slug, name, plan: DEFAULT_PLAN.into(), status: "active".into(), parent_id: None, created_at: now };
+        let new_user = hash.map(|h| UserRow {
+            id: UserId::new(),
+            email: email.clone(),
+            name: owner_name,
+            password_hash: h,
+            is_operator: false,
+            created_at: now,
+        });
+        let owner_id = existing.as_ref().map(|u| u.id).or(new_user.as_ref().map(|u| u.id)).ok_or(AppError::Internal("no owner".into()))?;
+        let (p2, meta2) = (p.clone(), meta.clone());
+        self.store()
+            .write(move |c| {
+                Box::pin(async move {
+                    if org::find_org_by_slug(c, &row.slug).await?.is_some() {
+                        return Err(AppError::Conflict { code: "slug_taken", detail: format!("the slug {} is taken", row.slug) });
+                    }
+                    org::insert_org(c, &row).await?;
+                    if let Some(u) = &new_user {
+                        org::insert_user(c, u).await?;
+                    }
+                    org::insert_membership(c, row.id, owner_id, Role::Owner, now).await?;
+                    let details =
+                        json!({ "slug": row.slug, "name": row.name, "plan": row.plan, "owner_id": owner_id, "owner_email": email });
+                    let mut platform = by(&p2, &meta2, now, "organization.create", ("organization", &row.id.to_string()), details.clone());
+                    platform.tenant = PLATFORM.into();
+                    audit::append(c, platform).await?;
+                    let mut own = by(&p2, &meta2, now, "organization.create", ("organization", &row.id.to_string()), details);
+                    own.tenant = row.id.to_string();
+                    audit::append(c, own).await?;
+                    Ok(row)
+                })
+            })
+            .await
+    }
+
+    pub async fn org_list(&self, p: &Principal, meta: &RequestMeta) -> Result<Vec<OrgRow>> {
+        self.operator_only(p, meta).await?;
+        let mut c = self.store().reader().await?;
+        Ok(org::list_orgs(&mut c).await?)
+    }
+}
+
+pub(crate) async fn bootstrap(app: &App, data_dir: &Path) -> Result<Option<PathBuf>> {
+    {
+        let mut c = app.store().reader().await?;
+        if org::count_orgs(&mut c).await? > 0 {
+            return Ok(None);
+        }
+    }
+    let password = crypto::random_token(18);
+    let hash = hash_password(password.clone()).await?;
+    let now: Timestamp = app.clock().now();
+    let o = OrgRow {
+        id: OrgId::new(),
+        slug: "default".into(),
+        name: "Default".into(),
+        plan: DEFAULT_PLAN.into(),
+        status: "active".into(),
+        parent_id: None,
+        created_at: now,
+    };
+    let u = UserRow {
+        id: UserId::new(),
+        email: "admin@localhost".into(),
+        name: "Administrator".into(),
+        password_hash: hash,
+        is_operator: true,
+        created_at: now,
+    };
+    let created = app
+        .store()
+        .write(move |c| {
+            Box::pin(async move {
+                if org::count_orgs(c).await? > 0 {
+                    return Ok(false);
+                }
+                org::insert_org(c, &o).await?;
+                org::insert_user(c, &u).await?;
+                org::insert_membership(c, o.id, u.id, Role::Owner, now).await?;
+                let mut e = audit::NewEntry {
+                    tenant: PLATFORM.into(),
+                    at: now,
+                    actor_id: None,
+                    actor_kind: "system".into(),
+                    action: "platform.bootstrap".into(),
+                    resource_type: Some("organization".into()),
+                    resource_id: Some(o.id.to_string()),
+                    outcome: "success".into(),
+                    details: json!({ "organization": o.slug, "owner": u.email }),
+                    ..Default::default()
+                };
+                audit::append(c, e.clone()).await?;
+                e.tenant = o.id.to_string();
+                audit::append(c, e).await?;
+                Ok::<_, AppError>(true)
+            })
+        })
+        .await?;
+    if !created {
+        return Ok(None);
+    }
+    let path = data_dir.join("initial-admin-password");
+    let _ = std::fs::remove_file(&path);
+    crypto::write_secret_file(&path, format!("{password}\n").as_bytes())
+        .map_err(|e| AppError::Internal(format!("writing {}: {e}", path.display())))?;
+    Ok(Some(path))
+}

@@ -1,0 +1,126 @@
+//! API keys: created with a role no higher than the creator's, shown once,
+//! stored as a hash, revocable and rotatable.
+
+use ironcase_domain::validate::{self, ValidationErrors};
+use ironcase_domain::{ApiKeyId, Permission, Role, Timestamp};
+use ironcase_store::apikey::{self, ApiKeyRow};
+use ironcase_store::audit;
+use serde_json::json;
+
+use crate::audit::by;
+use crate::auth::new_api_key;
+use crate::{App, AppError, Principal, RequestMeta, Result};
+
+/// A key together with its secret, which exists only in this answer.
+pub struct CreatedKey {
+    pub row: ApiKeyRow,
+    pub key: String,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey").field("row", &self.row).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    pub async fn apikey_create(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        name: &str,
+        role: Role,
+        expires_at: Option<Timestamp>,
+    ) -> Result<CreatedKey> {
+        self.require(p, meta, Permission::ApiKeysManage).await?;
+        if !p.role.covers(role) {
+            return Err(self.deny(p, meta, Permission::ApiKeysManage, Some(("role", role.to_string()))).await);
+        }
+        let now = self.clock().now();
+        let mut errs = ValidationErrors::default();
+        let name = validate::text("name", name, 1, 200, &mut errs);
+        if expires_at.is_some_and(|e| e <= now) {
+            errs.push("expires_at", "must be in the future");
+        }
+        errs.into_result()?;
+        let (key, key_hash, key_prefix) = new_api_key();
+        let row = ApiKeyRow {
+            id: ApiKeyId::new(),
+            org: p.org,
+            name,
+            role,
+            key_hash,
+            key_prefix,
+            created_by: p.user_id(),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        let (p2, meta2) = (p.clone(), meta.clone());
+        let row = self
+            .store()
+            .write(move |c| {
+                Box::pin(async move {
+                    apikey::insert(c, &row).await?;
+                    let details = json!({ "name": row.name, "role": row.role, "expires_at": row.expires_at });
+                    audit::append(c, by(&p2, &meta2, now, "apikey.create", ("api_key", &row.id.to_string()), details)).await?;
+                    Ok::<_, AppError>(row)
+                })
+            })
+            .await?;
+        Ok(CreatedKey { row, key })
+    }
+
+    pub async fn apikey_list(&self, p: &Principal, meta: &RequestMeta) -> Result<Vec<ApiKeyRow>> {
+        self.require(p, meta, Permission::ApiKeysManage).await?;
+        let mut c = self.store().reader().await?;
+        Ok(apikey::list(&mut c, p.org).await?)
+    }
+
+    pub async fn apikey_revoke(&self, p: &Principal, meta: &RequestMeta, id: ApiKeyId) -> Result<()> {
+        self.require(p, meta, Permission::ApiKeysManage).await?;
+        let now = self.clock().now();
+        let (p2, meta2) = (p.clone(), meta.clone());
+        self.store()
+            .write(move |c| {
+                Box::pin(async move {
+                    let row = apikey::get(c, p2.org, id).await?;
+                    apikey::revoke(c, p2.org, id, now).await?;
+                    let details = json!({ "name": row.name });
+                    audit::append(c, by(&p2, &meta2, now, "apikey.revoke", ("api_key", &id.to_string()), details)).await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Replaces a key's secret: the old one stops working at once.
+    pub async fn apikey_rotate(&self, p: &Principal, meta: &RequestMeta, id: ApiKeyId) -> Result<CreatedKey> {
+        self.require(p, meta, Permission::ApiKeysManage).await?;
+        let now = self.clock().now();
+        let (key, key_hash, key_prefix) = new_api_key();
+        let (p2, meta2) = (p.clone(), meta.clone());
+        let row = self
+            .store()
+            .write(move |c| {
+                Box::pin(async move {
+                    let old = apikey::get(c, p2.org, id).await?;
+                    if !p2.role.covers(old.role) {
+                        return Err(AppError::Forbidden(format!("missing permission {}", Permission::ApiKeysManage)));
+                    }
+                    // Same id, name, role and expiry; a new secret.
+                    apikey::replace_secret(c, p2.org, id, &key_hash, &key_prefix).await?;
+                    audit::append(c, by(&p2, &meta2, now, "apikey.rotate", ("api_key", &id.to_string()), json!({ "name": old.name })))
+                        .await?;
+                    Ok(ApiKeyRow { key_hash, key_prefix, ..old })
+                })
+            })
+            .await;
+        match row {
+            Ok(row) => Ok(CreatedKey { row, key }),
+            Err(AppError::Forbidden(_)) => Err(self.deny(p, meta, Permission::ApiKeysManage, Some(("api_key", id.to_string()))).await),
+            Err(e) => Err(e),
+        }
+    }
+}

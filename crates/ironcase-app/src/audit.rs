@@ -1,0 +1,105 @@
+//! Audit entries for the use cases, and the audit read/verify operations.
+
+use ironcase_domain::{Permission, Timestamp};
+use ironcase_store::audit::{self as store_audit, EntryRow, Filter, NewEntry, Verification};
+use serde_json::json;
+
+use crate::{App, AppError, Principal, RequestMeta, Result};
+
+/// An entry for something `p` did successfully.
+pub(crate) fn by(
+    p: &Principal,
+    meta: &RequestMeta,
+    at: Timestamp,
+    action: &str,
+    resource: (&str, &str),
+    details: serde_json::Value,
+) -> NewEntry {
+    NewEntry {
+        tenant: p.org.to_string(),
+        at,
+        actor_id: Some(p.actor_id()),
+        actor_kind: p.actor_kind().to_owned(),
+        action: action.to_owned(),
+        resource_type: Some(resource.0.to_owned()),
+        resource_id: Some(resource.1.to_owned()),
+        outcome: "success".to_owned(),
+        request_id: meta.request_id.clone(),
+        source_ip: meta.source_ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        details,
+    }
+}
+
+/// An entry with no principal (logins, refreshes): the caller fills in the rest.
+pub(crate) fn anonymous(
+    tenant: &str,
+    meta: &RequestMeta,
+    at: Timestamp,
+    action: &str,
+    outcome: &str,
+    details: serde_json::Value,
+) -> NewEntry {
+    NewEntry {
+        tenant: tenant.to_owned(),
+        at,
+        actor_id: None,
+        actor_kind: "anonymous".to_owned(),
+        action: action.to_owned(),
+        resource_type: None,
+        resource_id: None,
+        outcome: outcome.to_owned(),
+        request_id: meta.request_id.clone(),
+        source_ip: meta.source_ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        details,
+    }
+}
+
+pub const MAX_PAGE: i64 = 200;
+
+impl App {
+    /// Records that `p` was refused `perm` (on `resource`), and returns the
+    /// error to answer with. The entry commits on its own: the refused change
+    /// never happened.
+    pub(crate) async fn deny(&self, p: &Principal, meta: &RequestMeta, perm: Permission, resource: Option<(&str, String)>) -> AppError {
+        let mut e = by(p, meta, self.clock().now(), "access.denied", ("", ""), json!({ "permission": perm.as_str() }));
+        e.outcome = "denied".to_owned();
+        e.resource_type = resource.as_ref().map(|r| r.0.to_owned());
+        e.resource_id = resource.map(|r| r.1);
+        let written: Result<i64> = self.store().write(move |c| Box::pin(async move { Ok(store_audit::append(c, e).await?) })).await;
+        if let Err(err) = written {
+            tracing::error!(error = %err, "could not audit a denial");
+        }
+        AppError::Forbidden(format!("missing permission {perm}"))
+    }
+
+    /// Fails with an audited 403 unless `p` holds `perm`.
+    pub(crate) async fn require(&self, p: &Principal, meta: &RequestMeta, perm: Permission) -> Result<()> {
+        if p.has(perm) {
+            Ok(())
+        } else {
+            Err(self.deny(p, meta, perm, None).await)
+        }
+    }
+
+    /// `GET /audit`: newest first, `before` is the cursor (a sequence number).
+    pub async fn audit_list(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        f: &Filter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<EntryRow>> {
+        self.require(p, meta, Permission::AuditRead).await?;
+        let mut c = self.store().reader().await?;
+        Ok(store_audit::list(&mut c, &p.org.to_string(), f, before, limit.clamp(1, MAX_PAGE)).await?)
+    }
+
+    pub async fn audit_verify(&self, p: &Principal, meta: &RequestMeta) -> Result<Verification> {
+        self.require(p, meta, Permission::AuditRead).await?;
+        let mut c = self.store().reader().await?;
+        Ok(store_audit::verify(&mut c, &p.org.to_string()).await?)
+    }
+}

@@ -1,0 +1,430 @@
+//! Authentication: passwords (argon2id), sessions with short-lived JWT access
+//! tokens, rotating refresh tokens with reuse detection, API keys, and turning
+//! a bearer credential into a [`Principal`].
+
+use std::collections::HashMap;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use ironcase_domain::{OrgId, Role, SessionId, Timestamp, UserId};
+use ironcase_store::session::{self, SessionRow};
+use ironcase_store::{apikey, audit::NewEntry, org, Store};
+use jsonwebtoken::{Algorithm as JwtAlg, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::anonymous;
+use crate::crypto::{self, MasterKey};
+use crate::{Actor, App, AppError, Principal, RequestMeta, Result};
+
+pub const API_KEY_PREFIX: &str = "ick_";
+pub const REFRESH_PREFIX: &str = "icr_";
+const AUDIENCE: &str = "ironcase";
+const ISSUER: &str = "ironcase";
+
+fn argon() -> Argon2<'static> {
+    // OWASP: argon2id, m = 19 MiB, t = 2, p = 1.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+pub async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        argon()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|_| AppError::Internal("password hashing failed".into()))
+    })
+    .await
+    .map_err(|_| AppError::Internal("password hashing task failed".into()))?
+}
+
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
+        Ok(h) => argon().verify_password(password.as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// The HMAC keys that sign access tokens, by key id. Kept in the database
+/// sealed under the master key so that every node can verify every token.
+pub(crate) struct TokenKeys {
+    current: String,
+    keys: HashMap<String, Vec<u8>>,
+}
+
+impl TokenKeys {
+    pub(crate) async fn load_or_create(store: &Store, master: &MasterKey, now: Timestamp) -> Result<TokenKeys> {
+        let rows = {
+            let mut c = store.reader().await?;
+            session::signing_keys(&mut c).await?
+        };
+        let mut keys = HashMap::new();
+        let mut current = None;
+        for (id, alg, sealed) in rows {
+            if alg != "HS256" {
+                continue;
+            }
+            let plain = master.open(&sealed, &format!("signing_key:{id}"))?;
+            current.get_or_insert_with(|| id.clone());
+            keys.insert(id, plain);
+        }
+        if let Some(current) = current {
+            return Ok(TokenKeys { current, keys });
+        }
+        let id = format!("sk_{}", crypto::random_token(9));
+        let secret = crypto::random_bytes::<32>().to_vec();
+        let sealed = master.seal(&secret, &format!("signing_key:{id}"))?;
+        let kid = id.clone();
+        store.write(move |c| Box::pin(async move { session::insert_signing_key(c, &kid, "HS256", &sealed, now).await })).await?;
+        keys.insert(id.clone(), secret);
+        Ok(TokenKeys { current: id, keys })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    sid: String,
+    org: String,
+    iat: i64,
+    exp: i64,
+    aud: String,
+    iss: String,
+    typ: String,
+}
+
+/// What login and refresh hand back.
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}
+
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+    pub organization: Option<String>,
+}
+
+/// What `GET /auth/me` shows.
+#[derive(Debug, Clone)]
+pub struct Me {
+    pub user: org::UserRow,
+    pub organization: org::OrgRow,
+    pub role: Role,
+}
+
+enum Refreshed {
+    Ok { session: SessionRow, refresh: String },
+    Reused,
+    Invalid,
+}
+
+impl App {
+    fn sign_access(&self, s: &SessionRow, now: Timestamp) -> Result<(String, i64)> {
+        let ttl = self.settings().access_ttl_secs.min(900);
+        let claims = Claims {
+            sub: s.user.to_string(),
+            sid: s.id.to_string(),
+            org: s.org.to_string(),
+            iat: now.0 / 1000,
+            exp: now.0 / 1000 + ttl,
+            aud: AUDIENCE.into(),
+            iss: ISSUER.into(),
+            typ: "access".into(),
+        };
+        let keys = &self.inner.tokens;
+        let secret = keys.keys.get(&keys.current).ok_or_else(|| AppError::Internal("no signing key".into()))?;
+        let mut header = Header::new(JwtAlg::HS256);
+        header.kid = Some(keys.current.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
+            .map_err(|_| AppError::Internal("token signing failed".into()))?;
+        Ok((token, ttl))
+    }
+
+    /// `POST /auth/login`.
+    pub async fn login(&self, input: LoginInput, meta: &RequestMeta) -> Result<TokenPair> {
+        let now = self.clock().now();
+        let email = input.email.trim().to_lowercase();
+        let window_start = now.plus_secs(-self.settings().login_window_secs);
+        let (user, org_choice, failures) = {
+            let mut c = self.store().reader().await?;
+            let user = org::find_user_by_email(&mut c, &email).await?;
+            let failures = session::login_failures(&mut c, &email, window_start).await?;
+            let choice = match (&user, &input.organization) {
+                (Some(u), Some(slug)) => match org::find_org_by_slug(&mut c, slug).await? {
+                    Some(o) => org::membership_role(&mut c, o.id, u.id).await?.map(|r| (o.id, r)),
+                    None => None,
+                },
+                (Some(u), None) => org::first_membership(&mut c, u.id).await?,
+                (None, _) => None,
+            };
+            (user, choice, failures)
+        };
+        let audit_tenant = org_choice.map(|(o, _)| o.to_string()).unwrap_or_else(|| ironcase_store::audit::PLATFORM.to_owned());
+        let user_ref = user.as_ref().map(|u| u.id.to_string());
+
+        // Locked out: refuse before looking at the password, so that the right
+        // one does not get through either.
+        if failures.0 >= self.settings().login_max_failures {
+            let oldest = failures.1.unwrap_or(now);
+            let retry_after_secs = ((oldest.plus_secs(self.settings().login_window_secs).0 - now.0) / 1000).max(1);
+            let mut e =
+                anonymous(&audit_tenant, meta, now, "auth.login", "denied", json!({ "reason": "too_many_failures", "email": email }));
+            e.actor_id = user_ref;
+            self.write_audit(e).await?;
+            return Err(AppError::TooManyAttempts { retry_after_secs });
+        }
+
+        let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| self.inner.dummy_hash.clone());
+        let password_ok = verify_password(input.password, hash).await && user.is_some();
+        let (user, (org_id, _role)) = match (user, org_choice) {
+            (Some(u), Some(choice)) if password_ok => (u, choice),
+            _ => {
+                let mut e = anonymous(
+                    &audit_tenant,
+                    meta,
+                    now,
+                    "auth.login",
+                    "failure",
+                    json!({ "reason": "invalid_credentials", "email": email }),
+                );
+                e.actor_id = user_ref;
+                let em = email.clone();
+                self.store()
+                    .write(move |c| {
+                        Box::pin(async move {
+                            session::record_login_failure(c, &em, now).await?;
+                            ironcase_store::audit::append(c, e).await?;
+                            Ok::<_, AppError>(())
+                        })
+                    })
+                    .await?;
+                return Err(AppError::InvalidCredentials);
+            }
+        };
+
+        let s = SessionRow {
+            id: SessionId::new(),
+            org: org_id,
+            user: user.id,
+            created_at: now,
+            expires_at: now.plus_secs(self.settings().refresh_ttl_secs),
+            revoked_at: None,
+        };
+        let refresh = format!("{REFRESH_PREFIX}{}", crypto::random_token(32));
+        let refresh_hash = crypto::sha256_hex(&refresh);
+        let mut e = anonymous(&org_id.to_string(), meta, now, "auth.login", "success", json!({ "session_id": s.id.to_string() }));
+        e.actor_id = Some(user.id.to_string());
+        e.actor_kind = "user".into();
+        e.resource_type = Some("session".into());
+        e.resource_id = Some(s.id.to_string());
+        let (srow, window) = (s.clone(), window_start);
+        self.store()
+            .write(move |c| {
+                Box::pin(async move {
+                    session::clear_login_failures(c, &email, window).await?;
+                    session::insert_session(c, &srow).await?;
+                    session::insert_refresh(c, &refresh_hash, srow.id, now, srow.expires_at).await?;
+                    ironcase_store::audit::append(c, e).await?;
+                    Ok::<_, AppError>(())
+                })
+            })
+            .await?;
+        let (access_token, expires_in) = self.sign_access(&s, now)?;
+        Ok(TokenPair { access_token, refresh_token: refresh, expires_in })
+    }
+
+    /// `POST /auth/refresh`: rotates the refresh token. Presenting one that was
+    /// already used revokes the whole login.
+    pub async fn refresh(&self, token: &str, meta: &RequestMeta) -> Result<TokenPair> {
+        let now = self.clock().now();
+        if !token.starts_with(REFRESH_PREFIX) || token.len() > 256 {
+            return Err(AppError::Unauthenticated);
+        }
+        let hash = crypto::sha256_hex(token);
+        let new_refresh = format!("{REFRESH_PREFIX}{}", crypto::random_token(32));
+        let new_hash = crypto::sha256_hex(&new_refresh);
+        let ttl = self.settings().refresh_ttl_secs;
+        let meta = meta.clone();
+        let outcome = self
+            .store()
+            .write(move |c| {
+                Box::pin(async move {
+                    let Some(rt) = session::get_refresh(c, &hash).await? else { return Ok(Refreshed::Invalid) };
+                    let Some(auth) = session::session_auth(c, rt.session).await? else { return Ok(Refreshed::Invalid) };
+                    let s = auth.session;
+                    let mut e =
+                        anonymous(&s.org.to_string(), &meta, now, "auth.refresh", "success", json!({ "session_id": s.id.to_string() }));
+                    e.actor_id = Some(s.user.to_string());
+                    e.actor_kind = "user".into();
+                    e.resource_type = Some("session".into());
+                    e.resource_id = Some(s.id.to_string());
+                    if rt.used_at.is_some() {
+                        // Someone holds a copy of a rotated token: end the login everywhere.
+                        session::revoke_session(c, s.id, now, "refresh_token_reuse").await?;
+                        e.action = "auth.refresh_reuse".into();
+                        e.outcome = "denied".into();
+                        ironcase_store::audit::append(c, e).await?;
+                        return Ok(Refreshed::Reused);
+                    }
+                    if s.revoked_at.is_some() || s.expires_at <= now || rt.expires_at <= now || auth.role.is_none() {
+                        return Ok(Refreshed::Invalid);
+                    }
+                    if !session::use_refresh(c, &hash, now).await? {
+                        return Ok(Refreshed::Invalid);
+                    }
+                    let expires = now.plus_secs(ttl);
+                    session::insert_refresh(c, &new_hash, s.id, now, expires).await?;
+                    session::extend_session(c, s.id, expires).await?;
+                    ironcase_store::audit::append(c, e).await?;
+                    Ok::<_, AppError>(Refreshed::Ok { session: s, refresh: new_refresh })
+                })
+            })
+            .await?;
+        match outcome {
+            Refreshed::Ok { session, refresh } => {
+                let (access_token, expires_in) = self.sign_access(&session, now)?;
+                Ok(TokenPair { access_token, refresh_token: refresh, expires_in })
+            }
+            Refreshed::Reused | Refreshed::Invalid => Err(AppError::Unauthenticated),
+        }
+    }
+
+    /// `POST /auth/logout`: the session ends now, with every token of it.
+    pub async fn logout(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
+        let Some(sid) = p.session else {
+            return Err(AppError::Conflict {
+                code: "not_a_session",
+                detail: "API keys are revoked with DELETE /api/v1/api-keys/{id}".into(),
+            });
+        };
+        let now = self.clock().now();
+        let e = crate::audit::by(p, meta, now, "auth.logout", ("session", &sid.to_string()), json!({}));
+        self.store()
+            .write(move |c| {
+                Box::pin(async move {
+                    session::revoke_session(c, sid, now, "logout").await?;
+                    ironcase_store::audit::append(c, e).await?;
+                    Ok::<_, AppError>(())
+                })
+            })
+            .await
+    }
+
+    pub async fn me(&self, p: &Principal) -> Result<Me> {
+        let mut c = self.store().reader().await?;
+        let user = org::get_user(&mut c, p.user_id()).await?;
+        let organization = org::get_org(&mut c, p.org).await?;
+        Ok(Me { user, organization, role: p.role })
+    }
+
+    pub(crate) async fn write_audit(&self, e: NewEntry) -> Result<()> {
+        self.store()
+            .write(move |c| Box::pin(async move { ironcase_store::audit::append(c, e).await.map(|_| ()).map_err(AppError::from) }))
+            .await
+    }
+
+    /// Turns `Authorization: Bearer …` into the principal it names.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal> {
+        if bearer.starts_with(API_KEY_PREFIX) {
+            return self.authenticate_api_key(bearer).await;
+        }
+        let header = jsonwebtoken::decode_header(bearer).map_err(|_| AppError::Unauthenticated)?;
+        if header.alg != JwtAlg::HS256 {
+            return Err(AppError::Unauthenticated);
+        }
+        let keys = &self.inner.tokens;
+        let secret = header.kid.as_ref().and_then(|k| keys.keys.get(k)).ok_or(AppError::Unauthenticated)?;
+        let mut v = Validation::new(JwtAlg::HS256);
+        v.set_audience(&[AUDIENCE]);
+        v.set_issuer(&[ISSUER]);
+        // Expiry is checked below against the application clock.
+        v.validate_exp = false;
+        v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(bearer, &DecodingKey::from_secret(secret), &v).map_err(|_| AppError::Unauthenticated)?;
+        let claims = data.claims;
+        let now = self.clock().now();
+        if claims.typ != "access" || claims.exp * 1000 <= now.0 {
+            return Err(AppError::Unauthenticated);
+        }
+        let sid: SessionId = claims.sid.parse().map_err(|_| AppError::Unauthenticated)?;
+        let org: OrgId = claims.org.parse().map_err(|_| AppError::Unauthenticated)?;
+        let user: UserId = claims.sub.parse().map_err(|_| AppError::Unauthenticated)?;
+        let auth = {
+            let mut c = self.store().reader().await?;
+            session::session_auth(&mut c, sid).await?
+        };
+        let Some(auth) = auth else { return Err(AppError::Unauthenticated) };
+        if auth.session.revoked_at.is_some() || auth.session.expires_at <= now || auth.session.org != org || auth.session.user != user {
+            return Err(AppError::Unauthenticated);
+        }
+        let Some(role) = auth.role else { return Err(AppError::Unauthenticated) };
+        if auth.org_status != "active" {
+            return Err(AppError::OrganizationSuspended);
+        }
+        Ok(Principal { org, actor: Actor::User(user), role, session: Some(sid), is_operator: auth.is_operator })
+    }
+
+    async fn authenticate_api_key(&self, key: &str) -> Result<Principal> {
+        if key.len() > 128 {
+            return Err(AppError::Unauthenticated);
+        }
+        let hash = crypto::sha256_hex(key);
+        let row = {
+            let mut c = self.store().reader().await?;
+            apikey::find_by_hash(&mut c, &hash).await?
+        };
+        let Some(row) = row else { return Err(AppError::Unauthenticated) };
+        // The lookup was by hash; compare again in constant time all the same.
+        if !crypto::ct_eq(row.key_hash.as_bytes(), hash.as_bytes()) {
+            return Err(AppError::Unauthenticated);
+        }
+        let now = self.clock().now();
+        if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
+            return Err(AppError::Unauthenticated);
+        }
+        let status = {
+            let mut c = self.store().reader().await?;
+            org::get_org(&mut c, row.org).await?.status
+        };
+        if status != "active" {
+            return Err(AppError::OrganizationSuspended);
+        }
+        // Remember use at most once a minute, off the request's path.
+        if row.last_used_at.is_none_or(|t| now.0 - t.0 > 60_000) {
+            let (store, id) = (self.store().clone(), row.id);
+            tokio::spawn(async move {
+                let r: Result<()> = store.write(move |c| Box::pin(async move { Ok(apikey::touch(c, id, now).await?) })).await;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "could not record API key use");
+                }
+            });
+        }
+        Ok(Principal {
+            org: row.org,
+            actor: Actor::ApiKey { key: row.id, owner: row.created_by },
+            role: row.role,
+            session: None,
+            is_operator: false,
+        })
+    }
+}
+
+/// Generates a new API key: the key (shown once), its hash and display prefix.
+pub(crate) fn new_api_key() -> (String, String, String) {
+    let key = format!("{API_KEY_PREFIX}{}", crypto::random_token(32));
+    let hash = crypto::sha256_hex(&key);
+    let prefix = key.chars().take(12).collect();
+    (key, hash, prefix)
+}

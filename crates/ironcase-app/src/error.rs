@@ -1,0 +1,59 @@
+//! The one error type of the use cases. Each variant maps to one HTTP status
+//! and one stable machine code in the HTTP layer.
+
+use ironcase_domain::ValidationErrors;
+use ironcase_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No credential, or one that does not check out.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Wrong e-mail or password (the same answer for both).
+    #[error("invalid e-mail or password")]
+    InvalidCredentials,
+    #[error("permission denied: {0}")]
+    Forbidden(String),
+    #[error("the organization is suspended")]
+    OrganizationSuspended,
+    #[error("not found")]
+    NotFound,
+    #[error("validation failed")]
+    Validation(ValidationErrors),
+    /// A request that conflicts with the current state; `code` is stable.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("the resource changed since it was read")]
+    VersionConflict,
+    #[error("this request needs an If-Match header")]
+    PreconditionRequired,
+    #[error("{0}")]
+    InvalidTransition(String),
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_secs: i64 },
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("service unavailable")]
+    Unavailable,
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AppError::NotFound,
+            StoreError::Conflict(what) => AppError::Conflict { code: "conflict", detail: format!("already exists ({what})") },
+            StoreError::Unavailable => AppError::Unavailable,
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ValidationErrors> for AppError {
+    fn from(e: ValidationErrors) -> Self {
+        AppError::Validation(e)
+    }
+}

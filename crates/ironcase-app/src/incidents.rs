@@ -1,0 +1,299 @@
+//! Incidents: create, read, list, update (with optimistic concurrency and the
+//! status workflow), delete, comment, timeline.
+
+use ironcase_domain::validate::{self, ValidationErrors};
+use ironcase_domain::{transition, Category, CommentId, IncidentId, Milestone, Permission, Resolution, Severity, Status, Tlp, UserId};
+use ironcase_store::event::{self, EventRow};
+use ironcase_store::incident::{self as store, CommentRow, Filter, IncidentRef, IncidentRow, Sort};
+use ironcase_store::{audit, org, Conn};
+use serde_json::{json, Value};
+
+use crate::audit::by;
+use crate::{App, AppError, Principal, RequestMeta, Result};
+
+pub const MAX_PAGE: i64 = 200;
+
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub title: String,
+    pub description: Option<String>,
+    pub severity: Severity,
+    pub category: Category,
+    pub tlp: Option<Tlp>,
+    pub tags: Option<Vec<String>>,
+    pub assignee_id: Option<UserId>,
+}
+
+/// A partial update; `None` leaves a field alone. `assignee_id: Some(None)` unassigns.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub severity: Option<Severity>,
+    pub category: Option<Category>,
+    pub tlp: Option<Tlp>,
+    pub tags: Option<Vec<String>>,
+    pub assignee_id: Option<Option<UserId>>,
+    pub status: Option<Status>,
+    pub resolution: Option<Resolution>,
+}
+
+/// Parses `inc_…` or `INC-42` (case-insensitive) or `42`.
+pub fn parse_ref(s: &str) -> Option<IncidentRef> {
+    if let Ok(id) = s.parse::<IncidentId>() {
+        return Some(IncidentRef::Id(id));
+    }
+    let digits = if s.len() > 4 && s[..4].eq_ignore_ascii_case("inc-") { &s[4..] } else { s };
+    match digits.parse::<i64>() {
+        Ok(n) if n > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => Some(IncidentRef::Number(n)),
+        _ => None,
+    }
+}
+
+async fn check_assignee(c: &mut Conn, org: ironcase_domain::OrgId, a: Option<UserId>) -> Result<()> {
+    if let Some(a) = a {
+        if org::membership_role(c, org, a).await?.is_none() {
+            return Err(ValidationErrors::one("assignee_id", "is not a member of this organization").into());
+        }
+    }
+    Ok(())
+}
+
+fn incident_ref(i: &IncidentRow) -> (&'static str, String) {
+    ("incident", i.id.to_string())
+}
+
+impl App {
+    async fn load(&self, p: &Principal, r: IncidentRef) -> Result<IncidentRow> {
+        let mut c = self.store().reader().await?;
+        Ok(store::get(&mut c, p.org, r).await?)
+    }
+
+    pub async fn incident_create(&self, p: &Principal, meta: &RequestMeta, input: NewIncident) -> Result<IncidentRow> {
+        self.require(p, meta, Permission::IncidentCreate).await?;
+        let mut errs = ValidationErrors::default();
+        let title = validate::text("title", &input.title, 1, 300, &mut errs);
+        let description = validate::long_text("description", input.description.as_deref().unwrap_or(""), 100_000, &mut errs);
+        let tags = validate::tags("tags", input.tags.as_deref().unwrap_or(&[]), &mut errs);
+        errs.into_result()?;
+        let now = self.clock().now();
+        let mut row = IncidentRow {
+            org: p.org,
+            id: IncidentId::new(),
+            number: 0,
+            title,
+            description,
+            severity: input.severity,
+            category: input.category,
+            status: Status::Open,
+            resolution: None,
+            tlp: input.tlp.unwrap_or(Tlp::DEFAULT),
+            tags,
+            assignee_id: input.assignee_id,
+            reporter_id: p.user_id(),
+            created_at: now,
+            updated_at: now,
+            acknowledged_at: None,
+            contained_at: None,
+            resolved_at: None,
+            closed_at: None,
+            version: 1,
+        };
+        let (p2, meta) = (p.clone(), meta.clone());
+        self.store()
+            .write(move |c| {
+                Box::pin(async move {
+                    check_assignee(c, p2.org, row.assignee_id).await?;
+                    row.number = org::next_incident_number(c, p2.org).await?;
+                    store::insert(c, &row).await?;
+                    let data = json!({ "number": row.number, "title": row.title, "severity": row.severity, "category": row.category, "tlp": row.tlp });
+                    event::append(c, p2.org, Some(row.id), "incident.created", Some(&p2.actor_id()), &data, now).await?;
+                    audit::append(c, by(&p2, &meta, now, "incident.create", ("incident", &row.id.to_string()), data)).await?;
+                    Ok(row)
+                })
+            })
+            .await
+    }
+
+    pub async fn incident_get(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<IncidentRow> {
+        self.require(p, meta, Permission::IncidentRead).await?;
+        self.load(p, r).await
+    }
+
+    /// One page of incidents; `after` is the previous page's last row.
+    pub async fn incident_list(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        f: &Filter,
+        sort: Sort,
+        after: Option<(i64, IncidentId)>,
+        limit: i64,
+    ) -> Result<Vec<IncidentRow>> {
+        self.require(p, meta, Permission::IncidentRead).await?;
+        let mut c = self.store().reader().await?;
+        Ok(store::list(&mut c, p.org, f, sort, after, limit.clamp(1, MAX_PAGE)).await?)
+    }
+
+    pub async fn incident_update(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        r: IncidentRef,
+        expected_version: i64,
+        patch: IncidentPatch,
+    ) -> Result<IncidentRow> {
+        let current = self.load(p, r).await?;
+        if !p.may_on_incident(Permission::IncidentUpdate, current.reporter_id, current.assignee_id) {
+            return Err(self.deny(p, meta, Permission::IncidentUpdate, Some(incident_ref(&current))).await);
+        }
+        let mut errs = ValidationErrors::default();
+        let title = patch.title.as_deref().map(|t| validate::text("title", t, 1, 300, &mut errs));
+        let description = patch.description.as_deref().map(|d| validate::long_text("description", d, 100_000, &mut errs));
+        let tags = patch.tags.as_deref().map(|t| validate::tags("tags", t, &mut errs));
+        if patch.resolution.is_some() && patch.status != Some(Status::Closed) {
+            errs.push("resolution", "may only be given when closing (status: closed)");
+        }
+        errs.into_result()?;
+        let now = self.clock().now();
+        let (p2, meta2, id) = (p.clone(), meta.clone(), current.id);
+        let out = self
+            .store()
+            .write(move |c| {
+                Box::pin(async move {
+                    let old = store::get(c, p2.org, IncidentRef::Id(id)).await?;
+                    if old.version != expected_version {
+                        return Err(AppError::VersionConflict);
+                    }
+                    if !p2.may_on_incident(Permission::IncidentUpdate, old.reporter_id, old.assignee_id) {
+                        return Err(AppError::Forbidden(format!("missing permission {}", Permission::IncidentUpdate)));
+                    }
+                    let mut new = old.clone();
+                    let mut changes: Vec<Value> = Vec::new();
+                    macro_rules! set {
+                        ($field:ident, $value:expr) => {
+                            if let Some(v) = $value {
+                                if new.$field != v {
+                                    changes.push(json!({ "field": stringify!($field), "old": old.$field, "new": v }));
+                                    new.$field = v;
+                                }
+                            }
+                        };
+                    }
+                    set!(title, title);
+                    set!(description, description);
+                    set!(severity, patch.severity);
+                    set!(category, patch.category);
+                    set!(tlp, patch.tlp);
+                    let tags_changed = tags.as_ref().is_some_and(|t| *t != old.tags);
+                    set!(tags, tags);
+                    if let Some(a) = patch.assignee_id {
+                        check_assignee(c, p2.org, a).await?;
+                    }
+                    set!(assignee_id, patch.assignee_id);
+                    let mut status_change = None;
+                    if let Some(to) = patch.status.filter(|s| *s != old.status) {
+                        let milestones =
+                            transition(old.status, to, patch.resolution).map_err(|e| AppError::InvalidTransition(e.to_string()))?;
+                        for m in milestones {
+                            let slot = match m {
+                                Milestone::Acknowledged => &mut new.acknowledged_at,
+                                Milestone::Contained => &mut new.contained_at,
+                                Milestone::Resolved => &mut new.resolved_at,
+                                Milestone::Closed => &mut new.closed_at,
+                            };
+                            slot.get_or_insert(now);
+                        }
+                        new.status = to;
+                        new.resolution = if to == Status::Closed { patch.resolution } else { None };
+                        status_change = Some(json!({ "from": old.status, "to": to, "resolution": new.resolution }));
+                    }
+                    if changes.is_empty() && status_change.is_none() {
+                        return Ok(old);
+                    }
+                    new.version = old.version + 1;
+                    new.updated_at = now;
+                    if !store::update(c, &new, expected_version, tags_changed).await? {
+                        return Err(AppError::VersionConflict);
+                    }
+                    let actor = p2.actor_id();
+                    if !changes.is_empty() {
+                        event::append(c, p2.org, Some(id), "incident.updated", Some(&actor), &json!({ "changes": changes }), now).await?;
+                    }
+                    if let Some(sc) = &status_change {
+                        event::append(c, p2.org, Some(id), "incident.status_changed", Some(&actor), sc, now).await?;
+                    }
+                    let details = json!({ "changes": changes, "status": status_change, "version": new.version });
+                    audit::append(c, by(&p2, &meta2, now, "incident.update", ("incident", &id.to_string()), details)).await?;
+                    Ok(new)
+                })
+            })
+            .await;
+        match out {
+            Err(AppError::Forbidden(_)) => Err(self.deny(p, meta, Permission::IncidentUpdate, Some(incident_ref(&current))).await),
+            other => other,
+        }
+    }
+
+    pub async fn incident_delete(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<()> {
+        let current = self.load(p, r).await?;
+        if !p.may_on_incident(Permission::IncidentDelete, current.reporter_id, current.assignee_id) {
+            return Err(self.deny(p, meta, Permission::IncidentDelete, Some(incident_ref(&current))).await);
+        }
+        let now = self.clock().now();
+        let (p2, meta2, id, number) = (p.clone(), meta.clone(), current.id, current.number);
+        self.store()
+            .write(move |c| {
+                Box::pin(async move {
+                    store::soft_delete(c, p2.org, id, now).await?;
+                    let data = json!({ "number": number });
+                    event::append(c, p2.org, Some(id), "incident.deleted", Some(&p2.actor_id()), &data, now).await?;
+                    audit::append(c, by(&p2, &meta2, now, "incident.delete", ("incident", &id.to_string()), data)).await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    pub async fn comment_create(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef, body: &str) -> Result<CommentRow> {
+        let current = self.load(p, r).await?;
+        if !p.may_on_incident(Permission::CommentCreate, current.reporter_id, current.assignee_id) {
+            return Err(self.deny(p, meta, Permission::CommentCreate, Some(incident_ref(&current))).await);
+        }
+        let mut errs = ValidationErrors::default();
+        let body = validate::long_text("body", body, 100_000, &mut errs);
+        if body.trim().is_empty() {
+            errs.push("body", "must not be empty");
+        }
+        errs.into_result()?;
+        let now = self.clock().now();
+        let row = CommentRow { org: p.org, id: CommentId::new(), incident_id: current.id, author_id: p.user_id(), body, created_at: now };
+        let (p2, meta2) = (p.clone(), meta.clone());
+        self.store()
+            .write(move |c| {
+                Box::pin(async move {
+                    // The incident may have been deleted since it was read.
+                    store::get(c, p2.org, IncidentRef::Id(row.incident_id)).await?;
+                    store::insert_comment(c, &row).await?;
+                    let data = json!({ "comment_id": row.id, "body": row.body });
+                    event::append(c, p2.org, Some(row.incident_id), "comment.added", Some(&p2.actor_id()), &data, now).await?;
+                    let details = json!({ "incident_id": row.incident_id, "length": row.body.chars().count() });
+                    audit::append(c, by(&p2, &meta2, now, "comment.create", ("comment", &row.id.to_string()), details)).await?;
+                    Ok(row)
+                })
+            })
+            .await
+    }
+
+    pub async fn incident_timeline(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<Vec<EventRow>> {
+        self.require(p, meta, Permission::IncidentRead).await?;
+        let current = self.load(p, r).await?;
+        let mut c = self.store().reader().await?;
+        Ok(event::for_incident(&mut c, p.org, current.id).await?)
+    }
+}
+
+/// For list cursors.
+pub fn sort_key(sort: Sort, i: &IncidentRow) -> (i64, IncidentId) {
+    (sort.key(i), i.id)
+}

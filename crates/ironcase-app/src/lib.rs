@@ -1,0 +1,92 @@
+//! Ironcase use cases. Every operation a user can do is one method on [`App`]
+//! that authorizes, validates, runs one transaction (the change, its event and
+//! its audit entry together) and returns domain values for the HTTP layer to
+//! render.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod apikeys;
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod crypto;
+pub mod error;
+pub mod incidents;
+pub mod members;
+pub mod principal;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use clock::Clock;
+pub use error::{AppError, Result};
+pub use ironcase_store as store;
+pub use ironcase_store::Store;
+pub use principal::{Actor, Principal, RequestMeta};
+
+/// Tunables the use cases need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Access-token lifetime in seconds (at most 15 minutes).
+    pub access_ttl_secs: i64,
+    /// Refresh-token (and session) lifetime in seconds.
+    pub refresh_ttl_secs: i64,
+    /// Failed logins allowed per account within `login_window_secs`.
+    pub login_max_failures: i64,
+    pub login_window_secs: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { access_ttl_secs: 900, refresh_ttl_secs: 30 * 24 * 3600, login_max_failures: 5, login_window_secs: 15 * 60 }
+    }
+}
+
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: Clock,
+    settings: Settings,
+    tokens: auth::TokenKeys,
+    /// A real argon2id hash to verify against when the e-mail is unknown, so
+    /// that a wrong address takes as long as a wrong password.
+    dummy_hash: String,
+}
+
+impl App {
+    /// Opens the application over `store`: loads (or on first start creates)
+    /// the token-signing keys, sealed under `master`.
+    pub async fn new(store: Store, master: crypto::MasterKey, clock: Clock, settings: Settings) -> Result<App> {
+        let tokens = auth::TokenKeys::load_or_create(&store, &master, clock.now()).await?;
+        let dummy_hash = auth::hash_password("not a real password, only for timing".to_owned()).await?;
+        Ok(App { inner: Arc::new(Inner { store, clock, settings, tokens, dummy_hash }) })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.inner.store.ping().await?)
+    }
+
+    /// On the very first start, creates the organisation `default` and its owner
+    /// `admin@localhost` (also the platform operator), and writes the owner's
+    /// one-time password to `data_dir/initial-admin-password` (mode 0600).
+    /// Returns that path when it did so.
+    pub async fn bootstrap(&self, data_dir: &Path) -> Result<Option<PathBuf>> {
+        admin::bootstrap(self, data_dir).await
+    }
+}

@@ -1,0 +1,80 @@
+//! Who is asking, in which organisation, with which role; and where from.
+
+use ironcase_domain::{ApiKeyId, IncidentId, OrgId, Permission, Role, Scope, SessionId, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    User(UserId),
+    /// An API key; acts for the user who created it where a person is needed.
+    ApiKey {
+        key: ApiKeyId,
+        owner: UserId,
+    },
+}
+
+/// The caller of one request. The organisation comes only from the credential.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub org: OrgId,
+    pub actor: Actor,
+    pub role: Role,
+    pub session: Option<SessionId>,
+    /// A platform operator acting through a user session.
+    pub is_operator: bool,
+}
+
+impl Principal {
+    /// The user this principal acts as (the key's creator for API keys).
+    pub fn user_id(&self) -> UserId {
+        match self.actor {
+            Actor::User(u) => u,
+            Actor::ApiKey { owner, .. } => owner,
+        }
+    }
+
+    pub fn actor_id(&self) -> String {
+        match self.actor {
+            Actor::User(u) => u.to_string(),
+            Actor::ApiKey { key, .. } => key.to_string(),
+        }
+    }
+
+    pub fn actor_kind(&self) -> &'static str {
+        match self.actor {
+            Actor::User(_) => "user",
+            Actor::ApiKey { .. } => "api_key",
+        }
+    }
+
+    /// Whether the role grants `p` at all (conditions aside).
+    pub fn has(&self, p: Permission) -> bool {
+        self.role.scope(p).is_some()
+    }
+
+    /// Whether the role grants `p` on an incident with this reporter and assignee.
+    pub fn may_on_incident(&self, p: Permission, reporter: UserId, assignee: Option<UserId>) -> bool {
+        match self.role.scope(p) {
+            Some(Scope::All) => true,
+            Some(Scope::OwnOrAssigned) => {
+                let me = self.user_id();
+                reporter == me || assignee == Some(me)
+            }
+            None => false,
+        }
+    }
+}
+
+/// Request facts that go into audit entries.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What a denial names, for the audit entry.
+#[derive(Debug, Clone)]
+pub struct Denied {
+    pub permission: Permission,
+    pub incident: Option<IncidentId>,
+}

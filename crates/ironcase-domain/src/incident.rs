@@ -1,0 +1,184 @@
+//! Incidents: severity, category, TLP, the status workflow and resolutions.
+
+use serde::{Deserialize, Serialize};
+
+/// Declares a closed string enum with `as_str`, `parse` and `ALL`.
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        pub enum $name {
+            $(#[serde(rename = $s)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $s),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
+string_enum!(Severity { Low = "low", Medium = "medium", High = "high", Critical = "critical" });
+
+string_enum!(Category {
+    Malware = "malware",
+    Phishing = "phishing",
+    UnauthorizedAccess = "unauthorized_access",
+    DataBreach = "data_breach",
+    DenialOfService = "denial_of_service",
+    InsiderThreat = "insider_threat",
+    Vulnerability = "vulnerability",
+    PolicyViolation = "policy_violation",
+    Other = "other",
+});
+
+string_enum!(
+    /// Traffic Light Protocol 2.0, ordered from least to most restricted.
+    Tlp { Clear = "clear", Green = "green", Amber = "amber", AmberStrict = "amber+strict", Red = "red" }
+);
+
+impl Tlp {
+    /// What an incident gets when the reporter names no TLP.
+    pub const DEFAULT: Tlp = Tlp::Amber;
+}
+
+string_enum!(Status {
+    Open = "open",
+    Triaged = "triaged",
+    InProgress = "in_progress",
+    Contained = "contained",
+    Resolved = "resolved",
+    Closed = "closed",
+});
+
+string_enum!(Resolution {
+    TruePositive = "true_positive",
+    FalsePositive = "false_positive",
+    Benign = "benign",
+    Duplicate = "duplicate",
+});
+
+impl Status {
+    /// The workflow: which moves are allowed from `self`.
+    pub fn next(self) -> &'static [Status] {
+        use Status::*;
+        match self {
+            Open => &[Triaged, InProgress, Closed],
+            Triaged => &[InProgress, Closed],
+            InProgress => &[Contained, Resolved],
+            Contained => &[Resolved],
+            Resolved => &[Closed, InProgress],
+            Closed => &[InProgress],
+        }
+    }
+
+    pub fn can_move_to(self, to: Status) -> bool {
+        self.next().contains(&to)
+    }
+}
+
+/// Milestone timestamps the server records on a status change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Milestone {
+    Acknowledged,
+    Contained,
+    Resolved,
+    Closed,
+}
+
+/// Why a status change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("cannot move from {from} to {to}; allowed: {allowed}")]
+    NotAllowed { from: Status, to: Status, allowed: String },
+    #[error("closing needs a resolution (true_positive, false_positive, benign, duplicate)")]
+    ResolutionRequired,
+}
+
+/// Checks one status move. Returns the milestones the move reaches.
+pub fn transition(from: Status, to: Status, resolution: Option<Resolution>) -> Result<Vec<Milestone>, TransitionError> {
+    if !from.can_move_to(to) {
+        let allowed = from.next().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(TransitionError::NotAllowed { from, to, allowed });
+    }
+    if to == Status::Closed && resolution.is_none() {
+        return Err(TransitionError::ResolutionRequired);
+    }
+    let mut m = Vec::new();
+    // Leaving `open` for the first time means someone acknowledged the incident.
+    if from == Status::Open {
+        m.push(Milestone::Acknowledged);
+    }
+    match to {
+        Status::Contained => m.push(Milestone::Contained),
+        Status::Resolved => m.push(Milestone::Resolved),
+        Status::Closed => m.push(Milestone::Closed),
+        _ => {}
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn status() -> impl Strategy<Value = Status> {
+        prop::sample::select(Status::ALL.to_vec())
+    }
+    fn resolution() -> impl Strategy<Value = Option<Resolution>> {
+        prop::option::of(prop::sample::select(Resolution::ALL.to_vec()))
+    }
+
+    #[test]
+    fn table() {
+        use Status::*;
+        assert!(transition(Open, Triaged, None).is_ok());
+        assert!(transition(Open, Resolved, None).is_err());
+        assert_eq!(transition(Open, Closed, None), Err(TransitionError::ResolutionRequired));
+        assert!(transition(Closed, InProgress, None).is_ok());
+        assert!(transition(Contained, Closed, Some(Resolution::Benign)).is_err());
+        assert_eq!(transition(InProgress, Contained, None), Ok(vec![Milestone::Contained]));
+    }
+
+    proptest! {
+        /// Any walk through the workflow only ever takes listed edges, and a
+        /// closed incident always carries a resolution.
+        #[test]
+        fn random_walks_follow_the_workflow(steps in prop::collection::vec((status(), resolution()), 0..40)) {
+            let mut cur = Status::Open;
+            let mut res: Option<Resolution> = None;
+            for (to, r) in steps {
+                match transition(cur, to, r) {
+                    Ok(_) => {
+                        prop_assert!(cur.next().contains(&to));
+                        if to == Status::Closed { prop_assert!(r.is_some()); res = r; }
+                        cur = to;
+                    }
+                    Err(TransitionError::ResolutionRequired) => prop_assert!(to == Status::Closed && r.is_none()),
+                    Err(TransitionError::NotAllowed { .. }) => prop_assert!(!cur.next().contains(&to)),
+                }
+            }
+            if cur == Status::Closed { prop_assert!(res.is_some()); }
+        }
+
+        #[test]
+        fn parse_round_trips(s in status()) {
+            prop_assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Pure types and rules of Ironcase. No IO, no async: everything here is a value
+//! that, once constructed, is valid ("parse, don't validate").
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod id;
+pub mod incident;
+pub mod role;
+pub mod timestamp;
+pub mod validate;
+
+pub use id::*;
+pub use incident::*;
+pub use role::*;
+pub use timestamp::Timestamp;
+pub use validate::{FieldError, ValidationErrors};

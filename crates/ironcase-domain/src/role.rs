@@ -1,0 +1,169 @@
+//! Roles and permissions. The role → permission table lives here and only here
+//! (`Role::grants`); the README's table is generated from the same data by
+//! `ironcase roles` and checked by a test.
+
+use serde::{Deserialize, Serialize};
+
+use crate::incident::string_enum;
+
+string_enum!(Permission {
+    IncidentCreate = "incident:create",
+    IncidentRead = "incident:read",
+    IncidentUpdate = "incident:update",
+    IncidentDelete = "incident:delete",
+    CommentCreate = "comment:create",
+    AuditRead = "audit:read",
+    MembersRead = "members:read",
+    MembersManage = "members:manage",
+    ApiKeysManage = "apikeys:manage",
+    OrganizationRead = "organization:read",
+    OrganizationManage = "organization:manage",
+});
+
+string_enum!(
+    /// Built-in roles, from most to least powerful.
+    Role { Owner = "owner", Admin = "admin", Lead = "lead", SeniorAnalyst = "senior_analyst", Analyst = "analyst", Viewer = "viewer" }
+);
+
+/// How far a granted permission reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every resource in the organisation.
+    All,
+    /// Only incidents the actor reported or is assigned to.
+    OwnOrAssigned,
+}
+
+use Permission as P;
+use Scope::*;
+
+const OWNER: &[(Permission, Scope)] = &[
+    (P::IncidentCreate, All),
+    (P::IncidentRead, All),
+    (P::IncidentUpdate, All),
+    (P::IncidentDelete, All),
+    (P::CommentCreate, All),
+    (P::AuditRead, All),
+    (P::MembersRead, All),
+    (P::MembersManage, All),
+    (P::ApiKeysManage, All),
+    (P::OrganizationRead, All),
+    (P::OrganizationManage, All),
+];
+const LEAD: &[(Permission, Scope)] = &[
+    (P::IncidentCreate, All),
+    (P::IncidentRead, All),
+    (P::IncidentUpdate, All),
+    (P::IncidentDelete, All),
+    (P::CommentCreate, All),
+    (P::AuditRead, All),
+    (P::MembersRead, All),
+    (P::ApiKeysManage, All),
+    (P::OrganizationRead, All),
+];
+const SENIOR_ANALYST: &[(Permission, Scope)] = &[
+    (P::IncidentCreate, All),
+    (P::IncidentRead, All),
+    (P::IncidentUpdate, All),
+    (P::CommentCreate, All),
+    (P::MembersRead, All),
+    (P::OrganizationRead, All),
+];
+const ANALYST: &[(Permission, Scope)] = &[
+    (P::IncidentCreate, All),
+    (P::IncidentRead, All),
+    (P::IncidentUpdate, OwnOrAssigned),
+    (P::CommentCreate, All),
+    (P::MembersRead, All),
+    (P::OrganizationRead, All),
+];
+const VIEWER: &[(Permission, Scope)] = &[(P::IncidentRead, All), (P::MembersRead, All), (P::OrganizationRead, All)];
+
+impl Role {
+    /// The one role → permission table.
+    pub fn grants(self) -> &'static [(Permission, Scope)] {
+        match self {
+            // Owner and admin hold the same permissions; the difference is rank:
+            // an admin cannot grant, change or remove the owner role.
+            Role::Owner | Role::Admin => OWNER,
+            Role::Lead => LEAD,
+            Role::SeniorAnalyst => SENIOR_ANALYST,
+            Role::Analyst => ANALYST,
+            Role::Viewer => VIEWER,
+        }
+    }
+
+    /// The scope of `p` for this role, or `None` when not granted.
+    pub fn scope(self, p: Permission) -> Option<Scope> {
+        self.grants().iter().find(|(g, _)| *g == p).map(|(_, s)| *s)
+    }
+
+    pub fn permissions(self) -> impl Iterator<Item = Permission> {
+        self.grants().iter().map(|(p, _)| *p)
+    }
+
+    /// Higher is more powerful.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 6,
+            Role::Admin => 5,
+            Role::Lead => 4,
+            Role::SeniorAnalyst => 3,
+            Role::Analyst => 2,
+            Role::Viewer => 1,
+        }
+    }
+
+    /// Whether a holder of `self` may hand out (or act upon) `other`.
+    pub fn covers(self, other: Role) -> bool {
+        self.rank() >= other.rank()
+    }
+}
+
+/// The role table as Markdown, for the docs.
+pub fn role_table_markdown() -> String {
+    let mut out = String::from("| permission |");
+    for r in Role::ALL {
+        out.push_str(&format!(" {r} |"));
+    }
+    out.push_str("\n|---|");
+    for _ in Role::ALL {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for p in Permission::ALL {
+        out.push_str(&format!("| `{p}` |"));
+        for r in Role::ALL {
+            let cell = match r.scope(*p) {
+                Some(All) => "yes",
+                Some(OwnOrAssigned) => "own/assigned",
+                None => "",
+            };
+            out.push_str(&format!(" {cell} |"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_are_monotonic_in_permissions() {
+        for pair in Role::ALL.windows(2) {
+            let (hi, lo) = (pair[0], pair[1]);
+            assert!(hi.rank() > lo.rank());
+            for p in lo.permissions() {
+                assert!(hi.scope(p).is_some(), "{hi} lacks {p} that {lo} has");
+            }
+        }
+    }
+
+    #[test]
+    fn viewer_only_reads() {
+        assert!(Role::Viewer.permissions().all(|p| p.as_str().ends_with(":read")));
+        assert_eq!(Role::Analyst.scope(Permission::IncidentUpdate), Some(Scope::OwnOrAssigned));
+    }
+}

@@ -1,0 +1,198 @@
+//! Extractors: JSON bodies whose every bad field is reported, query strings
+//! parsed field by field, the caller's principal, and request facts for audit.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use ironcase_app::{Principal, RequestMeta};
+use ironcase_domain::{FieldError, Timestamp};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::{current_request_id, ApiError};
+use crate::AppState;
+
+/// A JSON request body. Malformed JSON is 400 `malformed_json`; well-formed
+/// JSON of the wrong shape is 422 `validation_failed` naming each bad field.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))) {
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read")
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Parses a body, collecting every field that does not fit `T`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON (line {}, column {})", e.line(), e.column()),
+        )
+    })?;
+    let Value::Object(mut map) = value else {
+        return Err(ApiError::validation(vec![FieldError { field: "".into(), message: "the body must be a JSON object".into() }]));
+    };
+    let mut errors: Vec<FieldError> = Vec::new();
+    // serde stops at the first problem: note it, take that field out, try again.
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, T>(Value::Object(map.clone())) {
+            Ok(v) if errors.is_empty() => return Ok(v),
+            Ok(_) => break,
+            Err(e) => {
+                let path = e.path().to_string();
+                let msg = e.inner().to_string();
+                let field = if path.is_empty() || path == "." { backticked(&msg).unwrap_or_default() } else { path };
+                let top = field.split(['.', '[']).next().unwrap_or("").to_owned();
+                // A field already reported (e.g. a wrong type, then "missing"
+                // once removed) says nothing new.
+                if errors.iter().any(|f| f.field == field) {
+                    break;
+                }
+                errors.push(FieldError { field, message: clean(&msg) });
+                if !remove(&mut map, &top) {
+                    break;
+                }
+            }
+        }
+    }
+    Err(ApiError::validation(errors))
+}
+
+fn remove(map: &mut Map<String, Value>, key: &str) -> bool {
+    map.remove(key).is_some()
+}
+
+/// The first `name` in a serde message such as "missing field `title`".
+fn backticked(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let end = msg[start..].find('`')? + start;
+    Some(msg[start..end].to_owned())
+}
+
+/// serde's message without its trailing position, which means nothing once the
+/// value was re-read.
+fn clean(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// Query-string parameters, read one by one; unknown ones are refused so that
+/// a misspelt filter is not silently ignored.
+pub struct QueryParams {
+    map: HashMap<String, String>,
+    errors: Vec<FieldError>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        let pairs = form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()));
+        let mut map = HashMap::new();
+        let mut errors = Vec::new();
+        for (k, v) in pairs {
+            if map.insert(k.clone(), v).is_some() {
+                errors.push(FieldError { field: k, message: "given more than once".into() });
+            }
+        }
+        Ok(QueryParams { map, errors })
+    }
+}
+
+impl QueryParams {
+    pub fn str(&mut self, name: &str) -> Option<String> {
+        self.map.remove(name).filter(|v| !v.is_empty())
+    }
+
+    pub fn parse<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Option<T>, expected: &str) -> Option<T> {
+        let raw = self.str(name)?;
+        match parse(&raw) {
+            Some(v) => Some(v),
+            None => {
+                self.errors.push(FieldError { field: name.into(), message: format!("expected {expected}") });
+                None
+            }
+        }
+    }
+
+    pub fn time(&mut self, name: &str) -> Option<Timestamp> {
+        self.parse(name, Timestamp::parse_rfc3339, "an RFC 3339 timestamp")
+    }
+
+    pub fn limit(&mut self, default: i64, max: i64) -> i64 {
+        self.parse("limit", |s| s.parse::<i64>().ok().filter(|n| (1..=max).contains(n)), &format!("an integer from 1 to {max}"))
+            .unwrap_or(default)
+    }
+
+    pub fn error(&mut self, name: &str, message: &str) {
+        self.errors.push(FieldError { field: name.into(), message: message.into() });
+    }
+
+    /// Fails with every bad or unknown parameter.
+    pub fn finish(mut self) -> Result<(), ApiError> {
+        let mut unknown: Vec<String> = self.map.drain().map(|(k, _)| k).collect();
+        unknown.sort();
+        for k in unknown {
+            self.errors.push(FieldError { field: k, message: "unknown parameter".into() });
+        }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.errors))
+        }
+    }
+}
+
+/// The authenticated caller. Missing or bad credentials are 401.
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(p.clone());
+        }
+        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let token =
+            value.and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(str::trim).filter(|t| !t.is_empty());
+        let Some(token) = token else { return Err(ironcase_app::AppError::Unauthenticated.into()) };
+        let p = state.app.authenticate(token).await?;
+        parts.extensions.insert(p.clone());
+        Ok(p)
+    }
+}
+
+/// Request facts for the audit log.
+pub struct Meta(pub RequestMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
+        Ok(Meta(RequestMeta { request_id: current_request_id(), source_ip: ip, user_agent: ua }))
+    }
+}

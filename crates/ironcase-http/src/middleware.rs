@@ -1,0 +1,49 @@
+//! Around every request: its id (taken from `x-request-id` when sane), the
+//! task-local that error bodies read it from, metrics and one log line.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::error::REQUEST_ID;
+use crate::AppState;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Carries the matched route from the inner router out to [`request_context`].
+#[derive(Clone)]
+struct Route(String);
+
+fn sane_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_owned())
+}
+
+pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req.headers().get(REQUEST_ID_HEADER).and_then(sane_id).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    let method = req.method().clone();
+    let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    let route = res.extensions().get::<Route>().map(|r| r.0.as_str()).unwrap_or("unmatched");
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    state.metrics.observe(method.as_str(), route, status, elapsed.as_secs_f64());
+    tracing::debug!(request_id = %id, http.method = %method, http.route = route, http.status = status, latency_us = elapsed.as_micros() as u64, "request");
+    res
+}
+
+/// Inner layer: records which route answered.
+pub async fn record_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let mut res = next.run(req).await;
+    if let Some(r) = route {
+        res.extensions_mut().insert(Route(r));
+    }
+    res
+}

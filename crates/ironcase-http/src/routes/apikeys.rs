@@ -1,0 +1,135 @@
+//! `/api-keys`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::Router;
+use ironcase_app::apikeys::CreatedKey;
+use ironcase_app::store::apikey::ApiKeyRow;
+use ironcase_app::Principal;
+use ironcase_domain::{ApiKeyId, Role, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{Json, Meta};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api-keys", post(create).get(list))
+        .route("/api-keys/{id}", delete(revoke))
+        .route("/api-keys/{id}/rotate", post(rotate))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    pub name: String,
+    /// At most the creator's own role.
+    pub role: Role,
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyOut {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub role: Role,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl From<ApiKeyRow> for ApiKeyOut {
+    fn from(k: ApiKeyRow) -> Self {
+        ApiKeyOut {
+            id: k.id,
+            name: k.name,
+            role: k.role,
+            prefix: k.key_prefix,
+            created_by: k.created_by,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+/// A key with its secret: returned only by create and rotate.
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    pub id: ApiKeyId,
+    pub name: String,
+    pub role: Role,
+    /// The secret (`ick_…`). Shown only now; store it safely.
+    pub key: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<CreatedKey> for ApiKeyCreated {
+    fn from(c: CreatedKey) -> Self {
+        ApiKeyCreated {
+            id: c.row.id,
+            name: c.row.name,
+            role: c.row.role,
+            key: c.key,
+            created_at: c.row.created_at,
+            expires_at: c.row.expires_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKeyOut>,
+}
+
+/// Creates an API key.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateApiKey, security(("bearer" = [])),
+    responses((status = 201, body = ApiKeyCreated), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Json(b): Json<CreateApiKey>,
+) -> ApiResult<(StatusCode, axum::Json<ApiKeyCreated>)> {
+    let created = s.app.apikey_create(&p, &meta, &b.name, b.role, b.expires_at).await?;
+    Ok((StatusCode::CREATED, axum::Json(created.into())))
+}
+
+/// Live API keys of the organisation (no secrets).
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])), responses((status = 200, body = ApiKeyList)))]
+pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<ApiKeyList>> {
+    let rows = s.app.apikey_list(&p, &meta).await?;
+    Ok(axum::Json(ApiKeyList { items: rows.into_iter().map(Into::into).collect() }))
+}
+
+fn key_id(raw: &str) -> ApiResult<ApiKeyId> {
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
+/// Revokes a key: it gets 401 from now on.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn revoke(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    s.app.apikey_revoke(&p, &meta, key_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces a key's secret; the old secret stops working at once.
+#[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "api-keys", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = ApiKeyCreated), (status = 404, body = Problem)))]
+pub async fn rotate(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ApiKeyCreated>> {
+    Ok(axum::Json(s.app.apikey_rotate(&p, &meta, key_id(&id)?).await?.into()))
+}

@@ -1,0 +1,138 @@
+//! `/organization` and `/members`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, patch};
+use axum::Router;
+use ironcase_app::members::NewMember;
+use ironcase_app::store::org::{MemberRow, OrgRow};
+use ironcase_app::Principal;
+use ironcase_domain::{OrgId, Role, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{Json, Meta};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/organization", get(organization))
+        .route("/members", get(list).post(add))
+        .route("/members/{user_id}", patch(set_role).delete(remove))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrganizationOut {
+    pub id: OrgId,
+    pub slug: String,
+    pub name: String,
+    pub plan: String,
+    pub status: String,
+    pub parent_id: Option<OrgId>,
+    pub created_at: Timestamp,
+}
+
+impl From<OrgRow> for OrganizationOut {
+    fn from(o: OrgRow) -> Self {
+        OrganizationOut {
+            id: o.id,
+            slug: o.slug,
+            name: o.name,
+            plan: o.plan,
+            status: o.status,
+            parent_id: o.parent_id,
+            created_at: o.created_at,
+        }
+    }
+}
+
+/// The caller's organisation.
+#[utoipa::path(get, path = "/api/v1/organization", tag = "organization", security(("bearer" = [])),
+    responses((status = 200, body = OrganizationOut)))]
+pub async fn organization(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<OrganizationOut>> {
+    Ok(axum::Json(s.app.organization_get(&p, &meta).await?.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberOut {
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub joined_at: Timestamp,
+}
+
+impl From<MemberRow> for MemberOut {
+    fn from(m: MemberRow) -> Self {
+        MemberOut { user_id: m.user_id, email: m.email, name: m.name, role: m.role, joined_at: m.joined_at }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberList {
+    pub items: Vec<MemberOut>,
+}
+
+/// Members of the caller's organisation.
+#[utoipa::path(get, path = "/api/v1/members", tag = "organization", security(("bearer" = [])),
+    responses((status = 200, body = MemberList)))]
+pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<MemberList>> {
+    let rows = s.app.member_list(&p, &meta).await?;
+    Ok(axum::Json(MemberList { items: rows.into_iter().map(Into::into).collect() }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    /// Required when the e-mail is new; ignored for an existing user.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// Adds a member (a new user, or an existing one joining with a role here).
+#[utoipa::path(post, path = "/api/v1/members", tag = "organization", request_body = AddMember, security(("bearer" = [])),
+    responses((status = 201, body = MemberOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn add(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Json(b): Json<AddMember>,
+) -> ApiResult<(StatusCode, axum::Json<MemberOut>)> {
+    let row = s.app.member_add(&p, &meta, NewMember { email: b.email, name: b.name, role: b.role, password: b.password }).await?;
+    Ok((StatusCode::CREATED, axum::Json(row.into())))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    pub role: Role,
+}
+
+fn user_id(raw: &str) -> ApiResult<UserId> {
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
+/// Changes a member's role; their sessions here end at once.
+#[utoipa::path(patch, path = "/api/v1/members/{user_id}", tag = "organization", request_body = SetRole, security(("bearer" = [])),
+    params(("user_id" = String, Path)), responses((status = 200, body = MemberOut), (status = 404, body = Problem)))]
+pub async fn set_role(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    Json(b): Json<SetRole>,
+) -> ApiResult<axum::Json<MemberOut>> {
+    Ok(axum::Json(s.app.member_set_role(&p, &meta, user_id(&id)?, b.role).await?.into()))
+}
+
+/// Removes a member; their sessions here end at once.
+#[utoipa::path(delete, path = "/api/v1/members/{user_id}", tag = "organization", security(("bearer" = [])),
+    params(("user_id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn remove(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    s.app.member_remove(&p, &meta, user_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

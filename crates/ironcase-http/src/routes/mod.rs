@@ -1,0 +1,40 @@
+//! Every route, each resource in its own module with its own `router()`.
+
+pub mod admin;
+pub mod apikeys;
+pub mod audit;
+pub mod auth;
+pub mod incidents;
+pub mod members;
+pub mod ops;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::{middleware, openapi, AppState};
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(auth::router())
+        .merge(admin::router())
+        .merge(members::router())
+        .merge(apikeys::router())
+        .merge(incidents::router())
+        .merge(audit::router());
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(ops::router())
+        .route_layer(axum::middleware::from_fn(middleware::record_route))
+        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi::ApiDoc::openapi()))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::request_context))
+        .with_state(state)
+}

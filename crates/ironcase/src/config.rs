@@ -1,0 +1,110 @@
+//! Configuration: built-in defaults < `ironcase.toml` < `IRONCASE_*`
+//! environment < command-line flags. The master key is read only from the
+//! environment or its key file, never from a flag (flags show in `ps`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "IRONCASE_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Where the database, keys and files live [default: ./ironcase-data]
+    #[arg(long, env = "IRONCASE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `text` or `json` [default: text]
+    #[arg(long, env = "IRONCASE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Configuration file [default: ./ironcase.toml when present]
+    #[arg(long, env = "IRONCASE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Largest request body in bytes [default: 1048576]
+    #[arg(long, env = "IRONCASE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What `ironcase.toml` may hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    max_body_bytes: Option<usize>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+        let (path, required) = match &args.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from("ironcase.toml"), false),
+        };
+        let file = read_file(&path, required)?;
+        let cfg = Config {
+            bind: args.bind.or(file.bind).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("ironcase-data")),
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(1024 * 1024),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path, required: bool) -> anyhow::Result<FileConfig> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => toml::from_str(&s).with_context(|| format!("reading {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ironcase.toml");
+        std::fs::write(&path, "bind = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n").expect("write");
+        let cfg = Config::resolve(ServeArgs { config: Some(path.clone()), ..Default::default() }).expect("resolve");
+        assert_eq!(cfg.bind.port(), 9000);
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.max_body_bytes, 1024 * 1024);
+        let cfg = Config::resolve(ServeArgs {
+            config: Some(path.clone()),
+            bind: Some("127.0.0.1:7000".parse().expect("addr")),
+            ..Default::default()
+        })
+        .expect("resolve");
+        assert_eq!(cfg.bind.port(), 7000);
+        std::fs::write(&path, "nonsense = 1\n").expect("write");
+        assert!(Config::resolve(ServeArgs { config: Some(path), ..Default::default() }).is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! The `ironcase` binary: parses configuration and dispatches subcommands.
+//! It only wires things together; the behaviour lives in the library crates.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod cli;
+
+use ironcase::{config, server};
+
+#[derive(Parser)]
+#[command(name = "ironcase", version, about = "Multi-tenant incident response, in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve(config::ServeArgs),
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: cli::AuditCommand,
+    },
+    /// Prints the role → permission table (Markdown).
+    Roles,
+    /// Load benchmark: starts a release server on a fresh data dir and drives it.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => server::run(args).await,
+            Command::Audit { command } => cli::audit(command).await,
+            Command::Roles => {
+                print!("{}", ironcase_domain::role_table_markdown());
+                Ok(std::process::ExitCode::SUCCESS)
+            }
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

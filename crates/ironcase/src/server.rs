@@ -1,0 +1,113 @@
+//! Start-up: data directory, master key, store, application, bootstrap,
+//! listener; then serve until SIGTERM or Ctrl-C and drain.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ironcase_app::crypto::MasterKey;
+use ironcase_app::{App, Clock, Settings, Store};
+use ironcase_http::HttpConfig;
+use tokio::sync::oneshot;
+
+use crate::config::{Config, LogFormat, ServeArgs};
+
+/// A server started in this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: App,
+    /// Resolves when the server has drained and stopped.
+    pub done: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    /// Where the first start wrote the owner's one-time password.
+    pub initial_password_file: Option<std::path::PathBuf>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests, flushes the writer.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let r = self.done.await.unwrap_or(Ok(()));
+        self.app.store().close().await;
+        r
+    }
+}
+
+fn master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
+    match std::env::var("IRONCASE_MASTER_KEY") {
+        Ok(v) if !v.is_empty() => MasterKey::parse(&v).map_err(|e| anyhow::anyhow!("IRONCASE_MASTER_KEY: {e}")),
+        _ => MasterKey::load_or_create_file(&data_dir.join("master.key")).context("reading the master key file"),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("securing {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Opens everything and starts serving; `clock` lets tests move time.
+pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
+    create_private_dir(&cfg.data_dir)?;
+    let master = master_key(&cfg.data_dir)?;
+    let store = Store::open_sqlite(&cfg.data_dir.join("ironcase.db")).await.context("opening the database")?;
+    let app = App::new(store, master, clock, Settings::default()).await.context("starting the application")?;
+    let initial_password_file = app.bootstrap(&cfg.data_dir).await.context("creating the first organisation")?;
+    let listener = tokio::net::TcpListener::bind(cfg.bind).await.with_context(|| format!("binding {}", cfg.bind))?;
+    let addr = listener.local_addr()?;
+    let router = ironcase_http::router(app.clone(), HttpConfig { max_body_bytes: cfg.max_body_bytes });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(ironcase_http::serve(listener, router, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Running { addr, app, done, stop: Some(stop), initial_password_file })
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IRONCASE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `ironcase serve`.
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = Config::resolve(args)?;
+    init_logs(cfg.log_format);
+    let running = start(&cfg, Clock::system()).await?;
+    if let Some(p) = &running.initial_password_file {
+        tracing::info!(path = %p.display(), "first start: created organisation `default` and owner admin@localhost; the one-time password is in this file");
+        println!("First start: the password of admin@localhost is in {}", p.display());
+    }
+    tracing::info!(addr = %running.addr, data_dir = %cfg.data_dir.display(), "listening");
+    println!("Ironcase listening on http://{}", running.addr);
+    terminated().await;
+    tracing::info!("shutting down: draining requests");
+    running.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

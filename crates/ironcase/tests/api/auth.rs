@@ -1,0 +1,126 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn login_me_refresh_logout() {
+    let app = TestApp::spawn().await;
+    let r = app.login_raw("admin@localhost", &app.admin_password, None).await.expect(200);
+    assert_eq!(r.body["token_type"], "Bearer");
+    assert!(r.body["expires_in"].as_i64().expect("expires_in") <= 900);
+    let access = r.str("access_token");
+    let refresh = r.str("refresh_token");
+    let me = app.get("/api/v1/auth/me", &access).await.expect(200);
+    assert_eq!(me.body["user"]["email"], "admin@localhost");
+    assert_eq!(me.body["organization"]["slug"], "default");
+    assert_eq!(me.body["role"], "owner");
+    assert!(me.body["permissions"].as_array().expect("permissions").iter().any(|p| p == "audit:read"));
+
+    // Refresh rotates: a new pair, and the old access token still works until logout.
+    let r2 = app.send(Method::POST, "/api/v1/auth/refresh", None, Some(json!({ "refresh_token": refresh })), &[]).await.expect(200);
+    let access2 = r2.str("access_token");
+    assert_ne!(r2.str("refresh_token"), refresh);
+    app.get("/api/v1/auth/me", &access2).await.expect(200);
+
+    // Logout ends the session at once: both access tokens of the login stop.
+    app.send(Method::POST, "/api/v1/auth/logout", Some(&access2), None, &[]).await.expect(204);
+    app.get("/api/v1/auth/me", &access2).await.problem(401, "unauthenticated");
+    app.get("/api/v1/auth/me", &access).await.problem(401, "unauthenticated");
+    let r3 = app.send(Method::POST, "/api/v1/auth/refresh", None, Some(json!({ "refresh_token": r2.str("refresh_token") })), &[]).await;
+    r3.problem(401, "unauthenticated");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_email_and_wrong_password_answer_alike() {
+    let app = TestApp::spawn().await;
+    let a = app.login_raw("admin@localhost", "wrong password!!", None).await.problem(401, "invalid_credentials");
+    let b = app.login_raw("nobody@example.com", "wrong password!!", None).await.problem(401, "invalid_credentials");
+    assert_eq!(a.body["detail"], b.body["detail"]);
+    assert_eq!(a.body["title"], b.body["title"]);
+    // Member of no such organisation: the same answer.
+    app.login_raw("admin@localhost", &app.admin_password, Some("nope")).await.problem(401, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn refresh_token_reuse_revokes_the_whole_login() {
+    let app = TestApp::spawn().await;
+    let u = app.admin().await;
+    let refresh = |t: String| app.send(Method::POST, "/api/v1/auth/refresh", None, Some(json!({ "refresh_token": t })), &[]);
+    let first = refresh(u.refresh.clone()).await.expect(200);
+    let newest_access = first.str("access_token");
+    let newest_refresh = first.str("refresh_token");
+    // A thief replays the old token: 401, and the legitimate holder's tokens die too.
+    refresh(u.refresh.clone()).await.problem(401, "unauthenticated");
+    app.get("/api/v1/auth/me", &newest_access).await.problem(401, "unauthenticated");
+    app.get("/api/v1/auth/me", &u.token).await.problem(401, "unauthenticated");
+    refresh(newest_refresh).await.problem(401, "unauthenticated");
+    // Another login is unaffected.
+    let again = app.admin().await;
+    app.get("/api/v1/auth/me", &again.token).await.expect(200);
+    // The reuse is in the audit log.
+    let audit = app.get("/api/v1/audit?action=auth.refresh_reuse", &again.token).await.expect(200);
+    assert_eq!(audit.body["items"].as_array().expect("items").len(), 1);
+}
+
+#[tokio::test]
+async fn failed_logins_lock_the_account_until_the_window_passes() {
+    let app = TestApp::spawn().await;
+    for _ in 0..5 {
+        app.login_raw("admin@localhost", "not the password", None).await.problem(401, "invalid_credentials");
+    }
+    // Locked: even the right password gets 429 with Retry-After.
+    let r = app.login_raw("admin@localhost", &app.admin_password, None).await.problem(429, "rate_limited");
+    let retry: i64 = r.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!(retry > 0 && retry <= 900, "retry-after {retry}");
+    // Unknown addresses are limited the same way (no enumeration through 429s).
+    for _ in 0..5 {
+        app.login_raw("ghost@example.com", "not the password", None).await.problem(401, "invalid_credentials");
+    }
+    app.login_raw("ghost@example.com", "not the password", None).await.problem(429, "rate_limited");
+    // After the window, the right password works again.
+    app.clock.advance_secs(15 * 60 + 1);
+    app.login_raw("admin@localhost", &app.admin_password, None).await.expect(200);
+}
+
+#[tokio::test]
+async fn garbage_and_forged_tokens_are_401() {
+    let app = TestApp::spawn().await;
+    let u = app.admin().await;
+    for bad in ["", "x", "ick_nope", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."] {
+        let r = app.send(Method::GET, "/api/v1/auth/me", Some(bad), None, &[]).await;
+        assert_eq!(r.status, 401, "{bad}: {}", r.body);
+    }
+    // A token whose signature was altered.
+    let mut t = u.token.clone().into_bytes();
+    let n = t.len() - 3;
+    t[n] = if t[n] == b'A' { b'B' } else { b'A' };
+    app.get("/api/v1/auth/me", &String::from_utf8(t).expect("utf8")).await.problem(401, "unauthenticated");
+    // No header at all.
+    app.send(Method::GET, "/api/v1/auth/me", None, None, &[]).await.problem(401, "unauthenticated");
+    // Access tokens expire after at most 15 minutes.
+    app.clock.advance_secs(15 * 60 + 1);
+    app.get("/api/v1/auth/me", &u.token).await.problem(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn a_user_in_two_organisations_acts_in_one_per_token() {
+    let app = TestApp::spawn().await;
+    let op = app.admin().await;
+    let (_, acme) = app.org(&op, "acme").await;
+    // admin@localhost joins acme as a viewer.
+    app.post("/api/v1/members", &acme.token, json!({ "email": "admin@localhost", "name": "x", "role": "viewer" })).await.expect(201);
+    let in_default = app.login("admin@localhost", &app.admin_password.clone(), None).await;
+    let in_acme = app.login("admin@localhost", &app.admin_password.clone(), Some("acme")).await;
+    let a = app.get("/api/v1/auth/me", &in_default.token).await.expect(200);
+    let b = app.get("/api/v1/auth/me", &in_acme.token).await.expect(200);
+    assert_eq!(a.body["organization"]["slug"], "default");
+    assert_eq!(a.body["role"], "owner");
+    assert_eq!(b.body["organization"]["slug"], "acme");
+    assert_eq!(b.body["role"], "viewer");
+    // The viewer token cannot create in acme even though the user owns default.
+    app.post("/api/v1/incidents", &in_acme.token, json!({ "title": "t", "severity": "low", "category": "other" }))
+        .await
+        .problem(403, "forbidden");
+}

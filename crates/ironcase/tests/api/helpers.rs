@@ -1,0 +1,191 @@
+//! `TestApp`: the real server on port 0 over a fresh data dir, and a client.
+
+use std::path::PathBuf;
+
+use ironcase::config::{Config, LogFormat};
+use ironcase::server::{start, Running};
+use ironcase_app::Clock;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Clock,
+    pub admin_password: String,
+    pub data_dir: PathBuf,
+    running: Option<Running>,
+    _dir: tempfile::TempDir,
+}
+
+/// One answer, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The problem+json `code`, for errors.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Resp {
+        assert_eq!(self.status.as_u16(), status, "unexpected answer: {} {}", self.status, self.body);
+        self
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code.
+    #[track_caller]
+    pub fn problem(self, status: u16, code: &str) -> Resp {
+        assert_eq!(self.status.as_u16(), status, "unexpected answer: {}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.body);
+        assert_eq!(self.code(), code, "{}", self.body);
+        assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)));
+        assert!(self.body["title"].is_string() && self.body["type"].is_string() && self.body["detail"].is_string());
+        assert!(self.body["request_id"].is_string(), "problem without request_id: {}", self.body);
+        self
+    }
+
+    pub fn str(&self, key: &str) -> String {
+        self.body[key].as_str().unwrap_or_else(|| panic!("no string {key} in {}", self.body)).to_owned()
+    }
+}
+
+/// A logged-in caller.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub token: String,
+    pub refresh: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let cfg = Config {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: data_dir.clone(),
+            log_format: LogFormat::Text,
+            max_body_bytes: 64 * 1024,
+        };
+        let clock = Clock::system();
+        let running = start(&cfg, clock.clone()).await.expect("server starts");
+        let pw_file = running.initial_password_file.clone().expect("first start writes the password file");
+        let admin_password = std::fs::read_to_string(&pw_file).expect("password file").trim().to_owned();
+        TestApp {
+            base: format!("http://{}", running.addr),
+            client: reqwest::Client::new(),
+            clock,
+            admin_password,
+            data_dir,
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
+        let mut rb = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let res = rb.send().await.expect("request sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("body read");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Resp { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.send(Method::GET, path, Some(token), None, &[]).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.send(Method::POST, path, Some(token), Some(body), &[]).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value, if_match: Option<&str>) -> Resp {
+        let h: Vec<(&str, &str)> = if_match.map(|v| vec![("if-match", v)]).unwrap_or_default();
+        self.send(Method::PATCH, path, Some(token), Some(body), &h).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.send(Method::DELETE, path, Some(token), None, &[]).await
+    }
+
+    pub async fn login_raw(&self, email: &str, password: &str, org: Option<&str>) -> Resp {
+        let mut body = json!({ "email": email, "password": password });
+        if let Some(o) = org {
+            body["organization"] = json!(o);
+        }
+        self.send(Method::POST, "/api/v1/auth/login", None, Some(body), &[]).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str, org: Option<&str>) -> User {
+        let r = self.login_raw(email, password, org).await.expect(200);
+        let token = r.str("access_token");
+        let me = self.get("/api/v1/auth/me", &token).await.expect(200);
+        User { id: me.body["user"]["id"].as_str().expect("user id").to_owned(), token, refresh: r.str("refresh_token") }
+    }
+
+    /// The bootstrap owner of `default`, also the platform operator.
+    pub async fn admin(&self) -> User {
+        self.login("admin@localhost", &self.admin_password.clone(), None).await
+    }
+
+    /// A new organisation and its logged-in owner.
+    pub async fn org(&self, operator: &User, slug: &str) -> (Value, User) {
+        let email = format!("owner@{slug}.test");
+        let r = self
+            .post(
+                "/api/v1/admin/organizations",
+                &operator.token,
+                json!({ "name": format!("Org {slug}"), "slug": slug, "owner": { "email": email, "name": "Owner", "password": PASSWORD } }),
+            )
+            .await
+            .expect(201);
+        let owner = self.login(&email, PASSWORD, Some(slug)).await;
+        (r.body, owner)
+    }
+
+    /// Adds a member with `role` through `by`, and logs them in.
+    pub async fn member(&self, by: &User, email: &str, role: &str, org_slug: Option<&str>) -> User {
+        self.post("/api/v1/members", &by.token, json!({ "email": email, "name": "Member", "role": role, "password": PASSWORD }))
+            .await
+            .expect(201);
+        self.login(email, PASSWORD, org_slug).await
+    }
+
+    pub async fn incident(&self, by: &User, title: &str) -> Resp {
+        self.post("/api/v1/incidents", &by.token, json!({ "title": title, "severity": "high", "category": "phishing" })).await.expect(201)
+    }
+}

@@ -1,0 +1,14 @@
+//! The HTTP API, tested as a client would: every test starts the real server
+//! on 127.0.0.1 port 0 over a fresh data directory and talks to it over HTTP.
+
+mod helpers;
+
+mod apikeys;
+mod audit;
+mod auth;
+mod incidents;
+mod malformed;
+mod members;
+mod ops;
+mod roles;
+mod tenancy;

@@ -1,0 +1,56 @@
+use reqwest::Method;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_readiness_metrics_and_request_ids() {
+    let app = TestApp::spawn().await;
+    let h = app.send(Method::GET, "/healthz", None, None, &[]).await.expect(200);
+    assert!(h.header("x-request-id").is_some_and(|v| !v.is_empty()));
+    app.send(Method::GET, "/readyz", None, None, &[]).await.expect(200);
+    // A sane incoming request id is echoed, also in error bodies.
+    let r = app.send(Method::GET, "/nope", None, None, &[("x-request-id", "req-abc-123")]).await.problem(404, "not_found");
+    assert_eq!(r.header("x-request-id"), Some("req-abc-123"));
+    assert_eq!(r.body["request_id"], "req-abc-123");
+    // An insane one is replaced.
+    let r = app.send(Method::GET, "/healthz", None, None, &[("x-request-id", &"x".repeat(500))]).await;
+    assert_ne!(r.header("x-request-id").map(str::len), Some(500));
+    app.send(Method::DELETE, "/healthz", None, None, &[]).await.problem(405, "method_not_allowed");
+    let m = app.client.get(app.url("/metrics")).send().await.expect("metrics");
+    let text = m.text().await.expect("text");
+    assert!(text.contains("ironcase_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/healthz\""), "{text}");
+    assert!(text.contains("ironcase_http_request_duration_seconds_bucket"), "{text}");
+}
+
+#[tokio::test]
+async fn openapi_document_and_docs_are_served_locally() {
+    let app = TestApp::spawn().await;
+    let doc = app.send(Method::GET, "/api/v1/openapi.json", None, None, &[]).await.expect(200);
+    assert!(doc.body["openapi"].as_str().expect("version").starts_with("3.1"));
+    let paths = doc.body["paths"].as_object().expect("paths");
+    for p in [
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/me",
+        "/api/v1/admin/organizations",
+        "/api/v1/organization",
+        "/api/v1/members",
+        "/api/v1/members/{user_id}",
+        "/api/v1/api-keys",
+        "/api/v1/api-keys/{id}",
+        "/api/v1/api-keys/{id}/rotate",
+        "/api/v1/incidents",
+        "/api/v1/incidents/{id}",
+        "/api/v1/incidents/{id}/comments",
+        "/api/v1/incidents/{id}/timeline",
+        "/api/v1/audit",
+        "/api/v1/audit/verify",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+    }
+    let ui = app.client.get(app.url("/docs/")).send().await.expect("docs");
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.expect("html").to_lowercase().contains("swagger"));
+}

@@ -1,0 +1,68 @@
+//! Two organisations: every endpoint, given the other's ids, answers 404 and
+//! changes nothing.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Method, path, body, headers.
+type Attempt = (Method, String, Option<serde_json::Value>, Vec<(&'static str, &'static str)>);
+
+#[tokio::test]
+async fn another_tenants_objects_are_404_everywhere() {
+    let app = TestApp::spawn().await;
+    let a = app.admin().await;
+    let (_, b) = app.org(&a, "beta").await;
+    let b_inc = app.incident(&b, "beta secret").await;
+    let b_inc_id = b_inc.str("id");
+    let b_member = app.member(&b, "m@beta.test", "analyst", Some("beta")).await;
+    let b_key = app.post("/api/v1/api-keys", &b.token, json!({ "name": "b", "role": "viewer" })).await.expect(201);
+    let b_key_id = b_key.str("id");
+    let b_key_secret = b_key.str("key");
+
+    let inc = format!("/api/v1/incidents/{b_inc_id}");
+    let attempts: Vec<Attempt> = vec![
+        (Method::GET, inc.clone(), None, vec![]),
+        (Method::PATCH, inc.clone(), Some(json!({ "title": "pwned" })), vec![("if-match", "\"1\"")]),
+        (Method::DELETE, inc.clone(), None, vec![]),
+        (Method::POST, format!("{inc}/comments"), Some(json!({ "body": "pwned" })), vec![]),
+        (Method::GET, format!("{inc}/timeline"), None, vec![]),
+        (Method::PATCH, format!("/api/v1/members/{}", b_member.id), Some(json!({ "role": "viewer" })), vec![]),
+        (Method::DELETE, format!("/api/v1/members/{}", b_member.id), None, vec![]),
+        (Method::DELETE, format!("/api/v1/api-keys/{b_key_id}"), None, vec![]),
+        (Method::POST, format!("/api/v1/api-keys/{b_key_id}/rotate"), Some(json!({})), vec![]),
+    ];
+    for (m, path, body, headers) in &attempts {
+        let r = app.send(m.clone(), path, Some(&a.token), body.clone(), headers).await;
+        assert_eq!(r.status, 404, "{m} {path}: {}", r.body);
+        assert_eq!(r.code(), "not_found");
+    }
+    // Lists and filters show nothing of the other tenant.
+    let list = app.get("/api/v1/incidents?limit=200", &a.token).await.expect(200);
+    assert!(!list.body.to_string().contains(&b_inc_id));
+    let audit = app.get(&format!("/api/v1/audit?resource_id={b_inc_id}"), &a.token).await.expect(200);
+    assert_eq!(audit.body["items"], json!([]));
+    let members = app.get("/api/v1/members", &a.token).await.expect(200);
+    assert!(!members.body.to_string().contains(&b_member.id));
+    let keys = app.get("/api/v1/api-keys", &a.token).await.expect(200);
+    assert!(!keys.body.to_string().contains(&b_key_id));
+    // INC-1 names a different incident in each organisation.
+    let a_inc = app.incident(&a, "alpha").await;
+    assert_eq!(a_inc.body["number"], "INC-1");
+    assert_eq!(app.get("/api/v1/incidents/INC-1", &a.token).await.body["title"], "alpha");
+    assert_eq!(app.get("/api/v1/incidents/INC-1", &b.token).await.body["title"], "beta secret");
+    // The other way round, with an API key.
+    let r = app.get(&format!("/api/v1/incidents/{}", a_inc.str("id")), &b_key_secret).await;
+    r.problem(404, "not_found");
+
+    // Nothing of beta changed.
+    let still = app.get(&inc, &b.token).await.expect(200);
+    assert_eq!(still.body["title"], "beta secret");
+    assert_eq!(still.body["version"], 1);
+    let tl = app.get(&format!("{inc}/timeline"), &b.token).await.expect(200);
+    assert_eq!(tl.body["items"].as_array().map(Vec::len), Some(1));
+    app.get("/api/v1/auth/me", &b_member.token).await.expect(200);
+    app.get("/api/v1/auth/me", &b_key_secret).await.expect(200);
+    assert_eq!(app.get("/api/v1/members", &b.token).await.body["items"].as_array().map(Vec::len), Some(2));
+}

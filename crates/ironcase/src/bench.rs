@@ -1,8 +1,270 @@
-//! `ironcase bench`: filled in below.
+//! `ironcase bench`: the load benchmark. Starts this binary as a server on a
+//! fresh data directory and a free loopback port, drives it with concurrent
+//! keep-alive clients, and prints req/s and latency percentiles per operation,
+//! with `GET /healthz` as the ceiling of the HTTP stack, and the server's peak
+//! RSS. Every phase is bounded in time and requests.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
 
 #[derive(clap::Args, Debug)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds per measured phase.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Incidents in the organisation before the list phase.
+    #[arg(long, default_value_t = 100_000)]
+    pub list_rows: u64,
+    /// Stop a phase after this many requests even if time remains.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub max_requests: u64,
+}
 
-pub async fn run(_: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("not yet")
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+    pid: u32,
+    _dir: tempfile::TempDir,
+    password: String,
+}
+
+async fn start_server() -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let exe = std::env::current_exe()?;
+    let child = tokio::process::Command::new(exe)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("IRONCASE_LOG", "warn")
+        .env_remove("IRONCASE_MASTER_KEY")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the server")?;
+    let pid = child.id().context("server pid")?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            let password = std::fs::read_to_string(dir.path().join("data/initial-admin-password"))?.trim().to_owned();
+            return Ok(Server { child, base, pid, _dir: dir, password });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the server did not come up")
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// One request of a phase: returns whether it succeeded.
+type Op = Arc<dyn Fn(reqwest::Client, u64) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
+
+struct PhaseResult {
+    name: String,
+    ok: u64,
+    errors: u64,
+    secs: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn phase(name: &str, clients: usize, seconds: u64, max: u64, client: &reqwest::Client, op: Op) -> PhaseResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (stop, issued, op, client) = (stop.clone(), issued.clone(), op.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(4096);
+            let mut errors = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                if n >= max {
+                    break;
+                }
+                let t = Instant::now();
+                let ok = op(client.clone(), n).await;
+                if ok {
+                    lat.push(t.elapsed().as_micros() as u32);
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let deadline = tokio::time::sleep(Duration::from_secs(seconds));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                if issued.load(Ordering::Relaxed) >= max { break; }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<u32> = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((lat, e)) = t.await {
+            all.extend(lat);
+            errors += e;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
+        f64::from(all[i]) / 1000.0
+    };
+    PhaseResult { name: name.to_owned(), ok: all.len() as u64, errors, secs, p50_ms: pct(0.50), p99_ms: pct(0.99) }
+}
+
+fn print(r: &PhaseResult, peak_rss: f64) {
+    println!(
+        "{:<34} {:>9} ok {:>6} err {:>10.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   peak RSS {:>6.1} MB",
+        r.name,
+        r.ok,
+        r.errors,
+        r.ok as f64 / r.secs,
+        r.p50_ms,
+        r.p99_ms,
+        peak_rss
+    );
+}
+
+fn incident_body(n: u64) -> Value {
+    const SEV: [&str; 4] = ["low", "medium", "high", "critical"];
+    const CAT: [&str; 4] = ["malware", "phishing", "unauthorized_access", "other"];
+    json!({
+        "title": format!("Benchmark incident {n}"),
+        "description": "Suspicious activity reported by the benchmark; several hosts affected.",
+        "severity": SEV[(n % 4) as usize],
+        "category": CAT[(n / 4 % 4) as usize],
+        "tags": ["bench", format!("batch-{}", n % 10)],
+    })
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    let server = start_server().await?;
+    let base = server.base.clone();
+    let pid = server.pid;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients * 2).build()?;
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "email": "admin@localhost", "password": server.password }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"].as_str().context("login failed")?.to_owned();
+    let auth = format!("Bearer {token}");
+
+    let peak = Arc::new(std::sync::Mutex::new(0.0f64));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                let r = rss_mb(pid);
+                if let Ok(mut p) = peak.lock() {
+                    *p = p.max(r);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let peak_now = || peak.lock().map(|p| *p).unwrap_or(0.0);
+
+    println!("ironcase bench: {} clients, {} s per phase, server pid {pid} on {base}", args.clients, args.seconds);
+    println!("machine: {} cores; SQLite WAL, synchronous=FULL", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+
+    let b = base.clone();
+    let healthz: Op = Arc::new(move |c, _| {
+        let url = format!("{b}/healthz");
+        Box::pin(async move { matches!(c.get(url).send().await, Ok(r) if r.status() == 200) })
+    });
+    let r = phase("GET /healthz (HTTP ceiling)", args.clients, args.seconds, args.max_requests, &client, healthz).await;
+    print(&r, peak_now());
+
+    let ids = Arc::new(std::sync::Mutex::new(Vec::<String>::with_capacity(200_000)));
+    let (b, a, ids2) = (base.clone(), auth.clone(), ids.clone());
+    let create: Op = Arc::new(move |c, n| {
+        let (url, a, ids) = (format!("{b}/api/v1/incidents"), a.clone(), ids2.clone());
+        Box::pin(async move {
+            match c.post(url).header("authorization", a).json(&incident_body(n)).send().await {
+                Ok(r) if r.status() == 201 => {
+                    if let Some(id) = r.headers().get("location").and_then(|v| v.to_str().ok()).and_then(|l| l.rsplit('/').next()) {
+                        if let Ok(mut v) = ids.lock() {
+                            v.push(id.to_owned());
+                        }
+                    }
+                    true
+                }
+                _ => false,
+            }
+        })
+    });
+    let r = phase("POST /incidents (create)", args.clients, args.seconds, args.max_requests, &client, create.clone()).await;
+    print(&r, peak_now());
+
+    let all_ids: Arc<Vec<String>> = Arc::new(ids.lock().map(|v| v.clone()).unwrap_or_default());
+    anyhow::ensure!(!all_ids.is_empty(), "no incident was created");
+    let (b, a, pool) = (base.clone(), auth.clone(), all_ids.clone());
+    let get: Op = Arc::new(move |c, n| {
+        let id = &pool[(n.wrapping_mul(2_654_435_761) % pool.len() as u64) as usize];
+        let (url, a) = (format!("{b}/api/v1/incidents/{id}"), a.clone());
+        Box::pin(async move { matches!(c.get(url).header("authorization", a).send().await, Ok(r) if r.status() == 200) })
+    });
+    let r = phase("GET /incidents/{id}", args.clients, args.seconds, args.max_requests, &client, get).await;
+    print(&r, peak_now());
+
+    // Fill up to `list_rows` incidents, then measure lists.
+    let have = all_ids.len() as u64;
+    if have < args.list_rows {
+        let started = Instant::now();
+        let r = phase("(seeding for the list phase)", args.clients, 600, args.list_rows - have, &client, create).await;
+        println!("seeded {} more incidents in {:.1} s", r.ok, started.elapsed().as_secs_f64());
+    }
+    let (b, a) = (base.clone(), auth.clone());
+    let list: Op = Arc::new(move |c, n| {
+        const SEV: [&str; 4] = ["low", "medium", "high", "critical"];
+        let url = format!("{b}/api/v1/incidents?limit=50&severity={}", SEV[(n % 4) as usize]);
+        let a = a.clone();
+        Box::pin(async move {
+            match c.get(url).header("authorization", a).send().await {
+                Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        })
+    });
+    let r = phase("GET /incidents?limit=50&severity=…", args.clients, args.seconds, args.max_requests, &client, list).await;
+    print(&r, peak_now());
+
+    sampler.abort();
+    println!("server peak RSS over the run: {:.1} MB", peak_now());
+    let mut child = server.child;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    Ok(std::process::ExitCode::SUCCESS)
 }

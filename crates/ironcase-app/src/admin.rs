@@ -52,8 +52,8 @@ impl App {
         let email = validate::email("owner.email", &input.owner_email, &mut errs);
         let owner_name = validate::text("owner.name", &input.owner_name, 1, 200, &mut errs);
         let existing = {
-            let mut c = self.store().reader().await?;
-            org::find_user_by_email(&mut c, &email).await?
+            let email = email.clone();
+            self.store().read(move |c| org::find_user_by_email(c, &email)).await?
         };
         let hash = match (&existing, &input.owner_password) {
             (Some(_), _) => None,
@@ -86,40 +86,35 @@ impl App {
         let (p2, meta2) = (p.clone(), meta.clone());
         self.store()
             .write(move |c| {
-                Box::pin(async move {
-                    if org::find_org_by_slug(c, &row.slug).await?.is_some() {
-                        return Err(AppError::Conflict { code: "slug_taken", detail: format!("the slug {} is taken", row.slug) });
-                    }
-                    org::insert_org(c, &row).await?;
-                    if let Some(u) = &new_user {
-                        org::insert_user(c, u).await?;
-                    }
-                    org::insert_membership(c, row.id, owner_id, Role::Owner, now).await?;
-                    let details =
-                        json!({ "slug": row.slug, "name": row.name, "plan": row.plan, "owner_id": owner_id, "owner_email": email });
-                    let mut platform = by(&p2, &meta2, now, "organization.create", ("organization", &row.id.to_string()), details.clone());
-                    platform.tenant = PLATFORM.into();
-                    audit::append(c, platform).await?;
-                    let mut own = by(&p2, &meta2, now, "organization.create", ("organization", &row.id.to_string()), details);
-                    own.tenant = row.id.to_string();
-                    audit::append(c, own).await?;
-                    Ok(row)
-                })
+                if org::find_org_by_slug(c, &row.slug)?.is_some() {
+                    return Err(AppError::Conflict { code: "slug_taken", detail: format!("the slug {} is taken", row.slug) });
+                }
+                org::insert_org(c, &row)?;
+                if let Some(u) = &new_user {
+                    org::insert_user(c, u)?;
+                }
+                org::insert_membership(c, row.id, owner_id, Role::Owner, now)?;
+                let details = json!({ "slug": row.slug, "name": row.name, "plan": row.plan, "owner_id": owner_id, "owner_email": email });
+                let mut platform = by(&p2, &meta2, now, "organization.create", ("organization", &row.id.to_string()), details.clone());
+                platform.tenant = PLATFORM.into();
+                audit::append(c, platform)?;
+                let mut own = by(&p2, &meta2, now, "organization.create", ("organization", &row.id.to_string()), details);
+                own.tenant = row.id.to_string();
+                audit::append(c, own)?;
+                Ok(row)
             })
             .await
     }
 
     pub async fn org_list(&self, p: &Principal, meta: &RequestMeta) -> Result<Vec<OrgRow>> {
         self.operator_only(p, meta).await?;
-        let mut c = self.store().reader().await?;
-        Ok(org::list_orgs(&mut c).await?)
+        Ok(self.store().read(org::list_orgs).await?)
     }
 }
 
 pub(crate) async fn bootstrap(app: &App, data_dir: &Path) -> Result<Option<PathBuf>> {
     {
-        let mut c = app.store().reader().await?;
-        if org::count_orgs(&mut c).await? > 0 {
+        if app.store().read(org::count_orgs).await? > 0 {
             return Ok(None);
         }
     }
@@ -146,30 +141,28 @@ pub(crate) async fn bootstrap(app: &App, data_dir: &Path) -> Result<Option<PathB
     let created = app
         .store()
         .write(move |c| {
-            Box::pin(async move {
-                if org::count_orgs(c).await? > 0 {
-                    return Ok(false);
-                }
-                org::insert_org(c, &o).await?;
-                org::insert_user(c, &u).await?;
-                org::insert_membership(c, o.id, u.id, Role::Owner, now).await?;
-                let mut e = audit::NewEntry {
-                    tenant: PLATFORM.into(),
-                    at: now,
-                    actor_id: None,
-                    actor_kind: "system".into(),
-                    action: "platform.bootstrap".into(),
-                    resource_type: Some("organization".into()),
-                    resource_id: Some(o.id.to_string()),
-                    outcome: "success".into(),
-                    details: json!({ "organization": o.slug, "owner": u.email }),
-                    ..Default::default()
-                };
-                audit::append(c, e.clone()).await?;
-                e.tenant = o.id.to_string();
-                audit::append(c, e).await?;
-                Ok::<_, AppError>(true)
-            })
+            if org::count_orgs(c)? > 0 {
+                return Ok(false);
+            }
+            org::insert_org(c, &o)?;
+            org::insert_user(c, &u)?;
+            org::insert_membership(c, o.id, u.id, Role::Owner, now)?;
+            let mut e = audit::NewEntry {
+                tenant: PLATFORM.into(),
+                at: now,
+                actor_id: None,
+                actor_kind: "system".into(),
+                action: "platform.bootstrap".into(),
+                resource_type: Some("organization".into()),
+                resource_id: Some(o.id.to_string()),
+                outcome: "success".into(),
+                details: json!({ "organization": o.slug, "owner": u.email }),
+                ..Default::default()
+            };
+            audit::append(c, e.clone())?;
+            e.tenant = o.id.to_string();
+            audit::append(c, e)?;
+            Ok::<_, AppError>(true)
         })
         .await?;
     if !created {

@@ -61,12 +61,10 @@ impl App {
         let row = self
             .store()
             .write(move |c| {
-                Box::pin(async move {
-                    apikey::insert(c, &row).await?;
-                    let details = json!({ "name": row.name, "role": row.role, "expires_at": row.expires_at });
-                    audit::append(c, by(&p2, &meta2, now, "apikey.create", ("api_key", &row.id.to_string()), details)).await?;
-                    Ok::<_, AppError>(row)
-                })
+                apikey::insert(c, &row)?;
+                let details = json!({ "name": row.name, "role": row.role, "expires_at": row.expires_at });
+                audit::append(c, by(&p2, &meta2, now, "apikey.create", ("api_key", &row.id.to_string()), details))?;
+                Ok::<_, AppError>(row)
             })
             .await?;
         Ok(CreatedKey { row, key })
@@ -74,8 +72,8 @@ impl App {
 
     pub async fn apikey_list(&self, p: &Principal, meta: &RequestMeta) -> Result<Vec<ApiKeyRow>> {
         self.require(p, meta, Permission::ApiKeysManage).await?;
-        let mut c = self.store().reader().await?;
-        Ok(apikey::list(&mut c, p.org).await?)
+        let org = p.org;
+        Ok(self.store().read(move |c| apikey::list(c, org)).await?)
     }
 
     pub async fn apikey_revoke(&self, p: &Principal, meta: &RequestMeta, id: ApiKeyId) -> Result<()> {
@@ -84,13 +82,11 @@ impl App {
         let (p2, meta2) = (p.clone(), meta.clone());
         self.store()
             .write(move |c| {
-                Box::pin(async move {
-                    let row = apikey::get(c, p2.org, id).await?;
-                    apikey::revoke(c, p2.org, id, now).await?;
-                    let details = json!({ "name": row.name });
-                    audit::append(c, by(&p2, &meta2, now, "apikey.revoke", ("api_key", &id.to_string()), details)).await?;
-                    Ok(())
-                })
+                let row = apikey::get(c, p2.org, id)?;
+                apikey::revoke(c, p2.org, id, now)?;
+                let details = json!({ "name": row.name });
+                audit::append(c, by(&p2, &meta2, now, "apikey.revoke", ("api_key", &id.to_string()), details))?;
+                Ok(())
             })
             .await
     }
@@ -104,17 +100,16 @@ impl App {
         let row = self
             .store()
             .write(move |c| {
-                Box::pin(async move {
-                    let old = apikey::get(c, p2.org, id).await?;
+                {
+                    let old = apikey::get(c, p2.org, id)?;
                     if !p2.role.covers(old.role) {
                         return Err(AppError::Forbidden(format!("missing permission {}", Permission::ApiKeysManage)));
                     }
                     // Same id, name, role and expiry; a new secret.
-                    apikey::replace_secret(c, p2.org, id, &key_hash, &key_prefix).await?;
-                    audit::append(c, by(&p2, &meta2, now, "apikey.rotate", ("api_key", &id.to_string()), json!({ "name": old.name })))
-                        .await?;
+                    apikey::replace_secret(c, p2.org, id, &key_hash, &key_prefix)?;
+                    audit::append(c, by(&p2, &meta2, now, "apikey.rotate", ("api_key", &id.to_string()), json!({ "name": old.name })))?;
                     Ok(ApiKeyRow { key_hash, key_prefix, ..old })
-                })
+                }
             })
             .await;
         match row {

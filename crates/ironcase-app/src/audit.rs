@@ -67,7 +67,7 @@ impl App {
         e.outcome = "denied".to_owned();
         e.resource_type = resource.as_ref().map(|r| r.0.to_owned());
         e.resource_id = resource.map(|r| r.1);
-        let written: Result<i64> = self.store().write(move |c| Box::pin(async move { Ok(store_audit::append(c, e).await?) })).await;
+        let written: Result<i64> = self.store().write(move |c| Ok(store_audit::append(c, e)?)).await;
         if let Err(err) = written {
             tracing::error!(error = %err, "could not audit a denial");
         }
@@ -93,13 +93,13 @@ impl App {
         limit: i64,
     ) -> Result<Vec<EntryRow>> {
         self.require(p, meta, Permission::AuditRead).await?;
-        let mut c = self.store().reader().await?;
-        Ok(store_audit::list(&mut c, &p.org.to_string(), f, before, limit.clamp(1, MAX_PAGE)).await?)
+        let (tenant, f) = (p.org.to_string(), f.clone());
+        Ok(self.store().read(move |c| store_audit::list(c, &tenant, &f, before, limit.clamp(1, MAX_PAGE))).await?)
     }
 
     pub async fn audit_verify(&self, p: &Principal, meta: &RequestMeta) -> Result<Verification> {
         self.require(p, meta, Permission::AuditRead).await?;
-        let mut c = self.store().reader().await?;
-        Ok(store_audit::verify(&mut c, &p.org.to_string()).await?)
+        let tenant = p.org.to_string();
+        Ok(self.store().read(move |c| store_audit::verify(c, &tenant)).await?)
     }
 }

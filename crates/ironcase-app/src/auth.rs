@@ -58,10 +58,7 @@ pub(crate) struct TokenKeys {
 
 impl TokenKeys {
     pub(crate) async fn load_or_create(store: &Store, master: &MasterKey, now: Timestamp) -> Result<TokenKeys> {
-        let rows = {
-            let mut c = store.reader().await?;
-            session::signing_keys(&mut c).await?
-        };
+        let rows = { store.read(session::signing_keys).await? };
         let mut keys = HashMap::new();
         let mut current = None;
         for (id, alg, sealed) in rows {
@@ -79,7 +76,7 @@ impl TokenKeys {
         let secret = crypto::random_bytes::<32>().to_vec();
         let sealed = master.seal(&secret, &format!("signing_key:{id}"))?;
         let kid = id.clone();
-        store.write(move |c| Box::pin(async move { session::insert_signing_key(c, &kid, "HS256", &sealed, now).await })).await?;
+        store.write(move |c| session::insert_signing_key(c, &kid, "HS256", &sealed, now)).await?;
         keys.insert(id.clone(), secret);
         Ok(TokenKeys { current: id, keys })
     }
@@ -158,18 +155,22 @@ impl App {
         let email = input.email.trim().to_lowercase();
         let window_start = now.plus_secs(-self.settings().login_window_secs);
         let (user, org_choice, failures) = {
-            let mut c = self.store().reader().await?;
-            let user = org::find_user_by_email(&mut c, &email).await?;
-            let failures = session::login_failures(&mut c, &email, window_start).await?;
-            let choice = match (&user, &input.organization) {
-                (Some(u), Some(slug)) => match org::find_org_by_slug(&mut c, slug).await? {
-                    Some(o) => org::membership_role(&mut c, o.id, u.id).await?.map(|r| (o.id, r)),
-                    None => None,
-                },
-                (Some(u), None) => org::first_membership(&mut c, u.id).await?,
-                (None, _) => None,
-            };
-            (user, choice, failures)
+            let (email, slug) = (email.clone(), input.organization.clone());
+            self.store()
+                .read(move |c| {
+                    let user = org::find_user_by_email(c, &email)?;
+                    let failures = session::login_failures(c, &email, window_start)?;
+                    let choice = match (&user, &slug) {
+                        (Some(u), Some(slug)) => match org::find_org_by_slug(c, slug)? {
+                            Some(o) => org::membership_role(c, o.id, u.id)?.map(|r| (o.id, r)),
+                            None => None,
+                        },
+                        (Some(u), None) => org::first_membership(c, u.id)?,
+                        (None, _) => None,
+                    };
+                    Ok::<_, AppError>((user, choice, failures))
+                })
+                .await?
         };
         let audit_tenant = org_choice.map(|(o, _)| o.to_string()).unwrap_or_else(|| ironcase_store::audit::PLATFORM.to_owned());
         let user_ref = user.as_ref().map(|u| u.id.to_string());
@@ -203,11 +204,9 @@ impl App {
                 let em = email.clone();
                 self.store()
                     .write(move |c| {
-                        Box::pin(async move {
-                            session::record_login_failure(c, &em, now).await?;
-                            ironcase_store::audit::append(c, e).await?;
-                            Ok::<_, AppError>(())
-                        })
+                        session::record_login_failure(c, &em, now)?;
+                        ironcase_store::audit::append(c, e)?;
+                        Ok::<_, AppError>(())
                     })
                     .await?;
                 return Err(AppError::InvalidCredentials);
@@ -232,13 +231,11 @@ impl App {
         let (srow, window) = (s.clone(), window_start);
         self.store()
             .write(move |c| {
-                Box::pin(async move {
-                    session::clear_login_failures(c, &email, window).await?;
-                    session::insert_session(c, &srow).await?;
-                    session::insert_refresh(c, &refresh_hash, srow.id, now, srow.expires_at).await?;
-                    ironcase_store::audit::append(c, e).await?;
-                    Ok::<_, AppError>(())
-                })
+                session::clear_login_failures(c, &email, window)?;
+                session::insert_session(c, &srow)?;
+                session::insert_refresh(c, &refresh_hash, srow.id, now, srow.expires_at)?;
+                ironcase_store::audit::append(c, e)?;
+                Ok::<_, AppError>(())
             })
             .await?;
         let (access_token, expires_in) = self.sign_access(&s, now)?;
@@ -260,9 +257,9 @@ impl App {
         let outcome = self
             .store()
             .write(move |c| {
-                Box::pin(async move {
-                    let Some(rt) = session::get_refresh(c, &hash).await? else { return Ok(Refreshed::Invalid) };
-                    let Some(auth) = session::session_auth(c, rt.session).await? else { return Ok(Refreshed::Invalid) };
+                {
+                    let Some(rt) = session::get_refresh(c, &hash)? else { return Ok(Refreshed::Invalid) };
+                    let Some(auth) = session::session_auth(c, rt.session)? else { return Ok(Refreshed::Invalid) };
                     let s = auth.session;
                     let mut e =
                         anonymous(&s.org.to_string(), &meta, now, "auth.refresh", "success", json!({ "session_id": s.id.to_string() }));
@@ -272,24 +269,24 @@ impl App {
                     e.resource_id = Some(s.id.to_string());
                     if rt.used_at.is_some() {
                         // Someone holds a copy of a rotated token: end the login everywhere.
-                        session::revoke_session(c, s.id, now, "refresh_token_reuse").await?;
+                        session::revoke_session(c, s.id, now, "refresh_token_reuse")?;
                         e.action = "auth.refresh_reuse".into();
                         e.outcome = "denied".into();
-                        ironcase_store::audit::append(c, e).await?;
+                        ironcase_store::audit::append(c, e)?;
                         return Ok(Refreshed::Reused);
                     }
                     if s.revoked_at.is_some() || s.expires_at <= now || rt.expires_at <= now || auth.role.is_none() {
                         return Ok(Refreshed::Invalid);
                     }
-                    if !session::use_refresh(c, &hash, now).await? {
+                    if !session::use_refresh(c, &hash, now)? {
                         return Ok(Refreshed::Invalid);
                     }
                     let expires = now.plus_secs(ttl);
-                    session::insert_refresh(c, &new_hash, s.id, now, expires).await?;
-                    session::extend_session(c, s.id, expires).await?;
-                    ironcase_store::audit::append(c, e).await?;
+                    session::insert_refresh(c, &new_hash, s.id, now, expires)?;
+                    session::extend_session(c, s.id, expires)?;
+                    ironcase_store::audit::append(c, e)?;
                     Ok::<_, AppError>(Refreshed::Ok { session: s, refresh: new_refresh })
-                })
+                }
             })
             .await?;
         match outcome {
@@ -313,26 +310,26 @@ impl App {
         let e = crate::audit::by(p, meta, now, "auth.logout", ("session", &sid.to_string()), json!({}));
         self.store()
             .write(move |c| {
-                Box::pin(async move {
-                    session::revoke_session(c, sid, now, "logout").await?;
-                    ironcase_store::audit::append(c, e).await?;
-                    Ok::<_, AppError>(())
-                })
+                session::revoke_session(c, sid, now, "logout")?;
+                ironcase_store::audit::append(c, e)?;
+                Ok::<_, AppError>(())
             })
             .await
     }
 
     pub async fn me(&self, p: &Principal) -> Result<Me> {
-        let mut c = self.store().reader().await?;
-        let user = org::get_user(&mut c, p.user_id()).await?;
-        let organization = org::get_org(&mut c, p.org).await?;
-        Ok(Me { user, organization, role: p.role })
+        let (user_id, org_id, role) = (p.user_id(), p.org, p.role);
+        self.store()
+            .read(move |c| {
+                let user = org::get_user(c, user_id)?;
+                let organization = org::get_org(c, org_id)?;
+                Ok(Me { user, organization, role })
+            })
+            .await
     }
 
     pub(crate) async fn write_audit(&self, e: NewEntry) -> Result<()> {
-        self.store()
-            .write(move |c| Box::pin(async move { ironcase_store::audit::append(c, e).await.map(|_| ()).map_err(AppError::from) }))
-            .await
+        self.store().write(move |c| ironcase_store::audit::append(c, e).map(|_| ()).map_err(AppError::from)).await
     }
 
     /// Turns `Authorization: Bearer …` into the principal it names.
@@ -361,10 +358,7 @@ impl App {
         let sid: SessionId = claims.sid.parse().map_err(|_| AppError::Unauthenticated)?;
         let org: OrgId = claims.org.parse().map_err(|_| AppError::Unauthenticated)?;
         let user: UserId = claims.sub.parse().map_err(|_| AppError::Unauthenticated)?;
-        let auth = {
-            let mut c = self.store().reader().await?;
-            session::session_auth(&mut c, sid).await?
-        };
+        let auth = { self.store().read(move |c| session::session_auth(c, sid)).await? };
         let Some(auth) = auth else { return Err(AppError::Unauthenticated) };
         if auth.session.revoked_at.is_some() || auth.session.expires_at <= now || auth.session.org != org || auth.session.user != user {
             return Err(AppError::Unauthenticated);
@@ -382,8 +376,8 @@ impl App {
         }
         let hash = crypto::sha256_hex(key);
         let row = {
-            let mut c = self.store().reader().await?;
-            apikey::find_by_hash(&mut c, &hash).await?
+            let hash = hash.clone();
+            self.store().read(move |c| apikey::find_by_hash(c, &hash)).await?
         };
         let Some(row) = row else { return Err(AppError::Unauthenticated) };
         // The lookup was by hash; compare again in constant time all the same.
@@ -395,8 +389,8 @@ impl App {
             return Err(AppError::Unauthenticated);
         }
         let status = {
-            let mut c = self.store().reader().await?;
-            org::get_org(&mut c, row.org).await?.status
+            let id = row.org;
+            self.store().read(move |c| org::get_org(c, id)).await?.status
         };
         if status != "active" {
             return Err(AppError::OrganizationSuspended);
@@ -405,7 +399,7 @@ impl App {
         if row.last_used_at.is_none_or(|t| now.0 - t.0 > 60_000) {
             let (store, id) = (self.store().clone(), row.id);
             tokio::spawn(async move {
-                let r: Result<()> = store.write(move |c| Box::pin(async move { Ok(apikey::touch(c, id, now).await?) })).await;
+                let r: Result<()> = store.write(move |c| Ok(apikey::touch(c, id, now)?)).await;
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "could not record API key use");
                 }

@@ -50,9 +50,9 @@ pub fn parse_ref(s: &str) -> Option<IncidentRef> {
     }
 }
 
-async fn check_assignee(c: &mut Conn, org: ironcase_domain::OrgId, a: Option<UserId>) -> Result<()> {
+fn check_assignee(c: &Conn, org: ironcase_domain::OrgId, a: Option<UserId>) -> Result<()> {
     if let Some(a) = a {
-        if org::membership_role(c, org, a).await?.is_none() {
+        if org::membership_role(c, org, a)?.is_none() {
             return Err(ValidationErrors::one("assignee_id", "is not a member of this organization").into());
         }
     }
@@ -65,8 +65,8 @@ fn incident_ref(i: &IncidentRow) -> (&'static str, String) {
 
 impl App {
     async fn load(&self, p: &Principal, r: IncidentRef) -> Result<IncidentRow> {
-        let mut c = self.store().reader().await?;
-        Ok(store::get(&mut c, p.org, r).await?)
+        let org = p.org;
+        Ok(self.store().read(move |c| store::get(c, org, r)).await?)
     }
 
     pub async fn incident_create(&self, p: &Principal, meta: &RequestMeta, input: NewIncident) -> Result<IncidentRow> {
@@ -102,15 +102,14 @@ impl App {
         let (p2, meta) = (p.clone(), meta.clone());
         self.store()
             .write(move |c| {
-                Box::pin(async move {
-                    check_assignee(c, p2.org, row.assignee_id).await?;
-                    row.number = org::next_incident_number(c, p2.org).await?;
-                    store::insert(c, &row).await?;
-                    let data = json!({ "number": row.number, "title": row.title, "severity": row.severity, "category": row.category, "tlp": row.tlp });
-                    event::append(c, p2.org, Some(row.id), "incident.created", Some(&p2.actor_id()), &data, now).await?;
-                    audit::append(c, by(&p2, &meta, now, "incident.create", ("incident", &row.id.to_string()), data)).await?;
-                    Ok(row)
-                })
+                check_assignee(c, p2.org, row.assignee_id)?;
+                row.number = org::next_incident_number(c, p2.org)?;
+                store::insert(c, &row)?;
+                let data =
+                    json!({ "number": row.number, "title": row.title, "severity": row.severity, "category": row.category, "tlp": row.tlp });
+                event::append(c, p2.org, Some(row.id), "incident.created", Some(&p2.actor_id()), &data, now)?;
+                audit::append(c, by(&p2, &meta, now, "incident.create", ("incident", &row.id.to_string()), data))?;
+                Ok(row)
             })
             .await
     }
@@ -131,8 +130,8 @@ impl App {
         limit: i64,
     ) -> Result<Vec<IncidentRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
-        let mut c = self.store().reader().await?;
-        Ok(store::list(&mut c, p.org, f, sort, after, limit.clamp(1, MAX_PAGE)).await?)
+        let (org, f) = (p.org, f.clone());
+        Ok(self.store().read(move |c| store::list(c, org, &f, sort, after, limit.clamp(1, MAX_PAGE))).await?)
     }
 
     pub async fn incident_update(
@@ -160,17 +159,16 @@ impl App {
         let out = self
             .store()
             .write(move |c| {
-                Box::pin(async move {
-                    let old = store::get(c, p2.org, IncidentRef::Id(id)).await?;
-                    if old.version != expected_version {
-                        return Err(AppError::VersionConflict);
-                    }
-                    if !p2.may_on_incident(Permission::IncidentUpdate, old.reporter_id, old.assignee_id) {
-                        return Err(AppError::Forbidden(format!("missing permission {}", Permission::IncidentUpdate)));
-                    }
-                    let mut new = old.clone();
-                    let mut changes: Vec<Value> = Vec::new();
-                    macro_rules! set {
+                let old = store::get(c, p2.org, IncidentRef::Id(id))?;
+                if old.version != expected_version {
+                    return Err(AppError::VersionConflict);
+                }
+                if !p2.may_on_incident(Permission::IncidentUpdate, old.reporter_id, old.assignee_id) {
+                    return Err(AppError::Forbidden(format!("missing permission {}", Permission::IncidentUpdate)));
+                }
+                let mut new = old.clone();
+                let mut changes: Vec<Value> = Vec::new();
+                macro_rules! set {
                         ($field:ident, $value:expr) => {
                             if let Some(v) = $value {
                                 if new.$field != v {
@@ -180,53 +178,52 @@ impl App {
                             }
                         };
                     }
-                    set!(title, title);
-                    set!(description, description);
-                    set!(severity, patch.severity);
-                    set!(category, patch.category);
-                    set!(tlp, patch.tlp);
-                    let tags_changed = tags.as_ref().is_some_and(|t| *t != old.tags);
-                    set!(tags, tags);
-                    if let Some(a) = patch.assignee_id {
-                        check_assignee(c, p2.org, a).await?;
+                set!(title, title);
+                set!(description, description);
+                set!(severity, patch.severity);
+                set!(category, patch.category);
+                set!(tlp, patch.tlp);
+                let tags_changed = tags.as_ref().is_some_and(|t| *t != old.tags);
+                set!(tags, tags);
+                if let Some(a) = patch.assignee_id {
+                    check_assignee(c, p2.org, a)?;
+                }
+                set!(assignee_id, patch.assignee_id);
+                let mut status_change = None;
+                if let Some(to) = patch.status.filter(|s| *s != old.status) {
+                    let milestones =
+                        transition(old.status, to, patch.resolution).map_err(|e| AppError::InvalidTransition(e.to_string()))?;
+                    for m in milestones {
+                        let slot = match m {
+                            Milestone::Acknowledged => &mut new.acknowledged_at,
+                            Milestone::Contained => &mut new.contained_at,
+                            Milestone::Resolved => &mut new.resolved_at,
+                            Milestone::Closed => &mut new.closed_at,
+                        };
+                        slot.get_or_insert(now);
                     }
-                    set!(assignee_id, patch.assignee_id);
-                    let mut status_change = None;
-                    if let Some(to) = patch.status.filter(|s| *s != old.status) {
-                        let milestones =
-                            transition(old.status, to, patch.resolution).map_err(|e| AppError::InvalidTransition(e.to_string()))?;
-                        for m in milestones {
-                            let slot = match m {
-                                Milestone::Acknowledged => &mut new.acknowledged_at,
-                                Milestone::Contained => &mut new.contained_at,
-                                Milestone::Resolved => &mut new.resolved_at,
-                                Milestone::Closed => &mut new.closed_at,
-                            };
-                            slot.get_or_insert(now);
-                        }
-                        new.status = to;
-                        new.resolution = if to == Status::Closed { patch.resolution } else { None };
-                        status_change = Some(json!({ "from": old.status, "to": to, "resolution": new.resolution }));
-                    }
-                    if changes.is_empty() && status_change.is_none() {
-                        return Ok(old);
-                    }
-                    new.version = old.version + 1;
-                    new.updated_at = now;
-                    if !store::update(c, &new, expected_version, tags_changed).await? {
-                        return Err(AppError::VersionConflict);
-                    }
-                    let actor = p2.actor_id();
-                    if !changes.is_empty() {
-                        event::append(c, p2.org, Some(id), "incident.updated", Some(&actor), &json!({ "changes": changes }), now).await?;
-                    }
-                    if let Some(sc) = &status_change {
-                        event::append(c, p2.org, Some(id), "incident.status_changed", Some(&actor), sc, now).await?;
-                    }
-                    let details = json!({ "changes": changes, "status": status_change, "version": new.version });
-                    audit::append(c, by(&p2, &meta2, now, "incident.update", ("incident", &id.to_string()), details)).await?;
-                    Ok(new)
-                })
+                    new.status = to;
+                    new.resolution = if to == Status::Closed { patch.resolution } else { None };
+                    status_change = Some(json!({ "from": old.status, "to": to, "resolution": new.resolution }));
+                }
+                if changes.is_empty() && status_change.is_none() {
+                    return Ok(old);
+                }
+                new.version = old.version + 1;
+                new.updated_at = now;
+                if !store::update(c, &new, expected_version, tags_changed)? {
+                    return Err(AppError::VersionConflict);
+                }
+                let actor = p2.actor_id();
+                if !changes.is_empty() {
+                    event::append(c, p2.org, Some(id), "incident.updated", Some(&actor), &json!({ "changes": changes }), now)?;
+                }
+                if let Some(sc) = &status_change {
+                    event::append(c, p2.org, Some(id), "incident.status_changed", Some(&actor), sc, now)?;
+                }
+                let details = json!({ "changes": changes, "status": status_change, "version": new.version });
+                audit::append(c, by(&p2, &meta2, now, "incident.update", ("incident", &id.to_string()), details))?;
+                Ok(new)
             })
             .await;
         match out {
@@ -244,13 +241,11 @@ impl App {
         let (p2, meta2, id, number) = (p.clone(), meta.clone(), current.id, current.number);
         self.store()
             .write(move |c| {
-                Box::pin(async move {
-                    store::soft_delete(c, p2.org, id, now).await?;
-                    let data = json!({ "number": number });
-                    event::append(c, p2.org, Some(id), "incident.deleted", Some(&p2.actor_id()), &data, now).await?;
-                    audit::append(c, by(&p2, &meta2, now, "incident.delete", ("incident", &id.to_string()), data)).await?;
-                    Ok(())
-                })
+                store::soft_delete(c, p2.org, id, now)?;
+                let data = json!({ "number": number });
+                event::append(c, p2.org, Some(id), "incident.deleted", Some(&p2.actor_id()), &data, now)?;
+                audit::append(c, by(&p2, &meta2, now, "incident.delete", ("incident", &id.to_string()), data))?;
+                Ok(())
             })
             .await
     }
@@ -271,16 +266,16 @@ impl App {
         let (p2, meta2) = (p.clone(), meta.clone());
         self.store()
             .write(move |c| {
-                Box::pin(async move {
+                {
                     // The incident may have been deleted since it was read.
-                    store::get(c, p2.org, IncidentRef::Id(row.incident_id)).await?;
-                    store::insert_comment(c, &row).await?;
+                    store::get(c, p2.org, IncidentRef::Id(row.incident_id))?;
+                    store::insert_comment(c, &row)?;
                     let data = json!({ "comment_id": row.id, "body": row.body });
-                    event::append(c, p2.org, Some(row.incident_id), "comment.added", Some(&p2.actor_id()), &data, now).await?;
+                    event::append(c, p2.org, Some(row.incident_id), "comment.added", Some(&p2.actor_id()), &data, now)?;
                     let details = json!({ "incident_id": row.incident_id, "length": row.body.chars().count() });
-                    audit::append(c, by(&p2, &meta2, now, "comment.create", ("comment", &row.id.to_string()), details)).await?;
+                    audit::append(c, by(&p2, &meta2, now, "comment.create", ("comment", &row.id.to_string()), details))?;
                     Ok(row)
-                })
+                }
             })
             .await
     }
@@ -288,8 +283,8 @@ impl App {
     pub async fn incident_timeline(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<Vec<EventRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let current = self.load(p, r).await?;
-        let mut c = self.store().reader().await?;
-        Ok(event::for_incident(&mut c, p.org, current.id).await?)
+        let (org, id) = (p.org, current.id);
+        Ok(self.store().read(move |c| event::for_incident(c, org, id)).await?)
     }
 }
 

@@ -18,8 +18,8 @@ pub struct NewMember {
 }
 
 /// Refuses to leave an organisation without an owner.
-async fn keep_an_owner(c: &mut Conn, org_id: ironcase_domain::OrgId, target_role: Role) -> Result<()> {
-    if target_role == Role::Owner && org::count_role(c, org_id, Role::Owner).await? <= 1 {
+fn keep_an_owner(c: &Conn, org_id: ironcase_domain::OrgId, target_role: Role) -> Result<()> {
+    if target_role == Role::Owner && org::count_role(c, org_id, Role::Owner)? <= 1 {
         return Err(AppError::Conflict { code: "last_owner", detail: "an organization keeps at least one owner".into() });
     }
     Ok(())
@@ -28,14 +28,14 @@ async fn keep_an_owner(c: &mut Conn, org_id: ironcase_domain::OrgId, target_role
 impl App {
     pub async fn organization_get(&self, p: &Principal, meta: &RequestMeta) -> Result<OrgRow> {
         self.require(p, meta, Permission::OrganizationRead).await?;
-        let mut c = self.store().reader().await?;
-        Ok(org::get_org(&mut c, p.org).await?)
+        let id = p.org;
+        Ok(self.store().read(move |c| org::get_org(c, id)).await?)
     }
 
     pub async fn member_list(&self, p: &Principal, meta: &RequestMeta) -> Result<Vec<MemberRow>> {
         self.require(p, meta, Permission::MembersRead).await?;
-        let mut c = self.store().reader().await?;
-        Ok(org::list_members(&mut c, p.org).await?)
+        let id = p.org;
+        Ok(self.store().read(move |c| org::list_members(c, id)).await?)
     }
 
     /// Adds a member. An existing user (by e-mail) joins with the given role and
@@ -49,8 +49,8 @@ impl App {
         let email = validate::email("email", &input.email, &mut errs);
         let name = validate::text("name", &input.name, 1, 200, &mut errs);
         let existing = {
-            let mut c = self.store().reader().await?;
-            org::find_user_by_email(&mut c, &email).await?
+            let email = email.clone();
+            self.store().read(move |c| org::find_user_by_email(c, &email)).await?
         };
         let new_hash = match (&existing, &input.password) {
             (Some(_), _) => None,
@@ -79,18 +79,16 @@ impl App {
         let (p2, meta2, role) = (p.clone(), meta.clone(), input.role);
         self.store()
             .write(move |c| {
-                Box::pin(async move {
-                    if is_new {
-                        org::insert_user(c, &user).await?;
-                    }
-                    if org::membership_role(c, p2.org, user.id).await?.is_some() {
-                        return Err(AppError::Conflict { code: "already_member", detail: "this user is already a member".into() });
-                    }
-                    org::insert_membership(c, p2.org, user.id, role, now).await?;
-                    let details = json!({ "email": user.email, "role": role, "new_user": is_new });
-                    audit::append(c, by(&p2, &meta2, now, "member.add", ("user", &user.id.to_string()), details)).await?;
-                    Ok(org::get_member(c, p2.org, user.id).await?)
-                })
+                if is_new {
+                    org::insert_user(c, &user)?;
+                }
+                if org::membership_role(c, p2.org, user.id)?.is_some() {
+                    return Err(AppError::Conflict { code: "already_member", detail: "this user is already a member".into() });
+                }
+                org::insert_membership(c, p2.org, user.id, role, now)?;
+                let details = json!({ "email": user.email, "role": role, "new_user": is_new });
+                audit::append(c, by(&p2, &meta2, now, "member.add", ("user", &user.id.to_string()), details))?;
+                Ok(org::get_member(c, p2.org, user.id)?)
             })
             .await
     }
@@ -99,8 +97,8 @@ impl App {
     pub async fn member_set_role(&self, p: &Principal, meta: &RequestMeta, user: UserId, role: Role) -> Result<MemberRow> {
         self.require(p, meta, Permission::MembersManage).await?;
         let target = {
-            let mut c = self.store().reader().await?;
-            org::get_member(&mut c, p.org, user).await?
+            let id = p.org;
+            self.store().read(move |c| org::get_member(c, id, user)).await?
         };
         if !p.role.covers(target.role) || !p.role.covers(role) {
             return Err(self.deny(p, meta, Permission::MembersManage, Some(("user", user.to_string()))).await);
@@ -109,19 +107,17 @@ impl App {
         let (p2, meta2) = (p.clone(), meta.clone());
         self.store()
             .write(move |c| {
-                Box::pin(async move {
-                    let current = org::get_member(c, p2.org, user).await?;
-                    if current.role != role {
-                        if role != Role::Owner {
-                            keep_an_owner(c, p2.org, current.role).await?;
-                        }
-                        org::update_role(c, p2.org, user, role).await?;
-                        let ended = session::revoke_member_sessions(c, p2.org, user, now, "role_changed").await?;
-                        let details = json!({ "old_role": current.role, "new_role": role, "sessions_ended": ended });
-                        audit::append(c, by(&p2, &meta2, now, "member.update", ("user", &user.to_string()), details)).await?;
+                let current = org::get_member(c, p2.org, user)?;
+                if current.role != role {
+                    if role != Role::Owner {
+                        keep_an_owner(c, p2.org, current.role)?;
                     }
-                    Ok(org::get_member(c, p2.org, user).await?)
-                })
+                    org::update_role(c, p2.org, user, role)?;
+                    let ended = session::revoke_member_sessions(c, p2.org, user, now, "role_changed")?;
+                    let details = json!({ "old_role": current.role, "new_role": role, "sessions_ended": ended });
+                    audit::append(c, by(&p2, &meta2, now, "member.update", ("user", &user.to_string()), details))?;
+                }
+                Ok(org::get_member(c, p2.org, user)?)
             })
             .await
     }
@@ -130,8 +126,8 @@ impl App {
     pub async fn member_remove(&self, p: &Principal, meta: &RequestMeta, user: UserId) -> Result<()> {
         self.require(p, meta, Permission::MembersManage).await?;
         let target = {
-            let mut c = self.store().reader().await?;
-            org::get_member(&mut c, p.org, user).await?
+            let id = p.org;
+            self.store().read(move |c| org::get_member(c, id, user)).await?
         };
         if !p.role.covers(target.role) {
             return Err(self.deny(p, meta, Permission::MembersManage, Some(("user", user.to_string()))).await);
@@ -140,15 +136,13 @@ impl App {
         let (p2, meta2) = (p.clone(), meta.clone());
         self.store()
             .write(move |c| {
-                Box::pin(async move {
-                    let current = org::get_member(c, p2.org, user).await?;
-                    keep_an_owner(c, p2.org, current.role).await?;
-                    org::delete_membership(c, p2.org, user).await?;
-                    let ended = session::revoke_member_sessions(c, p2.org, user, now, "member_removed").await?;
-                    let details = json!({ "email": current.email, "role": current.role, "sessions_ended": ended });
-                    audit::append(c, by(&p2, &meta2, now, "member.remove", ("user", &user.to_string()), details)).await?;
-                    Ok(())
-                })
+                let current = org::get_member(c, p2.org, user)?;
+                keep_an_owner(c, p2.org, current.role)?;
+                org::delete_membership(c, p2.org, user)?;
+                let ended = session::revoke_member_sessions(c, p2.org, user, now, "member_removed")?;
+                let details = json!({ "email": current.email, "role": current.role, "sessions_ended": ended });
+                audit::append(c, by(&p2, &meta2, now, "member.remove", ("user", &user.to_string()), details))?;
+                Ok(())
             })
             .await
     }

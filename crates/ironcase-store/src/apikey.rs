@@ -1,10 +1,9 @@
 //! API keys: stored only as hashes.
 
 use ironcase_domain::{ApiKeyId, OrgId, Role, Timestamp, UserId};
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::{params, Row};
 
-use crate::{parse_col, parse_id, Conn, Result, StoreError};
+use crate::{exec, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result, StoreError};
 
 #[derive(Clone)]
 pub struct ApiKeyRow {
@@ -27,97 +26,96 @@ impl std::fmt::Debug for ApiKeyRow {
     }
 }
 
-const COLS: &str =
-    "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at";
+fn ts(r: &Row<'_>, col: &str) -> Result<Option<Timestamp>> {
+    Ok(r.get::<_, Option<i64>>(col)?.map(Timestamp))
+}
 
-fn key(r: &SqliteRow) -> Result<ApiKeyRow> {
+fn key(r: &Row<'_>) -> Result<ApiKeyRow> {
     Ok(ApiKeyRow {
         id: parse_id(r, "api_key_id")?,
         org: parse_id(r, "organization_id")?,
-        name: r.try_get("name")?,
+        name: r.get("name")?,
         role: parse_col(r, "role", Role::parse)?,
-        key_hash: r.try_get("key_hash")?,
-        key_prefix: r.try_get("key_prefix")?,
+        key_hash: r.get("key_hash")?,
+        key_prefix: r.get("key_prefix")?,
         created_by: parse_id(r, "created_by")?,
-        created_at: Timestamp(r.try_get("created_at")?),
-        expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
-        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp),
-        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(Timestamp),
+        created_at: Timestamp(r.get("created_at")?),
+        expires_at: ts(r, "expires_at")?,
+        revoked_at: ts(r, "revoked_at")?,
+        last_used_at: ts(r, "last_used_at")?,
     })
 }
 
-pub async fn insert(c: &mut Conn, k: &ApiKeyRow) -> Result<()> {
-    sqlx::query(&format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-        .bind(k.id.to_string())
-        .bind(k.org.to_string())
-        .bind(&k.name)
-        .bind(k.role.as_str())
-        .bind(&k.key_hash)
-        .bind(&k.key_prefix)
-        .bind(k.created_by.to_string())
-        .bind(k.created_at.0)
-        .bind(k.expires_at.map(|t| t.0))
-        .bind(k.revoked_at.map(|t| t.0))
-        .bind(k.last_used_at.map(|t| t.0))
-        .execute(&mut *c)
-        .await?;
+const COLS: &str =
+    "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at";
+
+pub fn insert(c: &Conn, k: &ApiKeyRow) -> Result<()> {
+    exec(
+        c,
+        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        params![
+            k.id.to_string(),
+            k.org.to_string(),
+            k.name,
+            k.role.as_str(),
+            k.key_hash,
+            k.key_prefix,
+            k.created_by.to_string(),
+            k.created_at.0,
+            k.expires_at.map(|t| t.0),
+            k.revoked_at.map(|t| t.0),
+            k.last_used_at.map(|t| t.0)
+        ],
+    )?;
     Ok(())
 }
 
-pub async fn list(c: &mut Conn, org: OrgId) -> Result<Vec<ApiKeyRow>> {
-    let rows = sqlx::query(&format!(
-        "select {COLS} from api_key where organization_id = ? and revoked_at is null order by created_at, api_key_id"
-    ))
-    .bind(org.to_string())
-    .fetch_all(&mut *c)
-    .await?;
-    rows.iter().map(key).collect()
+pub fn list(c: &Conn, org: OrgId) -> Result<Vec<ApiKeyRow>> {
+    query_map(
+        c,
+        &format!("select {COLS} from api_key where organization_id = ? and revoked_at is null order by created_at, api_key_id"),
+        [org.to_string()],
+        key,
+    )
 }
 
-pub async fn get(c: &mut Conn, org: OrgId, id: ApiKeyId) -> Result<ApiKeyRow> {
-    let r = sqlx::query(&format!("select {COLS} from api_key where organization_id = ? and api_key_id = ? and revoked_at is null"))
-        .bind(org.to_string())
-        .bind(id.to_string())
-        .fetch_one(&mut *c)
-        .await?;
-    key(&r)
+pub fn get(c: &Conn, org: OrgId, id: ApiKeyId) -> Result<ApiKeyRow> {
+    query_one(
+        c,
+        &format!("select {COLS} from api_key where organization_id = ? and api_key_id = ? and revoked_at is null"),
+        [org.to_string(), id.to_string()],
+        key,
+    )
 }
 
-pub async fn find_by_hash(c: &mut Conn, hash: &str) -> Result<Option<ApiKeyRow>> {
-    let r = sqlx::query(&format!("select {COLS} from api_key where key_hash = ?")).bind(hash).fetch_optional(&mut *c).await?;
-    r.as_ref().map(key).transpose()
+pub fn find_by_hash(c: &Conn, hash: &str) -> Result<Option<ApiKeyRow>> {
+    query_opt(c, &format!("select {COLS} from api_key where key_hash = ?"), [hash], key)
 }
 
-pub async fn revoke(c: &mut Conn, org: OrgId, id: ApiKeyId, at: Timestamp) -> Result<()> {
-    let n = sqlx::query("update api_key set revoked_at = ? where organization_id = ? and api_key_id = ? and revoked_at is null")
-        .bind(at.0)
-        .bind(org.to_string())
-        .bind(id.to_string())
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
+pub fn revoke(c: &Conn, org: OrgId, id: ApiKeyId, at: Timestamp) -> Result<()> {
+    let n = exec(
+        c,
+        "update api_key set revoked_at = ? where organization_id = ? and api_key_id = ? and revoked_at is null",
+        params![at.0, org.to_string(), id.to_string()],
+    )?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
     Ok(())
 }
 
-pub async fn touch(c: &mut Conn, id: ApiKeyId, at: Timestamp) -> Result<()> {
-    sqlx::query("update api_key set last_used_at = ? where api_key_id = ?").bind(at.0).bind(id.to_string()).execute(&mut *c).await?;
+pub fn touch(c: &Conn, id: ApiKeyId, at: Timestamp) -> Result<()> {
+    exec(c, "update api_key set last_used_at = ? where api_key_id = ?", params![at.0, id.to_string()])?;
     Ok(())
 }
 
 /// Swaps a live key's secret (rotation).
-pub async fn replace_secret(c: &mut Conn, org: OrgId, id: ApiKeyId, hash: &str, prefix: &str) -> Result<()> {
-    let n =
-        sqlx::query("update api_key set key_hash = ?, key_prefix = ? where organization_id = ? and api_key_id = ? and revoked_at is null")
-            .bind(hash)
-            .bind(prefix)
-            .bind(org.to_string())
-            .bind(id.to_string())
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
+pub fn replace_secret(c: &Conn, org: OrgId, id: ApiKeyId, hash: &str, prefix: &str) -> Result<()> {
+    let n = exec(
+        c,
+        "update api_key set key_hash = ?, key_prefix = ? where organization_id = ? and api_key_id = ? and revoked_at is null",
+        params![hash, prefix, org.to_string(), id.to_string()],
+    )?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }

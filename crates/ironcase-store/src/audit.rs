@@ -2,10 +2,10 @@
 
 use ironcase_domain::audit::{Canonical, GENESIS};
 use ironcase_domain::Timestamp;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Row};
 
-use crate::{Conn, Result};
+use crate::{exec, query_map, query_opt, Conn, Result};
 
 /// The chain of operator actions that belong to no organisation.
 pub const PLATFORM: &str = "platform";
@@ -68,34 +68,33 @@ impl EntryRow {
 const COLS: &str = "organization_id, seq, at, actor_id, actor_kind, action, resource_type, resource_id, outcome, request_id, \
     source_ip, user_agent, details, prev_hash, hash";
 
-fn entry(r: &SqliteRow) -> Result<EntryRow> {
+fn entry(r: &Row<'_>) -> Result<EntryRow> {
     Ok(EntryRow {
-        tenant: r.try_get("organization_id")?,
-        seq: r.try_get("seq")?,
-        at: Timestamp(r.try_get("at")?),
-        actor_id: r.try_get("actor_id")?,
-        actor_kind: r.try_get("actor_kind")?,
-        action: r.try_get("action")?,
-        resource_type: r.try_get("resource_type")?,
-        resource_id: r.try_get("resource_id")?,
-        outcome: r.try_get("outcome")?,
-        request_id: r.try_get("request_id")?,
-        source_ip: r.try_get("source_ip")?,
-        user_agent: r.try_get("user_agent")?,
-        details: r.try_get("details")?,
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
+        tenant: r.get("organization_id")?,
+        seq: r.get("seq")?,
+        at: Timestamp(r.get("at")?),
+        actor_id: r.get("actor_id")?,
+        actor_kind: r.get("actor_kind")?,
+        action: r.get("action")?,
+        resource_type: r.get("resource_type")?,
+        resource_id: r.get("resource_id")?,
+        outcome: r.get("outcome")?,
+        request_id: r.get("request_id")?,
+        source_ip: r.get("source_ip")?,
+        user_agent: r.get("user_agent")?,
+        details: r.get("details")?,
+        prev_hash: r.get("prev_hash")?,
+        hash: r.get("hash")?,
     })
 }
 
 /// Appends one entry to its tenant's chain. Must run inside the transaction
 /// of the change it records.
-pub async fn append(c: &mut Conn, e: NewEntry) -> Result<i64> {
-    let head = sqlx::query("select seq, hash from audit_head where organization_id = ?").bind(&e.tenant).fetch_optional(&mut *c).await?;
-    let (prev_seq, prev_hash) = match head {
-        Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?),
-        None => (0, GENESIS.to_owned()),
-    };
+pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
+    let head = query_opt(c, "select seq, hash from audit_head where organization_id = ?", [&e.tenant], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let (prev_seq, prev_hash) = head.unwrap_or((0, GENESIS.to_owned()));
     let mut row = EntryRow {
         tenant: e.tenant,
         seq: prev_seq + 1,
@@ -114,33 +113,33 @@ pub async fn append(c: &mut Conn, e: NewEntry) -> Result<i64> {
         hash: String::new(),
     };
     row.hash = row.canonical().hash(&row.prev_hash);
-    sqlx::query(&format!("insert into audit_log ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-        .bind(&row.tenant)
-        .bind(row.seq)
-        .bind(row.at.0)
-        .bind(&row.actor_id)
-        .bind(&row.actor_kind)
-        .bind(&row.action)
-        .bind(&row.resource_type)
-        .bind(&row.resource_id)
-        .bind(&row.outcome)
-        .bind(&row.request_id)
-        .bind(&row.source_ip)
-        .bind(&row.user_agent)
-        .bind(&row.details)
-        .bind(&row.prev_hash)
-        .bind(&row.hash)
-        .execute(&mut *c)
-        .await?;
-    sqlx::query(
+    exec(
+        c,
+        &format!("insert into audit_log ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        params![
+            row.tenant,
+            row.seq,
+            row.at.0,
+            row.actor_id,
+            row.actor_kind,
+            row.action,
+            row.resource_type,
+            row.resource_id,
+            row.outcome,
+            row.request_id,
+            row.source_ip,
+            row.user_agent,
+            row.details,
+            row.prev_hash,
+            row.hash
+        ],
+    )?;
+    exec(
+        c,
         "insert into audit_head (organization_id, seq, hash) values (?, ?, ?) \
          on conflict (organization_id) do update set seq = excluded.seq, hash = excluded.hash",
-    )
-    .bind(&row.tenant)
-    .bind(row.seq)
-    .bind(&row.hash)
-    .execute(&mut *c)
-    .await?;
+        params![row.tenant, row.seq, row.hash],
+    )?;
     Ok(row.seq)
 }
 
@@ -156,9 +155,9 @@ pub struct Filter {
 }
 
 /// Newest first, entries with `seq < before`.
-pub async fn list(c: &mut Conn, tenant: &str, f: &Filter, before: Option<i64>, limit: i64) -> Result<Vec<EntryRow>> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("select {COLS} from audit_log where organization_id = "));
-    q.push_bind(tenant.to_owned());
+pub fn list(c: &Conn, tenant: &str, f: &Filter, before: Option<i64>, limit: i64) -> Result<Vec<EntryRow>> {
+    let mut sql = format!("select {COLS} from audit_log where organization_id = ?");
+    let mut p: Vec<Value> = vec![Value::Text(tenant.to_owned())];
     for (col, v) in [
         ("action", &f.action),
         ("actor_id", &f.actor_id),
@@ -167,21 +166,19 @@ pub async fn list(c: &mut Conn, tenant: &str, f: &Filter, before: Option<i64>, l
         ("outcome", &f.outcome),
     ] {
         if let Some(v) = v {
-            q.push(format!(" and {col} = ")).push_bind(v.clone());
+            sql.push_str(&format!(" and {col} = ?"));
+            p.push(Value::Text(v.clone()));
         }
     }
-    if let Some(t) = f.from {
-        q.push(" and at >= ").push_bind(t.0);
+    for (clause, v) in [(" and at >= ?", f.from.map(|t| t.0)), (" and at < ?", f.to.map(|t| t.0)), (" and seq < ?", before)] {
+        if let Some(v) = v {
+            sql.push_str(clause);
+            p.push(Value::Integer(v));
+        }
     }
-    if let Some(t) = f.to {
-        q.push(" and at < ").push_bind(t.0);
-    }
-    if let Some(b) = before {
-        q.push(" and seq < ").push_bind(b);
-    }
-    q.push(" order by seq desc limit ").push_bind(limit);
-    let rows = q.build().fetch_all(&mut *c).await?;
-    rows.iter().map(entry).collect()
+    sql.push_str(" order by seq desc limit ?");
+    p.push(Value::Integer(limit));
+    query_map(c, &sql, params_from_iter(p), entry)
 }
 
 /// The outcome of re-computing a chain.
@@ -197,16 +194,15 @@ pub struct Verification {
 }
 
 /// Recomputes one tenant's chain from the first entry.
-pub async fn verify(c: &mut Conn, tenant: &str) -> Result<Verification> {
-    use futures::TryStreamExt;
+pub fn verify(c: &Conn, tenant: &str) -> Result<Verification> {
     let mut v = Verification { tenant: tenant.to_owned(), ok: true, entries: 0, head: None, first_bad_seq: None, reason: None };
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 1i64;
     {
-        let sql = format!("select {COLS} from audit_log where organization_id = ? order by seq");
-        let mut rows = sqlx::query(&sql).bind(tenant).fetch(&mut *c);
-        while let Some(r) = rows.try_next().await? {
-            let e = entry(&r)?;
+        let mut stmt = c.prepare(&format!("select {COLS} from audit_log where organization_id = ? order by seq"))?;
+        let mut rows = stmt.query([tenant])?;
+        while let Some(r) = rows.next()? {
+            let e = entry(r)?;
             v.entries += 1;
             let bad = if e.seq != expected_seq {
                 Some("sequence gap")
@@ -227,18 +223,18 @@ pub async fn verify(c: &mut Conn, tenant: &str) -> Result<Verification> {
             expected_seq += 1;
         }
     }
-    let head = sqlx::query("select seq, hash from audit_head where organization_id = ?").bind(tenant).fetch_optional(&mut *c).await?;
+    let head = query_opt(c, "select seq, hash from audit_head where organization_id = ?", [tenant], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
     let last = expected_seq - 1;
     match head {
-        Some(h) => {
-            let (hs, hh): (i64, String) = (h.try_get(0)?, h.try_get(1)?);
-            if hs != last || hh != prev {
-                v.ok = false;
-                v.first_bad_seq = Some((last + 1).min(hs));
-                v.reason = Some("chain ends before its recorded head".to_owned());
-                return Ok(v);
-            }
+        Some((hs, hh)) if hs != last || hh != prev => {
+            v.ok = false;
+            v.first_bad_seq = Some((last + 1).min(hs));
+            v.reason = Some("chain ends before its recorded head".to_owned());
+            return Ok(v);
         }
+        Some(_) => {}
         None if last > 0 => {
             v.ok = false;
             v.first_bad_seq = Some(1);
@@ -254,9 +250,8 @@ pub async fn verify(c: &mut Conn, tenant: &str) -> Result<Verification> {
 }
 
 /// Every tenant that has a chain.
-pub async fn tenants(c: &mut Conn) -> Result<Vec<String>> {
-    let rows = sqlx::query("select organization_id from audit_head union select distinct organization_id from audit_log order by 1")
-        .fetch_all(&mut *c)
-        .await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+pub fn tenants(c: &Conn) -> Result<Vec<String>> {
+    query_map(c, "select organization_id from audit_head union select distinct organization_id from audit_log order by 1", [], |r| {
+        Ok(r.get(0)?)
+    })
 }

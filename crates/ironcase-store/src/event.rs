@@ -2,9 +2,9 @@
 //! updates and webhooks later. Events are only appended.
 
 use ironcase_domain::{IncidentId, OrgId, Timestamp};
-use sqlx::Row;
+use rusqlite::params;
 
-use crate::{parse_opt_id, Conn, Result};
+use crate::{parse_id, parse_opt_id, query_map, query_one, Conn, Result};
 
 #[derive(Debug, Clone)]
 pub struct EventRow {
@@ -17,8 +17,8 @@ pub struct EventRow {
     pub created_at: Timestamp,
 }
 
-pub async fn append(
-    c: &mut Conn,
+pub fn append(
+    c: &Conn,
     org: OrgId,
     incident: Option<IncidentId>,
     kind: &str,
@@ -26,41 +26,31 @@ pub async fn append(
     data: &serde_json::Value,
     at: Timestamp,
 ) -> Result<i64> {
-    let r = sqlx::query(
+    query_one(
+        c,
         "insert into event (organization_id, incident_id, type, actor_id, data, created_at) values (?, ?, ?, ?, ?, ?) returning event_id",
+        params![org.to_string(), incident.map(|i| i.to_string()), kind, actor, data.to_string(), at.0],
+        |r| Ok(r.get(0)?),
     )
-    .bind(org.to_string())
-    .bind(incident.map(|i| i.to_string()))
-    .bind(kind)
-    .bind(actor)
-    .bind(data.to_string())
-    .bind(at.0)
-    .fetch_one(&mut *c)
-    .await?;
-    Ok(r.try_get(0)?)
 }
 
-pub async fn for_incident(c: &mut Conn, org: OrgId, incident: IncidentId) -> Result<Vec<EventRow>> {
-    let rows = sqlx::query(
+pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<EventRow>> {
+    query_map(
+        c,
         "select event_id, organization_id, incident_id, type, actor_id, data, created_at from event \
          where organization_id = ? and incident_id = ? order by event_id",
-    )
-    .bind(org.to_string())
-    .bind(incident.to_string())
-    .fetch_all(&mut *c)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let data: String = r.try_get("data")?;
+        [org.to_string(), incident.to_string()],
+        |r| {
+            let data: String = r.get("data")?;
             Ok(EventRow {
-                id: r.try_get("event_id")?,
-                org: crate::parse_id(r, "organization_id")?,
+                id: r.get("event_id")?,
+                org: parse_id(r, "organization_id")?,
                 incident_id: parse_opt_id(r, "incident_id")?,
-                kind: r.try_get("type")?,
-                actor_id: r.try_get("actor_id")?,
+                kind: r.get("type")?,
+                actor_id: r.get("actor_id")?,
                 data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                created_at: Timestamp(r.try_get("created_at")?),
+                created_at: Timestamp(r.get("created_at")?),
             })
-        })
-        .collect()
+        },
+    )
 }

@@ -1,10 +1,10 @@
 //! Incidents, their tags and comments.
 
 use ironcase_domain::{Category, CommentId, IncidentId, OrgId, Resolution, Severity, Status, Timestamp, Tlp, UserId};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Row};
 
-use crate::{parse_col, parse_id, parse_opt_id, Conn, Result, StoreError};
+use crate::{exec, parse_col, parse_id, parse_opt_id, query_map, query_one, Conn, Result, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncidentRow {
@@ -33,19 +33,19 @@ pub struct IncidentRow {
 const COLS: &str = "organization_id, incident_id, number, title, description, severity, category, status, resolution, tlp, tags, \
     assignee_id, reporter_id, created_at, updated_at, acknowledged_at, contained_at, resolved_at, closed_at, version";
 
-fn ts(r: &SqliteRow, col: &str) -> Result<Option<Timestamp>> {
-    Ok(r.try_get::<Option<i64>, _>(col)?.map(Timestamp))
+fn ts(r: &Row<'_>, col: &str) -> Result<Option<Timestamp>> {
+    Ok(r.get::<_, Option<i64>>(col)?.map(Timestamp))
 }
 
-fn incident(r: &SqliteRow) -> Result<IncidentRow> {
-    let tags: String = r.try_get("tags")?;
-    let resolution: Option<String> = r.try_get("resolution")?;
+fn incident(r: &Row<'_>) -> Result<IncidentRow> {
+    let tags: String = r.get("tags")?;
+    let resolution: Option<String> = r.get("resolution")?;
     Ok(IncidentRow {
         org: parse_id(r, "organization_id")?,
         id: parse_id(r, "incident_id")?,
-        number: r.try_get("number")?,
-        title: r.try_get("title")?,
-        description: r.try_get("description")?,
+        number: r.get("number")?,
+        title: r.get("title")?,
+        description: r.get("description")?,
         severity: parse_col(r, "severity", Severity::parse)?,
         category: parse_col(r, "category", Category::parse)?,
         status: parse_col(r, "status", Status::parse)?,
@@ -54,13 +54,13 @@ fn incident(r: &SqliteRow) -> Result<IncidentRow> {
         tags: serde_json::from_str(&tags).map_err(|_| StoreError::Corrupt("tags".into()))?,
         assignee_id: parse_opt_id(r, "assignee_id")?,
         reporter_id: parse_id(r, "reporter_id")?,
-        created_at: Timestamp(r.try_get("created_at")?),
-        updated_at: Timestamp(r.try_get("updated_at")?),
+        created_at: Timestamp(r.get("created_at")?),
+        updated_at: Timestamp(r.get("updated_at")?),
         acknowledged_at: ts(r, "acknowledged_at")?,
         contained_at: ts(r, "contained_at")?,
         resolved_at: ts(r, "resolved_at")?,
         closed_at: ts(r, "closed_at")?,
-        version: r.try_get("version")?,
+        version: r.get("version")?,
     })
 }
 
@@ -68,106 +68,92 @@ fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }
 
-async fn write_tags(c: &mut Conn, i: &IncidentRow) -> Result<()> {
-    sqlx::query("delete from incident_tag where organization_id = ? and incident_id = ?")
-        .bind(i.org.to_string())
-        .bind(i.id.to_string())
-        .execute(&mut *c)
-        .await?;
+fn write_tags(c: &Conn, i: &IncidentRow, replace: bool) -> Result<()> {
+    let (org, id) = (i.org.to_string(), i.id.to_string());
+    if replace {
+        exec(c, "delete from incident_tag where organization_id = ? and incident_id = ?", [&org, &id])?;
+    }
     for t in &i.tags {
-        sqlx::query("insert into incident_tag (organization_id, tag, incident_id) values (?, ?, ?)")
-            .bind(i.org.to_string())
-            .bind(t)
-            .bind(i.id.to_string())
-            .execute(&mut *c)
-            .await?;
+        exec(c, "insert into incident_tag (organization_id, tag, incident_id) values (?, ?, ?)", [&org, t, &id])?;
     }
     Ok(())
 }
 
-pub async fn insert(c: &mut Conn, i: &IncidentRow) -> Result<()> {
-    sqlx::query(&format!("insert into incident ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-        .bind(i.org.to_string())
-        .bind(i.id.to_string())
-        .bind(i.number)
-        .bind(&i.title)
-        .bind(&i.description)
-        .bind(i.severity.as_str())
-        .bind(i.category.as_str())
-        .bind(i.status.as_str())
-        .bind(i.resolution.map(|r| r.as_str()))
-        .bind(i.tlp.as_str())
-        .bind(tags_json(&i.tags))
-        .bind(i.assignee_id.map(|u| u.to_string()))
-        .bind(i.reporter_id.to_string())
-        .bind(i.created_at.0)
-        .bind(i.updated_at.0)
-        .bind(i.acknowledged_at.map(|t| t.0))
-        .bind(i.contained_at.map(|t| t.0))
-        .bind(i.resolved_at.map(|t| t.0))
-        .bind(i.closed_at.map(|t| t.0))
-        .bind(i.version)
-        .execute(&mut *c)
-        .await?;
-    if !i.tags.is_empty() {
-        write_tags(c, i).await?;
-    }
-    Ok(())
+pub fn insert(c: &Conn, i: &IncidentRow) -> Result<()> {
+    exec(
+        c,
+        &format!("insert into incident ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        params![
+            i.org.to_string(),
+            i.id.to_string(),
+            i.number,
+            i.title,
+            i.description,
+            i.severity.as_str(),
+            i.category.as_str(),
+            i.status.as_str(),
+            i.resolution.map(|r| r.as_str()),
+            i.tlp.as_str(),
+            tags_json(&i.tags),
+            i.assignee_id.map(|u| u.to_string()),
+            i.reporter_id.to_string(),
+            i.created_at.0,
+            i.updated_at.0,
+            i.acknowledged_at.map(|t| t.0),
+            i.contained_at.map(|t| t.0),
+            i.resolved_at.map(|t| t.0),
+            i.closed_at.map(|t| t.0),
+            i.version
+        ],
+    )?;
+    write_tags(c, i, false)
 }
 
 /// Writes every mutable field of `i` when the stored version is `expected`;
 /// `Ok(false)` when someone else changed it first.
-pub async fn update(c: &mut Conn, i: &IncidentRow, expected: i64, tags_changed: bool) -> Result<bool> {
-    let n = sqlx::query(
+pub fn update(c: &Conn, i: &IncidentRow, expected: i64, tags_changed: bool) -> Result<bool> {
+    let n = exec(
+        c,
         "update incident set title = ?, description = ?, severity = ?, category = ?, status = ?, resolution = ?, tlp = ?, tags = ?, \
          assignee_id = ?, updated_at = ?, acknowledged_at = ?, contained_at = ?, resolved_at = ?, closed_at = ?, version = ? \
          where organization_id = ? and incident_id = ? and version = ? and deleted_at is null",
-    )
-    .bind(&i.title)
-    .bind(&i.description)
-    .bind(i.severity.as_str())
-    .bind(i.category.as_str())
-    .bind(i.status.as_str())
-    .bind(i.resolution.map(|r| r.as_str()))
-    .bind(i.tlp.as_str())
-    .bind(tags_json(&i.tags))
-    .bind(i.assignee_id.map(|u| u.to_string()))
-    .bind(i.updated_at.0)
-    .bind(i.acknowledged_at.map(|t| t.0))
-    .bind(i.contained_at.map(|t| t.0))
-    .bind(i.resolved_at.map(|t| t.0))
-    .bind(i.closed_at.map(|t| t.0))
-    .bind(i.version)
-    .bind(i.org.to_string())
-    .bind(i.id.to_string())
-    .bind(expected)
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
+        params![
+            i.title,
+            i.description,
+            i.severity.as_str(),
+            i.category.as_str(),
+            i.status.as_str(),
+            i.resolution.map(|r| r.as_str()),
+            i.tlp.as_str(),
+            tags_json(&i.tags),
+            i.assignee_id.map(|u| u.to_string()),
+            i.updated_at.0,
+            i.acknowledged_at.map(|t| t.0),
+            i.contained_at.map(|t| t.0),
+            i.resolved_at.map(|t| t.0),
+            i.closed_at.map(|t| t.0),
+            i.version,
+            i.org.to_string(),
+            i.id.to_string(),
+            expected
+        ],
+    )?;
     if n == 1 && tags_changed {
-        write_tags(c, i).await?;
+        write_tags(c, i, true)?;
     }
     Ok(n == 1)
 }
 
-pub async fn soft_delete(c: &mut Conn, org: OrgId, id: IncidentId, at: Timestamp) -> Result<()> {
-    let n = sqlx::query(
+pub fn soft_delete(c: &Conn, org: OrgId, id: IncidentId, at: Timestamp) -> Result<()> {
+    let n = exec(
+        c,
         "update incident set deleted_at = ?, version = version + 1 where organization_id = ? and incident_id = ? and deleted_at is null",
-    )
-    .bind(at.0)
-    .bind(org.to_string())
-    .bind(id.to_string())
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
+        params![at.0, org.to_string(), id.to_string()],
+    )?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
-    sqlx::query("delete from incident_tag where organization_id = ? and incident_id = ?")
-        .bind(org.to_string())
-        .bind(id.to_string())
-        .execute(&mut *c)
-        .await?;
+    exec(c, "delete from incident_tag where organization_id = ? and incident_id = ?", [org.to_string(), id.to_string()])?;
     Ok(())
 }
 
@@ -178,24 +164,21 @@ pub enum IncidentRef {
     Number(i64),
 }
 
-pub async fn get(c: &mut Conn, org: OrgId, r: IncidentRef) -> Result<IncidentRow> {
-    let row = match r {
-        IncidentRef::Id(id) => {
-            sqlx::query(&format!("select {COLS} from incident where organization_id = ? and incident_id = ? and deleted_at is null"))
-                .bind(org.to_string())
-                .bind(id.to_string())
-                .fetch_one(&mut *c)
-                .await?
-        }
-        IncidentRef::Number(n) => {
-            sqlx::query(&format!("select {COLS} from incident where organization_id = ? and number = ? and deleted_at is null"))
-                .bind(org.to_string())
-                .bind(n)
-                .fetch_one(&mut *c)
-                .await?
-        }
-    };
-    incident(&row)
+pub fn get(c: &Conn, org: OrgId, r: IncidentRef) -> Result<IncidentRow> {
+    match r {
+        IncidentRef::Id(id) => query_one(
+            c,
+            &format!("select {COLS} from incident where organization_id = ? and incident_id = ? and deleted_at is null"),
+            [org.to_string(), id.to_string()],
+            incident,
+        ),
+        IncidentRef::Number(n) => query_one(
+            c,
+            &format!("select {COLS} from incident where organization_id = ? and number = ? and deleted_at is null"),
+            params![org.to_string(), n],
+            incident,
+        ),
+    }
 }
 
 /// Sort orders for lists; each pairs a column with the id as tie-breaker so
@@ -248,50 +231,46 @@ pub struct Filter {
 }
 
 /// One page after the cursor `(key, id)`.
-pub async fn list(
-    c: &mut Conn,
-    org: OrgId,
-    f: &Filter,
-    sort: Sort,
-    after: Option<(i64, IncidentId)>,
-    limit: i64,
-) -> Result<Vec<IncidentRow>> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("select {COLS} from incident where organization_id = "));
-    q.push_bind(org.to_string());
-    q.push(" and deleted_at is null");
+pub fn list(c: &Conn, org: OrgId, f: &Filter, sort: Sort, after: Option<(i64, IncidentId)>, limit: i64) -> Result<Vec<IncidentRow>> {
+    let mut sql = format!("select {COLS} from incident where organization_id = ?1 and deleted_at is null");
+    let mut p: Vec<Value> = vec![Value::Text(org.to_string())];
+    let mut bind = |sql: &mut String, clause: &str, v: Value| {
+        p.push(v);
+        sql.push_str(&clause.replace('$', &format!("?{}", p.len())));
+    };
     if let Some(s) = f.status {
-        q.push(" and status = ").push_bind(s.as_str());
+        bind(&mut sql, " and status = $", Value::Text(s.as_str().into()));
     }
     if let Some(s) = f.severity {
-        q.push(" and severity = ").push_bind(s.as_str());
+        bind(&mut sql, " and severity = $", Value::Text(s.as_str().into()));
     }
     if let Some(s) = f.category {
-        q.push(" and category = ").push_bind(s.as_str());
+        bind(&mut sql, " and category = $", Value::Text(s.as_str().into()));
     }
     if let Some(a) = f.assignee_id {
-        q.push(" and assignee_id = ").push_bind(a.to_string());
+        bind(&mut sql, " and assignee_id = $", Value::Text(a.to_string()));
     }
     if let Some(t) = &f.tag {
-        q.push(" and incident_id in (select incident_id from incident_tag where organization_id = ")
-            .push_bind(org.to_string())
-            .push(" and tag = ")
-            .push_bind(t.clone())
-            .push(")");
+        bind(
+            &mut sql,
+            " and incident_id in (select incident_id from incident_tag where organization_id = ?1 and tag = $)",
+            Value::Text(t.clone()),
+        );
     }
     if let Some(t) = f.created_after {
-        q.push(" and created_at > ").push_bind(t.0);
+        bind(&mut sql, " and created_at > $", Value::Integer(t.0));
     }
     if let Some(t) = f.created_before {
-        q.push(" and created_at < ").push_bind(t.0);
+        bind(&mut sql, " and created_at < $", Value::Integer(t.0));
     }
     let col = sort.column();
     let (cmp, dir) = if sort.desc() { ("<", "desc") } else { (">", "asc") };
     if let Some((key, id)) = after {
-        q.push(format!(" and ({col}, incident_id) {cmp} (")).push_bind(key).push(", ").push_bind(id.to_string()).push(")");
+        bind(&mut sql, &format!(" and ({col}, incident_id) {cmp} ($"), Value::Integer(key));
+        bind(&mut sql, ", $)", Value::Text(id.to_string()));
     }
-    q.push(format!(" order by {col} {dir}, incident_id {dir} limit ")).push_bind(limit);
-    let rows = q.build().fetch_all(&mut *c).await?;
-    rows.iter().map(incident).collect()
+    bind(&mut sql, &format!(" order by {col} {dir}, incident_id {dir} limit $"), Value::Integer(limit));
+    query_map(c, &sql, params_from_iter(p), incident)
 }
 
 #[derive(Debug, Clone)]
@@ -304,15 +283,11 @@ pub struct CommentRow {
     pub created_at: Timestamp,
 }
 
-pub async fn insert_comment(c: &mut Conn, m: &CommentRow) -> Result<()> {
-    sqlx::query("insert into comment (organization_id, comment_id, incident_id, author_id, body, created_at) values (?, ?, ?, ?, ?, ?)")
-        .bind(m.org.to_string())
-        .bind(m.id.to_string())
-        .bind(m.incident_id.to_string())
-        .bind(m.author_id.to_string())
-        .bind(&m.body)
-        .bind(m.created_at.0)
-        .execute(&mut *c)
-        .await?;
+pub fn insert_comment(c: &Conn, m: &CommentRow) -> Result<()> {
+    exec(
+        c,
+        "insert into comment (organization_id, comment_id, incident_id, author_id, body, created_at) values (?, ?, ?, ?, ?, ?)",
+        params![m.org.to_string(), m.id.to_string(), m.incident_id.to_string(), m.author_id.to_string(), m.body, m.created_at.0],
+    )?;
     Ok(())
 }

@@ -1,10 +1,9 @@
 //! Organisations, users and memberships.
 
 use ironcase_domain::{OrgId, Role, Timestamp, UserId};
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::{params, Row};
 
-use crate::{parse_col, parse_id, parse_opt_id, Conn, Result, StoreError};
+use crate::{exec, parse_col, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct OrgRow {
@@ -17,63 +16,61 @@ pub struct OrgRow {
     pub created_at: Timestamp,
 }
 
-fn org(r: &SqliteRow) -> Result<OrgRow> {
+fn org(r: &Row<'_>) -> Result<OrgRow> {
     Ok(OrgRow {
         id: parse_id(r, "organization_id")?,
-        slug: r.try_get("slug")?,
-        name: r.try_get("name")?,
-        plan: r.try_get("plan")?,
-        status: r.try_get("status")?,
+        slug: r.get("slug")?,
+        name: r.get("name")?,
+        plan: r.get("plan")?,
+        status: r.get("status")?,
         parent_id: parse_opt_id(r, "parent_id")?,
-        created_at: Timestamp(r.try_get("created_at")?),
+        created_at: Timestamp(r.get("created_at")?),
     })
 }
 
-const ORG_COLS: &str = "organization_id, slug, name, plan, status, parent_id, created_at";
-
-pub async fn insert_org(c: &mut Conn, o: &OrgRow) -> Result<()> {
-    sqlx::query("insert into organization (organization_id, slug, name, plan, status, parent_id, created_at) values (?, ?, ?, ?, ?, ?, ?)")
-        .bind(o.id.to_string())
-        .bind(&o.slug)
-        .bind(&o.name)
-        .bind(&o.plan)
-        .bind(&o.status)
-        .bind(o.parent_id.map(|p| p.to_string()))
-        .bind(o.created_at.0)
-        .execute(&mut *c)
-        .await?;
+pub fn insert_org(c: &Conn, o: &OrgRow) -> Result<()> {
+    exec(
+        c,
+        "insert into organization (organization_id, slug, name, plan, status, parent_id, created_at) values (?, ?, ?, ?, ?, ?, ?)",
+        params![o.id.to_string(), o.slug, o.name, o.plan, o.status, o.parent_id.map(|p| p.to_string()), o.created_at.0],
+    )?;
     Ok(())
 }
 
-pub async fn get_org(c: &mut Conn, id: OrgId) -> Result<OrgRow> {
-    let r = sqlx::query(&format!("select {ORG_COLS} from organization where organization_id = ?"))
-        .bind(id.to_string())
-        .fetch_one(&mut *c)
-        .await?;
-    org(&r)
+pub fn get_org(c: &Conn, id: OrgId) -> Result<OrgRow> {
+    query_one(
+        c,
+        "select organization_id, slug, name, plan, status, parent_id, created_at from organization where organization_id = ?",
+        [id.to_string()],
+        org,
+    )
 }
 
-pub async fn find_org_by_slug(c: &mut Conn, slug: &str) -> Result<Option<OrgRow>> {
-    let r = sqlx::query(&format!("select {ORG_COLS} from organization where slug = ?")).bind(slug).fetch_optional(&mut *c).await?;
-    r.as_ref().map(org).transpose()
+pub fn find_org_by_slug(c: &Conn, slug: &str) -> Result<Option<OrgRow>> {
+    query_opt(c, "select organization_id, slug, name, plan, status, parent_id, created_at from organization where slug = ?", [slug], org)
 }
 
-pub async fn list_orgs(c: &mut Conn) -> Result<Vec<OrgRow>> {
-    let rows = sqlx::query(&format!("select {ORG_COLS} from organization order by created_at, organization_id")).fetch_all(&mut *c).await?;
-    rows.iter().map(org).collect()
+pub fn list_orgs(c: &Conn) -> Result<Vec<OrgRow>> {
+    query_map(
+        c,
+        "select organization_id, slug, name, plan, status, parent_id, created_at from organization order by created_at, organization_id",
+        [],
+        org,
+    )
 }
 
-pub async fn count_orgs(c: &mut Conn) -> Result<i64> {
-    Ok(sqlx::query("select count(*) from organization").fetch_one(&mut *c).await?.try_get(0)?)
+pub fn count_orgs(c: &Conn) -> Result<i64> {
+    Ok(c.query_row("select count(*) from organization", [], |r| r.get(0))?)
 }
 
 /// Issues the next per-organisation incident number inside the caller's transaction.
-pub async fn next_incident_number(c: &mut Conn, id: OrgId) -> Result<i64> {
-    let r = sqlx::query("update organization set incident_seq = incident_seq + 1 where organization_id = ? returning incident_seq")
-        .bind(id.to_string())
-        .fetch_one(&mut *c)
-        .await?;
-    Ok(r.try_get(0)?)
+pub fn next_incident_number(c: &Conn, id: OrgId) -> Result<i64> {
+    query_one(
+        c,
+        "update organization set incident_seq = incident_seq + 1 where organization_id = ? returning incident_seq",
+        [id.to_string()],
+        |r| Ok(r.get(0)?),
+    )
 }
 
 #[derive(Clone)]
@@ -92,69 +89,57 @@ impl std::fmt::Debug for UserRow {
     }
 }
 
-fn user(r: &SqliteRow) -> Result<UserRow> {
+fn user(r: &Row<'_>) -> Result<UserRow> {
     Ok(UserRow {
         id: parse_id(r, "user_id")?,
-        email: r.try_get("email")?,
-        name: r.try_get("name")?,
-        password_hash: r.try_get("password_hash")?,
-        is_operator: r.try_get("is_operator")?,
-        created_at: Timestamp(r.try_get("created_at")?),
+        email: r.get("email")?,
+        name: r.get("name")?,
+        password_hash: r.get("password_hash")?,
+        is_operator: r.get("is_operator")?,
+        created_at: Timestamp(r.get("created_at")?),
     })
 }
 
-const USER_COLS: &str = "user_id, email, name, password_hash, is_operator, created_at";
-
-pub async fn insert_user(c: &mut Conn, u: &UserRow) -> Result<()> {
-    sqlx::query("insert into user (user_id, email, name, password_hash, is_operator, created_at) values (?, ?, ?, ?, ?, ?)")
-        .bind(u.id.to_string())
-        .bind(&u.email)
-        .bind(&u.name)
-        .bind(&u.password_hash)
-        .bind(u.is_operator)
-        .bind(u.created_at.0)
-        .execute(&mut *c)
-        .await?;
+pub fn insert_user(c: &Conn, u: &UserRow) -> Result<()> {
+    exec(
+        c,
+        "insert into user (user_id, email, name, password_hash, is_operator, created_at) values (?, ?, ?, ?, ?, ?)",
+        params![u.id.to_string(), u.email, u.name, u.password_hash, u.is_operator, u.created_at.0],
+    )?;
     Ok(())
 }
 
-pub async fn find_user_by_email(c: &mut Conn, email: &str) -> Result<Option<UserRow>> {
-    let r = sqlx::query(&format!("select {USER_COLS} from user where email = ?")).bind(email).fetch_optional(&mut *c).await?;
-    r.as_ref().map(user).transpose()
+pub fn find_user_by_email(c: &Conn, email: &str) -> Result<Option<UserRow>> {
+    query_opt(c, "select user_id, email, name, password_hash, is_operator, created_at from user where email = ?", [email], user)
 }
 
-pub async fn get_user(c: &mut Conn, id: UserId) -> Result<UserRow> {
-    let r = sqlx::query(&format!("select {USER_COLS} from user where user_id = ?")).bind(id.to_string()).fetch_one(&mut *c).await?;
-    user(&r)
+pub fn get_user(c: &Conn, id: UserId) -> Result<UserRow> {
+    query_one(c, "select user_id, email, name, password_hash, is_operator, created_at from user where user_id = ?", [id.to_string()], user)
 }
 
-pub async fn insert_membership(c: &mut Conn, org: OrgId, user: UserId, role: Role, at: Timestamp) -> Result<()> {
-    sqlx::query("insert into membership (organization_id, user_id, role, created_at) values (?, ?, ?, ?)")
-        .bind(org.to_string())
-        .bind(user.to_string())
-        .bind(role.as_str())
-        .bind(at.0)
-        .execute(&mut *c)
-        .await?;
+pub fn insert_membership(c: &Conn, org: OrgId, user: UserId, role: Role, at: Timestamp) -> Result<()> {
+    exec(
+        c,
+        "insert into membership (organization_id, user_id, role, created_at) values (?, ?, ?, ?)",
+        params![org.to_string(), user.to_string(), role.as_str(), at.0],
+    )?;
     Ok(())
 }
 
-pub async fn membership_role(c: &mut Conn, org: OrgId, user: UserId) -> Result<Option<Role>> {
-    let r = sqlx::query("select role from membership where organization_id = ? and user_id = ?")
-        .bind(org.to_string())
-        .bind(user.to_string())
-        .fetch_optional(&mut *c)
-        .await?;
-    r.map(|r| parse_col(&r, "role", Role::parse)).transpose()
+pub fn membership_role(c: &Conn, org: OrgId, user: UserId) -> Result<Option<Role>> {
+    query_opt(c, "select role from membership where organization_id = ? and user_id = ?", [org.to_string(), user.to_string()], |r| {
+        parse_col(r, "role", Role::parse)
+    })
 }
 
 /// The organisation a user joined first, with their role there.
-pub async fn first_membership(c: &mut Conn, user: UserId) -> Result<Option<(OrgId, Role)>> {
-    let r = sqlx::query("select organization_id, role from membership where user_id = ? order by created_at, organization_id limit 1")
-        .bind(user.to_string())
-        .fetch_optional(&mut *c)
-        .await?;
-    r.map(|r| Ok((parse_id(&r, "organization_id")?, parse_col(&r, "role", Role::parse)?))).transpose()
+pub fn first_membership(c: &Conn, user: UserId) -> Result<Option<(OrgId, Role)>> {
+    query_opt(
+        c,
+        "select organization_id, role from membership where user_id = ? order by created_at, organization_id limit 1",
+        [user.to_string()],
+        |r| Ok((parse_id(r, "organization_id")?, parse_col(r, "role", Role::parse)?)),
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -166,71 +151,58 @@ pub struct MemberRow {
     pub joined_at: Timestamp,
 }
 
-fn member(r: &SqliteRow) -> Result<MemberRow> {
+fn member(r: &Row<'_>) -> Result<MemberRow> {
     Ok(MemberRow {
         user_id: parse_id(r, "user_id")?,
-        email: r.try_get("email")?,
-        name: r.try_get("name")?,
+        email: r.get("email")?,
+        name: r.get("name")?,
         role: parse_col(r, "role", Role::parse)?,
-        joined_at: Timestamp(r.try_get("created_at")?),
+        joined_at: Timestamp(r.get("created_at")?),
     })
 }
 
-pub async fn list_members(c: &mut Conn, org: OrgId) -> Result<Vec<MemberRow>> {
-    let rows = sqlx::query(
+pub fn list_members(c: &Conn, org: OrgId) -> Result<Vec<MemberRow>> {
+    query_map(
+        c,
         "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join user u on u.user_id = m.user_id \
          where m.organization_id = ? order by m.created_at, m.user_id",
+        [org.to_string()],
+        member,
     )
-    .bind(org.to_string())
-    .fetch_all(&mut *c)
-    .await?;
-    rows.iter().map(member).collect()
 }
 
-pub async fn get_member(c: &mut Conn, org: OrgId, user: UserId) -> Result<MemberRow> {
-    let r = sqlx::query(
+pub fn get_member(c: &Conn, org: OrgId, user: UserId) -> Result<MemberRow> {
+    query_one(
+        c,
         "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join user u on u.user_id = m.user_id \
          where m.organization_id = ? and m.user_id = ?",
+        [org.to_string(), user.to_string()],
+        member,
     )
-    .bind(org.to_string())
-    .bind(user.to_string())
-    .fetch_one(&mut *c)
-    .await?;
-    member(&r)
 }
 
-pub async fn update_role(c: &mut Conn, org: OrgId, user: UserId, role: Role) -> Result<()> {
-    let n = sqlx::query("update membership set role = ? where organization_id = ? and user_id = ?")
-        .bind(role.as_str())
-        .bind(org.to_string())
-        .bind(user.to_string())
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
+pub fn update_role(c: &Conn, org: OrgId, user: UserId, role: Role) -> Result<()> {
+    let n = exec(
+        c,
+        "update membership set role = ? where organization_id = ? and user_id = ?",
+        params![role.as_str(), org.to_string(), user.to_string()],
+    )?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
     Ok(())
 }
 
-pub async fn delete_membership(c: &mut Conn, org: OrgId, user: UserId) -> Result<()> {
-    let n = sqlx::query("delete from membership where organization_id = ? and user_id = ?")
-        .bind(org.to_string())
-        .bind(user.to_string())
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
+pub fn delete_membership(c: &Conn, org: OrgId, user: UserId) -> Result<()> {
+    let n = exec(c, "delete from membership where organization_id = ? and user_id = ?", [org.to_string(), user.to_string()])?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
     Ok(())
 }
 
-pub async fn count_role(c: &mut Conn, org: OrgId, role: Role) -> Result<i64> {
-    Ok(sqlx::query("select count(*) from membership where organization_id = ? and role = ?")
-        .bind(org.to_string())
-        .bind(role.as_str())
-        .fetch_one(&mut *c)
-        .await?
-        .try_get(0)?)
+pub fn count_role(c: &Conn, org: OrgId, role: Role) -> Result<i64> {
+    query_one(c, "select count(*) from membership where organization_id = ? and role = ?", params![org.to_string(), role.as_str()], |r| {
+        Ok(r.get(0)?)
+    })
 }

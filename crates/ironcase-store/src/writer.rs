@@ -1,98 +1,80 @@
 //! The single writer. SQLite allows one writer at a time; rather than making
-//! requests queue for the lock and fsync one by one, one task owns the write
+//! requests queue for the lock and fsync one by one, one thread owns the write
 //! connection and commits whatever is waiting together: each request runs in
 //! its own savepoint, and one fsynced COMMIT makes the whole batch durable.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What a job hands back: whether its savepoint should be kept, and how to
-/// deliver its result once the batch's fate is known.
+/// How a job's result is delivered once the batch's fate is known.
 type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Finish)> + Send>;
+/// A job runs on the writer thread; it says whether to keep its savepoint.
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
 
 /// Most requests a single transaction carries.
 const MAX_BATCH: usize = 512;
 
-#[derive(Clone)]
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Job>,
-    stopped: std::sync::Arc<tokio::sync::Notify>,
-    closed: std::sync::Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    tx: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
+    done: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl Writer {
-    pub(crate) fn start(conn: SqliteConnection) -> Writer {
-        let (tx, rx) = mpsc::channel::<Job>(4096);
-        let stopped = std::sync::Arc::new(tokio::sync::Notify::new());
-        let handle = tokio::spawn(run(conn, rx, stopped.clone()));
-        Writer { tx, stopped, closed: std::sync::Arc::new(tokio::sync::Mutex::new(Some(handle))) }
+    pub(crate) fn start(conn: Connection) -> Result<Writer, StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>(8192);
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("ironcase-writer".into())
+            .spawn(move || {
+                run(conn, rx);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
+        Ok(Writer { tx: std::sync::Mutex::new(Some(tx)), done: std::sync::Mutex::new(Some(done_rx)) })
     }
 
     pub(crate) async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn: &mut SqliteConnection| {
-            Box::pin(async move {
-                let out = f(conn).await;
-                let keep = out.is_ok();
-                let finish: Finish = Box::new(move |commit_err: Option<&StoreError>| {
-                    let result = match (out, commit_err) {
-                        (Ok(_), Some(e)) => Err(E::from(clone_err(e))),
-                        (out, _) => out,
-                    };
-                    let _ = done_tx.send(result);
-                });
-                (keep, finish)
-            })
+        let job: Job = Box::new(move |conn: &Connection| {
+            let out = f(conn);
+            let keep = out.is_ok();
+            let finish: Finish = Box::new(move |commit_err: Option<&StoreError>| {
+                let result = match (out, commit_err) {
+                    (Ok(_), Some(e)) => Err(E::from(StoreError::Database(format!("commit failed: {e}")))),
+                    (out, _) => out,
+                };
+                let _ = done_tx.send(result);
+            });
+            (keep, finish)
         });
-        self.tx.send(job).await.map_err(|_| E::from(StoreError::Unavailable))?;
+        let sender = self.tx.lock().ok().and_then(|g| g.clone()).ok_or_else(|| E::from(StoreError::Unavailable))?;
+        sender.send(job).await.map_err(|_| E::from(StoreError::Unavailable))?;
         done_rx.await.map_err(|_| E::from(StoreError::Unavailable))?
     }
 
+    /// Refuses new writes, lets the queued ones commit, and waits for the thread.
     pub(crate) async fn close(&self) {
-        self.stopped.notify_one();
-        if let Some(h) = self.closed.lock().await.take() {
-            let _ = h.await;
+        if let Ok(mut g) = self.tx.lock() {
+            g.take();
+        }
+        let done = self.done.lock().ok().and_then(|mut g| g.take());
+        if let Some(d) = done {
+            let _ = d.await;
         }
     }
 }
 
-fn clone_err(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::NotFound => StoreError::NotFound,
-        StoreError::Conflict(s) => StoreError::Conflict(s.clone()),
-        StoreError::Unavailable => StoreError::Unavailable,
-        other => StoreError::Corrupt(format!("commit failed: {other}")),
-    }
-}
-
-async fn exec(conn: &mut SqliteConnection, sql: &str) -> Result<(), StoreError> {
-    sqlx::query(sql).execute(&mut *conn).await?;
-    Ok(())
-}
-
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, stopped: std::sync::Arc<tokio::sync::Notify>) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut finishes: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let first = tokio::select! {
-            biased;
-            job = rx.recv() => job,
-            _ = stopped.notified() => { rx.close(); rx.recv().await }
-        };
-        let Some(first) = first else { break };
+    while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -100,7 +82,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, stopped: s
                 Err(_) => break,
             }
         }
-        if let Err(e) = exec(&mut conn, "begin immediate").await {
+        if let Err(e) = conn.execute_batch("begin immediate") {
             tracing::error!(error = %e, "writer could not begin a transaction");
             // Dropping the jobs answers their callers with `Unavailable`.
             batch.clear();
@@ -113,37 +95,30 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, stopped: s
             if broken.is_some() {
                 continue; // dropped: its caller gets `Unavailable`
             }
-            if let Err(e) = exec(&mut conn, "savepoint req").await {
+            if let Err(e) = conn.execute_batch("savepoint req") {
                 tracing::error!(error = %e, "writer could not open a savepoint");
-                broken = Some(e);
+                broken = Some(e.into());
                 continue;
             }
-            let (keep, finish) = job(&mut conn).await;
-            let end = if keep {
-                exec(&mut conn, "release req").await
-            } else {
-                match exec(&mut conn, "rollback to req").await {
-                    Ok(()) => exec(&mut conn, "release req").await,
-                    Err(e) => Err(e),
-                }
-            };
+            let (keep, finish) = job(&conn);
+            let end = if keep { conn.execute_batch("release req") } else { conn.execute_batch("rollback to req; release req") };
             if let Err(e) = end {
                 tracing::error!(error = %e, "writer could not close a savepoint");
-                broken = Some(e);
+                broken = Some(e.into());
             }
             finishes.push(finish);
         }
         let commit = match broken {
             Some(e) => Some(e),
-            None => exec(&mut conn, "commit").await.err(),
+            None => conn.execute_batch("commit").err().map(StoreError::from),
         };
         if let Some(e) = &commit {
             tracing::error!(error = %e, "group commit failed; the batch is rolled back");
-            let _ = exec(&mut conn, "rollback").await;
+            let _ = conn.execute_batch("rollback");
         }
         for f in finishes.drain(..) {
             f(commit.as_ref());
         }
     }
-    let _ = sqlx::Connection::close(conn).await;
+    let _ = conn.close();
 }

@@ -21,11 +21,10 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Verify { data_dir } => {
             let db = data_dir.join("ironcase.db");
             anyhow::ensure!(db.exists(), "no database at {}", db.display());
-            let pool = Store::open_sqlite_readonly(&db).await.context("opening the database")?;
-            let mut c = pool.acquire().await.context("connecting")?;
+            let c = Store::open_readonly(&db).context("opening the database")?;
             let mut all_ok = true;
-            for tenant in audit::tenants(&mut c).await? {
-                let v = audit::verify(&mut c, &tenant).await?;
+            for tenant in audit::tenants(&c)? {
+                let v = audit::verify(&c, &tenant)?;
                 all_ok &= v.ok;
                 let line = serde_json::json!({
                     "tenant": v.tenant, "ok": v.ok, "entries": v.entries, "head": v.head,

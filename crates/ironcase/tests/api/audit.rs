@@ -1,5 +1,4 @@
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 use crate::helpers::*;
 
@@ -74,9 +73,11 @@ fn cli_verify(app: &TestApp) -> (bool, Vec<Value>) {
     (out.status.success(), lines)
 }
 
-async fn db(app: &TestApp) -> sqlx::SqliteConnection {
-    let url = format!("sqlite://{}", app.data_dir.join("ironcase.db").display());
-    sqlx::SqliteConnection::connect(&url).await.expect("open the database file")
+/// The server's database file, opened directly as an attacker with disk access would.
+fn db(app: &TestApp) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(app.data_dir.join("ironcase.db")).expect("open the database file");
+    c.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
+    c
 }
 
 /// Five incidents: an audit chain with a few entries in the org.
@@ -116,46 +117,35 @@ async fn an_intact_chain_verifies_over_http_and_cli() {
 #[tokio::test]
 async fn an_edited_entry_is_found() {
     let (app, owner, org) = seeded().await;
-    let mut c = db(&app).await;
-    sqlx::query("update audit_log set action = 'incident.read' where organization_id = ? and seq = 4")
-        .bind(&org)
-        .execute(&mut c)
-        .await
-        .expect("edit");
+    let c = db(&app);
+    c.execute("update audit_log set action = 'incident.read' where organization_id = ? and seq = 4", [&org]).expect("edit");
     expect_broken(&app, &owner, &org, 4).await;
 }
 
 #[tokio::test]
 async fn a_deleted_entry_is_found() {
     let (app, owner, org) = seeded().await;
-    let mut c = db(&app).await;
-    sqlx::query("delete from audit_log where organization_id = ? and seq = 3").bind(&org).execute(&mut c).await.expect("delete");
+    let c = db(&app);
+    c.execute("delete from audit_log where organization_id = ? and seq = 3", [&org]).expect("delete");
     expect_broken(&app, &owner, &org, 3).await;
 }
 
 #[tokio::test]
 async fn a_deleted_tail_is_found() {
     let (app, owner, org) = seeded().await;
-    let mut c = db(&app).await;
-    let last: i64 =
-        sqlx::query_scalar("select max(seq) from audit_log where organization_id = ?").bind(&org).fetch_one(&mut c).await.expect("max");
-    sqlx::query("delete from audit_log where organization_id = ? and seq = ?").bind(&org).bind(last).execute(&mut c).await.expect("delete");
+    let c = db(&app);
+    let last: i64 = c.query_row("select max(seq) from audit_log where organization_id = ?", [&org], |r| r.get(0)).expect("max");
+    c.execute("delete from audit_log where organization_id = ? and seq = ?", rusqlite::params![org, last]).expect("delete");
     expect_broken(&app, &owner, &org, last).await;
 }
 
 #[tokio::test]
 async fn reordered_entries_are_found() {
     let (app, owner, org) = seeded().await;
-    let mut c = db(&app).await;
+    let c = db(&app);
     // Swap entries 2 and 5 by renumbering them.
     for (from, to) in [(2, -2), (5, 2), (-2, 5)] {
-        sqlx::query("update audit_log set seq = ? where organization_id = ? and seq = ?")
-            .bind(to)
-            .bind(&org)
-            .bind(from)
-            .execute(&mut c)
-            .await
-            .expect("swap");
+        c.execute("update audit_log set seq = ? where organization_id = ? and seq = ?", rusqlite::params![to, org, from]).expect("swap");
     }
     expect_broken(&app, &owner, &org, 2).await;
 }

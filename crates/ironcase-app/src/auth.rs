@@ -320,7 +320,7 @@ impl App {
     pub async fn me(&self, p: &Principal) -> Result<Me> {
         let (user_id, org_id, role) = (p.user_id(), p.org, p.role);
         self.store()
-            .read(move |c| {
+            .read_now(|c| {
                 let user = org::get_user(c, user_id)?;
                 let organization = org::get_org(c, org_id)?;
                 Ok(Me { user, organization, role })
@@ -358,7 +358,7 @@ impl App {
         let sid: SessionId = claims.sid.parse().map_err(|_| AppError::Unauthenticated)?;
         let org: OrgId = claims.org.parse().map_err(|_| AppError::Unauthenticated)?;
         let user: UserId = claims.sub.parse().map_err(|_| AppError::Unauthenticated)?;
-        let auth = { self.store().read(move |c| session::session_auth(c, sid)).await? };
+        let auth = { self.store().read_now(|c| session::session_auth(c, sid)).await? };
         let Some(auth) = auth else { return Err(AppError::Unauthenticated) };
         if auth.session.revoked_at.is_some() || auth.session.expires_at <= now || auth.session.org != org || auth.session.user != user {
             return Err(AppError::Unauthenticated);
@@ -375,10 +375,7 @@ impl App {
             return Err(AppError::Unauthenticated);
         }
         let hash = crypto::sha256_hex(key);
-        let row = {
-            let hash = hash.clone();
-            self.store().read(move |c| apikey::find_by_hash(c, &hash)).await?
-        };
+        let row = { self.store().read_now(|c| apikey::find_by_hash(c, &hash)).await? };
         let Some(row) = row else { return Err(AppError::Unauthenticated) };
         // The lookup was by hash; compare again in constant time all the same.
         if !crypto::ct_eq(row.key_hash.as_bytes(), hash.as_bytes()) {
@@ -390,7 +387,7 @@ impl App {
         }
         let status = {
             let id = row.org;
-            self.store().read(move |c| org::get_org(c, id)).await?.status
+            self.store().read_now(|c| org::get_org(c, id)).await?.status
         };
         if status != "active" {
             return Err(AppError::OrganizationSuspended);

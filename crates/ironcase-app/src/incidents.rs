@@ -66,7 +66,7 @@ fn incident_ref(i: &IncidentRow) -> (&'static str, String) {
 impl App {
     async fn load(&self, p: &Principal, r: IncidentRef) -> Result<IncidentRow> {
         let org = p.org;
-        Ok(self.store().read(move |c| store::get(c, org, r)).await?)
+        Ok(self.store().read_now(|c| store::get(c, org, r)).await?)
     }
 
     pub async fn incident_create(&self, p: &Principal, meta: &RequestMeta, input: NewIncident) -> Result<IncidentRow> {

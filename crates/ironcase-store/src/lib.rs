@@ -152,6 +152,24 @@ impl Store {
         out
     }
 
+    /// Runs a short read (a lookup by key) right here on the async thread: a
+    /// warm point query costs microseconds, less than handing it to another
+    /// thread and back. Anything that scans belongs in [`Store::read`].
+    pub async fn read_now<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Conn) -> Result<T, E>,
+    {
+        let permit = self.inner.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
+        let conn = self.inner.readers.lock().ok().and_then(|mut v| v.pop()).ok_or_else(|| E::from(StoreError::Unavailable))?;
+        let out = f(&conn);
+        if let Ok(mut v) = self.inner.readers.lock() {
+            v.push(conn);
+        }
+        drop(permit);
+        out
+    }
+
     /// Runs `f` on the writer, inside the shared write transaction, in its own
     /// savepoint: its changes commit (durably) when it returns `Ok`, and vanish
     /// when it returns `Err`, without touching the other requests of the batch.

@@ -115,10 +115,14 @@ create table incident (
     primary key (organization_id, incident_id),
     unique (organization_id, number)
 );
+-- Each list filter has an index that also yields the list order, so a page
+-- reads about as many rows as it returns whatever the filter's selectivity.
 create index incident_created on incident (organization_id, created_at, incident_id);
-create index incident_status on incident (organization_id, status, created_at);
-create index incident_severity on incident (organization_id, severity, created_at);
-create index incident_assignee on incident (organization_id, assignee_id, created_at);
+create index incident_updated on incident (organization_id, updated_at, incident_id);
+create index incident_status on incident (organization_id, status, created_at, incident_id);
+create index incident_severity on incident (organization_id, severity, created_at, incident_id);
+create index incident_category on incident (organization_id, category, created_at, incident_id);
+create index incident_assignee on incident (organization_id, assignee_id, created_at, incident_id);
 
 create table incident_tag (
     organization_id text not null,

@@ -74,8 +74,63 @@ fn rss_mb(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// One request of a phase: returns whether it succeeded.
-type Op = Arc<dyn Fn(reqwest::Client, u64) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
+/// A minimal HTTP/1.1 keep-alive client: the load generator shares the two
+/// cores with the server, so it must cost as little as possible per request
+/// (a general-purpose client spent more CPU than the server did).
+struct Conn {
+    stream: tokio::io::BufStream<tokio::net::TcpStream>,
+    line: String,
+}
+
+/// An answer: status, `Location` header, body.
+struct Answer {
+    status: u16,
+    location: Option<String>,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> std::io::Result<Conn> {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(Conn { stream: tokio::io::BufStream::new(s), line: String::with_capacity(256) })
+    }
+
+    async fn request(&mut self, raw: &[u8]) -> std::io::Result<Answer> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(raw).await?;
+        self.stream.flush().await?;
+        self.line.clear();
+        self.stream.read_line(&mut self.line).await?;
+        let status = self.line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut len = 0usize;
+        let mut location = None;
+        loop {
+            self.line.clear();
+            if self.stream.read_line(&mut self.line).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let l = self.line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("location") {
+                    location = Some(v.trim().to_owned());
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).await?;
+        Ok(Answer { status, location })
+    }
+}
+
+/// Renders request `n` of a phase.
+type Render = Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync>;
+/// Judges an answer; may keep something from it.
+type Check = Arc<dyn Fn(&Answer) -> bool + Send + Sync>;
 
 struct PhaseResult {
     name: String,
@@ -86,23 +141,37 @@ struct PhaseResult {
     p99_ms: f64,
 }
 
-async fn phase(name: &str, clients: usize, seconds: u64, max: u64, client: &reqwest::Client, op: Op) -> PhaseResult {
+async fn phase(name: &str, addr: &str, clients: usize, seconds: u64, max: u64, render: Render, check: Check) -> PhaseResult {
     let stop = Arc::new(AtomicBool::new(false));
     let issued = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (stop, issued, op, client) = (stop.clone(), issued.clone(), op.clone(), client.clone());
+        let (stop, issued, render, check, addr) = (stop.clone(), issued.clone(), render.clone(), check.clone(), addr.to_owned());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(4096);
             let mut errors = 0u64;
+            let mut conn = None;
             while !stop.load(Ordering::Relaxed) {
                 let n = issued.fetch_add(1, Ordering::Relaxed);
                 if n >= max {
                     break;
                 }
+                let raw = render(n);
                 let t = Instant::now();
-                let ok = op(client.clone(), n).await;
+                if conn.is_none() {
+                    conn = Conn::open(&addr).await.ok();
+                }
+                let ok = match conn.as_mut() {
+                    Some(c) => match c.request(&raw).await {
+                        Ok(a) => check(&a),
+                        Err(_) => {
+                            conn = None;
+                            false
+                        }
+                    },
+                    None => false,
+                };
                 if ok {
                     lat.push(t.elapsed().as_micros() as u32);
                 } else {
@@ -143,6 +212,18 @@ async fn phase(name: &str, clients: usize, seconds: u64, max: u64, client: &reqw
     PhaseResult { name: name.to_owned(), ok: all.len() as u64, errors, secs, p50_ms: pct(0.50), p99_ms: pct(0.99) }
 }
 
+fn get_request(path: &str, auth: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nhost: bench\r\nauthorization: {auth}\r\n\r\n").into_bytes()
+}
+
+fn post_request(path: &str, auth: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: bench\r\nauthorization: {auth}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 fn print(r: &PhaseResult, peak_rss: f64) {
     println!(
         "{:<34} {:>9} ok {:>6} err {:>10.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   peak RSS {:>6.1} MB",
@@ -172,7 +253,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let server = start_server().await?;
     let base = server.base.clone();
     let pid = server.pid;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients * 2).build()?;
+    let client = reqwest::Client::new();
     let login: Value = client
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({ "email": "admin@localhost", "password": server.password }))
@@ -201,66 +282,61 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     println!("ironcase bench: {} clients, {} s per phase, server pid {pid} on {base}", args.clients, args.seconds);
     println!("machine: {} cores; SQLite WAL, synchronous=FULL", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
 
-    let b = base.clone();
-    let healthz: Op = Arc::new(move |c, _| {
-        let url = format!("{b}/healthz");
-        Box::pin(async move { matches!(c.get(url).send().await, Ok(r) if r.status() == 200) })
-    });
-    let r = phase("GET /healthz (HTTP ceiling)", args.clients, args.seconds, args.max_requests, &client, healthz).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let status_is = |code: u16| -> Check { Arc::new(move |a: &Answer| a.status == code) };
+    let r = phase(
+        "GET /healthz (HTTP ceiling)",
+        &addr,
+        args.clients,
+        args.seconds,
+        args.max_requests,
+        Arc::new(|_| b"GET /healthz HTTP/1.1\r\nhost: bench\r\n\r\n".to_vec()),
+        status_is(200),
+    )
+    .await;
     print(&r, peak_now());
 
     let ids = Arc::new(std::sync::Mutex::new(Vec::<String>::with_capacity(200_000)));
-    let (b, a, ids2) = (base.clone(), auth.clone(), ids.clone());
-    let create: Op = Arc::new(move |c, n| {
-        let (url, a, ids) = (format!("{b}/api/v1/incidents"), a.clone(), ids2.clone());
-        Box::pin(async move {
-            match c.post(url).header("authorization", a).json(&incident_body(n)).send().await {
-                Ok(r) if r.status() == 201 => {
-                    if let Some(id) = r.headers().get("location").and_then(|v| v.to_str().ok()).and_then(|l| l.rsplit('/').next()) {
-                        if let Ok(mut v) = ids.lock() {
-                            v.push(id.to_owned());
-                        }
-                    }
-                    true
-                }
-                _ => false,
+    let a = auth.clone();
+    let create: Render = Arc::new(move |n| post_request("/api/v1/incidents", &a, &incident_body(n).to_string()));
+    let ids2 = ids.clone();
+    let created: Check = Arc::new(move |ans: &Answer| {
+        if ans.status != 201 {
+            return false;
+        }
+        if let Some(id) = ans.location.as_deref().and_then(|l| l.rsplit('/').next()) {
+            if let Ok(mut v) = ids2.lock() {
+                v.push(id.to_owned());
             }
-        })
+        }
+        true
     });
-    let r = phase("POST /incidents (create)", args.clients, args.seconds, args.max_requests, &client, create.clone()).await;
+    let r = phase("POST /incidents (create)", &addr, args.clients, args.seconds, args.max_requests, create.clone(), created.clone()).await;
     print(&r, peak_now());
 
     let all_ids: Arc<Vec<String>> = Arc::new(ids.lock().map(|v| v.clone()).unwrap_or_default());
     anyhow::ensure!(!all_ids.is_empty(), "no incident was created");
-    let (b, a, pool) = (base.clone(), auth.clone(), all_ids.clone());
-    let get: Op = Arc::new(move |c, n| {
+    let (a, pool) = (auth.clone(), all_ids.clone());
+    let get: Render = Arc::new(move |n| {
         let id = &pool[(n.wrapping_mul(2_654_435_761) % pool.len() as u64) as usize];
-        let (url, a) = (format!("{b}/api/v1/incidents/{id}"), a.clone());
-        Box::pin(async move { matches!(c.get(url).header("authorization", a).send().await, Ok(r) if r.status() == 200) })
+        get_request(&format!("/api/v1/incidents/{id}"), &a)
     });
-    let r = phase("GET /incidents/{id}", args.clients, args.seconds, args.max_requests, &client, get).await;
+    let r = phase("GET /incidents/{id}", &addr, args.clients, args.seconds, args.max_requests, get, status_is(200)).await;
     print(&r, peak_now());
 
     // Fill up to `list_rows` incidents, then measure lists.
     let have = all_ids.len() as u64;
     if have < args.list_rows {
         let started = Instant::now();
-        let r = phase("(seeding for the list phase)", args.clients, 600, args.list_rows - have, &client, create).await;
-        println!("seeded {} more incidents in {:.1} s", r.ok, started.elapsed().as_secs_f64());
+        let r = phase("(seeding for the list phase)", &addr, args.clients, 900, args.list_rows - have, create, created).await;
+        println!("seeded {} more incidents in {:.1} s ({} in all)", r.ok, started.elapsed().as_secs_f64(), have + r.ok);
     }
-    let (b, a) = (base.clone(), auth.clone());
-    let list: Op = Arc::new(move |c, n| {
+    let a = auth.clone();
+    let list: Render = Arc::new(move |n| {
         const SEV: [&str; 4] = ["low", "medium", "high", "critical"];
-        let url = format!("{b}/api/v1/incidents?limit=50&severity={}", SEV[(n % 4) as usize]);
-        let a = a.clone();
-        Box::pin(async move {
-            match c.get(url).header("authorization", a).send().await {
-                Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
-                _ => false,
-            }
-        })
+        get_request(&format!("/api/v1/incidents?limit=50&severity={}", SEV[(n % 4) as usize]), &a)
     });
-    let r = phase("GET /incidents?limit=50&severity=…", args.clients, args.seconds, args.max_requests, &client, list).await;
+    let r = phase("GET /incidents?limit=50&severity=…", &addr, args.clients, args.seconds, args.max_requests, list, status_is(200)).await;
     print(&r, peak_now());
 
     sampler.abort();

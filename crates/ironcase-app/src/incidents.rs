@@ -131,7 +131,9 @@ impl App {
     ) -> Result<Vec<IncidentRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let (org, f) = (p.org, f.clone());
-        Ok(self.store().read(move |c| store::list(c, org, &f, sort, after, limit.clamp(1, MAX_PAGE))).await?)
+        // A page is at most MAX_PAGE rows found through an index that gives the
+        // order: short enough to run inline, which costs less than a thread hop.
+        Ok(self.store().read_now(|c| store::list(c, org, &f, sort, after, limit.clamp(1, MAX_PAGE))).await?)
     }
 
     pub async fn incident_update(

@@ -33,34 +33,36 @@ pub struct IncidentRow {
 const COLS: &str = "organization_id, incident_id, number, title, description, severity, category, status, resolution, tlp, tags, \
     assignee_id, reporter_id, created_at, updated_at, acknowledged_at, contained_at, resolved_at, closed_at, version";
 
-fn ts(r: &Row<'_>, col: &str) -> Result<Option<Timestamp>> {
+fn ts(r: &Row<'_>, col: usize) -> Result<Option<Timestamp>> {
     Ok(r.get::<_, Option<i64>>(col)?.map(Timestamp))
 }
 
+/// Maps a row selected with `COLS`, by position (name look-ups were a fifth
+/// of a list's cost).
 fn incident(r: &Row<'_>) -> Result<IncidentRow> {
-    let tags: String = r.get("tags")?;
-    let resolution: Option<String> = r.get("resolution")?;
+    let tags = r.get_ref(10)?.as_str().map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+    let resolution: Option<String> = r.get(8)?;
     Ok(IncidentRow {
-        org: parse_id(r, "organization_id")?,
-        id: parse_id(r, "incident_id")?,
-        number: r.get("number")?,
-        title: r.get("title")?,
-        description: r.get("description")?,
-        severity: parse_col(r, "severity", Severity::parse)?,
-        category: parse_col(r, "category", Category::parse)?,
-        status: parse_col(r, "status", Status::parse)?,
+        org: parse_id(r, 0)?,
+        id: parse_id(r, 1)?,
+        number: r.get(2)?,
+        title: r.get(3)?,
+        description: r.get(4)?,
+        severity: parse_col(r, 5, Severity::parse)?,
+        category: parse_col(r, 6, Category::parse)?,
+        status: parse_col(r, 7, Status::parse)?,
         resolution: resolution.map(|s| Resolution::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("resolution={s}")))).transpose()?,
-        tlp: parse_col(r, "tlp", Tlp::parse)?,
-        tags: serde_json::from_str(&tags).map_err(|_| StoreError::Corrupt("tags".into()))?,
-        assignee_id: parse_opt_id(r, "assignee_id")?,
-        reporter_id: parse_id(r, "reporter_id")?,
-        created_at: Timestamp(r.get("created_at")?),
-        updated_at: Timestamp(r.get("updated_at")?),
-        acknowledged_at: ts(r, "acknowledged_at")?,
-        contained_at: ts(r, "contained_at")?,
-        resolved_at: ts(r, "resolved_at")?,
-        closed_at: ts(r, "closed_at")?,
-        version: r.get("version")?,
+        tlp: parse_col(r, 9, Tlp::parse)?,
+        tags: serde_json::from_str(tags).map_err(|_| StoreError::Corrupt("tags".into()))?,
+        assignee_id: parse_opt_id(r, 11)?,
+        reporter_id: parse_id(r, 12)?,
+        created_at: Timestamp(r.get(13)?),
+        updated_at: Timestamp(r.get(14)?),
+        acknowledged_at: ts(r, 15)?,
+        contained_at: ts(r, 16)?,
+        resolved_at: ts(r, 17)?,
+        closed_at: ts(r, 18)?,
+        version: r.get(19)?,
     })
 }
 

@@ -230,20 +230,26 @@ fn migrate(c: &mut Connection) -> Result<()> {
 }
 
 /// Reads a column that holds a closed string enum.
-pub(crate) fn parse_col<T>(row: &rusqlite::Row<'_>, col: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    let s: String = row.get(col)?;
-    parse(&s).ok_or_else(|| StoreError::Corrupt(format!("{col}={s}")))
+/// Reads a column (by name, or by position where the row is hot) that holds a
+/// closed string enum.
+pub(crate) fn parse_col<T, I: Col>(row: &rusqlite::Row<'_>, col: I, parse: fn(&str) -> Option<T>) -> Result<T> {
+    let s = row.get_ref(col)?.as_str().map_err(|e| StoreError::Corrupt(format!("{col:?}: {e}")))?;
+    parse(s).ok_or_else(|| StoreError::Corrupt(format!("{col:?}={s}")))
 }
 
-pub(crate) fn parse_id<T: FromStr>(row: &rusqlite::Row<'_>, col: &str) -> Result<T> {
-    let s: String = row.get(col)?;
-    s.parse().map_err(|_| StoreError::Corrupt(format!("{col}={s}")))
+pub(crate) fn parse_id<T: FromStr, I: Col>(row: &rusqlite::Row<'_>, col: I) -> Result<T> {
+    let s = row.get_ref(col)?.as_str().map_err(|e| StoreError::Corrupt(format!("{col:?}: {e}")))?;
+    s.parse().map_err(|_| StoreError::Corrupt(format!("{col:?}={s}")))
 }
 
-pub(crate) fn parse_opt_id<T: FromStr>(row: &rusqlite::Row<'_>, col: &str) -> Result<Option<T>> {
-    let s: Option<String> = row.get(col)?;
-    s.map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("{col}={s}")))).transpose()
+pub(crate) fn parse_opt_id<T: FromStr, I: Col>(row: &rusqlite::Row<'_>, col: I) -> Result<Option<T>> {
+    let s = row.get_ref(col)?.as_str_or_null().map_err(|e| StoreError::Corrupt(format!("{col:?}: {e}")))?;
+    s.map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("{col:?}={s}")))).transpose()
 }
+
+/// A column index: a name, or a position.
+pub(crate) trait Col: rusqlite::RowIndex + Copy + std::fmt::Debug {}
+impl<T: rusqlite::RowIndex + Copy + std::fmt::Debug> Col for T {}
 
 /// Runs a query and maps every row with `f`, which may fail with a `StoreError`.
 pub(crate) fn query_map<T>(

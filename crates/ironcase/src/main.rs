@@ -9,6 +9,11 @@ mod cli;
 
 use ironcase::{config, server};
 
+// A server's requests allocate many short-lived strings (rows, JSON): mimalloc
+// serves them with less contention and fragmentation than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ironcase", version, about = "Multi-tenant incident response, in one binary")]
 struct Cli {

@@ -10,5 +10,6 @@ mod incidents;
 mod malformed;
 mod members;
 mod ops;
+mod process;
 mod roles;
 mod tenancy;

@@ -79,25 +79,30 @@ fn init_logs(format: LogFormat) {
     };
 }
 
-async fn terminated() {
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is
+/// called, not when first polled, so that a signal sent as soon as the server
+/// says it listens is not lost to the default action.
+fn terminated() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
             tokio::select! {
                 _ = term.recv() => {},
                 _ = tokio::signal::ctrl_c() => {},
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `ironcase serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = Config::resolve(args)?;
     init_logs(cfg.log_format);
+    let stop = terminated();
     let running = start(&cfg, Clock::system()).await?;
     if let Some(p) = &running.initial_password_file {
         tracing::info!(path = %p.display(), "first start: created organisation `default` and owner admin@localhost; the one-time password is in this file");
@@ -105,7 +110,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(addr = %running.addr, data_dir = %cfg.data_dir.display(), "listening");
     println!("Ironcase listening on http://{}", running.addr);
-    terminated().await;
+    stop.await;
     tracing::info!("shutting down: draining requests");
     running.shutdown().await?;
     tracing::info!("stopped");

@@ -1,12 +1,10 @@
 //! Incidents: severity, category, TLP, the status workflow and resolutions.
 
-use serde::{Deserialize, Serialize};
-
 /// Declares a closed string enum with `as_str`, `parse` and `ALL`.
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $s:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         pub enum $name {
             $(#[serde(rename = $s)] $variant),+
         }

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod id;
 pub mod incident;
+pub mod ioc;
 pub mod role;
 pub mod timestamp;
 pub mod validate;

@@ -2,8 +2,6 @@
 //! (`Role::grants`); the README's table is generated from the same data by
 //! `ironcase roles` and checked by a test.
 
-use serde::{Deserialize, Serialize};
-
 use crate::incident::string_enum;
 
 string_enum!(Permission {

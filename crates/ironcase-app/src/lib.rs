@@ -12,6 +12,7 @@ pub mod clock;
 pub mod crypto;
 pub mod error;
 pub mod incidents;
+pub mod iocs;
 pub mod members;
 pub mod principal;
 

@@ -88,6 +88,7 @@ typed_id!(IncidentId, "inc");
 typed_id!(CommentId, "cmt");
 typed_id!(ApiKeyId, "key");
 typed_id!(SessionId, "ses");
+typed_id!(IocId, "ioc");
 
 #[cfg(test)]
 mod tests {

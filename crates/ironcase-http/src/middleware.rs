@@ -33,7 +33,13 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     let route = res.extensions().get::<Route>().map(|r| r.0.as_str()).unwrap_or("unmatched");
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
-    state.metrics.observe(method.as_str(), route, status, elapsed.as_secs_f64());
+    // Label values come from closed sets only: a client inventing methods must
+    // not be able to grow the metrics without bound.
+    let method_label = match method.as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    };
+    state.metrics.observe(method_label, route, status, elapsed.as_secs_f64());
     tracing::debug!(request_id = %id, http.method = %method, http.route = route, http.status = status, latency_us = elapsed.as_micros() as u64, "request");
     res
 }

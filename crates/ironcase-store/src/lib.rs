@@ -13,6 +13,7 @@ pub mod apikey;
 pub mod audit;
 pub mod event;
 pub mod incident;
+pub mod ioc;
 pub mod org;
 pub mod session;
 mod writer;
@@ -203,7 +204,8 @@ impl Store {
 
 /// Embedded migrations, applied in order, each once, each in its own
 /// transaction. A migration is never edited after release (expand/contract).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "core", include_str!("../migrations/sqlite/0001_core.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "core", include_str!("../migrations/sqlite/0001_core.sql")), (2, "ioc", include_str!("../migrations/sqlite/0002_ioc.sql"))];
 
 fn migrate(c: &mut Connection) -> Result<()> {
     c.execute_batch(

@@ -92,7 +92,7 @@ fn with_etag(status: StatusCode, i: IncidentRow, location: bool) -> Response {
     res
 }
 
-fn incident_ref(raw: &str) -> ApiResult<IncidentRef> {
+pub(crate) fn incident_ref(raw: &str) -> ApiResult<IncidentRef> {
     parse_ref(raw).ok_or_else(ApiError::not_found)
 }
 

@@ -5,6 +5,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod incidents;
+pub mod iocs;
 pub mod members;
 pub mod ops;
 
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(members::router())
         .merge(apikeys::router())
         .merge(incidents::router())
+        .merge(iocs::router())
         .merge(audit::router());
     Router::new()
         .nest("/api/v1", api)

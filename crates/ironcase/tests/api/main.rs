@@ -7,6 +7,7 @@ mod apikeys;
 mod audit;
 mod auth;
 mod incidents;
+mod iocs;
 mod malformed;
 mod members;
 mod ops;

@@ -61,6 +61,13 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             vec!["name", "role", "expires_at"],
         ),
         (Method::POST, "/api/v1/admin/organizations".into(), json!({ "name": 1, "slug": 2, "owner": "me" }), vec!["name", "slug", "owner"]),
+        (
+            Method::POST,
+            format!("/api/v1/incidents/{inc}/iocs"),
+            json!({ "type": "phone", "value": 5, "tags": {}, "k": 1 }),
+            vec!["type", "value", "tags", "k"],
+        ),
+        (Method::POST, format!("/api/v1/incidents/{inc}/iocs/extract"), json!({ "text": [], "save": "yes" }), vec!["text", "save"]),
     ];
     let if_match = [("if-match", "\"1\"")];
     for (m, path, wrong, fields) in &endpoints {

@@ -16,11 +16,18 @@ async fn health_readiness_metrics_and_request_ids() {
     let r = app.send(Method::GET, "/healthz", None, None, &[("x-request-id", &"x".repeat(500))]).await;
     assert_ne!(r.header("x-request-id").map(str::len), Some(500));
     app.send(Method::DELETE, "/healthz", None, None, &[]).await.problem(405, "method_not_allowed");
+    // Invented methods do not become label values.
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).expect("method");
+        app.send(method, "/healthz", None, None, &[]).await;
+    }
     let m = app.client.get(app.url("/metrics")).send().await.expect("metrics");
     let text = m.text().await.expect("text");
     assert!(text.contains("ironcase_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/healthz\""), "{text}");
     assert!(text.contains("ironcase_http_request_duration_seconds_bucket"), "{text}");
+    assert!(!text.contains("BREW"), "{text}");
+    assert!(text.contains("method=\"other\""), "{text}");
 }
 
 #[tokio::test]

@@ -20,6 +20,11 @@ async fn another_tenants_objects_are_404_everywhere() {
     let b_key = app.post("/api/v1/api-keys", &b.token, json!({ "name": "b", "role": "viewer" })).await.expect(201);
     let b_key_id = b_key.str("id");
     let b_key_secret = b_key.str("key");
+    let b_ioc = app
+        .post(&format!("/api/v1/incidents/{b_inc_id}/iocs"), &b.token, json!({ "type": "domain", "value": "beta-only.example" }))
+        .await
+        .expect(201)
+        .str("id");
 
     let inc = format!("/api/v1/incidents/{b_inc_id}");
     let attempts: Vec<Attempt> = vec![
@@ -32,6 +37,10 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::DELETE, format!("/api/v1/members/{}", b_member.id), None, vec![]),
         (Method::DELETE, format!("/api/v1/api-keys/{b_key_id}"), None, vec![]),
         (Method::POST, format!("/api/v1/api-keys/{b_key_id}/rotate"), Some(json!({})), vec![]),
+        (Method::POST, format!("{inc}/iocs"), Some(json!({ "type": "domain", "value": "pwned.example" })), vec![]),
+        (Method::GET, format!("{inc}/iocs"), None, vec![]),
+        (Method::DELETE, format!("{inc}/iocs/{b_ioc}"), None, vec![]),
+        (Method::POST, format!("{inc}/iocs/extract"), Some(json!({ "text": "pwned.example", "save": true })), vec![]),
     ];
     for (m, path, body, headers) in &attempts {
         let r = app.send(m.clone(), path, Some(&a.token), body.clone(), headers).await;
@@ -43,6 +52,8 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert!(!list.body.to_string().contains(&b_inc_id));
     let audit = app.get(&format!("/api/v1/audit?resource_id={b_inc_id}"), &a.token).await.expect(200);
     assert_eq!(audit.body["items"], json!([]));
+    let iocs = app.get("/api/v1/iocs?value=beta-only.example", &a.token).await.expect(200);
+    assert_eq!(iocs.body["items"], json!([]));
     let members = app.get("/api/v1/members", &a.token).await.expect(200);
     assert!(!members.body.to_string().contains(&b_member.id));
     let keys = app.get("/api/v1/api-keys", &a.token).await.expect(200);
@@ -61,7 +72,9 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert_eq!(still.body["title"], "beta secret");
     assert_eq!(still.body["version"], 1);
     let tl = app.get(&format!("{inc}/timeline"), &b.token).await.expect(200);
-    assert_eq!(tl.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(tl.body["items"].as_array().map(Vec::len), Some(2), "created + ioc.added, nothing from alpha");
+    let b_iocs = app.get(&format!("{inc}/iocs"), &b.token).await.expect(200);
+    assert_eq!(b_iocs.body["items"].as_array().map(Vec::len), Some(1));
     app.get("/api/v1/auth/me", &b_member.token).await.expect(200);
     app.get("/api/v1/auth/me", &b_key_secret).await.expect(200);
     assert_eq!(app.get("/api/v1/members", &b.token).await.body["items"].as_array().map(Vec::len), Some(2));

@@ -1,0 +1,140 @@
+//! Indicators of compromise and their sightings in incidents.
+
+use ironcase_domain::ioc::IocType;
+use ironcase_domain::{IncidentId, IocId, OrgId, Timestamp, Tlp};
+use rusqlite::{params, Row};
+
+use crate::{exec, parse_col, parse_id, query_map, query_opt, Conn, Result, StoreError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IocRow {
+    pub org: OrgId,
+    pub id: IocId,
+    pub kind: IocType,
+    pub value: String,
+    pub tlp: Tlp,
+    pub tags: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+/// An indicator as seen in one incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SightingRow {
+    pub ioc: IocRow,
+    pub incident_id: IncidentId,
+    pub incident_number: i64,
+    pub incident_title: String,
+    pub note: Option<String>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+const IOC_COLS: &str = "i.organization_id, i.ioc_id, i.type, i.value, i.tlp, i.tags, i.created_at";
+
+fn ioc(r: &Row<'_>) -> Result<IocRow> {
+    let tags = r.get_ref(5)?.as_str().map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+    Ok(IocRow {
+        org: parse_id(r, 0)?,
+        id: parse_id(r, 1)?,
+        kind: parse_col(r, 2, IocType::parse)?,
+        value: r.get(3)?,
+        tlp: parse_col(r, 4, Tlp::parse)?,
+        tags: serde_json::from_str(tags).map_err(|_| StoreError::Corrupt("tags".into()))?,
+        created_at: Timestamp(r.get(6)?),
+    })
+}
+
+fn sighting(r: &Row<'_>) -> Result<SightingRow> {
+    Ok(SightingRow {
+        ioc: ioc(r)?,
+        incident_id: parse_id(r, 7)?,
+        incident_number: r.get(8)?,
+        incident_title: r.get(9)?,
+        note: r.get(10)?,
+        first_seen: Timestamp(r.get(11)?),
+        last_seen: Timestamp(r.get(12)?),
+    })
+}
+
+pub fn find(c: &Conn, org: OrgId, kind: IocType, value: &str) -> Result<Option<IocRow>> {
+    query_opt(
+        c,
+        &format!("select {IOC_COLS} from ioc i where i.organization_id = ? and i.type = ? and i.value = ?"),
+        params![org.to_string(), kind.as_str(), value],
+        ioc,
+    )
+}
+
+pub fn insert(c: &Conn, i: &IocRow, by: &str) -> Result<()> {
+    exec(
+        c,
+        "insert into ioc (organization_id, ioc_id, type, value, tlp, tags, created_by, created_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            i.org.to_string(),
+            i.id.to_string(),
+            i.kind.as_str(),
+            i.value,
+            i.tlp.as_str(),
+            serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into()),
+            by,
+            i.created_at.0
+        ],
+    )?;
+    Ok(())
+}
+
+/// Links an indicator to an incident, or, when already linked, moves its
+/// last sighting forward. Returns whether the link is new.
+pub fn link(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId, note: Option<&str>, at: Timestamp, by: &str) -> Result<bool> {
+    let n = exec(
+        c,
+        "insert into ioc_sighting (organization_id, ioc_id, incident_id, note, first_seen, last_seen, added_by) values (?, ?, ?, ?, ?, ?, ?) \
+         on conflict (organization_id, ioc_id, incident_id) do nothing",
+        params![org.to_string(), ioc.to_string(), incident.to_string(), note, at.0, at.0, by],
+    )?;
+    if n == 0 {
+        exec(
+            c,
+            "update ioc_sighting set last_seen = ?, note = coalesce(?, note) where organization_id = ? and ioc_id = ? and incident_id = ?",
+            params![at.0, note, org.to_string(), ioc.to_string(), incident.to_string()],
+        )?;
+    }
+    Ok(n == 1)
+}
+
+pub fn unlink(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Result<()> {
+    let n = exec(
+        c,
+        "delete from ioc_sighting where organization_id = ? and ioc_id = ? and incident_id = ?",
+        params![org.to_string(), ioc.to_string(), incident.to_string()],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+const SIGHTING_SQL: &str = "select i.organization_id, i.ioc_id, i.type, i.value, i.tlp, i.tags, i.created_at, \
+     s.incident_id, n.number, n.title, s.note, s.first_seen, s.last_seen \
+     from ioc_sighting s join ioc i on i.organization_id = s.organization_id and i.ioc_id = s.ioc_id \
+     join incident n on n.organization_id = s.organization_id and n.incident_id = s.incident_id and n.deleted_at is null";
+
+/// The indicators one incident saw.
+pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<SightingRow>> {
+    query_map(
+        c,
+        &format!("{SIGHTING_SQL} where s.organization_id = ? and s.incident_id = ? order by s.first_seen, i.ioc_id"),
+        params![org.to_string(), incident.to_string()],
+        sighting,
+    )
+}
+
+/// Every (live) incident that saw one indicator.
+pub fn sightings(c: &Conn, org: OrgId, ioc: IocId) -> Result<Vec<SightingRow>> {
+    query_map(
+        c,
+        &format!("{SIGHTING_SQL} where s.organization_id = ? and s.ioc_id = ? order by s.first_seen, s.incident_id"),
+        params![org.to_string(), ioc.to_string()],
+        sighting,
+    )
+}

@@ -15,6 +15,7 @@ pub mod incidents;
 pub mod iocs;
 pub mod members;
 pub mod principal;
+pub mod ratelimit;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,11 +36,22 @@ pub struct Settings {
     /// Failed logins allowed per account within `login_window_secs`.
     pub login_max_failures: i64,
     pub login_window_secs: i64,
+    /// Requests to the unauthenticated auth routes (login, refresh) per source address.
+    pub auth_per_address: ratelimit::Quota,
+    /// Most source addresses the auth limiter remembers at once.
+    pub limiter_max_keys: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { access_ttl_secs: 900, refresh_ttl_secs: 30 * 24 * 3600, login_max_failures: 5, login_window_secs: 15 * 60 }
+        Settings {
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            login_max_failures: 5,
+            login_window_secs: 15 * 60,
+            auth_per_address: ratelimit::Quota::per_minute(30),
+            limiter_max_keys: 100_000,
+        }
     }
 }
 
@@ -56,6 +68,9 @@ struct Inner {
     /// A real argon2id hash to verify against when the e-mail is unknown, so
     /// that a wrong address takes as long as a wrong password.
     dummy_hash: String,
+    /// Limits login and refresh per source address (the per-account lockout
+    /// is separate and lives in the database).
+    auth_limiter: ratelimit::Limiter,
 }
 
 impl App {
@@ -64,7 +79,8 @@ impl App {
     pub async fn new(store: Store, master: crypto::MasterKey, clock: Clock, settings: Settings) -> Result<App> {
         let tokens = auth::TokenKeys::load_or_create(&store, &master, clock.now()).await?;
         let dummy_hash = auth::hash_password("not a real password, only for timing".to_owned()).await?;
-        Ok(App { inner: Arc::new(Inner { store, clock, settings, tokens, dummy_hash }) })
+        let auth_limiter = ratelimit::Limiter::new(settings.auth_per_address, settings.limiter_max_keys);
+        Ok(App { inner: Arc::new(Inner { store, clock, settings, tokens, dummy_hash, auth_limiter }) })
     }
 
     pub fn store(&self) -> &Store {
@@ -77,6 +93,11 @@ impl App {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// Counts one login or refresh attempt from `address`.
+    pub fn check_auth_rate(&self, address: &str) -> ratelimit::Decision {
+        self.inner.auth_limiter.check(address, self.clock().now())
     }
 
     pub async fn ready(&self) -> Result<()> {

@@ -18,6 +18,12 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
+    rejected: Family<ClassLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    pub class: &'static str,
 }
 
 impl Default for Metrics {
@@ -34,13 +40,19 @@ impl Metrics {
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 16)));
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
-        Metrics { registry, requests, latency }
+        let rejected = Family::<ClassLabels, Counter>::default();
+        registry.register("rate_limited", "Requests refused by a rate limit, by route class", rejected.clone());
+        Metrics { registry, requests, latency, rejected }
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let labels = RequestLabels { method: method.to_owned(), route: route.to_owned(), status: status.to_string() };
         self.requests.get_or_create(&labels).inc();
         self.latency.get_or_create(&labels).observe(seconds);
+    }
+
+    pub fn rate_limited(&self, class: &'static str) {
+        self.rejected.get_or_create(&ClassLabels { class }).inc();
     }
 
     /// The text exposition format.

@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -51,5 +53,46 @@ pub async fn record_route(req: Request, next: Next) -> Response {
     if let Some(r) = route {
         res.extensions_mut().insert(Route(r));
     }
+    res
+}
+
+/// Sets the `RateLimit-*` headers (and their `X-RateLimit-*` twins).
+fn rate_headers(res: &mut Response, d: &ironcase_app::ratelimit::Decision) {
+    let h = res.headers_mut();
+    for (name, value) in [
+        ("ratelimit-limit", d.limit.to_string()),
+        ("ratelimit-remaining", d.remaining.to_string()),
+        ("ratelimit-reset", d.reset_secs.to_string()),
+        ("x-ratelimit-limit", d.limit.to_string()),
+        ("x-ratelimit-remaining", d.remaining.to_string()),
+        ("x-ratelimit-reset", d.reset_secs.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+}
+
+/// Limits the unauthenticated auth routes per source address. The address is
+/// the TCP peer: `X-Forwarded-For` is not trusted until trusted proxies can be
+/// configured.
+pub async fn limit_auth_by_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let address = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let d = state.app.check_auth_rate(&address);
+    if !d.allowed {
+        state.metrics.rate_limited("auth");
+        let mut res = axum::response::IntoResponse::into_response(crate::error::ApiError {
+            retry_after: d.retry_after_secs,
+            ..crate::error::ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address; try again later",
+            )
+        });
+        rate_headers(&mut res, &d);
+        return res;
+    }
+    let mut res = next.run(req).await;
+    rate_headers(&mut res, &d);
     res
 }

@@ -14,12 +14,12 @@ use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, Meta};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(state: AppState) -> Router<AppState> {
+    let limited = Router::new()
         .route("/auth/login", post(login))
         .route("/auth/refresh", post(refresh))
-        .route("/auth/logout", post(logout))
-        .route("/auth/me", get(me))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::middleware::limit_auth_by_address));
+    Router::new().merge(limited).route("/auth/logout", post(logout)).route("/auth/me", get(me))
 }
 
 #[derive(Deserialize, ToSchema)]

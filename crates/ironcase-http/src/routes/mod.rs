@@ -20,7 +20,7 @@ use crate::{middleware, openapi, AppState};
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .merge(auth::router())
+        .merge(auth::router(state.clone()))
         .merge(admin::router())
         .merge(members::router())
         .merge(apikeys::router())

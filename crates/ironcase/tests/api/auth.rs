@@ -124,3 +124,29 @@ async fn a_user_in_two_organisations_acts_in_one_per_token() {
         .await
         .problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn login_and_refresh_are_limited_per_source_address() {
+    let app = TestApp::spawn().await;
+    // 30 attempts a minute per address, whatever the account (so spreading
+    // guesses over many accounts does not get around the per-account lockout).
+    for i in 0..30 {
+        let r = app.login_raw(&format!("guess{i}@example.com"), "not the password", None).await.problem(401, "invalid_credentials");
+        assert_eq!(r.header("ratelimit-limit"), Some("30"));
+        assert_eq!(r.header("ratelimit-remaining"), Some((29 - i).to_string().as_str()), "attempt {i}");
+        assert!(r.header("x-ratelimit-reset").is_some());
+    }
+    let r = app.login_raw("admin@localhost", &app.admin_password, None).await.problem(429, "rate_limited");
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+    let retry: i64 = r.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let r = app.send(Method::POST, "/api/v1/auth/refresh", None, Some(json!({ "refresh_token": "icr_x" })), &[]).await;
+    r.problem(429, "rate_limited");
+    // Authenticated routes are not under this limit.
+    app.send(Method::GET, "/healthz", None, None, &[]).await.expect(200);
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("ironcase_rate_limited_total{class=\"auth\"} 2"), "{metrics}");
+    // The allowance refills: one attempt per two seconds, all of it after a minute.
+    app.clock.advance_secs(60);
+    app.login_raw("admin@localhost", &app.admin_password, None).await.expect(200);
+}

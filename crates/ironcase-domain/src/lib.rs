@@ -6,6 +6,7 @@ pub mod audit;
 pub mod id;
 pub mod incident;
 pub mod ioc;
+pub mod query;
 pub mod role;
 pub mod timestamp;
 pub mod validate;

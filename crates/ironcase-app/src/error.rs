@@ -31,6 +31,9 @@ pub enum AppError {
     InvalidTransition(String),
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: i64 },
+    /// A search query that does not parse; `position` is a byte offset.
+    #[error("{message} (at position {position})")]
+    InvalidQuery { position: usize, message: String },
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("internal error: {0}")]

@@ -5,7 +5,7 @@ use ironcase_domain::validate::{self, ValidationErrors};
 use ironcase_domain::{transition, Category, CommentId, IncidentId, Milestone, Permission, Resolution, Severity, Status, Tlp, UserId};
 use ironcase_store::event::{self, EventRow};
 use ironcase_store::incident::{self as store, CommentRow, Filter, IncidentRef, IncidentRow, Sort};
-use ironcase_store::{audit, org, Conn};
+use ironcase_store::{audit, org, search, Conn};
 use serde_json::{json, Value};
 
 use crate::audit::by;
@@ -105,6 +105,7 @@ impl App {
                 check_assignee(c, p2.org, row.assignee_id)?;
                 row.number = org::next_incident_number(c, p2.org)?;
                 store::insert(c, &row)?;
+                search::put(c, p2.org, row.id, "incident", &row.id.to_string(), &format!("{}\n{}", row.title, row.description))?;
                 let data =
                     json!({ "number": row.number, "title": row.title, "severity": row.severity, "category": row.category, "tlp": row.tlp });
                 event::append(c, p2.org, Some(row.id), "incident.created", Some(&p2.actor_id()), &data, now)?;
@@ -216,6 +217,9 @@ impl App {
                 if !store::update(c, &new, expected_version, tags_changed)? {
                     return Err(AppError::VersionConflict);
                 }
+                if new.title != old.title || new.description != old.description {
+                    search::put(c, p2.org, id, "incident", &id.to_string(), &format!("{}\n{}", new.title, new.description))?;
+                }
                 let actor = p2.actor_id();
                 if !changes.is_empty() {
                     event::append(c, p2.org, Some(id), "incident.updated", Some(&actor), &json!({ "changes": changes }), now)?;
@@ -244,6 +248,7 @@ impl App {
         self.store()
             .write(move |c| {
                 store::soft_delete(c, p2.org, id, now)?;
+                search::remove_incident(c, p2.org, id)?;
                 let data = json!({ "number": number });
                 event::append(c, p2.org, Some(id), "incident.deleted", Some(&p2.actor_id()), &data, now)?;
                 audit::append(c, by(&p2, &meta2, now, "incident.delete", ("incident", &id.to_string()), data))?;
@@ -272,6 +277,7 @@ impl App {
                     // The incident may have been deleted since it was read.
                     store::get(c, p2.org, IncidentRef::Id(row.incident_id))?;
                     store::insert_comment(c, &row)?;
+                    search::put(c, p2.org, row.incident_id, "comment", &row.id.to_string(), &row.body)?;
                     let data = json!({ "comment_id": row.id, "body": row.body });
                     event::append(c, p2.org, Some(row.incident_id), "comment.added", Some(&p2.actor_id()), &data, now)?;
                     let details = json!({ "incident_id": row.incident_id, "length": row.body.chars().count() });

@@ -7,7 +7,7 @@ use ironcase_domain::validate::{self, ValidationErrors};
 use ironcase_domain::{IncidentId, IocId, OrgId, Permission, Timestamp, Tlp};
 use ironcase_store::incident::{self as incidents, IncidentRef, IncidentRow};
 use ironcase_store::ioc::{self as store, IocRow, SightingRow};
-use ironcase_store::{audit, event, Conn};
+use ironcase_store::{audit, event, search, Conn};
 use serde_json::json;
 
 use crate::audit::by;
@@ -69,6 +69,7 @@ fn link_one(
     };
     let new_link = store::link(c, p.org, ioc.id, incident.id, note, now, &actor)?;
     if new_link {
+        search::put(c, p.org, incident.id, "ioc", &ioc.id.to_string(), &ioc.value)?;
         let data = json!({ "ioc_id": ioc.id, "type": ioc.kind, "value": ioc.value });
         event::append(c, p.org, Some(incident.id), "ioc.added", Some(&actor), &data, now)?;
         let details = json!({ "incident_id": incident.id, "type": ioc.kind, "value": ioc.value });
@@ -133,6 +134,7 @@ impl App {
             .write(move |c| {
                 let s = sighting_of(c, p2.org, ioc, incident.id)?;
                 store::unlink(c, p2.org, ioc, incident.id)?;
+                search::remove(c, p2.org, incident.id, "ioc", &ioc.to_string())?;
                 let actor = p2.actor_id();
                 let data = json!({ "ioc_id": ioc, "type": s.ioc.kind, "value": s.ioc.value });
                 event::append(c, p2.org, Some(incident.id), "ioc.removed", Some(&actor), &data, now)?;

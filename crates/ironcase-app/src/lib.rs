@@ -16,6 +16,7 @@ pub mod iocs;
 pub mod members;
 pub mod principal;
 pub mod ratelimit;
+pub mod search;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -30,6 +30,9 @@ pub struct Problem {
     /// For `validation_failed`: each bad field and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For `invalid_query`: the byte offset of the problem in the query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -39,11 +42,12 @@ pub struct ApiError {
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub retry_after: Option<i64>,
+    pub position: Option<usize>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None }
+        ApiError { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None, position: None }
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -53,6 +57,7 @@ impl ApiError {
             detail: "the request has invalid fields".into(),
             errors,
             retry_after: None,
+            position: None,
         }
     }
 
@@ -84,6 +89,10 @@ impl From<AppError> for ApiError {
                 ..ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", "too many failed attempts; try again later")
             },
             AppError::BadRequest(d) => ApiError::new(S::BAD_REQUEST, "bad_request", d),
+            AppError::InvalidQuery { position, message } => ApiError {
+                position: Some(position),
+                ..ApiError::new(S::BAD_REQUEST, "invalid_query", format!("{message} (at position {position})"))
+            },
             AppError::Unavailable => ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", "the service is shutting down or overloaded"),
             AppError::Internal(cause) => {
                 tracing::error!(request_id = current_request_id(), cause = %cause, "internal error");
@@ -107,6 +116,7 @@ impl IntoResponse for ApiError {
             code: self.code.to_owned(),
             request_id: current_request_id(),
             errors: self.errors,
+            position: self.position,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut res = (self.status, bytes).into_response();

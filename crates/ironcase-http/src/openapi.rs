@@ -17,11 +17,12 @@ use crate::routes;
         routes::incidents::create, routes::incidents::list, routes::incidents::read, routes::incidents::update, routes::incidents::remove,
         routes::incidents::comment, routes::incidents::timeline,
         routes::audit::list, routes::audit::verify,
+        routes::search::search,
         routes::iocs::add, routes::iocs::list, routes::iocs::unlink, routes::iocs::lookup, routes::iocs::extract,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&Bearer),
-    tags((name = "auth"), (name = "incidents"), (name = "iocs"), (name = "organization"), (name = "api-keys"), (name = "audit"), (name = "admin"), (name = "operations"))
+    tags((name = "auth"), (name = "incidents"), (name = "iocs"), (name = "search"), (name = "organization"), (name = "api-keys"), (name = "audit"), (name = "admin"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

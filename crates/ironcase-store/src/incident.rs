@@ -33,6 +33,14 @@ pub struct IncidentRow {
 const COLS: &str = "organization_id, incident_id, number, title, description, severity, category, status, resolution, tlp, tags, \
     assignee_id, reporter_id, created_at, updated_at, acknowledged_at, contained_at, resolved_at, closed_at, version";
 
+/// `COLS` qualified with the alias `i`, for joins; same order.
+pub(crate) const COLS_I: &str = "i.organization_id, i.incident_id, i.number, i.title, i.description, i.severity, i.category, i.status, i.resolution, i.tlp, i.tags, i.assignee_id, i.reporter_id, i.created_at, i.updated_at, i.acknowledged_at, i.contained_at, i.resolved_at, i.closed_at, i.version";
+
+/// Maps the first 20 columns of a row selected with `COLS` or `COLS_I`.
+pub(crate) fn incident_from_row(r: &Row<'_>) -> Result<IncidentRow> {
+    incident(r)
+}
+
 fn ts(r: &Row<'_>, col: usize) -> Result<Option<Timestamp>> {
     Ok(r.get::<_, Option<i64>>(col)?.map(Timestamp))
 }

@@ -15,6 +15,7 @@ pub mod event;
 pub mod incident;
 pub mod ioc;
 pub mod org;
+pub mod search;
 pub mod session;
 mod writer;
 
@@ -204,8 +205,11 @@ impl Store {
 
 /// Embedded migrations, applied in order, each once, each in its own
 /// transaction. A migration is never edited after release (expand/contract).
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "core", include_str!("../migrations/sqlite/0001_core.sql")), (2, "ioc", include_str!("../migrations/sqlite/0002_ioc.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "core", include_str!("../migrations/sqlite/0001_core.sql")),
+    (2, "ioc", include_str!("../migrations/sqlite/0002_ioc.sql")),
+    (3, "search", include_str!("../migrations/sqlite/0003_search.sql")),
+];
 
 fn migrate(c: &mut Connection) -> Result<()> {
     c.execute_batch(

@@ -8,6 +8,7 @@ pub mod incidents;
 pub mod iocs;
 pub mod members;
 pub mod ops;
+pub mod search;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -26,7 +27,8 @@ pub fn router(state: AppState) -> Router {
         .merge(apikeys::router())
         .merge(incidents::router())
         .merge(iocs::router())
-        .merge(audit::router());
+        .merge(audit::router())
+        .merge(search::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())

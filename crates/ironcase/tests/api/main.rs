@@ -13,4 +13,5 @@ mod members;
 mod ops;
 mod process;
 mod roles;
+mod search;
 mod tenancy;

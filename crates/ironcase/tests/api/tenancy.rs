@@ -52,6 +52,11 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert!(!list.body.to_string().contains(&b_inc_id));
     let audit = app.get(&format!("/api/v1/audit?resource_id={b_inc_id}"), &a.token).await.expect(200);
     assert_eq!(audit.body["items"], json!([]));
+    let found = app.get("/api/v1/search?q=beta", &a.token).await.expect(200);
+    assert_eq!(found.body["total"], 0, "{}", found.body);
+    let found = app.get("/api/v1/search?q=ioc:beta-only.example", &a.token).await.expect(200);
+    assert_eq!(found.body["total"], 0);
+    assert_eq!(app.get("/api/v1/search?q=beta", &b.token).await.body["total"], 1);
     let iocs = app.get("/api/v1/iocs?value=beta-only.example", &a.token).await.expect(200);
     assert_eq!(iocs.body["items"], json!([]));
     let members = app.get("/api/v1/members", &a.token).await.expect(200);

@@ -1,0 +1,71 @@
+//! Search across incidents, comments and indicators, inside the caller's
+//! organisation, with the query language of `ironcase_domain::query`.
+
+use ironcase_domain::ioc::{self as rules, IocType};
+use ironcase_domain::query::{self, Clause, Cmp, Filter, Term};
+use ironcase_domain::Permission;
+use ironcase_store::search::{self as store, Results, Spec};
+
+use crate::{App, AppError, Principal, RequestMeta, Result};
+
+pub const MAX_PAGE: i64 = 100;
+
+/// A term as an FTS5 string: a phrase of its tokens, quotes doubled.
+fn fts(t: &Term) -> String {
+    let text = match t {
+        Term::Word(w) | Term::Phrase(w) => w,
+    };
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// Turns a parsed query into what the store runs. `me` is the caller's user.
+pub fn compile(q: &query::Query, me: ironcase_domain::UserId) -> Spec {
+    let mut s = Spec::default();
+    let mut positive: Vec<String> = Vec::new();
+    let mut negative: Vec<String> = Vec::new();
+    for c in &q.clauses {
+        match c {
+            Clause::Any(terms) => {
+                let group: Vec<String> = terms.iter().map(fts).collect();
+                positive.extend(group.iter().cloned());
+                s.required.push(group.join(" OR "));
+            }
+            Clause::Not(t) => negative.push(fts(t)),
+            Clause::Filter(f) => match f {
+                Filter::Severity(v) => s.severity.push(*v),
+                Filter::Status(v) => s.status.push(*v),
+                Filter::Category(v) => s.category.push(*v),
+                Filter::Tag(v) => s.tags.push(v.clone()),
+                Filter::Tlp(v) => s.tlp.push(*v),
+                Filter::AssigneeMe => s.assignee = Some(me),
+                Filter::Created(Cmp::After, t) => s.created_after = Some(s.created_after.map_or(*t, |a| a.max(*t))),
+                Filter::Created(Cmp::Before, t) => s.created_before = Some(s.created_before.map_or(*t, |b| b.min(*t))),
+                Filter::Ioc(raw) => {
+                    let forms =
+                        IocType::ALL.iter().filter_map(|k| rules::normalize(*k, raw).ok().map(|v| (k.as_str().to_owned(), v))).collect();
+                    s.iocs.push(forms);
+                }
+            },
+        }
+    }
+    // A filter on one column given twice means either value (severity:high severity:critical).
+    if !positive.is_empty() {
+        s.rank_match = Some(positive.join(" OR "));
+    }
+    if !negative.is_empty() {
+        s.excluded = Some(negative.join(" OR "));
+    }
+    s
+}
+
+impl App {
+    /// `GET /search`. `offset` is the cursor.
+    pub async fn search(&self, p: &Principal, meta: &RequestMeta, q: &str, offset: i64, limit: i64) -> Result<Results> {
+        self.require(p, meta, Permission::IncidentRead).await?;
+        let parsed = query::parse(q).map_err(|e| AppError::InvalidQuery { position: e.position, message: e.message })?;
+        let spec = compile(&parsed, p.user_id());
+        let org = p.org;
+        let limit = limit.clamp(1, MAX_PAGE);
+        self.store().read(move |c| Ok(store::run(c, org, &spec, offset.max(0), limit)?)).await
+    }
+}

@@ -1,0 +1,79 @@
+//! `/search`: incidents, comments and indicators, ranked, with facets.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use ironcase_app::Principal;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::incidents::IncidentOut;
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Meta, QueryParams};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/search", get(search))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchHit {
+    pub incident: IncidentOut,
+    /// BM25 relevance (lower is better); null for queries made only of filters.
+    pub score: Option<f64>,
+    /// Matching text with `<mark>` around the matched terms.
+    pub highlights: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchFacets {
+    pub severity: BTreeMap<String, i64>,
+    pub status: BTreeMap<String, i64>,
+    pub category: BTreeMap<String, i64>,
+    /// The 50 most frequent tags.
+    pub tag: BTreeMap<String, i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchResults {
+    pub items: Vec<SearchHit>,
+    pub next_cursor: Option<String>,
+    /// Incidents in the whole result set.
+    pub total: i64,
+    /// Counts over the whole result set.
+    pub facets: SearchFacets,
+}
+
+/// Searches incident titles and descriptions, comments and indicator values.
+///
+/// Query language: words (all must match), `"phrases"`, `-excluded`, `a OR b`,
+/// and filters `severity:`, `status:`, `category:`, `tag:`, `tlp:`,
+/// `assignee:me`, `created:>2026-01-01` / `created:<…`, `ioc:<any form>`.
+#[utoipa::path(get, path = "/api/v1/search", tag = "search", security(("bearer" = [])),
+    params(("q" = String, Query), ("limit" = Option<i64>, Query, description = "1-100, default 20"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = SearchResults), (status = 400, body = Problem, description = "invalid_query, with the position")))]
+pub async fn search(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<SearchResults>> {
+    let text = q.str("q");
+    if text.is_none() {
+        q.error("q", "is required");
+    }
+    let offset =
+        q.parse("cursor", |c| c.parse::<i64>().ok().filter(|n| (0..=100_000).contains(n)), "a cursor from a previous page").unwrap_or(0);
+    let limit = q.limit(20, ironcase_app::search::MAX_PAGE);
+    q.finish()?;
+    let r = s.app.search(&p, &meta, &text.unwrap_or_default(), offset, limit).await?;
+    let next = offset + r.hits.len() as i64;
+    let next_cursor = (next < r.total && !r.hits.is_empty()).then(|| next.to_string());
+    Ok(axum::Json(SearchResults {
+        items: r
+            .hits
+            .into_iter()
+            .map(|h| SearchHit { incident: h.incident.into(), score: h.score, highlights: h.snippet.into_iter().collect() })
+            .collect(),
+        next_cursor,
+        total: r.total,
+        facets: SearchFacets { severity: r.facets.severity, status: r.facets.status, category: r.facets.category, tag: r.facets.tag },
+    }))
+}

@@ -1,0 +1,192 @@
+//! Full-text search: the documents behind the index, and the search query.
+
+use std::collections::BTreeMap;
+
+use ironcase_domain::{IncidentId, OrgId, Severity, Status, Timestamp, Tlp, UserId};
+use rusqlite::params;
+use rusqlite::types::Value;
+
+use crate::incident::{incident_from_row, IncidentRow, COLS_I};
+use crate::{exec, query_map, Conn, Result};
+
+/// Writes (or rewrites) one document of an incident.
+pub fn put(c: &Conn, org: OrgId, incident: IncidentId, kind: &str, ref_id: &str, body: &str) -> Result<()> {
+    exec(
+        c,
+        "insert into search_source (organization_id, incident_id, kind, ref_id, body) values (?, ?, ?, ?, ?) \
+         on conflict (organization_id, kind, ref_id, incident_id) do update set body = excluded.body",
+        params![org.to_string(), incident.to_string(), kind, ref_id, body],
+    )?;
+    Ok(())
+}
+
+pub fn remove(c: &Conn, org: OrgId, incident: IncidentId, kind: &str, ref_id: &str) -> Result<()> {
+    exec(
+        c,
+        "delete from search_source where organization_id = ? and kind = ? and ref_id = ? and incident_id = ?",
+        params![org.to_string(), kind, ref_id, incident.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Drops every document of an incident (when it is deleted).
+pub fn remove_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<()> {
+    exec(c, "delete from search_source where organization_id = ? and incident_id = ?", params![org.to_string(), incident.to_string()])?;
+    Ok(())
+}
+
+/// A compiled search: FTS5 expressions and SQL conditions on `incident i`.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    /// Ranks and highlights: every positive term, OR-ed. `None`: no text terms.
+    pub rank_match: Option<String>,
+    /// Each must match some document of the incident (per-incident AND).
+    pub required: Vec<String>,
+    /// No document of the incident may match this.
+    pub excluded: Option<String>,
+    pub severity: Vec<Severity>,
+    pub status: Vec<Status>,
+    pub category: Vec<ironcase_domain::Category>,
+    pub tags: Vec<String>,
+    pub tlp: Vec<Tlp>,
+    pub assignee: Option<UserId>,
+    pub created_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+    /// Each entry: the incident saw one of these (type, value) indicators.
+    pub iocs: Vec<Vec<(String, String)>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub incident: IncidentRow,
+    /// BM25 (lower is better); `None` when the query had no text.
+    pub score: Option<f64>,
+    pub snippet: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Facets {
+    pub severity: BTreeMap<String, i64>,
+    pub status: BTreeMap<String, i64>,
+    pub category: BTreeMap<String, i64>,
+    pub tag: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    pub hits: Vec<Hit>,
+    pub total: i64,
+    pub facets: Facets,
+}
+
+/// Builds `with hits as (…), matched as (…)` and its parameters. `matched`
+/// holds the incident ids (and scores) of the whole result set; the
+/// organisation scopes every part of it.
+fn matched_cte(org: OrgId, s: &Spec) -> (String, Vec<Value>) {
+    let mut p: Vec<Value> = vec![Value::Text(org.to_string())];
+    let bind = |p: &mut Vec<Value>, v: Value| {
+        p.push(v);
+        format!("?{}", p.len())
+    };
+    let docs_matching = |m: &str| {
+        format!("select s.incident_id from search_doc join search_source s on s.doc_id = search_doc.rowid where search_doc match {m} and s.organization_id = ?1")
+    };
+    let mut sql = String::new();
+    if let Some(m) = &s.rank_match {
+        let m = bind(&mut p, Value::Text(m.clone()));
+        sql.push_str(&format!(
+            "with docs as materialized (select s.incident_id as incident_id, bm25(search_doc) as score, \
+             snippet(search_doc, 0, '<mark>', '</mark>', '…', 16) as snip \
+             from search_doc join search_source s on s.doc_id = search_doc.rowid where search_doc match {m} and s.organization_id = ?1), \
+             hits as (select incident_id, min(score) as score, snip from docs group by incident_id), "
+        ));
+        sql.push_str(
+            "matched as (select i.incident_id, h.score, h.snip from hits h join incident i on i.organization_id = ?1 and i.incident_id = h.incident_id \
+             where i.deleted_at is null",
+        );
+    } else {
+        sql.push_str("with matched as (select i.incident_id, null as score, null as snip from incident i where i.organization_id = ?1 and i.deleted_at is null");
+    }
+    for r in &s.required {
+        let m = bind(&mut p, Value::Text(r.clone()));
+        sql.push_str(&format!(" and i.incident_id in ({})", docs_matching(&m)));
+    }
+    if let Some(x) = &s.excluded {
+        let m = bind(&mut p, Value::Text(x.clone()));
+        sql.push_str(&format!(" and i.incident_id not in ({})", docs_matching(&m)));
+    }
+    let any_of = |p: &mut Vec<Value>, sql: &mut String, col: &str, vals: Vec<String>| {
+        if vals.is_empty() {
+            return;
+        }
+        let list: Vec<String> = vals.into_iter().map(|v| bind(p, Value::Text(v))).collect();
+        sql.push_str(&format!(" and i.{col} in ({})", list.join(", ")));
+    };
+    any_of(&mut p, &mut sql, "severity", s.severity.iter().map(|v| v.as_str().to_owned()).collect());
+    any_of(&mut p, &mut sql, "status", s.status.iter().map(|v| v.as_str().to_owned()).collect());
+    any_of(&mut p, &mut sql, "category", s.category.iter().map(|v| v.as_str().to_owned()).collect());
+    any_of(&mut p, &mut sql, "tlp", s.tlp.iter().map(|v| v.as_str().to_owned()).collect());
+    for t in &s.tags {
+        let v = bind(&mut p, Value::Text(t.clone()));
+        sql.push_str(&format!(" and i.incident_id in (select incident_id from incident_tag where organization_id = ?1 and tag = {v})"));
+    }
+    if let Some(a) = s.assignee {
+        let v = bind(&mut p, Value::Text(a.to_string()));
+        sql.push_str(&format!(" and i.assignee_id = {v}"));
+    }
+    if let Some(t) = s.created_after {
+        let v = bind(&mut p, Value::Integer(t.0));
+        sql.push_str(&format!(" and i.created_at > {v}"));
+    }
+    if let Some(t) = s.created_before {
+        let v = bind(&mut p, Value::Integer(t.0));
+        sql.push_str(&format!(" and i.created_at < {v}"));
+    }
+    for forms in &s.iocs {
+        let mut alts = Vec::new();
+        for (kind, value) in forms {
+            let (k, v) = (bind(&mut p, Value::Text(kind.clone())), bind(&mut p, Value::Text(value.clone())));
+            alts.push(format!("(x.type = {k} and x.value = {v})"));
+        }
+        let cond = if alts.is_empty() { "0".to_owned() } else { alts.join(" or ") };
+        sql.push_str(&format!(
+            " and i.incident_id in (select g.incident_id from ioc_sighting g join ioc x on x.organization_id = g.organization_id \
+             and x.ioc_id = g.ioc_id where g.organization_id = ?1 and ({cond}))"
+        ));
+    }
+    sql.push_str(") ");
+    (sql, p)
+}
+
+/// Runs a search: one page of hits (best first, or newest first without text
+/// terms), the total, and facets over the whole result set.
+pub fn run(c: &Conn, org: OrgId, s: &Spec, offset: i64, limit: i64) -> Result<Results> {
+    let (cte, p) = matched_cte(org, s);
+    let order = if s.rank_match.is_some() { "m.score, i.created_at desc, i.incident_id" } else { "i.created_at desc, i.incident_id desc" };
+    let page_sql = format!(
+        "{cte} select {COLS_I}, m.score, m.snip from matched m join incident i on i.organization_id = ?1 and i.incident_id = m.incident_id \
+         order by {order} limit {limit} offset {offset}"
+    );
+    let hits = query_map(c, &page_sql, rusqlite::params_from_iter(p.iter()), |r| {
+        Ok(Hit { incident: incident_from_row(r)?, score: r.get(20)?, snippet: r.get(21)? })
+    })?;
+    let total: i64 =
+        c.prepare_cached(&format!("{cte} select count(*) from matched"))?.query_row(rusqlite::params_from_iter(p.iter()), |r| r.get(0))?;
+    let mut facets = Facets::default();
+    for (col, slot) in [("severity", &mut facets.severity), ("status", &mut facets.status), ("category", &mut facets.category)] {
+        let sql = format!(
+            "{cte} select i.{col}, count(*) from matched m join incident i on i.organization_id = ?1 and i.incident_id = m.incident_id group by i.{col}"
+        );
+        for (k, n) in query_map(c, &sql, rusqlite::params_from_iter(p.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            slot.insert(k, n);
+        }
+    }
+    let tag_sql = format!(
+        "{cte} select t.tag, count(*) as n from matched m join incident_tag t on t.organization_id = ?1 and t.incident_id = m.incident_id \
+         group by t.tag order by n desc, t.tag limit 50"
+    );
+    for (k, n) in query_map(c, &tag_sql, rusqlite::params_from_iter(p.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        facets.tag.insert(k, n);
+    }
+    Ok(Results { hits, total, facets })
+}

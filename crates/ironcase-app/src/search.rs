@@ -69,3 +69,32 @@ impl App {
         self.store().read(move |c| Ok(store::run(c, org, &spec, offset.max(0), limit)?)).await
     }
 }
+
+impl App {
+    /// `GET /incidents/{id}/similar`: shared indicators first, then text.
+    pub async fn similar(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        r: ironcase_store::incident::IncidentRef,
+        limit: i64,
+    ) -> Result<Vec<store::Similar>> {
+        self.require(p, meta, Permission::IncidentRead).await?;
+        let org = p.org;
+        let this = self.store().read_now(|c| ironcase_store::incident::get(c, org, r)).await?;
+        // The distinct words of the title and the start of the description.
+        let mut words: Vec<String> = Vec::new();
+        for w in format!("{} {}", this.title, this.description.chars().take(500).collect::<String>())
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().count() >= 3)
+        {
+            let w = w.to_lowercase();
+            if !words.contains(&w) && words.len() < 16 {
+                words.push(w);
+            }
+        }
+        let expr = (!words.is_empty()).then(|| words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR "));
+        let limit = limit.clamp(1, MAX_PAGE);
+        Ok(self.store().read(move |c| store::similar(c, org, this.id, expr.as_deref(), limit)).await?)
+    }
+}

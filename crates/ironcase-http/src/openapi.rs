@@ -17,7 +17,7 @@ use crate::routes;
         routes::incidents::create, routes::incidents::list, routes::incidents::read, routes::incidents::update, routes::incidents::remove,
         routes::incidents::comment, routes::incidents::timeline,
         routes::audit::list, routes::audit::verify,
-        routes::search::search,
+        routes::search::search, routes::search::similar,
         routes::iocs::add, routes::iocs::list, routes::iocs::unlink, routes::iocs::lookup, routes::iocs::extract,
     ),
     components(schemas(crate::error::Problem)),

@@ -190,3 +190,68 @@ pub fn run(c: &Conn, org: OrgId, s: &Spec, offset: i64, limit: i64) -> Result<Re
     }
     Ok(Results { hits, total, facets })
 }
+
+/// One incident like another, and why.
+#[derive(Debug, Clone)]
+pub struct Similar {
+    pub incident: IncidentRow,
+    /// `(type, value)` of every indicator both incidents saw.
+    pub shared_iocs: Vec<(String, String)>,
+    /// BM25 of the other incident's text against this one's title words
+    /// (lower is closer); `None` when the texts share nothing.
+    pub text_score: Option<f64>,
+}
+
+/// Incidents that share indicators with `incident`, or whose text matches
+/// `words` (an FTS5 OR-expression of its title's words), best first:
+/// each shared indicator weighs more than any text match.
+pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: Option<&str>, limit: i64) -> Result<Vec<Similar>> {
+    /// Per candidate incident: shared indicators, text score.
+    type Reasons = (Vec<(String, String)>, Option<f64>);
+    let mut by_id: BTreeMap<String, Reasons> = BTreeMap::new();
+    let shared = query_map(
+        c,
+        "select s2.incident_id, x.type, x.value from ioc_sighting s1 \
+         join ioc_sighting s2 on s2.organization_id = s1.organization_id and s2.ioc_id = s1.ioc_id and s2.incident_id <> s1.incident_id \
+         join ioc x on x.organization_id = s1.organization_id and x.ioc_id = s1.ioc_id \
+         where s1.organization_id = ?1 and s1.incident_id = ?2 order by x.type, x.value",
+        params![org.to_string(), incident.to_string()],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+    )?;
+    for (id, t, v) in shared {
+        by_id.entry(id).or_default().0.push((t, v));
+    }
+    if let Some(w) = words {
+        let text = query_map(
+            c,
+            "with docs as materialized (select s.incident_id as incident_id, bm25(search_doc) as score from search_doc \
+             join search_source s on s.doc_id = search_doc.rowid where search_doc match ?1 and s.organization_id = ?2 and s.incident_id <> ?3) \
+             select incident_id, min(score) as score from docs group by incident_id order by score limit 200",
+            params![w, org.to_string(), incident.to_string()],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)),
+        )?;
+        for (id, score) in text {
+            by_id.entry(id).or_default().1 = Some(score);
+        }
+    }
+    let mut ranked: Vec<(String, Reasons)> = by_id.into_iter().collect();
+    ranked.sort_by(|(ia, (sa, ta)), (ib, (sb, tb))| {
+        sb.len().cmp(&sa.len()).then(ta.unwrap_or(0.0).total_cmp(&tb.unwrap_or(0.0))).then(ia.cmp(ib))
+    });
+    let mut out = Vec::new();
+    for (id, (shared_iocs, text_score)) in ranked {
+        if out.len() as i64 >= limit {
+            break;
+        }
+        let row = crate::query_opt(
+            c,
+            &format!("select {COLS_I} from incident i where i.organization_id = ?1 and i.incident_id = ?2 and i.deleted_at is null"),
+            params![org.to_string(), id],
+            incident_from_row,
+        )?;
+        if let Some(incident) = row {
+            out.push(Similar { incident, shared_iocs, text_score });
+        }
+    }
+    Ok(out)
+}

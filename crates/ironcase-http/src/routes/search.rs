@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
 use ironcase_app::Principal;
@@ -15,7 +15,7 @@ use crate::extract::{Meta, QueryParams};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/search", get(search))
+    Router::new().route("/search", get(search)).route("/incidents/{id}/similar", get(similar))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -75,5 +75,52 @@ pub async fn search(State(s): State<AppState>, p: Principal, Meta(meta): Meta, m
         next_cursor,
         total: r.total,
         facets: SearchFacets { severity: r.facets.severity, status: r.facets.status, category: r.facets.category, tag: r.facets.tag },
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SharedIoc {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SimilarIncident {
+    pub incident: IncidentOut,
+    /// Indicators both incidents saw: the strongest reason.
+    pub shared_iocs: Vec<SharedIoc>,
+    /// How closely the texts match (BM25, lower is closer); null when they share no words.
+    pub text_score: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SimilarList {
+    pub items: Vec<SimilarIncident>,
+}
+
+/// Incidents like this one: by shared indicators, then by text, with the reasons.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/similar", tag = "search", security(("bearer" = [])),
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, description = "1-100, default 10")),
+    responses((status = 200, body = SimilarList), (status = 404, body = Problem)))]
+pub async fn similar(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<SimilarList>> {
+    let limit = q.limit(10, ironcase_app::search::MAX_PAGE);
+    q.finish()?;
+    let rows = s.app.similar(&p, &meta, super::incidents::incident_ref(&id)?, limit).await?;
+    Ok(axum::Json(SimilarList {
+        items: rows
+            .into_iter()
+            .map(|r| SimilarIncident {
+                incident: r.incident.into(),
+                shared_iocs: r.shared_iocs.into_iter().map(|(kind, value)| SharedIoc { kind, value }).collect(),
+                text_score: r.text_score,
+            })
+            .collect(),
     }))
 }

@@ -108,3 +108,38 @@ async fn search_pages_and_refuses_bad_queries_with_positions() {
     let v = app.member(&u, "v@example.com", "viewer", None).await;
     assert_eq!(app.get("/api/v1/search?q=beacon", &v.token).await.expect(200).body["total"], 7);
 }
+
+#[tokio::test]
+async fn similar_incidents_rank_shared_indicators_then_text() {
+    let app = TestApp::spawn().await;
+    let u = app.admin().await;
+    let one = create(&app, &u, json!({ "title": "Ransomware at the plant", "severity": "high", "category": "malware" })).await;
+    let two = create(&app, &u, json!({ "title": "Odd traffic", "severity": "low", "category": "other" })).await;
+    let three = create(&app, &u, json!({ "title": "Beaconing host", "severity": "low", "category": "other" })).await;
+    let _four = create(&app, &u, json!({ "title": "Ransomware email", "severity": "low", "category": "phishing" })).await;
+    let _five = create(&app, &u, json!({ "title": "Lost laptop", "severity": "low", "category": "other" })).await;
+    let add = |inc: String, v: &'static str| {
+        let (app, token) = (&app, u.token.clone());
+        async move { app.post(&format!("/api/v1/incidents/{inc}/iocs"), &token, json!({ "type": "ipv4", "value": v })).await.expect(201) }
+    };
+    add(one.clone(), "203.0.113.9").await;
+    add(one.clone(), "198.51.100.7").await;
+    add(two.clone(), "203.0.113.9").await;
+    add(two.clone(), "198.51.100.7").await;
+    add(three.clone(), "203.0.113.9").await;
+
+    let r = app.get(&format!("/api/v1/incidents/{one}/similar"), &u.token).await.expect(200);
+    let items = r.body["items"].as_array().expect("items");
+    let order: Vec<&str> = items.iter().map(|i| i["incident"]["number"].as_str().expect("number")).collect();
+    assert_eq!(order, ["INC-2", "INC-3", "INC-4"]);
+    assert_eq!(items[0]["shared_iocs"], json!([{ "type": "ipv4", "value": "198.51.100.7" }, { "type": "ipv4", "value": "203.0.113.9" }]));
+    assert_eq!(items[1]["shared_iocs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(items[2]["shared_iocs"], json!([]));
+    assert!(items[2]["text_score"].is_number());
+    assert_eq!(
+        app.get(&format!("/api/v1/incidents/{one}/similar?limit=1"), &u.token).await.body["items"].as_array().map(Vec::len),
+        Some(1)
+    );
+    app.get(&format!("/api/v1/incidents/{one}/similar?limit=0"), &u.token).await.problem(422, "validation_failed");
+    app.get("/api/v1/incidents/INC-99/similar", &u.token).await.problem(404, "not_found");
+}

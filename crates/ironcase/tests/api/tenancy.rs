@@ -39,6 +39,7 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::POST, format!("/api/v1/api-keys/{b_key_id}/rotate"), Some(json!({})), vec![]),
         (Method::POST, format!("{inc}/iocs"), Some(json!({ "type": "domain", "value": "pwned.example" })), vec![]),
         (Method::GET, format!("{inc}/iocs"), None, vec![]),
+        (Method::GET, format!("{inc}/similar"), None, vec![]),
         (Method::DELETE, format!("{inc}/iocs/{b_ioc}"), None, vec![]),
         (Method::POST, format!("{inc}/iocs/extract"), Some(json!({ "text": "pwned.example", "save": true })), vec![]),
     ];

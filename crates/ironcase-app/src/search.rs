@@ -26,6 +26,10 @@ pub fn compile(q: &query::Query, me: ironcase_domain::UserId) -> Spec {
     for c in &q.clauses {
         match c {
             Clause::Any(terms) => {
+                for t in terms {
+                    let (Term::Word(w) | Term::Phrase(w)) = t;
+                    s.highlight.push(w.to_lowercase());
+                }
                 let group: Vec<String> = terms.iter().map(fts).collect();
                 positive.extend(group.iter().cloned());
                 s.required.push(group.join(" OR "));

@@ -54,6 +54,8 @@ pub struct Spec {
     pub created_before: Option<Timestamp>,
     /// Each entry: the incident saw one of these (type, value) indicators.
     pub iocs: Vec<Vec<(String, String)>>,
+    /// Lower-case words and phrases to mark in highlights.
+    pub highlight: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,30 +84,34 @@ pub struct Results {
 /// Builds `with hits as (…), matched as (…)` and its parameters. `matched`
 /// holds the incident ids (and scores) of the whole result set; the
 /// organisation scopes every part of it.
-fn matched_cte(org: OrgId, s: &Spec) -> (String, Vec<Value>) {
+fn matched_cte(org: OrgId, s: &Spec, scored: bool) -> (String, Vec<Value>) {
     let mut p: Vec<Value> = vec![Value::Text(org.to_string())];
     let bind = |p: &mut Vec<Value>, v: Value| {
         p.push(v);
         format!("?{}", p.len())
     };
     let docs_matching = |m: &str| {
-        format!("select s.incident_id from search_doc join search_source s on s.doc_id = search_doc.rowid where search_doc match {m} and s.organization_id = ?1")
+        format!("select s.incident_id from search_doc cross join search_source s on s.doc_id = search_doc.rowid where search_doc match {m} and s.organization_id = ?1")
     };
     let mut sql = String::new();
-    if let Some(m) = &s.rank_match {
-        let m = bind(&mut p, Value::Text(m.clone()));
-        sql.push_str(&format!(
-            "with docs as materialized (select s.incident_id as incident_id, bm25(search_doc) as score, \
-             snippet(search_doc, 0, '<mark>', '</mark>', '…', 16) as snip \
-             from search_doc join search_source s on s.doc_id = search_doc.rowid where search_doc match {m} and s.organization_id = ?1), \
-             hits as (select incident_id, min(score) as score, snip from docs group by incident_id), "
-        ));
-        sql.push_str(
-            "matched as (select i.incident_id, h.score, h.snip from hits h join incident i on i.organization_id = ?1 and i.incident_id = h.incident_id \
-             where i.deleted_at is null",
-        );
-    } else {
-        sql.push_str("with matched as (select i.incident_id, null as score, null as snip from incident i where i.organization_id = ?1 and i.deleted_at is null");
+    match &s.rank_match {
+        // Ranking needs bm25 for every matching document; counts and facets
+        // only need the incident ids. FTS5 must drive the join (CROSS JOIN
+        // fixes the order): the other way round evaluates the match once per
+        // document of the organisation.
+        Some(m) if scored => {
+            let m = bind(&mut p, Value::Text(m.clone()));
+            sql.push_str(&format!(
+                "with docs as materialized (select s.incident_id as incident_id, bm25(search_doc) as score \
+                 from search_doc cross join search_source s on s.doc_id = search_doc.rowid where search_doc match {m} and s.organization_id = ?1), \
+                 hits as (select incident_id, min(score) as score from docs group by incident_id), \
+                 matched as (select i.incident_id, h.score from hits h join incident i on i.organization_id = ?1 and i.incident_id = h.incident_id \
+                 where i.deleted_at is null"
+            ));
+        }
+        _ => sql.push_str(
+            "with matched as (select i.incident_id, null as score from incident i where i.organization_id = ?1 and i.deleted_at is null",
+        ),
     }
     for r in &s.required {
         let m = bind(&mut p, Value::Text(r.clone()));
@@ -161,34 +167,106 @@ fn matched_cte(org: OrgId, s: &Spec) -> (String, Vec<Value>) {
 /// Runs a search: one page of hits (best first, or newest first without text
 /// terms), the total, and facets over the whole result set.
 pub fn run(c: &Conn, org: OrgId, s: &Spec, offset: i64, limit: i64) -> Result<Results> {
-    let (cte, p) = matched_cte(org, s);
-    let order = if s.rank_match.is_some() { "m.score, i.created_at desc, i.incident_id" } else { "i.created_at desc, i.incident_id desc" };
-    let page_sql = format!(
-        "{cte} select {COLS_I}, m.score, m.snip from matched m join incident i on i.organization_id = ?1 and i.incident_id = m.incident_id \
-         order by {order} limit {limit} offset {offset}"
+    // The whole result set once, with what ordering and facets need; the page
+    // is cut from it, so the search itself runs once, not once per facet.
+    let (cte, p) = matched_cte(org, s, true);
+    let set_sql = format!(
+        "{cte} select m.incident_id, m.score, i.created_at, i.severity, i.status, i.category \
+         from matched m join incident i on i.organization_id = ?1 and i.incident_id = m.incident_id"
     );
-    let hits = query_map(c, &page_sql, rusqlite::params_from_iter(p.iter()), |r| {
-        Ok(Hit { incident: incident_from_row(r)?, score: r.get(20)?, snippet: r.get(21)? })
+    let mut set = query_map(c, &set_sql, rusqlite::params_from_iter(p.iter()), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<f64>>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
     })?;
-    let total: i64 =
-        c.prepare_cached(&format!("{cte} select count(*) from matched"))?.query_row(rusqlite::params_from_iter(p.iter()), |r| r.get(0))?;
     let mut facets = Facets::default();
-    for (col, slot) in [("severity", &mut facets.severity), ("status", &mut facets.status), ("category", &mut facets.category)] {
-        let sql = format!(
-            "{cte} select i.{col}, count(*) from matched m join incident i on i.organization_id = ?1 and i.incident_id = m.incident_id group by i.{col}"
-        );
-        for (k, n) in query_map(c, &sql, rusqlite::params_from_iter(p.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-            slot.insert(k, n);
+    for (_, _, _, sev, st, cat) in &set {
+        *facets.severity.entry(sev.clone()).or_default() += 1;
+        *facets.status.entry(st.clone()).or_default() += 1;
+        *facets.category.entry(cat.clone()).or_default() += 1;
+    }
+    let total = set.len() as i64;
+    // Best first (BM25 is lower for better), then newest; without text, newest first.
+    set.sort_by(|a, b| a.1.unwrap_or(0.0).total_cmp(&b.1.unwrap_or(0.0)).then(b.2.cmp(&a.2)).then(b.0.cmp(&a.0)));
+    let page: Vec<(String, Option<f64>)> =
+        set.into_iter().skip(offset.max(0) as usize).take(limit.max(0) as usize).map(|(id, score, ..)| (id, score)).collect();
+    let mut hits = Vec::with_capacity(page.len());
+    for (id, score) in page {
+        let row = crate::query_opt(
+            c,
+            &format!("select {COLS_I} from incident i where i.organization_id = ?1 and i.incident_id = ?2"),
+            params![org.to_string(), id],
+            incident_from_row,
+        )?;
+        if let Some(incident) = row {
+            let snippet = if s.highlight.is_empty() {
+                None
+            } else {
+                let bodies = query_map(
+                    c,
+                    "select body from search_source where organization_id = ? and incident_id = ? order by doc_id",
+                    params![org.to_string(), incident.id.to_string()],
+                    |r| Ok(r.get::<_, String>(0)?),
+                )?;
+                bodies.iter().find_map(|b| highlight(b, &s.highlight))
+            };
+            hits.push(Hit { incident, score, snippet });
         }
     }
-    let tag_sql = format!(
-        "{cte} select t.tag, count(*) as n from matched m join incident_tag t on t.organization_id = ?1 and t.incident_id = m.incident_id \
-         group by t.tag order by n desc, t.tag limit 50"
-    );
-    for (k, n) in query_map(c, &tag_sql, rusqlite::params_from_iter(p.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-        facets.tag.insert(k, n);
+    if total > 0 {
+        let (cte, p) = matched_cte(org, s, false);
+        let tag_sql = format!(
+            "{cte} select t.tag, count(*) as n from matched m join incident_tag t on t.organization_id = ?1 and t.incident_id = m.incident_id \
+             group by t.tag order by n desc, t.tag limit 50"
+        );
+        for (k, n) in query_map(c, &tag_sql, rusqlite::params_from_iter(p.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            facets.tag.insert(k, n);
+        }
     }
     Ok(Results { hits, total, facets })
+}
+
+/// The first place in `body` where one of `terms` (lower-case) stands as a
+/// whole word or phrase, with about 60 characters around it, the term wrapped
+/// in `<mark>`. Text outside the marks is HTML-escaped.
+pub fn highlight(body: &str, terms: &[String]) -> Option<String> {
+    let lower = body.to_lowercase();
+    // Lower-casing can change byte lengths; only use positions when it did not.
+    if lower.len() != body.len() {
+        return None;
+    }
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let (start, len) = terms
+        .iter()
+        .filter_map(|t| {
+            lower
+                .match_indices(t.as_str())
+                .find(|(i, _)| !is_word(lower[..*i].chars().last()) && !is_word(lower[i + t.len()..].chars().next()))
+                .map(|(i, _)| (i, t.len()))
+        })
+        .min_by_key(|(i, _)| *i)?;
+    let mut from = start.saturating_sub(60);
+    while !body.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (start + len + 60).min(body.len());
+    while !body.is_char_boundary(to) {
+        to += 1;
+    }
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    Some(format!(
+        "{}{}<mark>{}</mark>{}{}",
+        if from > 0 { "…" } else { "" },
+        esc(&body[from..start]),
+        esc(&body[start..start + len]),
+        esc(&body[start + len..to]),
+        if to < body.len() { "…" } else { "" }
+    ))
 }
 
 /// One incident like another, and why.
@@ -225,7 +303,7 @@ pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: Option<&str>, 
         let text = query_map(
             c,
             "with docs as materialized (select s.incident_id as incident_id, bm25(search_doc) as score from search_doc \
-             join search_source s on s.doc_id = search_doc.rowid where search_doc match ?1 and s.organization_id = ?2 and s.incident_id <> ?3) \
+             cross join search_source s on s.doc_id = search_doc.rowid where search_doc match ?1 and s.organization_id = ?2 and s.incident_id <> ?3) \
              select incident_id, min(score) as score from docs group by incident_id order by score limit 200",
             params![w, org.to_string(), incident.to_string()],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)),

@@ -70,8 +70,12 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
-    readers: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    /// Connections for point reads (`read_now`): never held long.
+    readers: Pool,
+    /// Connections for scans (`read`): searches, audit verification. Kept
+    /// apart so that slow scans can never starve the lookups every request
+    /// makes (authentication among them).
+    scanners: Pool,
     writer: writer::Writer,
 }
 
@@ -81,8 +85,32 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Read connections kept open.
-const READERS: usize = 8;
+/// A fixed set of read-only connections and a permit per connection.
+struct Pool {
+    conns: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl Pool {
+    fn new(conns: Vec<Connection>) -> Pool {
+        let n = conns.len();
+        Pool { conns: Mutex::new(conns), permits: Semaphore::new(n) }
+    }
+
+    fn take(&self) -> Option<Connection> {
+        self.conns.lock().ok().and_then(|mut v| v.pop())
+    }
+
+    fn give(&self, c: Connection) {
+        if let Ok(mut v) = self.conns.lock() {
+            v.push(c);
+        }
+    }
+}
+
+/// Read connections kept open for point reads, and for scans.
+const READERS: usize = 6;
+const SCANNERS: usize = 3;
 
 fn configure(c: &Connection) -> rusqlite::Result<()> {
     c.busy_timeout(Duration::from_secs(10))?;
@@ -103,12 +131,12 @@ impl Store {
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
         let path = path.to_owned();
         let p = path.clone();
-        let (writer_conn, readers) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (writer_conn, mut readers) = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut w = Connection::open(&p)?;
             configure(&w)?;
             migrate(&mut w)?;
-            let mut readers = Vec::with_capacity(READERS);
-            for _ in 0..READERS {
+            let mut readers = Vec::with_capacity(READERS + SCANNERS);
+            for _ in 0..READERS + SCANNERS {
                 let r = Connection::open_with_flags(&p, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
                 r.busy_timeout(Duration::from_secs(10))?;
                 r.set_prepared_statement_cache_capacity(256);
@@ -119,7 +147,8 @@ impl Store {
         .await
         .map_err(|e| StoreError::Database(e.to_string()))??;
         let writer = writer::Writer::start(writer_conn)?;
-        Ok(Store { inner: Arc::new(Inner { path, readers: Mutex::new(readers), permits: Semaphore::new(READERS), writer }) })
+        let scanners = readers.split_off(READERS);
+        Ok(Store { inner: Arc::new(Inner { path, readers: Pool::new(readers), scanners: Pool::new(scanners), writer }) })
     }
 
     /// Opens an existing database read-only, for offline tools.
@@ -138,14 +167,12 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Conn) -> Result<T, E> + Send + 'static,
     {
-        let permit = self.inner.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
-        let conn = self.inner.readers.lock().ok().and_then(|mut v| v.pop()).ok_or_else(|| E::from(StoreError::Unavailable))?;
+        let permit = self.inner.scanners.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
+        let conn = self.inner.scanners.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
         let inner = self.inner.clone();
         let out = tokio::task::spawn_blocking(move || {
             let r = f(&conn);
-            if let Ok(mut v) = inner.readers.lock() {
-                v.push(conn);
-            }
+            inner.scanners.give(conn);
             r
         })
         .await
@@ -162,12 +189,10 @@ impl Store {
         E: From<StoreError>,
         F: FnOnce(&Conn) -> Result<T, E>,
     {
-        let permit = self.inner.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
-        let conn = self.inner.readers.lock().ok().and_then(|mut v| v.pop()).ok_or_else(|| E::from(StoreError::Unavailable))?;
+        let permit = self.inner.readers.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
+        let conn = self.inner.readers.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
         let out = f(&conn);
-        if let Ok(mut v) = self.inner.readers.lock() {
-            v.push(conn);
-        }
+        self.inner.readers.give(conn);
         drop(permit);
         out
     }

@@ -9,7 +9,7 @@ use ironcase_store::org::{self, OrgRow, UserRow};
 use serde_json::json;
 
 use crate::audit::by;
-use crate::auth::hash_password;
+use crate::auth::{hash_password, new_user_password};
 use crate::crypto;
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
@@ -55,21 +55,7 @@ impl App {
             let email = email.clone();
             self.store().read(move |c| org::find_user_by_email(c, &email)).await?
         };
-        let hash = match (&existing, &input.owner_password) {
-            (Some(_), _) => None,
-            (None, Some(pw)) => {
-                validate::password("owner.password", pw, &mut errs);
-                if errs.is_empty() {
-                    Some(hash_password(pw.clone()).await?)
-                } else {
-                    None
-                }
-            }
-            (None, None) => {
-                errs.push("owner.password", "is required for a new user");
-                None
-            }
-        };
+        let hash = new_user_password(existing.is_some(), input.owner_password.as_deref(), "owner.password", &mut errs).await?;
         errs.into_result()?;
         let now = self.clock().now();
         let row =

@@ -40,6 +40,32 @@ pub async fn hash_password(password: String) -> Result<String> {
     .map_err(|_| AppError::Internal("password hashing task failed".into()))?
 }
 
+/// For a user about to be created: checks `password` (required, since the
+/// user is new) and hashes it once every field is valid. Existing users
+/// (`exists`) keep theirs: `None`, and nothing is checked.
+pub(crate) async fn new_user_password(
+    exists: bool,
+    password: Option<&str>,
+    field: &str,
+    errs: &mut ironcase_domain::ValidationErrors,
+) -> Result<Option<String>> {
+    match (exists, password) {
+        (true, _) => Ok(None),
+        (false, Some(pw)) => {
+            ironcase_domain::validate::password(field, pw, errs);
+            if errs.is_empty() {
+                Ok(Some(hash_password(pw.to_owned()).await?))
+            } else {
+                Ok(None)
+            }
+        }
+        (false, None) => {
+            errs.push(field, "is required for a new user");
+            Ok(None)
+        }
+    }
+}
+
 pub async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
         Ok(h) => argon().verify_password(password.as_bytes(), &h).is_ok(),

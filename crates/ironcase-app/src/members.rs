@@ -7,7 +7,7 @@ use ironcase_store::{audit, session, Conn};
 use serde_json::json;
 
 use crate::audit::by;
-use crate::auth::hash_password;
+use crate::auth::new_user_password;
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
 pub struct NewMember {
@@ -52,21 +52,7 @@ impl App {
             let email = email.clone();
             self.store().read(move |c| org::find_user_by_email(c, &email)).await?
         };
-        let new_hash = match (&existing, &input.password) {
-            (Some(_), _) => None,
-            (None, Some(pw)) => {
-                validate::password("password", pw, &mut errs);
-                if errs.is_empty() {
-                    Some(hash_password(pw.clone()).await?)
-                } else {
-                    None
-                }
-            }
-            (None, None) => {
-                errs.push("password", "is required for a new user");
-                None
-            }
-        };
+        let new_hash = new_user_password(existing.is_some(), input.password.as_deref(), "password", &mut errs).await?;
         errs.into_result()?;
         let now = self.clock().now();
         let is_new = existing.is_none();

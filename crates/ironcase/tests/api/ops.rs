@@ -61,3 +61,21 @@ async fn openapi_document_and_docs_are_served_locally() {
     assert_eq!(ui.status(), 200);
     assert!(ui.text().await.expect("html").to_lowercase().contains("swagger"));
 }
+
+/// The committed OpenAPI document is the served one, so that API drift shows
+/// in review. After an intended change: `IRONCASE_UPDATE_OPENAPI=1 cargo test openapi_snapshot`.
+#[tokio::test]
+async fn openapi_snapshot() {
+    let app = TestApp::spawn().await;
+    let doc = app.send(Method::GET, "/api/v1/openapi.json", None, None, &[]).await.expect(200);
+    let served = serde_json::to_string_pretty(&doc.body).expect("json") + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    if std::env::var("IRONCASE_UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
+        std::fs::write(path, &served).expect("write docs/openapi.json");
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == served,
+        "docs/openapi.json differs from the served document; review the change and run IRONCASE_UPDATE_OPENAPI=1 cargo test openapi_snapshot"
+    );
+}

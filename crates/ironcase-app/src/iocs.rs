@@ -79,7 +79,7 @@ fn link_one(
 }
 
 fn sighting_of(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Result<SightingRow> {
-    store::sightings(c, org, ioc)?.into_iter().find(|s| s.incident_id == incident).ok_or(AppError::NotFound)
+    store::sighting(c, org, ioc, incident)?.ok_or(AppError::NotFound)
 }
 
 impl App {

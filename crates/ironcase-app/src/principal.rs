@@ -1,6 +1,6 @@
 //! Who is asking, in which organisation, with which role; and where from.
 
-use ironcase_domain::{ApiKeyId, IncidentId, OrgId, Permission, Role, Scope, SessionId, UserId};
+use ironcase_domain::{ApiKeyId, OrgId, Permission, Role, Scope, SessionId, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -70,11 +70,4 @@ pub struct RequestMeta {
     pub request_id: Option<String>,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
-}
-
-/// What a denial names, for the audit entry.
-#[derive(Debug, Clone)]
-pub struct Denied {
-    pub permission: Permission,
-    pub incident: Option<IncidentId>,
 }

@@ -44,7 +44,7 @@ fn ioc(r: &Row<'_>) -> Result<IocRow> {
     })
 }
 
-fn sighting(r: &Row<'_>) -> Result<SightingRow> {
+fn sighting_row(r: &Row<'_>) -> Result<SightingRow> {
     Ok(SightingRow {
         ioc: ioc(r)?,
         incident_id: parse_id(r, 7)?,
@@ -125,7 +125,7 @@ pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<Si
         c,
         &format!("{SIGHTING_SQL} where s.organization_id = ? and s.incident_id = ? order by s.first_seen, i.ioc_id"),
         params![org.to_string(), incident.to_string()],
-        sighting,
+        sighting_row,
     )
 }
 
@@ -135,6 +135,16 @@ pub fn sightings(c: &Conn, org: OrgId, ioc: IocId) -> Result<Vec<SightingRow>> {
         c,
         &format!("{SIGHTING_SQL} where s.organization_id = ? and s.ioc_id = ? order by s.first_seen, s.incident_id"),
         params![org.to_string(), ioc.to_string()],
-        sighting,
+        sighting_row,
+    )
+}
+
+/// One indicator's sighting in one incident.
+pub fn sighting(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Result<Option<SightingRow>> {
+    query_opt(
+        c,
+        &format!("{SIGHTING_SQL} where s.organization_id = ? and s.ioc_id = ? and s.incident_id = ?"),
+        params![org.to_string(), ioc.to_string(), incident.to_string()],
+        sighting_row,
     )
 }

@@ -34,6 +34,18 @@ pub enum AppError {
     /// A search query that does not parse; `position` is a byte offset.
     #[error("{message} (at position {position})")]
     InvalidQuery { position: usize, message: String },
+    /// A body larger than the limit that applies to it.
+    #[error("the upload exceeds {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    /// The uploaded bytes do not have the SHA-256 the client declared.
+    #[error("the file's SHA-256 is {actual}, not the declared {declared}")]
+    HashMismatch { declared: String, actual: String },
+    /// A stored file no longer matches what was stored; never served.
+    #[error("stored evidence failed its integrity check")]
+    IntegrityFailure,
+    /// The resource existed and was removed; `code` is stable.
+    #[error("{detail}")]
+    Gone { code: &'static str, detail: String },
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("internal error: {0}")]

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod clock;
 pub mod crypto;
 pub mod error;
+pub mod evidence;
 pub mod incidents;
 pub mod iocs;
 pub mod members;
@@ -41,6 +42,8 @@ pub struct Settings {
     pub auth_per_address: ratelimit::Quota,
     /// Most source addresses the auth limiter remembers at once.
     pub limiter_max_keys: usize,
+    /// Largest evidence file accepted, in bytes.
+    pub max_evidence_bytes: u64,
 }
 
 impl Default for Settings {
@@ -52,6 +55,7 @@ impl Default for Settings {
             login_window_secs: 15 * 60,
             auth_per_address: ratelimit::Quota::per_minute(30),
             limiter_max_keys: 100_000,
+            max_evidence_bytes: 10 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -63,6 +67,11 @@ pub struct App {
 
 struct Inner {
     store: Store,
+    /// Wraps the data keys (and the token-signing keys).
+    master: crypto::MasterKey,
+    /// Where evidence files are kept (encrypted).
+    blobs: store::blob::BlobStore,
+    keys: evidence::KeyCache,
     clock: Clock,
     settings: Settings,
     tokens: auth::TokenKeys,
@@ -77,11 +86,29 @@ struct Inner {
 impl App {
     /// Opens the application over `store`: loads (or on first start creates)
     /// the token-signing keys, sealed under `master`.
-    pub async fn new(store: Store, master: crypto::MasterKey, clock: Clock, settings: Settings) -> Result<App> {
+    pub async fn new(
+        store: Store,
+        blobs: store::blob::BlobStore,
+        master: crypto::MasterKey,
+        clock: Clock,
+        settings: Settings,
+    ) -> Result<App> {
         let tokens = auth::TokenKeys::load_or_create(&store, &master, clock.now()).await?;
         let dummy_hash = auth::hash_password("not a real password, only for timing".to_owned()).await?;
         let auth_limiter = ratelimit::Limiter::new(settings.auth_per_address, settings.limiter_max_keys);
-        Ok(App { inner: Arc::new(Inner { store, clock, settings, tokens, dummy_hash, auth_limiter }) })
+        Ok(App {
+            inner: Arc::new(Inner {
+                store,
+                master,
+                blobs,
+                keys: evidence::KeyCache::default(),
+                clock,
+                settings,
+                tokens,
+                dummy_hash,
+                auth_limiter,
+            }),
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -90,6 +117,10 @@ impl App {
 
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
+    }
+
+    pub fn blobs(&self) -> &store::blob::BlobStore {
+        &self.inner.blobs
     }
 
     pub fn settings(&self) -> &Settings {

@@ -89,6 +89,7 @@ typed_id!(CommentId, "cmt");
 typed_id!(ApiKeyId, "key");
 typed_id!(SessionId, "ses");
 typed_id!(IocId, "ioc");
+typed_id!(EvidenceId, "evd");
 
 #[cfg(test)]
 mod tests {

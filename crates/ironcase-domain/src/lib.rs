@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod evidence;
 pub mod id;
 pub mod incident;
 pub mod ioc;
@@ -11,6 +12,7 @@ pub mod role;
 pub mod timestamp;
 pub mod validate;
 
+pub use evidence::{CustodyAction, EvidenceKind};
 pub use id::*;
 pub use incident::*;
 pub use role::*;

@@ -88,6 +88,20 @@ impl From<AppError> for ApiError {
                 retry_after: Some(retry_after_secs),
                 ..ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", "too many failed attempts; try again later")
             },
+            AppError::PayloadTooLarge { limit } => {
+                ApiError::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the file is larger than the limit of {limit} bytes"))
+            }
+            AppError::HashMismatch { declared, actual } => ApiError::new(
+                S::UNPROCESSABLE_ENTITY,
+                "hash_mismatch",
+                format!("the uploaded file's SHA-256 is {actual}, not the declared {declared}; nothing was kept"),
+            ),
+            AppError::IntegrityFailure => ApiError::new(
+                S::INTERNAL_SERVER_ERROR,
+                "integrity_failure",
+                "the stored file no longer matches its recorded hash; it was not served and the failure was recorded",
+            ),
+            AppError::Gone { code, detail } => ApiError::new(S::GONE, code, detail),
             AppError::BadRequest(d) => ApiError::new(S::BAD_REQUEST, "bad_request", d),
             AppError::InvalidQuery { position, message } => ApiError {
                 position: Some(position),

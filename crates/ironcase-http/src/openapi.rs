@@ -19,10 +19,12 @@ use crate::routes;
         routes::audit::list, routes::audit::verify,
         routes::search::search, routes::search::similar,
         routes::iocs::add, routes::iocs::list, routes::iocs::unlink, routes::iocs::lookup, routes::iocs::extract,
+        routes::evidence::upload, routes::evidence::list, routes::evidence::read, routes::evidence::content,
+        routes::evidence::custody, routes::evidence::add_custody, routes::evidence::remove,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&Bearer),
-    tags((name = "auth"), (name = "incidents"), (name = "iocs"), (name = "search"), (name = "organization"), (name = "api-keys"), (name = "audit"), (name = "admin"), (name = "operations"))
+    tags((name = "auth"), (name = "incidents"), (name = "iocs"), (name = "evidence"), (name = "search"), (name = "organization"), (name = "api-keys"), (name = "audit"), (name = "admin"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -11,7 +11,9 @@
 
 pub mod apikey;
 pub mod audit;
+pub mod blob;
 pub mod event;
+pub mod evidence;
 pub mod incident;
 pub mod ioc;
 pub mod org;
@@ -234,6 +236,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/sqlite/0001_core.sql")),
     (2, "ioc", include_str!("../migrations/sqlite/0002_ioc.sql")),
     (3, "search", include_str!("../migrations/sqlite/0003_search.sql")),
+    (4, "evidence", include_str!("../migrations/sqlite/0004_evidence.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// Largest request body in bytes [default: 1048576]
     #[arg(long, env = "IRONCASE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Largest evidence file in bytes [default: 10737418240, 10 GiB]
+    #[arg(long, env = "IRONCASE_MAX_EVIDENCE_BYTES")]
+    pub max_evidence_bytes: Option<u64>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -42,6 +45,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     log_format: Option<LogFormat>,
     max_body_bytes: Option<usize>,
+    max_evidence_bytes: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -51,6 +55,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
+    pub max_evidence_bytes: u64,
 }
 
 impl Config {
@@ -65,6 +70,7 @@ impl Config {
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("ironcase-data")),
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(1024 * 1024),
+            max_evidence_bytes: args.max_evidence_bytes.or(file.max_evidence_bytes).unwrap_or(10 * 1024 * 1024 * 1024),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ironcase_app::crypto::MasterKey;
+use ironcase_app::store::blob::BlobStore;
 use ironcase_app::{App, Clock, Settings, Store};
 use ironcase_http::HttpConfig;
 use tokio::sync::oneshot;
@@ -58,7 +59,9 @@ pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
     create_private_dir(&cfg.data_dir)?;
     let master = master_key(&cfg.data_dir)?;
     let store = Store::open_sqlite(&cfg.data_dir.join("ironcase.db")).await.context("opening the database")?;
-    let app = App::new(store, master, clock, Settings::default()).await.context("starting the application")?;
+    let blobs = BlobStore::local(&cfg.data_dir.join("blobs")).context("opening the evidence store")?;
+    let settings = Settings { max_evidence_bytes: cfg.max_evidence_bytes, ..Settings::default() };
+    let app = App::new(store, blobs, master, clock, settings).await.context("starting the application")?;
     let initial_password_file = app.bootstrap(&cfg.data_dir).await.context("creating the first organisation")?;
     let listener = tokio::net::TcpListener::bind(cfg.bind).await.with_context(|| format!("binding {}", cfg.bind))?;
     let addr = listener.local_addr()?;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
+pub mod evidence;
 pub mod incidents;
 pub mod iocs;
 pub mod members;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(apikeys::router())
         .merge(incidents::router())
         .merge(iocs::router())
+        .merge(evidence::router())
         .merge(audit::router())
         .merge(search::router());
     Router::new()

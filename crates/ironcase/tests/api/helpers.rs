@@ -72,6 +72,11 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// A server whose configuration `tweak` adjusts first.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let cfg = Config {
@@ -79,7 +84,10 @@ impl TestApp {
             data_dir: data_dir.clone(),
             log_format: LogFormat::Text,
             max_body_bytes: 64 * 1024,
+            max_evidence_bytes: 4 * 1024 * 1024 * 1024,
         };
+        let mut cfg = cfg;
+        tweak(&mut cfg);
         let clock = Clock::system();
         let running = start(&cfg, clock.clone()).await.expect("server starts");
         let pw_file = running.initial_password_file.clone().expect("first start writes the password file");
@@ -187,5 +195,48 @@ impl TestApp {
 
     pub async fn incident(&self, by: &User, title: &str) -> Resp {
         self.post("/api/v1/incidents", &by.token, json!({ "title": title, "severity": "high", "category": "phishing" })).await.expect(201)
+    }
+
+    /// Uploads `bytes` as evidence of `incident` with this `metadata`.
+    pub async fn upload(&self, token: &str, incident: &str, metadata: Value, bytes: Vec<u8>) -> Resp {
+        let form = reqwest::multipart::Form::new()
+            .part("metadata", reqwest::multipart::Part::text(metadata.to_string()).mime_str("application/json").expect("mime"))
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name("upload.bin"));
+        let res = self
+            .client
+            .post(self.url(&format!("/api/v1/incidents/{incident}/evidence")))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("body read");
+        Resp { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    }
+
+    /// Downloads evidence content: status, headers and the raw bytes.
+    pub async fn download(&self, token: &str, evidence: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let res = self.client.get(self.url(&format!("/api/v1/evidence/{evidence}/content"))).bearer_auth(token).send().await.expect("sent");
+        let (status, headers) = (res.status(), res.headers().clone());
+        (status, headers, res.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+    }
+
+    /// Every file under the evidence store, temporary ones included.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data_dir.join("blobs"), &mut out);
+        out
     }
 }

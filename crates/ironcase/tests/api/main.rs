@@ -6,6 +6,7 @@ mod helpers;
 mod apikeys;
 mod audit;
 mod auth;
+mod evidence;
 mod incidents;
 mod iocs;
 mod malformed;

@@ -28,6 +28,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     let inc = app.incident(&owner, "target").await.str("id");
     let member = app.member(&owner, "m@example.com", "viewer", None).await;
     let key = app.post("/api/v1/api-keys", &owner.token, json!({ "name": "k", "role": "viewer" })).await.expect(201).str("id");
+    let evd = app.upload(&owner.token, &inc, json!({ "name": "e.txt", "kind": "other" }), b"evidence".to_vec()).await.expect(201).str("id");
     let before_audit = app.get("/api/v1/audit/verify", &owner.token).await.body["entries"].as_i64().expect("entries");
 
     // (method, path, a body with wrong types and an unknown field, fields that must be named)
@@ -68,6 +69,13 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             vec!["type", "value", "tags", "k"],
         ),
         (Method::POST, format!("/api/v1/incidents/{inc}/iocs/extract"), json!({ "text": [], "save": "yes" }), vec!["text", "save"]),
+        (
+            Method::POST,
+            format!("/api/v1/evidence/{evd}/custody"),
+            json!({ "action": "lost", "to": 1, "reason": [], "x": 1 }),
+            vec!["action", "to", "reason", "x"],
+        ),
+        (Method::DELETE, format!("/api/v1/evidence/{evd}"), json!({ "reason": 5, "why": 1 }), vec!["reason", "why"]),
     ];
     let if_match = [("if-match", "\"1\"")];
     for (m, path, wrong, fields) in &endpoints {
@@ -145,8 +153,12 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         "/api/v1/members/nope",
         "/api/v1/api-keys/nope",
         "/api/v1/api-keys/key_zz/rotate",
+        "/api/v1/evidence/nope",
+        "/api/v1/evidence/evd_zz/content",
+        "/api/v1/evidence/inc_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b/custody",
+        "/api/v1/incidents/INC-0/evidence",
     ] {
-        let m = if p.starts_with("/api/v1/incidents") {
+        let m = if p.starts_with("/api/v1/incidents") || p.starts_with("/api/v1/evidence") {
             Method::GET
         } else if p.ends_with("rotate") {
             Method::POST
@@ -166,6 +178,10 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     // Nothing changed, and the server still serves.
     let list = app.get("/api/v1/incidents", &owner.token).await.expect(200);
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
+    let e = app.get(&format!("/api/v1/evidence/{evd}"), &owner.token).await.expect(200);
+    assert!(e.body["deleted_at"].is_null());
+    let custody = app.get(&format!("/api/v1/evidence/{evd}/custody"), &owner.token).await.expect(200);
+    assert_eq!(custody.body["items"].as_array().map(Vec::len), Some(1));
     let t = app.get(&format!("/api/v1/incidents/{inc}"), &owner.token).await.expect(200);
     assert_eq!(t.body["version"], 1);
     assert_eq!(app.get("/api/v1/members", &owner.token).await.body["items"].as_array().map(Vec::len), Some(2));
@@ -180,4 +196,103 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     let since: Vec<&Value> =
         changes.body["items"].as_array().expect("items").iter().filter(|e| e["seq"].as_i64() > Some(before_audit)).collect();
     assert!(since.is_empty(), "a bad request changed something: {since:?}");
+}
+
+/// Multipart bodies for an upload: (content type, body, status, code).
+fn bad_uploads() -> Vec<(String, Vec<u8>, u16, &'static str)> {
+    let b = "bnd";
+    let ct = format!("multipart/form-data; boundary={b}");
+    let part = |name: &str, content: &str| format!("--{b}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{content}\r\n");
+    let end = format!("--{b}--\r\n");
+    let good_meta = r#"{"name":"a.txt","kind":"other"}"#;
+    vec![
+        ("application/json".into(), br#"{"name":"a.txt"}"#.to_vec(), 415, "unsupported_media_type"),
+        ("multipart/form-data".into(), b"no boundary".to_vec(), 415, "unsupported_media_type"),
+        (ct.clone(), format!("{}{end}", part("file", "abc")).into_bytes(), 400, "malformed_multipart"),
+        (ct.clone(), format!("{}{end}", part("metadata", good_meta)).into_bytes(), 400, "malformed_multipart"),
+        (ct.clone(), format!("{}{}{end}", part("metadata", good_meta), part("other", "x")).into_bytes(), 400, "malformed_multipart"),
+        (
+            ct.clone(),
+            format!("{}{}{}{end}", part("metadata", good_meta), part("file", "x"), part("file", "y")).into_bytes(),
+            400,
+            "malformed_multipart",
+        ),
+        (
+            ct.clone(),
+            format!("{}{}", part("metadata", good_meta), "--bnd\r\ncontent-disposition: form-data; name=\"file\"\r\n\r\ntruncated")
+                .into_bytes(),
+            400,
+            "malformed_multipart",
+        ),
+        (ct.clone(), b"garbage without any boundary".to_vec(), 400, "malformed_multipart"),
+        (ct.clone(), format!("{}{}{end}", part("metadata", "{\"name\": "), part("file", "x")).into_bytes(), 400, "malformed_json"),
+        (
+            ct.clone(),
+            format!("{}{}{end}", part("metadata", &"x".repeat(70 * 1024)), part("file", "x")).into_bytes(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            ct.clone(),
+            format!("{}{}{end}", part("metadata", r#"{"name":7,"kind":"photo","sha256":[],"extra":1}"#), part("file", "x")).into_bytes(),
+            422,
+            "validation_failed",
+        ),
+        (
+            ct.clone(),
+            format!("{}{}{end}", part("metadata", r#"{"name":"..","kind":"other","sha256":"abc"}"#), part("file", "x")).into_bytes(),
+            422,
+            "validation_failed",
+        ),
+        (
+            ct.clone(),
+            format!(
+                "{}{}{end}",
+                part("metadata", r#"{"name":"a","kind":"other","collected_at":"2999-01-01T00:00:00Z"}"#),
+                part("file", "x")
+            )
+            .into_bytes(),
+            422,
+            "validation_failed",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn evidence_uploads_reject_bad_input_cleanly() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let inc = app.incident(&owner, "target").await.str("id");
+    let path = format!("/api/v1/incidents/{inc}/evidence");
+    for (ct, body, status, code) in bad_uploads() {
+        let r = raw(&app, Method::POST, &path, Some(&owner.token), &ct, body.clone(), &[]).await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (status, code),
+            "{ct} {}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(120)]),
+            r.body
+        );
+        r.problem(status, code);
+    }
+    let r = raw(
+        &app,
+        Method::POST,
+        &path,
+        Some(&owner.token),
+        "multipart/form-data; boundary=bnd",
+        b"--bnd\r\ncontent-disposition: form-data; name=\"metadata\"\r\n\r\n{\"name\":7,\"kind\":\"photo\",\"extra\":1}\r\n--bnd--\r\n"
+            .to_vec(),
+        &[],
+    )
+    .await
+    .problem(422, "validation_failed");
+    let mut named: Vec<&str> = r.body["errors"].as_array().expect("errors").iter().map(|e| e["field"].as_str().expect("field")).collect();
+    named.sort();
+    assert_eq!(named, ["extra", "kind", "name"]);
+    // Nothing was kept, and uploads still work.
+    let list = app.get(&path, &owner.token).await.expect(200);
+    assert_eq!(list.body["items"], json!([]));
+    assert_eq!(app.blob_files(), Vec::<std::path::PathBuf>::new());
+    app.upload(&owner.token, &inc, json!({ "name": "ok.txt", "kind": "other" }), b"ok".to_vec()).await.expect(201);
 }

@@ -54,6 +54,10 @@ async fn openapi_document_and_docs_are_served_locally() {
         "/api/v1/incidents/{id}/timeline",
         "/api/v1/audit",
         "/api/v1/audit/verify",
+        "/api/v1/incidents/{id}/evidence",
+        "/api/v1/evidence/{id}",
+        "/api/v1/evidence/{id}/content",
+        "/api/v1/evidence/{id}/custody",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
     }

@@ -38,6 +38,11 @@ async fn role_matrix() {
         Case { what: "add member", expect: [201, 201, 403, 403, 403, 403] },
         Case { what: "create api key", expect: [201, 201, 201, 403, 403, 403] },
         Case { what: "list api keys", expect: [200, 200, 200, 403, 403, 403] },
+        Case { what: "upload evidence", expect: [201, 201, 201, 201, 403, 403] },
+        Case { what: "upload evidence to an incident assigned to me", expect: [201, 201, 201, 201, 201, 403] },
+        Case { what: "read evidence", expect: [200, 200, 200, 200, 200, 200] },
+        Case { what: "download evidence", expect: [200, 200, 200, 200, 200, 403] },
+        Case { what: "delete evidence", expect: [200, 200, 200, 403, 403, 403] },
     ];
     for case in &cases {
         for (i, (role, u)) in ROLES.iter().zip(&users).enumerate() {
@@ -81,6 +86,35 @@ async fn role_matrix() {
                 }
                 "create api key" => app.post("/api/v1/api-keys", t, json!({ "name": "k", "role": "viewer" })).await,
                 "list api keys" => app.get("/api/v1/api-keys", t).await,
+                "upload evidence" => app.upload(t, &other, json!({ "name": "e", "kind": "other" }), b"e".to_vec()).await,
+                "upload evidence to an incident assigned to me" => {
+                    app.upload(t, &assigned, json!({ "name": "e", "kind": "other" }), b"e".to_vec()).await
+                }
+                "read evidence" | "download evidence" | "delete evidence" => {
+                    let e =
+                        app.upload(&boss.token, &other, json!({ "name": "e", "kind": "other" }), b"e".to_vec()).await.expect(201).str("id");
+                    match case.what {
+                        "read evidence" => app.get(&format!("/api/v1/evidence/{e}"), t).await,
+                        "download evidence" => {
+                            let (status, _, _) = app.download(t, &e).await;
+                            Resp {
+                                status,
+                                headers: Default::default(),
+                                body: json!({ "code": if status == 403 { "forbidden" } else { "" } }),
+                            }
+                        }
+                        _ => {
+                            app.send(
+                                reqwest::Method::DELETE,
+                                &format!("/api/v1/evidence/{e}"),
+                                Some(t),
+                                Some(json!({ "reason": "r" })),
+                                &[],
+                            )
+                            .await
+                        }
+                    }
+                }
                 other => unreachable!("{other}"),
             };
             assert_eq!(r.status.as_u16(), case.expect[i], "{role} / {}: {}", case.what, r.body);

@@ -26,6 +26,17 @@ async fn another_tenants_objects_are_404_everywhere() {
         .expect(201)
         .str("id");
 
+    let b_evd = app
+        .upload(
+            &b.token,
+            &b_inc_id,
+            json!({ "name": "beta.pcap", "kind": "network_capture", "description": "beta capture" }),
+            b"pcap".to_vec(),
+        )
+        .await
+        .expect(201)
+        .str("id");
+    let evd = format!("/api/v1/evidence/{b_evd}");
     let inc = format!("/api/v1/incidents/{b_inc_id}");
     let attempts: Vec<Attempt> = vec![
         (Method::GET, inc.clone(), None, vec![]),
@@ -42,12 +53,19 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::GET, format!("{inc}/similar"), None, vec![]),
         (Method::DELETE, format!("{inc}/iocs/{b_ioc}"), None, vec![]),
         (Method::POST, format!("{inc}/iocs/extract"), Some(json!({ "text": "pwned.example", "save": true })), vec![]),
+        (Method::GET, format!("{inc}/evidence"), None, vec![]),
+        (Method::GET, evd.clone(), None, vec![]),
+        (Method::GET, format!("{evd}/content"), None, vec![]),
+        (Method::GET, format!("{evd}/custody"), None, vec![]),
+        (Method::POST, format!("{evd}/custody"), Some(json!({ "action": "transferred", "to": "x", "reason": "pwned" })), vec![]),
+        (Method::DELETE, evd.clone(), Some(json!({ "reason": "pwned" })), vec![]),
     ];
     for (m, path, body, headers) in &attempts {
         let r = app.send(m.clone(), path, Some(&a.token), body.clone(), headers).await;
         assert_eq!(r.status, 404, "{m} {path}: {}", r.body);
         assert_eq!(r.code(), "not_found");
     }
+    app.upload(&a.token, &b_inc_id, json!({ "name": "x", "kind": "other" }), b"pwned".to_vec()).await.problem(404, "not_found");
     // Lists and filters show nothing of the other tenant.
     let list = app.get("/api/v1/incidents?limit=200", &a.token).await.expect(200);
     assert!(!list.body.to_string().contains(&b_inc_id));
@@ -55,6 +73,8 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert_eq!(audit.body["items"], json!([]));
     let found = app.get("/api/v1/search?q=beta", &a.token).await.expect(200);
     assert_eq!(found.body["total"], 0, "{}", found.body);
+    let found = app.get("/api/v1/search?q=capture", &a.token).await.expect(200);
+    assert_eq!(found.body["total"], 0);
     let found = app.get("/api/v1/search?q=ioc:beta-only.example", &a.token).await.expect(200);
     assert_eq!(found.body["total"], 0);
     assert_eq!(app.get("/api/v1/search?q=beta", &b.token).await.body["total"], 1);
@@ -78,7 +98,11 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert_eq!(still.body["title"], "beta secret");
     assert_eq!(still.body["version"], 1);
     let tl = app.get(&format!("{inc}/timeline"), &b.token).await.expect(200);
-    assert_eq!(tl.body["items"].as_array().map(Vec::len), Some(2), "created + ioc.added, nothing from alpha");
+    assert_eq!(tl.body["items"].as_array().map(Vec::len), Some(3), "created, ioc.added, evidence.added; nothing from alpha");
+    let custody = app.get(&format!("{evd}/custody"), &b.token).await.expect(200);
+    assert_eq!(custody.body["items"].as_array().map(Vec::len), Some(1), "only the upload");
+    let (status, _, bytes) = app.download(&b.token, &b_evd).await;
+    assert_eq!((status.as_u16(), bytes), (200, b"pcap".to_vec()));
     let b_iocs = app.get(&format!("{inc}/iocs"), &b.token).await.expect(200);
     assert_eq!(b_iocs.body["items"].as_array().map(Vec::len), Some(1));
     app.get("/api/v1/auth/me", &b_member.token).await.expect(200);

@@ -160,3 +160,45 @@ pub(crate) async fn bootstrap(app: &App, data_dir: &Path) -> Result<Option<PathB
         .map_err(|e| AppError::Internal(format!("writing {}: {e}", path.display())))?;
     Ok(Some(path))
 }
+
+/// Bulk loading for benchmarks and demos (`ironcase dev seed`).
+impl App {
+    /// The organisation with this slug and a member to act as reporter (its
+    /// first owner).
+    pub async fn seed_target(&self, slug: &str) -> Result<(OrgId, UserId)> {
+        let slug = slug.to_owned();
+        self.store()
+            .read(move |c| {
+                let o = org::find_org_by_slug(c, &slug)?.ok_or(AppError::NotFound)?;
+                let owner = org::list_members(c, o.id)?.into_iter().find(|m| m.role == Role::Owner).ok_or(AppError::NotFound)?;
+                Ok((o.id, owner.user_id))
+            })
+            .await
+    }
+
+    /// Loads one batch of whole incidents in one transaction.
+    pub async fn seed_batch(&self, org: OrgId, by: UserId, mut items: Vec<ironcase_store::bulk::SeedIncident>) -> Result<()> {
+        Ok(self.store().write(move |c| ironcase_store::bulk::seed_incidents(c, org, &by.to_string(), &mut items)).await?)
+    }
+
+    /// Audits a finished load.
+    pub async fn seed_finished(&self, org: OrgId, by: UserId, incidents: u64) -> Result<()> {
+        let now = self.clock().now();
+        let entry = audit::NewEntry {
+            tenant: org.to_string(),
+            at: now,
+            actor_id: Some(by.to_string()),
+            actor_kind: "cli".to_owned(),
+            action: "dev.seed".to_owned(),
+            resource_type: Some("organization".to_owned()),
+            resource_id: Some(org.to_string()),
+            outcome: "success".to_owned(),
+            request_id: None,
+            source_ip: None,
+            user_agent: None,
+            details: json!({ "incidents": incidents }),
+        };
+        self.store().write(move |c| Ok::<_, AppError>(audit::append(c, entry)?)).await?;
+        Ok(())
+    }
+}

@@ -269,7 +269,7 @@ impl App {
                     store::custody_append(c, p.org, r2.id, &step)?;
                 }
                 store::custody_append(c, p.org, r2.id, &custody_by(&p, &meta, CustodyAction::Uploaded, now))?;
-                search::put(c, p.org, r2.incident_id, "evidence", &r2.id.to_string(), &search_text(&r2))?;
+                search::reindex(c, p.org, r2.incident_id)?;
                 let data = json!({ "evidence_id": r2.id, "name": r2.name, "kind": r2.kind, "size": r2.size, "sha256": r2.sha256 });
                 event::append(c, p.org, Some(r2.incident_id), "evidence.added", Some(&p.actor_id()), &data, now)?;
                 let details = json!({ "incident_id": r2.incident_id, "name": r2.name, "size": r2.size, "sha256": r2.sha256 });
@@ -381,7 +381,7 @@ impl App {
                 let mut step = custody_by(&p2, &meta2, CustodyAction::Deleted, now);
                 step.reason = Some(reason.clone());
                 store::custody_append(c, p2.org, id, &step)?;
-                search::remove(c, p2.org, e.incident_id, "evidence", &id.to_string())?;
+                search::reindex(c, p2.org, e.incident_id)?;
                 let data = json!({ "evidence_id": id, "name": e.name, "reason": reason });
                 event::append(c, p2.org, Some(e.incident_id), "evidence.deleted", Some(&p2.actor_id()), &data, now)?;
                 let details = json!({ "incident_id": e.incident_id, "name": e.name, "sha256": e.sha256, "size": e.size, "reason": reason });
@@ -493,14 +493,6 @@ impl App {
 
 fn gone() -> AppError {
     AppError::Gone { code: "evidence_deleted", detail: "this evidence was deleted; its record and custody history remain".into() }
-}
-
-/// What search indexes of a piece of evidence.
-fn search_text(e: &EvidenceRow) -> String {
-    match &e.description {
-        Some(d) => format!("{} {d}", e.name),
-        None => e.name.clone(),
-    }
 }
 
 /// The original bytes of a stored file, decrypted chunk by chunk. Every chunk

@@ -105,7 +105,7 @@ impl App {
                 check_assignee(c, p2.org, row.assignee_id)?;
                 row.number = org::next_incident_number(c, p2.org)?;
                 store::insert(c, &row)?;
-                search::put(c, p2.org, row.id, "incident", &row.id.to_string(), &format!("{}\n{}", row.title, row.description))?;
+                search::reindex(c, p2.org, row.id)?;
                 let data =
                     json!({ "number": row.number, "title": row.title, "severity": row.severity, "category": row.category, "tlp": row.tlp });
                 event::append(c, p2.org, Some(row.id), "incident.created", Some(&p2.actor_id()), &data, now)?;
@@ -218,7 +218,7 @@ impl App {
                     return Err(AppError::VersionConflict);
                 }
                 if new.title != old.title || new.description != old.description {
-                    search::put(c, p2.org, id, "incident", &id.to_string(), &format!("{}\n{}", new.title, new.description))?;
+                    search::reindex(c, p2.org, id)?;
                 }
                 let actor = p2.actor_id();
                 if !changes.is_empty() {
@@ -277,7 +277,7 @@ impl App {
                     // The incident may have been deleted since it was read.
                     store::get(c, p2.org, IncidentRef::Id(row.incident_id))?;
                     store::insert_comment(c, &row)?;
-                    search::put(c, p2.org, row.incident_id, "comment", &row.id.to_string(), &row.body)?;
+                    search::reindex(c, p2.org, row.incident_id)?;
                     let data = json!({ "comment_id": row.id, "body": row.body });
                     event::append(c, p2.org, Some(row.incident_id), "comment.added", Some(&p2.actor_id()), &data, now)?;
                     let details = json!({ "incident_id": row.incident_id, "length": row.body.chars().count() });

@@ -44,7 +44,8 @@ fn invalid(kind: IocType, value: &str) -> AppError {
 }
 
 /// Inside a write: finds or creates the indicator and links it to the incident.
-/// Returns the indicator and whether the link is new.
+/// Returns the indicator and whether the link is new. The caller re-indexes
+/// the incident for search (once, however many it links).
 #[allow(clippy::too_many_arguments)]
 fn link_one(
     c: &Conn,
@@ -69,7 +70,6 @@ fn link_one(
     };
     let new_link = store::link(c, p.org, ioc.id, incident.id, note, now, &actor)?;
     if new_link {
-        search::put(c, p.org, incident.id, "ioc", &ioc.id.to_string(), &ioc.value)?;
         let data = json!({ "ioc_id": ioc.id, "type": ioc.kind, "value": ioc.value });
         event::append(c, p.org, Some(incident.id), "ioc.added", Some(&actor), &data, now)?;
         let details = json!({ "incident_id": incident.id, "type": ioc.kind, "value": ioc.value });
@@ -112,6 +112,9 @@ impl App {
                 // The incident may have been deleted since it was read.
                 let incident = incidents::get(c, p2.org, IncidentRef::Id(incident.id))?;
                 let (ioc, new_link) = link_one(c, &p2, &meta2, &incident, kind, &value, tlp, &tags, note.as_deref(), now)?;
+                if new_link {
+                    search::reindex(c, p2.org, incident.id)?;
+                }
                 Ok((sighting_of(c, p2.org, ioc.id, incident.id)?, new_link))
             })
             .await
@@ -134,7 +137,7 @@ impl App {
             .write(move |c| {
                 let s = sighting_of(c, p2.org, ioc, incident.id)?;
                 store::unlink(c, p2.org, ioc, incident.id)?;
-                search::remove(c, p2.org, incident.id, "ioc", &ioc.to_string())?;
+                search::reindex(c, p2.org, incident.id)?;
                 let actor = p2.actor_id();
                 let data = json!({ "ioc_id": ioc, "type": s.ioc.kind, "value": s.ioc.value });
                 event::append(c, p2.org, Some(incident.id), "ioc.removed", Some(&actor), &data, now)?;
@@ -198,13 +201,15 @@ impl App {
         self.store()
             .write(move |c| {
                 let incident = incidents::get(c, p2.org, IncidentRef::Id(incident.id))?;
-                found
+                let linked = found
                     .into_iter()
                     .map(|f| {
                         let (ioc, _) = link_one(c, &p2, &meta2, &incident, f.kind, &f.value, Tlp::DEFAULT, &[], None, now)?;
                         Ok(Extracted { existing: Some(ioc.id), found: f })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()?;
+                search::reindex(c, p2.org, incident.id)?;
+                Ok(linked)
             })
             .await
     }

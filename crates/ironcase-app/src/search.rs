@@ -21,7 +21,6 @@ fn fts(t: &Term) -> String {
 /// Turns a parsed query into what the store runs. `me` is the caller's user.
 pub fn compile(q: &query::Query, me: ironcase_domain::UserId) -> Spec {
     let mut s = Spec::default();
-    let mut positive: Vec<String> = Vec::new();
     let mut negative: Vec<String> = Vec::new();
     for c in &q.clauses {
         match c {
@@ -31,7 +30,6 @@ pub fn compile(q: &query::Query, me: ironcase_domain::UserId) -> Spec {
                     s.highlight.push(w.to_lowercase());
                 }
                 let group: Vec<String> = terms.iter().map(fts).collect();
-                positive.extend(group.iter().cloned());
                 s.required.push(group.join(" OR "));
             }
             Clause::Not(t) => negative.push(fts(t)),
@@ -53,9 +51,6 @@ pub fn compile(q: &query::Query, me: ironcase_domain::UserId) -> Spec {
         }
     }
     // A filter on one column given twice means either value (severity:high severity:critical).
-    if !positive.is_empty() {
-        s.rank_match = Some(positive.join(" OR "));
-    }
     if !negative.is_empty() {
         s.excluded = Some(negative.join(" OR "));
     }
@@ -86,19 +81,19 @@ impl App {
         self.require(p, meta, Permission::IncidentRead).await?;
         let org = p.org;
         let this = self.store().read_now(|c| ironcase_store::incident::get(c, org, r)).await?;
-        // The distinct words of the title and the start of the description.
+        // The distinct words of the title and the start of the description;
+        // the store keeps those that tell this incident apart.
         let mut words: Vec<String> = Vec::new();
-        for w in format!("{} {}", this.title, this.description.chars().take(500).collect::<String>())
+        for w in format!("{} {}", this.title, this.description.chars().take(2000).collect::<String>())
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| w.chars().count() >= 3)
         {
             let w = w.to_lowercase();
-            if !words.contains(&w) && words.len() < 16 {
+            if !words.contains(&w) && words.len() < 64 {
                 words.push(w);
             }
         }
-        let expr = (!words.is_empty()).then(|| words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR "));
         let limit = limit.clamp(1, MAX_PAGE);
-        Ok(self.store().read(move |c| store::similar(c, org, this.id, expr.as_deref(), limit)).await?)
+        Ok(self.store().read(move |c| store::similar(c, org, this.id, &words, limit)).await?)
     }
 }

@@ -12,6 +12,7 @@
 pub mod apikey;
 pub mod audit;
 pub mod blob;
+pub mod bulk;
 pub mod event;
 pub mod evidence;
 pub mod incident;
@@ -120,8 +121,11 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
         "pragma journal_mode = wal;
          pragma synchronous = full; -- a 201 means the row survived a power cut
          pragma foreign_keys = on;
-         pragma temp_store = memory;
-         pragma cache_size = -16000;",
+         -- Statement journals spill to a temporary file past 64 KiB: in
+         -- memory, undoing a statement walks the whole journal of the
+         -- enclosing savepoint, which made large write jobs quadratic.
+         pragma temp_store = file;
+         pragma cache_size = -65536;",
     )?;
     c.set_prepared_statement_cache_capacity(256);
     Ok(())
@@ -237,13 +241,19 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "ioc", include_str!("../migrations/sqlite/0002_ioc.sql")),
     (3, "search", include_str!("../migrations/sqlite/0003_search.sql")),
     (4, "evidence", include_str!("../migrations/sqlite/0004_evidence.sql")),
+    (5, "search_per_incident", include_str!("../migrations/sqlite/0005_search_per_incident.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {
+    migrate_to(c, i64::MAX)
+}
+
+/// Applies the migrations up to and including `last`.
+fn migrate_to(c: &mut Connection, last: i64) -> Result<()> {
     c.execute_batch(
         "create table if not exists schema_migration (version integer primary key, name text not null, applied_at integer not null)",
     )?;
-    for (version, name, sql) in MIGRATIONS {
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= last) {
         let done: Option<i64> =
             rusqlite::OptionalExtension::optional(
                 c.query_row("select version from schema_migration where version = ?", [version], |r| r.get(0)),
@@ -324,4 +334,47 @@ pub(crate) fn query_one<T>(c: &Conn, sql: &str, params: impl rusqlite::Params, f
 /// Executes a cached statement; returns the rows changed.
 pub(crate) fn exec(c: &Conn, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
     Ok(c.prepare_cached(sql)?.execute(params)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database from before the per-incident search index keeps its
+    /// incidents, and they are findable once it is migrated.
+    #[test]
+    fn search_migration_carries_existing_data() {
+        let mut c = Connection::open_in_memory().expect("open");
+        migrate_to(&mut c, 4).expect("up to 4");
+        c.execute_batch(
+            "insert into organization (organization_id, slug, name, plan, status, created_at) values ('org_a', 'a', 'A', 'enterprise', 'active', 0);
+             insert into incident (organization_id, incident_id, number, title, description, severity, category, status, tlp, tags,
+                                   reporter_id, created_at, updated_at, version)
+                 values ('org_a', 'inc_1', 1, 'Ransomware on files', 'encrypted shares', 'high', 'malware', 'open', 'amber', '[]', 'usr_x', 1, 1, 1),
+                        ('org_a', 'inc_2', 2, 'Phishing', 'lure', 'low', 'phishing', 'open', 'amber', '[]', 'usr_x', 2, 2, 1);
+             insert into comment (organization_id, comment_id, incident_id, author_id, body, created_at)
+                 values ('org_a', 'cmt_1', 'inc_2', 'usr_x', 'the lure came from bulletproof hosting', 3);
+             insert into ioc (organization_id, ioc_id, type, value, tlp, tags, created_at) values ('org_a', 'ioc_1', 'domain', 'evil.example', 'amber', '[]', 1);
+             insert into ioc_sighting (organization_id, ioc_id, incident_id, first_seen, last_seen) values ('org_a', 'ioc_1', 'inc_1', 1, 1);",
+        )
+        .expect("old rows");
+        migrate(&mut c).expect("migrate the rest");
+        let find = |q: &str| -> Vec<String> {
+            let mut st = c
+                .prepare("select i.incident_id from search_fts cross join incident i on i.row_id = search_fts.rowid where search_fts match ? order by i.number")
+                .expect("prepare");
+            st.query_map([q], |r| r.get(0)).expect("query").collect::<rusqlite::Result<_>>().expect("rows")
+        };
+        assert_eq!(find("ransomware"), ["inc_1"]);
+        assert_eq!(find("phishing AND bulletproof"), ["inc_2"], "title and comment are one document");
+        assert_eq!(find("\"evil.example\" AND shares"), ["inc_1"], "indicator values too");
+        let numbers: Vec<i64> = c
+            .prepare("select number from incident order by row_id")
+            .expect("p")
+            .query_map([], |r| r.get(0))
+            .expect("q")
+            .collect::<rusqlite::Result<_>>()
+            .expect("r");
+        assert_eq!(numbers, [1, 2]);
+    }
 }

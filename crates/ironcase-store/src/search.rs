@@ -7,42 +7,76 @@ use rusqlite::params;
 use rusqlite::types::Value;
 
 use crate::incident::{incident_from_row, IncidentRow, COLS_I};
-use crate::{exec, query_map, Conn, Result};
+use crate::{exec, query_map, query_opt, Conn, Result};
 
-/// Writes (or rewrites) one document of an incident.
-pub fn put(c: &Conn, org: OrgId, incident: IncidentId, kind: &str, ref_id: &str, body: &str) -> Result<()> {
-    exec(
-        c,
-        "insert into search_source (organization_id, incident_id, kind, ref_id, body) values (?, ?, ?, ?, ?) \
-         on conflict (organization_id, kind, ref_id, incident_id) do update set body = excluded.body",
-        params![org.to_string(), incident.to_string(), kind, ref_id, body],
-    )?;
+/// Rebuilds the incident's document from its parts, in the caller's
+/// transaction: call it after any change to what search covers (the
+/// incident's text, its comments, evidence and indicators).
+pub fn reindex(c: &Conn, org: OrgId, incident: IncidentId) -> Result<()> {
+    let Some(row_id) = row_id(c, org, incident)? else { return Ok(()) };
+    exec(c, "delete from search_fts where rowid = ?", [row_id])?;
+    let parts = parts(c, org, incident)?;
+    if !parts.is_empty() {
+        insert_document(c, row_id, &parts.join("\n"))?;
+    }
     Ok(())
 }
 
-pub fn remove(c: &Conn, org: OrgId, incident: IncidentId, kind: &str, ref_id: &str) -> Result<()> {
-    exec(
-        c,
-        "delete from search_source where organization_id = ? and kind = ? and ref_id = ? and incident_id = ?",
-        params![org.to_string(), kind, ref_id, incident.to_string()],
-    )?;
-    Ok(())
-}
-
-/// Drops every document of an incident (when it is deleted).
+/// Drops an incident's document (when it is deleted).
 pub fn remove_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<()> {
-    exec(c, "delete from search_source where organization_id = ? and incident_id = ?", params![org.to_string(), incident.to_string()])?;
+    if let Some(row_id) = row_id(c, org, incident)? {
+        exec(c, "delete from search_fts where rowid = ?", [row_id])?;
+    }
+    Ok(())
+}
+
+fn row_id(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Option<i64>> {
+    query_opt(
+        c,
+        "select row_id from incident where organization_id = ? and incident_id = ?",
+        params![org.to_string(), incident.to_string()],
+        |r| Ok(r.get(0)?),
+    )
+}
+
+/// What search covers of an incident, in document order: title and
+/// description, comments, evidence names and descriptions, indicator values.
+/// Nothing for a deleted incident.
+pub fn parts(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<String>> {
+    let (o, i) = (org.to_string(), incident.to_string());
+    let mut out: Vec<String> = query_map(
+        c,
+        "select title || char(10) || description from incident where organization_id = ? and incident_id = ? and deleted_at is null",
+        params![o, i],
+        |r| Ok(r.get(0)?),
+    )?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    for sql in [
+        "select body from comment where organization_id = ? and incident_id = ? order by created_at, comment_id",
+        "select name || coalesce(' ' || description, '') from evidence where organization_id = ? and incident_id = ? and deleted_at is null \
+         order by created_at, evidence_id",
+        "select x.value from ioc_sighting g join ioc x on x.organization_id = g.organization_id and x.ioc_id = g.ioc_id \
+         where g.organization_id = ? and g.incident_id = ? order by g.first_seen, x.ioc_id",
+    ] {
+        out.extend(query_map(c, sql, params![o, i], |r| Ok(r.get::<_, String>(0)?))?);
+    }
+    Ok(out)
+}
+
+/// Indexes a document for the incident whose `row_id` this is (bulk loads).
+pub(crate) fn insert_document(c: &Conn, row_id: i64, body: &str) -> Result<()> {
+    exec(c, "insert into search_fts (rowid, body) values (?, ?)", params![row_id, body])?;
     Ok(())
 }
 
 /// A compiled search: FTS5 expressions and SQL conditions on `incident i`.
 #[derive(Debug, Clone, Default)]
 pub struct Spec {
-    /// Ranks and highlights: every positive term, OR-ed. `None`: no text terms.
-    pub rank_match: Option<String>,
-    /// Each must match some document of the incident (per-incident AND).
+    /// Each must match the incident's text (OR-groups, AND-ed together).
     pub required: Vec<String>,
-    /// No document of the incident may match this.
+    /// The incident's text may not match this.
     pub excluded: Option<String>,
     pub severity: Vec<Severity>,
     pub status: Vec<Status>,
@@ -56,6 +90,20 @@ pub struct Spec {
     pub iocs: Vec<Vec<(String, String)>>,
     /// Lower-case words and phrases to mark in highlights.
     pub highlight: Vec<String>,
+}
+
+impl Spec {
+    /// The FTS5 expression every hit must match, when the query has words.
+    fn text_match(&self) -> Option<String> {
+        if self.required.is_empty() {
+            return None;
+        }
+        let all = self.required.iter().map(|g| format!("({g})")).collect::<Vec<_>>().join(" AND ");
+        Some(match &self.excluded {
+            Some(x) => format!("({all}) NOT ({x})"),
+            None => all,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -81,46 +129,34 @@ pub struct Results {
     pub facets: Facets,
 }
 
-/// Builds `with hits as (…), matched as (…)` and its parameters. `matched`
-/// holds the incident ids (and scores) of the whole result set; the
-/// organisation scopes every part of it.
-fn matched_cte(org: OrgId, s: &Spec, scored: bool) -> (String, Vec<Value>) {
+/// The query for the whole result set: each hit's key, score, and what
+/// ordering and facets need. The organisation scopes it; with words, FTS5
+/// drives (CROSS JOIN fixes the order) and each hit joins its incident by
+/// integer key.
+fn result_set_sql(org: OrgId, s: &Spec) -> (String, Vec<Value>) {
     let mut p: Vec<Value> = vec![Value::Text(org.to_string())];
     let bind = |p: &mut Vec<Value>, v: Value| {
         p.push(v);
         format!("?{}", p.len())
     };
-    let docs_matching = |m: &str| {
-        format!("select s.incident_id from search_doc cross join search_source s on s.doc_id = search_doc.rowid where search_doc match {m} and s.organization_id = ?1")
-    };
-    let mut sql = String::new();
-    match &s.rank_match {
-        // Ranking needs bm25 for every matching document; counts and facets
-        // only need the incident ids. FTS5 must drive the join (CROSS JOIN
-        // fixes the order): the other way round evaluates the match once per
-        // document of the organisation.
-        Some(m) if scored => {
-            let m = bind(&mut p, Value::Text(m.clone()));
-            sql.push_str(&format!(
-                "with docs as materialized (select s.incident_id as incident_id, bm25(search_doc) as score \
-                 from search_doc cross join search_source s on s.doc_id = search_doc.rowid where search_doc match {m} and s.organization_id = ?1), \
-                 hits as (select incident_id, min(score) as score from docs group by incident_id), \
-                 matched as (select i.incident_id, h.score from hits h join incident i on i.organization_id = ?1 and i.incident_id = h.incident_id \
-                 where i.deleted_at is null"
-            ));
+    const WANT: &str = "i.row_id, i.created_at, i.severity, i.status, i.category, i.tags";
+    let mut sql = match s.text_match() {
+        Some(m) => {
+            let m = bind(&mut p, Value::Text(m));
+            format!(
+                "select {WANT}, bm25(search_fts) from search_fts cross join incident i on i.row_id = search_fts.rowid \
+                 where search_fts match {m} and i.organization_id = ?1 and i.deleted_at is null"
+            )
         }
-        _ => sql.push_str(
-            "with matched as (select i.incident_id, null as score from incident i where i.organization_id = ?1 and i.deleted_at is null",
-        ),
-    }
-    for r in &s.required {
-        let m = bind(&mut p, Value::Text(r.clone()));
-        sql.push_str(&format!(" and i.incident_id in ({})", docs_matching(&m)));
-    }
-    if let Some(x) = &s.excluded {
-        let m = bind(&mut p, Value::Text(x.clone()));
-        sql.push_str(&format!(" and i.incident_id not in ({})", docs_matching(&m)));
-    }
+        None => {
+            let mut sql = format!("select {WANT}, null from incident i where i.organization_id = ?1 and i.deleted_at is null");
+            if let Some(x) = &s.excluded {
+                let m = bind(&mut p, Value::Text(x.clone()));
+                sql.push_str(&format!(" and i.row_id not in (select rowid from search_fts where search_fts match {m})"));
+            }
+            sql
+        }
+    };
     let any_of = |p: &mut Vec<Value>, sql: &mut String, col: &str, vals: Vec<String>| {
         if vals.is_empty() {
             return;
@@ -134,7 +170,9 @@ fn matched_cte(org: OrgId, s: &Spec, scored: bool) -> (String, Vec<Value>) {
     any_of(&mut p, &mut sql, "tlp", s.tlp.iter().map(|v| v.as_str().to_owned()).collect());
     for t in &s.tags {
         let v = bind(&mut p, Value::Text(t.clone()));
-        sql.push_str(&format!(" and i.incident_id in (select incident_id from incident_tag where organization_id = ?1 and tag = {v})"));
+        sql.push_str(&format!(
+            " and exists (select 1 from incident_tag t where t.organization_id = ?1 and t.tag = {v} and t.incident_id = i.incident_id)"
+        ));
     }
     if let Some(a) = s.assignee {
         let v = bind(&mut p, Value::Text(a.to_string()));
@@ -156,76 +194,77 @@ fn matched_cte(org: OrgId, s: &Spec, scored: bool) -> (String, Vec<Value>) {
         }
         let cond = if alts.is_empty() { "0".to_owned() } else { alts.join(" or ") };
         sql.push_str(&format!(
-            " and i.incident_id in (select g.incident_id from ioc_sighting g join ioc x on x.organization_id = g.organization_id \
-             and x.ioc_id = g.ioc_id where g.organization_id = ?1 and ({cond}))"
+            " and i.incident_id in (select g.incident_id from ioc x join ioc_sighting g on g.organization_id = x.organization_id \
+             and g.ioc_id = x.ioc_id where x.organization_id = ?1 and ({cond}))"
         ));
     }
-    sql.push_str(") ");
     (sql, p)
 }
 
-/// Runs a search: one page of hits (best first, or newest first without text
-/// terms), the total, and facets over the whole result set.
+/// Most tags a facet lists.
+const TAG_FACETS: usize = 50;
+
+/// Runs a search: one page of hits (best first, or newest first without
+/// words), the total, and facets over the whole result set.
 pub fn run(c: &Conn, org: OrgId, s: &Spec, offset: i64, limit: i64) -> Result<Results> {
     // The whole result set once, with what ordering and facets need; the page
     // is cut from it, so the search itself runs once, not once per facet.
-    let (cte, p) = matched_cte(org, s, true);
-    let set_sql = format!(
-        "{cte} select m.incident_id, m.score, i.created_at, i.severity, i.status, i.category \
-         from matched m join incident i on i.organization_id = ?1 and i.incident_id = m.incident_id"
-    );
-    let mut set = query_map(c, &set_sql, rusqlite::params_from_iter(p.iter()), |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Option<f64>>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-        ))
-    })?;
+    let (sql, p) = result_set_sql(org, s);
     let mut facets = Facets::default();
-    for (_, _, _, sev, st, cat) in &set {
-        *facets.severity.entry(sev.clone()).or_default() += 1;
-        *facets.status.entry(st.clone()).or_default() += 1;
-        *facets.category.entry(cat.clone()).or_default() += 1;
+    let mut tags: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    // (score, created_at, row_id) per hit.
+    let mut set: Vec<(Option<f64>, i64, i64)> = Vec::new();
+    {
+        let mut stmt = c.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
+        while let Some(r) = rows.next()? {
+            let row_id: i64 = r.get(0)?;
+            let created: i64 = r.get(1)?;
+            for (col, map) in [(2, &mut facets.severity), (3, &mut facets.status), (4, &mut facets.category)] {
+                let v = r.get_ref(col)?.as_str().map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+                match map.get_mut(v) {
+                    Some(n) => *n += 1,
+                    None => {
+                        map.insert(v.to_owned(), 1);
+                    }
+                }
+            }
+            let t = r.get_ref(5)?.as_str().map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+            if t != "[]" {
+                for tag in serde_json::from_str::<Vec<String>>(t).unwrap_or_default() {
+                    *tags.entry(tag).or_default() += 1;
+                }
+            }
+            set.push((r.get(6)?, created, row_id));
+        }
     }
+    let mut tags: Vec<(String, i64)> = tags.into_iter().collect();
+    tags.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    facets.tag = tags.into_iter().take(TAG_FACETS).collect();
     let total = set.len() as i64;
-    // Best first (BM25 is lower for better), then newest; without text, newest first.
-    set.sort_by(|a, b| a.1.unwrap_or(0.0).total_cmp(&b.1.unwrap_or(0.0)).then(b.2.cmp(&a.2)).then(b.0.cmp(&a.0)));
-    let page: Vec<(String, Option<f64>)> =
-        set.into_iter().skip(offset.max(0) as usize).take(limit.max(0) as usize).map(|(id, score, ..)| (id, score)).collect();
-    let mut hits = Vec::with_capacity(page.len());
-    for (id, score) in page {
+    // Best first (BM25 is lower for better), then newest; without words, newest first.
+    let (offset, limit) = (offset.max(0) as usize, limit.max(0) as usize);
+    let order = |a: &(Option<f64>, i64, i64), b: &(Option<f64>, i64, i64)| {
+        a.0.unwrap_or(0.0).total_cmp(&b.0.unwrap_or(0.0)).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2))
+    };
+    let want = (offset + limit).min(set.len());
+    if want > 0 && want < set.len() {
+        set.select_nth_unstable_by(want - 1, order);
+        set.truncate(want);
+    }
+    set.sort_by(order);
+    let mut hits = Vec::with_capacity(limit);
+    for (score, _, row_id) in set.into_iter().skip(offset).take(limit) {
         let row = crate::query_opt(
             c,
-            &format!("select {COLS_I} from incident i where i.organization_id = ?1 and i.incident_id = ?2"),
-            params![org.to_string(), id],
+            &format!("select {COLS_I} from incident i where i.row_id = ?1 and i.organization_id = ?2"),
+            params![row_id, org.to_string()],
             incident_from_row,
         )?;
         if let Some(incident) = row {
-            let snippet = if s.highlight.is_empty() {
-                None
-            } else {
-                let bodies = query_map(
-                    c,
-                    "select body from search_source where organization_id = ? and incident_id = ? order by doc_id",
-                    params![org.to_string(), incident.id.to_string()],
-                    |r| Ok(r.get::<_, String>(0)?),
-                )?;
-                bodies.iter().find_map(|b| highlight(b, &s.highlight))
-            };
+            let snippet =
+                if s.highlight.is_empty() { None } else { parts(c, org, incident.id)?.iter().find_map(|b| highlight(b, &s.highlight)) };
             hits.push(Hit { incident, score, snippet });
-        }
-    }
-    if total > 0 {
-        let (cte, p) = matched_cte(org, s, false);
-        let tag_sql = format!(
-            "{cte} select t.tag, count(*) as n from matched m join incident_tag t on t.organization_id = ?1 and t.incident_id = m.incident_id \
-             group by t.tag order by n desc, t.tag limit 50"
-        );
-        for (k, n) in query_map(c, &tag_sql, rusqlite::params_from_iter(p.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-            facets.tag.insert(k, n);
         }
     }
     Ok(Results { hits, total, facets })
@@ -280,10 +319,39 @@ pub struct Similar {
     pub text_score: Option<f64>,
 }
 
-/// Incidents that share indicators with `incident`, or whose text matches
-/// `words` (an FTS5 OR-expression of its title's words), best first:
+/// How many incidents a word of a text-similarity query may occur in, summed
+/// over the chosen words: bounds the work of ranking the candidates.
+const SIMILAR_BUDGET: i64 = 20_000;
+/// Most words of an incident a text-similarity query uses.
+const SIMILAR_WORDS: usize = 8;
+
+/// The telling words among `words`: those in the fewest other incidents,
+/// within [`SIMILAR_BUDGET`]. Words no other incident has tell nothing.
+fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
+    let mut counted = Vec::new();
+    for w in words {
+        let n: Option<i64> = query_opt(c, "select doc from search_vocab where term = ?", [w], |r| Ok(r.get(0)?))?;
+        if let Some(n) = n.filter(|n| *n >= 2) {
+            counted.push((n, w.clone()));
+        }
+    }
+    counted.sort();
+    let mut spent = 0;
+    let mut out = Vec::new();
+    for (n, w) in counted {
+        if out.len() == SIMILAR_WORDS || spent + n > SIMILAR_BUDGET {
+            break;
+        }
+        spent += n;
+        out.push(w);
+    }
+    Ok(out)
+}
+
+/// Incidents that share indicators with `incident`, or whose text shares its
+/// telling `words` (lower-case, as the index tokenizes them), best first:
 /// each shared indicator weighs more than any text match.
-pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: Option<&str>, limit: i64) -> Result<Vec<Similar>> {
+pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], limit: i64) -> Result<Vec<Similar>> {
     /// Per candidate incident: shared indicators, text score.
     type Reasons = (Vec<(String, String)>, Option<f64>);
     let mut by_id: BTreeMap<String, Reasons> = BTreeMap::new();
@@ -292,20 +360,22 @@ pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: Option<&str>, 
         "select s2.incident_id, x.type, x.value from ioc_sighting s1 \
          join ioc_sighting s2 on s2.organization_id = s1.organization_id and s2.ioc_id = s1.ioc_id and s2.incident_id <> s1.incident_id \
          join ioc x on x.organization_id = s1.organization_id and x.ioc_id = s1.ioc_id \
-         where s1.organization_id = ?1 and s1.incident_id = ?2 order by x.type, x.value",
+         where s1.organization_id = ?1 and s1.incident_id = ?2 order by x.type, x.value limit 10000",
         params![org.to_string(), incident.to_string()],
         |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
     )?;
     for (id, t, v) in shared {
         by_id.entry(id).or_default().0.push((t, v));
     }
-    if let Some(w) = words {
+    let telling = telling_words(c, words)?;
+    if !telling.is_empty() {
+        let expr = telling.iter().map(|w| format!("\"{}\"", w.replace('"', "\"\""))).collect::<Vec<_>>().join(" OR ");
         let text = query_map(
             c,
-            "with docs as materialized (select s.incident_id as incident_id, bm25(search_doc) as score from search_doc \
-             cross join search_source s on s.doc_id = search_doc.rowid where search_doc match ?1 and s.organization_id = ?2 and s.incident_id <> ?3) \
-             select incident_id, min(score) as score from docs group by incident_id order by score limit 200",
-            params![w, org.to_string(), incident.to_string()],
+            "select i.incident_id, bm25(search_fts) from search_fts cross join incident i on i.row_id = search_fts.rowid \
+             where search_fts match ?1 and i.organization_id = ?2 and i.incident_id <> ?3 and i.deleted_at is null \
+             order by bm25(search_fts) limit 200",
+            params![expr, org.to_string(), incident.to_string()],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)),
         )?;
         for (id, score) in text {

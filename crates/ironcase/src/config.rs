@@ -59,6 +59,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The defaults, over `data_dir`: for offline commands.
+    pub fn for_data_dir(data_dir: PathBuf) -> Config {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir,
+            log_format: LogFormat::Text,
+            max_body_bytes: 1024 * 1024,
+            max_evidence_bytes: 10 * 1024 * 1024 * 1024,
+        }
+    }
+
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         let (path, required) = match &args.config {
             Some(p) => (p.clone(), true),

@@ -34,6 +34,17 @@ enum Command {
     Roles,
     /// Load benchmark: starts a release server on a fresh data dir and drives it.
     Bench(bench::BenchArgs),
+    /// Development tools.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Fills an organisation with generated incidents, comments and indicators.
+    Seed(ironcase::seed::SeedArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +72,7 @@ fn main() -> std::process::ExitCode {
                 Ok(std::process::ExitCode::SUCCESS)
             }
             Command::Bench(args) => bench::run(args).await,
+            Command::Dev { command: DevCommand::Seed(args) } => ironcase::seed::run(args).await,
         }
     });
     match result {

@@ -54,8 +54,10 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens everything and starts serving; `clock` lets tests move time.
-pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
+/// Opens the data directory (database, keys, evidence store) and the
+/// application over it; on the very first start, creates the first
+/// organisation. Returns the app and, then, where the owner's password is.
+pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std::path::PathBuf>)> {
     create_private_dir(&cfg.data_dir)?;
     let master = master_key(&cfg.data_dir)?;
     let store = Store::open_sqlite(&cfg.data_dir.join("ironcase.db")).await.context("opening the database")?;
@@ -63,6 +65,12 @@ pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
     let settings = Settings { max_evidence_bytes: cfg.max_evidence_bytes, ..Settings::default() };
     let app = App::new(store, blobs, master, clock, settings).await.context("starting the application")?;
     let initial_password_file = app.bootstrap(&cfg.data_dir).await.context("creating the first organisation")?;
+    Ok((app, initial_password_file))
+}
+
+/// Opens everything and starts serving; `clock` lets tests move time.
+pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
+    let (app, initial_password_file) = open(cfg, clock).await?;
     let listener = tokio::net::TcpListener::bind(cfg.bind).await.with_context(|| format!("binding {}", cfg.bind))?;
     let addr = listener.local_addr()?;
     let router = ironcase_http::router(app.clone(), HttpConfig { max_body_bytes: cfg.max_body_bytes });

@@ -44,7 +44,7 @@ pub(crate) struct KeyCache {
 }
 
 /// Stored bytes are written to the blob in pieces of about this size.
-const WRITE_BATCH: usize = 1024 * 1024;
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// An upload in progress. Dropping it discards the stored bytes.
 pub struct Upload {

@@ -20,6 +20,12 @@ pub struct SeedIncident {
     pub iocs: Vec<(IocType, String)>,
 }
 
+/// Fresh planner statistics after a large load.
+pub fn finish(c: &Conn) -> Result<()> {
+    c.execute_batch("pragma analysis_limit = 1000; analyze;")?;
+    Ok(())
+}
+
 /// Writes `items` into `org`, numbering them after its last incident.
 pub fn seed_incidents(c: &Conn, org: OrgId, by: &str, items: &mut [SeedIncident]) -> Result<()> {
     for it in items.iter_mut() {

@@ -323,13 +323,20 @@ pub struct Similar {
 /// over the chosen words: bounds the work of ranking the candidates.
 const SIMILAR_BUDGET: i64 = 20_000;
 /// Most words of an incident a text-similarity query uses.
-const SIMILAR_WORDS: usize = 8;
+const SIMILAR_WORDS: usize = 6;
+/// Most words whose frequency is looked up (each lookup reads the word's
+/// list of incidents).
+const SIMILAR_CANDIDATES: usize = 12;
 
 /// The telling words among `words`: those in the fewest other incidents,
 /// within [`SIMILAR_BUDGET`]. Words no other incident has tell nothing.
 fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
+    // Longer words tend to be rarer: look those up first.
+    let mut candidates: Vec<&String> = words.iter().collect();
+    candidates.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    candidates.truncate(SIMILAR_CANDIDATES);
     let mut counted = Vec::new();
-    for w in words {
+    for w in candidates {
         let n: Option<i64> = query_opt(c, "select doc from search_vocab where term = ?", [w], |r| Ok(r.get(0)?))?;
         if let Some(n) = n.filter(|n| *n >= 2) {
             counted.push((n, w.clone()));

@@ -120,5 +120,8 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             f(commit.as_ref());
         }
     }
+    // Refreshes the query planner's statistics of tables that changed much
+    // (bounded work), as SQLite advises before closing.
+    let _ = conn.execute_batch("pragma analysis_limit = 1000; pragma optimize;");
     let _ = conn.close();
 }

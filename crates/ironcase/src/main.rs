@@ -9,6 +9,17 @@ mod cli;
 
 use ironcase::{config, server};
 
+/// The vocabulary of `ironcase dev seed`, most common word first.
+fn seed_words() -> Vec<String> {
+    let v = ironcase::seed::Vocabulary::new();
+    (0..400).map(|i| v.rank(i).to_owned()).collect()
+}
+
+/// The indicator pool of a default seed of `incidents`.
+fn seed_pool(incidents: u64) -> u64 {
+    ironcase::seed::ioc_pool(incidents, 5)
+}
+
 // A server's requests allocate many short-lived strings (rows, JSON): mimalloc
 // serves them with less contention and fragmentation than the system allocator.
 #[global_allocator]

@@ -47,7 +47,7 @@ impl Rng {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -57,12 +57,12 @@ impl Rng {
 
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -296,12 +296,12 @@ pub fn ioc_pool(incidents: u64, per_incident: u64) -> u64 {
 /// Indicator number `i` of the pool, in normal form.
 pub fn ioc_value(i: u64) -> (IocType, String) {
     let mut r = Rng::new(i.wrapping_mul(0x2545_F491_4F6C_DD1D));
-    let x = r.next();
+    let x = r.next_u64();
     match i % 4 {
         0 => (IocType::Ipv4, format!("{}.{}.{}.{}", 11 + x % 200, (x >> 8) % 256, (x >> 16) % 256, 1 + (x >> 24) % 254)),
         1 => (IocType::Domain, format!("{}-{}.example", tail_word((x % 20_000) as usize), i)),
         2 => {
-            let hex: String = (0..4).map(|_| format!("{:016x}", r.next())).collect();
+            let hex: String = (0..4).map(|_| format!("{:016x}", r.next_u64())).collect();
             (IocType::Sha256, hex)
         }
         _ => (IocType::Url, format!("https://cdn-{i}.example/{}/{}.php", tail_word((x % 20_000) as usize), x % 1000)),

@@ -82,22 +82,7 @@ insert into search_fts (rowid, body)
     from incident i
     where i.deleted_at is null;
 
--- Link tables keyed by their primary key alone: one B-tree each instead of two.
-create table ioc_sighting_v2 (
-    organization_id text not null,
-    ioc_id text not null,
-    incident_id text not null,
-    note text,
-    first_seen integer not null,
-    last_seen integer not null,
-    added_by text,
-    primary key (organization_id, ioc_id, incident_id)
-) without rowid;
-insert into ioc_sighting_v2 select organization_id, ioc_id, incident_id, note, first_seen, last_seen, added_by from ioc_sighting;
-drop table ioc_sighting;
-alter table ioc_sighting_v2 rename to ioc_sighting;
-create index ioc_sighting_incident on ioc_sighting (organization_id, incident_id, ioc_id);
-
+-- A link table read only by its primary key: one B-tree instead of two.
 create table incident_tag_v2 (
     organization_id text not null,
     tag text not null,

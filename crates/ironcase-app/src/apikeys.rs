@@ -2,7 +2,7 @@
 //! stored as a hash, revocable and rotatable.
 
 use ironcase_domain::validate::{self, ValidationErrors};
-use ironcase_domain::{ApiKeyId, Permission, Role, Timestamp};
+use ironcase_domain::{ApiKeyId, Permission, Role, Timestamp, Tlp};
 use ironcase_store::apikey::{self, ApiKeyRow};
 use ironcase_store::audit;
 use serde_json::json;
@@ -31,6 +31,7 @@ impl App {
         name: &str,
         role: Role,
         expires_at: Option<Timestamp>,
+        tlp_max: Option<Tlp>,
     ) -> Result<CreatedKey> {
         self.require(p, meta, Permission::ApiKeysManage).await?;
         if !p.role.covers(role) {
@@ -56,6 +57,11 @@ impl App {
             expires_at,
             revoked_at: None,
             last_used_at: None,
+            // A key never sees more than its creator.
+            tlp_max: match (tlp_max, p.tlp_max) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         };
         let (p2, meta2) = (p.clone(), meta.clone());
         let row = self

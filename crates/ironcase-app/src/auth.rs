@@ -393,7 +393,7 @@ impl App {
         if auth.org_status != "active" {
             return Err(AppError::OrganizationSuspended);
         }
-        Ok(Principal { org, actor: Actor::User(user), role, session: Some(sid), is_operator: auth.is_operator })
+        Ok(Principal { org, actor: Actor::User(user), role, session: Some(sid), is_operator: auth.is_operator, tlp_max: None })
     }
 
     async fn authenticate_api_key(&self, key: &str) -> Result<Principal> {
@@ -434,6 +434,7 @@ impl App {
             role: row.role,
             session: None,
             is_operator: false,
+            tlp_max: row.tlp_max,
         })
     }
 }

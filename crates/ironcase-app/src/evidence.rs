@@ -167,6 +167,7 @@ impl App {
     pub async fn evidence_begin(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef, input: NewEvidence) -> Result<Upload> {
         let org = p.org;
         let incident = self.store().read_now(|c| incidents::get(c, org, r)).await?;
+        let incident = crate::incidents::visible(p, incident)?;
         if !p.may_on_incident(Permission::EvidenceCreate, incident.reporter_id, incident.assignee_id) {
             return Err(self.deny(p, meta, Permission::EvidenceCreate, Some(("incident", incident.id.to_string()))).await);
         }
@@ -290,13 +291,15 @@ impl App {
     async fn evidence_visible(&self, p: &Principal, meta: &RequestMeta, id: EvidenceId) -> Result<(EvidenceRow, IncidentRow)> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let org = p.org;
-        self.store()
+        let (e, i) = self
+            .store()
             .read_now(|c| {
                 let e = store::get(c, org, id)?;
                 let i = incidents::get(c, org, IncidentRef::Id(e.incident_id))?;
-                Ok((e, i))
+                Ok::<_, AppError>((e, i))
             })
-            .await
+            .await?;
+        Ok((e, crate::incidents::visible(p, i)?))
     }
 
     pub async fn evidence_get(&self, p: &Principal, meta: &RequestMeta, id: EvidenceId) -> Result<EvidenceRow> {
@@ -306,9 +309,10 @@ impl App {
     pub async fn evidence_list(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<Vec<EvidenceRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let org = p.org;
+        let p2 = p.clone();
         self.store()
             .read(move |c| {
-                let i = incidents::get(c, org, r)?;
+                let i = crate::incidents::visible(&p2, incidents::get(c, org, r)?)?;
                 Ok(store::list(c, org, i.id)?)
             })
             .await

@@ -59,6 +59,26 @@ fn check_assignee(c: &Conn, org: ironcase_domain::OrgId, a: Option<UserId>) -> R
     Ok(())
 }
 
+/// The incident, if it is within the principal's TLP ceiling; otherwise it
+/// does not exist for them.
+pub(crate) fn visible(p: &Principal, i: IncidentRow) -> Result<IncidentRow> {
+    if p.may_see(i.tlp) {
+        Ok(i)
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// A principal may not mark an incident above its own TLP ceiling: it would
+/// lose sight of it.
+fn check_ceiling(p: &Principal, tlp: Option<Tlp>, errs: &mut ValidationErrors) {
+    if let (Some(t), Some(max)) = (tlp, p.tlp_max) {
+        if t > max {
+            errs.push("tlp", format!("is above this credential's TLP ceiling ({max})"));
+        }
+    }
+}
+
 fn incident_ref(i: &IncidentRow) -> (&'static str, String) {
     ("incident", i.id.to_string())
 }
@@ -66,7 +86,8 @@ fn incident_ref(i: &IncidentRow) -> (&'static str, String) {
 impl App {
     async fn load(&self, p: &Principal, r: IncidentRef) -> Result<IncidentRow> {
         let org = p.org;
-        Ok(self.store().read_now(|c| store::get(c, org, r)).await?)
+        let i = self.store().read_now(|c| store::get(c, org, r)).await?;
+        visible(p, i)
     }
 
     pub async fn incident_create(&self, p: &Principal, meta: &RequestMeta, input: NewIncident) -> Result<IncidentRow> {
@@ -75,6 +96,7 @@ impl App {
         let title = validate::text("title", &input.title, 1, 300, &mut errs);
         let description = validate::long_text("description", input.description.as_deref().unwrap_or(""), 100_000, &mut errs);
         let tags = validate::tags("tags", input.tags.as_deref().unwrap_or(&[]), &mut errs);
+        check_ceiling(p, input.tlp, &mut errs);
         errs.into_result()?;
         let now = self.clock().now();
         let mut row = IncidentRow {
@@ -87,7 +109,8 @@ impl App {
             category: input.category,
             status: Status::Open,
             resolution: None,
-            tlp: input.tlp.unwrap_or(Tlp::DEFAULT),
+            // A principal with a ceiling below the default files at its ceiling.
+            tlp: input.tlp.unwrap_or_else(|| p.tlp_max.map_or(Tlp::DEFAULT, |m| m.min(Tlp::DEFAULT))),
             tags,
             assignee_id: input.assignee_id,
             reporter_id: p.user_id(),
@@ -131,7 +154,8 @@ impl App {
         limit: i64,
     ) -> Result<Vec<IncidentRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
-        let (org, f) = (p.org, f.clone());
+        let (org, mut f) = (p.org, f.clone());
+        f.tlp_max = p.tlp_max;
         // A page is at most MAX_PAGE rows found through an index that gives the
         // order: short enough to run inline, which costs less than a thread hop.
         Ok(self.store().read_now(|c| store::list(c, org, &f, sort, after, limit.clamp(1, MAX_PAGE))).await?)
@@ -153,6 +177,7 @@ impl App {
         let title = patch.title.as_deref().map(|t| validate::text("title", t, 1, 300, &mut errs));
         let description = patch.description.as_deref().map(|d| validate::long_text("description", d, 100_000, &mut errs));
         let tags = patch.tags.as_deref().map(|t| validate::tags("tags", t, &mut errs));
+        check_ceiling(p, patch.tlp, &mut errs);
         if patch.resolution.is_some() && patch.status != Some(Status::Closed) {
             errs.push("resolution", "may only be given when closing (status: closed)");
         }

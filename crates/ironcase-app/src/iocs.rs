@@ -85,7 +85,8 @@ fn sighting_of(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Result
 impl App {
     async fn incident_for(&self, p: &Principal, r: IncidentRef) -> Result<IncidentRow> {
         let org = p.org;
-        Ok(self.store().read_now(|c| incidents::get(c, org, r)).await?)
+        let i = self.store().read_now(|c| incidents::get(c, org, r)).await?;
+        crate::incidents::visible(p, i)
     }
 
     async fn may_change(&self, p: &Principal, meta: &RequestMeta, i: &IncidentRow) -> Result<()> {
@@ -124,7 +125,9 @@ impl App {
         self.require(p, meta, Permission::IncidentRead).await?;
         let incident = self.incident_for(p, r).await?;
         let org = p.org;
-        Ok(self.store().read(move |c| store::for_incident(c, org, incident.id)).await?)
+        let mut rows = self.store().read(move |c| store::for_incident(c, org, incident.id)).await?;
+        rows.retain(|s| p.may_see(s.ioc.tlp));
+        Ok(rows)
     }
 
     /// Removes an indicator from an incident; the indicator stays for the others.
@@ -157,12 +160,14 @@ impl App {
             None => IocType::ALL.iter().filter_map(|k| rules::normalize(*k, value).ok().map(|v| (*k, v))).collect(),
         };
         let org = p.org;
+        let p2 = p.clone();
         self.store()
             .read(move |c| {
                 let mut out = Vec::new();
                 for (k, v) in candidates {
-                    if let Some(ioc) = store::find(c, org, k, &v)? {
-                        let sightings = store::sightings(c, org, ioc.id)?;
+                    if let Some(ioc) = store::find(c, org, k, &v)?.filter(|i| p2.may_see(i.tlp)) {
+                        let mut sightings = store::sightings(c, org, ioc.id)?;
+                        sightings.retain(|s| p2.may_see(s.incident_tlp));
                         out.push(Lookup { ioc, sightings });
                     }
                 }

@@ -1,6 +1,6 @@
 //! Who is asking, in which organisation, with which role; and where from.
 
-use ironcase_domain::{ApiKeyId, OrgId, Permission, Role, Scope, SessionId, UserId};
+use ironcase_domain::{ApiKeyId, OrgId, Permission, Role, Scope, SessionId, Tlp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -21,6 +21,9 @@ pub struct Principal {
     pub session: Option<SessionId>,
     /// A platform operator acting through a user session.
     pub is_operator: bool,
+    /// The most restricted TLP this principal may see (an API key's
+    /// ceiling); `None`: no ceiling. Incidents above it do not exist for it.
+    pub tlp_max: Option<Tlp>,
 }
 
 impl Principal {
@@ -44,6 +47,11 @@ impl Principal {
             Actor::User(_) => "user",
             Actor::ApiKey { .. } => "api_key",
         }
+    }
+
+    /// Whether an incident (or indicator) of this TLP is within the ceiling.
+    pub fn may_see(&self, tlp: Tlp) -> bool {
+        self.tlp_max.is_none_or(|max| tlp <= max)
     }
 
     /// Whether the role grants `p` at all (conditions aside).

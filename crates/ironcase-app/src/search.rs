@@ -62,7 +62,8 @@ impl App {
     pub async fn search(&self, p: &Principal, meta: &RequestMeta, q: &str, offset: i64, limit: i64) -> Result<Results> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let parsed = query::parse(q).map_err(|e| AppError::InvalidQuery { position: e.position, message: e.message })?;
-        let spec = compile(&parsed, p.user_id());
+        let mut spec = compile(&parsed, p.user_id());
+        spec.tlp_max = p.tlp_max;
         let org = p.org;
         let limit = limit.clamp(1, MAX_PAGE);
         self.store().read(move |c| Ok(store::run(c, org, &spec, offset.max(0), limit)?)).await
@@ -81,6 +82,8 @@ impl App {
         self.require(p, meta, Permission::IncidentRead).await?;
         let org = p.org;
         let this = self.store().read_now(|c| ironcase_store::incident::get(c, org, r)).await?;
+        let this = crate::incidents::visible(p, this)?;
+        let tlp_max = p.tlp_max;
         // The distinct words of the title and the start of the description;
         // the store keeps those that tell this incident apart.
         let mut words: Vec<String> = Vec::new();
@@ -94,6 +97,6 @@ impl App {
             }
         }
         let limit = limit.clamp(1, MAX_PAGE);
-        Ok(self.store().read(move |c| store::similar(c, org, this.id, &words, limit)).await?)
+        Ok(self.store().read(move |c| store::similar(c, org, this.id, &words, tlp_max, limit)).await?)
     }
 }

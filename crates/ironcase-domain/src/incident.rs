@@ -52,6 +52,11 @@ string_enum!(
 impl Tlp {
     /// What an incident gets when the reporter names no TLP.
     pub const DEFAULT: Tlp = Tlp::Amber;
+
+    /// Every level at or below `self`.
+    pub fn at_or_below(self) -> Vec<Tlp> {
+        Tlp::ALL.iter().copied().filter(|t| *t <= self).collect()
+    }
 }
 
 string_enum!(Status {

@@ -1,6 +1,6 @@
 //! API keys: stored only as hashes.
 
-use ironcase_domain::{ApiKeyId, OrgId, Role, Timestamp, UserId};
+use ironcase_domain::{ApiKeyId, OrgId, Role, Timestamp, Tlp, UserId};
 use rusqlite::{params, Row};
 
 use crate::{exec, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result, StoreError};
@@ -18,6 +18,8 @@ pub struct ApiKeyRow {
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
+    /// The most restricted TLP the key may see; `None`: no ceiling.
+    pub tlp_max: Option<Tlp>,
 }
 
 impl std::fmt::Debug for ApiKeyRow {
@@ -43,16 +45,20 @@ fn key(r: &Row<'_>) -> Result<ApiKeyRow> {
         expires_at: ts(r, "expires_at")?,
         revoked_at: ts(r, "revoked_at")?,
         last_used_at: ts(r, "last_used_at")?,
+        tlp_max: r
+            .get::<_, Option<String>>("tlp_max")?
+            .map(|t| Tlp::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("tlp_max={t}"))))
+            .transpose()?,
     })
 }
 
 const COLS: &str =
-    "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at";
+    "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at, tlp_max";
 
 pub fn insert(c: &Conn, k: &ApiKeyRow) -> Result<()> {
     exec(
         c,
-        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         params![
             k.id.to_string(),
             k.org.to_string(),
@@ -64,7 +70,8 @@ pub fn insert(c: &Conn, k: &ApiKeyRow) -> Result<()> {
             k.created_at.0,
             k.expires_at.map(|t| t.0),
             k.revoked_at.map(|t| t.0),
-            k.last_used_at.map(|t| t.0)
+            k.last_used_at.map(|t| t.0),
+            k.tlp_max.map(|t| t.as_str())
         ],
     )?;
     Ok(())

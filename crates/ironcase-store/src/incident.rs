@@ -238,11 +238,25 @@ pub struct Filter {
     pub tag: Option<String>,
     pub created_after: Option<Timestamp>,
     pub created_before: Option<Timestamp>,
+    /// Only incidents at or below this TLP (the caller's ceiling).
+    pub tlp_max: Option<Tlp>,
+}
+
+/// `and tlp in (…)` for a ceiling: the levels are a closed set, written as
+/// literals so that no parameter numbering is disturbed.
+pub(crate) fn tlp_clause(alias: &str, max: Option<Tlp>) -> String {
+    match max {
+        None => String::new(),
+        Some(m) => {
+            let levels: Vec<String> = m.at_or_below().iter().map(|t| format!("'{}'", t.as_str())).collect();
+            format!(" and {alias}tlp in ({})", levels.join(", "))
+        }
+    }
 }
 
 /// One page after the cursor `(key, id)`.
 pub fn list(c: &Conn, org: OrgId, f: &Filter, sort: Sort, after: Option<(i64, IncidentId)>, limit: i64) -> Result<Vec<IncidentRow>> {
-    let mut sql = format!("select {COLS} from incident where organization_id = ?1 and deleted_at is null");
+    let mut sql = format!("select {COLS} from incident where organization_id = ?1 and deleted_at is null{}", tlp_clause("", f.tlp_max));
     let mut p: Vec<Value> = vec![Value::Text(org.to_string())];
     let mut bind = |sql: &mut String, clause: &str, v: Value| {
         p.push(v);

@@ -24,6 +24,8 @@ pub struct SightingRow {
     pub incident_id: IncidentId,
     pub incident_number: i64,
     pub incident_title: String,
+    /// The TLP of the incident that saw it.
+    pub incident_tlp: Tlp,
     pub note: Option<String>,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
@@ -50,6 +52,7 @@ fn sighting_row(r: &Row<'_>) -> Result<SightingRow> {
         incident_id: parse_id(r, 7)?,
         incident_number: r.get(8)?,
         incident_title: r.get(9)?,
+        incident_tlp: parse_col(r, 13, Tlp::parse)?,
         note: r.get(10)?,
         first_seen: Timestamp(r.get(11)?),
         last_seen: Timestamp(r.get(12)?),
@@ -115,7 +118,7 @@ pub fn unlink(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Result<
 }
 
 const SIGHTING_SQL: &str = "select i.organization_id, i.ioc_id, i.type, i.value, i.tlp, i.tags, i.created_at, \
-     s.incident_id, n.number, n.title, s.note, s.first_seen, s.last_seen \
+     s.incident_id, n.number, n.title, s.note, s.first_seen, s.last_seen, n.tlp \
      from ioc_sighting s join ioc i on i.organization_id = s.organization_id and i.ioc_id = s.ioc_id \
      join incident n on n.organization_id = s.organization_id and n.incident_id = s.incident_id and n.deleted_at is null";
 

@@ -6,7 +6,7 @@ use ironcase_domain::{IncidentId, OrgId, Severity, Status, Timestamp, Tlp, UserI
 use rusqlite::params;
 use rusqlite::types::Value;
 
-use crate::incident::{incident_from_row, IncidentRow, COLS_I};
+use crate::incident::{incident_from_row, tlp_clause, IncidentRow, COLS_I};
 use crate::{exec, query_map, query_opt, Conn, Result};
 
 /// Rebuilds the incident's document from its parts, in the caller's
@@ -90,6 +90,8 @@ pub struct Spec {
     pub iocs: Vec<Vec<(String, String)>>,
     /// Lower-case words and phrases to mark in highlights.
     pub highlight: Vec<String>,
+    /// The caller's TLP ceiling: nothing above it is part of the result.
+    pub tlp_max: Option<Tlp>,
 }
 
 impl Spec {
@@ -168,6 +170,7 @@ fn result_set_sql(org: OrgId, s: &Spec) -> (String, Vec<Value>) {
     any_of(&mut p, &mut sql, "status", s.status.iter().map(|v| v.as_str().to_owned()).collect());
     any_of(&mut p, &mut sql, "category", s.category.iter().map(|v| v.as_str().to_owned()).collect());
     any_of(&mut p, &mut sql, "tlp", s.tlp.iter().map(|v| v.as_str().to_owned()).collect());
+    sql.push_str(&tlp_clause("i.", s.tlp_max));
     for t in &s.tags {
         let v = bind(&mut p, Value::Text(t.clone()));
         sql.push_str(&format!(
@@ -195,7 +198,8 @@ fn result_set_sql(org: OrgId, s: &Spec) -> (String, Vec<Value>) {
         let cond = if alts.is_empty() { "0".to_owned() } else { alts.join(" or ") };
         sql.push_str(&format!(
             " and i.incident_id in (select g.incident_id from ioc x join ioc_sighting g on g.organization_id = x.organization_id \
-             and g.ioc_id = x.ioc_id where x.organization_id = ?1 and ({cond}))"
+             and g.ioc_id = x.ioc_id where x.organization_id = ?1 and ({cond}){})",
+            tlp_clause("x.", s.tlp_max)
         ));
     }
     (sql, p)
@@ -358,16 +362,20 @@ fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
 /// Incidents that share indicators with `incident`, or whose text shares its
 /// telling `words` (lower-case, as the index tokenizes them), best first:
 /// each shared indicator weighs more than any text match.
-pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], limit: i64) -> Result<Vec<Similar>> {
+pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], tlp_max: Option<Tlp>, limit: i64) -> Result<Vec<Similar>> {
+    let ceiling = tlp_clause("i.", tlp_max);
     /// Per candidate incident: shared indicators, text score.
     type Reasons = (Vec<(String, String)>, Option<f64>);
     let mut by_id: BTreeMap<String, Reasons> = BTreeMap::new();
     let shared = query_map(
         c,
-        "select s2.incident_id, x.type, x.value from ioc_sighting s1 \
-         join ioc_sighting s2 on s2.organization_id = s1.organization_id and s2.ioc_id = s1.ioc_id and s2.incident_id <> s1.incident_id \
-         join ioc x on x.organization_id = s1.organization_id and x.ioc_id = s1.ioc_id \
-         where s1.organization_id = ?1 and s1.incident_id = ?2 order by x.type, x.value limit 10000",
+        &format!(
+            "select s2.incident_id, x.type, x.value from ioc_sighting s1 \
+             join ioc_sighting s2 on s2.organization_id = s1.organization_id and s2.ioc_id = s1.ioc_id and s2.incident_id <> s1.incident_id \
+             join ioc x on x.organization_id = s1.organization_id and x.ioc_id = s1.ioc_id \
+             where s1.organization_id = ?1 and s1.incident_id = ?2{} order by x.type, x.value limit 10000",
+            tlp_clause("x.", tlp_max)
+        ),
         params![org.to_string(), incident.to_string()],
         |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
     )?;
@@ -379,9 +387,11 @@ pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], lim
         let expr = telling.iter().map(|w| format!("\"{}\"", w.replace('"', "\"\""))).collect::<Vec<_>>().join(" OR ");
         let text = query_map(
             c,
-            "select i.incident_id, bm25(search_fts) from search_fts cross join incident i on i.row_id = search_fts.rowid \
-             where search_fts match ?1 and i.organization_id = ?2 and i.incident_id <> ?3 and i.deleted_at is null \
-             order by bm25(search_fts) limit 200",
+            &format!(
+                "select i.incident_id, bm25(search_fts) from search_fts cross join incident i on i.row_id = search_fts.rowid \
+                 where search_fts match ?1 and i.organization_id = ?2 and i.incident_id <> ?3 and i.deleted_at is null{ceiling} \
+                 order by bm25(search_fts) limit 200"
+            ),
             params![expr, org.to_string(), incident.to_string()],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)),
         )?;
@@ -400,7 +410,9 @@ pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], lim
         }
         let row = crate::query_opt(
             c,
-            &format!("select {COLS_I} from incident i where i.organization_id = ?1 and i.incident_id = ?2 and i.deleted_at is null"),
+            &format!(
+                "select {COLS_I} from incident i where i.organization_id = ?1 and i.incident_id = ?2 and i.deleted_at is null{ceiling}"
+            ),
             params![org.to_string(), id],
             incident_from_row,
         )?;

@@ -7,7 +7,7 @@ use axum::Router;
 use ironcase_app::apikeys::CreatedKey;
 use ironcase_app::store::apikey::ApiKeyRow;
 use ironcase_app::Principal;
-use ironcase_domain::{ApiKeyId, Role, Timestamp, UserId};
+use ironcase_domain::{ApiKeyId, Role, Timestamp, Tlp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -30,6 +30,10 @@ pub struct CreateApiKey {
     pub role: Role,
     #[serde(default)]
     pub expires_at: Option<Timestamp>,
+    /// The most restricted TLP the key may see: incidents (and indicators)
+    /// above it do not exist for the key. Omitted: no ceiling.
+    #[serde(default)]
+    pub tlp_max: Option<Tlp>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -43,6 +47,7 @@ pub struct ApiKeyOut {
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
+    pub tlp_max: Option<Tlp>,
 }
 
 impl From<ApiKeyRow> for ApiKeyOut {
@@ -56,6 +61,7 @@ impl From<ApiKeyRow> for ApiKeyOut {
             created_at: k.created_at,
             expires_at: k.expires_at,
             last_used_at: k.last_used_at,
+            tlp_max: k.tlp_max,
         }
     }
 }
@@ -70,6 +76,7 @@ pub struct ApiKeyCreated {
     pub key: String,
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
+    pub tlp_max: Option<Tlp>,
 }
 
 impl From<CreatedKey> for ApiKeyCreated {
@@ -81,6 +88,7 @@ impl From<CreatedKey> for ApiKeyCreated {
             key: c.key,
             created_at: c.row.created_at,
             expires_at: c.row.expires_at,
+            tlp_max: c.row.tlp_max,
         }
     }
 }
@@ -99,7 +107,7 @@ pub async fn create(
     Meta(meta): Meta,
     Json(b): Json<CreateApiKey>,
 ) -> ApiResult<(StatusCode, axum::Json<ApiKeyCreated>)> {
-    let created = s.app.apikey_create(&p, &meta, &b.name, b.role, b.expires_at).await?;
+    let created = s.app.apikey_create(&p, &meta, &b.name, b.role, b.expires_at, b.tlp_max).await?;
     Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
 

@@ -169,6 +169,8 @@ pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut
         tag: q.str("tag").map(|t| t.to_lowercase()),
         created_after: q.time("created_after"),
         created_before: q.time("created_before"),
+        // The caller's ceiling is set by the use case.
+        tlp_max: None,
     };
     let sort = q.parse("sort", Sort::parse, "one of -created_at, created_at, -updated_at, updated_at").unwrap_or(Sort::CreatedDesc);
     let after = q.parse("cursor", parse_cursor, "a cursor from a previous page");

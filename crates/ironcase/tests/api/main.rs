@@ -16,3 +16,4 @@ mod process;
 mod roles;
 mod search;
 mod tenancy;
+mod tlp;

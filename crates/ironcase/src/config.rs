@@ -28,6 +28,16 @@ pub struct ServeArgs {
     /// Largest evidence file in bytes [default: 10737418240, 10 GiB]
     #[arg(long, env = "IRONCASE_MAX_EVIDENCE_BYTES")]
     pub max_evidence_bytes: Option<u64>,
+    /// Where evidence files go: `local` (DATA_DIR/blobs) or s3://bucket[/prefix];
+    /// S3 credentials come from the standard AWS_* environment [default: local]
+    #[arg(long, env = "IRONCASE_EVIDENCE_STORE")]
+    pub evidence_store: Option<String>,
+    /// The endpoint of an S3-compatible service (MinIO, Ceph, R2…)
+    #[arg(long, env = "IRONCASE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Allow a plain-HTTP S3 endpoint (a private network only)
+    #[arg(long, env = "IRONCASE_S3_ALLOW_HTTP")]
+    pub s3_allow_http: Option<bool>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -46,6 +56,9 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     max_body_bytes: Option<usize>,
     max_evidence_bytes: Option<u64>,
+    evidence_store: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_allow_http: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -56,6 +69,10 @@ pub struct Config {
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
     pub max_evidence_bytes: u64,
+    /// `local`, or `s3://bucket[/prefix]`.
+    pub evidence_store: String,
+    pub s3_endpoint: Option<String>,
+    pub s3_allow_http: bool,
 }
 
 impl Config {
@@ -67,6 +84,9 @@ impl Config {
             log_format: LogFormat::Text,
             max_body_bytes: 1024 * 1024,
             max_evidence_bytes: 10 * 1024 * 1024 * 1024,
+            evidence_store: "local".to_owned(),
+            s3_endpoint: None,
+            s3_allow_http: false,
         }
     }
 
@@ -82,6 +102,9 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(1024 * 1024),
             max_evidence_bytes: args.max_evidence_bytes.or(file.max_evidence_bytes).unwrap_or(10 * 1024 * 1024 * 1024),
+            evidence_store: args.evidence_store.or(file.evidence_store).unwrap_or_else(|| "local".to_owned()),
+            s3_endpoint: args.s3_endpoint.or(file.s3_endpoint),
+            s3_allow_http: args.s3_allow_http.or(file.s3_allow_http).unwrap_or(false),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -89,6 +112,10 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        anyhow::ensure!(
+            self.evidence_store == "local" || self.evidence_store.starts_with("s3://"),
+            "evidence_store must be `local` or s3://bucket[/prefix]"
+        );
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ironcase_app::crypto::MasterKey;
-use ironcase_app::store::blob::BlobStore;
+use ironcase_app::store::blob::{BlobStore, S3Options};
 use ironcase_app::{App, Clock, Settings, Store};
 use ironcase_http::HttpConfig;
 use tokio::sync::oneshot;
@@ -61,7 +61,12 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
     create_private_dir(&cfg.data_dir)?;
     let master = master_key(&cfg.data_dir)?;
     let store = Store::open_sqlite(&cfg.data_dir.join("ironcase.db")).await.context("opening the database")?;
-    let blobs = BlobStore::local(&cfg.data_dir.join("blobs")).context("opening the evidence store")?;
+    let blobs = if cfg.evidence_store == "local" {
+        BlobStore::local(&cfg.data_dir.join("blobs"))
+    } else {
+        BlobStore::s3(&cfg.evidence_store, &S3Options { endpoint: cfg.s3_endpoint.clone(), allow_http: cfg.s3_allow_http })
+    }
+    .context("opening the evidence store")?;
     let settings = Settings { max_evidence_bytes: cfg.max_evidence_bytes, ..Settings::default() };
     let app = App::new(store, blobs, master, clock, settings).await.context("starting the application")?;
     let initial_password_file = app.bootstrap(&cfg.data_dir).await.context("creating the first organisation")?;

@@ -312,7 +312,7 @@ async fn who_may_upload_download_and_transfer() {
 
 /// Starts the release-or-debug binary (whatever the tests were built with)
 /// and returns it with its address and the admin password.
-fn serve_binary(dir: &std::path::Path) -> (std::process::Child, String, String) {
+fn serve_binary(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String, String) {
     use std::io::BufRead;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironcase"));
     cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
@@ -321,6 +321,9 @@ fn serve_binary(dir: &std::path::Path) -> (std::process::Child, String, String) 
         .env_remove("IRONCASE_MASTER_KEY")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let mut child = cmd.spawn().expect("start ironcase serve");
     let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
     let addr = loop {
@@ -372,7 +375,7 @@ fn generated(total: usize, piece: usize) -> impl Iterator<Item = Vec<u8>> {
 async fn a_gigabyte_streams_through_in_flat_memory() {
     const SIZE: usize = 1024 * 1024 * 1024;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, addr, pw) = serve_binary(dir.path());
+    let (mut child, addr, pw) = serve_binary(dir.path(), &[]);
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
     let login: Value = client
@@ -443,4 +446,135 @@ async fn a_gigabyte_streams_through_in_flat_memory() {
     assert!(growth < 128 * 1024 * 1024, "server memory grew by {} MiB while moving 1 GiB each way", growth >> 20);
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
+}
+
+/// A free loopback port.
+fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Kills the child when dropped (the S3 stand-in and the server).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Object keys in the bucket, from a ListObjectsV2 answer.
+async fn bucket_keys(client: &reqwest::Client, s3: &str) -> Vec<String> {
+    let xml = client.get(format!("{s3}/ironcase-test?list-type=2")).send().await.expect("list").text().await.expect("xml");
+    xml.split("<Key>").skip(1).filter_map(|p| p.split("</Key>").next()).map(str::to_owned).collect()
+}
+
+/// The same evidence story on S3-compatible object storage: moto's S3 server,
+/// started here on a spare port (`.ci/run` installs it; outside CI and
+/// without it, the test says so and stops).
+#[tokio::test]
+async fn evidence_on_s3_compatible_storage() {
+    let moto = || {
+        let mut c = std::process::Command::new("python3");
+        c.args(["-m", "moto.server"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        c
+    };
+    if !moto().arg("--help").status().is_ok_and(|s| s.success()) {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI must provide moto's server (pip install 'moto[server]')");
+        eprintln!("moto is not installed: the S3 evidence test needs it (pip install 'moto[server]')");
+        return;
+    }
+    let port = spare_port();
+    let _moto = Reaped(moto().args(["-H", "127.0.0.1", "-p", &port.to_string()]).spawn().expect("start moto's server"));
+    let s3 = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if client.put(format!("{s3}/ironcase-test")).send().await.is_ok_and(|r| r.status().is_success()) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "moto's server did not come up");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("IRONCASE_EVIDENCE_STORE", "s3://ironcase-test/evidence"),
+        ("IRONCASE_S3_ENDPOINT", s3.as_str()),
+        ("IRONCASE_S3_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test-secret"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let (child, addr, pw) = serve_binary(dir.path(), &env);
+    let _server = Reaped(child);
+    let base = format!("http://{addr}");
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "email": "admin@localhost", "password": pw }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("token").to_owned();
+    let inc: Value = client
+        .post(format!("{base}/api/v1/incidents"))
+        .bearer_auth(&token)
+        .json(&json!({ "title": "cloud", "severity": "high", "category": "malware" }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let inc = inc["id"].as_str().expect("id").to_owned();
+    let upload = |meta: Value, bytes: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .part("metadata", reqwest::multipart::Part::text(meta.to_string()))
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name("f"));
+        client.post(format!("{base}/api/v1/incidents/{inc}/evidence")).bearer_auth(&token).multipart(form).send()
+    };
+
+    // 20 MiB: three multipart parts.
+    let data: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let res = upload(json!({ "name": "dump.raw", "kind": "memory_dump", "sha256": sha(&data) }), data.clone()).await.expect("upload");
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let keys = bucket_keys(&client, &s3).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("evidence/org_") && keys[0].ends_with(&id), "{keys:?}");
+    let stored = client.get(format!("{s3}/ironcase-test/{}", keys[0])).send().await.expect("get").bytes().await.expect("bytes");
+    assert!(stored.len() > data.len() && !stored.windows(64).any(|w| w == &data[4096..4160]), "stored in the clear");
+
+    let got = client.get(format!("{base}/api/v1/evidence/{id}/content")).bearer_auth(&token).send().await.expect("download");
+    assert_eq!(got.status(), 200);
+    assert!(got.bytes().await.expect("bytes").as_ref() == data.as_slice(), "round trip differs");
+
+    // A refused upload leaves no object.
+    let res = upload(json!({ "name": "x", "kind": "other", "sha256": "0".repeat(64) }), vec![1u8; 9 * 1024 * 1024]).await.expect("upload");
+    assert_eq!(res.status(), 422);
+    assert_eq!(bucket_keys(&client, &s3).await.len(), 1);
+
+    // A tampered object is caught, not served.
+    let mut bad = stored.to_vec();
+    let i = bad.len() / 2;
+    bad[i] ^= 1;
+    client.put(format!("{s3}/ironcase-test/{}", keys[0])).body(bad).send().await.expect("tamper");
+    let got = client.get(format!("{base}/api/v1/evidence/{id}/content")).bearer_auth(&token).send().await.expect("download");
+    assert_eq!(got.status(), 500);
+    assert_eq!(got.json::<Value>().await.expect("problem")["code"], "integrity_failure");
+
+    // Deleting removes the object.
+    let del = client
+        .delete(format!("{base}/api/v1/evidence/{id}"))
+        .bearer_auth(&token)
+        .json(&json!({ "reason": "test" }))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(del.status(), 200);
+    assert_eq!(bucket_keys(&client, &s3).await, Vec::<String>::new());
 }

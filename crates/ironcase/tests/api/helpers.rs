@@ -85,6 +85,9 @@ impl TestApp {
             log_format: LogFormat::Text,
             max_body_bytes: 64 * 1024,
             max_evidence_bytes: 4 * 1024 * 1024 * 1024,
+            evidence_store: "local".to_owned(),
+            s3_endpoint: None,
+            s3_allow_http: false,
         };
         let mut cfg = cfg;
         tweak(&mut cfg);

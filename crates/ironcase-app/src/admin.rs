@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ironcase_domain::plan::{OrgStatus, Overrides, PlanName};
 use ironcase_domain::validate::{self, ValidationErrors};
 use ironcase_domain::{OrgId, Role, Timestamp, UserId};
 use ironcase_store::audit::{self, PLATFORM};
@@ -13,6 +14,7 @@ use crate::auth::{hash_password, new_user_password};
 use crate::crypto;
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
+/// The bootstrap organisation's plan: a self-hosted install meets no surprise limits.
 pub const DEFAULT_PLAN: &str = "enterprise";
 
 pub struct NewOrganization {
@@ -21,6 +23,9 @@ pub struct NewOrganization {
     pub owner_email: String,
     pub owner_name: String,
     pub owner_password: Option<String>,
+    /// Without it, the configured default plan.
+    pub plan: Option<PlanName>,
+    pub overrides: Option<Overrides>,
 }
 
 impl App {
@@ -58,8 +63,11 @@ impl App {
         let hash = new_user_password(existing.is_some(), input.owner_password.as_deref(), "owner.password", &mut errs).await?;
         errs.into_result()?;
         let now = self.clock().now();
+        let plan = input.plan.unwrap_or(self.settings().default_plan);
+        let overrides = input.overrides.unwrap_or_default();
+        let overrides_json = serde_json::to_string(&overrides).map_err(|e| AppError::Internal(e.to_string()))?;
         let row =
-            OrgRow { id: OrgId::new(), slug, name, plan: DEFAULT_PLAN.into(), status: "active".into(), parent_id: None, created_at: now };
+            OrgRow { id: OrgId::new(), slug, name, plan: plan.as_str().into(), status: "active".into(), parent_id: None, created_at: now };
         let new_user = hash.map(|h| UserRow {
             id: UserId::new(),
             email: email.clone(),
@@ -76,11 +84,12 @@ impl App {
                     return Err(AppError::Conflict { code: "slug_taken", detail: format!("the slug {} is taken", row.slug) });
                 }
                 org::insert_org(c, &row)?;
+                org::set_plan(c, row.id, &row.plan, &overrides_json)?;
                 if let Some(u) = &new_user {
                     org::insert_user(c, u)?;
                 }
                 org::insert_membership(c, row.id, owner_id, Role::Owner, now)?;
-                let details = json!({ "slug": row.slug, "name": row.name, "plan": row.plan, "owner_id": owner_id, "owner_email": email });
+                let details = json!({ "slug": row.slug, "name": row.name, "plan": row.plan, "overrides": overrides, "owner_id": owner_id, "owner_email": email });
                 let mut platform = by(&p2, &meta2, now, "organization.create", ("organization", &row.id.to_string()), details.clone());
                 platform.tenant = PLATFORM.into();
                 audit::append(c, platform)?;
@@ -88,6 +97,54 @@ impl App {
                 own.tenant = row.id.to_string();
                 audit::append(c, own)?;
                 Ok(row)
+            })
+            .await
+    }
+
+    /// Changes an organisation's plan and overrides (operators only).
+    /// Downgrading below current use is allowed: new creates wait until use fits.
+    pub async fn org_set_plan(&self, p: &Principal, meta: &RequestMeta, id: OrgId, plan: PlanName, overrides: Overrides) -> Result<OrgRow> {
+        self.operator_only(p, meta).await?;
+        let json = serde_json::to_string(&overrides).map_err(|e| AppError::Internal(e.to_string()))?;
+        let now = self.clock().now();
+        let (p2, meta2) = (p.clone(), meta.clone());
+        self.store()
+            .write(move |c| {
+                let before = org::plan_of(c, id)?;
+                org::set_plan(c, id, plan.as_str(), &json)?;
+                let details = json!({ "from": before.0, "to": plan, "overrides": overrides });
+                for tenant in [PLATFORM.to_owned(), id.to_string()] {
+                    let mut e = by(&p2, &meta2, now, "organization.plan", ("organization", &id.to_string()), details.clone());
+                    e.tenant = tenant;
+                    audit::append(c, e)?;
+                }
+                Ok(org::get_org(c, id)?)
+            })
+            .await
+    }
+
+    /// Suspends, deactivates or reactivates an organisation (operators only).
+    pub async fn org_set_status(&self, p: &Principal, meta: &RequestMeta, id: OrgId, status: OrgStatus) -> Result<OrgRow> {
+        self.operator_only(p, meta).await?;
+        let now = self.clock().now();
+        let (p2, meta2) = (p.clone(), meta.clone());
+        self.store()
+            .write(move |c| {
+                let before = org::get_org(c, id)?;
+                if p2.org == id && status != OrgStatus::Active {
+                    return Err(AppError::Conflict {
+                        code: "own_organization",
+                        detail: "an operator cannot suspend the organization they act from".into(),
+                    });
+                }
+                org::set_status(c, id, status.as_str())?;
+                let details = json!({ "from": before.status, "to": status });
+                for tenant in [PLATFORM.to_owned(), id.to_string()] {
+                    let mut e = by(&p2, &meta2, now, "organization.status", ("organization", &id.to_string()), details.clone());
+                    e.tenant = tenant;
+                    audit::append(c, e)?;
+                }
+                Ok(org::get_org(c, id)?)
             })
             .await
     }

@@ -34,6 +34,10 @@ impl App {
         tlp_max: Option<Tlp>,
     ) -> Result<CreatedKey> {
         self.require(p, meta, Permission::ApiKeysManage).await?;
+        let org_id = p.org;
+        if !self.store().read_now(|c| crate::quotas::limits(c, org_id)).await?.has(ironcase_domain::plan::Feature::ApiAccess) {
+            return Err(AppError::FeatureNotInPlan("api_access"));
+        }
         if !p.role.covers(role) {
             return Err(self.deny(p, meta, Permission::ApiKeysManage, Some(("role", role.to_string()))).await);
         }

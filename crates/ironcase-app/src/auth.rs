@@ -411,12 +411,15 @@ impl App {
         if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
             return Err(AppError::Unauthenticated);
         }
-        let status = {
+        let (status, limits) = {
             let id = row.org;
-            self.store().read_now(|c| org::get_org(c, id)).await?.status
+            self.store().read_now(|c| Ok::<_, AppError>((org::plan_of(c, id)?.2, crate::quotas::limits(c, id)?))).await?
         };
         if status != "active" {
             return Err(AppError::OrganizationSuspended);
+        }
+        if !limits.has(ironcase_domain::plan::Feature::ApiAccess) {
+            return Err(AppError::FeatureNotInPlan("api_access"));
         }
         // Remember use at most once a minute, off the request's path.
         if row.last_used_at.is_none_or(|t| now.0 - t.0 > 60_000) {

@@ -46,6 +46,12 @@ pub enum AppError {
     /// The resource existed and was removed; `code` is stable.
     #[error("{detail}")]
     Gone { code: &'static str, detail: String },
+    /// A create the organisation's plan has no room for.
+    #[error("the {quota} quota is used up ({used} of {limit})")]
+    QuotaExceeded { quota: &'static str, limit: u64, used: u64 },
+    /// A feature the organisation's plan does not include.
+    #[error("the plan does not include {0}")]
+    FeatureNotInPlan(&'static str),
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("internal error: {0}")]

@@ -210,7 +210,7 @@ impl App {
             writer,
             hasher: Sha256::new(),
             size: 0,
-            max: self.settings().max_evidence_bytes,
+            max: self.max_evidence_bytes(org).await?,
             out,
         })
     }
@@ -263,6 +263,7 @@ impl App {
             .write(move |c| {
                 // The incident may have been deleted while the file streamed in.
                 incidents::get(c, p.org, IncidentRef::Id(r2.incident_id))?;
+                crate::quotas::check_storage(c, &p, &meta, r2.size.max(0) as u64, now)?;
                 store::insert(c, &r2)?;
                 if r2.collected_by.is_some() || r2.collected_at.is_some() {
                     let mut step = custody_by(&p, &meta, CustodyAction::Collected, r2.collected_at.unwrap_or(now));

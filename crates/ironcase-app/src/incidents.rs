@@ -126,6 +126,7 @@ impl App {
         self.store()
             .write(move |c| {
                 check_assignee(c, p2.org, row.assignee_id)?;
+                crate::quotas::charge_incident(c, &p2, &meta, now)?;
                 row.number = org::next_incident_number(c, p2.org)?;
                 store::insert(c, &row)?;
                 search::reindex(c, p2.org, row.id)?;

@@ -16,6 +16,7 @@ pub mod incidents;
 pub mod iocs;
 pub mod members;
 pub mod principal;
+pub mod quotas;
 pub mod ratelimit;
 pub mod search;
 
@@ -42,8 +43,10 @@ pub struct Settings {
     pub auth_per_address: ratelimit::Quota,
     /// Most source addresses the auth limiter remembers at once.
     pub limiter_max_keys: usize,
-    /// Largest evidence file accepted, in bytes.
+    /// Largest evidence file accepted, in bytes (a plan may allow less).
     pub max_evidence_bytes: u64,
+    /// The plan of an organisation created without one.
+    pub default_plan: ironcase_domain::plan::PlanName,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             auth_per_address: ratelimit::Quota::per_minute(30),
             limiter_max_keys: 100_000,
             max_evidence_bytes: 10 * 1024 * 1024 * 1024,
+            default_plan: ironcase_domain::plan::PlanName::Enterprise,
         }
     }
 }

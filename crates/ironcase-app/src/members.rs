@@ -71,6 +71,7 @@ impl App {
                 if org::membership_role(c, p2.org, user.id)?.is_some() {
                     return Err(AppError::Conflict { code: "already_member", detail: "this user is already a member".into() });
                 }
+                crate::quotas::check_members(c, &p2, &meta2, now)?;
                 org::insert_membership(c, p2.org, user.id, role, now)?;
                 let details = json!({ "email": user.email, "role": role, "new_user": is_new });
                 audit::append(c, by(&p2, &meta2, now, "member.add", ("user", &user.id.to_string()), details))?;

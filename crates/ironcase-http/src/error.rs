@@ -33,6 +33,10 @@ pub struct Problem {
     /// For `invalid_query`: the byte offset of the problem in the query.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<usize>,
+    /// Facts particular to the code (`quota_exceeded`: quota, limit, used;
+    /// `feature_not_in_plan`: feature).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug)]
@@ -43,11 +47,13 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     pub retry_after: Option<i64>,
     pub position: Option<usize>,
+    /// Boxed: errors travel in `Result`s, which should stay small.
+    pub extra: Box<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None, position: None }
+        ApiError { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None, position: None, extra: Default::default() }
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -58,6 +64,7 @@ impl ApiError {
             errors,
             retry_after: None,
             position: None,
+            extra: Default::default(),
         }
     }
 
@@ -102,6 +109,23 @@ impl From<AppError> for ApiError {
                 "the stored file no longer matches its recorded hash; it was not served and the failure was recorded",
             ),
             AppError::Gone { code, detail } => ApiError::new(S::GONE, code, detail),
+            AppError::QuotaExceeded { quota, limit, used } => {
+                let mut e = ApiError::new(
+                    S::FORBIDDEN,
+                    "quota_exceeded",
+                    format!("the organization's {quota} quota is used up ({used} of {limit}); its plan decides the limit"),
+                );
+                e.extra.insert("quota".into(), quota.into());
+                e.extra.insert("limit".into(), limit.into());
+                e.extra.insert("used".into(), used.into());
+                e
+            }
+            AppError::FeatureNotInPlan(feature) => {
+                let mut e =
+                    ApiError::new(S::FORBIDDEN, "feature_not_in_plan", format!("the organization's plan does not include {feature}"));
+                e.extra.insert("feature".into(), feature.into());
+                e
+            }
             AppError::BadRequest(d) => ApiError::new(S::BAD_REQUEST, "bad_request", d),
             AppError::InvalidQuery { position, message } => ApiError {
                 position: Some(position),
@@ -131,6 +155,7 @@ impl IntoResponse for ApiError {
             request_id: current_request_id(),
             errors: self.errors,
             position: self.position,
+            extra: *self.extra,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut res = (self.status, bytes).into_response();

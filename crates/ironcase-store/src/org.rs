@@ -63,6 +63,58 @@ pub fn count_orgs(c: &Conn) -> Result<i64> {
     Ok(c.query_row("select count(*) from organization", [], |r| r.get(0))?)
 }
 
+/// The organisation's plan, its overrides (JSON) and its status.
+pub fn plan_of(c: &Conn, id: OrgId) -> Result<(String, String, String)> {
+    query_one(c, "select plan, plan_overrides, status from organization where organization_id = ?", [id.to_string()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
+
+pub fn set_plan(c: &Conn, id: OrgId, plan: &str, overrides_json: &str) -> Result<()> {
+    if exec(
+        c,
+        "update organization set plan = ?, plan_overrides = ? where organization_id = ?",
+        params![plan, overrides_json, id.to_string()],
+    )? == 0
+    {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn set_status(c: &Conn, id: OrgId, status: &str) -> Result<()> {
+    if exec(c, "update organization set status = ? where organization_id = ?", params![status, id.to_string()])? == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn count_members(c: &Conn, id: OrgId) -> Result<i64> {
+    query_one(c, "select count(*) from membership where organization_id = ?", [id.to_string()], |r| Ok(r.get(0)?))
+}
+
+/// How much of a periodic quota is used in `period`.
+pub fn usage(c: &Conn, id: OrgId, quota: &str, period: &str) -> Result<i64> {
+    Ok(query_opt(
+        c,
+        "select used from usage_counter where organization_id = ? and quota = ? and period = ?",
+        params![id.to_string(), quota, period],
+        |r| Ok(r.get(0)?),
+    )?
+    .unwrap_or(0))
+}
+
+/// Adds `n` to a periodic quota's counter; returns the new value.
+pub fn usage_add(c: &Conn, id: OrgId, quota: &str, period: &str, n: i64) -> Result<i64> {
+    query_one(
+        c,
+        "insert into usage_counter (organization_id, quota, period, used) values (?, ?, ?, ?) \
+         on conflict (organization_id, quota, period) do update set used = used + excluded.used returning used",
+        params![id.to_string(), quota, period, n],
+        |r| Ok(r.get(0)?),
+    )
+}
+
 /// Issues the next per-organisation incident number inside the caller's transaction.
 pub fn next_incident_number(c: &Conn, id: OrgId) -> Result<i64> {
     query_one(

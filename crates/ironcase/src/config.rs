@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use ironcase_domain::plan::PlanName;
 use serde::Deserialize;
 
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -38,6 +39,14 @@ pub struct ServeArgs {
     /// Allow a plain-HTTP S3 endpoint (a private network only)
     #[arg(long, env = "IRONCASE_S3_ALLOW_HTTP")]
     pub s3_allow_http: Option<bool>,
+    /// The plan of organisations created without one: free, starter,
+    /// professional or enterprise [default: enterprise]
+    #[arg(long, env = "IRONCASE_DEFAULT_PLAN", value_parser = parse_plan)]
+    pub default_plan: Option<PlanName>,
+}
+
+fn parse_plan(s: &str) -> Result<PlanName, String> {
+    PlanName::parse(s).ok_or_else(|| "expected free, starter, professional or enterprise".to_owned())
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -59,6 +68,7 @@ struct FileConfig {
     evidence_store: Option<String>,
     s3_endpoint: Option<String>,
     s3_allow_http: Option<bool>,
+    default_plan: Option<PlanName>,
 }
 
 /// The resolved configuration.
@@ -73,6 +83,7 @@ pub struct Config {
     pub evidence_store: String,
     pub s3_endpoint: Option<String>,
     pub s3_allow_http: bool,
+    pub default_plan: PlanName,
 }
 
 impl Config {
@@ -87,6 +98,7 @@ impl Config {
             evidence_store: "local".to_owned(),
             s3_endpoint: None,
             s3_allow_http: false,
+            default_plan: PlanName::Enterprise,
         }
     }
 
@@ -105,6 +117,7 @@ impl Config {
             evidence_store: args.evidence_store.or(file.evidence_store).unwrap_or_else(|| "local".to_owned()),
             s3_endpoint: args.s3_endpoint.or(file.s3_endpoint),
             s3_allow_http: args.s3_allow_http.or(file.s3_allow_http).unwrap_or(false),
+            default_plan: args.default_plan.or(file.default_plan).unwrap_or(PlanName::Enterprise),
         };
         cfg.validate()?;
         Ok(cfg)

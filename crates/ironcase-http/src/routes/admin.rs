@@ -1,21 +1,26 @@
 //! `/admin/organizations`: platform operators only.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{patch, post, put};
 use axum::Router;
 use ironcase_app::admin::NewOrganization;
 use ironcase_app::Principal;
+use ironcase_domain::plan::{OrgStatus, Overrides, PlanName};
+use ironcase_domain::OrgId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::members::OrganizationOut;
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Meta};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/organizations", post(create).get(list))
+    Router::new()
+        .route("/admin/organizations", post(create).get(list))
+        .route("/admin/organizations/{id}", patch(set_status))
+        .route("/admin/organizations/{id}/plan", put(set_plan))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -34,6 +39,12 @@ pub struct CreateOrganization {
     pub name: String,
     pub slug: String,
     pub owner: NewOwner,
+    /// Without it, the configured default plan (enterprise unless configured).
+    #[serde(default)]
+    pub plan: Option<PlanName>,
+    /// Changes to the plan's quotas and features; a quota of `null` is unlimited.
+    #[serde(default)]
+    pub overrides: Option<Overrides>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -56,6 +67,8 @@ pub async fn create(
         owner_email: b.owner.email,
         owner_name: b.owner.name,
         owner_password: b.owner.password,
+        plan: b.plan,
+        overrides: b.overrides,
     };
     let row = s.app.org_create(&p, &meta, input).await?;
     Ok((StatusCode::CREATED, axum::Json(row.into())))
@@ -67,4 +80,55 @@ pub async fn create(
 pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<OrganizationList>> {
     let rows = s.app.org_list(&p, &meta).await?;
     Ok(axum::Json(OrganizationList { items: rows.into_iter().map(Into::into).collect() }))
+}
+
+fn org_id(raw: &str) -> ApiResult<OrgId> {
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPlan {
+    pub plan: PlanName,
+    /// Replaces the organisation's overrides; omitted: none.
+    #[serde(default)]
+    pub overrides: Option<Overrides>,
+}
+
+/// Changes an organisation's plan and overrides. Downgrading below current
+/// use is allowed; new creates wait until use fits.
+#[utoipa::path(put, path = "/api/v1/admin/organizations/{id}/plan", tag = "admin", request_body = SetPlan, security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = OrganizationOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_plan(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    Json(b): Json<SetPlan>,
+) -> ApiResult<axum::Json<OrganizationOut>> {
+    let row = s.app.org_set_plan(&p, &meta, org_id(&id)?, b.plan, b.overrides.unwrap_or_default()).await?;
+    Ok(axum::Json(row.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetStatus {
+    /// `suspended` and `inactive`: every request of its members and keys is 403; the data stays.
+    pub status: OrgStatus,
+}
+
+/// Suspends, deactivates or reactivates an organisation.
+#[utoipa::path(patch, path = "/api/v1/admin/organizations/{id}", tag = "admin", request_body = SetStatus, security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = OrganizationOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn set_status(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    Json(b): Json<SetStatus>,
+) -> ApiResult<axum::Json<OrganizationOut>> {
+    let row = s.app.org_set_status(&p, &meta, org_id(&id)?, b.status).await?;
+    Ok(axum::Json(row.into()))
 }

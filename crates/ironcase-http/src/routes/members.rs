@@ -18,6 +18,7 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/organization", get(organization))
+        .route("/organization/usage", get(usage))
         .route("/members", get(list).post(add))
         .route("/members/{user_id}", patch(set_role).delete(remove))
 }
@@ -135,4 +136,49 @@ pub async fn set_role(
 pub async fn remove(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
     s.app.member_remove(&p, &meta, user_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QuotaOut {
+    pub quota: ironcase_domain::plan::Quota,
+    /// `null`: unlimited.
+    pub limit: Option<u64>,
+    /// `null`: not metered here (a per-file limit, or a rate).
+    pub used: Option<u64>,
+    /// `used` as a percentage of `limit`, when both are known.
+    pub utilization_percent: Option<f64>,
+    /// When a periodic quota starts again.
+    pub resets_at: Option<Timestamp>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageOut {
+    pub plan: ironcase_domain::plan::PlanName,
+    pub quotas: Vec<QuotaOut>,
+    pub features: std::collections::BTreeMap<ironcase_domain::plan::Feature, bool>,
+}
+
+/// The organisation's quotas (limit, use, utilization, reset) and features.
+#[utoipa::path(get, path = "/api/v1/organization/usage", tag = "organization", security(("bearer" = [])),
+    responses((status = 200, body = UsageOut)))]
+pub async fn usage(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<UsageOut>> {
+    let u = s.app.usage(&p, &meta).await?;
+    Ok(axum::Json(UsageOut {
+        plan: u.plan,
+        quotas: u
+            .quotas
+            .into_iter()
+            .map(|q| QuotaOut {
+                quota: q.quota,
+                limit: q.limit,
+                used: q.used,
+                utilization_percent: match (q.used, q.limit) {
+                    (Some(u), Some(l)) if l > 0 => Some((u as f64 * 10_000.0 / l as f64).round() / 100.0),
+                    _ => None,
+                },
+                resets_at: q.resets_at,
+            })
+            .collect(),
+        features: u.features.into_iter().collect(),
+    }))
 }

@@ -88,6 +88,7 @@ impl TestApp {
             evidence_store: "local".to_owned(),
             s3_endpoint: None,
             s3_allow_http: false,
+            default_plan: ironcase_domain::plan::PlanName::Enterprise,
         };
         let mut cfg = cfg;
         tweak(&mut cfg);

@@ -13,6 +13,7 @@ mod malformed;
 mod members;
 mod ops;
 mod process;
+mod quotas;
 mod roles;
 mod search;
 mod tenancy;

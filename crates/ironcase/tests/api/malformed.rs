@@ -29,6 +29,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     let member = app.member(&owner, "m@example.com", "viewer", None).await;
     let key = app.post("/api/v1/api-keys", &owner.token, json!({ "name": "k", "role": "viewer" })).await.expect(201).str("id");
     let evd = app.upload(&owner.token, &inc, json!({ "name": "e.txt", "kind": "other" }), b"evidence".to_vec()).await.expect(201).str("id");
+    let org = app.get("/api/v1/organization", &owner.token).await.expect(200).str("id");
     let before_audit = app.get("/api/v1/audit/verify", &owner.token).await.body["entries"].as_i64().expect("entries");
 
     // (method, path, a body with wrong types and an unknown field, fields that must be named)
@@ -76,6 +77,13 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             vec!["action", "to", "reason", "x"],
         ),
         (Method::DELETE, format!("/api/v1/evidence/{evd}"), json!({ "reason": 5, "why": 1 }), vec!["reason", "why"]),
+        (
+            Method::PUT,
+            format!("/api/v1/admin/organizations/{org}/plan"),
+            json!({ "plan": "gold", "overrides": { "quotas": { "seats": 1 } }, "x": 1 }),
+            vec!["plan", "overrides", "x"],
+        ),
+        (Method::PATCH, format!("/api/v1/admin/organizations/{org}"), json!({ "status": "paused", "y": 1 }), vec!["status", "y"]),
     ];
     let if_match = [("if-match", "\"1\"")];
     for (m, path, wrong, fields) in &endpoints {
@@ -178,6 +186,9 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     // Nothing changed, and the server still serves.
     let list = app.get("/api/v1/incidents", &owner.token).await.expect(200);
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
+    let usage = app.get("/api/v1/organization/usage", &owner.token).await.expect(200);
+    assert_eq!(usage.body["plan"], "enterprise");
+    assert_eq!(app.get("/api/v1/organization", &owner.token).await.body["status"], "active");
     let e = app.get(&format!("/api/v1/evidence/{evd}"), &owner.token).await.expect(200);
     assert!(e.body["deleted_at"].is_null());
     let custody = app.get(&format!("/api/v1/evidence/{evd}/custody"), &owner.token).await.expect(200);

@@ -58,6 +58,9 @@ async fn openapi_document_and_docs_are_served_locally() {
         "/api/v1/evidence/{id}",
         "/api/v1/evidence/{id}/content",
         "/api/v1/evidence/{id}/custody",
+        "/api/v1/organization/usage",
+        "/api/v1/admin/organizations/{id}",
+        "/api/v1/admin/organizations/{id}/plan",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
     }

@@ -80,6 +80,19 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert_eq!(app.get("/api/v1/search?q=beta", &b.token).await.body["total"], 1);
     let iocs = app.get("/api/v1/iocs?value=beta-only.example", &a.token).await.expect(200);
     assert_eq!(iocs.body["items"], json!([]));
+    // Usage is the caller's own organisation's; an owner of beta cannot change plans or status.
+    let usage = app.get("/api/v1/organization/usage", &b.token).await.expect(200);
+    assert_eq!(
+        usage.body["quotas"].as_array().and_then(|q| q.iter().find(|q| q["quota"] == "incidents_per_month")).map(|q| q["used"].clone()),
+        Some(json!(1))
+    );
+    let a_org = app.get("/api/v1/organization", &a.token).await.expect(200).str("id");
+    app.send(Method::PUT, &format!("/api/v1/admin/organizations/{a_org}/plan"), Some(&b.token), Some(json!({ "plan": "free" })), &[])
+        .await
+        .problem(403, "forbidden");
+    app.send(Method::PATCH, &format!("/api/v1/admin/organizations/{a_org}"), Some(&b.token), Some(json!({ "status": "suspended" })), &[])
+        .await
+        .problem(403, "forbidden");
     let members = app.get("/api/v1/members", &a.token).await.expect(200);
     assert!(!members.body.to_string().contains(&b_member.id));
     let keys = app.get("/api/v1/api-keys", &a.token).await.expect(200);

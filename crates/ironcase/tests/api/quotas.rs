@@ -1,0 +1,244 @@
+//! Plans and quotas: exact limits under concurrency, monthly reset, plan
+//! changes and overrides, suspension, feature flags, the usage report.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// A new organisation on `plan` with `overrides`, and its logged-in owner.
+async fn org_on(app: &TestApp, operator: &User, slug: &str, plan: &str, overrides: Value) -> (String, User) {
+    let email = format!("owner@{slug}.test");
+    let r = app
+        .post(
+            "/api/v1/admin/organizations",
+            &operator.token,
+            json!({ "name": slug, "slug": slug, "plan": plan, "overrides": overrides,
+                    "owner": { "email": email, "name": "Owner", "password": PASSWORD } }),
+        )
+        .await
+        .expect(201);
+    assert_eq!(r.body["plan"], plan);
+    (r.str("id"), app.login(&email, PASSWORD, Some(slug)).await)
+}
+
+fn quota<'a>(usage: &'a Resp, name: &str) -> &'a Value {
+    usage.body["quotas"].as_array().expect("quotas").iter().find(|q| q["quota"] == name).expect("quota listed")
+}
+
+#[tokio::test]
+async fn fifty_creates_on_a_limit_of_ten_give_exactly_ten() {
+    let app = TestApp::spawn().await;
+    let op = app.admin().await;
+    let (_, owner) = org_on(&app, &op, "tight", "starter", json!({ "quotas": { "incidents_per_month": 10 } })).await;
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let (client, url, token) = (app.client.clone(), app.url("/api/v1/incidents"), owner.token.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "title": format!("race {n}"), "severity": "low", "category": "other" }))
+                .send()
+                .await
+                .expect("sent");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let (status, body) = t.await.expect("task");
+        match status {
+            201 => created += 1,
+            403 => {
+                assert_eq!(body["code"], "quota_exceeded", "{body}");
+                assert_eq!(body["quota"], "incidents_per_month");
+                assert_eq!(body["limit"], 10);
+                assert_eq!(body["used"], 10);
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created, 10);
+    let usage = app.get("/api/v1/organization/usage", &owner.token).await.expect(200);
+    let q = quota(&usage, "incidents_per_month");
+    assert_eq!((q["limit"].as_u64(), q["used"].as_u64(), q["utilization_percent"].as_f64()), (Some(10), Some(10), Some(100.0)));
+    assert!(q["resets_at"].is_string());
+    // Crossing 80% and 100% was recorded once each, in the audit log and the organisation's events.
+    for action in ["quota.warning", "quota.exceeded"] {
+        let a = app.get(&format!("/api/v1/audit?action={action}"), &owner.token).await.expect(200);
+        assert_eq!(a.body["items"].as_array().map(Vec::len), Some(1), "{action}: {}", a.body);
+    }
+    // Deleting does not give monthly capacity back; the next month does.
+    let list = app.get("/api/v1/incidents?limit=1", &owner.token).await.expect(200);
+    app.delete(&format!("/api/v1/incidents/{}", list.body["items"][0]["id"].as_str().expect("id")), &owner.token).await.expect(204);
+    app.post("/api/v1/incidents", &owner.token, json!({ "title": "t", "severity": "low", "category": "other" }))
+        .await
+        .problem(403, "quota_exceeded");
+    app.clock.advance_secs(32 * 24 * 3600);
+    let owner = app.login("owner@tight.test", PASSWORD, Some("tight")).await;
+    app.post("/api/v1/incidents", &owner.token, json!({ "title": "new month", "severity": "low", "category": "other" })).await.expect(201);
+    let usage = app.get("/api/v1/organization/usage", &owner.token).await.expect(200);
+    assert_eq!(quota(&usage, "incidents_per_month")["used"], 1);
+}
+
+#[tokio::test]
+async fn members_and_storage_hold_exactly_under_concurrency() {
+    let app = TestApp::spawn().await;
+    let op = app.admin().await;
+    // Free: 3 members (the owner is one).
+    let (_, owner) =
+        org_on(&app, &op, "small", "free", json!({ "features": { "api_access": true }, "quotas": { "storage_bytes": 10000 } })).await;
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        let (client, url, token) = (app.client.clone(), app.url("/api/v1/members"), owner.token.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({ "email": format!("m{n}@small.test"), "name": "m", "role": "viewer", "password": PASSWORD });
+            client.post(url).bearer_auth(token).json(&body).send().await.expect("sent").status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.expect("task"));
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 2, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 403).count(), 8, "{statuses:?}");
+    // Removing a member frees a place.
+    let members = app.get("/api/v1/members", &owner.token).await.expect(200);
+    let viewer = members.body["items"].as_array().expect("items").iter().find(|m| m["role"] == "viewer").expect("a viewer")["user_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.delete(&format!("/api/v1/members/{viewer}"), &owner.token).await.expect(204);
+    app.post("/api/v1/members", &owner.token, json!({ "email": "late@small.test", "name": "l", "role": "viewer", "password": PASSWORD }))
+        .await
+        .expect(201);
+
+    // Storage: 10,000 bytes, ten concurrent 3,000-byte files: exactly three fit.
+    let inc = app.incident(&owner, "files").await.str("id");
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        let form = reqwest::multipart::Form::new()
+            .part("metadata", reqwest::multipart::Part::text(json!({ "name": format!("f{n}"), "kind": "other" }).to_string()))
+            .part("file", reqwest::multipart::Part::bytes(vec![n as u8; 3000]).file_name("f"));
+        let req = app.client.post(app.url(&format!("/api/v1/incidents/{inc}/evidence"))).bearer_auth(&owner.token).multipart(form);
+        tasks.push(tokio::spawn(async move { req.send().await.expect("sent").status().as_u16() }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.expect("task"));
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 3, "{statuses:?}");
+    assert_eq!(app.blob_files().len(), 3, "refused uploads leave no blob");
+    let usage = app.get("/api/v1/organization/usage", &owner.token).await.expect(200);
+    assert_eq!(quota(&usage, "storage_bytes")["used"], 9000);
+    assert_eq!(quota(&usage, "members")["used"], 3);
+}
+
+#[tokio::test]
+async fn plans_change_overrides_apply_and_suspension_stops_everything() {
+    let app = TestApp::spawn().await;
+    let op = app.admin().await;
+    let (id, owner) = org_on(&app, &op, "acme", "starter", json!({})).await;
+    let key = app.post("/api/v1/api-keys", &owner.token, json!({ "name": "siem", "role": "viewer" })).await.expect(201).str("key");
+    app.get("/api/v1/incidents", &key).await.expect(200);
+    for n in 0..3 {
+        app.incident(&owner, &format!("i{n}")).await;
+    }
+    let usage = app.get("/api/v1/organization/usage", &owner.token).await.expect(200);
+    assert_eq!(usage.body["plan"], "starter");
+    assert_eq!(quota(&usage, "members")["limit"], 10);
+    assert_eq!(usage.body["features"]["api_access"], true);
+    assert_eq!(usage.body["features"]["sso"], false);
+
+    // Down to free, with a tighter monthly limit than what is used: allowed,
+    // and creates wait. API access is not in free: the key stops working.
+    let plan = format!("/api/v1/admin/organizations/{id}/plan");
+    app.send(
+        reqwest::Method::PUT,
+        &plan,
+        Some(&op.token),
+        Some(json!({ "plan": "free", "overrides": { "quotas": { "incidents_per_month": 2 } } })),
+        &[],
+    )
+    .await
+    .expect(200);
+    app.post("/api/v1/incidents", &owner.token, json!({ "title": "t", "severity": "low", "category": "other" }))
+        .await
+        .problem(403, "quota_exceeded");
+    let r = app.get("/api/v1/incidents", &key).await.problem(403, "feature_not_in_plan");
+    assert_eq!(r.body["feature"], "api_access");
+    app.post("/api/v1/api-keys", &owner.token, json!({ "name": "k2", "role": "viewer" })).await.problem(403, "feature_not_in_plan");
+    // An override can lift any number: null is unlimited.
+    app.send(
+        reqwest::Method::PUT,
+        &plan,
+        Some(&op.token),
+        Some(json!({ "plan": "free", "overrides": { "quotas": { "incidents_per_month": null }, "features": { "api_access": true } } })),
+        &[],
+    )
+    .await
+    .expect(200);
+    app.incident(&owner, "unlimited now").await;
+    app.get("/api/v1/incidents", &key).await.expect(200);
+    let usage = app.get("/api/v1/organization/usage", &owner.token).await.expect(200);
+    assert!(quota(&usage, "incidents_per_month")["limit"].is_null());
+    assert_eq!(quota(&usage, "members")["limit"], 3);
+
+    // Suspended: every request of its members and keys is 403; the data stays.
+    let org = format!("/api/v1/admin/organizations/{id}");
+    app.send(reqwest::Method::PATCH, &org, Some(&op.token), Some(json!({ "status": "suspended" })), &[]).await.expect(200);
+    app.get("/api/v1/incidents", &owner.token).await.problem(403, "organization_suspended");
+    app.get("/api/v1/incidents", &key).await.problem(403, "organization_suspended");
+    app.send(reqwest::Method::PATCH, &org, Some(&op.token), Some(json!({ "status": "active" })), &[]).await.expect(200);
+    let list = app.get("/api/v1/incidents?limit=200", &owner.token).await.expect(200);
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(4));
+
+    // Operators only; unknown organisations are 404; the operator's own organisation cannot be suspended by them.
+    app.send(reqwest::Method::PUT, &plan, Some(&owner.token), Some(json!({ "plan": "enterprise" })), &[]).await.problem(403, "forbidden");
+    app.send(reqwest::Method::PATCH, &org, Some(&owner.token), Some(json!({ "status": "suspended" })), &[]).await.problem(403, "forbidden");
+    let missing = "/api/v1/admin/organizations/org_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b/plan";
+    app.send(reqwest::Method::PUT, missing, Some(&op.token), Some(json!({ "plan": "free" })), &[]).await.problem(404, "not_found");
+    app.send(reqwest::Method::PUT, "/api/v1/admin/organizations/nope/plan", Some(&op.token), Some(json!({ "plan": "free" })), &[])
+        .await
+        .problem(404, "not_found");
+    let own = op_org(&app, &op).await;
+    app.send(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/admin/organizations/{own}"),
+        Some(&op.token),
+        Some(json!({ "status": "inactive" })),
+        &[],
+    )
+    .await
+    .problem(409, "own_organization");
+    // Bad bodies change nothing.
+    for body in [
+        json!({ "plan": "platinum" }),
+        json!({ "plan": "free", "overrides": { "quotas": { "seats": 1 } } }),
+        json!({ "plan": "free", "x": 1 }),
+    ] {
+        app.send(reqwest::Method::PUT, &plan, Some(&op.token), Some(body), &[]).await.problem(422, "validation_failed");
+    }
+    app.send(reqwest::Method::PATCH, &org, Some(&op.token), Some(json!({ "status": "gone" })), &[]).await.problem(422, "validation_failed");
+    let usage = app.get("/api/v1/organization/usage", &owner.token).await.expect(200);
+    assert_eq!(usage.body["plan"], "free");
+    // Every change is audited in the organisation's log.
+    let a = app.get("/api/v1/audit?action=organization.plan", &owner.token).await.expect(200);
+    assert_eq!(a.body["items"].as_array().map(Vec::len), Some(2));
+}
+
+/// The operator's own organisation id.
+async fn op_org(app: &TestApp, op: &User) -> String {
+    app.get("/api/v1/organization", &op.token).await.expect(200).str("id")
+}
+
+#[tokio::test]
+async fn new_organisations_get_the_configured_default_plan() {
+    let app = TestApp::spawn_with(|c| c.default_plan = ironcase_domain::plan::PlanName::Free).await;
+    let op = app.admin().await;
+    let (_, owner) = app.org(&op, "dflt").await;
+    assert_eq!(app.get("/api/v1/organization/usage", &owner.token).await.expect(200).body["plan"], "free");
+    // The bootstrap organisation is enterprise whatever the default.
+    assert_eq!(app.get("/api/v1/organization/usage", &op.token).await.expect(200).body["plan"], "enterprise");
+}

@@ -14,6 +14,9 @@ use crate::{App, AppError, Principal, RequestMeta, Result};
 pub(crate) fn limits(c: &Conn, id: OrgId) -> Result<Limits> {
     let (plan, overrides, _) = org::plan_of(c, id)?;
     let plan = PlanName::parse(&plan).ok_or_else(|| AppError::Internal(format!("unknown plan {plan}")))?;
+    if overrides == "{}" {
+        return Ok(plan.defaults());
+    }
     let overrides: Overrides = serde_json::from_str(&overrides).map_err(|_| AppError::Internal("corrupt plan overrides".into()))?;
     Ok(plan.with(&overrides))
 }
@@ -61,15 +64,14 @@ pub(crate) fn charge_incident(c: &Conn, p: &Principal, meta: &RequestMeta, now: 
     let l = limits(c, p.org)?;
     let (period, _) = month(now);
     let q = Quota::IncidentsPerMonth;
-    let used = org::usage(c, p.org, q.as_str(), &period)?.max(0) as u64;
+    // Counted first: a refusal returns an error, and the request's savepoint
+    // takes the count back with everything else.
+    let after = org::usage_add(c, p.org, q.as_str(), &period, 1)?.max(0) as u64;
     if let Some(limit) = l.quota(q) {
-        if used + 1 > limit {
-            return Err(exceeded(q, limit, used));
+        if after > limit {
+            return Err(exceeded(q, limit, after - 1));
         }
-    }
-    org::usage_add(c, p.org, q.as_str(), &period, 1)?;
-    if let Some(limit) = l.quota(q) {
-        note_crossing(c, p, meta, now, Step { quota: q, before: used, after: used + 1, limit })?;
+        note_crossing(c, p, meta, now, Step { quota: q, before: after - 1, after, limit })?;
     }
     Ok(())
 }

@@ -123,6 +123,20 @@ impl App {
             .await
     }
 
+    /// Changes an organisation's plan, and makes this node read it afresh.
+    pub async fn org_change_plan(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        id: OrgId,
+        plan: PlanName,
+        overrides: Overrides,
+    ) -> Result<OrgRow> {
+        let row = self.org_set_plan(p, meta, id, plan, overrides).await?;
+        self.inner.api_limits.forget_plan(id);
+        Ok(row)
+    }
+
     /// Suspends, deactivates or reactivates an organisation (operators only).
     pub async fn org_set_status(&self, p: &Principal, meta: &RequestMeta, id: OrgId, status: OrgStatus) -> Result<OrgRow> {
         self.operator_only(p, meta).await?;

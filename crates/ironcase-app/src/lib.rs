@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod apikeys;
+pub mod apilimits;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -85,6 +86,8 @@ struct Inner {
     /// Limits login and refresh per source address (the per-account lockout
     /// is separate and lives in the database).
     auth_limiter: ratelimit::Limiter,
+    /// Per-credential and per-organisation limits from the plans.
+    api_limits: apilimits::ApiLimits,
 }
 
 impl App {
@@ -100,6 +103,7 @@ impl App {
         let tokens = auth::TokenKeys::load_or_create(&store, &master, clock.now()).await?;
         let dummy_hash = auth::hash_password("not a real password, only for timing".to_owned()).await?;
         let auth_limiter = ratelimit::Limiter::new(settings.auth_per_address, settings.limiter_max_keys);
+        let settings_max_keys = settings.limiter_max_keys;
         Ok(App {
             inner: Arc::new(Inner {
                 store,
@@ -111,6 +115,7 @@ impl App {
                 tokens,
                 dummy_hash,
                 auth_limiter,
+                api_limits: apilimits::ApiLimits::new(settings_max_keys),
             }),
         })
     }

@@ -20,6 +20,10 @@ impl Quota {
         Quota { burst: n, period_ms: 60_000 }
     }
 
+    pub const fn per_day(n: u32) -> Quota {
+        Quota { burst: n, period_ms: 86_400_000 }
+    }
+
     fn interval(self) -> i64 {
         (self.period_ms / i64::from(self.burst.max(1))).max(1)
     }
@@ -74,7 +78,12 @@ impl Limiter {
 
     /// Counts one request for `key` at `now` and says whether it may pass.
     pub fn check(&self, key: &str, now: Timestamp) -> Decision {
-        let (q, t, now) = (self.quota, self.quota.interval(), now.0);
+        self.check_with(key, self.quota, now)
+    }
+
+    /// As [`Limiter::check`], with the quota of this key (plans differ).
+    pub fn check_with(&self, key: &str, q: Quota, now: Timestamp) -> Decision {
+        let (t, now) = (q.interval(), now.0);
         let Ok(mut map) = self.shards[shard_of(key)].lock() else {
             // A poisoned shard must not take the service down: let it pass.
             return Decision { allowed: true, limit: q.burst, remaining: q.burst, reset_secs: 0, retry_after_secs: None };

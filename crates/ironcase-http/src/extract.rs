@@ -171,6 +171,19 @@ impl QueryParams {
     }
 }
 
+/// The bearer token (an access token or an API key) of a request, if any.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    value.and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// Request facts for the audit log, from the request's parts.
+pub(crate) fn request_meta(parts_ext: &axum::http::Extensions, headers: &axum::http::HeaderMap) -> RequestMeta {
+    let ip = parts_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
+    RequestMeta { request_id: current_request_id(), source_ip: ip, user_agent: ua }
+}
+
 /// The authenticated caller. Missing or bad credentials are 401.
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
@@ -179,10 +192,7 @@ impl FromRequestParts<AppState> for Principal {
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(p.clone());
         }
-        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let token =
-            value.and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(str::trim).filter(|t| !t.is_empty());
-        let Some(token) = token else { return Err(ironcase_app::AppError::Unauthenticated.into()) };
+        let Some(token) = bearer(&parts.headers) else { return Err(ironcase_app::AppError::Unauthenticated.into()) };
         let p = state.app.authenticate(token).await?;
         parts.extensions.insert(p.clone());
         Ok(p)
@@ -196,8 +206,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
-        Ok(Meta(RequestMeta { request_id: current_request_id(), source_ip: ip, user_agent: ua }))
+        Ok(Meta(request_meta(&parts.extensions, &parts.headers)))
     }
 }

@@ -73,6 +73,39 @@ fn rate_headers(res: &mut Response, d: &ironcase_app::ratelimit::Decision) {
     }
 }
 
+/// Limits every authenticated API request by its credential and its
+/// organisation, as the organisation's plan says. The caller is authenticated
+/// here (and handed to the handler); a request that does not authenticate
+/// passes through to be refused by its handler.
+pub async fn limit_api(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(token) = crate::extract::bearer(req.headers()).map(str::to_owned) else { return next.run(req).await };
+    let Ok(p) = state.app.authenticate(&token).await else { return next.run(req).await };
+    let meta = crate::extract::request_meta(req.extensions(), req.headers());
+    let decision = state.app.check_api_rate(&p, &meta).await;
+    req.extensions_mut().insert(p);
+    match decision {
+        Ok(None) => next.run(req).await,
+        Ok(Some(d)) => {
+            let mut res = next.run(req).await;
+            rate_headers(&mut res, &d);
+            res
+        }
+        Err(d) => {
+            state.metrics.rate_limited("api");
+            let mut res = axum::response::IntoResponse::into_response(crate::error::ApiError {
+                retry_after: d.retry_after_secs,
+                ..crate::error::ApiError::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "this credential or organization is over its plan's request rate; try again later",
+                )
+            });
+            rate_headers(&mut res, &d);
+            res
+        }
+    }
+}
+
 /// Limits the unauthenticated auth routes per source address. The address is
 /// the TCP peer: `X-Forwarded-For` is not trusted until trusted proxies can be
 /// configured.

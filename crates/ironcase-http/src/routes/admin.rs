@@ -107,7 +107,7 @@ pub async fn set_plan(
     Path(id): Path<String>,
     Json(b): Json<SetPlan>,
 ) -> ApiResult<axum::Json<OrganizationOut>> {
-    let row = s.app.org_set_plan(&p, &meta, org_id(&id)?, b.plan, b.overrides.unwrap_or_default()).await?;
+    let row = s.app.org_change_plan(&p, &meta, org_id(&id)?, b.plan, b.overrides.unwrap_or_default()).await?;
     Ok(axum::Json(row.into()))
 }
 

@@ -30,7 +30,8 @@ pub fn router(state: AppState) -> Router {
         .merge(iocs::router())
         .merge(evidence::router())
         .merge(audit::router())
-        .merge(search::router());
+        .merge(search::router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())

@@ -87,8 +87,14 @@ async fn members_and_storage_hold_exactly_under_concurrency() {
     let app = TestApp::spawn().await;
     let op = app.admin().await;
     // Free: 3 members (the owner is one).
-    let (_, owner) =
-        org_on(&app, &op, "small", "free", json!({ "features": { "api_access": true }, "quotas": { "storage_bytes": 10000 } })).await;
+    let (_, owner) = org_on(
+        &app,
+        &op,
+        "small",
+        "free",
+        json!({ "features": { "api_access": true }, "quotas": { "storage_bytes": 10000, "api_per_minute": null } }),
+    )
+    .await;
     let mut tasks = Vec::new();
     for n in 0..10 {
         let (client, url, token) = (app.client.clone(), app.url("/api/v1/members"), owner.token.clone());
@@ -158,7 +164,7 @@ async fn plans_change_overrides_apply_and_suspension_stops_everything() {
         reqwest::Method::PUT,
         &plan,
         Some(&op.token),
-        Some(json!({ "plan": "free", "overrides": { "quotas": { "incidents_per_month": 2 } } })),
+        Some(json!({ "plan": "free", "overrides": { "quotas": { "incidents_per_month": 2, "api_per_minute": null } } })),
         &[],
     )
     .await
@@ -174,7 +180,10 @@ async fn plans_change_overrides_apply_and_suspension_stops_everything() {
         reqwest::Method::PUT,
         &plan,
         Some(&op.token),
-        Some(json!({ "plan": "free", "overrides": { "quotas": { "incidents_per_month": null }, "features": { "api_access": true } } })),
+        Some(json!({
+            "plan": "free",
+            "overrides": { "quotas": { "incidents_per_month": null, "api_per_minute": null }, "features": { "api_access": true } }
+        })),
         &[],
     )
     .await
@@ -241,4 +250,51 @@ async fn new_organisations_get_the_configured_default_plan() {
     assert_eq!(app.get("/api/v1/organization/usage", &owner.token).await.expect(200).body["plan"], "free");
     // The bootstrap organisation is enterprise whatever the default.
     assert_eq!(app.get("/api/v1/organization/usage", &op.token).await.expect(200).body["plan"], "enterprise");
+}
+
+#[tokio::test]
+async fn plan_rate_limits_per_credential_and_organisation() {
+    let app = TestApp::spawn().await;
+    app.clock.freeze();
+    let op = app.admin().await;
+    // Free: 10 requests a minute; a day's allowance of 15 to reach within the test.
+    let (_, owner) =
+        org_on(&app, &op, "busy", "free", json!({ "quotas": { "api_per_day": 15 }, "features": { "api_access": true } })).await;
+    // Logging in read `/auth/me` once: 9 left this minute.
+    let mut remaining = Vec::new();
+    for _ in 0..9 {
+        let r = app.get("/api/v1/incidents", &owner.token).await.expect(200);
+        assert_eq!(r.header("ratelimit-limit"), Some("10"));
+        assert_eq!(r.header("x-ratelimit-limit"), Some("10"));
+        assert!(r.header("ratelimit-reset").is_some());
+        remaining.push(r.header("ratelimit-remaining").and_then(|v| v.parse::<u32>().ok()).expect("remaining"));
+    }
+    assert_eq!(remaining, [8, 7, 6, 5, 4, 3, 2, 1, 0]);
+    for _ in 0..3 {
+        let r = app.get("/api/v1/incidents", &owner.token).await.problem(429, "rate_limited");
+        assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+        assert!(r.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| (1..=60).contains(&s)));
+    }
+    // A minute later the minute's allowance is back; the day's (15, 10 spent) is not.
+    app.clock.advance_secs(61);
+    for _ in 0..5 {
+        app.get("/api/v1/incidents", &owner.token).await.expect(200);
+    }
+    let r = app.get("/api/v1/incidents", &owner.token).await.problem(429, "rate_limited");
+    assert!(
+        r.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s > 60),
+        "the day's limit: {:?}",
+        r.header("retry-after")
+    );
+    // Rejections are audited once per credential, class and window, not per request.
+    let op_view = app.get("/api/v1/audit?action=rate_limit.rejected", &op.token).await.expect(200);
+    assert_eq!(op_view.body["items"], json!([]), "audited in the limited organisation, not elsewhere");
+    // Enterprise (the bootstrap organisation) has no rate limit: no headers.
+    let r = app.get("/api/v1/incidents", &op.token).await.expect(200);
+    assert_eq!(r.header("ratelimit-limit"), None);
+    app.clock.advance_secs(24 * 3600);
+    let owner = app.login("owner@busy.test", PASSWORD, Some("busy")).await;
+    let audit = app.get("/api/v1/audit?action=rate_limit.rejected", &owner.token).await.expect(200);
+    let classes: Vec<&str> = audit.body["items"].as_array().expect("items").iter().filter_map(|e| e["details"]["class"].as_str()).collect();
+    assert_eq!(classes, ["organization_day", "credential_minute"]);
 }

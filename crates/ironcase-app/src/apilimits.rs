@@ -20,7 +20,8 @@ const PLAN_TTL_MS: i64 = 1_000;
 pub(crate) struct ApiLimits {
     minute: Limiter,
     day: Limiter,
-    plans: Mutex<HashMap<OrgId, (Limits, i64)>>,
+    /// Per organisation: (per minute, per day) and when they were read.
+    plans: Mutex<HashMap<OrgId, (Rates, i64)>>,
     /// (credential, class) → the window last audited.
     audited: Mutex<HashMap<(String, &'static str), i64>>,
 }
@@ -42,6 +43,31 @@ impl ApiLimits {
     }
 }
 
+/// An organisation's request rates; `None`: unlimited.
+#[derive(Debug, Clone, Copy)]
+struct Rates {
+    per_minute: Option<Quota>,
+    per_day: Option<Quota>,
+}
+
+impl Rates {
+    fn of(l: &Limits) -> Rates {
+        Rates {
+            per_minute: quota(l.quota(PlanQuota::ApiPerMinute), Quota::per_minute),
+            per_day: quota(l.quota(PlanQuota::ApiPerDay), Quota::per_day),
+        }
+    }
+}
+
+/// A refused request: what to answer, and what to audit.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub decision: Decision,
+    class: &'static str,
+    window: i64,
+    credential: String,
+}
+
 fn quota(n: Option<u64>, f: fn(u32) -> Quota) -> Option<Quota> {
     n.map(|n| f(u32::try_from(n).unwrap_or(u32::MAX).max(1)))
 }
@@ -57,66 +83,63 @@ fn tighter(a: Decision, b: Decision) -> Decision {
 }
 
 impl App {
-    async fn plan_limits(&self, org: OrgId, now: Timestamp) -> Result<Limits> {
-        if let Some((l, at)) = self.inner.api_limits.plans.lock().ok().and_then(|m| m.get(&org).cloned()) {
+    async fn rates(&self, org: OrgId, now: Timestamp) -> Result<Rates> {
+        if let Some((r, at)) = self.inner.api_limits.plans.lock().ok().and_then(|m| m.get(&org).copied()) {
             if now.0 - at < PLAN_TTL_MS {
-                return Ok(l);
+                return Ok(r);
             }
         }
         let l = self.store().read_now(|c| crate::quotas::limits(c, org)).await?;
+        let r = Rates::of(&l);
         if let Ok(mut m) = self.inner.api_limits.plans.lock() {
             if m.len() > 100_000 {
                 m.clear();
             }
-            m.insert(org, (l.clone(), now.0));
+            m.insert(org, (r, now.0));
         }
-        Ok(l)
+        Ok(r)
     }
 
     /// Counts one API request of `p`. `Ok(None)`: its plan has no rate limits.
-    /// `Ok(Some(d))`: allowed, with what the headers say. `Err(d)`: refused.
-    pub async fn check_api_rate(&self, p: &Principal, meta: &RequestMeta) -> Result<Option<Decision>, Decision> {
+    /// `Ok(Some(d))`: allowed, with what the headers say. `Err(_)`: refused;
+    /// hand it to [`App::api_rate_refused`].
+    pub async fn check_api_rate(&self, p: &Principal) -> Result<Option<Decision>, Rejection> {
         let now = self.clock().now();
-        let Ok(l) = self.plan_limits(p.org, now).await else { return Ok(None) };
-        let per_minute = quota(l.quota(PlanQuota::ApiPerMinute), Quota::per_minute);
-        let per_day = quota(l.quota(PlanQuota::ApiPerDay), Quota::per_day);
+        let Ok(rates) = self.rates(p.org, now).await else { return Ok(None) };
+        if rates.per_minute.is_none() && rates.per_day.is_none() {
+            return Ok(None);
+        }
         let credential = match p.session {
             Some(s) => s.to_string(),
             None => p.actor_id(),
         };
         let mut answer: Option<Decision> = None;
-        let mut refused: Option<(&'static str, i64)> = None;
         let checks = [
-            (per_minute, &self.inner.api_limits.minute, format!("cred:{credential}"), "credential_minute", 60_000),
-            (per_minute, &self.inner.api_limits.minute, format!("org:{}", p.org), "organization_minute", 60_000),
-            (per_day, &self.inner.api_limits.day, format!("org:{}", p.org), "organization_day", 86_400_000),
+            (rates.per_minute, &self.inner.api_limits.minute, "cred:", credential.as_str(), "credential_minute", 60_000),
+            (rates.per_minute, &self.inner.api_limits.minute, "org:", "", "organization_minute", 60_000),
+            (rates.per_day, &self.inner.api_limits.day, "org:", "", "organization_day", 86_400_000),
         ];
-        for (q, limiter, key, class, window) in checks {
+        let org = p.org.to_string();
+        for (q, limiter, prefix, id, class, window) in checks {
             let Some(q) = q else { continue };
+            let key = format!("{prefix}{}", if id.is_empty() { org.as_str() } else { id });
             let d = limiter.check_with(&key, q, now);
             answer = Some(answer.map_or(d, |a| tighter(a, d)));
             if !d.allowed {
-                refused = Some((class, window));
-                break;
+                return Err(Rejection { decision: d, class, window: now.0 / window, credential: credential.clone() });
             }
         }
-        match (answer, refused) {
-            (Some(d), Some((class, window))) => {
-                self.audit_rejection(p, meta, &credential, class, now.0 / window, d).await;
-                Err(d)
-            }
-            (d, _) => Ok(d),
-        }
+        Ok(answer)
     }
 
-    /// Audits a rejection once per credential, class and window.
-    async fn audit_rejection(&self, p: &Principal, meta: &RequestMeta, credential: &str, class: &'static str, window: i64, d: Decision) {
+    /// Audits a refusal, at most once per credential, class and window.
+    pub async fn api_rate_refused(&self, p: &Principal, meta: &RequestMeta, r: &Rejection) {
         let first = match self.inner.api_limits.audited.lock() {
             Ok(mut m) => {
                 if m.len() > 100_000 {
                     m.clear();
                 }
-                m.insert((credential.to_owned(), class), window) != Some(window)
+                m.insert((r.credential.clone(), r.class), r.window) != Some(r.window)
             }
             Err(_) => false,
         };
@@ -124,8 +147,14 @@ impl App {
             return;
         }
         let now = self.clock().now();
-        let mut e =
-            crate::audit::by(p, meta, now, "rate_limit.rejected", ("credential", credential), json!({ "class": class, "limit": d.limit }));
+        let mut e = crate::audit::by(
+            p,
+            meta,
+            now,
+            "rate_limit.rejected",
+            ("credential", &r.credential),
+            json!({ "class": r.class, "limit": r.decision.limit }),
+        );
         e.outcome = "denied".into();
         if let Err(err) = self.write_audit(e).await {
             tracing::error!(error = %err, "could not audit a rate-limit rejection");

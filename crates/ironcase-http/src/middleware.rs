@@ -80,8 +80,11 @@ fn rate_headers(res: &mut Response, d: &ironcase_app::ratelimit::Decision) {
 pub async fn limit_api(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(token) = crate::extract::bearer(req.headers()).map(str::to_owned) else { return next.run(req).await };
     let Ok(p) = state.app.authenticate(&token).await else { return next.run(req).await };
-    let meta = crate::extract::request_meta(req.extensions(), req.headers());
-    let decision = state.app.check_api_rate(&p, &meta).await;
+    let decision = state.app.check_api_rate(&p).await;
+    if let Err(r) = &decision {
+        let meta = crate::extract::request_meta(req.extensions(), req.headers());
+        state.app.api_rate_refused(&p, &meta, r).await;
+    }
     req.extensions_mut().insert(p);
     match decision {
         Ok(None) => next.run(req).await,
@@ -90,7 +93,8 @@ pub async fn limit_api(State(state): State<AppState>, mut req: Request, next: Ne
             rate_headers(&mut res, &d);
             res
         }
-        Err(d) => {
+        Err(r) => {
+            let d = r.decision;
             state.metrics.rate_limited("api");
             let mut res = axum::response::IntoResponse::into_response(crate::error::ApiError {
                 retry_after: d.retry_after_secs,

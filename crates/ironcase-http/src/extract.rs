@@ -179,7 +179,10 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 /// Request facts for the audit log, from the request's parts.
 pub(crate) fn request_meta(parts_ext: &axum::http::Extensions, headers: &axum::http::HeaderMap) -> RequestMeta {
-    let ip = parts_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let ip = parts_ext
+        .get::<crate::middleware::ClientIp>()
+        .map(|c| c.0.to_string())
+        .or_else(|| parts_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()));
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
     RequestMeta { request_id: current_request_id(), source_ip: ip, user_agent: ua }
 }

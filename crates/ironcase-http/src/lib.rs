@@ -8,6 +8,7 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod proxy;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -30,11 +31,13 @@ pub struct AppState {
 pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<proxy::Cidr>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { max_body_bytes: 1024 * 1024 }
+        HttpConfig { max_body_bytes: 1024 * 1024, trusted_proxies: Vec::new() }
     }
 }
 

@@ -24,8 +24,16 @@ fn sane_id(v: &HeaderValue) -> Option<String> {
     (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_owned())
 }
 
-pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The client's address, as [`crate::proxy::client_ip`] found it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+pub async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    if let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
+        let ip = crate::proxy::client_ip(peer, req.headers(), &state.config.trusted_proxies);
+        req.extensions_mut().insert(ClientIp(ip));
+    }
     let id = req.headers().get(REQUEST_ID_HEADER).and_then(sane_id).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     let method = req.method().clone();
     let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
@@ -110,11 +118,10 @@ pub async fn limit_api(State(state): State<AppState>, mut req: Request, next: Ne
     }
 }
 
-/// Limits the unauthenticated auth routes per source address. The address is
-/// the TCP peer: `X-Forwarded-For` is not trusted until trusted proxies can be
-/// configured.
+/// Limits the unauthenticated auth routes per source address (the client's,
+/// through trusted proxies).
 pub async fn limit_auth_by_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let address = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let address = req.extensions().get::<ClientIp>().map(|c| c.0.to_string()).unwrap_or_default();
     let d = state.app.check_auth_rate(&address);
     if !d.allowed {
         state.metrics.rate_limited("auth");

@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// Size of the evidence file moved each way by `--seeded`, in MiB.
     #[arg(long, default_value_t = 2048)]
     pub evidence_mib: u64,
+    /// Instead of load phases, micro-benchmarks in this process: the
+    /// rate-limit check, the permission check, and a million limiter keys.
+    #[arg(long)]
+    pub micro: bool,
 }
 
 struct Server {
@@ -271,6 +275,9 @@ fn incident_body(n: u64) -> Value {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if args.micro {
+        return run_micro();
+    }
     if let Some(dir) = args.seeded.clone() {
         return run_seeded(&args, &dir).await;
     }
@@ -540,4 +547,77 @@ fn form_urlencoded(v: &str) -> String {
         }
     }
     out
+}
+
+/// This process's private resident memory, in MB.
+fn own_rss_mb() -> f64 {
+    rss_mb(std::process::id())
+}
+
+/// Nanoseconds per call of `f`, over `n` calls.
+fn ns_per(n: u64, mut f: impl FnMut(u64)) -> f64 {
+    let t = Instant::now();
+    for i in 0..n {
+        f(i);
+    }
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// `ironcase bench --micro`.
+fn run_micro() -> anyhow::Result<std::process::ExitCode> {
+    use ironcase_app::ratelimit::{Limiter, Quota};
+    use ironcase_app::{Actor, Principal};
+    use ironcase_domain::{Permission, Role, Timestamp, UserId};
+    use std::hint::black_box;
+
+    println!("ironcase bench --micro: one thread, release build");
+    let now = Timestamp(1_800_000_000_000);
+    let limiter = Limiter::new(Quota::per_minute(1_000_000), 1_100_000);
+    let keys: Vec<String> = (0..10_000).map(|i| format!("cred:ses_{i:032x}")).collect();
+    let q = Quota::per_minute(1_000);
+    let ns = ns_per(5_000_000, |i| {
+        black_box(limiter.check_with(&keys[(i % 10_000) as usize], q, Timestamp(now.0 + (i / 10_000) as i64)));
+    });
+    println!("rate-limit check (10,000 hot keys)        {ns:>8.1} ns/check   (target <= 1,000 ns)");
+
+    let me = UserId::new();
+    let p = Principal {
+        org: ironcase_domain::OrgId::new(),
+        actor: Actor::User(me),
+        role: Role::Analyst,
+        session: None,
+        is_operator: false,
+        tlp_max: None,
+    };
+    let other = UserId::new();
+    let ns = ns_per(50_000_000, |i| {
+        let reporter = if i % 2 == 0 { me } else { other };
+        black_box(p.may_on_incident(black_box(Permission::IncidentUpdate), reporter, None));
+    });
+    println!("permission check (role table + condition) {ns:>8.1} ns/check   (target <= 500 ns)");
+
+    let before = own_rss_mb();
+    let big = Limiter::new(Quota::per_minute(30), 1_000_000);
+    let t = Instant::now();
+    for i in 0..1_000_000u64 {
+        big.check(&format!("{}.{}.{}.{}", 10 + (i >> 24), (i >> 16) & 255, (i >> 8) & 255, i & 255), now);
+    }
+    let after = own_rss_mb();
+    println!(
+        "1,000,000 distinct keys                   {:>8.1} MB   ({} keys held, {:.0} ns/insert; target <= 150 MB)",
+        after - before,
+        big.len(),
+        t.elapsed().as_nanos() as f64 / 1e6
+    );
+    // A minute later every key is idle: a new flood replaces them, the count stays bounded.
+    let later = Timestamp(now.0 + 61_000);
+    for i in 0..1_000_000u64 {
+        big.check(&format!("new-{i}"), later);
+    }
+    println!(
+        "another 1,000,000 keys a minute later      {:>8} keys held (bounded at 1,000,000; idle keys evicted), {:.1} MB now",
+        big.len(),
+        own_rss_mb() - before
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// professional or enterprise [default: enterprise]
     #[arg(long, env = "IRONCASE_DEFAULT_PLAN", value_parser = parse_plan)]
     pub default_plan: Option<PlanName>,
+    /// Proxies whose X-Forwarded-For is believed, comma-separated addresses
+    /// or ranges (10.0.0.0/8,::1) [default: none]
+    #[arg(long, env = "IRONCASE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 fn parse_plan(s: &str) -> Result<PlanName, String> {
@@ -69,6 +73,7 @@ struct FileConfig {
     s3_endpoint: Option<String>,
     s3_allow_http: Option<bool>,
     default_plan: Option<PlanName>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// The resolved configuration.
@@ -84,6 +89,8 @@ pub struct Config {
     pub s3_endpoint: Option<String>,
     pub s3_allow_http: bool,
     pub default_plan: PlanName,
+    /// Addresses or ranges whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Config {
@@ -99,6 +106,7 @@ impl Config {
             s3_endpoint: None,
             s3_allow_http: false,
             default_plan: PlanName::Enterprise,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -118,6 +126,7 @@ impl Config {
             s3_endpoint: args.s3_endpoint.or(file.s3_endpoint),
             s3_allow_http: args.s3_allow_http.or(file.s3_allow_http).unwrap_or(false),
             default_plan: args.default_plan.or(file.default_plan).unwrap_or(PlanName::Enterprise),
+            trusted_proxies: args.trusted_proxies.or(file.trusted_proxies).unwrap_or_default(),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -125,6 +134,9 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        for p in &self.trusted_proxies {
+            anyhow::ensure!(ironcase_http::proxy::Cidr::parse(p).is_some(), "trusted_proxies: `{p}` is not an address or range");
+        }
         anyhow::ensure!(
             self.evidence_store == "local" || self.evidence_store.starts_with("s3://"),
             "evidence_store must be `local` or s3://bucket[/prefix]"

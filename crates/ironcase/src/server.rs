@@ -78,7 +78,8 @@ pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
     let (app, initial_password_file) = open(cfg, clock).await?;
     let listener = tokio::net::TcpListener::bind(cfg.bind).await.with_context(|| format!("binding {}", cfg.bind))?;
     let addr = listener.local_addr()?;
-    let router = ironcase_http::router(app.clone(), HttpConfig { max_body_bytes: cfg.max_body_bytes });
+    let trusted_proxies = cfg.trusted_proxies.iter().filter_map(|p| ironcase_http::proxy::Cidr::parse(p)).collect();
+    let router = ironcase_http::router(app.clone(), HttpConfig { max_body_bytes: cfg.max_body_bytes, trusted_proxies });
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(ironcase_http::serve(listener, router, async move {
         let _ = stopped.await;

@@ -89,6 +89,7 @@ impl TestApp {
             s3_endpoint: None,
             s3_allow_http: false,
             default_plan: ironcase_domain::plan::PlanName::Enterprise,
+            trusted_proxies: Vec::new(),
         };
         let mut cfg = cfg;
         tweak(&mut cfg);

@@ -86,3 +86,18 @@ async fn openapi_snapshot() {
         "docs/openapi.json differs from the served document; review the change and run IRONCASE_UPDATE_OPENAPI=1 cargo test openapi_snapshot"
     );
 }
+
+/// `X-Forwarded-For` is believed only from configured trusted proxies: the
+/// audit log's source address and the per-address limits use what they say.
+#[tokio::test]
+async fn forwarded_addresses_only_from_trusted_proxies() {
+    for (trusted, expected) in [(vec!["127.0.0.1/32".to_owned()], "203.0.113.7"), (vec![], "127.0.0.1")] {
+        let app = TestApp::spawn_with(|c| c.trusted_proxies = trusted).await;
+        let body = serde_json::json!({ "email": "admin@localhost", "password": app.admin_password });
+        let xff = [("x-forwarded-for", "198.51.100.1, 203.0.113.7")];
+        let r = app.send(Method::POST, "/api/v1/auth/login", None, Some(body), &xff).await.expect(200);
+        let token = r.str("access_token");
+        let audit = app.get("/api/v1/audit?action=auth.login", &token).await.expect(200);
+        assert_eq!(audit.body["items"][0]["source_ip"], expected, "{}", audit.body);
+    }
+}

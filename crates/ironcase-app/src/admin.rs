@@ -26,6 +26,8 @@ pub struct NewOrganization {
     /// Without it, the configured default plan.
     pub plan: Option<PlanName>,
     pub overrides: Option<Overrides>,
+    /// The organisation's parent (an MSSP, say), if any.
+    pub parent: Option<OrgId>,
 }
 
 impl App {
@@ -66,8 +68,15 @@ impl App {
         let plan = input.plan.unwrap_or(self.settings().default_plan);
         let overrides = input.overrides.unwrap_or_default();
         let overrides_json = serde_json::to_string(&overrides).map_err(|e| AppError::Internal(e.to_string()))?;
-        let row =
-            OrgRow { id: OrgId::new(), slug, name, plan: plan.as_str().into(), status: "active".into(), parent_id: None, created_at: now };
+        let row = OrgRow {
+            id: OrgId::new(),
+            slug,
+            name,
+            plan: plan.as_str().into(),
+            status: "active".into(),
+            parent_id: input.parent,
+            created_at: now,
+        };
         let new_user = hash.map(|h| UserRow {
             id: UserId::new(),
             email: email.clone(),
@@ -82,6 +91,11 @@ impl App {
             .write(move |c| {
                 if org::find_org_by_slug(c, &row.slug)?.is_some() {
                     return Err(AppError::Conflict { code: "slug_taken", detail: format!("the slug {} is taken", row.slug) });
+                }
+                if let Some(parent) = row.parent_id {
+                    if let Err(ironcase_store::StoreError::NotFound) = org::get_org(c, parent) {
+                        return Err(ValidationErrors::one("parent_id", "no such organization").into());
+                    }
                 }
                 org::insert_org(c, &row)?;
                 org::set_plan(c, row.id, &row.plan, &overrides_json)?;

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod crypto;
 pub mod error;
 pub mod evidence;
+pub mod hierarchy;
 pub mod incidents;
 pub mod iocs;
 pub mod members;

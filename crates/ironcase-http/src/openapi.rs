@@ -12,6 +12,8 @@ use crate::routes;
         routes::ops::healthz, routes::ops::readyz, routes::ops::metrics,
         routes::auth::login, routes::auth::refresh, routes::auth::logout, routes::auth::me,
         routes::admin::create, routes::admin::list, routes::admin::set_plan, routes::admin::set_status, routes::members::usage,
+        routes::hierarchy::children, routes::hierarchy::set_parent_access, routes::hierarchy::child_incidents,
+        routes::hierarchy::child_incident, routes::hierarchy::child_evidence, routes::hierarchy::child_audit,
         routes::members::organization, routes::members::list, routes::members::add, routes::members::set_role, routes::members::remove,
         routes::apikeys::create, routes::apikeys::list, routes::apikeys::revoke, routes::apikeys::rotate,
         routes::incidents::create, routes::incidents::list, routes::incidents::read, routes::incidents::update, routes::incidents::remove,

@@ -249,6 +249,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "search_per_incident", include_str!("../migrations/sqlite/0005_search_per_incident.sql")),
     (6, "api_key_tlp", include_str!("../migrations/sqlite/0006_api_key_tlp.sql")),
     (7, "plans", include_str!("../migrations/sqlite/0007_plans.sql")),
+    (8, "hierarchy", include_str!("../migrations/sqlite/0008_hierarchy.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

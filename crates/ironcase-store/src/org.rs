@@ -63,6 +63,27 @@ pub fn count_orgs(c: &Conn) -> Result<i64> {
     Ok(c.query_row("select count(*) from organization", [], |r| r.get(0))?)
 }
 
+/// Whether the organisation lets its parent read its data.
+pub fn parent_access(c: &Conn, id: OrgId) -> Result<bool> {
+    query_one(c, "select parent_access from organization where organization_id = ?", [id.to_string()], |r| Ok(r.get::<_, i64>(0)? != 0))
+}
+
+pub fn set_parent_access(c: &Conn, id: OrgId, granted: bool) -> Result<()> {
+    exec(c, "update organization set parent_access = ? where organization_id = ?", params![i64::from(granted), id.to_string()])?;
+    Ok(())
+}
+
+/// The organisation's children, with whether each lets it read.
+pub fn children(c: &Conn, parent: OrgId) -> Result<Vec<(OrgRow, bool)>> {
+    query_map(
+        c,
+        "select organization_id, slug, name, plan, status, parent_id, created_at, parent_access from organization \
+         where parent_id = ? order by created_at, organization_id",
+        [parent.to_string()],
+        |r| Ok((org(r)?, r.get::<_, i64>("parent_access")? != 0)),
+    )
+}
+
 /// The organisation's plan, its overrides (JSON) and its status.
 pub fn plan_of(c: &Conn, id: OrgId) -> Result<(String, String, String)> {
     query_one(c, "select plan, plan_overrides, status from organization where organization_id = ?", [id.to_string()], |r| {

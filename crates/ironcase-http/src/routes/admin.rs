@@ -45,6 +45,10 @@ pub struct CreateOrganization {
     /// Changes to the plan's quotas and features; a quota of `null` is unlimited.
     #[serde(default)]
     pub overrides: Option<Overrides>,
+    /// The parent organisation (an MSSP hosting this customer, say). The
+    /// child decides whether the parent may read its data.
+    #[serde(default)]
+    pub parent_id: Option<OrgId>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -69,6 +73,7 @@ pub async fn create(
         owner_password: b.owner.password,
         plan: b.plan,
         overrides: b.overrides,
+        parent: b.parent_id,
     };
     let row = s.app.org_create(&p, &meta, input).await?;
     Ok((StatusCode::CREATED, axum::Json(row.into())))

@@ -5,6 +5,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod evidence;
+pub mod hierarchy;
 pub mod incidents;
 pub mod iocs;
 pub mod members;
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incidents::router())
         .merge(iocs::router())
         .merge(evidence::router())
+        .merge(hierarchy::router())
         .merge(audit::router())
         .merge(search::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));

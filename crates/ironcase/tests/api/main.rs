@@ -7,6 +7,7 @@ mod apikeys;
 mod audit;
 mod auth;
 mod evidence;
+mod hierarchy;
 mod incidents;
 mod iocs;
 mod malformed;

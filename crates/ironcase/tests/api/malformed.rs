@@ -84,6 +84,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             vec!["plan", "overrides", "x"],
         ),
         (Method::PATCH, format!("/api/v1/admin/organizations/{org}"), json!({ "status": "paused", "y": 1 }), vec!["status", "y"]),
+        (Method::PUT, "/api/v1/organization/parent-access".into(), json!({ "granted": "yes", "z": 1 }), vec!["granted", "z"]),
     ];
     let if_match = [("if-match", "\"1\"")];
     for (m, path, wrong, fields) in &endpoints {

@@ -61,6 +61,10 @@ async fn openapi_document_and_docs_are_served_locally() {
         "/api/v1/organization/usage",
         "/api/v1/admin/organizations/{id}",
         "/api/v1/admin/organizations/{id}/plan",
+        "/api/v1/organization/children",
+        "/api/v1/organization/parent-access",
+        "/api/v1/organizations/{org}/incidents",
+        "/api/v1/organizations/{org}/audit",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
     }

@@ -37,6 +37,7 @@ async fn another_tenants_objects_are_404_everywhere() {
         .expect(201)
         .str("id");
     let evd = format!("/api/v1/evidence/{b_evd}");
+    let b_org = app.get("/api/v1/organization", &b.token).await.expect(200).str("id");
     let inc = format!("/api/v1/incidents/{b_inc_id}");
     let attempts: Vec<Attempt> = vec![
         (Method::GET, inc.clone(), None, vec![]),
@@ -59,6 +60,10 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::GET, format!("{evd}/custody"), None, vec![]),
         (Method::POST, format!("{evd}/custody"), Some(json!({ "action": "transferred", "to": "x", "reason": "pwned" })), vec![]),
         (Method::DELETE, evd.clone(), Some(json!({ "reason": "pwned" })), vec![]),
+        (Method::GET, format!("/api/v1/organizations/{b_org}/incidents"), None, vec![]),
+        (Method::GET, format!("/api/v1/organizations/{b_org}/incidents/{b_inc_id}"), None, vec![]),
+        (Method::GET, format!("/api/v1/organizations/{b_org}/incidents/{b_inc_id}/evidence"), None, vec![]),
+        (Method::GET, format!("/api/v1/organizations/{b_org}/audit"), None, vec![]),
     ];
     for (m, path, body, headers) in &attempts {
         let r = app.send(m.clone(), path, Some(&a.token), body.clone(), headers).await;

@@ -1,0 +1,136 @@
+//! Organisation hierarchy: a parent's view of the children that let it read.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, put};
+use axum::Router;
+use ironcase_app::store::incident::{Filter, Sort};
+use ironcase_app::Principal;
+use ironcase_domain::OrgId;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::audit::{AuditEntryOut, AuditPage};
+use super::evidence::EvidenceList;
+use super::incidents::{incident_ref, IncidentOut, IncidentPage};
+use super::members::OrganizationOut;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{Json, Meta, QueryParams};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/organization/children", get(children))
+        .route("/organization/parent-access", put(set_parent_access))
+        .route("/organizations/{org}/incidents", get(child_incidents))
+        .route("/organizations/{org}/incidents/{id}", get(child_incident))
+        .route("/organizations/{org}/incidents/{id}/evidence", get(child_evidence))
+        .route("/organizations/{org}/audit", get(child_audit))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChildOut {
+    pub organization: OrganizationOut,
+    /// Whether the child lets this organisation read its incidents, evidence metadata and audit log.
+    pub parent_access: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChildList {
+    pub items: Vec<ChildOut>,
+}
+
+/// The organisation's children (owners and admins).
+#[utoipa::path(get, path = "/api/v1/organization/children", tag = "organization", security(("bearer" = [])),
+    responses((status = 200, body = ChildList), (status = 403, body = Problem)))]
+pub async fn children(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<ChildList>> {
+    let rows = s.app.children(&p, &meta).await?;
+    Ok(axum::Json(ChildList { items: rows.into_iter().map(|(o, a)| ChildOut { organization: o.into(), parent_access: a }).collect() }))
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParentAccess {
+    /// Let the parent organisation read (never write) this organisation's
+    /// incidents, evidence metadata and audit log.
+    pub granted: bool,
+}
+
+/// Grants or revokes the parent's read access (owners and admins).
+#[utoipa::path(put, path = "/api/v1/organization/parent-access", tag = "organization", request_body = ParentAccess, security(("bearer" = [])),
+    responses((status = 200, body = ParentAccess), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn set_parent_access(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Json(b): Json<ParentAccess>,
+) -> ApiResult<axum::Json<ParentAccess>> {
+    Ok(axum::Json(ParentAccess { granted: s.app.parent_access_set(&p, &meta, b.granted).await? }))
+}
+
+fn org_id(raw: &str) -> ApiResult<OrgId> {
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
+/// A child's incidents, newest first (read-only; audited in both organisations).
+#[utoipa::path(get, path = "/api/v1/organizations/{org}/incidents", tag = "organization", security(("bearer" = [])),
+    params(("org" = String, Path), ("limit" = Option<i64>, Query, description = "1-200, default 50")),
+    responses((status = 200, body = IncidentPage), (status = 404, body = Problem)))]
+pub async fn child_incidents(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(org): Path<String>,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<IncidentPage>> {
+    let limit = q.limit(50, ironcase_app::incidents::MAX_PAGE);
+    q.finish()?;
+    let child = s.app.as_parent_of(&p, &meta, org_id(&org)?, "incidents").await?;
+    let rows = s.app.incident_list(&child, &meta, &Filter::default(), Sort::CreatedDesc, None, limit).await?;
+    Ok(axum::Json(IncidentPage { items: rows.into_iter().map(IncidentOut::from).collect(), next_cursor: None }))
+}
+
+/// One incident of a child.
+#[utoipa::path(get, path = "/api/v1/organizations/{org}/incidents/{id}", tag = "organization", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = IncidentOut), (status = 404, body = Problem)))]
+pub async fn child_incident(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<IncidentOut>> {
+    let r = incident_ref(&id)?;
+    let child = s.app.as_parent_of(&p, &meta, org_id(&org)?, "incident").await?;
+    Ok(axum::Json(s.app.incident_get(&child, &meta, r).await?.into()))
+}
+
+/// The evidence metadata of a child's incident (never its content).
+#[utoipa::path(get, path = "/api/v1/organizations/{org}/incidents/{id}/evidence", tag = "organization", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = EvidenceList), (status = 404, body = Problem)))]
+pub async fn child_evidence(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<EvidenceList>> {
+    let r = incident_ref(&id)?;
+    let child = s.app.as_parent_of(&p, &meta, org_id(&org)?, "evidence").await?;
+    let rows = s.app.evidence_list(&child, &meta, r).await?;
+    Ok(axum::Json(EvidenceList { items: rows.into_iter().map(Into::into).collect() }))
+}
+
+/// A child's audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/organizations/{org}/audit", tag = "organization", security(("bearer" = [])),
+    params(("org" = String, Path), ("limit" = Option<i64>, Query, description = "1-200, default 50")),
+    responses((status = 200, body = AuditPage), (status = 404, body = Problem)))]
+pub async fn child_audit(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(org): Path<String>,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<AuditPage>> {
+    let limit = q.limit(50, 200);
+    q.finish()?;
+    let rows = s.app.child_audit(&p, &meta, org_id(&org)?, None, limit).await?;
+    Ok(axum::Json(AuditPage { items: rows.into_iter().map(AuditEntryOut::from).collect(), next_cursor: None }))
+}

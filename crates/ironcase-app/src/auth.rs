@@ -201,6 +201,17 @@ impl App {
         let audit_tenant = org_choice.map(|(o, _)| o.to_string()).unwrap_or_else(|| ironcase_store::audit::PLATFORM.to_owned());
         let user_ref = user.as_ref().map(|u| u.id.to_string());
 
+        // The login class: attempts per account and source address, failed
+        // or not (the lockout below counts failures per account alone).
+        let key = format!("{email}|{}", meta.source_ip.as_deref().unwrap_or(""));
+        let d = self.inner.login_limiter.check(&key, now);
+        if !d.allowed {
+            let mut e = anonymous(&audit_tenant, meta, now, "auth.login", "denied", json!({ "reason": "rate_limited", "email": email }));
+            e.actor_id = user_ref;
+            self.write_audit(e).await?;
+            return Err(AppError::TooManyAttempts { retry_after_secs: d.retry_after_secs.unwrap_or(1) });
+        }
+
         // Locked out: refuse before looking at the password, so that the right
         // one does not get through either.
         if failures.0 >= self.settings().login_max_failures {

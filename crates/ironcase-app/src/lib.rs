@@ -43,6 +43,8 @@ pub struct Settings {
     pub login_window_secs: i64,
     /// Requests to the unauthenticated auth routes (login, refresh) per source address.
     pub auth_per_address: ratelimit::Quota,
+    /// Login attempts (failed or not) per account and source address.
+    pub login_per_account_and_address: ratelimit::Quota,
     /// Most source addresses the auth limiter remembers at once.
     pub limiter_max_keys: usize,
     /// Largest evidence file accepted, in bytes (a plan may allow less).
@@ -59,6 +61,7 @@ impl Default for Settings {
             login_max_failures: 5,
             login_window_secs: 15 * 60,
             auth_per_address: ratelimit::Quota::per_minute(30),
+            login_per_account_and_address: ratelimit::Quota { burst: 5, period_ms: 15 * 60 * 1000 },
             limiter_max_keys: 100_000,
             max_evidence_bytes: 10 * 1024 * 1024 * 1024,
             default_plan: ironcase_domain::plan::PlanName::Enterprise,
@@ -87,6 +90,8 @@ struct Inner {
     /// Limits login and refresh per source address (the per-account lockout
     /// is separate and lives in the database).
     auth_limiter: ratelimit::Limiter,
+    /// Login attempts per account and source address.
+    login_limiter: ratelimit::Limiter,
     /// Per-credential and per-organisation limits from the plans.
     api_limits: apilimits::ApiLimits,
 }
@@ -105,6 +110,7 @@ impl App {
         let dummy_hash = auth::hash_password("not a real password, only for timing".to_owned()).await?;
         let auth_limiter = ratelimit::Limiter::new(settings.auth_per_address, settings.limiter_max_keys);
         let settings_max_keys = settings.limiter_max_keys;
+        let login_limiter = ratelimit::Limiter::new(settings.login_per_account_and_address, settings.limiter_max_keys);
         Ok(App {
             inner: Arc::new(Inner {
                 store,
@@ -116,6 +122,7 @@ impl App {
                 tokens,
                 dummy_hash,
                 auth_limiter,
+                login_limiter,
                 api_limits: apilimits::ApiLimits::new(settings_max_keys),
             }),
         })

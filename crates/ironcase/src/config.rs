@@ -47,6 +47,19 @@ pub struct ServeArgs {
     /// or ranges (10.0.0.0/8,::1) [default: none]
     #[arg(long, env = "IRONCASE_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Login attempts per account and source address, as N/SECONDS [default: 5/900]
+    #[arg(long, env = "IRONCASE_LOGIN_LIMIT")]
+    pub login_limit: Option<String>,
+    /// Login and token-refresh requests per source address, as N/SECONDS [default: 30/60]
+    #[arg(long, env = "IRONCASE_AUTH_ADDRESS_LIMIT")]
+    pub auth_address_limit: Option<String>,
+}
+
+/// `N/SECONDS`: N requests per that many seconds.
+pub fn parse_limit(s: &str) -> Option<ironcase_app::ratelimit::Quota> {
+    let (n, secs) = s.trim().split_once('/')?;
+    let (n, secs) = (n.trim().parse::<u32>().ok()?, secs.trim().parse::<i64>().ok()?);
+    (n > 0 && secs > 0 && secs <= 31 * 24 * 3600).then_some(ironcase_app::ratelimit::Quota { burst: n, period_ms: secs * 1000 })
 }
 
 fn parse_plan(s: &str) -> Result<PlanName, String> {
@@ -74,6 +87,8 @@ struct FileConfig {
     s3_allow_http: Option<bool>,
     default_plan: Option<PlanName>,
     trusted_proxies: Option<Vec<String>>,
+    login_limit: Option<String>,
+    auth_address_limit: Option<String>,
 }
 
 /// The resolved configuration.
@@ -91,6 +106,10 @@ pub struct Config {
     pub default_plan: PlanName,
     /// Addresses or ranges whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+    /// `N/SECONDS` for the login class (per account and address); `None`: the default.
+    pub login_limit: Option<String>,
+    /// `N/SECONDS` for login and refresh per address; `None`: the default.
+    pub auth_address_limit: Option<String>,
 }
 
 impl Config {
@@ -107,6 +126,8 @@ impl Config {
             s3_allow_http: false,
             default_plan: PlanName::Enterprise,
             trusted_proxies: Vec::new(),
+            login_limit: None,
+            auth_address_limit: None,
         }
     }
 
@@ -127,6 +148,8 @@ impl Config {
             s3_allow_http: args.s3_allow_http.or(file.s3_allow_http).unwrap_or(false),
             default_plan: args.default_plan.or(file.default_plan).unwrap_or(PlanName::Enterprise),
             trusted_proxies: args.trusted_proxies.or(file.trusted_proxies).unwrap_or_default(),
+            login_limit: args.login_limit.or(file.login_limit),
+            auth_address_limit: args.auth_address_limit.or(file.auth_address_limit),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -134,6 +157,11 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        for (name, v) in [("login_limit", &self.login_limit), ("auth_address_limit", &self.auth_address_limit)] {
+            if let Some(v) = v {
+                anyhow::ensure!(parse_limit(v).is_some(), "{name}: `{v}` is not N/SECONDS");
+            }
+        }
         for p in &self.trusted_proxies {
             anyhow::ensure!(ironcase_http::proxy::Cidr::parse(p).is_some(), "trusted_proxies: `{p}` is not an address or range");
         }
@@ -156,6 +184,14 @@ fn read_file(path: &Path, required: bool) -> anyhow::Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_are_n_per_seconds() {
+        assert_eq!(parse_limit("5/900"), Some(ironcase_app::ratelimit::Quota { burst: 5, period_ms: 900_000 }));
+        for bad in ["0/60", "5/0", "5", "x/60", "5/-1", "5/99999999999"] {
+            assert_eq!(parse_limit(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn flags_beat_file_beats_defaults() {

@@ -67,7 +67,13 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
         BlobStore::s3(&cfg.evidence_store, &S3Options { endpoint: cfg.s3_endpoint.clone(), allow_http: cfg.s3_allow_http })
     }
     .context("opening the evidence store")?;
-    let settings = Settings { max_evidence_bytes: cfg.max_evidence_bytes, default_plan: cfg.default_plan, ..Settings::default() };
+    let mut settings = Settings { max_evidence_bytes: cfg.max_evidence_bytes, default_plan: cfg.default_plan, ..Settings::default() };
+    if let Some(q) = cfg.login_limit.as_deref().and_then(crate::config::parse_limit) {
+        settings.login_per_account_and_address = q;
+    }
+    if let Some(q) = cfg.auth_address_limit.as_deref().and_then(crate::config::parse_limit) {
+        settings.auth_per_address = q;
+    }
     let app = App::new(store, blobs, master, clock, settings).await.context("starting the application")?;
     let initial_password_file = app.bootstrap(&cfg.data_dir).await.context("creating the first organisation")?;
     Ok((app, initial_password_file))

@@ -153,3 +153,37 @@ async fn login_and_refresh_are_limited_per_source_address() {
     app.clock.advance_secs(60);
     app.login_raw("admin@localhost", &app.admin_password, None).await.expect(200);
 }
+
+#[tokio::test]
+async fn login_attempts_are_limited_per_account_and_address() {
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".to_owned()];
+        c.login_limit = Some("5/900".to_owned());
+    })
+    .await;
+    app.clock.freeze();
+    let pw = app.admin_password.clone();
+    let from = |ip: &'static str| [("x-forwarded-for", ip)];
+    let login = |ip: &'static str| {
+        let body = json!({ "email": "admin@localhost", "password": pw.clone() });
+        let h = from(ip);
+        let app = &app;
+        async move { app.send(Method::POST, "/api/v1/auth/login", None, Some(body), &h).await }
+    };
+    // Five attempts (successful ones count too) per account and address in 15 minutes.
+    for _ in 0..5 {
+        login("203.0.113.7").await.expect(200);
+    }
+    let r = login("203.0.113.7").await.problem(429, "rate_limited");
+    let retry: i64 = r.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!((1..=900).contains(&retry), "{retry}");
+    // Another address, or another account from the same address, has its own allowance.
+    login("198.51.100.4").await.expect(200);
+    let other = json!({ "email": "nobody@example.com", "password": "wrong password" });
+    app.send(Method::POST, "/api/v1/auth/login", None, Some(other), &from("203.0.113.7")).await.problem(401, "invalid_credentials");
+    // The refusal is audited; a quarter of an hour later the account logs in again.
+    app.clock.advance_secs(15 * 60);
+    let t = login("203.0.113.7").await.expect(200).str("access_token");
+    let audit = app.get("/api/v1/audit?action=auth.login&outcome=denied", &t).await.expect(200);
+    assert!(audit.body.to_string().contains("\"reason\":\"rate_limited\""), "{}", audit.body);
+}

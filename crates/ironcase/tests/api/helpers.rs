@@ -90,6 +90,8 @@ impl TestApp {
             s3_allow_http: false,
             default_plan: ironcase_domain::plan::PlanName::Enterprise,
             trusted_proxies: Vec::new(),
+            login_limit: None,
+            auth_address_limit: None,
         };
         let mut cfg = cfg;
         tweak(&mut cfg);

@@ -23,16 +23,22 @@ impl std::fmt::Debug for CreatedKey {
     }
 }
 
+/// What a new API key is asked to be.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub name: String,
+    pub role: Role,
+    pub expires_at: Option<Timestamp>,
+    /// The most restricted TLP the key may see.
+    pub tlp_max: Option<Tlp>,
+    /// Requests per minute, below the plan's.
+    pub rate_per_minute: Option<u32>,
+}
+
 impl App {
-    pub async fn apikey_create(
-        &self,
-        p: &Principal,
-        meta: &RequestMeta,
-        name: &str,
-        role: Role,
-        expires_at: Option<Timestamp>,
-        tlp_max: Option<Tlp>,
-    ) -> Result<CreatedKey> {
+    pub async fn apikey_create(&self, p: &Principal, meta: &RequestMeta, input: NewApiKey) -> Result<CreatedKey> {
+        let NewApiKey { name, role, expires_at, tlp_max, rate_per_minute } = input;
+        let name = name.as_str();
         self.require(p, meta, Permission::ApiKeysManage).await?;
         let org_id = p.org;
         if !self.store().read_now(|c| crate::quotas::limits(c, org_id)).await?.has(ironcase_domain::plan::Feature::ApiAccess) {
@@ -46,6 +52,9 @@ impl App {
         let name = validate::text("name", name, 1, 200, &mut errs);
         if expires_at.is_some_and(|e| e <= now) {
             errs.push("expires_at", "must be in the future");
+        }
+        if rate_per_minute == Some(0) {
+            errs.push("rate_per_minute", "must be at least 1");
         }
         errs.into_result()?;
         let (key, key_hash, key_prefix) = new_api_key();
@@ -66,6 +75,7 @@ impl App {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             },
+            rate_per_minute,
         };
         let (p2, meta2) = (p.clone(), meta.clone());
         let row = self

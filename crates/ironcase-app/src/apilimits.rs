@@ -106,7 +106,13 @@ impl App {
     pub async fn check_api_rate(&self, p: &Principal) -> Result<Option<Decision>, Rejection> {
         let now = self.clock().now();
         let Ok(rates) = self.rates(p.org, now).await else { return Ok(None) };
-        if rates.per_minute.is_none() && rates.per_day.is_none() {
+        // A credential's own limit: its plan's per-minute limit, or less where it says so.
+        let own = match (p.rate_per_minute.map(Quota::per_minute), rates.per_minute) {
+            (Some(mine), Some(plan)) if mine.burst < plan.burst => Some(mine),
+            (Some(mine), None) => Some(mine),
+            (_, plan) => plan,
+        };
+        if own.is_none() && rates.per_minute.is_none() && rates.per_day.is_none() {
             return Ok(None);
         }
         let credential = match p.session {
@@ -115,7 +121,7 @@ impl App {
         };
         let mut answer: Option<Decision> = None;
         let checks = [
-            (rates.per_minute, &self.inner.api_limits.minute, "cred:", credential.as_str(), "credential_minute", 60_000),
+            (own, &self.inner.api_limits.minute, "cred:", credential.as_str(), "credential_minute", 60_000),
             (rates.per_minute, &self.inner.api_limits.minute, "org:", "", "organization_minute", 60_000),
             (rates.per_day, &self.inner.api_limits.day, "org:", "", "organization_day", 86_400_000),
         ];

@@ -404,7 +404,15 @@ impl App {
         if auth.org_status != "active" {
             return Err(AppError::OrganizationSuspended);
         }
-        Ok(Principal { org, actor: Actor::User(user), role, session: Some(sid), is_operator: auth.is_operator, tlp_max: None })
+        Ok(Principal {
+            org,
+            actor: Actor::User(user),
+            role,
+            session: Some(sid),
+            is_operator: auth.is_operator,
+            tlp_max: None,
+            rate_per_minute: None,
+        })
     }
 
     async fn authenticate_api_key(&self, key: &str) -> Result<Principal> {
@@ -449,6 +457,7 @@ impl App {
             session: None,
             is_operator: false,
             tlp_max: row.tlp_max,
+            rate_per_minute: row.rate_per_minute,
         })
     }
 }

@@ -73,7 +73,15 @@ impl App {
                 Ok::<_, AppError>(())
             })
             .await?;
-        Ok(Principal { org: child, actor: p.actor, role: Role::Viewer, session: None, is_operator: false, tlp_max: p.tlp_max })
+        Ok(Principal {
+            org: child,
+            actor: p.actor,
+            role: Role::Viewer,
+            session: None,
+            is_operator: false,
+            tlp_max: p.tlp_max,
+            rate_per_minute: p.rate_per_minute,
+        })
     }
 
     /// The child's audit log, for its parent.

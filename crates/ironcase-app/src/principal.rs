@@ -24,6 +24,8 @@ pub struct Principal {
     /// The most restricted TLP this principal may see (an API key's
     /// ceiling); `None`: no ceiling. Incidents above it do not exist for it.
     pub tlp_max: Option<Tlp>,
+    /// Requests per minute this credential is held to, below its plan's.
+    pub rate_per_minute: Option<u32>,
 }
 
 impl Principal {

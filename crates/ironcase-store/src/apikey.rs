@@ -20,6 +20,8 @@ pub struct ApiKeyRow {
     pub last_used_at: Option<Timestamp>,
     /// The most restricted TLP the key may see; `None`: no ceiling.
     pub tlp_max: Option<Tlp>,
+    /// Requests per minute for this key, below its plan's; `None`: the plan's.
+    pub rate_per_minute: Option<u32>,
 }
 
 impl std::fmt::Debug for ApiKeyRow {
@@ -49,16 +51,17 @@ fn key(r: &Row<'_>) -> Result<ApiKeyRow> {
             .get::<_, Option<String>>("tlp_max")?
             .map(|t| Tlp::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("tlp_max={t}"))))
             .transpose()?,
+        rate_per_minute: r.get("rate_per_minute")?,
     })
 }
 
 const COLS: &str =
-    "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at, tlp_max";
+    "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at, tlp_max, rate_per_minute";
 
 pub fn insert(c: &Conn, k: &ApiKeyRow) -> Result<()> {
     exec(
         c,
-        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         params![
             k.id.to_string(),
             k.org.to_string(),
@@ -71,7 +74,8 @@ pub fn insert(c: &Conn, k: &ApiKeyRow) -> Result<()> {
             k.expires_at.map(|t| t.0),
             k.revoked_at.map(|t| t.0),
             k.last_used_at.map(|t| t.0),
-            k.tlp_max.map(|t| t.as_str())
+            k.tlp_max.map(|t| t.as_str()),
+            k.rate_per_minute
         ],
     )?;
     Ok(())

@@ -250,6 +250,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "api_key_tlp", include_str!("../migrations/sqlite/0006_api_key_tlp.sql")),
     (7, "plans", include_str!("../migrations/sqlite/0007_plans.sql")),
     (8, "hierarchy", include_str!("../migrations/sqlite/0008_hierarchy.sql")),
+    (9, "api_key_rate", include_str!("../migrations/sqlite/0009_api_key_rate.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

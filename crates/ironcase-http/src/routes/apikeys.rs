@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::Router;
-use ironcase_app::apikeys::CreatedKey;
+use ironcase_app::apikeys::{CreatedKey, NewApiKey};
 use ironcase_app::store::apikey::ApiKeyRow;
 use ironcase_app::Principal;
 use ironcase_domain::{ApiKeyId, Role, Timestamp, Tlp, UserId};
@@ -34,6 +34,9 @@ pub struct CreateApiKey {
     /// above it do not exist for the key. Omitted: no ceiling.
     #[serde(default)]
     pub tlp_max: Option<Tlp>,
+    /// Hold this key to fewer requests per minute than the plan allows.
+    #[serde(default)]
+    pub rate_per_minute: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -48,6 +51,7 @@ pub struct ApiKeyOut {
     pub expires_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
     pub tlp_max: Option<Tlp>,
+    pub rate_per_minute: Option<u32>,
 }
 
 impl From<ApiKeyRow> for ApiKeyOut {
@@ -62,6 +66,7 @@ impl From<ApiKeyRow> for ApiKeyOut {
             expires_at: k.expires_at,
             last_used_at: k.last_used_at,
             tlp_max: k.tlp_max,
+            rate_per_minute: k.rate_per_minute,
         }
     }
 }
@@ -77,6 +82,7 @@ pub struct ApiKeyCreated {
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub tlp_max: Option<Tlp>,
+    pub rate_per_minute: Option<u32>,
 }
 
 impl From<CreatedKey> for ApiKeyCreated {
@@ -89,6 +95,7 @@ impl From<CreatedKey> for ApiKeyCreated {
             created_at: c.row.created_at,
             expires_at: c.row.expires_at,
             tlp_max: c.row.tlp_max,
+            rate_per_minute: c.row.rate_per_minute,
         }
     }
 }
@@ -107,7 +114,8 @@ pub async fn create(
     Meta(meta): Meta,
     Json(b): Json<CreateApiKey>,
 ) -> ApiResult<(StatusCode, axum::Json<ApiKeyCreated>)> {
-    let created = s.app.apikey_create(&p, &meta, &b.name, b.role, b.expires_at, b.tlp_max).await?;
+    let input = NewApiKey { name: b.name, role: b.role, expires_at: b.expires_at, tlp_max: b.tlp_max, rate_per_minute: b.rate_per_minute };
+    let created = s.app.apikey_create(&p, &meta, input).await?;
     Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
 

@@ -298,3 +298,35 @@ async fn plan_rate_limits_per_credential_and_organisation() {
     let classes: Vec<&str> = audit.body["items"].as_array().expect("items").iter().filter_map(|e| e["details"]["class"].as_str()).collect();
     assert_eq!(classes, ["organization_day", "credential_minute"]);
 }
+
+#[tokio::test]
+async fn a_key_can_be_held_below_its_plan() {
+    let app = TestApp::spawn().await;
+    app.clock.freeze();
+    let op = app.admin().await;
+    // Enterprise is unlimited; this key is not.
+    let key = app.post("/api/v1/api-keys", &op.token, json!({ "name": "noisy", "role": "viewer", "rate_per_minute": 3 })).await.expect(201);
+    assert_eq!(key.body["rate_per_minute"], 3);
+    let key = key.str("key");
+    for left in ["2", "1", "0"] {
+        let r = app.get("/api/v1/incidents", &key).await.expect(200);
+        assert_eq!((r.header("ratelimit-limit"), r.header("ratelimit-remaining")), (Some("3"), Some(left)));
+    }
+    app.get("/api/v1/incidents", &key).await.problem(429, "rate_limited");
+    // The organisation and its other credentials are not held by it.
+    let r = app.get("/api/v1/incidents", &op.token).await.expect(200);
+    assert_eq!(r.header("ratelimit-limit"), None);
+    app.clock.advance_secs(60);
+    app.get("/api/v1/incidents", &key).await.expect(200);
+    // A key cannot get more than its plan: the plan's limit applies.
+    let (_, owner) = org_on(&app, &op, "mid", "starter", json!({})).await;
+    let generous = app
+        .post("/api/v1/api-keys", &owner.token, json!({ "name": "g", "role": "viewer", "rate_per_minute": 500 }))
+        .await
+        .expect(201)
+        .str("key");
+    assert_eq!(app.get("/api/v1/incidents", &generous).await.expect(200).header("ratelimit-limit"), Some("100"));
+    app.post("/api/v1/api-keys", &owner.token, json!({ "name": "z", "role": "viewer", "rate_per_minute": 0 }))
+        .await
+        .problem(422, "validation_failed");
+}

@@ -64,11 +64,6 @@ pub struct Upload {
 }
 
 impl Upload {
-    /// The largest file this upload may be.
-    pub fn max_bytes(&self) -> u64 {
-        self.max
-    }
-
     /// Takes the next piece of the file.
     pub async fn push(&mut self, data: &[u8]) -> Result<()> {
         self.size += data.len() as u64;

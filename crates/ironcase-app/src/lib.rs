@@ -136,10 +136,6 @@ impl App {
         &self.inner.clock
     }
 
-    pub fn blobs(&self) -> &store::blob::BlobStore {
-        &self.inner.blobs
-    }
-
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }

@@ -171,6 +171,11 @@ impl QueryParams {
     }
 }
 
+/// A typed id from the path; one that cannot parse names nothing (404).
+pub(crate) fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found())
+}
+
 /// The bearer token (an access token or an API key) of a request, if any.
 pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());

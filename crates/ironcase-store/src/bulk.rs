@@ -74,8 +74,3 @@ pub fn seed_incidents(c: &Conn, org: OrgId, by: &str, items: &mut [SeedIncident]
     }
     Ok(())
 }
-
-/// How many incidents `org` holds (deleted ones included).
-pub fn incident_count(c: &Conn, org: OrgId) -> Result<i64> {
-    query_one(c, "select incident_seq from organization where organization_id = ?", [org.to_string()], |r| Ok(r.get(0)?))
-}

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::members::OrganizationOut;
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{Json, Meta};
+use crate::error::{ApiResult, Problem};
+use crate::extract::{path_id, Json, Meta};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -87,10 +87,6 @@ pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> 
     Ok(axum::Json(OrganizationList { items: rows.into_iter().map(Into::into).collect() }))
 }
 
-fn org_id(raw: &str) -> ApiResult<OrgId> {
-    raw.parse().map_err(|_| ApiError::not_found())
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPlan {
@@ -112,7 +108,7 @@ pub async fn set_plan(
     Path(id): Path<String>,
     Json(b): Json<SetPlan>,
 ) -> ApiResult<axum::Json<OrganizationOut>> {
-    let row = s.app.org_change_plan(&p, &meta, org_id(&id)?, b.plan, b.overrides.unwrap_or_default()).await?;
+    let row = s.app.org_change_plan(&p, &meta, path_id(&id)?, b.plan, b.overrides.unwrap_or_default()).await?;
     Ok(axum::Json(row.into()))
 }
 
@@ -134,6 +130,6 @@ pub async fn set_status(
     Path(id): Path<String>,
     Json(b): Json<SetStatus>,
 ) -> ApiResult<axum::Json<OrganizationOut>> {
-    let row = s.app.org_set_status(&p, &meta, org_id(&id)?, b.status).await?;
+    let row = s.app.org_set_status(&p, &meta, path_id(&id)?, b.status).await?;
     Ok(axum::Json(row.into()))
 }

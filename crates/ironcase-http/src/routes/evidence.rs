@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use super::incidents::incident_ref;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{parse_json, Json, Meta};
+use crate::extract::{parse_json, path_id, Json, Meta};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -192,10 +192,6 @@ pub async fn upload(
     Ok(res)
 }
 
-fn evidence_id(raw: &str) -> ApiResult<EvidenceId> {
-    raw.parse().map_err(|_| ApiError::not_found())
-}
-
 /// The evidence of an incident, oldest first (deleted ones as tombstones).
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/evidence", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = EvidenceList), (status = 404, body = Problem)))]
@@ -213,7 +209,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/evidence/{id}", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = EvidenceOut), (status = 404, body = Problem)))]
 pub async fn read(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<axum::Json<EvidenceOut>> {
-    Ok(axum::Json(s.app.evidence_get(&p, &meta, evidence_id(&id)?).await?.into()))
+    Ok(axum::Json(s.app.evidence_get(&p, &meta, path_id(&id)?).await?.into()))
 }
 
 /// `attachment; filename="…"; filename*=UTF-8''…` for any name.
@@ -238,7 +234,7 @@ fn disposition(name: &str) -> String {
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>, headers(("Repr-Digest" = String))),
         (status = 404, body = Problem), (status = 410, body = Problem), (status = 500, body = Problem, description = "`integrity_failure`")))]
 pub async fn content(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<Response> {
-    let (row, download) = s.app.evidence_download(&p, &meta, evidence_id(&id)?).await?;
+    let (row, download) = s.app.evidence_download(&p, &meta, path_id(&id)?).await?;
     let size = download.size();
     let (app, row2) = (s.app.clone(), row.clone());
     let stream = futures::stream::unfold(Some(download), move |state| {
@@ -327,7 +323,7 @@ pub async fn custody(
     Meta(meta): Meta,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<CustodyList>> {
-    let rows = s.app.custody_list(&p, &meta, evidence_id(&id)?).await?;
+    let rows = s.app.custody_list(&p, &meta, path_id(&id)?).await?;
     Ok(axum::Json(CustodyList { items: rows.into_iter().map(Into::into).collect() }))
 }
 
@@ -350,7 +346,7 @@ pub async fn add_custody(
     Path(id): Path<String>,
     Json(b): Json<AddCustody>,
 ) -> ApiResult<(StatusCode, axum::Json<CustodyRecord>)> {
-    let row = s.app.custody_add(&p, &meta, evidence_id(&id)?, b.action, &b.to, &b.reason).await?;
+    let row = s.app.custody_add(&p, &meta, path_id(&id)?, b.action, &b.to, &b.reason).await?;
     Ok((StatusCode::CREATED, axum::Json(row.into())))
 }
 
@@ -371,5 +367,5 @@ pub async fn remove(
     Path(id): Path<String>,
     Json(b): Json<DeleteEvidence>,
 ) -> ApiResult<axum::Json<EvidenceOut>> {
-    Ok(axum::Json(s.app.evidence_delete(&p, &meta, evidence_id(&id)?, &b.reason).await?.into()))
+    Ok(axum::Json(s.app.evidence_delete(&p, &meta, path_id(&id)?, &b.reason).await?.into()))
 }

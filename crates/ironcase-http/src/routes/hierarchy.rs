@@ -5,7 +5,6 @@ use axum::routing::{get, put};
 use axum::Router;
 use ironcase_app::store::incident::{Filter, Sort};
 use ironcase_app::Principal;
-use ironcase_domain::OrgId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -13,8 +12,8 @@ use super::audit::{AuditEntryOut, AuditPage};
 use super::evidence::EvidenceList;
 use super::incidents::{incident_ref, IncidentOut, IncidentPage};
 use super::members::OrganizationOut;
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{Json, Meta, QueryParams};
+use crate::error::{ApiResult, Problem};
+use crate::extract::{path_id, Json, Meta, QueryParams};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -67,10 +66,6 @@ pub async fn set_parent_access(
     Ok(axum::Json(ParentAccess { granted: s.app.parent_access_set(&p, &meta, b.granted).await? }))
 }
 
-fn org_id(raw: &str) -> ApiResult<OrgId> {
-    raw.parse().map_err(|_| ApiError::not_found())
-}
-
 /// A child's incidents, newest first (read-only; audited in both organisations).
 #[utoipa::path(get, path = "/api/v1/organizations/{org}/incidents", tag = "organization", security(("bearer" = [])),
     params(("org" = String, Path), ("limit" = Option<i64>, Query, description = "1-200, default 50")),
@@ -84,7 +79,7 @@ pub async fn child_incidents(
 ) -> ApiResult<axum::Json<IncidentPage>> {
     let limit = q.limit(50, ironcase_app::incidents::MAX_PAGE);
     q.finish()?;
-    let child = s.app.as_parent_of(&p, &meta, org_id(&org)?, "incidents").await?;
+    let child = s.app.as_parent_of(&p, &meta, path_id(&org)?, "incidents").await?;
     let rows = s.app.incident_list(&child, &meta, &Filter::default(), Sort::CreatedDesc, None, limit).await?;
     Ok(axum::Json(IncidentPage { items: rows.into_iter().map(IncidentOut::from).collect(), next_cursor: None }))
 }
@@ -99,7 +94,7 @@ pub async fn child_incident(
     Path((org, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<IncidentOut>> {
     let r = incident_ref(&id)?;
-    let child = s.app.as_parent_of(&p, &meta, org_id(&org)?, "incident").await?;
+    let child = s.app.as_parent_of(&p, &meta, path_id(&org)?, "incident").await?;
     Ok(axum::Json(s.app.incident_get(&child, &meta, r).await?.into()))
 }
 
@@ -113,7 +108,7 @@ pub async fn child_evidence(
     Path((org, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<EvidenceList>> {
     let r = incident_ref(&id)?;
-    let child = s.app.as_parent_of(&p, &meta, org_id(&org)?, "evidence").await?;
+    let child = s.app.as_parent_of(&p, &meta, path_id(&org)?, "evidence").await?;
     let rows = s.app.evidence_list(&child, &meta, r).await?;
     Ok(axum::Json(EvidenceList { items: rows.into_iter().map(Into::into).collect() }))
 }
@@ -131,6 +126,6 @@ pub async fn child_audit(
 ) -> ApiResult<axum::Json<AuditPage>> {
     let limit = q.limit(50, 200);
     q.finish()?;
-    let rows = s.app.child_audit(&p, &meta, org_id(&org)?, None, limit).await?;
+    let rows = s.app.child_audit(&p, &meta, path_id(&org)?, None, limit).await?;
     Ok(axum::Json(AuditPage { items: rows.into_iter().map(AuditEntryOut::from).collect(), next_cursor: None }))
 }

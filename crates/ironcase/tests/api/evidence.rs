@@ -310,31 +310,38 @@ async fn who_may_upload_download_and_transfer() {
     assert!(denied.body.to_string().contains("evidence:download"));
 }
 
-/// Starts the release-or-debug binary (whatever the tests were built with)
-/// and returns it with its address and the admin password.
-fn serve_binary(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String, String) {
-    use std::io::BufRead;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironcase"));
-    cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .current_dir(dir)
-        .env_remove("IRONCASE_MASTER_KEY")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("start ironcase serve");
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = loop {
-        let line = lines.next().expect("the server prints its address").expect("line");
-        if let Some(a) = line.strip_prefix("Ironcase listening on http://") {
-            break a.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+/// Starts the binary (see `process::serve`) and logs in as the first owner
+/// over HTTP; returns the child, the base URL, a token and a new incident's id.
+async fn serve_and_open_incident(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    client: &reqwest::Client,
+) -> (std::process::Child, String, String, String) {
+    let (child, addr) = crate::process::serve(dir, env);
     let pw = std::fs::read_to_string(dir.join("data/initial-admin-password")).expect("password").trim().to_owned();
-    (child, addr, pw)
+    let base = format!("http://{addr}");
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "email": "admin@localhost", "password": pw }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("token").to_owned();
+    let inc: Value = client
+        .post(format!("{base}/api/v1/incidents"))
+        .bearer_auth(&token)
+        .json(&json!({ "title": "evidence", "severity": "high", "category": "malware" }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let inc = inc["id"].as_str().expect("id").to_owned();
+    (child, base, token, inc)
 }
 
 /// Peak and current resident memory of a process, in bytes.
@@ -375,30 +382,8 @@ fn generated(total: usize, piece: usize) -> impl Iterator<Item = Vec<u8>> {
 async fn a_gigabyte_streams_through_in_flat_memory() {
     const SIZE: usize = 1024 * 1024 * 1024;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, addr, pw) = serve_binary(dir.path(), &[]);
-    let base = format!("http://{addr}");
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({ "email": "admin@localhost", "password": pw }))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["access_token"].as_str().expect("token").to_owned();
-    let inc: Value = client
-        .post(format!("{base}/api/v1/incidents"))
-        .bearer_auth(&token)
-        .json(&json!({ "title": "disk", "severity": "high", "category": "malware" }))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let inc = inc["id"].as_str().expect("id").to_owned();
+    let (mut child, base, token, inc) = serve_and_open_incident(dir.path(), &[], &client).await;
     let (_, before) = rss(child.id());
 
     let mut expected = Sha256::new();
@@ -507,30 +492,8 @@ async fn evidence_on_s3_compatible_storage() {
         ("AWS_SECRET_ACCESS_KEY", "test-secret"),
         ("AWS_REGION", "us-east-1"),
     ];
-    let (child, addr, pw) = serve_binary(dir.path(), &env);
+    let (child, base, token, inc) = serve_and_open_incident(dir.path(), &env, &client).await;
     let _server = Reaped(child);
-    let base = format!("http://{addr}");
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({ "email": "admin@localhost", "password": pw }))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["access_token"].as_str().expect("token").to_owned();
-    let inc: Value = client
-        .post(format!("{base}/api/v1/incidents"))
-        .bearer_auth(&token)
-        .json(&json!({ "title": "cloud", "severity": "high", "category": "malware" }))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let inc = inc["id"].as_str().expect("id").to_owned();
     let upload = |meta: Value, bytes: Vec<u8>| {
         let form = reqwest::multipart::Form::new()
             .part("metadata", reqwest::multipart::Part::text(meta.to_string()))

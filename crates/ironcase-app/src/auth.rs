@@ -397,7 +397,19 @@ impl App {
         let user: UserId = claims.sub.parse().map_err(|_| AppError::Unauthenticated)?;
         let auth = { self.store().read_now(|c| session::session_auth(c, sid)).await? };
         let Some(auth) = auth else { return Err(AppError::Unauthenticated) };
-        if auth.session.revoked_at.is_some() || auth.session.expires_at <= now || auth.session.org != org || auth.session.user != user {
+        self.session_principal(auth, org, Some(user), now)
+    }
+
+    /// The caller behind a live session of `org` (and of `user`, when given).
+    pub(crate) fn session_principal(
+        &self,
+        auth: session::SessionAuth,
+        org: OrgId,
+        user: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<Principal> {
+        let s = &auth.session;
+        if s.revoked_at.is_some() || s.expires_at <= now || s.org != org || user.is_some_and(|u| u != s.user) {
             return Err(AppError::Unauthenticated);
         }
         let Some(role) = auth.role else { return Err(AppError::Unauthenticated) };
@@ -406,9 +418,9 @@ impl App {
         }
         Ok(Principal {
             org,
-            actor: Actor::User(user),
+            actor: Actor::User(s.user),
             role,
-            session: Some(sid),
+            session: Some(s.id),
             is_operator: auth.is_operator,
             tlp_max: None,
             rate_per_minute: None,
@@ -426,6 +438,12 @@ impl App {
         if !crypto::ct_eq(row.key_hash.as_bytes(), hash.as_bytes()) {
             return Err(AppError::Unauthenticated);
         }
+        self.key_principal(row).await
+    }
+
+    /// The caller behind an API key that is live, in an organisation that is
+    /// active and whose plan allows API access.
+    pub(crate) async fn key_principal(&self, row: apikey::ApiKeyRow) -> Result<Principal> {
         let now = self.clock().now();
         if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
             return Err(AppError::Unauthenticated);

@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod hierarchy;
 pub mod incidents;
 pub mod iocs;
+pub mod live;
 pub mod members;
 pub mod principal;
 pub mod quotas;
@@ -51,6 +52,14 @@ pub struct Settings {
     pub max_evidence_bytes: u64,
     /// The plan of an organisation created without one.
     pub default_plan: ironcase_domain::plan::PlanName,
+    /// How often a held event stream sends a heartbeat and checks its
+    /// credential again.
+    pub stream_heartbeat: std::time::Duration,
+    /// Events a stream may fall behind by (per organisation and node) before
+    /// it is ended with a cursor to resume from.
+    pub stream_buffer: usize,
+    /// Lifetime of a WebSocket ticket, in seconds.
+    pub ticket_ttl_secs: i64,
 }
 
 impl Default for Settings {
@@ -65,6 +74,9 @@ impl Default for Settings {
             limiter_max_keys: 100_000,
             max_evidence_bytes: 10 * 1024 * 1024 * 1024,
             default_plan: ironcase_domain::plan::PlanName::Enterprise,
+            stream_heartbeat: live::default_heartbeat(),
+            stream_buffer: 1024,
+            ticket_ttl_secs: 30,
         }
     }
 }
@@ -94,6 +106,8 @@ struct Inner {
     login_limiter: ratelimit::Limiter,
     /// Per-credential and per-organisation limits from the plans.
     api_limits: apilimits::ApiLimits,
+    /// Fans new events out to the streams held open on this node.
+    live: Arc<live::Hub>,
 }
 
 impl App {
@@ -111,6 +125,8 @@ impl App {
         let auth_limiter = ratelimit::Limiter::new(settings.auth_per_address, settings.limiter_max_keys);
         let settings_max_keys = settings.limiter_max_keys;
         let login_limiter = ratelimit::Limiter::new(settings.login_per_account_and_address, settings.limiter_max_keys);
+        let hub = live::Hub::new(settings.stream_buffer);
+        tokio::spawn(live::pump(store.clone(), hub.clone()));
         Ok(App {
             inner: Arc::new(Inner {
                 store,
@@ -124,6 +140,7 @@ impl App {
                 auth_limiter,
                 login_limiter,
                 api_limits: apilimits::ApiLimits::new(settings_max_keys),
+                live: hub,
             }),
         })
     }

@@ -33,11 +33,14 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<proxy::Cidr>,
+    /// Origins (normalised, `scheme://host[:port]`) that may open the
+    /// WebSocket stream besides the server's own.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { max_body_bytes: 1024 * 1024, trusted_proxies: Vec::new() }
+        HttpConfig { max_body_bytes: 1024 * 1024, trusted_proxies: Vec::new(), allowed_origins: Vec::new() }
     }
 }
 

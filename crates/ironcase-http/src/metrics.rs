@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -19,6 +20,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
     rejected: Family<ClassLabels, Counter>,
+    subscribers: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -42,7 +44,9 @@ impl Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         let rejected = Family::<ClassLabels, Counter>::default();
         registry.register("rate_limited", "Requests refused by a rate limit, by route class", rejected.clone());
-        Metrics { registry, requests, latency, rejected }
+        let subscribers = Gauge::default();
+        registry.register("live_subscribers", "Event streams (SSE and WebSocket) held open on this node", subscribers.clone());
+        Metrics { registry, requests, latency, rejected, subscribers }
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -55,8 +59,9 @@ impl Metrics {
         self.rejected.get_or_create(&ClassLabels { class }).inc();
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    /// The text exposition format, with the live subscriber count read now.
+    pub fn render(&self, subscribers: i64) -> String {
+        self.subscribers.set(subscribers);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -23,10 +23,11 @@ use crate::routes;
         routes::iocs::add, routes::iocs::list, routes::iocs::unlink, routes::iocs::lookup, routes::iocs::extract,
         routes::evidence::upload, routes::evidence::list, routes::evidence::read, routes::evidence::content,
         routes::evidence::custody, routes::evidence::add_custody, routes::evidence::remove,
+        routes::events::stream, routes::events::ws, routes::events::ticket,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&Bearer),
-    tags((name = "auth"), (name = "incidents"), (name = "iocs"), (name = "evidence"), (name = "search"), (name = "organization"), (name = "api-keys"), (name = "audit"), (name = "admin"), (name = "operations"))
+    tags((name = "auth"), (name = "incidents"), (name = "iocs"), (name = "evidence"), (name = "search"), (name = "events"), (name = "organization"), (name = "api-keys"), (name = "audit"), (name = "admin"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

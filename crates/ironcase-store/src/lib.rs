@@ -80,6 +80,8 @@ struct Inner {
     /// makes (authentication among them).
     scanners: Pool,
     writer: writer::Writer,
+    /// Bumped after every committed write batch.
+    commits: tokio::sync::watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -157,9 +159,10 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Database(e.to_string()))??;
-        let writer = writer::Writer::start(writer_conn)?;
+        let (commits_tx, commits) = tokio::sync::watch::channel(0u64);
+        let writer = writer::Writer::start(writer_conn, commits_tx)?;
         let scanners = readers.split_off(READERS);
-        Ok(Store { inner: Arc::new(Inner { path, readers: Pool::new(readers), scanners: Pool::new(scanners), writer }) })
+        Ok(Store { inner: Arc::new(Inner { path, readers: Pool::new(readers), scanners: Pool::new(scanners), writer, commits }) })
     }
 
     /// Opens an existing database read-only, for offline tools.
@@ -220,6 +223,12 @@ impl Store {
         self.inner.writer.submit(f).await
     }
 
+    /// Changes after every committed write: a wake-up for readers of the
+    /// event log (the value itself means nothing).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.commits.clone()
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<()> {
         self.read(|c| {
@@ -251,6 +260,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "plans", include_str!("../migrations/sqlite/0007_plans.sql")),
     (8, "hierarchy", include_str!("../migrations/sqlite/0008_hierarchy.sql")),
     (9, "api_key_rate", include_str!("../migrations/sqlite/0009_api_key_rate.sql")),
+    (10, "live", include_str!("../migrations/sqlite/0010_live.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

@@ -4,7 +4,7 @@
 //! its own savepoint, and one fsynced COMMIT makes the whole batch durable.
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::StoreError;
 
@@ -22,13 +22,14 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection) -> Result<Writer, StoreError> {
+    /// `commits` counts committed batches: live updates wait on it.
+    pub(crate) fn start(conn: Connection, commits: watch::Sender<u64>) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>(8192);
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("ironcase-writer".into())
             .spawn(move || {
-                run(conn, rx);
+                run(conn, rx, &commits);
                 let _ = done_tx.send(());
             })
             .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
@@ -71,7 +72,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut finishes: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -115,6 +116,9 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         if let Some(e) = &commit {
             tracing::error!(error = %e, "group commit failed; the batch is rolled back");
             let _ = conn.execute_batch("rollback");
+        }
+        if commit.is_none() {
+            commits.send_modify(|n| *n = n.wrapping_add(1));
         }
         for f in finishes.drain(..) {
             f(commit.as_ref());

@@ -53,6 +53,17 @@ pub struct ServeArgs {
     /// Login and token-refresh requests per source address, as N/SECONDS [default: 30/60]
     #[arg(long, env = "IRONCASE_AUTH_ADDRESS_LIMIT")]
     pub auth_address_limit: Option<String>,
+    /// Web origins allowed to open the WebSocket event stream, comma-separated
+    /// (https://console.example.com); the server's own origin always is [default: none]
+    #[arg(long, env = "IRONCASE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Seconds between heartbeats (and credential checks) on event streams [default: 15]
+    #[arg(long, env = "IRONCASE_STREAM_HEARTBEAT")]
+    pub stream_heartbeat: Option<u64>,
+    /// Events an event stream may fall behind by before it is ended with a
+    /// cursor to resume from [default: 1024]
+    #[arg(long, env = "IRONCASE_STREAM_BUFFER")]
+    pub stream_buffer: Option<usize>,
 }
 
 /// `N/SECONDS`: N requests per that many seconds.
@@ -89,6 +100,9 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     login_limit: Option<String>,
     auth_address_limit: Option<String>,
+    allowed_origins: Option<Vec<String>>,
+    stream_heartbeat: Option<u64>,
+    stream_buffer: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -110,6 +124,13 @@ pub struct Config {
     pub login_limit: Option<String>,
     /// `N/SECONDS` for login and refresh per address; `None`: the default.
     pub auth_address_limit: Option<String>,
+    /// Origins (`scheme://host[:port]`) allowed to open the WebSocket stream
+    /// besides the server's own.
+    pub allowed_origins: Vec<String>,
+    /// Seconds between event-stream heartbeats and credential checks.
+    pub stream_heartbeat_secs: u64,
+    /// Events a stream may fall behind by before it is ended.
+    pub stream_buffer: usize,
 }
 
 impl Config {
@@ -128,6 +149,9 @@ impl Config {
             trusted_proxies: Vec::new(),
             login_limit: None,
             auth_address_limit: None,
+            allowed_origins: Vec::new(),
+            stream_heartbeat_secs: 15,
+            stream_buffer: 1024,
         }
     }
 
@@ -150,6 +174,9 @@ impl Config {
             trusted_proxies: args.trusted_proxies.or(file.trusted_proxies).unwrap_or_default(),
             login_limit: args.login_limit.or(file.login_limit),
             auth_address_limit: args.auth_address_limit.or(file.auth_address_limit),
+            allowed_origins: args.allowed_origins.or(file.allowed_origins).unwrap_or_default(),
+            stream_heartbeat_secs: args.stream_heartbeat.or(file.stream_heartbeat).unwrap_or(15),
+            stream_buffer: args.stream_buffer.or(file.stream_buffer).unwrap_or(1024),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -161,6 +188,14 @@ impl Config {
             if let Some(v) = v {
                 anyhow::ensure!(parse_limit(v).is_some(), "{name}: `{v}` is not N/SECONDS");
             }
+        }
+        anyhow::ensure!((1..=3600).contains(&self.stream_heartbeat_secs), "stream_heartbeat must be 1 to 3600 seconds");
+        anyhow::ensure!((16..=1_000_000).contains(&self.stream_buffer), "stream_buffer must be 16 to 1000000 events");
+        for o in &self.allowed_origins {
+            anyhow::ensure!(
+                ironcase_http::routes::events::normalize_origin(o).is_some(),
+                "allowed_origins: `{o}` is not an origin (scheme://host[:port])"
+            );
         }
         for p in &self.trusted_proxies {
             anyhow::ensure!(ironcase_http::proxy::Cidr::parse(p).is_some(), "trusted_proxies: `{p}` is not an address or range");

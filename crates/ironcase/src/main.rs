@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the server.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -76,7 +76,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Serve(args) => server::run(args).await,
+            Command::Serve(args) => server::run(*args).await,
             Command::Audit { command } => cli::audit(command).await,
             Command::Roles => {
                 print!("{}", ironcase_domain::role_table_markdown());

@@ -67,7 +67,13 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
         BlobStore::s3(&cfg.evidence_store, &S3Options { endpoint: cfg.s3_endpoint.clone(), allow_http: cfg.s3_allow_http })
     }
     .context("opening the evidence store")?;
-    let mut settings = Settings { max_evidence_bytes: cfg.max_evidence_bytes, default_plan: cfg.default_plan, ..Settings::default() };
+    let mut settings = Settings {
+        max_evidence_bytes: cfg.max_evidence_bytes,
+        default_plan: cfg.default_plan,
+        stream_heartbeat: std::time::Duration::from_secs(cfg.stream_heartbeat_secs),
+        stream_buffer: cfg.stream_buffer,
+        ..Settings::default()
+    };
     if let Some(q) = cfg.login_limit.as_deref().and_then(crate::config::parse_limit) {
         settings.login_per_account_and_address = q;
     }
@@ -85,10 +91,15 @@ pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(cfg.bind).await.with_context(|| format!("binding {}", cfg.bind))?;
     let addr = listener.local_addr()?;
     let trusted_proxies = cfg.trusted_proxies.iter().filter_map(|p| ironcase_http::proxy::Cidr::parse(p)).collect();
-    let router = ironcase_http::router(app.clone(), HttpConfig { max_body_bytes: cfg.max_body_bytes, trusted_proxies });
+    let allowed_origins = cfg.allowed_origins.iter().filter_map(|o| ironcase_http::routes::events::normalize_origin(o)).collect();
+    let router = ironcase_http::router(app.clone(), HttpConfig { max_body_bytes: cfg.max_body_bytes, trusted_proxies, allowed_origins });
     let (stop, stopped) = oneshot::channel::<()>();
+    let live = app.live().clone();
     let done = tokio::spawn(ironcase_http::serve(listener, router, async move {
         let _ = stopped.await;
+        // Held streams never end by themselves: end them, so that draining
+        // can finish (clients resume from their cursor elsewhere).
+        live.close();
     }));
     Ok(Running { addr, app, done, stop: Some(stop), initial_password_file })
 }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
+pub mod events;
 pub mod evidence;
 pub mod hierarchy;
 pub mod incidents;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(hierarchy::router())
         .merge(audit::router())
         .merge(search::router())
+        .merge(events::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
     Router::new()
         .nest("/api/v1", api)

@@ -79,21 +79,13 @@ impl TestApp {
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
-        let cfg = Config {
+        let mut cfg = Config {
             bind: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: data_dir.clone(),
-            log_format: LogFormat::Text,
             max_body_bytes: 64 * 1024,
             max_evidence_bytes: 4 * 1024 * 1024 * 1024,
-            evidence_store: "local".to_owned(),
-            s3_endpoint: None,
-            s3_allow_http: false,
-            default_plan: ironcase_domain::plan::PlanName::Enterprise,
-            trusted_proxies: Vec::new(),
-            login_limit: None,
-            auth_address_limit: None,
+            log_format: LogFormat::Text,
+            ..Config::for_data_dir(data_dir.clone())
         };
-        let mut cfg = cfg;
         tweak(&mut cfg);
         let clock = Clock::system();
         let running = start(&cfg, clock.clone()).await.expect("server starts");

@@ -6,6 +6,7 @@ mod helpers;
 mod apikeys;
 mod audit;
 mod auth;
+mod events;
 mod evidence;
 mod hierarchy;
 mod incidents;

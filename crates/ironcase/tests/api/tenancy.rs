@@ -64,6 +64,8 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::GET, format!("/api/v1/organizations/{b_org}/incidents/{b_inc_id}"), None, vec![]),
         (Method::GET, format!("/api/v1/organizations/{b_org}/incidents/{b_inc_id}/evidence"), None, vec![]),
         (Method::GET, format!("/api/v1/organizations/{b_org}/audit"), None, vec![]),
+        (Method::GET, format!("/api/v1/events/stream?incident_id={b_inc_id}"), None, vec![]),
+        (Method::GET, format!("/api/v1/events/ws?incident_id={b_inc_id}"), None, vec![]),
     ];
     for (m, path, body, headers) in &attempts {
         let r = app.send(m.clone(), path, Some(&a.token), body.clone(), headers).await;

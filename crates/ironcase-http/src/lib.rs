@@ -11,7 +11,6 @@ pub mod openapi;
 pub mod proxy;
 pub mod routes;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -51,10 +50,65 @@ pub fn router(app: App, config: HttpConfig) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.
+///
+/// One HTTP/1.1 connection per task, served by hyper directly rather than
+/// through `axum::serve`: that one detects HTTP/2 on every connection (the
+/// dependency tree enables it), and its connection state costs more memory
+/// per held event stream than the whole HTTP/1.1 state does here.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+    use axum::extract::ConnectInfo;
+    use tower::ServiceExt;
+
+    // Each connection task holds a receiver: the server waits for all of
+    // them to be dropped; a send tells them to finish gracefully.
+    let (signal_tx, signal_rx) = tokio::sync::watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let mut signal = signal_rx.clone();
+        tokio::spawn(async move {
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::trace!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = signal.changed() => conn.as_mut().graceful_shutdown(),
+            }
+            if let Err(e) = conn.await {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+            drop(signal);
+        });
+    }
+    drop(listener);
+    drop(signal_rx);
+    let _ = signal_tx.send(());
+    signal_tx.closed().await;
+    Ok(())
 }

@@ -40,6 +40,18 @@ pub struct BenchArgs {
     /// rate-limit check, the permission check, and a million limiter keys.
     #[arg(long)]
     pub micro: bool,
+    /// Instead of load phases, live updates: this many SSE subscribers
+    /// receive every event of a stream of created incidents; prints the
+    /// delivery latency (from the moment the create was sent).
+    #[arg(long)]
+    pub live: Option<usize>,
+    /// With `--live`: idle SSE connections opened first, to measure what
+    /// each costs the server in memory.
+    #[arg(long, default_value_t = 10_000)]
+    pub idle: usize,
+    /// With `--live`: incidents created (one at a time, 20 a second).
+    #[arg(long, default_value_t = 200)]
+    pub events: usize,
 }
 
 struct Server {
@@ -280,6 +292,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     if let Some(dir) = args.seeded.clone() {
         return run_seeded(&args, &dir).await;
+    }
+    if let Some(subscribers) = args.live {
+        return run_live(&args, subscribers).await;
     }
     let server = start_server(None).await?;
     let base = server.base.clone();
@@ -620,5 +635,125 @@ fn run_micro() -> anyhow::Result<std::process::ExitCode> {
         big.len(),
         own_rss_mb() - before
     );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Opens `GET /api/v1/events/stream` on a raw connection and reads the
+/// response head; the rest of the stream is the caller's to read.
+async fn open_sse(addr: &str, auth: &str) -> anyhow::Result<tokio::io::BufReader<tokio::net::TcpStream>> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    s.write_all(&get_request("/api/v1/events/stream", auth)).await?;
+    let mut r = tokio::io::BufReader::with_capacity(4096, s);
+    let mut line = String::new();
+    r.read_line(&mut line).await?;
+    anyhow::ensure!(line.starts_with("HTTP/1.1 200"), "stream refused: {}", line.trim_end());
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 || line.trim_end().is_empty() {
+            break;
+        }
+    }
+    Ok(r)
+}
+
+/// `--live`: memory per idle stream, then delivery latency to many.
+async fn run_live(args: &BenchArgs, subscribers: usize) -> anyhow::Result<std::process::ExitCode> {
+    use tokio::io::AsyncBufReadExt;
+    let server = start_server(None).await?;
+    let (base, pid) = (server.base.clone(), server.pid);
+    let client = reqwest::Client::new();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "email": "admin@localhost", "password": server.password }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let auth = format!("Bearer {}", login["access_token"].as_str().context("login failed")?);
+    let addr = base.trim_start_matches("http://").to_owned();
+    println!("ironcase bench --live: server pid {pid} on {base}");
+
+    // Idle connections: what each costs the server.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_mb(pid);
+    let mut idle = Vec::with_capacity(args.idle);
+    for _ in 0..args.idle {
+        idle.push(open_sse(&addr, &auth).await?);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_mb(pid);
+    println!(
+        "{} idle SSE streams: private RSS {before:.1} MB -> {after:.1} MB (+{:.1} MB, {:.1} KB each)",
+        args.idle,
+        after - before,
+        (after - before) * 1024.0 / args.idle.max(1) as f64
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Delivery: every subscriber reads every event; latency from the send.
+    let origin = Instant::now();
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..args.events).map(|_| AtomicU64::new(0)).collect());
+    let mut tasks = Vec::with_capacity(subscribers);
+    let done = Arc::new(AtomicBool::new(false));
+    for _ in 0..subscribers {
+        let mut r = open_sse(&addr, &auth).await?;
+        let (sent_at, done, events) = (sent_at.clone(), done.clone(), args.events);
+        tasks.push(tokio::spawn(async move {
+            let mut lat: Vec<u32> = Vec::with_capacity(events);
+            let mut line = String::new();
+            while lat.len() < events && !done.load(Ordering::Relaxed) {
+                line.clear();
+                match tokio::time::timeout(Duration::from_secs(5), r.read_line(&mut line)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => break,
+                }
+                let Some(at) = line.find("live-bench ") else { continue };
+                let digits: String = line[at + 11..].chars().take_while(char::is_ascii_digit).collect();
+                let Ok(k) = digits.parse::<usize>() else { continue };
+                let now = origin.elapsed().as_micros() as u64;
+                let sent = sent_at.get(k).map(|a| a.load(Ordering::Relaxed)).unwrap_or(now);
+                lat.push(now.saturating_sub(sent) as u32);
+            }
+            lat
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("{subscribers} SSE subscribers open; creating {} incidents, 20 a second", args.events);
+    let mut conn = Conn::open(&addr).await?;
+    for (k, slot) in sent_at.iter().enumerate() {
+        let body = json!({ "title": format!("live-bench {k}"), "severity": "low", "category": "other" }).to_string();
+        slot.store(origin.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let a = conn.request(&post_request("/api/v1/incidents", &auth, &body)).await?;
+        anyhow::ensure!(a.status == 201, "create answered {}", a.status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    done.store(true, Ordering::Relaxed);
+    let mut all: Vec<u32> = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    all.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
+        f64::from(all[i]) / 1000.0
+    };
+    println!(
+        "delivered {} of {} (events x subscribers)   p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms   max {:.2} ms   private RSS {:.1} MB",
+        all.len(),
+        args.events * subscribers,
+        pct(0.50),
+        pct(0.95),
+        pct(0.99),
+        pct(1.0),
+        rss_mb(pid)
+    );
+    let _ = server.child.id();
     Ok(std::process::ExitCode::SUCCESS)
 }

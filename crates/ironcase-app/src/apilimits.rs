@@ -29,8 +29,8 @@ pub(crate) struct ApiLimits {
 impl ApiLimits {
     pub(crate) fn new(max_keys: usize) -> ApiLimits {
         ApiLimits {
-            minute: Limiter::new(Quota::per_minute(60), max_keys),
-            day: Limiter::new(Quota::per_day(1_000), max_keys),
+            minute: Limiter::new(Quota::per_minute(60), max_keys).named("api_minute"),
+            day: Limiter::new(Quota::per_day(1_000), max_keys).named("api_day"),
             plans: Mutex::new(HashMap::new()),
             audited: Mutex::new(HashMap::new()),
         }
@@ -119,17 +119,24 @@ impl App {
             Some(s) => s.to_string(),
             None => p.actor_id(),
         };
-        let mut answer: Option<Decision> = None;
-        let checks = [
-            (own, &self.inner.api_limits.minute, "cred:", credential.as_str(), "credential_minute", 60_000),
-            (rates.per_minute, &self.inner.api_limits.minute, "org:", "", "organization_minute", 60_000),
-            (rates.per_day, &self.inner.api_limits.day, "org:", "", "organization_day", 86_400_000),
-        ];
         let org = p.org.to_string();
-        for (q, limiter, prefix, id, class, window) in checks {
-            let Some(q) = q else { continue };
-            let key = format!("{prefix}{}", if id.is_empty() { org.as_str() } else { id });
-            let d = limiter.check_with(&key, q, now);
+        let cred_key = format!("cred:{credential}");
+        let org_key = format!("org:{org}");
+        let limits = &self.inner.api_limits;
+        let mut checks = Vec::with_capacity(3);
+        let mut classes = Vec::with_capacity(3);
+        for (q, limiter, key, class, window) in [
+            (own, &limits.minute, cred_key.as_str(), "credential_minute", 60_000),
+            (rates.per_minute, &limits.minute, org_key.as_str(), "organization_minute", 60_000),
+            (rates.per_day, &limits.day, org_key.as_str(), "organization_day", 86_400_000),
+        ] {
+            if let Some(q) = q {
+                checks.push((limiter, key, q));
+                classes.push((class, window));
+            }
+        }
+        let mut answer: Option<Decision> = None;
+        for (d, (class, window)) in self.rate_checks(&checks, now).await.into_iter().zip(classes) {
             answer = Some(answer.map_or(d, |a| tighter(a, d)));
             if !d.allowed {
                 return Err(Rejection { decision: d, class, window: now.0 / window, credential: credential.clone() });

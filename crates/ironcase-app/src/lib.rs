@@ -22,6 +22,7 @@ pub mod principal;
 pub mod quotas;
 pub mod ratelimit;
 pub mod search;
+pub mod shared;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub struct Settings {
     pub stream_buffer: usize,
     /// Lifetime of a WebSocket ticket, in seconds.
     pub ticket_ttl_secs: i64,
+    /// Shares rate limits and wake-ups with the other nodes (`redis://…`).
+    pub redis_url: Option<shared::RedisUrl>,
 }
 
 impl Default for Settings {
@@ -77,6 +80,7 @@ impl Default for Settings {
             stream_heartbeat: live::default_heartbeat(),
             stream_buffer: 1024,
             ticket_ttl_secs: 30,
+            redis_url: None,
         }
     }
 }
@@ -108,6 +112,8 @@ struct Inner {
     api_limits: apilimits::ApiLimits,
     /// Fans new events out to the streams held open on this node.
     live: Arc<live::Hub>,
+    /// What the nodes share, when Redis is configured.
+    redis: Option<Arc<shared::Redis>>,
 }
 
 impl App {
@@ -122,11 +128,18 @@ impl App {
     ) -> Result<App> {
         let tokens = auth::TokenKeys::load_or_create(&store, &master, clock.now()).await?;
         let dummy_hash = auth::hash_password("not a real password, only for timing".to_owned()).await?;
-        let auth_limiter = ratelimit::Limiter::new(settings.auth_per_address, settings.limiter_max_keys);
+        let auth_limiter = ratelimit::Limiter::new(settings.auth_per_address, settings.limiter_max_keys).named("auth");
         let settings_max_keys = settings.limiter_max_keys;
-        let login_limiter = ratelimit::Limiter::new(settings.login_per_account_and_address, settings.limiter_max_keys);
+        let login_limiter = ratelimit::Limiter::new(settings.login_per_account_and_address, settings.limiter_max_keys).named("login");
+        let redis = match &settings.redis_url {
+            Some(url) => Some(shared::Redis::new(url).map_err(AppError::BadRequest)?),
+            None => None,
+        };
         let hub = live::Hub::new(settings.stream_buffer);
-        tokio::spawn(live::pump(store.clone(), hub.clone()));
+        tokio::spawn(live::pump(store.clone(), hub.clone(), redis.clone()));
+        if let Some(r) = &redis {
+            tokio::spawn(r.clone().run(hub.clone()));
+        }
         Ok(App {
             inner: Arc::new(Inner {
                 store,
@@ -141,6 +154,7 @@ impl App {
                 login_limiter,
                 api_limits: apilimits::ApiLimits::new(settings_max_keys),
                 live: hub,
+                redis,
             }),
         })
     }
@@ -158,12 +172,55 @@ impl App {
     }
 
     /// Counts one login or refresh attempt from `address`.
-    pub fn check_auth_rate(&self, address: &str) -> ratelimit::Decision {
-        self.inner.auth_limiter.check(address, self.clock().now())
+    pub async fn check_auth_rate(&self, address: &str) -> ratelimit::Decision {
+        let l = &self.inner.auth_limiter;
+        self.rate_check(l, address, l.quota(), self.clock().now()).await
+    }
+
+    /// Counts one request against `limiter`'s `key`: in Redis when it is
+    /// configured and answers (shared by every node), else in this process.
+    pub(crate) async fn rate_check(
+        &self,
+        limiter: &ratelimit::Limiter,
+        key: &str,
+        q: ratelimit::Quota,
+        now: ironcase_domain::Timestamp,
+    ) -> ratelimit::Decision {
+        let mut d = self.rate_checks(&[(limiter, key, q)], now).await;
+        d.pop().unwrap_or(ratelimit::Decision { allowed: true, limit: q.burst, remaining: q.burst, reset_secs: 0, retry_after_secs: None })
+    }
+
+    /// As [`App::rate_check`] for several keys in order, stopping at the
+    /// first refusal (the keys before it are charged, those after it not).
+    pub(crate) async fn rate_checks(
+        &self,
+        checks: &[(&ratelimit::Limiter, &str, ratelimit::Quota)],
+        now: ironcase_domain::Timestamp,
+    ) -> Vec<ratelimit::Decision> {
+        if let Some(r) = &self.inner.redis {
+            let keyed: Vec<(String, ratelimit::Quota)> = checks.iter().map(|(l, k, q)| (format!("{}:{k}", l.name()), *q)).collect();
+            if let Some(d) = r.check(&keyed, now).await {
+                return d;
+            }
+        }
+        let mut out = Vec::with_capacity(checks.len());
+        for (l, k, q) in checks {
+            let d = l.check_with(k, *q, now);
+            out.push(d);
+            if !d.allowed {
+                break;
+            }
+        }
+        out
     }
 
     pub async fn ready(&self) -> Result<()> {
         Ok(self.inner.store.ping().await?)
+    }
+
+    /// Whether Redis answers: `None` when none is configured.
+    pub fn redis_healthy(&self) -> Option<bool> {
+        self.inner.redis.as_ref().map(|r| r.healthy())
     }
 
     /// On the very first start, creates the organisation `default` and its owner

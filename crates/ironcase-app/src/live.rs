@@ -103,6 +103,11 @@ impl Hub {
         self.wake.notify_one();
     }
 
+    /// Changes when the hub closes.
+    pub(crate) fn closed_signal(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
     /// Ends every stream (shutdown): they finish their current event and close.
     pub fn close(&self) {
         self.closed.send_replace(true);
@@ -144,8 +149,10 @@ impl Drop for Subscribed {
 }
 
 /// Reads new events after each wake-up and hands them to the hub. Runs until
-/// the hub closes.
-pub(crate) async fn pump(store: Store, hub: Arc<Hub>) {
+/// the hub closes. With Redis, tells the other nodes when this one committed
+/// events, and looks at the table once a second besides, so that streams
+/// catch up even while wake-ups cannot travel.
+pub(crate) async fn pump(store: Store, hub: Arc<Hub>, redis: Option<Arc<crate::shared::Redis>>) {
     let mut commits = store.commits();
     let mut closed = hub.closed.subscribe();
     let mut last = match store.read_now(event::last_id).await {
@@ -155,12 +162,15 @@ pub(crate) async fn pump(store: Store, hub: Arc<Hub>) {
             return;
         }
     };
+    let mut announced = last;
+    let poll = if redis.is_some() { Duration::from_secs(1) } else { Duration::from_secs(3600) };
     loop {
-        tokio::select! {
-            r = commits.changed() => if r.is_err() { return },
-            _ = hub.wake.notified() => {},
+        let local = tokio::select! {
+            r = commits.changed() => if r.is_err() { return } else { true },
+            _ = hub.wake.notified() => false,
+            _ = tokio::time::sleep(poll) => false,
             _ = closed.changed() => return,
-        }
+        };
         if *closed.borrow() {
             return;
         }
@@ -175,6 +185,12 @@ pub(crate) async fn pump(store: Store, hub: Arc<Hub>) {
                 continue;
             }
         };
+        if local && newest > announced {
+            announced = newest;
+            if let Some(r) = &redis {
+                r.publish_wake().await;
+            }
+        }
         if hub.idle() {
             last = newest;
             continue;

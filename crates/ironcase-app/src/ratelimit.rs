@@ -24,7 +24,7 @@ impl Quota {
         Quota { burst: n, period_ms: 86_400_000 }
     }
 
-    fn interval(self) -> i64 {
+    pub(crate) fn interval(self) -> i64 {
         (self.period_ms / i64::from(self.burst.max(1))).max(1)
     }
 }
@@ -44,6 +44,8 @@ pub struct Decision {
 const SHARDS: usize = 16;
 
 pub struct Limiter {
+    /// Names its keys where they are shared (Redis).
+    name: &'static str,
     quota: Quota,
     max_keys_per_shard: usize,
     shards: Vec<Mutex<HashMap<String, i64>>>,
@@ -69,7 +71,22 @@ fn shard_of(key: &str) -> usize {
 impl Limiter {
     /// A limiter keeping at most `max_keys` keys.
     pub fn new(quota: Quota, max_keys: usize) -> Limiter {
-        Limiter { quota, max_keys_per_shard: (max_keys / SHARDS).max(1), shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        Limiter {
+            name: "local",
+            quota,
+            max_keys_per_shard: (max_keys / SHARDS).max(1),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    /// Names the limiter: its keys are `name:key` where nodes share them.
+    pub fn named(mut self, name: &'static str) -> Limiter {
+        self.name = name;
+        self
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     pub fn quota(&self) -> Quota {
@@ -83,30 +100,18 @@ impl Limiter {
 
     /// As [`Limiter::check`], with the quota of this key (plans differ).
     pub fn check_with(&self, key: &str, q: Quota, now: Timestamp) -> Decision {
-        let (t, now) = (q.interval(), now.0);
         let Ok(mut map) = self.shards[shard_of(key)].lock() else {
             // A poisoned shard must not take the service down: let it pass.
             return Decision { allowed: true, limit: q.burst, remaining: q.burst, reset_secs: 0, retry_after_secs: None };
         };
-        // The theoretical arrival time: when the allowance would be full again.
-        let tat = map.get(key).copied().unwrap_or(now).max(now);
-        let new_tat = tat + t;
-        if new_tat - now > q.period_ms {
-            let retry_ms = new_tat - q.period_ms - now;
-            return Decision {
-                allowed: false,
-                limit: q.burst,
-                remaining: 0,
-                reset_secs: ceil_secs(tat - now),
-                retry_after_secs: Some(ceil_secs(retry_ms).max(1)),
-            };
+        let (d, new_tat) = gcra(map.get(key).copied(), q, now.0);
+        if let Some(new_tat) = new_tat {
+            if !map.contains_key(key) && map.len() >= self.max_keys_per_shard {
+                evict(&mut map, now.0, self.max_keys_per_shard);
+            }
+            map.insert(key.to_owned(), new_tat);
         }
-        if !map.contains_key(key) && map.len() >= self.max_keys_per_shard {
-            evict(&mut map, now, self.max_keys_per_shard);
-        }
-        map.insert(key.to_owned(), new_tat);
-        let remaining = ((q.period_ms - (new_tat - now)) / t).clamp(0, i64::from(q.burst)) as u32;
-        Decision { allowed: true, limit: q.burst, remaining, reset_secs: ceil_secs(new_tat - now), retry_after_secs: None }
+        d
     }
 
     /// Keys held now.
@@ -117,6 +122,29 @@ impl Limiter {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// One GCRA step: from the stored theoretical arrival time (when the
+/// allowance is full again; `None` when nothing is stored), the decision and,
+/// when the request passes, the time to store. The Redis script in
+/// `shared.rs` does the same arithmetic.
+pub(crate) fn gcra(tat: Option<i64>, q: Quota, now: i64) -> (Decision, Option<i64>) {
+    let t = q.interval();
+    let tat = tat.unwrap_or(now).max(now);
+    let new_tat = tat + t;
+    if new_tat - now > q.period_ms {
+        let retry_ms = new_tat - q.period_ms - now;
+        let d = Decision {
+            allowed: false,
+            limit: q.burst,
+            remaining: 0,
+            reset_secs: ceil_secs(tat - now),
+            retry_after_secs: Some(ceil_secs(retry_ms).max(1)),
+        };
+        return (d, None);
+    }
+    let remaining = ((q.period_ms - (new_tat - now)) / t).clamp(0, i64::from(q.burst)) as u32;
+    (Decision { allowed: true, limit: q.burst, remaining, reset_secs: ceil_secs(new_tat - now), retry_after_secs: None }, Some(new_tat))
 }
 
 fn ceil_secs(ms: i64) -> i64 {

@@ -122,7 +122,7 @@ pub async fn limit_api(State(state): State<AppState>, mut req: Request, next: Ne
 /// through trusted proxies).
 pub async fn limit_auth_by_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let address = req.extensions().get::<ClientIp>().map(|c| c.0.to_string()).unwrap_or_default();
-    let d = state.app.check_auth_rate(&address);
+    let d = state.app.check_auth_rate(&address).await;
     if !d.allowed {
         state.metrics.rate_limited("auth");
         let mut res = axum::response::IntoResponse::into_response(crate::error::ApiError {

@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// cursor to resume from [default: 1024]
     #[arg(long, env = "IRONCASE_STREAM_BUFFER")]
     pub stream_buffer: Option<usize>,
+    /// Redis shared by the nodes (redis://[:password@]host:port): rate limits
+    /// and live-update wake-ups across nodes [default: none, one node]
+    #[arg(long, env = "IRONCASE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 /// `N/SECONDS`: N requests per that many seconds.
@@ -103,6 +107,7 @@ struct FileConfig {
     allowed_origins: Option<Vec<String>>,
     stream_heartbeat: Option<u64>,
     stream_buffer: Option<usize>,
+    redis_url: Option<String>,
 }
 
 /// The resolved configuration.
@@ -131,6 +136,8 @@ pub struct Config {
     pub stream_heartbeat_secs: u64,
     /// Events a stream may fall behind by before it is ended.
     pub stream_buffer: usize,
+    /// Redis shared by the nodes; `None`: this node alone.
+    pub redis_url: Option<ironcase_app::shared::RedisUrl>,
 }
 
 impl Config {
@@ -152,6 +159,7 @@ impl Config {
             allowed_origins: Vec::new(),
             stream_heartbeat_secs: 15,
             stream_buffer: 1024,
+            redis_url: None,
         }
     }
 
@@ -177,6 +185,7 @@ impl Config {
             allowed_origins: args.allowed_origins.or(file.allowed_origins).unwrap_or_default(),
             stream_heartbeat_secs: args.stream_heartbeat.or(file.stream_heartbeat).unwrap_or(15),
             stream_buffer: args.stream_buffer.or(file.stream_buffer).unwrap_or(1024),
+            redis_url: args.redis_url.or(file.redis_url).map(ironcase_app::shared::RedisUrl::new),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -196,6 +205,9 @@ impl Config {
                 ironcase_http::routes::events::normalize_origin(o).is_some(),
                 "allowed_origins: `{o}` is not an origin (scheme://host[:port])"
             );
+        }
+        if let Some(u) = &self.redis_url {
+            anyhow::ensure!(ironcase_app::shared::Redis::new(u).is_ok(), "redis_url is not a valid redis:// URL");
         }
         for p in &self.trusted_proxies {
             anyhow::ensure!(ironcase_http::proxy::Cidr::parse(p).is_some(), "trusted_proxies: `{p}` is not an address or range");

@@ -72,6 +72,7 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
         default_plan: cfg.default_plan,
         stream_heartbeat: std::time::Duration::from_secs(cfg.stream_heartbeat_secs),
         stream_buffer: cfg.stream_buffer,
+        redis_url: cfg.redis_url.clone(),
         ..Settings::default()
     };
     if let Some(q) = cfg.login_limit.as_deref().and_then(crate::config::parse_limit) {

@@ -19,14 +19,29 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// The process can serve: its database answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+/// The process can serve: its database answers. With Redis configured, its
+/// state is reported too; a node whose Redis is away still serves (limiting
+/// locally), so that is `degraded`, not unready.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready, or degraded"), (status = 503, description = "not ready")))]
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    let redis = s.app.redis_healthy();
+    let redis_check = redis.map(|ok| if ok { "ok" } else { "unreachable" });
     match s.app.ready().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "checks": { "database": "ok" } }))),
+        Ok(()) => {
+            let status = if redis == Some(false) { "degraded" } else { "ready" };
+            let mut checks = json!({ "database": "ok" });
+            if let Some(r) = redis_check {
+                checks["redis"] = json!(r);
+            }
+            (StatusCode::OK, Json(json!({ "status": status, "checks": checks })))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "checks": { "database": "failing" } })))
+            let mut checks = json!({ "database": "failing" });
+            if let Some(r) = redis_check {
+                checks["redis"] = json!(r);
+            }
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "checks": checks })))
         }
     }
 }

@@ -16,7 +16,8 @@ pub struct TestApp {
     pub admin_password: String,
     pub data_dir: PathBuf,
     running: Option<Running>,
-    _dir: tempfile::TempDir,
+    /// The data directory's owner; `None` for a second node over another's.
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// One answer, read whole.
@@ -98,7 +99,32 @@ impl TestApp {
             admin_password,
             data_dir,
             running: Some(running),
-            _dir: dir,
+            _dir: Some(dir),
+        }
+    }
+
+    /// Another node over this one's data directory (one database, as
+    /// several nodes share one), configured by `tweak`. It must be shut down
+    /// before this one.
+    pub async fn spawn_node(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let mut cfg = Config {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            max_body_bytes: 64 * 1024,
+            log_format: LogFormat::Text,
+            ..Config::for_data_dir(self.data_dir.clone())
+        };
+        tweak(&mut cfg);
+        let clock = Clock::system();
+        let running = start(&cfg, clock.clone()).await.expect("second node starts");
+        assert!(running.initial_password_file.is_none(), "the second node finds the first organisation");
+        TestApp {
+            base: format!("http://{}", running.addr),
+            client: reqwest::Client::new(),
+            clock,
+            admin_password: self.admin_password.clone(),
+            data_dir: self.data_dir.clone(),
+            running: Some(running),
+            _dir: None,
         }
     }
 

@@ -17,6 +17,7 @@ mod ops;
 mod process;
 mod quotas;
 mod roles;
+mod scaleout;
 mod search;
 mod tenancy;
 mod tlp;

@@ -52,6 +52,14 @@ pub struct BenchArgs {
     /// With `--live`: incidents created (one at a time, 20 a second).
     #[arg(long, default_value_t = 200)]
     pub events: usize,
+    /// With `--live`: a second node over the same data directory, sharing
+    /// this Redis with the first, holds `--remote` more subscribers; the
+    /// incidents are created on the first node.
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// With `--redis-url`: subscribers on the second node.
+    #[arg(long, default_value_t = 100)]
+    pub remote: usize,
 }
 
 struct Server {
@@ -64,6 +72,11 @@ struct Server {
 
 /// Starts the server over `data` (a fresh directory when `None`).
 async fn start_server(data: Option<&std::path::Path>) -> anyhow::Result<Server> {
+    start_server_with(data, &[]).await
+}
+
+/// As [`start_server`], with more `serve` flags.
+async fn start_server_with(data: Option<&std::path::Path>, extra: &[String]) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let data = data.map(std::path::Path::to_path_buf).unwrap_or_else(|| dir.path().join("data"));
     let port = {
@@ -74,6 +87,7 @@ async fn start_server(data: Option<&std::path::Path>) -> anyhow::Result<Server> 
     let child = tokio::process::Command::new(exe)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&data)
+        .args(extra)
         .env("IRONCASE_LOG", "warn")
         .env_remove("IRONCASE_MASTER_KEY")
         .stdout(std::process::Stdio::null())
@@ -658,10 +672,74 @@ async fn open_sse(addr: &str, auth: &str) -> anyhow::Result<tokio::io::BufReader
     Ok(r)
 }
 
-/// `--live`: memory per idle stream, then delivery latency to many.
-async fn run_live(args: &BenchArgs, subscribers: usize) -> anyhow::Result<std::process::ExitCode> {
+/// Subscribers reading the live stream on one connection each; each returns
+/// the delivery latency of every event it saw, in microseconds.
+async fn subscribe_all(
+    addr: &str,
+    auth: &str,
+    n: usize,
+    origin: Instant,
+    sent_at: &Arc<Vec<AtomicU64>>,
+    done: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<Vec<u32>>>> {
     use tokio::io::AsyncBufReadExt;
-    let server = start_server(None).await?;
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut r = open_sse(addr, auth).await?;
+        let (sent_at, done) = (sent_at.clone(), done.clone());
+        let events = sent_at.len();
+        tasks.push(tokio::spawn(async move {
+            let mut lat: Vec<u32> = Vec::with_capacity(events);
+            let mut line = String::new();
+            while lat.len() < events && !done.load(Ordering::Relaxed) {
+                line.clear();
+                match tokio::time::timeout(Duration::from_secs(5), r.read_line(&mut line)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => break,
+                }
+                let Some(at) = line.find("live-bench ") else { continue };
+                let digits: String = line[at + 11..].chars().take_while(char::is_ascii_digit).collect();
+                let Ok(k) = digits.parse::<usize>() else { continue };
+                let now = origin.elapsed().as_micros() as u64;
+                let sent = sent_at.get(k).map(|a| a.load(Ordering::Relaxed)).unwrap_or(now);
+                lat.push(now.saturating_sub(sent) as u32);
+            }
+            lat
+        }));
+    }
+    Ok(tasks)
+}
+
+async fn report_delivery(label: &str, tasks: Vec<tokio::task::JoinHandle<Vec<u32>>>, expected: usize) {
+    let mut all: Vec<u32> = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    all.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
+        f64::from(all[i]) / 1000.0
+    };
+    println!(
+        "{label:<22} delivered {} of {expected} (events x subscribers)   p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        all.len(),
+        pct(0.50),
+        pct(0.95),
+        pct(0.99),
+        pct(1.0),
+    );
+}
+
+/// `--live`: memory per idle stream, then delivery latency to many, on this
+/// node and (with `--redis-url`) on another.
+async fn run_live(args: &BenchArgs, subscribers: usize) -> anyhow::Result<std::process::ExitCode> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let extra: Vec<String> = args.redis_url.iter().flat_map(|u| ["--redis-url".to_owned(), u.clone()]).collect();
+    let server = start_server_with(Some(&data), &extra).await?;
     let (base, pid) = (server.base.clone(), server.pid);
     let client = reqwest::Client::new();
     let login: Value = client
@@ -693,35 +771,30 @@ async fn run_live(args: &BenchArgs, subscribers: usize) -> anyhow::Result<std::p
     drop(idle);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    let other = match &args.redis_url {
+        Some(_) => {
+            let s = start_server_with(Some(&data), &extra).await?;
+            println!("second node: pid {} on {}, sharing the database and Redis", s.pid, s.base);
+            Some(s)
+        }
+        None => None,
+    };
+
     // Delivery: every subscriber reads every event; latency from the send.
     let origin = Instant::now();
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..args.events).map(|_| AtomicU64::new(0)).collect());
-    let mut tasks = Vec::with_capacity(subscribers);
     let done = Arc::new(AtomicBool::new(false));
-    for _ in 0..subscribers {
-        let mut r = open_sse(&addr, &auth).await?;
-        let (sent_at, done, events) = (sent_at.clone(), done.clone(), args.events);
-        tasks.push(tokio::spawn(async move {
-            let mut lat: Vec<u32> = Vec::with_capacity(events);
-            let mut line = String::new();
-            while lat.len() < events && !done.load(Ordering::Relaxed) {
-                line.clear();
-                match tokio::time::timeout(Duration::from_secs(5), r.read_line(&mut line)).await {
-                    Ok(Ok(n)) if n > 0 => {}
-                    _ => break,
-                }
-                let Some(at) = line.find("live-bench ") else { continue };
-                let digits: String = line[at + 11..].chars().take_while(char::is_ascii_digit).collect();
-                let Ok(k) = digits.parse::<usize>() else { continue };
-                let now = origin.elapsed().as_micros() as u64;
-                let sent = sent_at.get(k).map(|a| a.load(Ordering::Relaxed)).unwrap_or(now);
-                lat.push(now.saturating_sub(sent) as u32);
-            }
-            lat
-        }));
-    }
+    let local = subscribe_all(&addr, &auth, subscribers, origin, &sent_at, &done).await?;
+    let remote = match &other {
+        Some(s) => subscribe_all(s.base.trim_start_matches("http://"), &auth, args.remote, origin, &sent_at, &done).await?,
+        None => Vec::new(),
+    };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    println!("{subscribers} SSE subscribers open; creating {} incidents, 20 a second", args.events);
+    println!(
+        "{subscribers} SSE subscribers on this node{}; creating {} incidents here, 20 a second",
+        if other.is_some() { format!(", {} on the other", args.remote) } else { String::new() },
+        args.events
+    );
     let mut conn = Conn::open(&addr).await?;
     for (k, slot) in sent_at.iter().enumerate() {
         let body = json!({ "title": format!("live-bench {k}"), "severity": "low", "category": "other" }).to_string();
@@ -732,28 +805,12 @@ async fn run_live(args: &BenchArgs, subscribers: usize) -> anyhow::Result<std::p
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     done.store(true, Ordering::Relaxed);
-    let mut all: Vec<u32> = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap_or_default());
+    report_delivery("same node", local, args.events * subscribers).await;
+    if other.is_some() {
+        report_delivery("other node (Redis)", remote, args.events * args.remote).await;
     }
-    all.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
-        f64::from(all[i]) / 1000.0
-    };
-    println!(
-        "delivered {} of {} (events x subscribers)   p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms   max {:.2} ms   private RSS {:.1} MB",
-        all.len(),
-        args.events * subscribers,
-        pct(0.50),
-        pct(0.95),
-        pct(0.99),
-        pct(1.0),
-        rss_mb(pid)
-    );
-    let _ = server.child.id();
+    println!("server private RSS {:.1} MB", rss_mb(pid));
+    drop(other);
+    drop(server);
     Ok(std::process::ExitCode::SUCCESS)
 }

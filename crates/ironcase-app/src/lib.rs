@@ -13,6 +13,7 @@ pub mod clock;
 pub mod crypto;
 pub mod error;
 pub mod evidence;
+pub mod export;
 pub mod hierarchy;
 pub mod incidents;
 pub mod iocs;
@@ -47,6 +48,8 @@ pub struct Settings {
     pub auth_per_address: ratelimit::Quota,
     /// Login attempts (failed or not) per account and source address.
     pub login_per_account_and_address: ratelimit::Quota,
+    /// Exports per credential (the export route class).
+    pub export_per_credential: ratelimit::Quota,
     /// Most source addresses the auth limiter remembers at once.
     pub limiter_max_keys: usize,
     /// Largest evidence file accepted, in bytes (a plan may allow less).
@@ -74,6 +77,7 @@ impl Default for Settings {
             login_window_secs: 15 * 60,
             auth_per_address: ratelimit::Quota::per_minute(30),
             login_per_account_and_address: ratelimit::Quota { burst: 5, period_ms: 15 * 60 * 1000 },
+            export_per_credential: ratelimit::Quota { burst: 10, period_ms: 3600 * 1000 },
             limiter_max_keys: 100_000,
             max_evidence_bytes: 10 * 1024 * 1024 * 1024,
             default_plan: ironcase_domain::plan::PlanName::Enterprise,
@@ -108,6 +112,8 @@ struct Inner {
     auth_limiter: ratelimit::Limiter,
     /// Login attempts per account and source address.
     login_limiter: ratelimit::Limiter,
+    /// Exports per credential.
+    export_limiter: ratelimit::Limiter,
     /// Per-credential and per-organisation limits from the plans.
     api_limits: apilimits::ApiLimits,
     /// Fans new events out to the streams held open on this node.
@@ -131,6 +137,7 @@ impl App {
         let auth_limiter = ratelimit::Limiter::new(settings.auth_per_address, settings.limiter_max_keys).named("auth");
         let settings_max_keys = settings.limiter_max_keys;
         let login_limiter = ratelimit::Limiter::new(settings.login_per_account_and_address, settings.limiter_max_keys).named("login");
+        let export_limiter = ratelimit::Limiter::new(settings.export_per_credential, settings.limiter_max_keys).named("export");
         let redis = match &settings.redis_url {
             Some(url) => Some(shared::Redis::new(url).map_err(AppError::BadRequest)?),
             None => None,
@@ -152,6 +159,7 @@ impl App {
                 dummy_hash,
                 auth_limiter,
                 login_limiter,
+                export_limiter,
                 api_limits: apilimits::ApiLimits::new(settings_max_keys),
                 live: hub,
                 redis,

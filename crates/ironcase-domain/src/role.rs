@@ -19,6 +19,7 @@ string_enum!(Permission {
     ApiKeysManage = "apikeys:manage",
     OrganizationRead = "organization:read",
     OrganizationManage = "organization:manage",
+    OrganizationExport = "organization:export",
 });
 
 string_enum!(
@@ -53,6 +54,7 @@ const OWNER: &[(Permission, Scope)] = &[
     (P::ApiKeysManage, All),
     (P::OrganizationRead, All),
     (P::OrganizationManage, All),
+    (P::OrganizationExport, All),
 ];
 const LEAD: &[(Permission, Scope)] = &[
     (P::IncidentCreate, All),

@@ -65,7 +65,7 @@ pub async fn record_route(req: Request, next: Next) -> Response {
 }
 
 /// Sets the `RateLimit-*` headers (and their `X-RateLimit-*` twins).
-fn rate_headers(res: &mut Response, d: &ironcase_app::ratelimit::Decision) {
+pub(crate) fn rate_headers(res: &mut Response, d: &ironcase_app::ratelimit::Decision) {
     let h = res.headers_mut();
     for (name, value) in [
         ("ratelimit-limit", d.limit.to_string()),

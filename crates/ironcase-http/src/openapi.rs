@@ -23,7 +23,7 @@ use crate::routes;
         routes::iocs::add, routes::iocs::list, routes::iocs::unlink, routes::iocs::lookup, routes::iocs::extract,
         routes::evidence::upload, routes::evidence::list, routes::evidence::read, routes::evidence::content,
         routes::evidence::custody, routes::evidence::add_custody, routes::evidence::remove,
-        routes::events::stream, routes::events::ws, routes::events::ticket,
+        routes::events::stream, routes::events::ws, routes::events::ticket, routes::export::export,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&Bearer),

@@ -315,3 +315,22 @@ pub fn insert_comment(c: &Conn, m: &CommentRow) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Every comment of an incident, oldest first.
+pub fn comments(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<CommentRow>> {
+    query_map(
+        c,
+        "select comment_id, author_id, body, created_at from comment where organization_id = ? and incident_id = ? order by created_at, comment_id",
+        [org.to_string(), incident.to_string()],
+        |r| {
+            Ok(CommentRow {
+                org,
+                id: parse_id(r, 0)?,
+                incident_id: incident,
+                author_id: parse_id(r, 1)?,
+                body: r.get(2)?,
+                created_at: Timestamp(r.get(3)?),
+            })
+        },
+    )
+}

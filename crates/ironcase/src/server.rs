@@ -81,6 +81,9 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
     if let Some(q) = cfg.auth_address_limit.as_deref().and_then(crate::config::parse_limit) {
         settings.auth_per_address = q;
     }
+    if let Some(q) = cfg.export_limit.as_deref().and_then(crate::config::parse_limit) {
+        settings.export_per_credential = q;
+    }
     let app = App::new(store, blobs, master, clock, settings).await.context("starting the application")?;
     let initial_password_file = app.bootstrap(&cfg.data_dir).await.context("creating the first organisation")?;
     Ok((app, initial_password_file))

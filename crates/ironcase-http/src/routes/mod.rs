@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod evidence;
+pub mod export;
 pub mod hierarchy;
 pub mod incidents;
 pub mod iocs;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(search::router())
         .merge(events::router())
+        .merge(export::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
     Router::new()
         .nest("/api/v1", api)

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod events;
 mod evidence;
+mod export;
 mod hierarchy;
 mod incidents;
 mod iocs;

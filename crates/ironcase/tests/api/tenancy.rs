@@ -78,6 +78,9 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert!(!list.body.to_string().contains(&b_inc_id));
     let audit = app.get(&format!("/api/v1/audit?resource_id={b_inc_id}"), &a.token).await.expect(200);
     assert_eq!(audit.body["items"], json!([]));
+    let export = app.client.get(app.url("/api/v1/organization/export")).bearer_auth(&a.token).send().await.expect("export");
+    assert_eq!(export.status(), 200);
+    assert!(!export.text().await.expect("body").contains(&b_inc_id), "an export holds only the caller's organisation");
     let found = app.get("/api/v1/search?q=beta", &a.token).await.expect(200);
     assert_eq!(found.body["total"], 0, "{}", found.body);
     let found = app.get("/api/v1/search?q=capture", &a.token).await.expect(200);

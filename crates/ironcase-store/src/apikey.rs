@@ -1,7 +1,7 @@
 //! API keys: stored only as hashes.
 
+use crate::{params, Row};
 use ironcase_domain::{ApiKeyId, OrgId, Role, Timestamp, Tlp, UserId};
-use rusqlite::{params, Row};
 
 use crate::{exec, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result, StoreError};
 
@@ -30,11 +30,11 @@ impl std::fmt::Debug for ApiKeyRow {
     }
 }
 
-fn ts(r: &Row<'_>, col: &str) -> Result<Option<Timestamp>> {
+fn ts(r: &Row<'_, '_>, col: &str) -> Result<Option<Timestamp>> {
     Ok(r.get::<_, Option<i64>>(col)?.map(Timestamp))
 }
 
-fn key(r: &Row<'_>) -> Result<ApiKeyRow> {
+fn key(r: &Row<'_, '_>) -> Result<ApiKeyRow> {
     Ok(ApiKeyRow {
         id: parse_id(r, "api_key_id")?,
         org: parse_id(r, "organization_id")?,

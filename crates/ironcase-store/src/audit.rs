@@ -1,9 +1,9 @@
 //! The audit log: append (hash-chained, in the caller's transaction), query, verify.
 
+use crate::Value;
+use crate::{params, Row};
 use ironcase_domain::audit::{Canonical, GENESIS};
 use ironcase_domain::Timestamp;
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Row};
 
 use crate::{exec, query_map, query_opt, Conn, Result};
 
@@ -68,7 +68,7 @@ impl EntryRow {
 const COLS: &str = "organization_id, seq, at, actor_id, actor_kind, action, resource_type, resource_id, outcome, request_id, \
     source_ip, user_agent, details, prev_hash, hash";
 
-fn entry(r: &Row<'_>) -> Result<EntryRow> {
+fn entry(r: &Row<'_, '_>) -> Result<EntryRow> {
     Ok(EntryRow {
         tenant: r.get("organization_id")?,
         seq: r.get("seq")?,
@@ -178,7 +178,7 @@ pub fn list(c: &Conn, tenant: &str, f: &Filter, before: Option<i64>, limit: i64)
     }
     sql.push_str(" order by seq desc limit ?");
     p.push(Value::Integer(limit));
-    query_map(c, &sql, params_from_iter(p), entry)
+    query_map(c, &sql, p, entry)
 }
 
 /// The outcome of re-computing a chain.
@@ -199,9 +199,8 @@ pub fn verify(c: &Conn, tenant: &str) -> Result<Verification> {
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 1i64;
     {
-        let mut stmt = c.prepare(&format!("select {COLS} from audit_log where organization_id = ? order by seq"))?;
-        let mut rows = stmt.query([tenant])?;
-        while let Some(r) = rows.next()? {
+        let mut stop = None;
+        c.each_row(&format!("select {COLS} from audit_log where organization_id = ? order by seq"), [tenant], |r| {
             let e = entry(r)?;
             v.entries += 1;
             let bad = if e.seq != expected_seq {
@@ -214,13 +213,18 @@ pub fn verify(c: &Conn, tenant: &str) -> Result<Verification> {
                 None
             };
             if let Some(why) = bad {
-                v.ok = false;
-                v.first_bad_seq = Some(expected_seq.min(e.seq));
-                v.reason = Some(why.to_owned());
-                return Ok(v);
+                stop = Some((expected_seq.min(e.seq), why));
+                return Ok(false);
             }
             prev = e.hash.clone();
             expected_seq += 1;
+            Ok(true)
+        })?;
+        if let Some((seq, why)) = stop {
+            v.ok = false;
+            v.first_bad_seq = Some(seq);
+            v.reason = Some(why.to_owned());
+            return Ok(v);
         }
     }
     let head = query_opt(c, "select seq, hash from audit_head where organization_id = ?", [tenant], |r| {
@@ -251,7 +255,7 @@ pub fn verify(c: &Conn, tenant: &str) -> Result<Verification> {
 
 /// Every tenant that has a chain.
 pub fn tenants(c: &Conn) -> Result<Vec<String>> {
-    query_map(c, "select organization_id from audit_head union select distinct organization_id from audit_log order by 1", [], |r| {
-        Ok(r.get(0)?)
+    query_map(c, "select organization_id from audit_head union select distinct organization_id from audit_log order by 1", params![], |r| {
+        r.get(0)
     })
 }

@@ -3,9 +3,9 @@
 //! event, written with the same rows the API writes, without the per-request
 //! work (one search document per incident instead of one re-index per part).
 
+use crate::params;
 use ironcase_domain::ioc::IocType;
 use ironcase_domain::{IocId, OrgId};
-use rusqlite::params;
 use serde_json::json;
 
 use crate::incident::{self, CommentRow, IncidentRow};
@@ -22,7 +22,10 @@ pub struct SeedIncident {
 
 /// Fresh planner statistics after a large load.
 pub fn finish(c: &Conn) -> Result<()> {
-    c.execute_batch("pragma analysis_limit = 1000; analyze;")?;
+    match c.backend() {
+        crate::Backend::Sqlite => c.batch("pragma analysis_limit = 1000; analyze;")?,
+        crate::Backend::Postgres => c.batch("analyze")?,
+    }
     Ok(())
 }
 
@@ -37,7 +40,7 @@ pub fn seed_incidents(c: &Conn, org: OrgId, by: &str, items: &mut [SeedIncident]
             c,
             "select row_id from incident where organization_id = ? and incident_id = ?",
             params![org.to_string(), i.id.to_string()],
-            |r| Ok(r.get(0)?),
+            |r| r.get(0),
         )?;
         let mut doc = format!("{}\n{}", i.title, i.description);
         for cm in &it.comments {

@@ -5,9 +5,8 @@
 //! tickets that open a WebSocket stream.
 
 use ironcase_domain::{ApiKeyId, IncidentId, OrgId, SessionId, Timestamp, Tlp};
-use rusqlite::params;
 
-use crate::{exec, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result};
+use crate::{exec, params, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, Row};
 
 #[derive(Debug, Clone)]
 pub struct EventRow {
@@ -33,7 +32,7 @@ pub fn append(
         c,
         "insert into event (organization_id, incident_id, type, actor_id, data, created_at) values (?, ?, ?, ?, ?, ?) returning event_id",
         params![org.to_string(), incident.map(|i| i.to_string()), kind, actor, data.to_string(), at.0],
-        |r| Ok(r.get(0)?),
+        |r| r.get(0),
     )
 }
 
@@ -70,7 +69,7 @@ pub struct LiveRow {
 const LIVE_COLUMNS: &str = "select e.event_id, e.organization_id, e.incident_id, e.type, e.actor_id, e.data, e.created_at, i.tlp \
      from event e left join incident i on i.organization_id = e.organization_id and i.incident_id = e.incident_id";
 
-fn live_row(r: &rusqlite::Row<'_>) -> Result<LiveRow> {
+fn live_row(r: &Row<'_, '_>) -> Result<LiveRow> {
     let data: String = r.get(5)?;
     let tlp: Option<String> = r.get(7)?;
     Ok(LiveRow {
@@ -105,12 +104,12 @@ pub fn all_after(c: &Conn, after: i64, limit: i64) -> Result<Vec<LiveRow>> {
 
 /// The newest event id of all, 0 when there is none.
 pub fn last_id(c: &Conn) -> Result<i64> {
-    query_one(c, "select coalesce(max(event_id), 0) from event", [], |r| Ok(r.get(0)?))
+    query_one(c, "select coalesce(max(event_id), 0) from event", params![], |r| r.get(0))
 }
 
 /// The newest event id of one organisation, 0 when it has none.
 pub fn org_last_id(c: &Conn, org: OrgId) -> Result<i64> {
-    query_one(c, "select coalesce(max(event_id), 0) from event where organization_id = ?", [org.to_string()], |r| Ok(r.get(0)?))
+    query_one(c, "select coalesce(max(event_id), 0) from event where organization_id = ?", [org.to_string()], |r| r.get(0))
 }
 
 /// Whose credential a stream ticket stands for.

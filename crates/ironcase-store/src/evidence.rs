@@ -1,7 +1,7 @@
 //! Evidence records, their chain of custody, and the organisations' data keys.
 
+use crate::{params, Row};
 use ironcase_domain::{CustodyAction, EvidenceId, EvidenceKind, IncidentId, OrgId, Timestamp};
-use rusqlite::{params, Row};
 
 use crate::{exec, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result};
 
@@ -31,7 +31,7 @@ pub struct EvidenceRow {
 const COLS: &str = "organization_id, evidence_id, incident_id, name, kind, description, size, sha256, collected_by, collected_at, \
                     uploaded_by, created_at, data_key_id, blob_key, deleted_at, deleted_by, delete_reason";
 
-fn row(r: &Row<'_>) -> Result<EvidenceRow> {
+fn row(r: &Row<'_, '_>) -> Result<EvidenceRow> {
     Ok(EvidenceRow {
         org: parse_id(r, 0)?,
         id: parse_id(r, 1)?,
@@ -117,7 +117,7 @@ pub fn stored_bytes(c: &Conn, org: OrgId) -> Result<i64> {
         c,
         "select coalesce(sum(size), 0) from evidence where organization_id = ? and deleted_at is null",
         params![org.to_string()],
-        |r| Ok(r.get(0)?),
+        |r| r.get(0),
     )
 }
 
@@ -139,7 +139,7 @@ pub fn custody_append(c: &Conn, org: OrgId, id: EvidenceId, step: &CustodyRow) -
         c,
         "select coalesce(max(seq), 0) + 1 from custody where organization_id = ? and evidence_id = ?",
         params![org.to_string(), id.to_string()],
-        |r| Ok(r.get(0)?),
+        |r| r.get(0),
     )?;
     exec(
         c,
@@ -194,7 +194,7 @@ pub fn data_key_current(c: &Conn, org: OrgId) -> Result<Option<(String, Vec<u8>)
 
 pub fn data_key(c: &Conn, org: OrgId, key_id: &str) -> Result<Vec<u8>> {
     query_one(c, "select wrapped from data_key where organization_id = ? and data_key_id = ?", params![org.to_string(), key_id], |r| {
-        Ok(r.get(0)?)
+        r.get(0)
     })
 }
 

@@ -1,8 +1,8 @@
 //! Incidents, their tags and comments.
 
+use crate::Value;
+use crate::{params, Row};
 use ironcase_domain::{Category, CommentId, IncidentId, OrgId, Resolution, Severity, Status, Timestamp, Tlp, UserId};
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Row};
 
 use crate::{exec, parse_col, parse_id, parse_opt_id, query_map, query_one, Conn, Result, StoreError};
 
@@ -37,18 +37,18 @@ const COLS: &str = "organization_id, incident_id, number, title, description, se
 pub(crate) const COLS_I: &str = "i.organization_id, i.incident_id, i.number, i.title, i.description, i.severity, i.category, i.status, i.resolution, i.tlp, i.tags, i.assignee_id, i.reporter_id, i.created_at, i.updated_at, i.acknowledged_at, i.contained_at, i.resolved_at, i.closed_at, i.version";
 
 /// Maps the first 20 columns of a row selected with `COLS` or `COLS_I`.
-pub(crate) fn incident_from_row(r: &Row<'_>) -> Result<IncidentRow> {
+pub(crate) fn incident_from_row(r: &Row<'_, '_>) -> Result<IncidentRow> {
     incident(r)
 }
 
-fn ts(r: &Row<'_>, col: usize) -> Result<Option<Timestamp>> {
+fn ts(r: &Row<'_, '_>, col: usize) -> Result<Option<Timestamp>> {
     Ok(r.get::<_, Option<i64>>(col)?.map(Timestamp))
 }
 
 /// Maps a row selected with `COLS`, by position (name look-ups were a fifth
 /// of a list's cost).
-fn incident(r: &Row<'_>) -> Result<IncidentRow> {
-    let tags = r.get_ref(10)?.as_str().map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+fn incident(r: &Row<'_, '_>) -> Result<IncidentRow> {
+    let tags = r.with_str(10, |t| serde_json::from_str::<Vec<String>>(t).map_err(|e| StoreError::Corrupt(format!("tags: {e}"))))?;
     let resolution: Option<String> = r.get(8)?;
     Ok(IncidentRow {
         org: parse_id(r, 0)?,
@@ -61,7 +61,7 @@ fn incident(r: &Row<'_>) -> Result<IncidentRow> {
         status: parse_col(r, 7, Status::parse)?,
         resolution: resolution.map(|s| Resolution::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("resolution={s}")))).transpose()?,
         tlp: parse_col(r, 9, Tlp::parse)?,
-        tags: serde_json::from_str(tags).map_err(|_| StoreError::Corrupt("tags".into()))?,
+        tags,
         assignee_id: parse_opt_id(r, 11)?,
         reporter_id: parse_id(r, 12)?,
         created_at: Timestamp(r.get(13)?),
@@ -294,7 +294,7 @@ pub fn list(c: &Conn, org: OrgId, f: &Filter, sort: Sort, after: Option<(i64, In
         bind(&mut sql, ", $)", Value::Text(id.to_string()));
     }
     bind(&mut sql, &format!(" order by {col} {dir}, incident_id {dir} limit $"), Value::Integer(limit));
-    query_map(c, &sql, params_from_iter(p), incident)
+    query_map(c, &sql, p, incident)
 }
 
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! Indicators of compromise and their sightings in incidents.
 
+use crate::{params, Row};
 use ironcase_domain::ioc::IocType;
 use ironcase_domain::{IncidentId, IocId, OrgId, Timestamp, Tlp};
-use rusqlite::{params, Row};
 
 use crate::{exec, parse_col, parse_id, query_map, query_opt, Conn, Result, StoreError};
 
@@ -33,20 +33,20 @@ pub struct SightingRow {
 
 const IOC_COLS: &str = "i.organization_id, i.ioc_id, i.type, i.value, i.tlp, i.tags, i.created_at";
 
-fn ioc(r: &Row<'_>) -> Result<IocRow> {
-    let tags = r.get_ref(5)?.as_str().map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
+fn ioc(r: &Row<'_, '_>) -> Result<IocRow> {
+    let tags = r.with_str(5, |t| serde_json::from_str::<Vec<String>>(t).map_err(|e| StoreError::Corrupt(format!("tags: {e}"))))?;
     Ok(IocRow {
         org: parse_id(r, 0)?,
         id: parse_id(r, 1)?,
         kind: parse_col(r, 2, IocType::parse)?,
         value: r.get(3)?,
         tlp: parse_col(r, 4, Tlp::parse)?,
-        tags: serde_json::from_str(tags).map_err(|_| StoreError::Corrupt("tags".into()))?,
+        tags,
         created_at: Timestamp(r.get(6)?),
     })
 }
 
-fn sighting_row(r: &Row<'_>) -> Result<SightingRow> {
+fn sighting_row(r: &Row<'_, '_>) -> Result<SightingRow> {
     Ok(SightingRow {
         ioc: ioc(r)?,
         incident_id: parse_id(r, 7)?,

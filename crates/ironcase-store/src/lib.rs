@@ -13,6 +13,7 @@ pub mod apikey;
 pub mod audit;
 pub mod blob;
 pub mod bulk;
+pub mod db;
 pub mod event;
 pub mod evidence;
 pub mod incident;
@@ -22,6 +23,21 @@ pub mod search;
 pub mod session;
 mod writer;
 
+#[cfg(test)]
+pub(crate) mod testing {
+    /// The PostgreSQL server for tests: `IRONCASE_TEST_POSTGRES_URL`. Without
+    /// it the PostgreSQL tests are skipped, unless `CI=true`, where they fail.
+    pub(crate) fn postgres_url() -> Option<String> {
+        match std::env::var("IRONCASE_TEST_POSTGRES_URL") {
+            Ok(u) if !u.is_empty() => Some(u),
+            _ => {
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "IRONCASE_TEST_POSTGRES_URL is required when CI=true");
+                None
+            }
+        }
+    }
+}
+
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -30,8 +46,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
-/// The connection type every store function takes.
-pub type Conn = rusqlite::Connection;
+pub use db::{Backend, Conn, Row, Value};
 
 /// The small error every store call returns.
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +200,7 @@ impl Store {
         let conn = self.inner.scanners.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
         let inner = self.inner.clone();
         let out = tokio::task::spawn_blocking(move || {
-            let r = f(&conn);
+            let r = f(&Conn::Sqlite(&conn));
             inner.scanners.give(conn);
             r
         })
@@ -205,7 +220,7 @@ impl Store {
     {
         let permit = self.inner.readers.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
         let conn = self.inner.readers.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
-        let out = f(&conn);
+        let out = f(&Conn::Sqlite(&conn));
         self.inner.readers.give(conn);
         drop(permit);
         out
@@ -232,7 +247,7 @@ impl Store {
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<()> {
         self.read(|c| {
-            let one: i64 = c.query_row("select 1", [], |r| r.get(0))?;
+            let one: i64 = query_one(c, "select 1", params![], |r| r.get(0))?;
             if one == 1 {
                 Ok(())
             } else {
@@ -292,67 +307,48 @@ fn migrate_to(c: &mut Connection, last: i64) -> Result<()> {
     Ok(())
 }
 
-/// Reads a column that holds a closed string enum.
 /// Reads a column (by name, or by position where the row is hot) that holds a
 /// closed string enum.
-pub(crate) fn parse_col<T, I: Col>(row: &rusqlite::Row<'_>, col: I, parse: fn(&str) -> Option<T>) -> Result<T> {
-    let s = row.get_ref(col)?.as_str().map_err(|e| StoreError::Corrupt(format!("{col:?}: {e}")))?;
-    parse(s).ok_or_else(|| StoreError::Corrupt(format!("{col:?}={s}")))
+pub(crate) fn parse_col<T, I: db::Idx>(row: &Row<'_, '_>, col: I, parse: fn(&str) -> Option<T>) -> Result<T> {
+    row.with_str(col, |s| parse(s).ok_or_else(|| StoreError::Corrupt(format!("{col}={s}"))))
 }
 
-pub(crate) fn parse_id<T: FromStr, I: Col>(row: &rusqlite::Row<'_>, col: I) -> Result<T> {
-    let s = row.get_ref(col)?.as_str().map_err(|e| StoreError::Corrupt(format!("{col:?}: {e}")))?;
-    s.parse().map_err(|_| StoreError::Corrupt(format!("{col:?}={s}")))
+pub(crate) fn parse_id<T: FromStr, I: db::Idx>(row: &Row<'_, '_>, col: I) -> Result<T> {
+    row.with_str(col, |s| s.parse().map_err(|_| StoreError::Corrupt(format!("{col}={s}"))))
 }
 
-pub(crate) fn parse_opt_id<T: FromStr, I: Col>(row: &rusqlite::Row<'_>, col: I) -> Result<Option<T>> {
-    let s = row.get_ref(col)?.as_str_or_null().map_err(|e| StoreError::Corrupt(format!("{col:?}: {e}")))?;
-    s.map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("{col:?}={s}")))).transpose()
+pub(crate) fn parse_opt_id<T: FromStr, I: db::Idx>(row: &Row<'_, '_>, col: I) -> Result<Option<T>> {
+    row.with_opt_str(col, |s| s.map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("{col}={s}")))).transpose())
 }
-
-/// A column index: a name, or a position.
-pub(crate) trait Col: rusqlite::RowIndex + Copy + std::fmt::Debug {}
-impl<T: rusqlite::RowIndex + Copy + std::fmt::Debug> Col for T {}
 
 /// Runs a query and maps every row with `f`, which may fail with a `StoreError`.
-pub(crate) fn query_map<T>(
-    c: &Conn,
-    sql: &str,
-    params: impl rusqlite::Params,
-    f: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
-) -> Result<Vec<T>> {
-    let mut stmt = c.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
+pub(crate) fn query_map<T>(c: &Conn, sql: &str, params: impl db::Params, f: impl Fn(&Row<'_, '_>) -> Result<T>) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
+    c.each_row(sql, params, |r| {
         out.push(f(r)?);
-    }
+        Ok(true)
+    })?;
     Ok(out)
 }
 
 /// The first row mapped with `f`, or `None`.
-pub(crate) fn query_opt<T>(
-    c: &Conn,
-    sql: &str,
-    params: impl rusqlite::Params,
-    f: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
-) -> Result<Option<T>> {
-    let mut stmt = c.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
-    match rows.next()? {
-        Some(r) => Ok(Some(f(r)?)),
-        None => Ok(None),
-    }
+pub(crate) fn query_opt<T>(c: &Conn, sql: &str, params: impl db::Params, f: impl Fn(&Row<'_, '_>) -> Result<T>) -> Result<Option<T>> {
+    let mut out = None;
+    c.each_row(sql, params, |r| {
+        out = Some(f(r)?);
+        Ok(false)
+    })?;
+    Ok(out)
 }
 
 /// Exactly one row, or `NotFound`.
-pub(crate) fn query_one<T>(c: &Conn, sql: &str, params: impl rusqlite::Params, f: impl Fn(&rusqlite::Row<'_>) -> Result<T>) -> Result<T> {
+pub(crate) fn query_one<T>(c: &Conn, sql: &str, params: impl db::Params, f: impl Fn(&Row<'_, '_>) -> Result<T>) -> Result<T> {
     query_opt(c, sql, params, f)?.ok_or(StoreError::NotFound)
 }
 
 /// Executes a cached statement; returns the rows changed.
-pub(crate) fn exec(c: &Conn, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
-    Ok(c.prepare_cached(sql)?.execute(params)?)
+pub(crate) fn exec(c: &Conn, sql: &str, params: impl db::Params) -> Result<usize> {
+    c.exec(sql, params)
 }
 
 #[cfg(test)]

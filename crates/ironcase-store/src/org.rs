@@ -1,7 +1,7 @@
 //! Organisations, users and memberships.
 
+use crate::{params, Row};
 use ironcase_domain::{OrgId, Role, Timestamp, UserId};
-use rusqlite::{params, Row};
 
 use crate::{exec, parse_col, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, StoreError};
 
@@ -16,7 +16,7 @@ pub struct OrgRow {
     pub created_at: Timestamp,
 }
 
-fn org(r: &Row<'_>) -> Result<OrgRow> {
+fn org(r: &Row<'_, '_>) -> Result<OrgRow> {
     Ok(OrgRow {
         id: parse_id(r, "organization_id")?,
         slug: r.get("slug")?,
@@ -54,13 +54,13 @@ pub fn list_orgs(c: &Conn) -> Result<Vec<OrgRow>> {
     query_map(
         c,
         "select organization_id, slug, name, plan, status, parent_id, created_at from organization order by created_at, organization_id",
-        [],
+        params![],
         org,
     )
 }
 
 pub fn count_orgs(c: &Conn) -> Result<i64> {
-    Ok(c.query_row("select count(*) from organization", [], |r| r.get(0))?)
+    query_one(c, "select count(*) from organization", params![], |r| r.get(0))
 }
 
 /// Whether the organisation lets its parent read its data.
@@ -111,7 +111,7 @@ pub fn set_status(c: &Conn, id: OrgId, status: &str) -> Result<()> {
 }
 
 pub fn count_members(c: &Conn, id: OrgId) -> Result<i64> {
-    query_one(c, "select count(*) from membership where organization_id = ?", [id.to_string()], |r| Ok(r.get(0)?))
+    query_one(c, "select count(*) from membership where organization_id = ?", [id.to_string()], |r| r.get(0))
 }
 
 /// How much of a periodic quota is used in `period`.
@@ -120,7 +120,7 @@ pub fn usage(c: &Conn, id: OrgId, quota: &str, period: &str) -> Result<i64> {
         c,
         "select used from usage_counter where organization_id = ? and quota = ? and period = ?",
         params![id.to_string(), quota, period],
-        |r| Ok(r.get(0)?),
+        |r| r.get(0),
     )?
     .unwrap_or(0))
 }
@@ -132,7 +132,7 @@ pub fn usage_add(c: &Conn, id: OrgId, quota: &str, period: &str, n: i64) -> Resu
         "insert into usage_counter (organization_id, quota, period, used) values (?, ?, ?, ?) \
          on conflict (organization_id, quota, period) do update set used = used + excluded.used returning used",
         params![id.to_string(), quota, period, n],
-        |r| Ok(r.get(0)?),
+        |r| r.get(0),
     )
 }
 
@@ -142,7 +142,7 @@ pub fn next_incident_number(c: &Conn, id: OrgId) -> Result<i64> {
         c,
         "update organization set incident_seq = incident_seq + 1 where organization_id = ? returning incident_seq",
         [id.to_string()],
-        |r| Ok(r.get(0)?),
+        |r| r.get(0),
     )
 }
 
@@ -162,7 +162,7 @@ impl std::fmt::Debug for UserRow {
     }
 }
 
-fn user(r: &Row<'_>) -> Result<UserRow> {
+fn user(r: &Row<'_, '_>) -> Result<UserRow> {
     Ok(UserRow {
         id: parse_id(r, "user_id")?,
         email: r.get("email")?,
@@ -224,7 +224,7 @@ pub struct MemberRow {
     pub joined_at: Timestamp,
 }
 
-fn member(r: &Row<'_>) -> Result<MemberRow> {
+fn member(r: &Row<'_, '_>) -> Result<MemberRow> {
     Ok(MemberRow {
         user_id: parse_id(r, "user_id")?,
         email: r.get("email")?,
@@ -276,6 +276,6 @@ pub fn delete_membership(c: &Conn, org: OrgId, user: UserId) -> Result<()> {
 
 pub fn count_role(c: &Conn, org: OrgId, role: Role) -> Result<i64> {
     query_one(c, "select count(*) from membership where organization_id = ? and role = ?", params![org.to_string(), role.as_str()], |r| {
-        Ok(r.get(0)?)
+        r.get(0)
     })
 }

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::params;
+use crate::Value;
 use ironcase_domain::{IncidentId, OrgId, Severity, Status, Timestamp, Tlp, UserId};
-use rusqlite::params;
-use rusqlite::types::Value;
 
 use crate::incident::{incident_from_row, tlp_clause, IncidentRow, COLS_I};
 use crate::{exec, query_map, query_opt, Conn, Result};
@@ -35,7 +35,7 @@ fn row_id(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Option<i64>> {
         c,
         "select row_id from incident where organization_id = ? and incident_id = ?",
         params![org.to_string(), incident.to_string()],
-        |r| Ok(r.get(0)?),
+        |r| r.get(0),
     )
 }
 
@@ -48,7 +48,7 @@ pub fn parts(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<String>> 
         c,
         "select title || char(10) || description from incident where organization_id = ? and incident_id = ? and deleted_at is null",
         params![o, i],
-        |r| Ok(r.get(0)?),
+        |r| r.get(0),
     )?;
     if out.is_empty() {
         return Ok(out);
@@ -60,7 +60,7 @@ pub fn parts(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<String>> 
         "select x.value from ioc_sighting g join ioc x on x.organization_id = g.organization_id and x.ioc_id = g.ioc_id \
          where g.organization_id = ? and g.incident_id = ? order by g.first_seen, x.ioc_id",
     ] {
-        out.extend(query_map(c, sql, params![o, i], |r| Ok(r.get::<_, String>(0)?))?);
+        out.extend(query_map(c, sql, params![o, i], |r| r.get::<_, String>(0))?);
     }
     Ok(out)
 }
@@ -219,28 +219,31 @@ pub fn run(c: &Conn, org: OrgId, s: &Spec, offset: i64, limit: i64) -> Result<Re
     // (score, created_at, row_id) per hit.
     let mut set: Vec<(Option<f64>, i64, i64)> = Vec::new();
     {
-        let mut stmt = c.prepare_cached(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
-        while let Some(r) = rows.next()? {
+        c.each_row(&sql, p, |r| {
             let row_id: i64 = r.get(0)?;
             let created: i64 = r.get(1)?;
             for (col, map) in [(2, &mut facets.severity), (3, &mut facets.status), (4, &mut facets.category)] {
-                let v = r.get_ref(col)?.as_str().map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
-                match map.get_mut(v) {
-                    Some(n) => *n += 1,
-                    None => {
-                        map.insert(v.to_owned(), 1);
+                r.with_str(col, |v| {
+                    match map.get_mut(v) {
+                        Some(n) => *n += 1,
+                        None => {
+                            map.insert(v.to_owned(), 1);
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            r.with_str(5, |t| {
+                if t != "[]" {
+                    for tag in serde_json::from_str::<Vec<String>>(t).unwrap_or_default() {
+                        *tags.entry(tag).or_default() += 1;
                     }
                 }
-            }
-            let t = r.get_ref(5)?.as_str().map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
-            if t != "[]" {
-                for tag in serde_json::from_str::<Vec<String>>(t).unwrap_or_default() {
-                    *tags.entry(tag).or_default() += 1;
-                }
-            }
+                Ok(())
+            })?;
             set.push((r.get(6)?, created, row_id));
-        }
+            Ok(true)
+        })?;
     }
     let mut tags: Vec<(String, i64)> = tags.into_iter().collect();
     tags.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -341,7 +344,7 @@ fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
     candidates.truncate(SIMILAR_CANDIDATES);
     let mut counted = Vec::new();
     for w in candidates {
-        let n: Option<i64> = query_opt(c, "select doc from search_vocab where term = ?", [w], |r| Ok(r.get(0)?))?;
+        let n: Option<i64> = query_opt(c, "select doc from search_vocab where term = ?", [w], |r| r.get(0))?;
         if let Some(n) = n.filter(|n| *n >= 2) {
             counted.push((n, w.clone()));
         }

@@ -1,9 +1,9 @@
 //! Sessions, refresh tokens, login failures and token-signing keys.
 
+use crate::params;
 use ironcase_domain::{OrgId, Role, SessionId, Timestamp, UserId};
-use rusqlite::params;
 
-use crate::{exec, parse_id, query_map, query_opt, Conn, Result};
+use crate::{exec, parse_id, query_map, query_one, query_opt, Conn, Result};
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
@@ -85,8 +85,9 @@ pub fn record_login_failure(c: &Conn, email: &str, at: Timestamp) -> Result<()> 
 
 /// Failures for `email` since `since`: how many, and the oldest of them.
 pub fn login_failures(c: &Conn, email: &str, since: Timestamp) -> Result<(i64, Option<Timestamp>)> {
-    Ok(c.prepare_cached("select count(*), min(at) from login_failure where email = ? and at >= ?")?
-        .query_row(params![email, since.0], |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(Timestamp))))?)
+    query_one(c, "select count(*), min(at) from login_failure where email = ? and at >= ?", params![email, since.0], |r| {
+        Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(Timestamp)))
+    })
 }
 
 /// Forgets `email`'s failures (after a successful login) and everyone's older
@@ -107,7 +108,7 @@ pub fn insert_signing_key(c: &Conn, id: &str, algorithm: &str, ciphertext: &[u8]
 
 /// All signing keys, newest first: `(id, algorithm, ciphertext)`.
 pub fn signing_keys(c: &Conn) -> Result<Vec<(String, String, Vec<u8>)>> {
-    query_map(c, "select signing_key_id, algorithm, ciphertext from signing_key order by created_at desc", [], |r| {
+    query_map(c, "select signing_key_id, algorithm, ciphertext from signing_key order by created_at desc", params![], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })
 }

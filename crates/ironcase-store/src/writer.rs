@@ -40,11 +40,11 @@ impl Writer {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&crate::Conn) -> Result<T, E> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn: &Connection| {
-            let out = f(conn);
+            let out = f(&crate::Conn::Sqlite(conn));
             let keep = out.is_ok();
             let finish: Finish = Box::new(move |commit_err: Option<&StoreError>| {
                 let result = match (out, commit_err) {

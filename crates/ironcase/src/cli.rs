@@ -21,7 +21,8 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Verify { data_dir } => {
             let db = data_dir.join("ironcase.db");
             anyhow::ensure!(db.exists(), "no database at {}", db.display());
-            let c = Store::open_readonly(&db).context("opening the database")?;
+            let raw = Store::open_readonly(&db).context("opening the database")?;
+            let c = ironcase_app::store::Conn::Sqlite(&raw);
             let mut all_ok = true;
             for tenant in audit::tenants(&c)? {
                 let v = audit::verify(&c, &tenant)?;

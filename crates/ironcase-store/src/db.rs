@@ -1,0 +1,306 @@
+//! The one connection type every store function takes, over either backend.
+//!
+//! Store functions write their SQL once, with `?` (or `?N`) placeholders, and
+//! bind parameters that both drivers can bind ([`Param`]: the compiler checks
+//! each one for both); rows are read through [`Row`], by position or name, into
+//! types both drivers can read. SQLite runs the text as it is; PostgreSQL gets
+//! `$N` placeholders. Where the dialects differ (search), a function asks
+//! [`Conn::backend`].
+
+use std::cell::RefCell;
+use std::fmt::Display;
+
+use crate::{Result, StoreError};
+
+/// Which database a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection (inside the store's transaction, on the writer) or a read
+/// connection.
+pub enum Conn<'a> {
+    Sqlite(&'a rusqlite::Connection),
+    Postgres(&'a RefCell<postgres::Client>),
+}
+
+impl std::fmt::Debug for Conn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Conn({:?})", self.backend())
+    }
+}
+
+/// A value both drivers can bind.
+pub trait Param: rusqlite::ToSql + postgres::types::ToSql + Sync {}
+impl<T: rusqlite::ToSql + postgres::types::ToSql + Sync> Param for T {}
+
+/// A value both drivers can read.
+pub trait Col: rusqlite::types::FromSql + for<'r> postgres::types::FromSql<'r> {}
+impl<T: rusqlite::types::FromSql + for<'r> postgres::types::FromSql<'r>> Col for T {}
+
+/// A column index (a position or a name) both drivers understand.
+pub trait Idx: rusqlite::RowIndex + postgres::row::RowIndex + Display + Copy {}
+impl<T: rusqlite::RowIndex + postgres::row::RowIndex + Display + Copy> Idx for T {}
+
+/// A value built at run time, for statements whose parameters vary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Integer(i64),
+    Text(String),
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Value::Integer(i) => i.to_sql(),
+            Value::Text(s) => s.to_sql(),
+        }
+    }
+}
+
+impl postgres::types::ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Integer(i) => i.to_sql(ty, out),
+            Value::Text(s) => s.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        <i64 as postgres::types::ToSql>::accepts(ty) || <String as postgres::types::ToSql>::accepts(ty)
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// The parameters of one statement.
+pub trait Params {
+    fn each(&self) -> impl Iterator<Item = &dyn Param>;
+}
+
+/// What `params![…]` builds.
+pub struct List<'a>(pub &'a [&'a dyn Param]);
+
+impl Params for List<'_> {
+    fn each(&self) -> impl Iterator<Item = &dyn Param> {
+        self.0.iter().copied()
+    }
+}
+
+impl<T: Param, const N: usize> Params for [T; N] {
+    fn each(&self) -> impl Iterator<Item = &dyn Param> {
+        self.iter().map(|p| p as &dyn Param)
+    }
+}
+
+impl Params for Vec<Value> {
+    fn each(&self) -> impl Iterator<Item = &dyn Param> {
+        self.iter().map(|p| p as &dyn Param)
+    }
+}
+
+/// `params![a, b, …]`: parameters of differing types.
+#[macro_export]
+macro_rules! params {
+    () => { $crate::db::List(&[]) };
+    ($($p:expr),+ $(,)?) => { $crate::db::List(&[$(&$p as &dyn $crate::db::Param),+]) };
+}
+
+/// One row of a result.
+pub enum Row<'a, 'r> {
+    Sqlite(&'a rusqlite::Row<'r>),
+    Postgres(&'a postgres::Row),
+}
+
+impl Row<'_, '_> {
+    /// The column `i` (a position from 0, or a name) as `T`.
+    pub fn get<I: Idx, T: Col>(&self, i: I) -> Result<T> {
+        match self {
+            Row::Sqlite(r) => Ok(r.get(i)?),
+            Row::Postgres(r) => r.try_get(i).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}"))),
+        }
+    }
+
+    /// The text of column `i` handed to `f` without copying it.
+    pub fn with_str<I: Idx, T>(&self, i: I, f: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+        match self {
+            Row::Sqlite(r) => f(r.get_ref(i)?.as_str().map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))?),
+            Row::Postgres(r) => f(r.try_get::<_, &str>(i).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))?),
+        }
+    }
+
+    /// As [`Row::with_str`] for a column that may be null.
+    pub fn with_opt_str<I: Idx, T>(&self, i: I, f: impl FnOnce(Option<&str>) -> Result<T>) -> Result<T> {
+        match self {
+            Row::Sqlite(r) => f(r.get_ref(i)?.as_str_or_null().map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))?),
+            Row::Postgres(r) => f(r.try_get::<_, Option<&str>>(i).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))?),
+        }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        match e.code() {
+            Some(c) if *c == postgres::error::SqlState::UNIQUE_VIOLATION => StoreError::Conflict(e.to_string()),
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+/// `?` and `?N` placeholders as PostgreSQL's `$N`. Text inside single quotes
+/// is left alone.
+pub fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut next = 0usize;
+    let mut quoted = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\'' => {
+                quoted = !quoted;
+                out.push(ch);
+            }
+            '?' if !quoted => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                let n = if digits.is_empty() {
+                    next += 1;
+                    next
+                } else {
+                    digits.parse().unwrap_or(0)
+                };
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+impl Conn<'_> {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The SQLite connection, for what only SQLite has (pragmas, FTS5).
+    pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
+        match self {
+            Conn::Sqlite(c) => Some(c),
+            Conn::Postgres(_) => None,
+        }
+    }
+
+    /// Runs `sql` and hands every row to `f`, which may stop early by
+    /// returning `Ok(false)`.
+    pub fn each_row(&self, sql: &str, params: impl Params, mut f: impl FnMut(&Row<'_, '_>) -> Result<bool>) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.each()))?;
+                while let Some(r) = rows.next()? {
+                    if !f(&Row::Sqlite(r))? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            Conn::Postgres(c) => {
+                let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
+                let rows = c.borrow_mut().query(numbered(sql).as_str(), &p)?;
+                for r in &rows {
+                    if !f(&Row::Postgres(r))? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Executes a statement; returns the rows changed.
+    pub fn exec(&self, sql: &str, params: impl Params) -> Result<usize> {
+        match self {
+            Conn::Sqlite(c) => Ok(c.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params.each()))?),
+            Conn::Postgres(c) => {
+                let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
+                Ok(c.borrow_mut().execute(numbered(sql).as_str(), &p)? as usize)
+            }
+        }
+    }
+
+    /// Runs several statements without parameters.
+    pub fn batch(&self, sql: &str) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Conn::Postgres(c) => Ok(c.borrow_mut().batch_execute(sql)?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_outside_quotes() {
+        assert_eq!(numbered("select a from t where b = ? and c = ?"), "select a from t where b = $1 and c = $2");
+        assert_eq!(numbered("where x = ?1 and y = ?2 and z = ?1"), "where x = $1 and y = $2 and z = $1");
+        assert_eq!(numbered("where t in ('a?', 'b') and u = ?"), "where t in ('a?', 'b') and u = $1");
+    }
+
+    fn story(c: &Conn) {
+        c.batch("create table t (k text primary key, n bigint not null, b bytea, f boolean not null)").expect("create");
+        let blob = vec![1u8, 2, 3];
+        assert_eq!(c.exec("insert into t (k, n, b, f) values (?, ?, ?, ?)", crate::params!["a", 1i64, blob, true]).expect("insert"), 1);
+        assert_eq!(c.exec("insert into t (k, n, b, f) values (?1, ?2, null, ?3)", crate::params!["b", 2i64, false]).expect("insert"), 1);
+        let dup = c.exec("insert into t (k, n, b, f) values (?, ?, null, ?)", crate::params!["a", 3i64, false]);
+        assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+        let mut seen = Vec::new();
+        c.each_row("select k, n, b, f from t where n >= ? order by n", vec![Value::Integer(1)], |r| {
+            let k = r.with_str(0, |s| Ok(s.to_owned()))?;
+            let b: Option<Vec<u8>> = r.get("b")?;
+            seen.push((k, r.get::<_, i64>(1)?, b, r.get::<_, bool>(3)?));
+            Ok(true)
+        })
+        .expect("select");
+        assert_eq!(seen, [("a".to_owned(), 1, Some(vec![1, 2, 3]), true), ("b".to_owned(), 2, None, false)]);
+    }
+
+    #[test]
+    fn one_story_on_sqlite() {
+        let c = rusqlite::Connection::open_in_memory().expect("open");
+        story(&Conn::Sqlite(&c));
+    }
+
+    /// The same on PostgreSQL, in a schema of its own, when a server is given
+    /// (`IRONCASE_TEST_POSTGRES_URL`; required when `CI=true`).
+    #[test]
+    fn one_story_on_postgres() {
+        let Some(url) = crate::testing::postgres_url() else { return };
+        let client = std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            let schema = format!("story_{}", uuid::Uuid::now_v7().simple());
+            client.batch_execute(&format!("create schema {schema}; set search_path = {schema}")).expect("schema");
+            let cell = RefCell::new(client);
+            story(&Conn::Postgres(&cell));
+            let mut client = cell.into_inner();
+            client.batch_execute(&format!("drop schema {schema} cascade")).expect("drop");
+        });
+        client.join().expect("story on PostgreSQL");
+    }
+}

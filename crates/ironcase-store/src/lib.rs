@@ -19,6 +19,7 @@ pub mod evidence;
 pub mod incident;
 pub mod ioc;
 pub mod org;
+pub mod postgres;
 pub mod search;
 pub mod session;
 mod writer;
@@ -276,6 +277,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "hierarchy", include_str!("../migrations/sqlite/0008_hierarchy.sql")),
     (9, "api_key_rate", include_str!("../migrations/sqlite/0009_api_key_rate.sql")),
     (10, "live", include_str!("../migrations/sqlite/0010_live.sql")),
+    (11, "account", include_str!("../migrations/sqlite/0011_account.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

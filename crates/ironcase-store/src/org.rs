@@ -130,7 +130,7 @@ pub fn usage_add(c: &Conn, id: OrgId, quota: &str, period: &str, n: i64) -> Resu
     query_one(
         c,
         "insert into usage_counter (organization_id, quota, period, used) values (?, ?, ?, ?) \
-         on conflict (organization_id, quota, period) do update set used = used + excluded.used returning used",
+         on conflict (organization_id, quota, period) do update set used = usage_counter.used + excluded.used returning used",
         params![id.to_string(), quota, period, n],
         |r| r.get(0),
     )
@@ -176,18 +176,23 @@ fn user(r: &Row<'_, '_>) -> Result<UserRow> {
 pub fn insert_user(c: &Conn, u: &UserRow) -> Result<()> {
     exec(
         c,
-        "insert into user (user_id, email, name, password_hash, is_operator, created_at) values (?, ?, ?, ?, ?, ?)",
+        "insert into account (user_id, email, name, password_hash, is_operator, created_at) values (?, ?, ?, ?, ?, ?)",
         params![u.id.to_string(), u.email, u.name, u.password_hash, u.is_operator, u.created_at.0],
     )?;
     Ok(())
 }
 
 pub fn find_user_by_email(c: &Conn, email: &str) -> Result<Option<UserRow>> {
-    query_opt(c, "select user_id, email, name, password_hash, is_operator, created_at from user where email = ?", [email], user)
+    query_opt(c, "select user_id, email, name, password_hash, is_operator, created_at from account where email = ?", [email], user)
 }
 
 pub fn get_user(c: &Conn, id: UserId) -> Result<UserRow> {
-    query_one(c, "select user_id, email, name, password_hash, is_operator, created_at from user where user_id = ?", [id.to_string()], user)
+    query_one(
+        c,
+        "select user_id, email, name, password_hash, is_operator, created_at from account where user_id = ?",
+        [id.to_string()],
+        user,
+    )
 }
 
 pub fn insert_membership(c: &Conn, org: OrgId, user: UserId, role: Role, at: Timestamp) -> Result<()> {
@@ -237,7 +242,7 @@ fn member(r: &Row<'_, '_>) -> Result<MemberRow> {
 pub fn list_members(c: &Conn, org: OrgId) -> Result<Vec<MemberRow>> {
     query_map(
         c,
-        "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join user u on u.user_id = m.user_id \
+        "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join account u on u.user_id = m.user_id \
          where m.organization_id = ? order by m.created_at, m.user_id",
         [org.to_string()],
         member,
@@ -247,7 +252,7 @@ pub fn list_members(c: &Conn, org: OrgId) -> Result<Vec<MemberRow>> {
 pub fn get_member(c: &Conn, org: OrgId, user: UserId) -> Result<MemberRow> {
     query_one(
         c,
-        "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join user u on u.user_id = m.user_id \
+        "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join account u on u.user_id = m.user_id \
          where m.organization_id = ? and m.user_id = ?",
         [org.to_string(), user.to_string()],
         member,

@@ -127,7 +127,7 @@ pub fn session_auth(c: &Conn, id: SessionId) -> Result<Option<SessionAuth>> {
     query_opt(
         c,
         "select s.session_id, s.organization_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, m.role, u.is_operator, o.status \
-         from session s join user u on u.user_id = s.user_id join organization o on o.organization_id = s.organization_id \
+         from session s join account u on u.user_id = s.user_id join organization o on o.organization_id = s.organization_id \
          left join membership m on m.organization_id = s.organization_id and m.user_id = s.user_id \
          where s.session_id = ?",
         [id.to_string()],

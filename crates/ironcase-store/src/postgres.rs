@@ -1,0 +1,149 @@
+//! The PostgreSQL backend, as far as it goes today: its schema (embedded
+//! migrations, applied in order, each once) with row-level security as the
+//! second wall between tenants. The engine that serves the store's reads and
+//! group-committed writes over it is issue 5's next step; the store functions
+//! already speak both dialects through [`crate::db::Conn`].
+
+use crate::{Result, StoreError};
+
+/// Embedded migrations. Never edited after release (expand/contract).
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "schema", include_str!("../migrations/postgres/0001_schema.sql"))];
+
+/// The role the application works as: it owns nothing, so row-level
+/// security always applies to it.
+pub const APP_ROLE: &str = "ironcase_app";
+
+/// Applies the migrations not yet applied, each in its own transaction, as
+/// the connecting (owner) role. Several nodes starting at once take turns.
+pub fn migrate(client: &mut postgres::Client) -> Result<()> {
+    let mut tx = client.transaction()?;
+    // One node migrates at a time; the others wait, then find it done.
+    tx.batch_execute(
+        "select pg_advisory_xact_lock(7160115); \
+         create table if not exists schema_migration (version bigint primary key, name text not null, applied_at bigint not null)",
+    )?;
+    for (version, name, sql) in MIGRATIONS {
+        let done = tx.query_opt("select version from schema_migration where version = $1", &[version])?;
+        if done.is_some() {
+            continue;
+        }
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "insert into schema_migration (version, name, applied_at) values ($1, $2, (extract(epoch from now()) * 1000)::bigint)",
+            &[version, name],
+        )?;
+        tracing::info!(version, name, "applied migration (PostgreSQL)");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Whose rows a transaction may touch: `set_config('app.tenant_id', …, true)`
+/// for the rest of the current transaction.
+pub fn set_tenant(client: &mut postgres::Client, tenant: &str) -> Result<()> {
+    if tenant.is_empty() {
+        return Err(StoreError::Database("an empty tenant scope".into()));
+    }
+    client.execute("select set_config('app.tenant_id', $1, true)", &[&tenant])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh database on the test server, dropped when done.
+    struct TempDb {
+        admin_url: String,
+        name: String,
+        url: String,
+    }
+
+    impl TempDb {
+        fn new(admin_url: &str) -> TempDb {
+            let name = format!("ironcase_test_{}", uuid::Uuid::now_v7().simple());
+            let mut admin = postgres::Client::connect(admin_url, postgres::NoTls).expect("connect");
+            admin.batch_execute(&format!("create database {name}")).expect("create database");
+            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+            TempDb { admin_url: admin_url.to_owned(), url: format!("{base}/{name}"), name }
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+                let _ = admin.batch_execute(&format!("drop database if exists {} with (force)", self.name));
+            }
+        }
+    }
+
+    /// The issue's test: a query without the tenant set returns nothing (and
+    /// writes nothing); with a tenant set, only that tenant's rows exist.
+    #[test]
+    fn row_level_security_is_a_second_wall() {
+        let Some(admin_url) = crate::testing::postgres_url() else { return };
+        std::thread::spawn(move || {
+            let db = TempDb::new(&admin_url);
+            let mut owner = postgres::Client::connect(&db.url, postgres::NoTls).expect("connect");
+            migrate(&mut owner).expect("migrate");
+            migrate(&mut owner).expect("migrating again changes nothing");
+            owner
+                .batch_execute(
+                    "insert into organization (organization_id, slug, name, plan, status, created_at) values
+                         ('org_a', 'a', 'A', 'enterprise', 'active', 1), ('org_b', 'b', 'B', 'enterprise', 'active', 1);
+                     insert into incident (organization_id, incident_id, number, title, description, severity, category, status, tlp,
+                                           tags, reporter_id, created_at, updated_at, version)
+                         values ('org_a', 'inc_a', 1, 'A secret', '', 'high', 'other', 'open', 'amber', '[]', 'usr_x', 1, 1, 1),
+                                ('org_b', 'inc_b', 1, 'B secret', '', 'high', 'other', 'open', 'amber', '[]', 'usr_y', 1, 1, 1);",
+                )
+                .expect("rows");
+
+            let mut app = postgres::Client::connect(&db.url, postgres::NoTls).expect("connect");
+            app.batch_execute(&format!("set role {APP_ROLE}")).expect("the application's role");
+            let titles = |c: &mut postgres::Client| -> Vec<String> {
+                c.query("select title from incident order by title", &[]).expect("select").iter().map(|r| r.get(0)).collect()
+            };
+            // No tenant: nothing to read, nothing to write.
+            assert!(titles(&mut app).is_empty(), "no tenant set, no rows");
+            let n: i64 = app.query_one("select count(*) from organization", &[]).expect("count").get(0);
+            assert_eq!(n, 0);
+            let denied = app.execute(
+                "insert into incident (organization_id, incident_id, number, title, description, severity, category, status, tlp, \
+                 tags, reporter_id, created_at, updated_at, version) \
+                 values ('org_a', 'inc_x', 2, 'sneaked', '', 'low', 'other', 'open', 'amber', '[]', 'usr_x', 1, 1, 1)",
+                &[],
+            );
+            assert!(denied.is_err(), "writes without a tenant are refused");
+            assert_eq!(app.execute("update incident set title = 'pwned'", &[]).expect("update"), 0);
+
+            // Tenant A: A's rows only, and it cannot write B's.
+            let mut tx = app.transaction().expect("begin");
+            tx.execute("select set_config('app.tenant_id', 'org_a', true)", &[]).expect("scope");
+            let rows: Vec<String> = tx.query("select title from incident", &[]).expect("select").iter().map(|r| r.get(0)).collect();
+            assert_eq!(rows, ["A secret"]);
+            assert_eq!(tx.execute("update incident set title = 'pwned' where organization_id = 'org_b'", &[]).expect("update"), 0);
+            let cross = tx.execute(
+                "insert into comment (organization_id, comment_id, incident_id, author_id, body, created_at) \
+                 values ('org_b', 'cmt_x', 'inc_b', 'usr_x', 'hi', 1)",
+                &[],
+            );
+            assert!(cross.is_err(), "a row for another tenant fails the policy's check");
+            drop(tx); // rolled back
+
+            // The scope ends with its transaction.
+            assert!(titles(&mut app).is_empty());
+            // The platform scope sees every tenant (sign-in, operators).
+            let mut tx = app.transaction().expect("begin");
+            tx.execute("select set_config('app.tenant_id', '*', true)", &[]).expect("scope");
+            let n: i64 = tx.query_one("select count(*) from incident", &[]).expect("count").get(0);
+            assert_eq!(n, 2);
+            tx.commit().expect("commit");
+            // The application's role cannot switch the wall off.
+            assert!(app.batch_execute("alter table incident disable row level security").is_err());
+            let owner_titles = titles(&mut owner);
+            assert_eq!(owner_titles, ["A secret", "B secret"], "nothing was changed through the wall");
+        })
+        .join()
+        .expect("PostgreSQL row-level security");
+    }
+}

@@ -41,7 +41,7 @@ impl App {
         let name = name.as_str();
         self.require(p, meta, Permission::ApiKeysManage).await?;
         let org_id = p.org;
-        if !self.store().read_now(|c| crate::quotas::limits(c, org_id)).await?.has(ironcase_domain::plan::Feature::ApiAccess) {
+        if !self.store().read_now(move |c| crate::quotas::limits(c, org_id)).await?.has(ironcase_domain::plan::Feature::ApiAccess) {
             return Err(AppError::FeatureNotInPlan("api_access"));
         }
         if !p.role.covers(role) {

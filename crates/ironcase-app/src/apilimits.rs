@@ -89,7 +89,7 @@ impl App {
                 return Ok(r);
             }
         }
-        let l = self.store().read_now(|c| crate::quotas::limits(c, org)).await?;
+        let l = self.store().read_now(move |c| crate::quotas::limits(c, org)).await?;
         let r = Rates::of(&l);
         if let Ok(mut m) = self.inner.api_limits.plans.lock() {
             if m.len() > 100_000 {

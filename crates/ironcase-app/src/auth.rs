@@ -358,7 +358,7 @@ impl App {
     pub async fn me(&self, p: &Principal) -> Result<Me> {
         let (user_id, org_id, role) = (p.user_id(), p.org, p.role);
         self.store()
-            .read_now(|c| {
+            .read_now(move |c| {
                 let user = org::get_user(c, user_id)?;
                 let organization = org::get_org(c, org_id)?;
                 Ok(Me { user, organization, role })
@@ -396,7 +396,7 @@ impl App {
         let sid: SessionId = claims.sid.parse().map_err(|_| AppError::Unauthenticated)?;
         let org: OrgId = claims.org.parse().map_err(|_| AppError::Unauthenticated)?;
         let user: UserId = claims.sub.parse().map_err(|_| AppError::Unauthenticated)?;
-        let auth = { self.store().read_now(|c| session::session_auth(c, sid)).await? };
+        let auth = { self.store().read_now(move |c| session::session_auth(c, sid)).await? };
         let Some(auth) = auth else { return Err(AppError::Unauthenticated) };
         self.session_principal(auth, org, Some(user), now)
     }
@@ -433,7 +433,8 @@ impl App {
             return Err(AppError::Unauthenticated);
         }
         let hash = crypto::sha256_hex(key);
-        let row = { self.store().read_now(|c| apikey::find_by_hash(c, &hash)).await? };
+        let h = hash.clone();
+        let row = { self.store().read_now(move |c| apikey::find_by_hash(c, &h)).await? };
         let Some(row) = row else { return Err(AppError::Unauthenticated) };
         // The lookup was by hash; compare again in constant time all the same.
         if !crypto::ct_eq(row.key_hash.as_bytes(), hash.as_bytes()) {
@@ -451,7 +452,7 @@ impl App {
         }
         let (status, limits) = {
             let id = row.org;
-            self.store().read_now(|c| Ok::<_, AppError>((org::plan_of(c, id)?.2, crate::quotas::limits(c, id)?))).await?
+            self.store().read_now(move |c| Ok::<_, AppError>((org::plan_of(c, id)?.2, crate::quotas::limits(c, id)?))).await?
         };
         if status != "active" {
             return Err(AppError::OrganizationSuspended);

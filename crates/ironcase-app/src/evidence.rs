@@ -150,7 +150,7 @@ impl App {
             return Ok(k);
         }
         let key_id = id.to_owned();
-        let sealed = self.store().read_now(|c| store::data_key(c, org, &key_id)).await?;
+        let sealed = self.store().read_now(move |c| store::data_key(c, org, &key_id)).await?;
         let key = DataKey::unwrap(&self.inner.master, &sealed, &key_aad(org, id))?;
         if let Ok(mut m) = self.inner.keys.keys.lock() {
             m.insert((org, id.to_owned()), key.clone());
@@ -161,7 +161,7 @@ impl App {
     /// Authorizes and validates an upload before its file is read.
     pub async fn evidence_begin(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef, input: NewEvidence) -> Result<Upload> {
         let org = p.org;
-        let incident = self.store().read_now(|c| incidents::get(c, org, r)).await?;
+        let incident = self.store().read_now(move |c| incidents::get(c, org, r)).await?;
         let incident = crate::incidents::visible(p, incident)?;
         if !p.may_on_incident(Permission::EvidenceCreate, incident.reporter_id, incident.assignee_id) {
             return Err(self.deny(p, meta, Permission::EvidenceCreate, Some(("incident", incident.id.to_string()))).await);
@@ -289,7 +289,7 @@ impl App {
         let org = p.org;
         let (e, i) = self
             .store()
-            .read_now(|c| {
+            .read_now(move |c| {
                 let e = store::get(c, org, id)?;
                 let i = incidents::get(c, org, IncidentRef::Id(e.incident_id))?;
                 Ok::<_, AppError>((e, i))
@@ -317,7 +317,7 @@ impl App {
     pub async fn custody_list(&self, p: &Principal, meta: &RequestMeta, id: EvidenceId) -> Result<Vec<CustodyRow>> {
         let (e, _) = self.evidence_visible(p, meta, id).await?;
         let org = p.org;
-        Ok(self.store().read_now(|c| store::custody(c, org, e.id)).await?)
+        Ok(self.store().read_now(move |c| store::custody(c, org, e.id)).await?)
     }
 
     /// Adds a manual custody record (`transferred`).

@@ -56,10 +56,10 @@ impl App {
     pub async fn export_start(&self, p: &Principal, meta: &RequestMeta) -> Result<Export> {
         self.require(p, meta, Permission::OrganizationExport).await?;
         let org = p.org;
-        if !self.store().read_now(|c| crate::quotas::limits(c, org)).await?.has(Feature::Export) {
+        if !self.store().read_now(move |c| crate::quotas::limits(c, org)).await?.has(Feature::Export) {
             return Err(AppError::FeatureNotInPlan("export"));
         }
-        let organization = self.store().read_now(|c| org::get_org(c, org)).await?;
+        let organization = self.store().read_now(move |c| org::get_org(c, org)).await?;
         let now = self.clock().now();
         let e = crate::audit::by(p, meta, now, "organization.export", ("organization", &org.to_string()), json!({ "format": "ndjson" }));
         self.write_audit(e).await?;

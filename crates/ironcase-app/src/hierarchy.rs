@@ -46,7 +46,7 @@ impl App {
         let parent = p.org;
         let allowed = self
             .store()
-            .read_now(|c| {
+            .read_now(move |c| {
                 let o = match org::get_org(c, child) {
                     Ok(o) => o,
                     Err(ironcase_store::StoreError::NotFound) => return Ok(false),

@@ -86,7 +86,7 @@ fn incident_ref(i: &IncidentRow) -> (&'static str, String) {
 impl App {
     async fn load(&self, p: &Principal, r: IncidentRef) -> Result<IncidentRow> {
         let org = p.org;
-        let i = self.store().read_now(|c| store::get(c, org, r)).await?;
+        let i = self.store().read_now(move |c| store::get(c, org, r)).await?;
         visible(p, i)
     }
 
@@ -159,7 +159,7 @@ impl App {
         f.tlp_max = p.tlp_max;
         // A page is at most MAX_PAGE rows found through an index that gives the
         // order: short enough to run inline, which costs less than a thread hop.
-        Ok(self.store().read_now(|c| store::list(c, org, &f, sort, after, limit.clamp(1, MAX_PAGE))).await?)
+        Ok(self.store().read_now(move |c| store::list(c, org, &f, sort, after, limit.clamp(1, MAX_PAGE))).await?)
     }
 
     pub async fn incident_update(

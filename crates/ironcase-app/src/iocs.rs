@@ -85,7 +85,7 @@ fn sighting_of(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Result
 impl App {
     async fn incident_for(&self, p: &Principal, r: IncidentRef) -> Result<IncidentRow> {
         let org = p.org;
-        let i = self.store().read_now(|c| incidents::get(c, org, r)).await?;
+        let i = self.store().read_now(move |c| incidents::get(c, org, r)).await?;
         crate::incidents::visible(p, i)
     }
 

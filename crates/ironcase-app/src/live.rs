@@ -387,7 +387,7 @@ impl App {
         let incident = match filter.incident {
             Some(r) => {
                 let org = p.org;
-                let i = self.store().read_now(|c| incident::get(c, org, r)).await?;
+                let i = self.store().read_now(move |c| incident::get(c, org, r)).await?;
                 Some(crate::incidents::visible(p, i)?.id)
             }
             None => None,
@@ -398,7 +398,7 @@ impl App {
             Some(n) => n.max(0),
             None => {
                 let org = p.org;
-                self.store().read_now(|c| event::org_last_id(c, org)).await?
+                self.store().read_now(move |c| event::org_last_id(c, org)).await?
             }
         };
         let period = self.settings().stream_heartbeat;
@@ -450,11 +450,11 @@ impl App {
         let Some((org, holder)) = taken else { return Err(AppError::Unauthenticated) };
         match holder {
             TicketHolder::Session(sid) => {
-                let auth = self.store().read_now(|c| session::session_auth(c, sid)).await?.ok_or(AppError::Unauthenticated)?;
+                let auth = self.store().read_now(move |c| session::session_auth(c, sid)).await?.ok_or(AppError::Unauthenticated)?;
                 self.session_principal(auth, org, None, now)
             }
             TicketHolder::ApiKey(key) => {
-                let row = self.store().read_now(|c| apikey::get(c, org, key)).await.map_err(|_| AppError::Unauthenticated)?;
+                let row = self.store().read_now(move |c| apikey::get(c, org, key)).await.map_err(|_| AppError::Unauthenticated)?;
                 self.key_principal(row).await
             }
         }
@@ -465,7 +465,7 @@ impl App {
         let now = self.clock().now();
         match (p.actor, p.session) {
             (Actor::User(user), Some(sid)) => {
-                let auth = self.store().read_now(|c| session::session_auth(c, sid)).await?.ok_or(AppError::Unauthenticated)?;
+                let auth = self.store().read_now(move |c| session::session_auth(c, sid)).await?.ok_or(AppError::Unauthenticated)?;
                 let again = self.session_principal(auth, p.org, Some(user), now)?;
                 if again.role != p.role {
                     return Err(AppError::Unauthenticated);
@@ -474,7 +474,7 @@ impl App {
             }
             (Actor::ApiKey { key, .. }, _) => {
                 let org = p.org;
-                let row = self.store().read_now(|c| apikey::get(c, org, key)).await.map_err(|_| AppError::Unauthenticated)?;
+                let row = self.store().read_now(move |c| apikey::get(c, org, key)).await.map_err(|_| AppError::Unauthenticated)?;
                 self.key_principal(row).await.map(|_| ())
             }
             (Actor::User(_), None) => Err(AppError::Unauthenticated),

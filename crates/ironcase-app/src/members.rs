@@ -29,7 +29,7 @@ impl App {
     pub async fn organization_get(&self, p: &Principal, meta: &RequestMeta) -> Result<OrgRow> {
         self.require(p, meta, Permission::OrganizationRead).await?;
         let id = p.org;
-        Ok(self.store().read_now(|c| org::get_org(c, id)).await?)
+        Ok(self.store().read_now(move |c| org::get_org(c, id)).await?)
     }
 
     pub async fn member_list(&self, p: &Principal, meta: &RequestMeta) -> Result<Vec<MemberRow>> {

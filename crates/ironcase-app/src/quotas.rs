@@ -153,7 +153,7 @@ impl App {
     /// limit, within the server's.
     pub(crate) async fn max_evidence_bytes(&self, org_id: OrgId) -> Result<u64> {
         let server = self.settings().max_evidence_bytes;
-        let l = self.store().read_now(|c| limits(c, org_id)).await?;
+        let l = self.store().read_now(move |c| limits(c, org_id)).await?;
         Ok(l.quota(Quota::MaxEvidenceBytes).map_or(server, |q| q.min(server)))
     }
 }

@@ -10,12 +10,10 @@ use crate::{App, AppError, Principal, RequestMeta, Result};
 
 pub const MAX_PAGE: i64 = 100;
 
-/// A term as an FTS5 string: a phrase of its tokens, quotes doubled.
-fn fts(t: &Term) -> String {
-    let text = match t {
-        Term::Word(w) | Term::Phrase(w) => w,
-    };
-    format!("\"{}\"", text.replace('"', "\"\""))
+/// A term's text: each is matched as a phrase of its tokens.
+fn text(t: &Term) -> String {
+    let (Term::Word(w) | Term::Phrase(w)) = t;
+    w.clone()
 }
 
 /// Turns a parsed query into what the store runs. `me` is the caller's user.
@@ -29,10 +27,9 @@ pub fn compile(q: &query::Query, me: ironcase_domain::UserId) -> Spec {
                     let (Term::Word(w) | Term::Phrase(w)) = t;
                     s.highlight.push(w.to_lowercase());
                 }
-                let group: Vec<String> = terms.iter().map(fts).collect();
-                s.required.push(group.join(" OR "));
+                s.required.push(terms.iter().map(text).collect());
             }
-            Clause::Not(t) => negative.push(fts(t)),
+            Clause::Not(t) => negative.push(text(t)),
             Clause::Filter(f) => match f {
                 Filter::Severity(v) => s.severity.push(*v),
                 Filter::Status(v) => s.status.push(*v),
@@ -51,9 +48,7 @@ pub fn compile(q: &query::Query, me: ironcase_domain::UserId) -> Spec {
         }
     }
     // A filter on one column given twice means either value (severity:high severity:critical).
-    if !negative.is_empty() {
-        s.excluded = Some(negative.join(" OR "));
-    }
+    s.excluded = negative;
     s
 }
 
@@ -81,7 +76,7 @@ impl App {
     ) -> Result<Vec<store::Similar>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let org = p.org;
-        let this = self.store().read_now(|c| ironcase_store::incident::get(c, org, r)).await?;
+        let this = self.store().read_now(move |c| ironcase_store::incident::get(c, org, r)).await?;
         let this = crate::incidents::visible(p, this)?;
         let tlp_max = p.tlp_max;
         // The distinct words of the title and the start of the description;

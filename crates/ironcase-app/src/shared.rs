@@ -47,13 +47,17 @@ end
 return out
 ";
 
-/// A Redis URL, which may carry a password: never printed.
+/// A connection URL (Redis, PostgreSQL), which may carry a password: never
+/// printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RedisUrl(String);
+pub struct SecretUrl(String);
 
-impl RedisUrl {
-    pub fn new(url: impl Into<String>) -> RedisUrl {
-        RedisUrl(url.into())
+/// The Redis URL.
+pub type RedisUrl = SecretUrl;
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> SecretUrl {
+        SecretUrl(url.into())
     }
 
     pub fn expose(&self) -> &str {
@@ -61,9 +65,9 @@ impl RedisUrl {
     }
 }
 
-impl std::fmt::Debug for RedisUrl {
+impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RedisUrl([redacted])")
+        f.write_str("SecretUrl([redacted])")
     }
 }
 

@@ -51,7 +51,7 @@ fn key(r: &Row<'_, '_>) -> Result<ApiKeyRow> {
             .get::<_, Option<String>>("tlp_max")?
             .map(|t| Tlp::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("tlp_max={t}"))))
             .transpose()?,
-        rate_per_minute: r.get("rate_per_minute")?,
+        rate_per_minute: r.get::<_, Option<i64>>("rate_per_minute")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
     })
 }
 
@@ -59,6 +59,7 @@ const COLS: &str =
     "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at, tlp_max, rate_per_minute";
 
 pub fn insert(c: &Conn, k: &ApiKeyRow) -> Result<()> {
+    c.scope(k.org)?;
     exec(
         c,
         &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
@@ -75,13 +76,14 @@ pub fn insert(c: &Conn, k: &ApiKeyRow) -> Result<()> {
             k.revoked_at.map(|t| t.0),
             k.last_used_at.map(|t| t.0),
             k.tlp_max.map(|t| t.as_str()),
-            k.rate_per_minute
+            k.rate_per_minute.map(i64::from)
         ],
     )?;
     Ok(())
 }
 
 pub fn list(c: &Conn, org: OrgId) -> Result<Vec<ApiKeyRow>> {
+    c.scope(org)?;
     query_map(
         c,
         &format!("select {COLS} from api_key where organization_id = ? and revoked_at is null order by created_at, api_key_id"),
@@ -91,6 +93,7 @@ pub fn list(c: &Conn, org: OrgId) -> Result<Vec<ApiKeyRow>> {
 }
 
 pub fn get(c: &Conn, org: OrgId, id: ApiKeyId) -> Result<ApiKeyRow> {
+    c.scope(org)?;
     query_one(
         c,
         &format!("select {COLS} from api_key where organization_id = ? and api_key_id = ? and revoked_at is null"),
@@ -100,10 +103,12 @@ pub fn get(c: &Conn, org: OrgId, id: ApiKeyId) -> Result<ApiKeyRow> {
 }
 
 pub fn find_by_hash(c: &Conn, hash: &str) -> Result<Option<ApiKeyRow>> {
+    c.platform()?;
     query_opt(c, &format!("select {COLS} from api_key where key_hash = ?"), [hash], key)
 }
 
 pub fn revoke(c: &Conn, org: OrgId, id: ApiKeyId, at: Timestamp) -> Result<()> {
+    c.scope(org)?;
     let n = exec(
         c,
         "update api_key set revoked_at = ? where organization_id = ? and api_key_id = ? and revoked_at is null",
@@ -116,12 +121,14 @@ pub fn revoke(c: &Conn, org: OrgId, id: ApiKeyId, at: Timestamp) -> Result<()> {
 }
 
 pub fn touch(c: &Conn, id: ApiKeyId, at: Timestamp) -> Result<()> {
+    c.platform()?;
     exec(c, "update api_key set last_used_at = ? where api_key_id = ?", params![at.0, id.to_string()])?;
     Ok(())
 }
 
 /// Swaps a live key's secret (rotation).
 pub fn replace_secret(c: &Conn, org: OrgId, id: ApiKeyId, hash: &str, prefix: &str) -> Result<()> {
+    c.scope(org)?;
     let n = exec(
         c,
         "update api_key set key_hash = ?, key_prefix = ? where organization_id = ? and api_key_id = ? and revoked_at is null",

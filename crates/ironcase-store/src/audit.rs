@@ -91,6 +91,9 @@ fn entry(r: &Row<'_, '_>) -> Result<EntryRow> {
 /// Appends one entry to its tenant's chain. Must run inside the transaction
 /// of the change it records.
 pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
+    c.scope(&e.tenant)?;
+    // One chain per tenant: two nodes appending at once would fork it.
+    c.lock(&format!("audit:{}", e.tenant))?;
     let head = query_opt(c, "select seq, hash from audit_head where organization_id = ?", [&e.tenant], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
     })?;
@@ -156,6 +159,7 @@ pub struct Filter {
 
 /// Newest first, entries with `seq < before`.
 pub fn list(c: &Conn, tenant: &str, f: &Filter, before: Option<i64>, limit: i64) -> Result<Vec<EntryRow>> {
+    c.scope(tenant)?;
     let mut sql = format!("select {COLS} from audit_log where organization_id = ?");
     let mut p: Vec<Value> = vec![Value::Text(tenant.to_owned())];
     for (col, v) in [
@@ -195,6 +199,7 @@ pub struct Verification {
 
 /// Recomputes one tenant's chain from the first entry.
 pub fn verify(c: &Conn, tenant: &str) -> Result<Verification> {
+    c.scope(tenant)?;
     let mut v = Verification { tenant: tenant.to_owned(), ok: true, entries: 0, head: None, first_bad_seq: None, reason: None };
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 1i64;
@@ -255,6 +260,7 @@ pub fn verify(c: &Conn, tenant: &str) -> Result<Verification> {
 
 /// Every tenant that has a chain.
 pub fn tenants(c: &Conn) -> Result<Vec<String>> {
+    c.platform()?;
     query_map(c, "select organization_id from audit_head union select distinct organization_id from audit_log order by 1", params![], |r| {
         r.get(0)
     })

@@ -31,6 +31,7 @@ pub fn finish(c: &Conn) -> Result<()> {
 
 /// Writes `items` into `org`, numbering them after its last incident.
 pub fn seed_incidents(c: &Conn, org: OrgId, by: &str, items: &mut [SeedIncident]) -> Result<()> {
+    c.scope(org)?;
     for it in items.iter_mut() {
         let i = &mut it.row;
         i.number = org::next_incident_number(c, org)?;

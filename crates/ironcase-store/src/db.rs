@@ -23,7 +23,35 @@ pub enum Backend {
 /// connection.
 pub enum Conn<'a> {
     Sqlite(&'a rusqlite::Connection),
-    Postgres(&'a RefCell<postgres::Client>),
+    Postgres(&'a PgConn),
+}
+
+/// A PostgreSQL connection, working as the application's role, and the
+/// tenant scope its current transaction has been given.
+pub struct PgConn {
+    pub(crate) client: RefCell<postgres::Client>,
+    /// The `app.tenant_id` of the current transaction, as this side last set it.
+    pub(crate) scope: RefCell<Option<String>>,
+}
+
+impl PgConn {
+    pub(crate) fn new(client: postgres::Client) -> PgConn {
+        PgConn { client: RefCell::new(client), scope: RefCell::new(None) }
+    }
+
+    /// Forgets the scope (a transaction ended, or a savepoint was undone).
+    pub(crate) fn forget_scope(&self) {
+        self.scope.borrow_mut().take();
+    }
+
+    /// Clears the scope inside the current transaction, so that the next job
+    /// of a batch starts with none.
+    pub(crate) fn clear_scope(&self) -> Result<()> {
+        if self.scope.borrow_mut().take().is_some() {
+            self.client.borrow_mut().execute("select set_config('app.tenant_id', '', true)", &[])?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Conn<'_> {
@@ -220,7 +248,7 @@ impl Conn<'_> {
             Conn::Postgres(c) => {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
-                let rows = c.borrow_mut().query(numbered(sql).as_str(), &p)?;
+                let rows = c.client.borrow_mut().query(numbered(sql).as_str(), &p)?;
                 for r in &rows {
                     if !f(&Row::Postgres(r))? {
                         break;
@@ -238,7 +266,7 @@ impl Conn<'_> {
             Conn::Postgres(c) => {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
-                Ok(c.borrow_mut().execute(numbered(sql).as_str(), &p)? as usize)
+                Ok(c.client.borrow_mut().execute(numbered(sql).as_str(), &p)? as usize)
             }
         }
     }
@@ -247,8 +275,38 @@ impl Conn<'_> {
     pub fn batch(&self, sql: &str) -> Result<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Postgres(c) => Ok(c.borrow_mut().batch_execute(sql)?),
+            Conn::Postgres(c) => Ok(c.client.borrow_mut().batch_execute(sql)?),
         }
+    }
+
+    /// Says whose rows the rest of this transaction touches: an organisation
+    /// id, or `platform` scope ([`Conn::platform`]). PostgreSQL's row-level
+    /// security then hides every other tenant's rows; SQLite has no such
+    /// wall, and this costs it nothing.
+    pub fn scope(&self, tenant: impl Display) -> Result<()> {
+        let Conn::Postgres(c) = self else { return Ok(()) };
+        let tenant = tenant.to_string();
+        if c.scope.borrow().as_deref() == Some(tenant.as_str()) {
+            return Ok(());
+        }
+        c.client.borrow_mut().execute("select set_config('app.tenant_id', $1, true)", &[&tenant])?;
+        *c.scope.borrow_mut() = Some(tenant);
+        Ok(())
+    }
+
+    /// Every tenant: for the few operations that find a tenant by a secret
+    /// (a session, a key, an e-mail) or act for the platform operator.
+    pub fn platform(&self) -> Result<()> {
+        self.scope("*")
+    }
+
+    /// Serialises this transaction with every other that takes the same
+    /// `key`, until it ends (PostgreSQL, where several nodes write at once;
+    /// SQLite has one writer, which already does).
+    pub fn lock(&self, key: &str) -> Result<()> {
+        let Conn::Postgres(c) = self else { return Ok(()) };
+        c.client.borrow_mut().execute("select pg_advisory_xact_lock(hashtext($1))", &[&key])?;
+        Ok(())
     }
 }
 
@@ -296,9 +354,9 @@ mod tests {
             let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
             let schema = format!("story_{}", uuid::Uuid::now_v7().simple());
             client.batch_execute(&format!("create schema {schema}; set search_path = {schema}")).expect("schema");
-            let cell = RefCell::new(client);
-            story(&Conn::Postgres(&cell));
-            let mut client = cell.into_inner();
+            let pg = PgConn::new(client);
+            story(&Conn::Postgres(&pg));
+            let mut client = pg.client.into_inner();
             client.batch_execute(&format!("drop schema {schema} cascade")).expect("drop");
         });
         client.join().expect("story on PostgreSQL");

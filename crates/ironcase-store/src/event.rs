@@ -28,6 +28,10 @@ pub fn append(
     data: &serde_json::Value,
     at: Timestamp,
 ) -> Result<i64> {
+    // Ids must grow in commit order for cursors to be exact: with several
+    // writers (PostgreSQL nodes), transactions that append events take turns.
+    c.lock("event")?;
+    c.scope(org)?;
     query_one(
         c,
         "insert into event (organization_id, incident_id, type, actor_id, data, created_at) values (?, ?, ?, ?, ?, ?) returning event_id",
@@ -37,6 +41,7 @@ pub fn append(
 }
 
 pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<EventRow>> {
+    c.scope(org)?;
     query_map(
         c,
         "select event_id, organization_id, incident_id, type, actor_id, data, created_at from event \
@@ -88,6 +93,7 @@ fn live_row(r: &Row<'_, '_>) -> Result<LiveRow> {
 
 /// The organisation's events after `after`, oldest first, at most `limit`.
 pub fn org_after(c: &Conn, org: OrgId, after: i64, limit: i64) -> Result<Vec<LiveRow>> {
+    c.scope(org)?;
     query_map(
         c,
         &format!("{LIVE_COLUMNS} where e.organization_id = ? and e.event_id > ? order by e.event_id limit ?"),
@@ -99,16 +105,19 @@ pub fn org_after(c: &Conn, org: OrgId, after: i64, limit: i64) -> Result<Vec<Liv
 /// Every organisation's events after `after`, oldest first, at most `limit`:
 /// what the node's live hub fans out.
 pub fn all_after(c: &Conn, after: i64, limit: i64) -> Result<Vec<LiveRow>> {
+    c.platform()?;
     query_map(c, &format!("{LIVE_COLUMNS} where e.event_id > ? order by e.event_id limit ?"), params![after, limit], live_row)
 }
 
 /// The newest event id of all, 0 when there is none.
 pub fn last_id(c: &Conn) -> Result<i64> {
+    c.platform()?;
     query_one(c, "select coalesce(max(event_id), 0) from event", params![], |r| r.get(0))
 }
 
 /// The newest event id of one organisation, 0 when it has none.
 pub fn org_last_id(c: &Conn, org: OrgId) -> Result<i64> {
+    c.scope(org)?;
     query_one(c, "select coalesce(max(event_id), 0) from event where organization_id = ?", [org.to_string()], |r| r.get(0))
 }
 
@@ -120,6 +129,7 @@ pub enum TicketHolder {
 }
 
 pub fn insert_ticket(c: &Conn, hash: &str, org: OrgId, holder: &TicketHolder, expires_at: Timestamp, now: Timestamp) -> Result<()> {
+    c.scope(org)?;
     // Expired tickets go as new ones come, so the table stays small.
     exec(c, "delete from stream_ticket where expires_at <= ?", [now.0])?;
     let (session, key) = match holder {
@@ -137,6 +147,7 @@ pub fn insert_ticket(c: &Conn, hash: &str, org: OrgId, holder: &TicketHolder, ex
 /// Takes a ticket: it is gone after this, used or not. `None` when there is
 /// no such ticket or it has expired.
 pub fn take_ticket(c: &Conn, hash: &str, now: Timestamp) -> Result<Option<(OrgId, TicketHolder)>> {
+    c.platform()?;
     let row = query_opt(
         c,
         "delete from stream_ticket where ticket_hash = ? returning organization_id, session_id, api_key_id, expires_at",

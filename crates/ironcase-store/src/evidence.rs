@@ -54,6 +54,7 @@ fn row(r: &Row<'_, '_>) -> Result<EvidenceRow> {
 }
 
 pub fn insert(c: &Conn, e: &EvidenceRow) -> Result<()> {
+    c.scope(e.org)?;
     exec(
         c,
         &format!("insert into evidence ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
@@ -82,6 +83,7 @@ pub fn insert(c: &Conn, e: &EvidenceRow) -> Result<()> {
 
 /// One piece of evidence of the organisation, deleted ones (tombstones) included.
 pub fn get(c: &Conn, org: OrgId, id: EvidenceId) -> Result<EvidenceRow> {
+    c.scope(org)?;
     query_one(
         c,
         &format!("select {COLS} from evidence where organization_id = ? and evidence_id = ?"),
@@ -92,6 +94,7 @@ pub fn get(c: &Conn, org: OrgId, id: EvidenceId) -> Result<EvidenceRow> {
 
 /// The evidence of an incident, oldest first, tombstones included.
 pub fn list(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<EvidenceRow>> {
+    c.scope(org)?;
     query_map(
         c,
         &format!("select {COLS} from evidence where organization_id = ? and incident_id = ? order by created_at, evidence_id"),
@@ -102,6 +105,7 @@ pub fn list(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<EvidenceRo
 
 /// Turns the record into a tombstone: the blob key goes, hash and history stay.
 pub fn mark_deleted(c: &Conn, org: OrgId, id: EvidenceId, by: &str, reason: &str, at: Timestamp) -> Result<bool> {
+    c.scope(org)?;
     let n = exec(
         c,
         "update evidence set blob_key = null, deleted_at = ?, deleted_by = ?, delete_reason = ? \
@@ -113,9 +117,10 @@ pub fn mark_deleted(c: &Conn, org: OrgId, id: EvidenceId, by: &str, reason: &str
 
 /// Bytes of evidence the organisation stores (tombstones hold none).
 pub fn stored_bytes(c: &Conn, org: OrgId) -> Result<i64> {
+    c.scope(org)?;
     query_one(
         c,
-        "select coalesce(sum(size), 0) from evidence where organization_id = ? and deleted_at is null",
+        "select cast(coalesce(sum(size), 0) as bigint) from evidence where organization_id = ? and deleted_at is null",
         params![org.to_string()],
         |r| r.get(0),
     )
@@ -135,6 +140,8 @@ pub struct CustodyRow {
 
 /// Appends one custody step; returns its number (1, 2, …).
 pub fn custody_append(c: &Conn, org: OrgId, id: EvidenceId, step: &CustodyRow) -> Result<i64> {
+    c.lock(&format!("custody:{org}:{id}"))?;
+    c.scope(org)?;
     let seq: i64 = query_one(
         c,
         "select coalesce(max(seq), 0) + 1 from custody where organization_id = ? and evidence_id = ?",
@@ -162,6 +169,7 @@ pub fn custody_append(c: &Conn, org: OrgId, id: EvidenceId, step: &CustodyRow) -
 }
 
 pub fn custody(c: &Conn, org: OrgId, id: EvidenceId) -> Result<Vec<CustodyRow>> {
+    c.scope(org)?;
     query_map(
         c,
         "select seq, action, actor_id, actor_kind, at, source_ip, reason, to_party from custody \
@@ -184,6 +192,7 @@ pub fn custody(c: &Conn, org: OrgId, id: EvidenceId) -> Result<Vec<CustodyRow>> 
 
 /// The organisation's newest data key: `(id, sealed key)`.
 pub fn data_key_current(c: &Conn, org: OrgId) -> Result<Option<(String, Vec<u8>)>> {
+    c.scope(org)?;
     query_opt(
         c,
         "select data_key_id, wrapped from data_key where organization_id = ? order by created_at desc, data_key_id desc limit 1",
@@ -193,12 +202,14 @@ pub fn data_key_current(c: &Conn, org: OrgId) -> Result<Option<(String, Vec<u8>)
 }
 
 pub fn data_key(c: &Conn, org: OrgId, key_id: &str) -> Result<Vec<u8>> {
+    c.scope(org)?;
     query_one(c, "select wrapped from data_key where organization_id = ? and data_key_id = ?", params![org.to_string(), key_id], |r| {
         r.get(0)
     })
 }
 
 pub fn data_key_insert(c: &Conn, org: OrgId, key_id: &str, wrapped: &[u8], at: Timestamp) -> Result<()> {
+    c.scope(org)?;
     exec(
         c,
         "insert into data_key (organization_id, data_key_id, wrapped, created_at) values (?, ?, ?, ?)",

@@ -90,6 +90,7 @@ fn write_tags(c: &Conn, i: &IncidentRow, replace: bool) -> Result<()> {
 }
 
 pub fn insert(c: &Conn, i: &IncidentRow) -> Result<()> {
+    c.scope(i.org)?;
     exec(
         c,
         &format!("insert into incident ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
@@ -122,6 +123,7 @@ pub fn insert(c: &Conn, i: &IncidentRow) -> Result<()> {
 /// Writes every mutable field of `i` when the stored version is `expected`;
 /// `Ok(false)` when someone else changed it first.
 pub fn update(c: &Conn, i: &IncidentRow, expected: i64, tags_changed: bool) -> Result<bool> {
+    c.scope(i.org)?;
     let n = exec(
         c,
         "update incident set title = ?, description = ?, severity = ?, category = ?, status = ?, resolution = ?, tlp = ?, tags = ?, \
@@ -155,6 +157,7 @@ pub fn update(c: &Conn, i: &IncidentRow, expected: i64, tags_changed: bool) -> R
 }
 
 pub fn soft_delete(c: &Conn, org: OrgId, id: IncidentId, at: Timestamp) -> Result<()> {
+    c.scope(org)?;
     let n = exec(
         c,
         "update incident set deleted_at = ?, version = version + 1 where organization_id = ? and incident_id = ? and deleted_at is null",
@@ -175,6 +178,7 @@ pub enum IncidentRef {
 }
 
 pub fn get(c: &Conn, org: OrgId, r: IncidentRef) -> Result<IncidentRow> {
+    c.scope(org)?;
     match r {
         IncidentRef::Id(id) => query_one(
             c,
@@ -256,6 +260,7 @@ pub(crate) fn tlp_clause(alias: &str, max: Option<Tlp>) -> String {
 
 /// One page after the cursor `(key, id)`.
 pub fn list(c: &Conn, org: OrgId, f: &Filter, sort: Sort, after: Option<(i64, IncidentId)>, limit: i64) -> Result<Vec<IncidentRow>> {
+    c.scope(org)?;
     let mut sql = format!("select {COLS} from incident where organization_id = ?1 and deleted_at is null{}", tlp_clause("", f.tlp_max));
     let mut p: Vec<Value> = vec![Value::Text(org.to_string())];
     let mut bind = |sql: &mut String, clause: &str, v: Value| {
@@ -308,6 +313,7 @@ pub struct CommentRow {
 }
 
 pub fn insert_comment(c: &Conn, m: &CommentRow) -> Result<()> {
+    c.scope(m.org)?;
     exec(
         c,
         "insert into comment (organization_id, comment_id, incident_id, author_id, body, created_at) values (?, ?, ?, ?, ?, ?)",
@@ -318,6 +324,7 @@ pub fn insert_comment(c: &Conn, m: &CommentRow) -> Result<()> {
 
 /// Every comment of an incident, oldest first.
 pub fn comments(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<CommentRow>> {
+    c.scope(org)?;
     query_map(
         c,
         "select comment_id, author_id, body, created_at from comment where organization_id = ? and incident_id = ? order by created_at, comment_id",

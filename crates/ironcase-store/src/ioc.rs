@@ -60,6 +60,7 @@ fn sighting_row(r: &Row<'_, '_>) -> Result<SightingRow> {
 }
 
 pub fn find(c: &Conn, org: OrgId, kind: IocType, value: &str) -> Result<Option<IocRow>> {
+    c.scope(org)?;
     query_opt(
         c,
         &format!("select {IOC_COLS} from ioc i where i.organization_id = ? and i.type = ? and i.value = ?"),
@@ -69,6 +70,7 @@ pub fn find(c: &Conn, org: OrgId, kind: IocType, value: &str) -> Result<Option<I
 }
 
 pub fn insert(c: &Conn, i: &IocRow, by: &str) -> Result<()> {
+    c.scope(i.org)?;
     exec(
         c,
         "insert into ioc (organization_id, ioc_id, type, value, tlp, tags, created_by, created_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -89,6 +91,7 @@ pub fn insert(c: &Conn, i: &IocRow, by: &str) -> Result<()> {
 /// Links an indicator to an incident, or, when already linked, moves its
 /// last sighting forward. Returns whether the link is new.
 pub fn link(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId, note: Option<&str>, at: Timestamp, by: &str) -> Result<bool> {
+    c.scope(org)?;
     let n = exec(
         c,
         "insert into ioc_sighting (organization_id, ioc_id, incident_id, note, first_seen, last_seen, added_by) values (?, ?, ?, ?, ?, ?, ?) \
@@ -106,6 +109,7 @@ pub fn link(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId, note: Option
 }
 
 pub fn unlink(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Result<()> {
+    c.scope(org)?;
     let n = exec(
         c,
         "delete from ioc_sighting where organization_id = ? and ioc_id = ? and incident_id = ?",
@@ -124,6 +128,7 @@ const SIGHTING_SQL: &str = "select i.organization_id, i.ioc_id, i.type, i.value,
 
 /// The indicators one incident saw.
 pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<SightingRow>> {
+    c.scope(org)?;
     query_map(
         c,
         &format!("{SIGHTING_SQL} where s.organization_id = ? and s.incident_id = ? order by s.first_seen, i.ioc_id"),
@@ -134,6 +139,7 @@ pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<Si
 
 /// Every (live) incident that saw one indicator.
 pub fn sightings(c: &Conn, org: OrgId, ioc: IocId) -> Result<Vec<SightingRow>> {
+    c.scope(org)?;
     query_map(
         c,
         &format!("{SIGHTING_SQL} where s.organization_id = ? and s.ioc_id = ? order by s.first_seen, s.incident_id"),
@@ -144,6 +150,7 @@ pub fn sightings(c: &Conn, org: OrgId, ioc: IocId) -> Result<Vec<SightingRow>> {
 
 /// One indicator's sighting in one incident.
 pub fn sighting(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Result<Option<SightingRow>> {
+    c.scope(org)?;
     query_opt(
         c,
         &format!("{SIGHTING_SQL} where s.organization_id = ? and s.ioc_id = ? and s.incident_id = ?"),

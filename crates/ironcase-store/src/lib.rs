@@ -19,7 +19,7 @@ pub mod evidence;
 pub mod incident;
 pub mod ioc;
 pub mod org;
-pub mod postgres;
+pub mod pg;
 pub mod search;
 pub mod session;
 mod writer;
@@ -88,41 +88,74 @@ pub struct Store {
 }
 
 struct Inner {
-    path: PathBuf,
-    /// Connections for point reads (`read_now`): never held long.
-    readers: Pool,
-    /// Connections for scans (`read`): searches, audit verification. Kept
-    /// apart so that slow scans can never starve the lookups every request
-    /// makes (authentication among them).
-    scanners: Pool,
+    engine: Engine,
     writer: writer::Writer,
     /// Bumped after every committed write batch.
     commits: tokio::sync::watch::Receiver<u64>,
 }
 
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish_non_exhaustive()
+enum Engine {
+    Sqlite {
+        path: PathBuf,
+        /// Connections for point reads (`read_now`): never held long.
+        readers: Pool<Connection>,
+        /// Connections for scans (`read`): searches, audit verification.
+        /// Kept apart so that slow scans can never starve the lookups every
+        /// request makes (authentication among them).
+        scanners: Pool<Connection>,
+    },
+    Postgres {
+        /// Connections as the application's role, each read in a snapshot.
+        readers: Arc<PgPool>,
+    },
+}
+
+/// PostgreSQL read connections. The driver blocks when a connection closes,
+/// which it must not do on an async thread: they are closed on a thread of
+/// their own.
+struct PgPool(Pool<db::PgConn>);
+
+impl std::ops::Deref for PgPool {
+    type Target = Pool<db::PgConn>;
+    fn deref(&self) -> &Pool<db::PgConn> {
+        &self.0
     }
 }
 
-/// A fixed set of read-only connections and a permit per connection.
-struct Pool {
-    conns: Mutex<Vec<Connection>>,
+impl Drop for PgPool {
+    fn drop(&mut self) {
+        let conns = self.0.conns.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        let _ = std::thread::Builder::new().name("ironcase-pg-close".into()).spawn(move || drop(conns));
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner.engine {
+            Engine::Sqlite { path, .. } => f.debug_struct("Store").field("sqlite", path).finish_non_exhaustive(),
+            // The URL may hold a password: not printed.
+            Engine::Postgres { .. } => f.debug_struct("Store").field("postgres", &"…").finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A fixed set of connections and a permit per connection.
+struct Pool<C> {
+    conns: Mutex<Vec<C>>,
     permits: Semaphore,
 }
 
-impl Pool {
-    fn new(conns: Vec<Connection>) -> Pool {
+impl<C> Pool<C> {
+    fn new(conns: Vec<C>) -> Pool<C> {
         let n = conns.len();
         Pool { conns: Mutex::new(conns), permits: Semaphore::new(n) }
     }
 
-    fn take(&self) -> Option<Connection> {
+    fn take(&self) -> Option<C> {
         self.conns.lock().ok().and_then(|mut v| v.pop())
     }
 
-    fn give(&self, c: Connection) {
+    fn give(&self, c: C) {
         if let Ok(mut v) = self.conns.lock() {
             v.push(c);
         }
@@ -176,9 +209,44 @@ impl Store {
         .await
         .map_err(|e| StoreError::Database(e.to_string()))??;
         let (commits_tx, commits) = tokio::sync::watch::channel(0u64);
-        let writer = writer::Writer::start(writer_conn, commits_tx)?;
+        let writer = writer::Writer::start(writer::Owned::Sqlite(writer_conn), commits_tx)?;
         let scanners = readers.split_off(READERS);
-        Ok(Store { inner: Arc::new(Inner { path, readers: Pool::new(readers), scanners: Pool::new(scanners), writer, commits }) })
+        let engine = Engine::Sqlite { path, readers: Pool::new(readers), scanners: Pool::new(scanners) };
+        Ok(Store { inner: Arc::new(Inner { engine, writer, commits }) })
+    }
+
+    /// Connects to PostgreSQL at `url` (as the owner of its database, which
+    /// applies the migrations), and works from then on as the application's
+    /// role, under row-level security. Several nodes may share one database.
+    pub async fn open_postgres(url: &str) -> Result<Store> {
+        let url = url.to_owned();
+        let (writer_conn, readers) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut owner = ::postgres::Client::connect(&url, ::postgres::NoTls)?;
+            pg::migrate(&mut owner)?;
+            drop(owner);
+            let connect = || -> Result<db::PgConn> {
+                let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls)?;
+                c.batch_execute(&format!("set role {}", pg::APP_ROLE))?;
+                Ok(db::PgConn::new(c))
+            };
+            let w = connect()?;
+            let readers = (0..READERS + SCANNERS).map(|_| connect()).collect::<Result<Vec<_>>>()?;
+            Ok((w, readers))
+        })
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))??;
+        let (commits_tx, commits) = tokio::sync::watch::channel(0u64);
+        let writer = writer::Writer::start(writer::Owned::Postgres(Box::new(writer_conn)), commits_tx)?;
+        let engine = Engine::Postgres { readers: Arc::new(PgPool(Pool::new(readers))) };
+        Ok(Store { inner: Arc::new(Inner { engine, writer, commits }) })
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.inner.engine {
+            Engine::Sqlite { .. } => Backend::Sqlite,
+            Engine::Postgres { .. } => Backend::Postgres,
+        }
     }
 
     /// Opens an existing database read-only, for offline tools.
@@ -188,43 +256,58 @@ impl Store {
         Ok(c)
     }
 
-    /// Runs `f` with a read connection on a blocking thread. Each call sees one
-    /// consistent snapshot only as far as SQLite gives it per statement; use a
-    /// single statement (or `write`) where consistency across statements matters.
+    /// Runs `f` with a read connection on a blocking thread. On SQLite each
+    /// statement sees a consistent snapshot; on PostgreSQL the whole of `f`
+    /// does. Use `write` where consistency across statements matters.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Conn) -> Result<T, E> + Send + 'static,
     {
-        let permit = self.inner.scanners.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
-        let conn = self.inner.scanners.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
-        let inner = self.inner.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let r = f(&Conn::Sqlite(&conn));
-            inner.scanners.give(conn);
-            r
-        })
-        .await
-        .map_err(|e| E::from(StoreError::Database(format!("read task failed: {e}"))))?;
-        drop(permit);
-        out
+        match &self.inner.engine {
+            Engine::Sqlite { scanners, .. } => {
+                let permit = scanners.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
+                let conn = scanners.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
+                let inner = self.inner.clone();
+                let out = tokio::task::spawn_blocking(move || {
+                    let r = f(&Conn::Sqlite(&conn));
+                    if let Engine::Sqlite { scanners, .. } = &inner.engine {
+                        scanners.give(conn);
+                    }
+                    r
+                })
+                .await
+                .map_err(|e| E::from(StoreError::Database(format!("read task failed: {e}"))))?;
+                drop(permit);
+                out
+            }
+            Engine::Postgres { readers } => pg_read(readers, f).await,
+        }
     }
 
-    /// Runs a short read (a lookup by key) right here on the async thread: a
-    /// warm point query costs microseconds, less than handing it to another
-    /// thread and back. Anything that scans belongs in [`Store::read`].
+    /// Runs a short read (a lookup by key). On SQLite it runs right here on
+    /// the async thread: a warm point query costs microseconds, less than
+    /// handing it to another thread and back. Anything that scans belongs in
+    /// [`Store::read`].
     pub async fn read_now<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        E: From<StoreError>,
-        F: FnOnce(&Conn) -> Result<T, E>,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, E> + Send + 'static,
     {
-        let permit = self.inner.readers.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
-        let conn = self.inner.readers.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
-        let out = f(&Conn::Sqlite(&conn));
-        self.inner.readers.give(conn);
-        drop(permit);
-        out
+        match &self.inner.engine {
+            Engine::Sqlite { readers, .. } => {
+                let permit = readers.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
+                let conn = readers.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
+                let out = f(&Conn::Sqlite(&conn));
+                readers.give(conn);
+                drop(permit);
+                out
+            }
+            // The driver blocks: never on an async thread.
+            Engine::Postgres { readers } => pg_read(readers, f).await,
+        }
     }
 
     /// Runs `f` on the writer, inside the shared write transaction, in its own
@@ -248,7 +331,7 @@ impl Store {
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<()> {
         self.read(|c| {
-            let one: i64 = query_one(c, "select 1", params![], |r| r.get(0))?;
+            let one: i64 = query_one(c, "select cast(1 as bigint)", params![], |r| r.get(0))?;
             if one == 1 {
                 Ok(())
             } else {
@@ -262,6 +345,36 @@ impl Store {
     pub async fn close(&self) {
         self.inner.writer.close().await;
     }
+}
+
+/// A PostgreSQL read: one snapshot (repeatable read, read only), on a blocking
+/// thread, with a pooled connection.
+async fn pg_read<T, E, F>(readers: &Arc<PgPool>, f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&Conn) -> Result<T, E> + Send + 'static,
+{
+    let permit = readers.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
+    let conn = readers.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
+    let pool = readers.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let r = (|| {
+            conn.client.borrow_mut().batch_execute("begin isolation level repeatable read read only").map_err(StoreError::from)?;
+            let out = f(&Conn::Postgres(&conn));
+            // Nothing was written: ending the transaction either way is the same.
+            let end = conn.client.borrow_mut().batch_execute(if out.is_ok() { "commit" } else { "rollback" });
+            conn.forget_scope();
+            end.map_err(StoreError::from)?;
+            Ok::<_, StoreError>(out)
+        })();
+        pool.give(conn);
+        r
+    })
+    .await
+    .map_err(|e| E::from(StoreError::Database(format!("read task failed: {e}"))))?;
+    drop(permit);
+    out.map_err(E::from)?
 }
 
 /// Embedded migrations, applied in order, each once, each in its own

@@ -29,6 +29,7 @@ fn org(r: &Row<'_, '_>) -> Result<OrgRow> {
 }
 
 pub fn insert_org(c: &Conn, o: &OrgRow) -> Result<()> {
+    c.scope(o.id)?;
     exec(
         c,
         "insert into organization (organization_id, slug, name, plan, status, parent_id, created_at) values (?, ?, ?, ?, ?, ?, ?)",
@@ -38,6 +39,7 @@ pub fn insert_org(c: &Conn, o: &OrgRow) -> Result<()> {
 }
 
 pub fn get_org(c: &Conn, id: OrgId) -> Result<OrgRow> {
+    c.scope(id)?;
     query_one(
         c,
         "select organization_id, slug, name, plan, status, parent_id, created_at from organization where organization_id = ?",
@@ -47,10 +49,12 @@ pub fn get_org(c: &Conn, id: OrgId) -> Result<OrgRow> {
 }
 
 pub fn find_org_by_slug(c: &Conn, slug: &str) -> Result<Option<OrgRow>> {
+    c.platform()?;
     query_opt(c, "select organization_id, slug, name, plan, status, parent_id, created_at from organization where slug = ?", [slug], org)
 }
 
 pub fn list_orgs(c: &Conn) -> Result<Vec<OrgRow>> {
+    c.platform()?;
     query_map(
         c,
         "select organization_id, slug, name, plan, status, parent_id, created_at from organization order by created_at, organization_id",
@@ -60,21 +64,26 @@ pub fn list_orgs(c: &Conn) -> Result<Vec<OrgRow>> {
 }
 
 pub fn count_orgs(c: &Conn) -> Result<i64> {
+    c.platform()?;
     query_one(c, "select count(*) from organization", params![], |r| r.get(0))
 }
 
 /// Whether the organisation lets its parent read its data.
 pub fn parent_access(c: &Conn, id: OrgId) -> Result<bool> {
+    c.scope(id)?;
     query_one(c, "select parent_access from organization where organization_id = ?", [id.to_string()], |r| Ok(r.get::<_, i64>(0)? != 0))
 }
 
 pub fn set_parent_access(c: &Conn, id: OrgId, granted: bool) -> Result<()> {
+    c.scope(id)?;
     exec(c, "update organization set parent_access = ? where organization_id = ?", params![i64::from(granted), id.to_string()])?;
     Ok(())
 }
 
 /// The organisation's children, with whether each lets it read.
 pub fn children(c: &Conn, parent: OrgId) -> Result<Vec<(OrgRow, bool)>> {
+    // The children are other tenants: read as the platform, filtered by parent.
+    c.platform()?;
     query_map(
         c,
         "select organization_id, slug, name, plan, status, parent_id, created_at, parent_access from organization \
@@ -86,12 +95,14 @@ pub fn children(c: &Conn, parent: OrgId) -> Result<Vec<(OrgRow, bool)>> {
 
 /// The organisation's plan, its overrides (JSON) and its status.
 pub fn plan_of(c: &Conn, id: OrgId) -> Result<(String, String, String)> {
+    c.scope(id)?;
     query_one(c, "select plan, plan_overrides, status from organization where organization_id = ?", [id.to_string()], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })
 }
 
 pub fn set_plan(c: &Conn, id: OrgId, plan: &str, overrides_json: &str) -> Result<()> {
+    c.scope(id)?;
     if exec(
         c,
         "update organization set plan = ?, plan_overrides = ? where organization_id = ?",
@@ -104,6 +115,7 @@ pub fn set_plan(c: &Conn, id: OrgId, plan: &str, overrides_json: &str) -> Result
 }
 
 pub fn set_status(c: &Conn, id: OrgId, status: &str) -> Result<()> {
+    c.scope(id)?;
     if exec(c, "update organization set status = ? where organization_id = ?", params![status, id.to_string()])? == 0 {
         return Err(StoreError::NotFound);
     }
@@ -111,11 +123,13 @@ pub fn set_status(c: &Conn, id: OrgId, status: &str) -> Result<()> {
 }
 
 pub fn count_members(c: &Conn, id: OrgId) -> Result<i64> {
+    c.scope(id)?;
     query_one(c, "select count(*) from membership where organization_id = ?", [id.to_string()], |r| r.get(0))
 }
 
 /// How much of a periodic quota is used in `period`.
 pub fn usage(c: &Conn, id: OrgId, quota: &str, period: &str) -> Result<i64> {
+    c.scope(id)?;
     Ok(query_opt(
         c,
         "select used from usage_counter where organization_id = ? and quota = ? and period = ?",
@@ -127,6 +141,7 @@ pub fn usage(c: &Conn, id: OrgId, quota: &str, period: &str) -> Result<i64> {
 
 /// Adds `n` to a periodic quota's counter; returns the new value.
 pub fn usage_add(c: &Conn, id: OrgId, quota: &str, period: &str, n: i64) -> Result<i64> {
+    c.scope(id)?;
     query_one(
         c,
         "insert into usage_counter (organization_id, quota, period, used) values (?, ?, ?, ?) \
@@ -138,6 +153,7 @@ pub fn usage_add(c: &Conn, id: OrgId, quota: &str, period: &str, n: i64) -> Resu
 
 /// Issues the next per-organisation incident number inside the caller's transaction.
 pub fn next_incident_number(c: &Conn, id: OrgId) -> Result<i64> {
+    c.scope(id)?;
     query_one(
         c,
         "update organization set incident_seq = incident_seq + 1 where organization_id = ? returning incident_seq",
@@ -196,6 +212,7 @@ pub fn get_user(c: &Conn, id: UserId) -> Result<UserRow> {
 }
 
 pub fn insert_membership(c: &Conn, org: OrgId, user: UserId, role: Role, at: Timestamp) -> Result<()> {
+    c.scope(org)?;
     exec(
         c,
         "insert into membership (organization_id, user_id, role, created_at) values (?, ?, ?, ?)",
@@ -205,6 +222,7 @@ pub fn insert_membership(c: &Conn, org: OrgId, user: UserId, role: Role, at: Tim
 }
 
 pub fn membership_role(c: &Conn, org: OrgId, user: UserId) -> Result<Option<Role>> {
+    c.scope(org)?;
     query_opt(c, "select role from membership where organization_id = ? and user_id = ?", [org.to_string(), user.to_string()], |r| {
         parse_col(r, "role", Role::parse)
     })
@@ -212,6 +230,7 @@ pub fn membership_role(c: &Conn, org: OrgId, user: UserId) -> Result<Option<Role
 
 /// The organisation a user joined first, with their role there.
 pub fn first_membership(c: &Conn, user: UserId) -> Result<Option<(OrgId, Role)>> {
+    c.platform()?;
     query_opt(
         c,
         "select organization_id, role from membership where user_id = ? order by created_at, organization_id limit 1",
@@ -240,6 +259,7 @@ fn member(r: &Row<'_, '_>) -> Result<MemberRow> {
 }
 
 pub fn list_members(c: &Conn, org: OrgId) -> Result<Vec<MemberRow>> {
+    c.scope(org)?;
     query_map(
         c,
         "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join account u on u.user_id = m.user_id \
@@ -250,6 +270,7 @@ pub fn list_members(c: &Conn, org: OrgId) -> Result<Vec<MemberRow>> {
 }
 
 pub fn get_member(c: &Conn, org: OrgId, user: UserId) -> Result<MemberRow> {
+    c.scope(org)?;
     query_one(
         c,
         "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join account u on u.user_id = m.user_id \
@@ -260,6 +281,7 @@ pub fn get_member(c: &Conn, org: OrgId, user: UserId) -> Result<MemberRow> {
 }
 
 pub fn update_role(c: &Conn, org: OrgId, user: UserId, role: Role) -> Result<()> {
+    c.scope(org)?;
     let n = exec(
         c,
         "update membership set role = ? where organization_id = ? and user_id = ?",
@@ -272,6 +294,7 @@ pub fn update_role(c: &Conn, org: OrgId, user: UserId, role: Role) -> Result<()>
 }
 
 pub fn delete_membership(c: &Conn, org: OrgId, user: UserId) -> Result<()> {
+    c.scope(org)?;
     let n = exec(c, "delete from membership where organization_id = ? and user_id = ?", [org.to_string(), user.to_string()])?;
     if n == 0 {
         return Err(StoreError::NotFound);
@@ -280,6 +303,7 @@ pub fn delete_membership(c: &Conn, org: OrgId, user: UserId) -> Result<()> {
 }
 
 pub fn count_role(c: &Conn, org: OrgId, role: Role) -> Result<i64> {
+    c.scope(org)?;
     query_one(c, "select count(*) from membership where organization_id = ? and role = ?", params![org.to_string(), role.as_str()], |r| {
         r.get(0)
     })

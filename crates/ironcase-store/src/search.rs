@@ -7,12 +7,23 @@ use crate::Value;
 use ironcase_domain::{IncidentId, OrgId, Severity, Status, Timestamp, Tlp, UserId};
 
 use crate::incident::{incident_from_row, tlp_clause, IncidentRow, COLS_I};
-use crate::{exec, query_map, query_opt, Conn, Result};
+use crate::{exec, query_map, query_opt, Backend, Conn, Result};
 
 /// Rebuilds the incident's document from its parts, in the caller's
 /// transaction: call it after any change to what search covers (the
 /// incident's text, its comments, evidence and indicators).
 pub fn reindex(c: &Conn, org: OrgId, incident: IncidentId) -> Result<()> {
+    c.scope(org)?;
+    if c.backend() == Backend::Postgres {
+        let body = parts(c, org, incident)?.join("\n");
+        let body = (!body.is_empty()).then_some(body);
+        exec(
+            c,
+            "update incident set search = to_tsvector('simple', ?) where organization_id = ? and incident_id = ?",
+            params![body, org.to_string(), incident.to_string()],
+        )?;
+        return Ok(());
+    }
     let Some(row_id) = row_id(c, org, incident)? else { return Ok(()) };
     exec(c, "delete from search_fts where rowid = ?", [row_id])?;
     let parts = parts(c, org, incident)?;
@@ -24,6 +35,15 @@ pub fn reindex(c: &Conn, org: OrgId, incident: IncidentId) -> Result<()> {
 
 /// Drops an incident's document (when it is deleted).
 pub fn remove_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<()> {
+    c.scope(org)?;
+    if c.backend() == Backend::Postgres {
+        exec(
+            c,
+            "update incident set search = null where organization_id = ? and incident_id = ?",
+            params![org.to_string(), incident.to_string()],
+        )?;
+        return Ok(());
+    }
     if let Some(row_id) = row_id(c, org, incident)? {
         exec(c, "delete from search_fts where rowid = ?", [row_id])?;
     }
@@ -43,12 +63,13 @@ fn row_id(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Option<i64>> {
 /// description, comments, evidence names and descriptions, indicator values.
 /// Nothing for a deleted incident.
 pub fn parts(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<String>> {
+    c.scope(org)?;
     let (o, i) = (org.to_string(), incident.to_string());
     let mut out: Vec<String> = query_map(
         c,
-        "select title || char(10) || description from incident where organization_id = ? and incident_id = ? and deleted_at is null",
+        "select title, description from incident where organization_id = ? and incident_id = ? and deleted_at is null",
         params![o, i],
-        |r| r.get(0),
+        |r| Ok(format!("{}\n{}", r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
     )?;
     if out.is_empty() {
         return Ok(out);
@@ -75,9 +96,9 @@ pub(crate) fn insert_document(c: &Conn, row_id: i64, body: &str) -> Result<()> {
 #[derive(Debug, Clone, Default)]
 pub struct Spec {
     /// Each must match the incident's text (OR-groups, AND-ed together).
-    pub required: Vec<String>,
+    pub required: Vec<Vec<String>>,
     /// The incident's text may not match this.
-    pub excluded: Option<String>,
+    pub excluded: Vec<String>,
     pub severity: Vec<Severity>,
     pub status: Vec<Status>,
     pub category: Vec<ironcase_domain::Category>,
@@ -94,18 +115,31 @@ pub struct Spec {
     pub tlp_max: Option<Tlp>,
 }
 
+/// A term as an FTS5 string: a phrase of its tokens, quotes doubled.
+fn fts5_term(t: &str) -> String {
+    format!("\"{}\"", t.replace('"', "\"\""))
+}
+
+fn fts5_any(terms: &[String]) -> String {
+    terms.iter().map(|t| fts5_term(t)).collect::<Vec<_>>().join(" OR ")
+}
+
 impl Spec {
     /// The FTS5 expression every hit must match, when the query has words.
-    fn text_match(&self) -> Option<String> {
+    fn fts5_match(&self) -> Option<String> {
         if self.required.is_empty() {
             return None;
         }
-        let all = self.required.iter().map(|g| format!("({g})")).collect::<Vec<_>>().join(" AND ");
-        Some(match &self.excluded {
-            Some(x) => format!("({all}) NOT ({x})"),
-            None => all,
-        })
+        let all = self.required.iter().map(|g| format!("({})", fts5_any(g))).collect::<Vec<_>>().join(" AND ");
+        Some(if self.excluded.is_empty() { all } else { format!("({all}) NOT ({})", fts5_any(&self.excluded)) })
     }
+}
+
+/// A PostgreSQL tsquery expression over bound phrases: each term a phrase
+/// (`phraseto_tsquery`), a group any of its terms, groups all together.
+fn ts_any(terms: &[String], bind: &mut dyn FnMut(String) -> String) -> String {
+    let parts: Vec<String> = terms.iter().map(|t| format!("phraseto_tsquery('simple', {})", bind(t.clone()))).collect();
+    format!("({})", parts.join(" || "))
 }
 
 #[derive(Debug, Clone)]
@@ -135,26 +169,47 @@ pub struct Results {
 /// ordering and facets need. The organisation scopes it; with words, FTS5
 /// drives (CROSS JOIN fixes the order) and each hit joins its incident by
 /// integer key.
-fn result_set_sql(org: OrgId, s: &Spec) -> (String, Vec<Value>) {
+fn result_set_sql(backend: Backend, org: OrgId, s: &Spec) -> (String, Vec<Value>) {
     let mut p: Vec<Value> = vec![Value::Text(org.to_string())];
     let bind = |p: &mut Vec<Value>, v: Value| {
         p.push(v);
         format!("?{}", p.len())
     };
     const WANT: &str = "i.row_id, i.created_at, i.severity, i.status, i.category, i.tags";
-    let mut sql = match s.text_match() {
-        Some(m) => {
-            let m = bind(&mut p, Value::Text(m));
-            format!(
-                "select {WANT}, bm25(search_fts) from search_fts cross join incident i on i.row_id = search_fts.rowid \
-                 where search_fts match {m} and i.organization_id = ?1 and i.deleted_at is null"
-            )
-        }
-        None => {
-            let mut sql = format!("select {WANT}, null from incident i where i.organization_id = ?1 and i.deleted_at is null");
-            if let Some(x) = &s.excluded {
-                let m = bind(&mut p, Value::Text(x.clone()));
-                sql.push_str(&format!(" and i.row_id not in (select rowid from search_fts where search_fts match {m})"));
+    let mut sql = match backend {
+        Backend::Sqlite => match s.fts5_match() {
+            Some(m) => {
+                let m = bind(&mut p, Value::Text(m));
+                format!(
+                    "select {WANT}, bm25(search_fts) from search_fts cross join incident i on i.row_id = search_fts.rowid \
+                     where search_fts match {m} and i.organization_id = ?1 and i.deleted_at is null"
+                )
+            }
+            None => {
+                let mut sql = format!("select {WANT}, null from incident i where i.organization_id = ?1 and i.deleted_at is null");
+                if !s.excluded.is_empty() {
+                    let m = bind(&mut p, Value::Text(fts5_any(&s.excluded)));
+                    sql.push_str(&format!(" and i.row_id not in (select rowid from search_fts where search_fts match {m})"));
+                }
+                sql
+            }
+        },
+        Backend::Postgres => {
+            let mut b = |t: String| bind(&mut p, Value::Text(t));
+            let required: Vec<String> = s.required.iter().map(|g| ts_any(g, &mut b)).collect();
+            let excluded = (!s.excluded.is_empty()).then(|| ts_any(&s.excluded, &mut b));
+            let mut sql = if required.is_empty() {
+                format!("select {WANT}, null::float8 from incident i where i.organization_id = ?1 and i.deleted_at is null")
+            } else {
+                // ts_rank is higher for better; negated, lower is better, as BM25.
+                let q = required.join(" && ");
+                format!(
+                    "select {WANT}, -ts_rank(i.search, {q})::float8 from incident i \
+                     where i.organization_id = ?1 and i.deleted_at is null and i.search @@ ({q})"
+                )
+            };
+            if let Some(x) = excluded {
+                sql.push_str(&format!(" and not coalesce(i.search @@ {x}, false)"));
             }
             sql
         }
@@ -195,7 +250,7 @@ fn result_set_sql(org: OrgId, s: &Spec) -> (String, Vec<Value>) {
             let (k, v) = (bind(&mut p, Value::Text(kind.clone())), bind(&mut p, Value::Text(value.clone())));
             alts.push(format!("(x.type = {k} and x.value = {v})"));
         }
-        let cond = if alts.is_empty() { "0".to_owned() } else { alts.join(" or ") };
+        let cond = if alts.is_empty() { "1 = 0".to_owned() } else { alts.join(" or ") };
         sql.push_str(&format!(
             " and i.incident_id in (select g.incident_id from ioc x join ioc_sighting g on g.organization_id = x.organization_id \
              and g.ioc_id = x.ioc_id where x.organization_id = ?1 and ({cond}){})",
@@ -211,9 +266,10 @@ const TAG_FACETS: usize = 50;
 /// Runs a search: one page of hits (best first, or newest first without
 /// words), the total, and facets over the whole result set.
 pub fn run(c: &Conn, org: OrgId, s: &Spec, offset: i64, limit: i64) -> Result<Results> {
+    c.scope(org)?;
     // The whole result set once, with what ordering and facets need; the page
     // is cut from it, so the search itself runs once, not once per facet.
-    let (sql, p) = result_set_sql(org, s);
+    let (sql, p) = result_set_sql(c.backend(), org, s);
     let mut facets = Facets::default();
     let mut tags: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
     // (score, created_at, row_id) per hit.
@@ -344,7 +400,16 @@ fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
     candidates.truncate(SIMILAR_CANDIDATES);
     let mut counted = Vec::new();
     for w in candidates {
-        let n: Option<i64> = query_opt(c, "select doc from search_vocab where term = ?", [w], |r| r.get(0))?;
+        let n: Option<i64> = match c.backend() {
+            Backend::Sqlite => query_opt(c, "select doc from search_vocab where term = ?", [w], |r| r.get(0))?,
+            // Within the organisation (the scope), by the GIN index.
+            Backend::Postgres => query_opt(
+                c,
+                "select count(*) from incident where search @@ plainto_tsquery('simple', ?) and deleted_at is null",
+                [w],
+                |r| r.get(0),
+            )?,
+        };
         if let Some(n) = n.filter(|n| *n >= 2) {
             counted.push((n, w.clone()));
         }
@@ -366,6 +431,7 @@ fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
 /// telling `words` (lower-case, as the index tokenizes them), best first:
 /// each shared indicator weighs more than any text match.
 pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], tlp_max: Option<Tlp>, limit: i64) -> Result<Vec<Similar>> {
+    c.scope(org)?;
     let ceiling = tlp_clause("i.", tlp_max);
     /// Per candidate incident: shared indicators, text score.
     type Reasons = (Vec<(String, String)>, Option<f64>);
@@ -387,17 +453,28 @@ pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], tlp
     }
     let telling = telling_words(c, words)?;
     if !telling.is_empty() {
-        let expr = telling.iter().map(|w| format!("\"{}\"", w.replace('"', "\"\""))).collect::<Vec<_>>().join(" OR ");
-        let text = query_map(
-            c,
-            &format!(
+        let sql = match c.backend() {
+            Backend::Sqlite => format!(
                 "select i.incident_id, bm25(search_fts) from search_fts cross join incident i on i.row_id = search_fts.rowid \
                  where search_fts match ?1 and i.organization_id = ?2 and i.incident_id <> ?3 and i.deleted_at is null{ceiling} \
                  order by bm25(search_fts) limit 200"
             ),
-            params![expr, org.to_string(), incident.to_string()],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)),
-        )?;
+            Backend::Postgres => format!(
+                "select i.incident_id, -ts_rank(i.search, to_tsquery('simple', ?1))::float8 from incident i \
+                 where i.search @@ to_tsquery('simple', ?1) and i.organization_id = ?2 and i.incident_id <> ?3 \
+                 and i.deleted_at is null{ceiling} order by 2 limit 200"
+            ),
+        };
+        let expr = match c.backend() {
+            Backend::Sqlite => fts5_any(&telling),
+            // Words as the index holds them (no operators): quoted lexemes, OR-ed.
+            Backend::Postgres => {
+                telling.iter().map(|w| format!("'{}'", w.replace('\\', "").replace('\'', "''"))).collect::<Vec<_>>().join(" | ")
+            }
+        };
+        let text = query_map(c, &sql, params![expr, org.to_string(), incident.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+        })?;
         for (id, score) in text {
             by_id.entry(id).or_default().1 = Some(score);
         }

@@ -16,6 +16,7 @@ pub struct SessionRow {
 }
 
 pub fn insert_session(c: &Conn, s: &SessionRow) -> Result<()> {
+    c.scope(s.org)?;
     exec(
         c,
         "insert into session (session_id, organization_id, user_id, created_at, expires_at) values (?, ?, ?, ?, ?)",
@@ -25,11 +26,13 @@ pub fn insert_session(c: &Conn, s: &SessionRow) -> Result<()> {
 }
 
 pub fn extend_session(c: &Conn, id: SessionId, expires_at: Timestamp) -> Result<()> {
+    c.platform()?;
     exec(c, "update session set expires_at = ? where session_id = ?", params![expires_at.0, id.to_string()])?;
     Ok(())
 }
 
 pub fn revoke_session(c: &Conn, id: SessionId, at: Timestamp, reason: &str) -> Result<()> {
+    c.platform()?;
     exec(
         c,
         "update session set revoked_at = ?, revoked_reason = ? where session_id = ? and revoked_at is null",
@@ -40,6 +43,7 @@ pub fn revoke_session(c: &Conn, id: SessionId, at: Timestamp, reason: &str) -> R
 
 /// Ends every live session of one member in one organisation. Returns how many.
 pub fn revoke_member_sessions(c: &Conn, org: OrgId, user: UserId, at: Timestamp, reason: &str) -> Result<usize> {
+    c.scope(org)?;
     exec(
         c,
         "update session set revoked_at = ?, revoked_reason = ? where organization_id = ? and user_id = ? and revoked_at is null",
@@ -48,6 +52,7 @@ pub fn revoke_member_sessions(c: &Conn, org: OrgId, user: UserId, at: Timestamp,
 }
 
 pub fn insert_refresh(c: &Conn, hash: &str, session: SessionId, at: Timestamp, expires_at: Timestamp) -> Result<()> {
+    c.platform()?;
     exec(
         c,
         "insert into refresh_token (token_hash, session_id, created_at, expires_at) values (?, ?, ?, ?)",
@@ -64,6 +69,7 @@ pub struct RefreshRow {
 }
 
 pub fn get_refresh(c: &Conn, hash: &str) -> Result<Option<RefreshRow>> {
+    c.platform()?;
     query_opt(c, "select session_id, expires_at, used_at from refresh_token where token_hash = ?", [hash], |r| {
         Ok(RefreshRow {
             session: parse_id(r, "session_id")?,
@@ -75,6 +81,7 @@ pub fn get_refresh(c: &Conn, hash: &str) -> Result<Option<RefreshRow>> {
 
 /// Marks a refresh token used; false when it already was.
 pub fn use_refresh(c: &Conn, hash: &str, at: Timestamp) -> Result<bool> {
+    c.platform()?;
     Ok(exec(c, "update refresh_token set used_at = ? where token_hash = ? and used_at is null", params![at.0, hash])? == 1)
 }
 
@@ -124,6 +131,7 @@ pub struct SessionAuth {
 }
 
 pub fn session_auth(c: &Conn, id: SessionId) -> Result<Option<SessionAuth>> {
+    c.platform()?;
     query_opt(
         c,
         "select s.session_id, s.organization_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, m.role, u.is_operator, o.status \

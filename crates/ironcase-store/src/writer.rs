@@ -3,15 +3,21 @@
 //! connection and commits whatever is waiting together: each request runs in
 //! its own savepoint, and one fsynced COMMIT makes the whole batch durable.
 
-use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::StoreError;
+use crate::db::PgConn;
+use crate::{Conn, StoreError};
+
+/// The connection the writer thread owns.
+pub(crate) enum Owned {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<PgConn>),
+}
 
 /// How a job's result is delivered once the batch's fate is known.
 type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A job runs on the writer thread; it says whether to keep its savepoint.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+type Job = Box<dyn FnOnce(&Conn) -> (bool, Finish) + Send>;
 
 /// Most requests a single transaction carries.
 const MAX_BATCH: usize = 512;
@@ -23,7 +29,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// `commits` counts committed batches: live updates wait on it.
-    pub(crate) fn start(conn: Connection, commits: watch::Sender<u64>) -> Result<Writer, StoreError> {
+    pub(crate) fn start(conn: Owned, commits: watch::Sender<u64>) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>(8192);
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -43,8 +49,8 @@ impl Writer {
         F: FnOnce(&crate::Conn) -> Result<T, E> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn: &Connection| {
-            let out = f(&crate::Conn::Sqlite(conn));
+        let job: Job = Box::new(move |conn: &Conn| {
+            let out = f(conn);
             let keep = out.is_ok();
             let finish: Finish = Box::new(move |commit_err: Option<&StoreError>| {
                 let result = match (out, commit_err) {
@@ -72,7 +78,11 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) {
+fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) {
+    let (conn, begin, pg) = match &owned {
+        Owned::Sqlite(c) => (Conn::Sqlite(c), "begin immediate", None),
+        Owned::Postgres(p) => (Conn::Postgres(p), "begin", Some(&**p)),
+    };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut finishes: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -83,7 +93,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u6
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("begin immediate") {
+        if let Err(e) = conn.batch(begin) {
             tracing::error!(error = %e, "writer could not begin a transaction");
             // Dropping the jobs answers their callers with `Unavailable`.
             batch.clear();
@@ -96,26 +106,41 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u6
             if broken.is_some() {
                 continue; // dropped: its caller gets `Unavailable`
             }
-            if let Err(e) = conn.execute_batch("savepoint req") {
+            // Each job starts with no tenant scope (PostgreSQL).
+            if let Some(Err(e)) = pg.map(PgConn::clear_scope) {
+                tracing::error!(error = %e, "writer could not clear the tenant scope");
+                broken = Some(e);
+                continue;
+            }
+            if let Err(e) = conn.batch("savepoint req") {
                 tracing::error!(error = %e, "writer could not open a savepoint");
-                broken = Some(e.into());
+                broken = Some(e);
                 continue;
             }
             let (keep, finish) = job(&conn);
-            let end = if keep { conn.execute_batch("release req") } else { conn.execute_batch("rollback to req; release req") };
+            let end = if keep { conn.batch("release req") } else { conn.batch("rollback to req; release req") };
+            if !keep {
+                // Undone with the savepoint: the scope is back to none.
+                if let Some(p) = pg {
+                    p.forget_scope();
+                }
+            }
             if let Err(e) = end {
                 tracing::error!(error = %e, "writer could not close a savepoint");
-                broken = Some(e.into());
+                broken = Some(e);
             }
             finishes.push(finish);
         }
         let commit = match broken {
             Some(e) => Some(e),
-            None => conn.execute_batch("commit").err().map(StoreError::from),
+            None => conn.batch("commit").err(),
         };
         if let Some(e) = &commit {
             tracing::error!(error = %e, "group commit failed; the batch is rolled back");
-            let _ = conn.execute_batch("rollback");
+            let _ = conn.batch("rollback");
+        }
+        if let Some(p) = pg {
+            p.forget_scope();
         }
         if commit.is_none() {
             commits.send_modify(|n| *n = n.wrapping_add(1));
@@ -124,8 +149,9 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u6
             f(commit.as_ref());
         }
     }
-    // Refreshes the query planner's statistics of tables that changed much
-    // (bounded work), as SQLite advises before closing.
-    let _ = conn.execute_batch("pragma analysis_limit = 1000; pragma optimize;");
-    let _ = conn.close();
+    if let Owned::Sqlite(c) = &owned {
+        // Refreshes the query planner's statistics of tables that changed
+        // much (bounded work), as SQLite advises before closing.
+        let _ = c.execute_batch("pragma analysis_limit = 1000; pragma optimize;");
+    }
 }

@@ -13,24 +13,47 @@ pub enum AuditCommand {
     Verify {
         #[arg(long, env = "IRONCASE_DATA_DIR", default_value = "ironcase-data")]
         data_dir: PathBuf,
+        /// The PostgreSQL database, when the server runs on one
+        #[arg(long, env = "IRONCASE_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
+}
+
+type Line = (bool, serde_json::Value);
+
+fn verify_all(c: &ironcase_app::store::Conn) -> ironcase_app::store::Result<Vec<Line>> {
+    let mut out = Vec::new();
+    for tenant in audit::tenants(c)? {
+        let v = audit::verify(c, &tenant)?;
+        let line = serde_json::json!({
+            "tenant": v.tenant, "ok": v.ok, "entries": v.entries, "head": v.head,
+            "first_bad_seq": v.first_bad_seq, "reason": v.reason,
+        });
+        out.push((v.ok, line));
+    }
+    Ok(out)
 }
 
 pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { data_dir } => {
-            let db = data_dir.join("ironcase.db");
-            anyhow::ensure!(db.exists(), "no database at {}", db.display());
-            let raw = Store::open_readonly(&db).context("opening the database")?;
-            let c = ironcase_app::store::Conn::Sqlite(&raw);
+        AuditCommand::Verify { data_dir, database_url } => {
+            let lines = match database_url {
+                Some(url) => {
+                    let store = Store::open_postgres(&url).await.context("opening the PostgreSQL database")?;
+                    let lines = store.read(verify_all).await?;
+                    store.close().await;
+                    lines
+                }
+                None => {
+                    let db = data_dir.join("ironcase.db");
+                    anyhow::ensure!(db.exists(), "no database at {}", db.display());
+                    let raw = Store::open_readonly(&db).context("opening the database")?;
+                    verify_all(&ironcase_app::store::Conn::Sqlite(&raw))?
+                }
+            };
             let mut all_ok = true;
-            for tenant in audit::tenants(&c)? {
-                let v = audit::verify(&c, &tenant)?;
-                all_ok &= v.ok;
-                let line = serde_json::json!({
-                    "tenant": v.tenant, "ok": v.ok, "entries": v.entries, "head": v.head,
-                    "first_bad_seq": v.first_bad_seq, "reason": v.reason,
-                });
+            for (ok, line) in lines {
+                all_ok &= ok;
                 println!("{line}");
             }
             Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

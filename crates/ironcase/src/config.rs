@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// and live-update wake-ups across nodes [default: none, one node]
     #[arg(long, env = "IRONCASE_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// PostgreSQL instead of the embedded SQLite (postgres://user[:password]@host/db):
+    /// several nodes over one database [default: none, SQLite in the data dir]
+    #[arg(long, env = "IRONCASE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 /// `N/SECONDS`: N requests per that many seconds.
@@ -112,6 +116,7 @@ struct FileConfig {
     stream_heartbeat: Option<u64>,
     stream_buffer: Option<usize>,
     redis_url: Option<String>,
+    database_url: Option<String>,
 }
 
 /// The resolved configuration.
@@ -144,6 +149,8 @@ pub struct Config {
     pub stream_buffer: usize,
     /// Redis shared by the nodes; `None`: this node alone.
     pub redis_url: Option<ironcase_app::shared::RedisUrl>,
+    /// PostgreSQL; `None`: SQLite under the data directory.
+    pub database_url: Option<ironcase_app::shared::SecretUrl>,
 }
 
 impl Config {
@@ -167,6 +174,7 @@ impl Config {
             stream_heartbeat_secs: 15,
             stream_buffer: 1024,
             redis_url: None,
+            database_url: None,
         }
     }
 
@@ -194,6 +202,7 @@ impl Config {
             stream_heartbeat_secs: args.stream_heartbeat.or(file.stream_heartbeat).unwrap_or(15),
             stream_buffer: args.stream_buffer.or(file.stream_buffer).unwrap_or(1024),
             redis_url: args.redis_url.or(file.redis_url).map(ironcase_app::shared::RedisUrl::new),
+            database_url: args.database_url.or(file.database_url).map(ironcase_app::shared::SecretUrl::new),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -214,6 +223,12 @@ impl Config {
             anyhow::ensure!(
                 ironcase_http::routes::events::normalize_origin(o).is_some(),
                 "allowed_origins: `{o}` is not an origin (scheme://host[:port])"
+            );
+        }
+        if let Some(u) = &self.database_url {
+            anyhow::ensure!(
+                u.expose().starts_with("postgres://") || u.expose().starts_with("postgresql://"),
+                "database_url must be a postgres:// URL"
             );
         }
         if let Some(u) = &self.redis_url {

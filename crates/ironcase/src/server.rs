@@ -60,7 +60,10 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std::path::PathBuf>)> {
     create_private_dir(&cfg.data_dir)?;
     let master = master_key(&cfg.data_dir)?;
-    let store = Store::open_sqlite(&cfg.data_dir.join("ironcase.db")).await.context("opening the database")?;
+    let store = match &cfg.database_url {
+        Some(url) => Store::open_postgres(url.expose()).await.context("opening the PostgreSQL database")?,
+        None => Store::open_sqlite(&cfg.data_dir.join("ironcase.db")).await.context("opening the database")?,
+    };
     let blobs = if cfg.evidence_store == "local" {
         BlobStore::local(&cfg.data_dir.join("blobs"))
     } else {

@@ -64,20 +64,39 @@ async fn entries_record_who_what_where_and_denials() {
 }
 
 fn cli_verify(app: &TestApp) -> (bool, Vec<Value>) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ironcase"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(&app.data_dir)
-        .output()
-        .expect("run ironcase audit verify");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironcase"));
+    cmd.args(["audit", "verify", "--data-dir"]).arg(&app.data_dir);
+    if let Some(db) = &app.database {
+        cmd.args(["--database-url", &db.url]);
+    }
+    let out = cmd.output().expect("run ironcase audit verify");
     let lines = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     (out.status.success(), lines)
 }
 
-/// The server's database file, opened directly as an attacker with disk access would.
-fn db(app: &TestApp) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(app.data_dir.join("ironcase.db")).expect("open the database file");
-    c.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
-    c
+/// Runs `sql` on the server's database directly, as an attacker with access
+/// to it would (the file; or PostgreSQL as the owner, whom row-level
+/// security does not hold), and returns the first column of the first row.
+async fn tamper(app: &TestApp, sql: &str) -> Option<i64> {
+    let sql = sql.to_owned();
+    match &app.database {
+        None => {
+            let c = rusqlite::Connection::open(app.data_dir.join("ironcase.db")).expect("open the database file");
+            c.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
+            let mut st = c.prepare(&sql).expect("prepare");
+            let mut rows = st.query([]).expect("run");
+            rows.next().expect("row").map(|r| r.get(0).expect("integer"))
+        }
+        Some(db) => {
+            let url = db.url.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                c.query(sql.as_str(), &[]).expect("run").first().map(|r| r.get(0))
+            })
+            .await
+            .expect("tamper")
+        }
+    }
 }
 
 /// Five incidents: an audit chain with a few entries in the org.
@@ -117,35 +136,31 @@ async fn an_intact_chain_verifies_over_http_and_cli() {
 #[tokio::test]
 async fn an_edited_entry_is_found() {
     let (app, owner, org) = seeded().await;
-    let c = db(&app);
-    c.execute("update audit_log set action = 'incident.read' where organization_id = ? and seq = 4", [&org]).expect("edit");
+    tamper(&app, &format!("update audit_log set action = 'incident.read' where organization_id = '{org}' and seq = 4")).await;
     expect_broken(&app, &owner, &org, 4).await;
 }
 
 #[tokio::test]
 async fn a_deleted_entry_is_found() {
     let (app, owner, org) = seeded().await;
-    let c = db(&app);
-    c.execute("delete from audit_log where organization_id = ? and seq = 3", [&org]).expect("delete");
+    tamper(&app, &format!("delete from audit_log where organization_id = '{org}' and seq = 3")).await;
     expect_broken(&app, &owner, &org, 3).await;
 }
 
 #[tokio::test]
 async fn a_deleted_tail_is_found() {
     let (app, owner, org) = seeded().await;
-    let c = db(&app);
-    let last: i64 = c.query_row("select max(seq) from audit_log where organization_id = ?", [&org], |r| r.get(0)).expect("max");
-    c.execute("delete from audit_log where organization_id = ? and seq = ?", rusqlite::params![org, last]).expect("delete");
+    let last = tamper(&app, &format!("select max(seq) from audit_log where organization_id = '{org}'")).await.expect("max");
+    tamper(&app, &format!("delete from audit_log where organization_id = '{org}' and seq = {last}")).await;
     expect_broken(&app, &owner, &org, last).await;
 }
 
 #[tokio::test]
 async fn reordered_entries_are_found() {
     let (app, owner, org) = seeded().await;
-    let c = db(&app);
     // Swap entries 2 and 5 by renumbering them.
     for (from, to) in [(2, -2), (5, 2), (-2, 5)] {
-        c.execute("update audit_log set seq = ? where organization_id = ? and seq = ?", rusqlite::params![to, org, from]).expect("swap");
+        tamper(&app, &format!("update audit_log set seq = {to} where organization_id = '{org}' and seq = {from}")).await;
     }
     expect_broken(&app, &owner, &org, 2).await;
 }

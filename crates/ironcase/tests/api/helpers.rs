@@ -18,6 +18,50 @@ pub struct TestApp {
     running: Option<Running>,
     /// The data directory's owner; `None` for a second node over another's.
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database of this test, when the suite runs on it.
+    pub database: Option<std::sync::Arc<TestDb>>,
+}
+
+/// A fresh PostgreSQL database for one test, dropped with it.
+pub struct TestDb {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// With `IRONCASE_TEST_BACKEND=postgres`, a new database on the server at
+    /// `IRONCASE_TEST_POSTGRES_URL`; otherwise `None` (SQLite).
+    async fn for_this_test() -> Option<std::sync::Arc<TestDb>> {
+        if std::env::var("IRONCASE_TEST_BACKEND").as_deref() != Ok("postgres") {
+            return None;
+        }
+        let admin_url =
+            std::env::var("IRONCASE_TEST_POSTGRES_URL").expect("IRONCASE_TEST_BACKEND=postgres needs IRONCASE_TEST_POSTGRES_URL");
+        let name = format!("ironcase_t_{}", uuid::Uuid::now_v7().simple());
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or_else(|| admin_url.clone());
+        let (a, n) = (admin_url.clone(), name.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut admin = postgres::Client::connect(&a, postgres::NoTls).expect("connect to the test server");
+            admin.batch_execute(&format!("create database {n}")).expect("create the test database");
+        })
+        .await
+        .expect("create database");
+        Some(std::sync::Arc::new(TestDb { url: format!("{base}/{name}"), admin_url, name }))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (a, n) = (self.admin_url.clone(), self.name.clone());
+        // Not on the async thread: the driver blocks.
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut admin) = postgres::Client::connect(&a, postgres::NoTls) {
+                let _ = admin.batch_execute(&format!("drop database if exists {n} with (force)"));
+            }
+        })
+        .join();
+    }
 }
 
 /// One answer, read whole.
@@ -76,8 +120,12 @@ impl TestApp {
         TestApp::spawn_with(|_| {}).await
     }
 
-    /// A server whose configuration `tweak` adjusts first.
+    /// A server whose configuration `tweak` adjusts first. With
+    /// `IRONCASE_TEST_LOG` set (a `tracing` filter), the server logs to stderr.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        if let Ok(filter) = std::env::var("IRONCASE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_test_writer().try_init();
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let mut cfg = Config {
@@ -87,6 +135,8 @@ impl TestApp {
             log_format: LogFormat::Text,
             ..Config::for_data_dir(data_dir.clone())
         };
+        let database = TestDb::for_this_test().await;
+        cfg.database_url = database.as_ref().map(|d| ironcase_app::shared::SecretUrl::new(d.url.clone()));
         tweak(&mut cfg);
         let clock = Clock::system();
         let running = start(&cfg, clock.clone()).await.expect("server starts");
@@ -100,6 +150,7 @@ impl TestApp {
             data_dir,
             running: Some(running),
             _dir: Some(dir),
+            database,
         }
     }
 
@@ -113,6 +164,7 @@ impl TestApp {
             log_format: LogFormat::Text,
             ..Config::for_data_dir(self.data_dir.clone())
         };
+        cfg.database_url = self.database.as_ref().map(|d| ironcase_app::shared::SecretUrl::new(d.url.clone()));
         tweak(&mut cfg);
         let clock = Clock::system();
         let running = start(&cfg, clock.clone()).await.expect("second node starts");
@@ -125,6 +177,7 @@ impl TestApp {
             data_dir: self.data_dir.clone(),
             running: Some(running),
             _dir: None,
+            database: self.database.clone(),
         }
     }
 

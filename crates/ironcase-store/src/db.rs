@@ -32,11 +32,47 @@ pub struct PgConn {
     pub(crate) client: RefCell<postgres::Client>,
     /// The `app.tenant_id` of the current transaction, as this side last set it.
     pub(crate) scope: RefCell<Option<String>>,
+    /// Statements prepared on this connection, by their SQL text: one round
+    /// trip per statement instead of two.
+    statements: RefCell<std::collections::HashMap<String, postgres::Statement>>,
+    /// A `begin …` to send with the first statement of a read (saves a round
+    /// trip); `None` once sent, and always on the writer.
+    pub(crate) pending_begin: RefCell<Option<&'static str>>,
 }
+
+/// Most prepared statements a connection keeps (search builds its SQL).
+const MAX_STATEMENTS: usize = 512;
 
 impl PgConn {
     pub(crate) fn new(client: postgres::Client) -> PgConn {
-        PgConn { client: RefCell::new(client), scope: RefCell::new(None) }
+        PgConn {
+            client: RefCell::new(client),
+            scope: RefCell::new(None),
+            statements: RefCell::new(std::collections::HashMap::new()),
+            pending_begin: RefCell::new(None),
+        }
+    }
+
+    /// Sends a pending `begin` (reads), before the first statement.
+    fn begin_if_pending(&self) -> Result<()> {
+        if let Some(b) = self.pending_begin.borrow_mut().take() {
+            self.client.borrow_mut().batch_execute(b)?;
+        }
+        Ok(())
+    }
+
+    fn statement(&self, sql: &str) -> Result<postgres::Statement> {
+        self.begin_if_pending()?;
+        if let Some(s) = self.statements.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let st = self.client.borrow_mut().prepare(&numbered(sql))?;
+        let mut m = self.statements.borrow_mut();
+        if m.len() >= MAX_STATEMENTS {
+            m.clear();
+        }
+        m.insert(sql.to_owned(), st.clone());
+        Ok(st)
     }
 
     /// Forgets the scope (a transaction ended, or a savepoint was undone).
@@ -44,13 +80,10 @@ impl PgConn {
         self.scope.borrow_mut().take();
     }
 
-    /// Clears the scope inside the current transaction, so that the next job
-    /// of a batch starts with none.
-    pub(crate) fn clear_scope(&self) -> Result<()> {
-        if self.scope.borrow_mut().take().is_some() {
-            self.client.borrow_mut().execute("select set_config('app.tenant_id', '', true)", &[])?;
-        }
-        Ok(())
+    /// Forgets the scope and says whether one was set (and so must be
+    /// cleared in the database too, before the next job of a batch).
+    pub(crate) fn take_scope(&self) -> bool {
+        self.scope.borrow_mut().take().is_some()
     }
 }
 
@@ -248,7 +281,8 @@ impl Conn<'_> {
             Conn::Postgres(c) => {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
-                let rows = c.client.borrow_mut().query(numbered(sql).as_str(), &p)?;
+                let st = c.statement(sql)?;
+                let rows = c.client.borrow_mut().query(&st, &p)?;
                 for r in &rows {
                     if !f(&Row::Postgres(r))? {
                         break;
@@ -266,7 +300,8 @@ impl Conn<'_> {
             Conn::Postgres(c) => {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
-                Ok(c.client.borrow_mut().execute(numbered(sql).as_str(), &p)? as usize)
+                let st = c.statement(sql)?;
+                Ok(c.client.borrow_mut().execute(&st, &p)? as usize)
             }
         }
     }
@@ -275,7 +310,10 @@ impl Conn<'_> {
     pub fn batch(&self, sql: &str) -> Result<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Postgres(c) => Ok(c.client.borrow_mut().batch_execute(sql)?),
+            Conn::Postgres(c) => {
+                c.begin_if_pending()?;
+                Ok(c.client.borrow_mut().batch_execute(sql)?)
+            }
         }
     }
 
@@ -289,7 +327,13 @@ impl Conn<'_> {
         if c.scope.borrow().as_deref() == Some(tenant.as_str()) {
             return Ok(());
         }
-        c.client.borrow_mut().execute("select set_config('app.tenant_id', $1, true)", &[&tenant])?;
+        // With a pending `begin`, both go in one round trip.
+        let set = format!("select set_config('app.tenant_id', '{}', true)", tenant.replace('\'', "''"));
+        let begin = c.pending_begin.borrow_mut().take();
+        match begin {
+            Some(b) => c.client.borrow_mut().batch_execute(&format!("{b}; {set}"))?,
+            None => c.client.borrow_mut().batch_execute(&set)?,
+        }
         *c.scope.borrow_mut() = Some(tenant);
         Ok(())
     }
@@ -305,6 +349,7 @@ impl Conn<'_> {
     /// SQLite has one writer, which already does).
     pub fn lock(&self, key: &str) -> Result<()> {
         let Conn::Postgres(c) = self else { return Ok(()) };
+        c.begin_if_pending()?;
         c.client.borrow_mut().execute("select pg_advisory_xact_lock(hashtext($1))", &[&key])?;
         Ok(())
     }

@@ -360,10 +360,13 @@ where
     let pool = readers.clone();
     let out = tokio::task::spawn_blocking(move || {
         let r = (|| {
-            conn.client.borrow_mut().batch_execute("begin isolation level repeatable read read only").map_err(StoreError::from)?;
+            // Sent with the first statement (or the scope), not on its own.
+            *conn.pending_begin.borrow_mut() = Some("begin isolation level repeatable read read only");
             let out = f(&Conn::Postgres(&conn));
-            // Nothing was written: ending the transaction either way is the same.
-            let end = conn.client.borrow_mut().batch_execute(if out.is_ok() { "commit" } else { "rollback" });
+            // Begun only if something ran; nothing was written, so ending it
+            // either way is the same.
+            let begun = conn.pending_begin.borrow_mut().take().is_none();
+            let end = if begun { conn.client.borrow_mut().batch_execute("commit") } else { Ok(()) };
             conn.forget_scope();
             end.map_err(StoreError::from)?;
             Ok::<_, StoreError>(out)

@@ -106,13 +106,13 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             if broken.is_some() {
                 continue; // dropped: its caller gets `Unavailable`
             }
-            // Each job starts with no tenant scope (PostgreSQL).
-            if let Some(Err(e)) = pg.map(PgConn::clear_scope) {
-                tracing::error!(error = %e, "writer could not clear the tenant scope");
-                broken = Some(e);
-                continue;
-            }
-            if let Err(e) = conn.batch("savepoint req") {
+            // Each job starts with no tenant scope (PostgreSQL): cleared in
+            // the same round trip as the savepoint.
+            let open = match pg.map(PgConn::take_scope) {
+                Some(true) => "select set_config('app.tenant_id', '', true); savepoint req",
+                _ => "savepoint req",
+            };
+            if let Err(e) = conn.batch(open) {
                 tracing::error!(error = %e, "writer could not open a savepoint");
                 broken = Some(e);
                 continue;

@@ -60,6 +60,50 @@ pub struct BenchArgs {
     /// With `--redis-url`: subscribers on the second node.
     #[arg(long, default_value_t = 100)]
     pub remote: usize,
+    /// Run the server on PostgreSQL: a fresh database is created on this
+    /// server (a URL with the right to create databases) and dropped after.
+    #[arg(long)]
+    pub postgres: Option<String>,
+}
+
+/// A database made for one benchmark run, dropped with it.
+struct BenchDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDb {
+    fn create(admin: &str) -> anyhow::Result<BenchDb> {
+        let name = format!("ironcase_bench_{}", uuid::Uuid::now_v7().simple());
+        let mut c = postgres::Client::connect(admin, postgres::NoTls).context("connecting to PostgreSQL")?;
+        c.batch_execute(&format!("create database {name}"))?;
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+        Ok(BenchDb { admin: admin.to_owned(), url: format!("{base}/{name}"), name })
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("drop database if exists {name} with (force)"));
+            }
+        })
+        .join();
+    }
+}
+
+/// `serve` flags (and the database behind them) for `--postgres`.
+async fn backend_flags(args: &BenchArgs) -> anyhow::Result<(Vec<String>, Option<BenchDb>)> {
+    match args.postgres.clone() {
+        Some(admin) => {
+            let db = tokio::task::spawn_blocking(move || BenchDb::create(&admin)).await??;
+            Ok((vec!["--database-url".to_owned(), db.url.clone()], Some(db)))
+        }
+        None => Ok((Vec::new(), None)),
+    }
 }
 
 struct Server {
@@ -310,7 +354,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     if let Some(subscribers) = args.live {
         return run_live(&args, subscribers).await;
     }
-    let server = start_server(None).await?;
+    let (flags, _db) = backend_flags(&args).await?;
+    let server = start_server_with(None, &flags).await?;
     let base = server.base.clone();
     let pid = server.pid;
     let client = reqwest::Client::new();
@@ -340,7 +385,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let peak_now = || peak.lock().map(|p| *p).unwrap_or(0.0);
 
     println!("ironcase bench: {} clients, {} s per phase, server pid {pid} on {base}", args.clients, args.seconds);
-    println!("machine: {} cores; SQLite WAL, synchronous=FULL", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "machine: {} cores; {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        if args.postgres.is_some() { "PostgreSQL on loopback" } else { "SQLite WAL, synchronous=FULL" }
+    );
 
     let addr = base.trim_start_matches("http://").to_owned();
     let status_is = |code: u16| -> Check { Arc::new(move |a: &Answer| a.status == code) };
@@ -738,7 +787,8 @@ async fn report_delivery(label: &str, tasks: Vec<tokio::task::JoinHandle<Vec<u32
 async fn run_live(args: &BenchArgs, subscribers: usize) -> anyhow::Result<std::process::ExitCode> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    let extra: Vec<String> = args.redis_url.iter().flat_map(|u| ["--redis-url".to_owned(), u.clone()]).collect();
+    let (mut extra, _db) = backend_flags(args).await?;
+    extra.extend(args.redis_url.iter().flat_map(|u| ["--redis-url".to_owned(), u.clone()]));
     let server = start_server_with(Some(&data), &extra).await?;
     let (base, pid) = (server.base.clone(), server.pid);
     let client = reqwest::Client::new();

@@ -87,7 +87,14 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
     if let Some(q) = cfg.export_limit.as_deref().and_then(crate::config::parse_limit) {
         settings.export_per_credential = q;
     }
-    let app = App::new(store, blobs, master, clock, settings).await.context("starting the application")?;
+    let shared_db = cfg.database_url.is_some();
+    let app = App::new(store, blobs, master, clock, settings).await.with_context(|| {
+        if shared_db {
+            "starting the application (nodes sharing a database must all be given the same IRONCASE_MASTER_KEY)"
+        } else {
+            "starting the application"
+        }
+    })?;
     let initial_password_file = app.bootstrap(&cfg.data_dir).await.context("creating the first organisation")?;
     Ok((app, initial_password_file))
 }

@@ -38,6 +38,11 @@ impl TestDb {
         }
         let admin_url =
             std::env::var("IRONCASE_TEST_POSTGRES_URL").expect("IRONCASE_TEST_BACKEND=postgres needs IRONCASE_TEST_POSTGRES_URL");
+        Some(TestDb::create(admin_url).await)
+    }
+
+    /// A new database on the server at `admin_url`.
+    pub async fn create(admin_url: String) -> std::sync::Arc<TestDb> {
         let name = format!("ironcase_t_{}", uuid::Uuid::now_v7().simple());
         let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or_else(|| admin_url.clone());
         let (a, n) = (admin_url.clone(), name.clone());
@@ -47,7 +52,7 @@ impl TestDb {
         })
         .await
         .expect("create database");
-        Some(std::sync::Arc::new(TestDb { url: format!("{base}/{name}"), admin_url, name }))
+        std::sync::Arc::new(TestDb { url: format!("{base}/{name}"), admin_url, name })
     }
 }
 

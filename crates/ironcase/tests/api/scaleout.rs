@@ -218,3 +218,129 @@ async fn a_node_serves_through_a_redis_outage_and_reconnects_by_itself() {
     drop(stream);
     app.shutdown().await;
 }
+
+/// The two-node test with real processes: two `ironcase serve`, each
+/// with a data directory of its own, over one PostgreSQL and one Redis, given
+/// the same master key. Runs when a PostgreSQL server is given
+/// (`IRONCASE_TEST_POSTGRES_URL`; required when `CI=true`).
+#[tokio::test]
+async fn two_server_processes_with_their_own_disks_share_one_database_and_redis() {
+    let admin_url = match std::env::var("IRONCASE_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "IRONCASE_TEST_POSTGRES_URL is required when CI=true");
+            eprintln!("skipping: no IRONCASE_TEST_POSTGRES_URL");
+            return;
+        }
+    };
+    let Some(redis) = RedisServer::start() else { return };
+    let db = TestDb::create(admin_url).await;
+    let master = "7f".repeat(32);
+    let env = [("IRONCASE_DATABASE_URL", db.url.as_str()), ("IRONCASE_REDIS_URL", &redis.url()), ("IRONCASE_MASTER_KEY", &master)];
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (mut a, addr_a) = crate::process::serve(dir_a.path(), &env);
+    let (mut b, addr_b) = crate::process::serve(dir_b.path(), &env);
+    let (a_url, b_url) = (format!("http://{addr_a}/api/v1"), format!("http://{addr_b}/api/v1"));
+    // The organisation was created once, by whichever node started first;
+    // nothing else sits on either disk that the other needs.
+    let password = [dir_a.path(), dir_b.path()]
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("data/initial-admin-password")).ok())
+        .collect::<Vec<_>>();
+    assert_eq!(password.len(), 1, "one first start");
+    let http = reqwest::Client::new();
+    let login = |base: String, email: String, password: String, org: Option<&'static str>| {
+        let http = http.clone();
+        async move {
+            let mut body = json!({ "email": email, "password": password });
+            if let Some(o) = org {
+                body["organization"] = json!(o);
+            }
+            let r: serde_json::Value =
+                http.post(format!("{base}/auth/login")).json(&body).send().await.expect("login").json().await.expect("json");
+            r["access_token"].as_str().expect("token").to_owned()
+        }
+    };
+    let admin = login(a_url.clone(), "admin@localhost".into(), password[0].trim().to_owned(), None).await;
+    let me = http.get(format!("{b_url}/auth/me")).bearer_auth(&admin).send().await.expect("me");
+    assert_eq!(me.status(), 200, "a token from A works on B");
+
+    // A stream held on B sees what is written through A.
+    let stream = http.get(format!("{b_url}/events/stream")).bearer_auth(&admin).send().await.expect("stream");
+    assert_eq!(stream.status(), 200);
+    let created: serde_json::Value = http
+        .post(format!("{a_url}/incidents"))
+        .bearer_auth(&admin)
+        .json(&json!({ "title": "through A", "severity": "high", "category": "malware" }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let mut body = stream.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains(&id) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut body)).await.expect("the event reaches B");
+        seen.push_str(&String::from_utf8_lossy(&chunk.expect("open").expect("bytes")));
+    }
+    drop(body);
+
+    // A limit spent on A holds on B.
+    let r = http
+        .post(format!("{a_url}/admin/organizations"))
+        .bearer_auth(&admin)
+        .json(&json!({ "name": "Free", "slug": "free", "plan": "free", "owner": { "email": "o@free.test", "name": "O", "password": PASSWORD } }))
+        .send()
+        .await
+        .expect("org");
+    assert_eq!(r.status(), 201);
+    let owner = login(a_url.clone(), "o@free.test".into(), PASSWORD.into(), Some("free")).await;
+    let mut statuses = Vec::new();
+    for i in 0..14 {
+        let base = if i % 2 == 0 { &a_url } else { &b_url };
+        statuses.push(http.get(format!("{base}/incidents")).bearer_auth(&owner).send().await.expect("list").status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+
+    // A session ended on A is refused on B.
+    let other = login(b_url.clone(), "admin@localhost".into(), password[0].trim().to_owned(), None).await;
+    assert_eq!(http.get(format!("{b_url}/auth/me")).bearer_auth(&other).send().await.expect("me").status(), 200);
+    let r = http.post(format!("{a_url}/auth/logout")).bearer_auth(&other).send().await.expect("logout");
+    assert_eq!(r.status(), 204);
+    assert_eq!(http.get(format!("{b_url}/auth/me")).bearer_auth(&other).send().await.expect("me").status(), 401);
+
+    // Concurrent creates through both: distinct numbers, one whole chain.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (base, token, http) = (if i % 2 == 0 { a_url.clone() } else { b_url.clone() }, admin.clone(), http.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(format!("{base}/incidents"))
+                .bearer_auth(token)
+                .json(&json!({ "title": format!("race {i}"), "severity": "low", "category": "other" }))
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(r.status(), 201);
+            let v: serde_json::Value = r.json().await.expect("json");
+            v["number"].as_str().expect("number").to_owned()
+        }));
+    }
+    let mut numbers = HashSet::new();
+    for t in tasks {
+        assert!(numbers.insert(t.await.expect("task")), "a number given twice");
+    }
+    assert_eq!(numbers, (2..=41).map(|n| format!("INC-{n}")).collect::<HashSet<_>>());
+    for base in [&a_url, &b_url] {
+        let v: serde_json::Value =
+            http.get(format!("{base}/audit/verify")).bearer_auth(&admin).send().await.expect("verify").json().await.expect("json");
+        assert_eq!(v["ok"], true, "{v}");
+    }
+    let _ = a.kill();
+    let _ = b.kill();
+    let _ = a.wait();
+    let _ = b.wait();
+}

@@ -114,6 +114,20 @@ struct Server {
     password: String,
 }
 
+impl Server {
+    /// Logs in as the first owner: the `Authorization` header value.
+    async fn admin_auth(&self) -> anyhow::Result<String> {
+        let login: Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({ "email": "admin@localhost", "password": self.password }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(format!("Bearer {}", login["access_token"].as_str().context("login failed")?))
+    }
+}
+
 /// Starts the server over `data` (a fresh directory when `None`).
 async fn start_server(data: Option<&std::path::Path>) -> anyhow::Result<Server> {
     start_server_with(data, &[]).await
@@ -358,16 +372,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let server = start_server_with(None, &flags).await?;
     let base = server.base.clone();
     let pid = server.pid;
-    let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({ "email": "admin@localhost", "password": server.password }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["access_token"].as_str().context("login failed")?.to_owned();
-    let auth = format!("Bearer {token}");
+    let auth = server.admin_auth().await?;
 
     let peak = Arc::new(std::sync::Mutex::new(0.0f64));
     let sampler = {
@@ -791,15 +796,7 @@ async fn run_live(args: &BenchArgs, subscribers: usize) -> anyhow::Result<std::p
     extra.extend(args.redis_url.iter().flat_map(|u| ["--redis-url".to_owned(), u.clone()]));
     let server = start_server_with(Some(&data), &extra).await?;
     let (base, pid) = (server.base.clone(), server.pid);
-    let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({ "email": "admin@localhost", "password": server.password }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let auth = format!("Bearer {}", login["access_token"].as_str().context("login failed")?);
+    let auth = server.admin_auth().await?;
     let addr = base.trim_start_matches("http://").to_owned();
     println!("ironcase bench --live: server pid {pid} on {base}");
 

@@ -73,6 +73,32 @@ impl Drop for RedisServer {
     }
 }
 
+/// Creates 40 incidents at once, alternating between `bases` (API roots);
+/// returns their numbers, asserting each was given once.
+async fn create_concurrently(bases: [&str; 2], token: &str) -> HashSet<String> {
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (base, token) = (bases[i % 2].to_owned(), token.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/incidents"))
+                .bearer_auth(token)
+                .json(&json!({ "title": format!("race {i}"), "severity": "low", "category": "other" }))
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(r.status(), 201);
+            let body: serde_json::Value = r.json().await.expect("json");
+            body["number"].as_str().expect("number").to_owned()
+        }));
+    }
+    let mut numbers = HashSet::new();
+    for t in tasks {
+        assert!(numbers.insert(t.await.expect("task")), "a number was given twice");
+    }
+    numbers
+}
+
 /// Waits until `/readyz` reports Redis as `want`.
 async fn redis_check(app: &TestApp, want: &str) -> serde_json::Value {
     for _ in 0..100 {
@@ -145,26 +171,7 @@ async fn two_nodes_share_limits_live_updates_sessions_numbers_and_the_audit_chai
     b.get("/api/v1/auth/me", &analyst.token).await.problem(401, "unauthenticated");
 
     // Concurrent creates on both nodes: distinct numbers, one whole chain.
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let (base, token) = (if i % 2 == 0 { a.base.clone() } else { b.base.clone() }, admin.token.clone());
-        tasks.push(tokio::spawn(async move {
-            let r = reqwest::Client::new()
-                .post(format!("{base}/api/v1/incidents"))
-                .bearer_auth(token)
-                .json(&json!({ "title": format!("race {i}"), "severity": "low", "category": "other" }))
-                .send()
-                .await
-                .expect("sent");
-            assert_eq!(r.status(), 201);
-            let body: serde_json::Value = r.json().await.expect("json");
-            body["number"].as_str().expect("number").to_owned()
-        }));
-    }
-    let mut numbers = HashSet::new();
-    for t in tasks {
-        assert!(numbers.insert(t.await.expect("task")), "a number was given twice");
-    }
+    let numbers = create_concurrently([&a.url("/api/v1"), &b.url("/api/v1")], &admin.token).await;
     let expected: HashSet<String> = (2..=41).map(|n| format!("INC-{n}")).collect();
     assert_eq!(numbers, expected);
     for node in [&a, &b] {
@@ -313,26 +320,7 @@ async fn two_server_processes_with_their_own_disks_share_one_database_and_redis(
     assert_eq!(http.get(format!("{b_url}/auth/me")).bearer_auth(&other).send().await.expect("me").status(), 401);
 
     // Concurrent creates through both: distinct numbers, one whole chain.
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let (base, token, http) = (if i % 2 == 0 { a_url.clone() } else { b_url.clone() }, admin.clone(), http.clone());
-        tasks.push(tokio::spawn(async move {
-            let r = http
-                .post(format!("{base}/incidents"))
-                .bearer_auth(token)
-                .json(&json!({ "title": format!("race {i}"), "severity": "low", "category": "other" }))
-                .send()
-                .await
-                .expect("sent");
-            assert_eq!(r.status(), 201);
-            let v: serde_json::Value = r.json().await.expect("json");
-            v["number"].as_str().expect("number").to_owned()
-        }));
-    }
-    let mut numbers = HashSet::new();
-    for t in tasks {
-        assert!(numbers.insert(t.await.expect("task")), "a number given twice");
-    }
+    let numbers = create_concurrently([&a_url, &b_url], &admin).await;
     assert_eq!(numbers, (2..=41).map(|n| format!("INC-{n}")).collect::<HashSet<_>>());
     for base in [&a_url, &b_url] {
         let v: serde_json::Value =

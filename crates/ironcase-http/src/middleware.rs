@@ -88,6 +88,11 @@ pub(crate) fn rate_headers(res: &mut Response, d: &ironcase_app::ratelimit::Deci
 pub async fn limit_api(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(token) = crate::extract::bearer(req.headers()).map(str::to_owned) else { return next.run(req).await };
     let Ok(p) = state.app.authenticate(&token).await else { return next.run(req).await };
+    // Ending a session only ever takes access away: never refuse it.
+    if req.uri().path().ends_with("/auth/logout") {
+        req.extensions_mut().insert(p);
+        return next.run(req).await;
+    }
     let decision = state.app.check_api_rate(&p).await;
     if let Err(r) = &decision {
         let meta = crate::extract::request_meta(req.extensions(), req.headers());

@@ -275,6 +275,11 @@ async fn plan_rate_limits_per_credential_and_organisation() {
         assert_eq!(r.header("ratelimit-remaining"), Some("0"));
         assert!(r.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| (1..=60).contains(&s)));
     }
+    // Logging out is never refused: it only takes access away.
+    let other = app.login_raw("owner@busy.test", PASSWORD, Some("busy")).await.expect(200).str("access_token");
+    app.get("/api/v1/incidents", &other).await.problem(429, "rate_limited");
+    app.send(reqwest::Method::POST, "/api/v1/auth/logout", Some(&other), None, &[]).await.expect(204);
+    app.get("/api/v1/auth/me", &other).await.problem(401, "unauthenticated");
     // A minute later the minute's allowance is back; the day's (15, 10 spent) is not.
     app.clock.advance_secs(61);
     for _ in 0..5 {
@@ -296,7 +301,7 @@ async fn plan_rate_limits_per_credential_and_organisation() {
     let owner = app.login("owner@busy.test", PASSWORD, Some("busy")).await;
     let audit = app.get("/api/v1/audit?action=rate_limit.rejected", &owner.token).await.expect(200);
     let classes: Vec<&str> = audit.body["items"].as_array().expect("items").iter().filter_map(|e| e["details"]["class"].as_str()).collect();
-    assert_eq!(classes, ["organization_day", "credential_minute"]);
+    assert_eq!(classes, ["organization_day", "organization_minute", "credential_minute"]);
 }
 
 #[tokio::test]

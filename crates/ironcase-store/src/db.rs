@@ -343,16 +343,6 @@ impl Conn<'_> {
     pub fn platform(&self) -> Result<()> {
         self.scope("*")
     }
-
-    /// Serialises this transaction with every other that takes the same
-    /// `key`, until it ends (PostgreSQL, where several nodes write at once;
-    /// SQLite has one writer, which already does).
-    pub fn lock(&self, key: &str) -> Result<()> {
-        let Conn::Postgres(c) = self else { return Ok(()) };
-        c.begin_if_pending()?;
-        c.client.borrow_mut().execute("select pg_advisory_xact_lock(hashtext($1))", &[&key])?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

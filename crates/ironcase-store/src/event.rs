@@ -28,9 +28,8 @@ pub fn append(
     data: &serde_json::Value,
     at: Timestamp,
 ) -> Result<i64> {
-    // Ids must grow in commit order for cursors to be exact: with several
-    // writers (PostgreSQL nodes), transactions that append events take turns.
-    c.lock("event")?;
+    // Ids must grow in commit order for cursors to be exact: write
+    // transactions take turns, on one node and across nodes (`writer.rs`).
     c.scope(org)?;
     query_one(
         c,

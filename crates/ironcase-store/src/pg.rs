@@ -1,8 +1,8 @@
-//! The PostgreSQL backend, as far as it goes today: its schema (embedded
-//! migrations, applied in order, each once) with row-level security as the
-//! second wall between tenants. The engine that serves the store's reads and
-//! group-committed writes over it is issue 5's next step; the store functions
-//! already speak both dialects through [`crate::db::Conn`].
+//! The PostgreSQL backend's schema (embedded migrations, applied in order,
+//! each once, by the database's owner) with row-level security as the second
+//! wall between tenants, and the role the nodes work as. The engine (writer,
+//! readers) is in `lib.rs` and `writer.rs`; the store functions speak both
+//! dialects through [`crate::db::Conn`].
 
 use crate::{Result, StoreError};
 

@@ -81,7 +81,13 @@ impl Writer {
 fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) {
     let (conn, begin, pg) = match &owned {
         Owned::Sqlite(c) => (Conn::Sqlite(c), "begin immediate", None),
-        Owned::Postgres(p) => (Conn::Postgres(p), "begin", Some(&**p)),
+        // Write transactions take turns across nodes: one advisory lock,
+        // taken before anything else, held until commit. Event ids then grow
+        // in commit order (live-update cursors stay exact), audit chains and
+        // custody sequences cannot fork, and no two batches can deadlock on
+        // each other's row locks. Each node still commits many requests per
+        // turn (group commit).
+        Owned::Postgres(p) => (Conn::Postgres(p), "begin; select pg_advisory_xact_lock(7160117)", Some(&**p)),
     };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut finishes: Vec<Finish> = Vec::with_capacity(MAX_BATCH);

@@ -150,8 +150,8 @@ create table comment (
 );
 create index comment_incident on comment (organization_id, incident_id, created_at);
 
--- Event ids grow in commit order: every transaction that appends events
--- first takes one advisory lock (see event.rs), so a reader that has seen id
+-- Event ids grow in commit order: write transactions take turns across
+-- nodes under one advisory lock (see writer.rs), so a reader that has seen id
 -- N has seen every committed event below it, on any number of nodes.
 create table event (
     event_id bigint generated always as identity primary key,

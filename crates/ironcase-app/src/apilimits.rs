@@ -115,10 +115,7 @@ impl App {
         if own.is_none() && rates.per_minute.is_none() && rates.per_day.is_none() {
             return Ok(None);
         }
-        let credential = match p.session {
-            Some(s) => s.to_string(),
-            None => p.actor_id(),
-        };
+        let credential = p.credential_id();
         let org = p.org.to_string();
         let cred_key = format!("cred:{credential}");
         let org_key = format!("org:{org}");

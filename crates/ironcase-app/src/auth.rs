@@ -204,8 +204,7 @@ impl App {
         // The login class: attempts per account and source address, failed
         // or not (the lockout below counts failures per account alone).
         let key = format!("{email}|{}", meta.source_ip.as_deref().unwrap_or(""));
-        let l = &self.inner.login_limiter;
-        let d = self.rate_check(l, &key, l.quota(), now).await;
+        let d = self.rate_check(&self.inner.login_limiter, &key, now).await;
         if !d.allowed {
             let mut e = anonymous(&audit_tenant, meta, now, "auth.login", "denied", json!({ "reason": "rate_limited", "email": email }));
             e.actor_id = user_ref;

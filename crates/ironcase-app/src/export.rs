@@ -44,12 +44,7 @@ pub struct Export {
 impl App {
     /// Counts one export of `p` against the export route class.
     pub async fn check_export_rate(&self, p: &Principal) -> Decision {
-        let credential = match p.session {
-            Some(s) => s.to_string(),
-            None => p.actor_id(),
-        };
-        let l = &self.inner.export_limiter;
-        self.rate_check(l, &credential, l.quota(), self.clock().now()).await
+        self.rate_check(&self.inner.export_limiter, &p.credential_id(), self.clock().now()).await
     }
 
     /// Authorizes and audits an export, and returns it ready to read.

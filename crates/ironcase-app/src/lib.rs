@@ -181,19 +181,14 @@ impl App {
 
     /// Counts one login or refresh attempt from `address`.
     pub async fn check_auth_rate(&self, address: &str) -> ratelimit::Decision {
-        let l = &self.inner.auth_limiter;
-        self.rate_check(l, address, l.quota(), self.clock().now()).await
+        self.rate_check(&self.inner.auth_limiter, address, self.clock().now()).await
     }
 
-    /// Counts one request against `limiter`'s `key`: in Redis when it is
-    /// configured and answers (shared by every node), else in this process.
-    pub(crate) async fn rate_check(
-        &self,
-        limiter: &ratelimit::Limiter,
-        key: &str,
-        q: ratelimit::Quota,
-        now: ironcase_domain::Timestamp,
-    ) -> ratelimit::Decision {
+    /// Counts one request against `limiter`'s `key` with its quota: in Redis
+    /// when it is configured and answers (shared by every node), else in
+    /// this process.
+    pub(crate) async fn rate_check(&self, limiter: &ratelimit::Limiter, key: &str, now: ironcase_domain::Timestamp) -> ratelimit::Decision {
+        let q = limiter.quota();
         let mut d = self.rate_checks(&[(limiter, key, q)], now).await;
         d.pop().unwrap_or(ratelimit::Decision { allowed: true, limit: q.burst, remaining: q.burst, reset_secs: 0, retry_after_secs: None })
     }

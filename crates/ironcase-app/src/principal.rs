@@ -44,6 +44,15 @@ impl Principal {
         }
     }
 
+    /// The credential this request came with: its session, or its API key.
+    /// Rate limits are counted per credential.
+    pub fn credential_id(&self) -> String {
+        match self.session {
+            Some(s) => s.to_string(),
+            None => self.actor_id(),
+        }
+    }
+
     pub fn actor_kind(&self) -> &'static str {
         match self.actor {
             Actor::User(_) => "user",

@@ -81,6 +81,18 @@ pub(crate) fn rate_headers(res: &mut Response, d: &ironcase_app::ratelimit::Deci
     }
 }
 
+/// A request refused by a rate limit of route `class`: counted in the
+/// metrics, 429 `rate_limited` with `Retry-After` and the `RateLimit-*` headers.
+pub(crate) fn rate_limited(state: &AppState, class: &'static str, d: &ironcase_app::ratelimit::Decision, detail: &'static str) -> Response {
+    state.metrics.rate_limited(class);
+    let mut res = axum::response::IntoResponse::into_response(crate::error::ApiError {
+        retry_after: d.retry_after_secs,
+        ..crate::error::ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)
+    });
+    rate_headers(&mut res, d);
+    res
+}
+
 /// Limits every authenticated API request by its credential and its
 /// organisation, as the organisation's plan says. The caller is authenticated
 /// here (and handed to the handler); a request that does not authenticate
@@ -107,18 +119,7 @@ pub async fn limit_api(State(state): State<AppState>, mut req: Request, next: Ne
             res
         }
         Err(r) => {
-            let d = r.decision;
-            state.metrics.rate_limited("api");
-            let mut res = axum::response::IntoResponse::into_response(crate::error::ApiError {
-                retry_after: d.retry_after_secs,
-                ..crate::error::ApiError::new(
-                    axum::http::StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    "this credential or organization is over its plan's request rate; try again later",
-                )
-            });
-            rate_headers(&mut res, &d);
-            res
+            rate_limited(&state, "api", &r.decision, "this credential or organization is over its plan's request rate; try again later")
         }
     }
 }
@@ -129,17 +130,7 @@ pub async fn limit_auth_by_address(State(state): State<AppState>, req: Request, 
     let address = req.extensions().get::<ClientIp>().map(|c| c.0.to_string()).unwrap_or_default();
     let d = state.app.check_auth_rate(&address).await;
     if !d.allowed {
-        state.metrics.rate_limited("auth");
-        let mut res = axum::response::IntoResponse::into_response(crate::error::ApiError {
-            retry_after: d.retry_after_secs,
-            ..crate::error::ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests from this address; try again later",
-            )
-        });
-        rate_headers(&mut res, &d);
-        return res;
+        return rate_limited(&state, "auth", &d, "too many requests from this address; try again later");
     }
     let mut res = next.run(req).await;
     rate_headers(&mut res, &d);

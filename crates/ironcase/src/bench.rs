@@ -310,14 +310,17 @@ async fn phase(name: &str, addr: &str, clients: usize, seconds: u64, max: u64, r
     }
     let secs = started.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
-        f64::from(all[i]) / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&all, p);
     PhaseResult { name: name.to_owned(), ok: all.len() as u64, errors, secs, p50_ms: pct(0.50), p95_ms: pct(0.95), p99_ms: pct(0.99) }
+}
+
+/// The `p` quantile (0 to 1) of sorted latencies in microseconds, in ms.
+fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    f64::from(sorted[i]) / 1000.0
 }
 
 fn get_request(path: &str, auth: &str) -> Vec<u8> {
@@ -770,13 +773,7 @@ async fn report_delivery(label: &str, tasks: Vec<tokio::task::JoinHandle<Vec<u32
         all.extend(t.await.unwrap_or_default());
     }
     all.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
-        f64::from(all[i]) / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&all, p);
     println!(
         "{label:<22} delivered {} of {expected} (events x subscribers)   p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
         all.len(),

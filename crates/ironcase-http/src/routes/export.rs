@@ -2,15 +2,15 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use ironcase_app::export::{Export, ExportItem};
 use ironcase_app::Principal;
 use serde_json::json;
 
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::extract::Meta;
 use crate::routes::evidence::{CustodyRecord, EvidenceOut};
 use crate::routes::incidents::{CommentOut, IncidentOut};
@@ -63,14 +63,7 @@ enum Step {
 pub async fn export(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<Response> {
     let d = s.app.check_export_rate(&p).await;
     if !d.allowed {
-        s.metrics.rate_limited("export");
-        let mut res = ApiError {
-            retry_after: d.retry_after_secs,
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many exports; try again later")
-        }
-        .into_response();
-        crate::middleware::rate_headers(&mut res, &d);
-        return Ok(res);
+        return Ok(crate::middleware::rate_limited(&s, "export", &d, "too many exports; try again later"));
     }
     let ex = s.app.export_start(&p, &meta).await?;
     let filename = format!("ironcase-export-{}-{}.ndjson", ex.organization.slug, ex.started_at.0);

@@ -308,3 +308,35 @@ async fn evidence_uploads_reject_bad_input_cleanly() {
     assert_eq!(app.blob_files(), Vec::<std::path::PathBuf>::new());
     app.upload(&owner.token, &inc, json!({ "name": "ok.txt", "kind": "other" }), b"ok".to_vec()).await.expect(201);
 }
+
+/// The routes without a body (live updates, export) with hostile query
+/// strings and headers: each refused cleanly, nothing opened or changed.
+#[tokio::test]
+async fn stream_and_export_routes_reject_bad_input_cleanly() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    app.incident(&owner, "target").await;
+    let long_types = vec!["incident.created"; 40].join(",");
+    for route in ["/api/v1/events/stream", "/api/v1/events/ws"] {
+        for bad in
+            ["?since=1e3", "?since=99999999999999999999", "?types=%00", &format!("?types={long_types}"), "?incident_id=inc_nope", "?x=1"]
+        {
+            let r = app.get(&format!("{route}{bad}"), &owner.token).await;
+            assert!(matches!(r.status.as_u16(), 404 | 422), "{route}{bad}: {} {}", r.status, r.body);
+            let (status, code) = if r.status == 404 { (404, "not_found") } else { (422, "validation_failed") };
+            r.problem(status, code);
+        }
+    }
+    let r = app.send(Method::GET, "/api/v1/events/stream", Some(&owner.token), None, &[("last-event-id", "-5")]).await;
+    r.problem(422, "validation_failed");
+    // A body where none is expected is not read; garbage in it changes nothing.
+    let r = raw(&app, Method::POST, "/api/v1/events/ticket", Some(&owner.token), "application/json", b"\xff{".to_vec(), &[]).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = raw(&app, Method::GET, "/api/v1/organization/export", None, "application/json", b"{}".to_vec(), &[]).await;
+    r.problem(401, "unauthenticated");
+    // Still serving, nothing held open.
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.lines().any(|l| l == "ironcase_live_subscribers 0"), "no stream left open");
+    app.get("/api/v1/incidents", &owner.token).await.expect(200);
+    app.shutdown().await;
+}

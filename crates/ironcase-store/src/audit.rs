@@ -5,7 +5,7 @@ use crate::{params, Row};
 use ironcase_domain::audit::{Canonical, GENESIS};
 use ironcase_domain::Timestamp;
 
-use crate::{exec, query_map, query_opt, Conn, Result};
+use crate::{query_map, query_opt, Conn, Result};
 
 /// The chain of operator actions that belong to no organisation.
 pub const PLATFORM: &str = "platform";
@@ -116,8 +116,8 @@ pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
         hash: String::new(),
     };
     row.hash = row.canonical().hash(&row.prev_hash);
-    exec(
-        c,
+    // The chain's next link, under the batch's lock: nothing can take it.
+    c.run(
         &format!("insert into audit_log ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         params![
             row.tenant,
@@ -137,8 +137,7 @@ pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
             row.hash
         ],
     )?;
-    exec(
-        c,
+    c.run(
         "insert into audit_head (organization_id, seq, hash) values (?, ?, ?) \
          on conflict (organization_id) do update set seq = excluded.seq, hash = excluded.hash",
         params![row.tenant, row.seq, row.hash],

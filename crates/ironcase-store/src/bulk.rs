@@ -3,13 +3,12 @@
 //! event, written with the same rows the API writes, without the per-request
 //! work (one search document per incident instead of one re-index per part).
 
-use crate::params;
 use ironcase_domain::ioc::IocType;
 use ironcase_domain::{IocId, OrgId};
 use serde_json::json;
 
 use crate::incident::{self, CommentRow, IncidentRow};
-use crate::{event, ioc, org, query_one, search, Conn, Result};
+use crate::{event, ioc, org, search, Conn, Result};
 
 /// An incident to load, with what belongs to it.
 pub struct SeedIncident {
@@ -37,17 +36,8 @@ pub fn seed_incidents(c: &Conn, org: OrgId, by: &str, items: &mut [SeedIncident]
         i.number = org::next_incident_number(c, org)?;
         incident::insert(c, i)?;
         let i = &it.row;
-        let row_id: i64 = query_one(
-            c,
-            "select row_id from incident where organization_id = ? and incident_id = ?",
-            params![org.to_string(), i.id.to_string()],
-            |r| r.get(0),
-        )?;
-        let mut doc = format!("{}\n{}", i.title, i.description);
         for cm in &it.comments {
             incident::insert_comment(c, cm)?;
-            doc.push('\n');
-            doc.push_str(&cm.body);
         }
         for (kind, value) in &it.iocs {
             let found = ioc::find(c, org, *kind, value)?;
@@ -67,12 +57,9 @@ pub fn seed_incidents(c: &Conn, org: OrgId, by: &str, items: &mut [SeedIncident]
                     row.id
                 }
             };
-            if ioc::link(c, org, id, i.id, None, i.created_at, by)? {
-                doc.push('\n');
-                doc.push_str(value);
-            }
+            ioc::link(c, org, id, i.id, None, i.created_at, by)?;
         }
-        search::insert_document(c, row_id, &doc)?;
+        search::reindex(c, org, i.id)?;
         let data = json!({ "number": i.number, "title": i.title, "severity": i.severity, "status": i.status });
         event::append(c, org, Some(i.id), "incident.created", Some(by), &data, i.created_at)?;
     }

@@ -29,7 +29,7 @@ pub enum Conn<'a> {
 /// A PostgreSQL connection, working as the application's role, and the
 /// tenant scope its current transaction has been given.
 pub struct PgConn {
-    pub(crate) client: RefCell<postgres::Client>,
+    pub(crate) client: RefCell<crate::pipe::Pipe>,
     /// The `app.tenant_id` of the current transaction, as this side last set it.
     pub(crate) scope: RefCell<Option<String>>,
     /// Statements prepared on this connection, by their SQL text: one round
@@ -44,7 +44,7 @@ pub struct PgConn {
 const MAX_STATEMENTS: usize = 512;
 
 impl PgConn {
-    pub(crate) fn new(client: postgres::Client) -> PgConn {
+    pub(crate) fn new(client: crate::pipe::Pipe) -> PgConn {
         PgConn {
             client: RefCell::new(client),
             scope: RefCell::new(None),
@@ -53,16 +53,16 @@ impl PgConn {
         }
     }
 
-    /// Sends a pending `begin` (reads), before the first statement.
-    fn begin_if_pending(&self) -> Result<()> {
+    /// Sends a pending `begin` (reads) ahead of the first statement, in the
+    /// same flight.
+    fn begin_if_pending(&self) {
         if let Some(b) = self.pending_begin.borrow_mut().take() {
-            self.client.borrow_mut().batch_execute(b)?;
+            self.client.borrow_mut().send_batch(b);
         }
-        Ok(())
     }
 
     fn statement(&self, sql: &str) -> Result<postgres::Statement> {
-        self.begin_if_pending()?;
+        self.begin_if_pending();
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
@@ -306,13 +306,56 @@ impl Conn<'_> {
         }
     }
 
+    /// Executes a statement whose outcome the caller does not look at: on
+    /// PostgreSQL it is sent without waiting and goes out with the next
+    /// statement that waits; its failure, if any, is what that wait (or the
+    /// end of the write) returns. Not for statements whose failure is an
+    /// answer (a unique key that means "taken": use [`Conn::exec`]).
+    pub fn run(&self, sql: &str, params: impl Params) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => {
+                c.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params.each()))?;
+                Ok(())
+            }
+            Conn::Postgres(c) => {
+                let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
+                let st = c.statement(sql)?;
+                c.client.borrow_mut().send(&st, &p);
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs several statements without parameters; on PostgreSQL sent
+    /// without waiting, like [`Conn::run`].
+    pub fn batch_later(&self, sql: &str) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Conn::Postgres(c) => {
+                c.begin_if_pending();
+                c.client.borrow_mut().send_batch(sql);
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for every statement sent without waiting; returns the first
+    /// failure among them.
+    pub fn sync(&self) -> Result<()> {
+        match self {
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Postgres(c) => c.client.borrow_mut().sync(),
+        }
+    }
+
     /// Runs several statements without parameters.
     pub fn batch(&self, sql: &str) -> Result<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(c) => {
-                c.begin_if_pending()?;
-                Ok(c.client.borrow_mut().batch_execute(sql)?)
+                c.begin_if_pending();
+                c.client.borrow_mut().batch(sql)
             }
         }
     }
@@ -327,12 +370,12 @@ impl Conn<'_> {
         if c.scope.borrow().as_deref() == Some(tenant.as_str()) {
             return Ok(());
         }
-        // With a pending `begin`, both go in one round trip.
+        // Sent, not waited for: it goes out with the next statement.
         let set = format!("select set_config('app.tenant_id', '{}', true)", tenant.replace('\'', "''"));
         let begin = c.pending_begin.borrow_mut().take();
         match begin {
-            Some(b) => c.client.borrow_mut().batch_execute(&format!("{b}; {set}"))?,
-            None => c.client.borrow_mut().batch_execute(&set)?,
+            Some(b) => c.client.borrow_mut().send_batch(&format!("{b}; {set}")),
+            None => c.client.borrow_mut().send_batch(&set),
         }
         *c.scope.borrow_mut() = Some(tenant);
         Ok(())
@@ -363,6 +406,22 @@ mod tests {
         assert_eq!(c.exec("insert into t (k, n, b, f) values (?1, ?2, null, ?3)", crate::params!["b", 2i64, false]).expect("insert"), 1);
         let dup = c.exec("insert into t (k, n, b, f) values (?, ?, null, ?)", crate::params!["a", 3i64, false]);
         assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+        // A statement run without waiting is seen by the next one…
+        c.run("insert into t (k, n, b, f) values (?, ?, null, ?)", crate::params!["c", 0i64, false]).expect("sent");
+        let count = |c: &Conn| {
+            let mut n = 0i64;
+            c.each_row("select count(*) from t", crate::params![], |r| {
+                n = r.get(0)?;
+                Ok(false)
+            })
+            .map(|_| n)
+        };
+        assert_eq!(count(c).expect("count"), 3);
+        // …and its failure is what the next wait returns, once.
+        let late = c.run("insert into t (k, n, b, f) values (?, ?, null, ?)", crate::params!["a", 4i64, false]).and_then(|_| c.sync());
+        assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+        assert_eq!(count(c).expect("count after a failure"), 3);
+        c.exec("delete from t where k = ?", crate::params!["c"]).expect("delete");
         let mut seen = Vec::new();
         c.each_row("select k, n, b, f from t where n >= ? order by n", vec![Value::Integer(1)], |r| {
             let k = r.with_str(0, |s| Ok(s.to_owned()))?;
@@ -386,13 +445,13 @@ mod tests {
     fn one_story_on_postgres() {
         let Some(url) = crate::testing::postgres_url() else { return };
         let client = std::thread::spawn(move || {
-            let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            let mut client = crate::pipe::Pipe::connect(&url).expect("connect");
             let schema = format!("story_{}", uuid::Uuid::now_v7().simple());
-            client.batch_execute(&format!("create schema {schema}; set search_path = {schema}")).expect("schema");
+            client.batch(&format!("create schema {schema}; set search_path = {schema}")).expect("schema");
             let pg = PgConn::new(client);
             story(&Conn::Postgres(&pg));
             let mut client = pg.client.into_inner();
-            client.batch_execute(&format!("drop schema {schema} cascade")).expect("drop");
+            client.batch(&format!("drop schema {schema} cascade")).expect("drop");
         });
         client.join().expect("story on PostgreSQL");
     }

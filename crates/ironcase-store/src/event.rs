@@ -27,15 +27,13 @@ pub fn append(
     actor: Option<&str>,
     data: &serde_json::Value,
     at: Timestamp,
-) -> Result<i64> {
+) -> Result<()> {
     // Ids must grow in commit order for cursors to be exact: write
     // transactions take turns, on one node and across nodes (`writer.rs`).
     c.scope(org)?;
-    query_one(
-        c,
-        "insert into event (organization_id, incident_id, type, actor_id, data, created_at) values (?, ?, ?, ?, ?, ?) returning event_id",
+    c.run(
+        "insert into event (organization_id, incident_id, type, actor_id, data, created_at) values (?, ?, ?, ?, ?, ?)",
         params![org.to_string(), incident.map(|i| i.to_string()), kind, actor, data.to_string(), at.0],
-        |r| r.get(0),
     )
 }
 

@@ -81,18 +81,18 @@ fn tags_json(tags: &[String]) -> String {
 fn write_tags(c: &Conn, i: &IncidentRow, replace: bool) -> Result<()> {
     let (org, id) = (i.org.to_string(), i.id.to_string());
     if replace {
-        exec(c, "delete from incident_tag where organization_id = ? and incident_id = ?", [&org, &id])?;
+        c.run("delete from incident_tag where organization_id = ? and incident_id = ?", [&org, &id])?;
     }
     for t in &i.tags {
-        exec(c, "insert into incident_tag (organization_id, tag, incident_id) values (?, ?, ?)", [&org, t, &id])?;
+        c.run("insert into incident_tag (organization_id, tag, incident_id) values (?, ?, ?)", [&org, t, &id])?;
     }
     Ok(())
 }
 
 pub fn insert(c: &Conn, i: &IncidentRow) -> Result<()> {
     c.scope(i.org)?;
-    exec(
-        c,
+    // Its number and id are new: a failure here would be a bug, not an answer.
+    c.run(
         &format!("insert into incident ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         params![
             i.org.to_string(),
@@ -314,8 +314,7 @@ pub struct CommentRow {
 
 pub fn insert_comment(c: &Conn, m: &CommentRow) -> Result<()> {
     c.scope(m.org)?;
-    exec(
-        c,
+    c.run(
         "insert into comment (organization_id, comment_id, incident_id, author_id, body, created_at) values (?, ?, ?, ?, ?, ?)",
         params![m.org.to_string(), m.id.to_string(), m.incident_id.to_string(), m.author_id.to_string(), m.body, m.created_at.0],
     )?;

@@ -20,6 +20,7 @@ pub mod incident;
 pub mod ioc;
 pub mod org;
 pub mod pg;
+mod pipe;
 pub mod search;
 pub mod session;
 mod writer;
@@ -225,8 +226,8 @@ impl Store {
             pg::migrate(&mut owner)?;
             drop(owner);
             let connect = || -> Result<db::PgConn> {
-                let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls)?;
-                c.batch_execute(&format!("set role {}", pg::APP_ROLE))?;
+                let mut c = pipe::Pipe::connect(&url)?;
+                c.batch(&format!("set role {}", pg::APP_ROLE))?;
                 Ok(db::PgConn::new(c))
             };
             let w = connect()?;
@@ -363,12 +364,17 @@ where
             // Sent with the first statement (or the scope), not on its own.
             *conn.pending_begin.borrow_mut() = Some("begin isolation level repeatable read read only");
             let out = f(&Conn::Postgres(&conn));
-            // Begun only if something ran; nothing was written, so ending it
-            // either way is the same.
+            // Begun only if something ran. Nothing was written, so ending it
+            // either way is the same, and nobody waits for it: the `commit`
+            // goes out now, its answer is read by the connection's next user.
             let begun = conn.pending_begin.borrow_mut().take().is_none();
-            let end = if begun { conn.client.borrow_mut().batch_execute("commit") } else { Ok(()) };
+            let mut client = conn.client.borrow_mut();
+            client.detach_all();
+            if begun {
+                client.send_detached("commit");
+            }
+            drop(client);
             conn.forget_scope();
-            end.map_err(StoreError::from)?;
             Ok::<_, StoreError>(out)
         })();
         pool.give(conn);

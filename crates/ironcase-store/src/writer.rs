@@ -14,7 +14,8 @@ pub(crate) enum Owned {
     Postgres(Box<PgConn>),
 }
 
-/// How a job's result is delivered once the batch's fate is known.
+/// How a job's result is delivered once the batch's fate is known (or the
+/// job's own, when a statement it sent without waiting failed).
 type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A job runs on the writer thread; it says whether to keep its savepoint.
 type Job = Box<dyn FnOnce(&Conn) -> (bool, Finish) + Send>;
@@ -54,7 +55,10 @@ impl Writer {
             let keep = out.is_ok();
             let finish: Finish = Box::new(move |commit_err: Option<&StoreError>| {
                 let result = match (out, commit_err) {
-                    (Ok(_), Some(e)) => Err(E::from(StoreError::Database(format!("commit failed: {e}")))),
+                    (Ok(_), Some(e)) => Err(E::from(match e {
+                        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+                        e => StoreError::Database(format!("write failed: {e}")),
+                    })),
                     (out, _) => out,
                 };
                 let _ = done_tx.send(result);
@@ -90,7 +94,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         Owned::Postgres(p) => (Conn::Postgres(p), "begin; select pg_advisory_xact_lock(7160117)", Some(&**p)),
     };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut finishes: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
+    let mut finishes: Vec<(Finish, Option<StoreError>)> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -99,7 +103,8 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.batch(begin) {
+        // Sent ahead of the first job's statements, in the same flight.
+        if let Err(e) = conn.batch_later(begin) {
             tracing::error!(error = %e, "writer could not begin a transaction");
             // Dropping the jobs answers their callers with `Unavailable`.
             batch.clear();
@@ -113,29 +118,40 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                 continue; // dropped: its caller gets `Unavailable`
             }
             // Each job starts with no tenant scope (PostgreSQL): cleared in
-            // the same round trip as the savepoint.
+            // the same flight as the savepoint.
             let open = match pg.map(PgConn::take_scope) {
                 Some(true) => "select set_config('app.tenant_id', '', true); savepoint req",
                 _ => "savepoint req",
             };
-            if let Err(e) = conn.batch(open) {
+            if let Err(e) = conn.batch_later(open) {
                 tracing::error!(error = %e, "writer could not open a savepoint");
                 broken = Some(e);
                 continue;
             }
-            let (keep, finish) = job(&conn);
-            let end = if keep { conn.batch("release req") } else { conn.batch("rollback to req; release req") };
+            let (mut keep, finish) = job(&conn);
+            // The job's own failure: a statement it sent without waiting
+            // failed (PostgreSQL), found when its savepoint is released.
+            let mut failed: Option<StoreError> = None;
+            if keep {
+                if let Err(e) = conn.batch_later("release req").and_then(|_| conn.sync()) {
+                    tracing::error!(error = %e, "a write failed");
+                    failed = Some(e);
+                    keep = false;
+                }
+            }
             if !keep {
+                // Answers still due concern nobody now; then undo the job.
+                let _ = conn.sync();
+                if let Err(e) = conn.batch("rollback to req; release req") {
+                    tracing::error!(error = %e, "writer could not close a savepoint");
+                    broken = Some(e);
+                }
                 // Undone with the savepoint: the scope is back to none.
                 if let Some(p) = pg {
                     p.forget_scope();
                 }
             }
-            if let Err(e) = end {
-                tracing::error!(error = %e, "writer could not close a savepoint");
-                broken = Some(e);
-            }
-            finishes.push(finish);
+            finishes.push((finish, failed));
         }
         let commit = match broken {
             Some(e) => Some(e),
@@ -143,6 +159,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         };
         if let Some(e) = &commit {
             tracing::error!(error = %e, "group commit failed; the batch is rolled back");
+            let _ = conn.sync();
             let _ = conn.batch("rollback");
         }
         if let Some(p) = pg {
@@ -151,8 +168,8 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         if commit.is_none() {
             commits.send_modify(|n| *n = n.wrapping_add(1));
         }
-        for f in finishes.drain(..) {
-            f(commit.as_ref());
+        for (f, failed) in finishes.drain(..) {
+            f(failed.as_ref().or(commit.as_ref()));
         }
     }
     if let Owned::Sqlite(c) = &owned {

@@ -7,7 +7,10 @@
 use crate::{Result, StoreError};
 
 /// Embedded migrations. Never edited after release (expand/contract).
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "schema", include_str!("../migrations/postgres/0001_schema.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "schema", include_str!("../migrations/postgres/0001_schema.sql")),
+    (2, "incident_search", include_str!("../migrations/postgres/0002_incident_search.sql")),
+];
 
 /// The role the application works as: it owns nothing, so row-level
 /// security always applies to it.
@@ -16,13 +19,18 @@ pub const APP_ROLE: &str = "ironcase_app";
 /// Applies the migrations not yet applied, each in its own transaction, as
 /// the connecting (owner) role. Several nodes starting at once take turns.
 pub fn migrate(client: &mut postgres::Client) -> Result<()> {
+    migrate_to(client, i64::MAX)
+}
+
+/// Applies the migrations up to and including `last`.
+fn migrate_to(client: &mut postgres::Client, last: i64) -> Result<()> {
     let mut tx = client.transaction()?;
     // One node migrates at a time; the others wait, then find it done.
     tx.batch_execute(
         "select pg_advisory_xact_lock(7160115); \
          create table if not exists schema_migration (version bigint primary key, name text not null, applied_at bigint not null)",
     )?;
-    for (version, name, sql) in MIGRATIONS {
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= last) {
         let done = tx.query_opt("select version from schema_migration where version = $1", &[version])?;
         if done.is_some() {
             continue;
@@ -75,6 +83,40 @@ mod tests {
                 let _ = admin.batch_execute(&format!("drop database if exists {} with (force)", self.name));
             }
         }
+    }
+
+    /// A database from before the search vector had its own table keeps
+    /// every live incident's vector (and none of a deleted one).
+    #[test]
+    fn search_vectors_move_to_their_own_table() {
+        let Some(admin_url) = crate::testing::postgres_url() else { return };
+        std::thread::spawn(move || {
+            let db = TempDb::new(&admin_url);
+            let mut owner = postgres::Client::connect(&db.url, postgres::NoTls).expect("connect");
+            migrate_to(&mut owner, 1).expect("up to 1");
+            owner
+                .batch_execute(
+                    "insert into organization (organization_id, slug, name, plan, status, created_at) values ('org_a', 'a', 'A', 'enterprise', 'active', 1);
+                     insert into incident (organization_id, incident_id, number, title, description, severity, category, status, tlp,
+                                           tags, reporter_id, created_at, updated_at, version, deleted_at, search)
+                         values ('org_a', 'inc_1', 1, 'Ransomware', '', 'high', 'other', 'open', 'amber', '[]', 'usr_x', 1, 1, 1, null,
+                                 to_tsvector('simple', 'Ransomware')),
+                                ('org_a', 'inc_2', 2, 'Phishing', '', 'high', 'other', 'open', 'amber', '[]', 'usr_x', 1, 1, 1, 5,
+                                 to_tsvector('simple', 'Phishing'));",
+                )
+                .expect("old rows");
+            migrate(&mut owner).expect("migrate the rest");
+            let found = owner
+                .query("select incident_id from incident_search where search @@ plainto_tsquery('simple', 'ransomware')", &[])
+                .expect("search");
+            assert_eq!(found.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), ["inc_1"]);
+            let n: i64 = owner.query_one("select count(*) from incident_search", &[]).expect("count").get(0);
+            assert_eq!(n, 1, "a deleted incident has no document");
+            let n: i64 = owner.query_one("select count(*) from incident", &[]).expect("count").get(0);
+            assert_eq!(n, 2, "incidents stay");
+        })
+        .join()
+        .expect("migration test");
     }
 
     /// The issue's test: a query without the tenant set returns nothing (and
@@ -138,6 +180,19 @@ mod tests {
             let n: i64 = tx.query_one("select count(*) from incident", &[]).expect("count").get(0);
             assert_eq!(n, 2);
             tx.commit().expect("commit");
+            // Every table that holds a tenant column has the wall, with a policy.
+            let bare: Vec<String> = owner
+                .query(
+                    "select c.relname::text from pg_class c join pg_attribute a on a.attrelid = c.oid and a.attname = 'organization_id' \
+                     where c.relkind = 'r' and c.relnamespace = 'public'::regnamespace \
+                     and (not c.relrowsecurity or not exists (select 1 from pg_policy p where p.polrelid = c.oid))",
+                    &[],
+                )
+                .expect("catalog")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert!(bare.is_empty(), "tables with tenant rows but no row-level security: {bare:?}");
             // The application's role cannot switch the wall off.
             assert!(app.batch_execute("alter table incident disable row level security").is_err());
             let owner_titles = titles(&mut owner);

@@ -29,7 +29,7 @@ const DOCUMENT: &str = "select i.row_id as row_id, i.title || cast(?3 as text) |
 
 /// The statements built on [`DOCUMENT`], made once.
 struct Statements {
-    /// PostgreSQL: the `tsvector` column, rebuilt in place.
+    /// PostgreSQL: the incident's `tsvector` row, written anew.
     pg_reindex: String,
     /// SQLite: the FTS5 row, inserted from the same text.
     fts_insert: String,
@@ -41,8 +41,9 @@ fn statements() -> &'static Statements {
     static S: std::sync::OnceLock<Statements> = std::sync::OnceLock::new();
     S.get_or_init(|| Statements {
         pg_reindex: format!(
-            "update incident set search = to_tsvector('simple', (select d.body from ({DOCUMENT}) d)) \
-             where organization_id = ?1 and incident_id = ?2"
+            "insert into incident_search (organization_id, incident_id, search) \
+             select ?1, ?2, to_tsvector('simple', d.body) from ({DOCUMENT}) d \
+             on conflict (organization_id, incident_id) do update set search = excluded.search"
         ),
         fts_insert: format!("insert into search_fts (rowid, body) select d.row_id, d.body from ({DOCUMENT}) d"),
         text: format!("select d.body from ({DOCUMENT}) d"),
@@ -68,7 +69,7 @@ pub fn remove_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<()>
     c.scope(org)?;
     if c.backend() == Backend::Postgres {
         return c.run(
-            "update incident set search = null where organization_id = ? and incident_id = ?",
+            "delete from incident_search where organization_id = ? and incident_id = ?",
             params![org.to_string(), incident.to_string()],
         );
     }
@@ -199,20 +200,28 @@ fn result_set_sql(backend: Backend, org: OrgId, s: &Spec) -> (String, Vec<Value>
             let mut b = |t: String| bind(&mut p, Value::Text(t));
             let required: Vec<String> = s.required.iter().map(|g| ts_any(g, &mut b)).collect();
             let excluded = (!s.excluded.is_empty()).then(|| ts_any(&s.excluded, &mut b));
-            let mut sql = if required.is_empty() {
-                format!("select {WANT}, null::float8 from incident i where i.organization_id = ?1 and i.deleted_at is null")
+            if required.is_empty() {
+                let mut sql = format!("select {WANT}, null::float8 from incident i where i.organization_id = ?1 and i.deleted_at is null");
+                if let Some(x) = excluded {
+                    sql.push_str(&format!(
+                        " and not exists (select 1 from incident_search s where s.organization_id = i.organization_id \
+                         and s.incident_id = i.incident_id and s.search @@ {x})"
+                    ));
+                }
+                sql
             } else {
                 // ts_rank is higher for better; negated, lower is better, as BM25.
                 let q = required.join(" && ");
-                format!(
-                    "select {WANT}, -ts_rank(i.search, {q})::float8 from incident i \
-                     where i.organization_id = ?1 and i.deleted_at is null and i.search @@ ({q})"
-                )
-            };
-            if let Some(x) = excluded {
-                sql.push_str(&format!(" and not coalesce(i.search @@ {x}, false)"));
+                let mut sql = format!(
+                    "select {WANT}, -ts_rank(s.search, {q})::float8 from incident_search s \
+                     join incident i on i.organization_id = s.organization_id and i.incident_id = s.incident_id \
+                     where s.organization_id = ?1 and i.deleted_at is null and s.search @@ ({q})"
+                );
+                if let Some(x) = excluded {
+                    sql.push_str(&format!(" and not (s.search @@ {x})"));
+                }
+                sql
             }
-            sql
         }
     };
     let any_of = |p: &mut Vec<Value>, sql: &mut String, col: &str, vals: Vec<String>| {
@@ -407,12 +416,9 @@ fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
         let n: Option<i64> = match c.backend() {
             Backend::Sqlite => query_opt(c, "select doc from search_vocab where term = ?", [w], |r| r.get(0))?,
             // Within the organisation (the scope), by the GIN index.
-            Backend::Postgres => query_opt(
-                c,
-                "select count(*) from incident where search @@ plainto_tsquery('simple', ?) and deleted_at is null",
-                [w],
-                |r| r.get(0),
-            )?,
+            Backend::Postgres => {
+                query_opt(c, "select count(*) from incident_search where search @@ plainto_tsquery('simple', ?)", [w], |r| r.get(0))?
+            }
         };
         if let Some(n) = n.filter(|n| *n >= 2) {
             counted.push((n, w.clone()));
@@ -464,8 +470,9 @@ pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], tlp
                  order by bm25(search_fts) limit 200"
             ),
             Backend::Postgres => format!(
-                "select i.incident_id, -ts_rank(i.search, to_tsquery('simple', ?1))::float8 from incident i \
-                 where i.search @@ to_tsquery('simple', ?1) and i.organization_id = ?2 and i.incident_id <> ?3 \
+                "select i.incident_id, -ts_rank(s.search, to_tsquery('simple', ?1))::float8 from incident_search s \
+                 join incident i on i.organization_id = s.organization_id and i.incident_id = s.incident_id \
+                 where s.search @@ to_tsquery('simple', ?1) and s.organization_id = ?2 and s.incident_id <> ?3 \
                  and i.deleted_at is null{ceiling} order by 2 limit 200"
             ),
         };

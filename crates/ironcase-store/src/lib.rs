@@ -360,30 +360,28 @@ where
     let conn = readers.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
     let pool = readers.clone();
     let out = tokio::task::spawn_blocking(move || {
-        let r = (|| {
-            // Sent with the first statement (or the scope), not on its own.
-            *conn.pending_begin.borrow_mut() = Some("begin isolation level repeatable read read only");
-            let out = f(&Conn::Postgres(&conn));
-            // Begun only if something ran. Nothing was written, so ending it
-            // either way is the same, and nobody waits for it: the `commit`
-            // goes out now, its answer is read by the connection's next user.
-            let begun = conn.pending_begin.borrow_mut().take().is_none();
+        // Sent with the first statement (or the scope), not on its own.
+        *conn.pending_begin.borrow_mut() = Some("begin isolation level repeatable read read only");
+        let out = f(&Conn::Postgres(&conn));
+        // Begun only if something ran. Nothing was written, so ending it
+        // either way is the same, and nobody waits for it: the `commit` goes
+        // out now, its answer is read by the connection's next user.
+        let begun = conn.pending_begin.borrow_mut().take().is_none();
+        {
             let mut client = conn.client.borrow_mut();
             client.detach_all();
             if begun {
                 client.send_detached("commit");
             }
-            drop(client);
-            conn.forget_scope();
-            Ok::<_, StoreError>(out)
-        })();
+        }
+        conn.forget_scope();
         pool.give(conn);
-        r
+        out
     })
     .await
     .map_err(|e| E::from(StoreError::Database(format!("read task failed: {e}"))))?;
     drop(permit);
-    out.map_err(E::from)?
+    out
 }
 
 /// Embedded migrations, applied in order, each once, each in its own

@@ -94,9 +94,13 @@ pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
     c.scope(&e.tenant)?;
     // One chain per tenant: two nodes appending at once would fork it. They
     // cannot: write transactions take turns across nodes (see `writer.rs`).
-    let head = query_opt(c, "select seq, hash from audit_head where organization_id = ?", [&e.tenant], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-    })?;
+    let memo = format!("audit_head:{}", e.tenant);
+    let head = match c.memo(&memo) {
+        Some(h) => Some(h),
+        None => query_opt(c, "select seq, hash from audit_head where organization_id = ?", [&e.tenant], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?,
+    };
     let (prev_seq, prev_hash) = head.unwrap_or((0, GENESIS.to_owned()));
     let mut row = EntryRow {
         tenant: e.tenant,
@@ -142,6 +146,7 @@ pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
          on conflict (organization_id) do update set seq = excluded.seq, hash = excluded.hash",
         params![row.tenant, row.seq, row.hash],
     )?;
+    c.remember(memo, (row.seq, row.hash));
     Ok(row.seq)
 }
 

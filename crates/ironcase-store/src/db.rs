@@ -38,6 +38,9 @@ pub struct PgConn {
     /// A `begin …` to send with the first statement of a read (saves a round
     /// trip); `None` once sent, and always on the writer.
     pub(crate) pending_begin: RefCell<Option<&'static str>>,
+    /// The writer's memory of rows it has read or written in the current
+    /// write batch ([`Conn::memo`]); `None` on read connections.
+    memo: Option<RefCell<std::collections::HashMap<String, (i64, String)>>>,
 }
 
 /// Most prepared statements a connection keeps (search builds its SQL).
@@ -50,7 +53,31 @@ impl PgConn {
             scope: RefCell::new(None),
             statements: RefCell::new(std::collections::HashMap::new()),
             pending_begin: RefCell::new(None),
+            memo: None,
         }
+    }
+
+    /// The writer's connection: remembers rows within a write batch.
+    pub(crate) fn for_writer(client: crate::pipe::Pipe) -> PgConn {
+        PgConn { memo: Some(RefCell::new(std::collections::HashMap::new())), ..PgConn::new(client) }
+    }
+
+    /// Forgets what the batch remembered (a job undone, a batch ended).
+    pub(crate) fn forget_memo(&self) {
+        if let Some(m) = &self.memo {
+            m.borrow_mut().clear();
+        }
+    }
+
+    /// A new job of the writer begins.
+    pub(crate) fn next_job(&self) -> u64 {
+        self.client.borrow_mut().next_epoch()
+    }
+
+    /// Whether a wait during the current job failed because of a statement
+    /// an earlier job sent (and that job's outcome is then wrong).
+    pub(crate) fn failed_before(&self, job: u64) -> bool {
+        self.client.borrow().failed_epoch().is_some_and(|e| e < job)
     }
 
     /// Sends a pending `begin` (reads) ahead of the first statement, in the
@@ -379,6 +406,27 @@ impl Conn<'_> {
         }
         *c.scope.borrow_mut() = Some(tenant);
         Ok(())
+    }
+
+    /// A value the writer remembers for the rest of the current write batch
+    /// (PostgreSQL): a chain's head, a counter. Valid because write batches
+    /// take turns under one lock across nodes (`writer.rs`), every change of
+    /// those rows goes through the function that remembers it, and the
+    /// writer forgets everything when a job is undone or a batch ends. Saves
+    /// waiting for a read that the batch already knows the answer to. Always
+    /// `None` elsewhere (SQLite reads cost microseconds; read connections).
+    pub fn memo(&self, key: &str) -> Option<(i64, String)> {
+        match self {
+            Conn::Postgres(PgConn { memo: Some(m), .. }) => m.borrow().get(key).cloned(),
+            _ => None,
+        }
+    }
+
+    /// Remembers `value` under `key` for the rest of the batch ([`Conn::memo`]).
+    pub fn remember(&self, key: String, value: (i64, String)) {
+        if let Conn::Postgres(PgConn { memo: Some(m), .. }) = self {
+            m.borrow_mut().insert(key, value);
+        }
     }
 
     /// Every tenant: for the few operations that find a tenant by a secret

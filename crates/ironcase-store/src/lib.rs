@@ -225,13 +225,13 @@ impl Store {
             let mut owner = ::postgres::Client::connect(&url, ::postgres::NoTls)?;
             pg::migrate(&mut owner)?;
             drop(owner);
-            let connect = || -> Result<db::PgConn> {
+            let connect = || -> Result<pipe::Pipe> {
                 let mut c = pipe::Pipe::connect(&url)?;
                 c.batch(&format!("set role {}", pg::APP_ROLE))?;
-                Ok(db::PgConn::new(c))
+                Ok(c)
             };
-            let w = connect()?;
-            let readers = (0..READERS + SCANNERS).map(|_| connect()).collect::<Result<Vec<_>>>()?;
+            let w = db::PgConn::for_writer(connect()?);
+            let readers = (0..READERS + SCANNERS).map(|_| connect().map(db::PgConn::new)).collect::<Result<Vec<_>>>()?;
             Ok((w, readers))
         })
         .await

@@ -142,24 +142,38 @@ pub fn usage(c: &Conn, id: OrgId, quota: &str, period: &str) -> Result<i64> {
 /// Adds `n` to a periodic quota's counter; returns the new value.
 pub fn usage_add(c: &Conn, id: OrgId, quota: &str, period: &str, n: i64) -> Result<i64> {
     c.scope(id)?;
-    query_one(
-        c,
-        "insert into usage_counter (organization_id, quota, period, used) values (?, ?, ?, ?) \
-         on conflict (organization_id, quota, period) do update set used = usage_counter.used + excluded.used returning used",
-        params![id.to_string(), quota, period, n],
-        |r| r.get(0),
-    )
+    const ADD: &str = "insert into usage_counter (organization_id, quota, period, used) values (?, ?, ?, ?) \
+                       on conflict (organization_id, quota, period) do update set used = usage_counter.used + excluded.used";
+    let memo = format!("usage:{id}:{quota}:{period}");
+    let used = match c.memo(&memo) {
+        Some((before, _)) => {
+            c.run(ADD, params![id.to_string(), quota, period, n])?;
+            before + n
+        }
+        None => query_one(c, &format!("{ADD} returning used"), params![id.to_string(), quota, period, n], |r| r.get(0))?,
+    };
+    c.remember(memo, (used, String::new()));
+    Ok(used)
 }
 
 /// Issues the next per-organisation incident number inside the caller's transaction.
 pub fn next_incident_number(c: &Conn, id: OrgId) -> Result<i64> {
     c.scope(id)?;
-    query_one(
-        c,
-        "update organization set incident_seq = incident_seq + 1 where organization_id = ? returning incident_seq",
-        [id.to_string()],
-        |r| r.get(0),
-    )
+    let memo = format!("incident_seq:{id}");
+    let next = match c.memo(&memo) {
+        Some((last, _)) => {
+            c.run("update organization set incident_seq = ? where organization_id = ?", params![last + 1, id.to_string()])?;
+            last + 1
+        }
+        None => query_one(
+            c,
+            "update organization set incident_seq = incident_seq + 1 where organization_id = ? returning incident_seq",
+            [id.to_string()],
+            |r| r.get(0),
+        )?,
+    };
+    c.remember(memo, (next, String::new()));
+    Ok(next)
 }
 
 #[derive(Clone)]

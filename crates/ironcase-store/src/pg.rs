@@ -119,6 +119,109 @@ mod tests {
         .expect("migration test");
     }
 
+    /// Writes whose answers nobody waits for still decide the request's
+    /// answer: a request whose unwaited insert fails is refused and leaves
+    /// nothing; whatever else shared its batch is either answered with
+    /// success and committed, or refused and absent. Memory of counters
+    /// across a batch stays right when a job in the middle is undone.
+    #[test]
+    fn unwaited_failures_are_never_reported_as_success() {
+        let Some(admin_url) = crate::testing::postgres_url() else { return };
+        std::thread::spawn(move || {
+            let db = TempDb::new(&admin_url);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let store = crate::Store::open_postgres(&db.url).await.expect("open");
+                let seq = ironcase_domain::OrgId::new();
+                let org = |c: &crate::Conn, id: &str| {
+                    c.platform()?;
+                    c.run(
+                        "insert into organization (organization_id, slug, name, plan, status, created_at) values (?, ?, 'N', 'free', 'active', 0)",
+                        crate::params![id, id],
+                    )
+                };
+                // Alone: the failure is found by the commit's wait.
+                let bad = store
+                    .write(move |c| {
+                        org(c, "org_dup")?;
+                        org(c, "org_dup")?; // refused by the key, answered later
+                        Ok::<_, StoreError>(())
+                    })
+                    .await;
+                assert!(bad.is_err(), "{bad:?}");
+                let seq_org = store.write(move |c| org(c, &seq.to_string())).await;
+                assert!(seq_org.is_ok(), "{seq_org:?}");
+                // Many at once, all good: all succeed, numbered 1..=40 with the
+                // counter remembered across each batch.
+                let numbers = |store: crate::Store, fail: fn(usize) -> bool, base: usize| async move {
+                    let mut tasks = Vec::new();
+                    for n in base..base + 40 {
+                        let store = store.clone();
+                        tasks.push(tokio::spawn(async move {
+                            let id = format!("org_{n}");
+                            let i2 = id.clone();
+                            let r = store
+                                .write(move |c| {
+                                    // A statement that waits: it finds an earlier
+                                    // request's unwaited failure, if there is one.
+                                    let taken = crate::query_opt(c, "select 1 from organization where organization_id = ?", [&i2], |r| {
+                                        r.get::<_, i32>(0)
+                                    })?;
+                                    if taken.is_some() {
+                                        return Err(StoreError::Conflict(i2));
+                                    }
+                                    org(c, &i2)?;
+                                    if fail(n) {
+                                        org(c, &i2)?; // refused by the key, answered later
+                                    }
+                                    crate::org::next_incident_number(c, seq)
+                                })
+                                .await;
+                            let exists = store
+                                .read(move |c| {
+                                    c.platform()?;
+                                    crate::query_opt(c, "select 1 from organization where organization_id = ?", [&id], |r| r.get::<_, i32>(0))
+                                })
+                                .await
+                                .expect("read")
+                                .is_some();
+                            // Each answer matches what committed.
+                            assert_eq!(exists, r.is_ok(), "org_{n}: answer {r:?}, committed {exists}");
+                            if fail(n) {
+                                assert!(r.is_err(), "org_{n}: a failed write was answered with success");
+                            }
+                            r.ok()
+                        }));
+                    }
+                    let mut got = Vec::new();
+                    for t in tasks {
+                        got.extend(t.await.expect("task"));
+                    }
+                    got.sort_unstable();
+                    got
+                };
+                assert_eq!(numbers(store.clone(), |_| false, 0).await, (1..=40).collect::<Vec<i64>>());
+                // Some fail: a failure found in a later request of its batch
+                // fails the batch (such a failure is a bug: statements sent
+                // without waiting are ones that cannot be refused), never
+                // silently. The numbers answered are still exactly those kept.
+                let got = numbers(store.clone(), |n| n % 7 == 3, 40).await;
+                assert_eq!(got, (41..41 + got.len() as i64).collect::<Vec<_>>());
+                let last: i64 = store
+                    .read(move |c| {
+                        c.platform()?;
+                        crate::query_one(c, "select incident_seq from organization where organization_id = ?", [seq.to_string()], |r| r.get(0))
+                    })
+                    .await
+                    .expect("seq");
+                assert_eq!(last, 40 + got.len() as i64);
+                store.close().await;
+            });
+        })
+        .join()
+        .expect("unwaited failures");
+    }
+
     /// The test: a query without the tenant set returns nothing (and
     /// writes nothing); with a tenant set, only that tenant's rows exist.
     #[test]

@@ -38,6 +38,8 @@ struct Pending {
     answer: Sent,
     /// Its failure concerns nobody still waiting (a read's closing `commit`).
     detached: bool,
+    /// The [`Pipe::epoch`] it was sent in.
+    epoch: u64,
 }
 
 pub(crate) struct Pipe {
@@ -46,8 +48,14 @@ pub(crate) struct Pipe {
     driver: Option<Driver>,
     client: Arc<Client>,
     pending: VecDeque<Pending>,
-    /// The first failure among the statements sent since the last wait.
-    failed: Option<StoreError>,
+    /// The first failure among the statements sent since the last wait,
+    /// with the epoch it was sent in.
+    failed: Option<(u64, StoreError)>,
+    /// Who is sending: the writer counts its jobs here, so that a failure
+    /// found by one job's wait can be told apart from one an earlier job sent.
+    epoch: u64,
+    /// The epoch of the failure the last wait returned.
+    failed_epoch: Option<u64>,
 }
 
 /// A parameter already encoded (with the statement's own parameter type), so
@@ -81,7 +89,15 @@ impl Pipe {
             .build()
             .map_err(|e| StoreError::Database(format!("cannot start a connection's runtime: {e}")))?;
         let (client, connection) = runtime.block_on(tokio_postgres::connect(url, tokio_postgres::NoTls))?;
-        Ok(Pipe { runtime, driver: Some(Box::pin(connection)), client: Arc::new(client), pending: VecDeque::new(), failed: None })
+        Ok(Pipe {
+            runtime,
+            driver: Some(Box::pin(connection)),
+            client: Arc::new(client),
+            pending: VecDeque::new(),
+            failed: None,
+            epoch: 0,
+            failed_epoch: None,
+        })
     }
 
     /// Prepares `sql` (waits).
@@ -118,7 +134,7 @@ impl Pipe {
                 Ok(IsNull::No) => encoded.push(Encoded(Some(buf))),
                 Ok(IsNull::Yes) => encoded.push(Encoded(None)),
                 Err(e) => {
-                    self.failed.get_or_insert(StoreError::Database(format!("cannot encode a parameter: {e}")));
+                    self.failed.get_or_insert((self.epoch, StoreError::Database(format!("cannot encode a parameter: {e}"))));
                     return;
                 }
             }
@@ -147,6 +163,19 @@ impl Pipe {
         self.wait(async { Ok(()) })
     }
 
+    /// Starts a new epoch (the writer: a new job); returns it.
+    pub(crate) fn next_epoch(&mut self) -> u64 {
+        self.epoch += 1;
+        self.failed_epoch = None;
+        self.epoch
+    }
+
+    /// The epoch in which the statement behind the last wait's failure was
+    /// sent, if a wait since [`Pipe::next_epoch`] failed.
+    pub(crate) fn failed_epoch(&self) -> Option<u64> {
+        self.failed_epoch
+    }
+
     /// Forgets what was sent and not waited for: its answers (and
     /// failures) will concern nobody (a read that ended early).
     pub(crate) fn detach_all(&mut self) {
@@ -164,10 +193,10 @@ impl Pipe {
             Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(e)) => {
                 if !detached {
-                    self.failed.get_or_insert(e.into());
+                    self.failed.get_or_insert((self.epoch, e.into()));
                 }
             }
-            Poll::Pending => self.pending.push_back(Pending { answer, detached }),
+            Poll::Pending => self.pending.push_back(Pending { answer, detached, epoch: self.epoch }),
         }
     }
 
@@ -191,7 +220,8 @@ impl Pipe {
     fn wait<T>(&mut self, current: impl Future<Output = std::result::Result<T, Error>>) -> Result<T> {
         let mut current = std::pin::pin!(current);
         let mut out: Option<std::result::Result<T, Error>> = None;
-        let Pipe { runtime, driver, pending, failed, .. } = self;
+        let epoch = self.epoch;
+        let Pipe { runtime, driver, pending, failed, failed_epoch, .. } = self;
         runtime.block_on(std::future::poll_fn(|cx| {
             loop {
                 let mut progressed = false;
@@ -215,7 +245,7 @@ impl Pipe {
                     match front.answer.as_mut().poll(cx) {
                         Poll::Ready(r) => {
                             if let (Err(e), false) = (r, front.detached) {
-                                failed.get_or_insert(e.into());
+                                failed.get_or_insert((front.epoch, e.into()));
                             }
                             pending.pop_front();
                             progressed = true;
@@ -236,8 +266,16 @@ impl Pipe {
             None => Err(StoreError::Unavailable),
         };
         match failed.take() {
-            Some(e) => Err(e),
-            None => out,
+            Some((at, e)) => {
+                *failed_epoch = Some(at);
+                Err(e)
+            }
+            None => {
+                if out.is_err() {
+                    *failed_epoch = Some(epoch);
+                }
+                out
+            }
         }
     }
 }

@@ -14,8 +14,7 @@ pub(crate) enum Owned {
     Postgres(Box<PgConn>),
 }
 
-/// How a job's result is delivered once the batch's fate is known (or the
-/// job's own, when a statement it sent without waiting failed).
+/// How a job's result is delivered once the batch's fate is known.
 type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A job runs on the writer thread; it says whether to keep its savepoint.
 type Job = Box<dyn FnOnce(&Conn) -> (bool, Finish) + Send>;
@@ -94,7 +93,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         Owned::Postgres(p) => (Conn::Postgres(p), "begin; select pg_advisory_xact_lock(7160117)", Some(&**p)),
     };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut finishes: Vec<(Finish, Option<StoreError>)> = Vec::with_capacity(MAX_BATCH);
+    let mut finishes: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -117,6 +116,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             if broken.is_some() {
                 continue; // dropped: its caller gets `Unavailable`
             }
+            let epoch = pg.map(PgConn::next_job);
             // Each job starts with no tenant scope (PostgreSQL): cleared in
             // the same flight as the savepoint.
             let open = match pg.map(PgConn::take_scope) {
@@ -128,30 +128,40 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                 broken = Some(e);
                 continue;
             }
-            let (mut keep, finish) = job(&conn);
-            // The job's own failure: a statement it sent without waiting
-            // failed (PostgreSQL), found when its savepoint is released.
-            let mut failed: Option<StoreError> = None;
-            if keep {
-                if let Err(e) = conn.batch_later("release req").and_then(|_| conn.sync()) {
-                    tracing::error!(error = %e, "a write failed");
-                    failed = Some(e);
-                    keep = false;
-                }
+            let (keep, finish) = job(&conn);
+            // On PostgreSQL a job's statements whose answer nobody reads are
+            // waited for by the next statement that waits, perhaps in the
+            // next job, or by the commit. A failure found in one job that an
+            // earlier job sent means that earlier job's answer is wrong: the
+            // batch is rolled back, and every request in it fails.
+            let earlier = |p: Option<&PgConn>| p.zip(epoch).is_some_and(|(p, e)| p.failed_before(e));
+            if earlier(pg) {
+                broken = Some(StoreError::Database("a write of an earlier request in the batch failed".into()));
+                finishes.push(finish);
+                continue;
             }
-            if !keep {
-                // Answers still due concern nobody now; then undo the job.
-                let _ = conn.sync();
-                if let Err(e) = conn.batch("rollback to req; release req") {
+            if keep {
+                if let Err(e) = conn.batch_later("release req") {
+                    broken = Some(e);
+                }
+            } else {
+                // Answers still due: an earlier job's failure among them
+                // breaks the batch; the job's own concern nobody now.
+                let drained = conn.sync();
+                if drained.is_err() && earlier(pg) {
+                    broken = Some(StoreError::Database("a write of an earlier request in the batch failed".into()));
+                } else if let Err(e) = conn.batch("rollback to req; release req") {
                     tracing::error!(error = %e, "writer could not close a savepoint");
                     broken = Some(e);
                 }
-                // Undone with the savepoint: the scope is back to none.
+                // Undone with the savepoint: the scope is back to none, and
+                // what the batch remembered may be undone too.
                 if let Some(p) = pg {
                     p.forget_scope();
+                    p.forget_memo();
                 }
             }
-            finishes.push((finish, failed));
+            finishes.push(finish);
         }
         let commit = match broken {
             Some(e) => Some(e),
@@ -164,12 +174,13 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         }
         if let Some(p) = pg {
             p.forget_scope();
+            p.forget_memo();
         }
         if commit.is_none() {
             commits.send_modify(|n| *n = n.wrapping_add(1));
         }
-        for (f, failed) in finishes.drain(..) {
-            f(failed.as_ref().or(commit.as_ref()));
+        for f in finishes.drain(..) {
+            f(commit.as_ref());
         }
     }
     if let Owned::Sqlite(c) = &owned {

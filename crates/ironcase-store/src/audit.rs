@@ -141,12 +141,13 @@ pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
             row.hash
         ],
     )?;
-    c.run(
+    c.write_behind(
+        memo,
+        (row.seq, row.hash.clone()),
         "insert into audit_head (organization_id, seq, hash) values (?, ?, ?) \
          on conflict (organization_id) do update set seq = excluded.seq, hash = excluded.hash",
-        params![row.tenant, row.seq, row.hash],
+        vec![Value::Text(row.tenant), Value::Integer(row.seq), Value::Text(row.hash)],
     )?;
-    c.remember(memo, (row.seq, row.hash));
     Ok(row.seq)
 }
 

@@ -34,14 +34,48 @@ pub struct PgConn {
     pub(crate) scope: RefCell<Option<String>>,
     /// Statements prepared on this connection, by their SQL text: one round
     /// trip per statement instead of two.
-    statements: RefCell<std::collections::HashMap<String, postgres::Statement>>,
+    statements: RefCell<std::collections::HashMap<String, Prepared>>,
     /// A `begin …` to send with the first statement of a read (saves a round
     /// trip); `None` once sent, and always on the writer.
     pub(crate) pending_begin: RefCell<Option<&'static str>>,
     /// The writer's memory of rows it has read or written in the current
     /// write batch ([`Conn::memo`]); `None` on read connections.
-    memo: Option<RefCell<std::collections::HashMap<String, (i64, String)>>>,
+    memo: Option<RefCell<BatchMemo>>,
 }
+
+/// What the writer remembers of a row in the current batch, and the write
+/// that brings the row up to date, if one is owed.
+#[derive(Clone)]
+struct Memo {
+    value: (i64, String),
+    owed: Option<(&'static str, Vec<Value>)>,
+}
+
+/// The writer's memory of a write batch, and what it was when the current
+/// job began (restored if the job is undone).
+#[derive(Default)]
+struct BatchMemo {
+    now: std::collections::BTreeMap<String, Memo>,
+    at_job_start: std::collections::BTreeMap<String, Memo>,
+}
+
+/// A statement prepared on a connection, and when to prepare it again.
+///
+/// PostgreSQL plans a prepared statement for its parameters five times, then
+/// keeps one generic plan for the connection's life. A plan made while a
+/// table was nearly empty (a new database, a new tenant) may pick an index
+/// that costs nothing there and a scan of the tenant's every row later (seen:
+/// `incident_assignee` for a lookup by id, all the tenant's incidents read per
+/// create). So a statement is prepared anew after 100, 1,000, 10,000, …
+/// executions and at least every ten minutes: plans follow the data.
+struct Prepared {
+    statement: postgres::Statement,
+    uses: u64,
+    renew_at: u64,
+    prepared_at: std::time::Instant,
+}
+
+const RENEW_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Most prepared statements a connection keeps (search builds its SQL).
 const MAX_STATEMENTS: usize = 512;
@@ -59,19 +93,34 @@ impl PgConn {
 
     /// The writer's connection: remembers rows within a write batch.
     pub(crate) fn for_writer(client: crate::pipe::Pipe) -> PgConn {
-        PgConn { memo: Some(RefCell::new(std::collections::HashMap::new())), ..PgConn::new(client) }
+        PgConn { memo: Some(RefCell::new(BatchMemo::default())), ..PgConn::new(client) }
     }
 
-    /// Forgets what the batch remembered (a job undone, a batch ended).
-    pub(crate) fn forget_memo(&self) {
+    /// A new job of the writer begins: what the batch remembers now is what
+    /// undoing the job returns to.
+    pub(crate) fn next_job(&self) -> u64 {
         if let Some(m) = &self.memo {
-            m.borrow_mut().clear();
+            let mut m = m.borrow_mut();
+            m.at_job_start = m.now.clone();
+        }
+        self.client.borrow_mut().next_epoch()
+    }
+
+    /// The job was undone: so is what it made the batch remember.
+    pub(crate) fn undo_job(&self) {
+        if let Some(m) = &self.memo {
+            let mut m = m.borrow_mut();
+            m.now = m.at_job_start.clone();
         }
     }
 
-    /// A new job of the writer begins.
-    pub(crate) fn next_job(&self) -> u64 {
-        self.client.borrow_mut().next_epoch()
+    /// The writes the batch owes (run before its commit); the batch's
+    /// memory is then empty.
+    pub(crate) fn end_batch(&self) -> Vec<(&'static str, Vec<Value>)> {
+        let Some(m) = &self.memo else { return Vec::new() };
+        let mut m = m.borrow_mut();
+        m.at_job_start.clear();
+        std::mem::take(&mut m.now).into_values().filter_map(|e| e.owed).collect()
     }
 
     /// Whether a wait during the current job failed because of a statement
@@ -90,16 +139,22 @@ impl PgConn {
 
     fn statement(&self, sql: &str) -> Result<postgres::Statement> {
         self.begin_if_pending();
-        if let Some(s) = self.statements.borrow().get(sql) {
-            return Ok(s.clone());
-        }
-        let st = self.client.borrow_mut().prepare(&numbered(sql))?;
+        let renew_at = match self.statements.borrow_mut().get_mut(sql) {
+            Some(p) if p.uses < p.renew_at && p.prepared_at.elapsed() < RENEW_AFTER => {
+                p.uses += 1;
+                return Ok(p.statement.clone());
+            }
+            Some(p) => p.renew_at.saturating_mul(10),
+            None => 100,
+        };
+        let statement = self.client.borrow_mut().prepare(&numbered(sql))?;
         let mut m = self.statements.borrow_mut();
         if m.len() >= MAX_STATEMENTS {
             m.clear();
         }
-        m.insert(sql.to_owned(), st.clone());
-        Ok(st)
+        let p = Prepared { statement: statement.clone(), uses: 1, renew_at, prepared_at: std::time::Instant::now() };
+        m.insert(sql.to_owned(), p);
+        Ok(statement)
     }
 
     /// Forgets the scope (a transaction ended, or a savepoint was undone).
@@ -417,15 +472,33 @@ impl Conn<'_> {
     /// `None` elsewhere (SQLite reads cost microseconds; read connections).
     pub fn memo(&self, key: &str) -> Option<(i64, String)> {
         match self {
-            Conn::Postgres(PgConn { memo: Some(m), .. }) => m.borrow().get(key).cloned(),
+            Conn::Postgres(PgConn { memo: Some(m), .. }) => m.borrow().now.get(key).map(|e| e.value.clone()),
             _ => None,
         }
     }
 
-    /// Remembers `value` under `key` for the rest of the batch ([`Conn::memo`]).
+    /// Remembers `value` (what the database holds now) under `key` for the
+    /// rest of the batch ([`Conn::memo`]).
     pub fn remember(&self, key: String, value: (i64, String)) {
         if let Conn::Postgres(PgConn { memo: Some(m), .. }) = self {
-            m.borrow_mut().insert(key, value);
+            let mut m = m.borrow_mut();
+            let owed = m.now.remove(&key).and_then(|e| e.owed);
+            m.now.insert(key, Memo { value, owed });
+        }
+    }
+
+    /// Sets a remembered row to `value`, written by `sql` with `params`: on
+    /// the PostgreSQL writer once, just before the batch commits (a row
+    /// written by every request of a batch would otherwise pile up one
+    /// version per request, each found again by the next lookup); elsewhere
+    /// now.
+    pub fn write_behind(&self, key: String, value: (i64, String), sql: &'static str, params: Vec<Value>) -> Result<()> {
+        match self {
+            Conn::Postgres(PgConn { memo: Some(m), .. }) => {
+                m.borrow_mut().now.insert(key, Memo { value, owed: Some((sql, params)) });
+                Ok(())
+            }
+            _ => self.run(sql, params),
         }
     }
 

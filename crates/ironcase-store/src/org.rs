@@ -3,7 +3,7 @@
 use crate::{params, Row};
 use ironcase_domain::{OrgId, Role, Timestamp, UserId};
 
-use crate::{exec, parse_col, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, StoreError};
+use crate::{exec, parse_col, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, StoreError, Value};
 
 #[derive(Debug, Clone)]
 pub struct OrgRow {
@@ -145,13 +145,18 @@ pub fn usage_add(c: &Conn, id: OrgId, quota: &str, period: &str, n: i64) -> Resu
     const ADD: &str = "insert into usage_counter (organization_id, quota, period, used) values (?, ?, ?, ?) \
                        on conflict (organization_id, quota, period) do update set used = usage_counter.used + excluded.used";
     let memo = format!("usage:{id}:{quota}:{period}");
-    let used = match c.memo(&memo) {
-        Some((before, _)) => {
-            c.run(ADD, params![id.to_string(), quota, period, n])?;
-            before + n
-        }
-        None => query_one(c, &format!("{ADD} returning used"), params![id.to_string(), quota, period, n], |r| r.get(0))?,
-    };
+    if let Some((before, _)) = c.memo(&memo) {
+        let used = before + n;
+        c.write_behind(
+            memo,
+            (used, String::new()),
+            "insert into usage_counter (organization_id, quota, period, used) values (?, ?, ?, ?) \
+             on conflict (organization_id, quota, period) do update set used = excluded.used",
+            vec![Value::Text(id.to_string()), Value::Text(quota.to_owned()), Value::Text(period.to_owned()), Value::Integer(used)],
+        )?;
+        return Ok(used);
+    }
+    let used = query_one(c, &format!("{ADD} returning used"), params![id.to_string(), quota, period, n], |r| r.get(0))?;
     c.remember(memo, (used, String::new()));
     Ok(used)
 }
@@ -160,18 +165,22 @@ pub fn usage_add(c: &Conn, id: OrgId, quota: &str, period: &str, n: i64) -> Resu
 pub fn next_incident_number(c: &Conn, id: OrgId) -> Result<i64> {
     c.scope(id)?;
     let memo = format!("incident_seq:{id}");
-    let next = match c.memo(&memo) {
-        Some((last, _)) => {
-            c.run("update organization set incident_seq = ? where organization_id = ?", params![last + 1, id.to_string()])?;
-            last + 1
-        }
-        None => query_one(
-            c,
-            "update organization set incident_seq = incident_seq + 1 where organization_id = ? returning incident_seq",
-            [id.to_string()],
-            |r| r.get(0),
-        )?,
-    };
+    if let Some((last, _)) = c.memo(&memo) {
+        let next = last + 1;
+        c.write_behind(
+            memo,
+            (next, String::new()),
+            "update organization set incident_seq = ? where organization_id = ?",
+            vec![Value::Integer(next), Value::Text(id.to_string())],
+        )?;
+        return Ok(next);
+    }
+    let next = query_one(
+        c,
+        "update organization set incident_seq = incident_seq + 1 where organization_id = ? returning incident_seq",
+        [id.to_string()],
+        |r| r.get(0),
+    )?;
     c.remember(memo, (next, String::new()));
     Ok(next)
 }

@@ -155,17 +155,28 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                     broken = Some(e);
                 }
                 // Undone with the savepoint: the scope is back to none, and
-                // what the batch remembered may be undone too.
+                // the batch remembers what it did before the job.
                 if let Some(p) = pg {
                     p.forget_scope();
-                    p.forget_memo();
+                    p.undo_job();
                 }
             }
             finishes.push(finish);
         }
+        // The rows the batch kept in memory are written once, then it commits.
+        let owed = pg.map(PgConn::end_batch).unwrap_or_default();
         let commit = match broken {
             Some(e) => Some(e),
-            None => conn.batch("commit").err(),
+            None => (|| {
+                if !owed.is_empty() {
+                    conn.platform()?;
+                    for (sql, params) in owed {
+                        conn.run(sql, params)?;
+                    }
+                }
+                conn.batch("commit")
+            })()
+            .err(),
         };
         if let Some(e) = &commit {
             tracing::error!(error = %e, "group commit failed; the batch is rolled back");
@@ -174,7 +185,6 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         }
         if let Some(p) = pg {
             p.forget_scope();
-            p.forget_memo();
         }
         if commit.is_none() {
             commits.send_modify(|n| *n = n.wrapping_add(1));

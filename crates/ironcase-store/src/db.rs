@@ -41,6 +41,9 @@ pub struct PgConn {
     /// The writer's memory of rows it has read or written in the current
     /// write batch ([`Conn::memo`]); `None` on read connections.
     memo: Option<RefCell<BatchMemo>>,
+    /// Where to connect again when the connection is gone (it may hold a
+    /// password: never printed).
+    url: Option<String>,
 }
 
 /// What the writer remembers of a row in the current batch, and the write
@@ -88,12 +91,46 @@ impl PgConn {
             statements: RefCell::new(std::collections::HashMap::new()),
             pending_begin: RefCell::new(None),
             memo: None,
+            url: None,
         }
     }
 
+    /// Connects to `url` and works as the application's role.
+    pub(crate) fn connect(url: &str) -> Result<PgConn> {
+        Ok(PgConn { url: Some(url.to_owned()), ..PgConn::new(Self::open(url)?) })
+    }
+
+    fn open(url: &str) -> Result<crate::pipe::Pipe> {
+        let mut c = crate::pipe::Pipe::connect(url)?;
+        c.batch(&format!("set role {}", crate::pg::APP_ROLE))?;
+        Ok(c)
+    }
+
+    /// Connects again if the connection is gone (a restarted server, a
+    /// network failure), before it is used: the request that found it gone
+    /// failed, the next ones do not. Nothing of the old connection is kept
+    /// (prepared statements, scope). `Unavailable` while the server cannot
+    /// be reached.
+    pub(crate) fn revive(&self) -> Result<()> {
+        let Some(url) = &self.url else { return Ok(()) };
+        if !self.client.borrow().is_closed() {
+            return Ok(());
+        }
+        let fresh = Self::open(url).map_err(|e| {
+            tracing::warn!(error = %e, "cannot connect to PostgreSQL again");
+            StoreError::Unavailable
+        })?;
+        tracing::info!("connected to PostgreSQL again");
+        *self.client.borrow_mut() = fresh;
+        self.statements.borrow_mut().clear();
+        self.scope.borrow_mut().take();
+        self.pending_begin.borrow_mut().take();
+        Ok(())
+    }
+
     /// The writer's connection: remembers rows within a write batch.
-    pub(crate) fn for_writer(client: crate::pipe::Pipe) -> PgConn {
-        PgConn { memo: Some(RefCell::new(BatchMemo::default())), ..PgConn::new(client) }
+    pub(crate) fn for_writer(conn: PgConn) -> PgConn {
+        PgConn { memo: Some(RefCell::new(BatchMemo::default())), ..conn }
     }
 
     /// A new job of the writer begins: what the batch remembers now is what

@@ -225,13 +225,8 @@ impl Store {
             let mut owner = ::postgres::Client::connect(&url, ::postgres::NoTls)?;
             pg::migrate(&mut owner)?;
             drop(owner);
-            let connect = || -> Result<pipe::Pipe> {
-                let mut c = pipe::Pipe::connect(&url)?;
-                c.batch(&format!("set role {}", pg::APP_ROLE))?;
-                Ok(c)
-            };
-            let w = db::PgConn::for_writer(connect()?);
-            let readers = (0..READERS + SCANNERS).map(|_| connect().map(db::PgConn::new)).collect::<Result<Vec<_>>>()?;
+            let w = db::PgConn::for_writer(db::PgConn::connect(&url)?);
+            let readers = (0..READERS + SCANNERS).map(|_| db::PgConn::connect(&url)).collect::<Result<Vec<_>>>()?;
             Ok((w, readers))
         })
         .await
@@ -360,6 +355,10 @@ where
     let conn = readers.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
     let pool = readers.clone();
     let out = tokio::task::spawn_blocking(move || {
+        if let Err(e) = conn.revive() {
+            pool.give(conn);
+            return Err(E::from(e));
+        }
         // Sent with the first statement (or the scope), not on its own.
         *conn.pending_begin.borrow_mut() = Some("begin isolation level repeatable read read only");
         let out = f(&Conn::Postgres(&conn));

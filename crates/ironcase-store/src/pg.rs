@@ -222,6 +222,92 @@ mod tests {
         .expect("unwaited failures");
     }
 
+    /// A node outlives its database connections: after the server ends them
+    /// all (a restart, a failover), the requests that find them gone fail
+    /// and the next ones connect again, reads and writes alike.
+    #[test]
+    fn connections_are_made_again_when_the_server_ends_them() {
+        let Some(admin_url) = crate::testing::postgres_url() else { return };
+        std::thread::spawn(move || {
+            let db = TempDb::new(&admin_url);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let store = crate::Store::open_postgres(&db.url).await.expect("open");
+                let write = |n: usize| {
+                    let store = store.clone();
+                    async move {
+                        store
+                            .write(move |c| {
+                                c.platform()?;
+                                c.exec(
+                                    "insert into organization (organization_id, slug, name, plan, status, created_at) values (?, ?, 'N', 'free', 'active', 0)",
+                                    crate::params![format!("org_{n}"), format!("s{n}")],
+                                )
+                            })
+                            .await
+                    }
+                };
+                let count = || {
+                    let store = store.clone();
+                    async move {
+                        store
+                            .read(|c| {
+                                c.platform()?;
+                                crate::query_one(c, "select count(*) from organization", crate::params![], |r| r.get::<_, i64>(0))
+                            })
+                            .await
+                    }
+                };
+                write(0).await.expect("a write");
+                assert_eq!(count().await.expect("a read"), 1);
+                // Every connection of the application's role, ended by the server.
+                let url = db.url.clone();
+                let ended: i64 = tokio::task::spawn_blocking(move || {
+                    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                    admin
+                        .query_one(
+                            "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity \
+                             where datname = current_database() and pid <> pg_backend_pid()) t",
+                            &[],
+                        )
+                        .expect("terminate")
+                        .get(0)
+                })
+                .await
+                .expect("admin");
+                assert!(ended >= 2, "the writer and the readers were connected: {ended}");
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                // At most one failure per connection (1 writer + readers), then
+                // every request succeeds again.
+                let (mut failed, mut n) = (0, 1);
+                while failed <= READERS_AND_WRITER {
+                    let w = write(n).await;
+                    let r = count().await;
+                    if w.is_ok() {
+                        n += 1;
+                    }
+                    if w.is_err() || r.is_err() {
+                        failed += 1;
+                        continue;
+                    }
+                    break;
+                }
+                assert!(failed <= READERS_AND_WRITER, "still failing after {failed} requests");
+                for _ in 0..20 {
+                    write(n).await.expect("a write after reconnecting");
+                    n += 1;
+                    assert_eq!(count().await.expect("a read after reconnecting"), n as i64);
+                }
+                store.close().await;
+            });
+        })
+        .join()
+        .expect("connections made again");
+    }
+
+    /// The store's PostgreSQL connections: the writer's and the readers'.
+    const READERS_AND_WRITER: usize = crate::READERS + crate::SCANNERS + 1;
+
     /// The issue's test: a query without the tenant set returns nothing (and
     /// writes nothing); with a tenant set, only that tenant's rows exist.
     #[test]

@@ -163,6 +163,12 @@ impl Pipe {
         self.wait(async { Ok(()) })
     }
 
+    /// Whether the connection is known to be gone (the server ended it, the
+    /// network failed): found by the statement that failed with it.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.driver.is_none() || self.client.is_closed()
+    }
+
     /// Starts a new epoch (the writer: a new job); returns it.
     pub(crate) fn next_epoch(&mut self) -> u64 {
         self.epoch += 1;

@@ -102,8 +102,9 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                 Err(_) => break,
             }
         }
-        // Sent ahead of the first job's statements, in the same flight.
-        if let Err(e) = conn.batch_later(begin) {
+        // Sent ahead of the first job's statements, in the same flight (on a
+        // connection made anew if the last one is gone).
+        if let Err(e) = pg.map_or(Ok(()), PgConn::revive).and_then(|_| conn.batch_later(begin)) {
             tracing::error!(error = %e, "writer could not begin a transaction");
             // Dropping the jobs answers their callers with `Unavailable`.
             batch.clear();

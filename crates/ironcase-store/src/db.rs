@@ -168,14 +168,38 @@ impl PgConn {
 
     /// Sends a pending `begin` (reads) ahead of the first statement, in the
     /// same flight.
-    fn begin_if_pending(&self) {
-        if let Some(b) = self.pending_begin.borrow_mut().take() {
-            self.client.borrow_mut().send_batch(b);
+    fn begin_if_pending(&self) -> Result<()> {
+        let pending = self.pending_begin.borrow_mut().take();
+        if let Some(b) = pending {
+            self.send_now(b)?;
         }
+        Ok(())
+    }
+
+    /// Sends one statement without parameters, prepared (no parse or plan
+    /// on the server after the first time), without waiting.
+    fn send_now(&self, sql: &str) -> Result<()> {
+        let st = self.statement(sql)?;
+        self.client.borrow_mut().send(&st, &[]);
+        Ok(())
+    }
+
+    /// Ends a read: its `commit` goes out now, and nobody waits for it.
+    pub(crate) fn end_read(&self) {
+        let begun = self.pending_begin.borrow_mut().take().is_none();
+        self.client.borrow_mut().detach_all();
+        if begun {
+            // A connection that cannot prepare it is gone: made anew on its
+            // next use.
+            if let Ok(st) = self.statement("commit") {
+                self.client.borrow_mut().send_detached(&st);
+            }
+        }
+        self.forget_scope();
     }
 
     fn statement(&self, sql: &str) -> Result<postgres::Statement> {
-        self.begin_if_pending();
+        self.begin_if_pending()?;
         let renew_at = match self.statements.borrow_mut().get_mut(sql) {
             Some(p) if p.uses < p.renew_at && p.prepared_at.elapsed() < RENEW_AFTER => {
                 p.uses += 1;
@@ -446,16 +470,12 @@ impl Conn<'_> {
         }
     }
 
-    /// Runs several statements without parameters; on PostgreSQL sent
-    /// without waiting, like [`Conn::run`].
-    pub fn batch_later(&self, sql: &str) -> Result<()> {
+    /// Runs one statement without parameters; on PostgreSQL sent without
+    /// waiting, like [`Conn::run`].
+    pub fn later(&self, sql: &str) -> Result<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Postgres(c) => {
-                c.begin_if_pending();
-                c.client.borrow_mut().send_batch(sql);
-                Ok(())
-            }
+            Conn::Postgres(c) => c.send_now(sql),
         }
     }
 
@@ -473,7 +493,7 @@ impl Conn<'_> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(c) => {
-                c.begin_if_pending();
+                c.begin_if_pending()?;
                 c.client.borrow_mut().batch(sql)
             }
         }
@@ -490,12 +510,8 @@ impl Conn<'_> {
             return Ok(());
         }
         // Sent, not waited for: it goes out with the next statement.
-        let set = format!("select set_config('app.tenant_id', '{}', true)", tenant.replace('\'', "''"));
-        let begin = c.pending_begin.borrow_mut().take();
-        match begin {
-            Some(b) => c.client.borrow_mut().send_batch(&format!("{b}; {set}")),
-            None => c.client.borrow_mut().send_batch(&set),
-        }
+        let st = c.statement("select set_config('app.tenant_id', ?, true)")?;
+        c.client.borrow_mut().send(&st, &[&tenant]);
         *c.scope.borrow_mut() = Some(tenant);
         Ok(())
     }

@@ -365,15 +365,7 @@ where
         // Begun only if something ran. Nothing was written, so ending it
         // either way is the same, and nobody waits for it: the `commit` goes
         // out now, its answer is read by the connection's next user.
-        let begun = conn.pending_begin.borrow_mut().take().is_none();
-        {
-            let mut client = conn.client.borrow_mut();
-            client.detach_all();
-            if begun {
-                client.send_detached("commit");
-            }
-        }
-        conn.forget_scope();
+        conn.end_read();
         pool.give(conn);
         out
     })

@@ -127,6 +127,18 @@ impl Pipe {
 
     /// Sends a prepared statement without waiting for its answer.
     pub(crate) fn send(&mut self, st: &Statement, params: &[&(dyn ToSql + Sync)]) {
+        self.send_with(st, params, false);
+    }
+
+    /// Sends a prepared statement without parameters whose answer concerns
+    /// nobody, and puts it on the wire now (a read's `commit`). Its answer is
+    /// collected by whoever uses the connection next.
+    pub(crate) fn send_detached(&mut self, st: &Statement) {
+        self.send_with(st, &[], true);
+        self.flush_out();
+    }
+
+    fn send_with(&mut self, st: &Statement, params: &[&(dyn ToSql + Sync)], detached: bool) {
         let mut encoded = Vec::with_capacity(params.len());
         for (p, ty) in params.iter().zip(st.params()) {
             let mut buf = BytesMut::new();
@@ -140,22 +152,7 @@ impl Pipe {
             }
         }
         let (client, st) = (self.client.clone(), st.clone());
-        self.push(Box::pin(async move { client.execute_raw(&st, encoded).await.map(|_| ()) }), false);
-    }
-
-    /// Sends statements without parameters, without waiting.
-    pub(crate) fn send_batch(&mut self, sql: &str) {
-        let (client, sql) = (self.client.clone(), sql.to_owned());
-        self.push(Box::pin(async move { client.batch_execute(&sql).await }), false);
-    }
-
-    /// Sends statements without parameters whose answer concerns nobody, and
-    /// puts them on the wire now (a read's `commit`). Their answers are
-    /// collected by whoever uses the connection next.
-    pub(crate) fn send_detached(&mut self, sql: &str) {
-        let (client, sql) = (self.client.clone(), sql.to_owned());
-        self.push(Box::pin(async move { client.batch_execute(&sql).await }), true);
-        self.flush_out();
+        self.push(Box::pin(async move { client.execute_raw(&st, encoded).await.map(|_| ()) }), detached);
     }
 
     /// Waits for every statement sent; returns the first failure among them.

@@ -82,15 +82,15 @@ impl Writer {
 }
 
 fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) {
-    let (conn, begin, pg) = match &owned {
-        Owned::Sqlite(c) => (Conn::Sqlite(c), "begin immediate", None),
+    let (conn, begin, pg): (Conn, &[&str], _) = match &owned {
+        Owned::Sqlite(c) => (Conn::Sqlite(c), &["begin immediate"], None),
         // Write transactions take turns across nodes: one advisory lock,
         // taken before anything else, held until commit. Event ids then grow
         // in commit order (live-update cursors stay exact), audit chains and
         // custody sequences cannot fork, and no two batches can deadlock on
         // each other's row locks. Each node still commits many requests per
         // turn (group commit).
-        Owned::Postgres(p) => (Conn::Postgres(p), "begin; select pg_advisory_xact_lock(7160117)", Some(&**p)),
+        Owned::Postgres(p) => (Conn::Postgres(p), &["begin", "select pg_advisory_xact_lock(7160117)"], Some(&**p)),
     };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut finishes: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
@@ -104,7 +104,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         }
         // Sent ahead of the first job's statements, in the same flight (on a
         // connection made anew if the last one is gone).
-        if let Err(e) = pg.map_or(Ok(()), PgConn::revive).and_then(|_| conn.batch_later(begin)) {
+        if let Err(e) = pg.map_or(Ok(()), PgConn::revive).and_then(|_| begin.iter().try_for_each(|s| conn.later(s))) {
             tracing::error!(error = %e, "writer could not begin a transaction");
             // Dropping the jobs answers their callers with `Unavailable`.
             batch.clear();
@@ -120,11 +120,11 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             let epoch = pg.map(PgConn::next_job);
             // Each job starts with no tenant scope (PostgreSQL): cleared in
             // the same flight as the savepoint.
-            let open = match pg.map(PgConn::take_scope) {
-                Some(true) => "select set_config('app.tenant_id', '', true); savepoint req",
-                _ => "savepoint req",
+            let open: &[&str] = match pg.map(PgConn::take_scope) {
+                Some(true) => &["select set_config('app.tenant_id', '', true)", "savepoint req"],
+                _ => &["savepoint req"],
             };
-            if let Err(e) = conn.batch_later(open) {
+            if let Err(e) = open.iter().try_for_each(|s| conn.later(s)) {
                 tracing::error!(error = %e, "writer could not open a savepoint");
                 broken = Some(e);
                 continue;
@@ -142,7 +142,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                 continue;
             }
             if keep {
-                if let Err(e) = conn.batch_later("release req") {
+                if let Err(e) = conn.later("release req") {
                     broken = Some(e);
                 }
             } else {

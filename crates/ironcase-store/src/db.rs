@@ -540,6 +540,17 @@ impl Conn<'_> {
         }
     }
 
+    /// Forgets what the batch remembered under `key` (its row was changed
+    /// by a plain write). Not for rows kept with [`Conn::write_behind`].
+    pub fn forget(&self, key: &str) {
+        if let Conn::Postgres(PgConn { memo: Some(m), .. }) = self {
+            let mut m = m.borrow_mut();
+            if m.now.get(key).is_some_and(|e| e.owed.is_none()) {
+                m.now.remove(key);
+            }
+        }
+    }
+
     /// Sets a remembered row to `value`, written by `sql` with `params`: on
     /// the PostgreSQL writer once, just before the batch commits (a row
     /// written by every request of a batch would otherwise pile up one

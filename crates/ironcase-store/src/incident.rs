@@ -83,10 +83,14 @@ fn write_tags(c: &Conn, i: &IncidentRow, replace: bool) -> Result<()> {
     if replace {
         c.run("delete from incident_tag where organization_id = ? and incident_id = ?", [&org, &id])?;
     }
-    for t in &i.tags {
-        c.run("insert into incident_tag (organization_id, tag, incident_id) values (?, ?, ?)", [&org, t, &id])?;
+    if i.tags.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // One statement for all of them.
+    let rows = vec!["(?, ?, ?)"; i.tags.len()].join(", ");
+    let params: Vec<Value> =
+        i.tags.iter().flat_map(|t| [Value::Text(org.clone()), Value::Text(t.clone()), Value::Text(id.clone())]).collect();
+    c.run(&format!("insert into incident_tag (organization_id, tag, incident_id) values {rows}"), params)
 }
 
 pub fn insert(c: &Conn, i: &IncidentRow) -> Result<()> {

@@ -96,9 +96,20 @@ pub fn children(c: &Conn, parent: OrgId) -> Result<Vec<(OrgRow, bool)>> {
 /// The organisation's plan, its overrides (JSON) and its status.
 pub fn plan_of(c: &Conn, id: OrgId) -> Result<(String, String, String)> {
     c.scope(id)?;
-    query_one(c, "select plan, plan_overrides, status from organization where organization_id = ?", [id.to_string()], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })
+    // Remembered by the writer for the rest of a batch (every create asks);
+    // `set_plan` and `set_status` forget it.
+    let memo = format!("plan:{id}");
+    if let Some(known) = c.memo(&memo).and_then(|(_, s)| serde_json::from_str(&s).ok()) {
+        return Ok(known);
+    }
+    let found: (String, String, String) =
+        query_one(c, "select plan, plan_overrides, status from organization where organization_id = ?", [id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    if let Ok(s) = serde_json::to_string(&found) {
+        c.remember(memo, (0, s));
+    }
+    Ok(found)
 }
 
 pub fn set_plan(c: &Conn, id: OrgId, plan: &str, overrides_json: &str) -> Result<()> {
@@ -111,6 +122,7 @@ pub fn set_plan(c: &Conn, id: OrgId, plan: &str, overrides_json: &str) -> Result
     {
         return Err(StoreError::NotFound);
     }
+    c.forget(&format!("plan:{id}"));
     Ok(())
 }
 
@@ -119,6 +131,7 @@ pub fn set_status(c: &Conn, id: OrgId, status: &str) -> Result<()> {
     if exec(c, "update organization set status = ? where organization_id = ?", params![status, id.to_string()])? == 0 {
         return Err(StoreError::NotFound);
     }
+    c.forget(&format!("plan:{id}"));
     Ok(())
 }
 

@@ -222,6 +222,55 @@ mod tests {
         .expect("unwaited failures");
     }
 
+    /// What the writer remembers within a batch follows the writes that
+    /// change it: a plan or status set after it was read is what the next
+    /// read of it says, and a job undone takes its changes back.
+    #[test]
+    fn the_batch_memory_follows_changes() {
+        let Some(admin_url) = crate::testing::postgres_url() else { return };
+        std::thread::spawn(move || {
+            let db = TempDb::new(&admin_url);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let store = crate::Store::open_postgres(&db.url).await.expect("open");
+                let id = ironcase_domain::OrgId::new();
+                let r = store
+                    .write(move |c| {
+                        c.platform()?;
+                        c.exec(
+                            "insert into organization (organization_id, slug, name, plan, status, created_at) values (?, 's', 'N', 'free', 'active', 0)",
+                            [id.to_string()],
+                        )?;
+                        assert_eq!(crate::org::plan_of(c, id)?.0, "free");
+                        assert_eq!(crate::org::plan_of(c, id)?.0, "free", "remembered");
+                        crate::org::set_plan(c, id, "enterprise", "{}")?;
+                        assert_eq!(crate::org::plan_of(c, id)?.0, "enterprise");
+                        crate::org::set_status(c, id, "suspended")?;
+                        assert_eq!(crate::org::plan_of(c, id)?.2, "suspended");
+                        assert_eq!(crate::org::next_incident_number(c, id)?, 1);
+                        assert_eq!(crate::org::next_incident_number(c, id)?, 2);
+                        Ok::<_, StoreError>(())
+                    })
+                    .await;
+                assert!(r.is_ok(), "{r:?}");
+                // Undone: the numbers it took are taken back; the next job
+                // (same batch or not) continues from what was kept.
+                let undone = store
+                    .write(move |c| {
+                        assert_eq!(crate::org::next_incident_number(c, id)?, 3);
+                        Err::<(), _>(StoreError::Conflict("undo".into()))
+                    })
+                    .await;
+                assert!(undone.is_err());
+                let next = store.write(move |c| crate::org::next_incident_number(c, id)).await.expect("number");
+                assert_eq!(next, 3);
+                store.close().await;
+            });
+        })
+        .join()
+        .expect("batch memory");
+    }
+
     /// A node outlives its database connections: after the server ends them
     /// all (a restart, a failover), the requests that find them gone fail
     /// and the next ones connect again, reads and writes alike.

@@ -468,6 +468,34 @@ pub(crate) fn exec(c: &Conn, sql: &str, params: impl db::Params) -> Result<usize
 mod tests {
     use super::*;
 
+    /// A write that panics is undone, its caller is answered, and the
+    /// writer goes on with the next ones.
+    #[tokio::test]
+    async fn a_panicking_write_does_not_stop_the_writer() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open_sqlite(&dir.path().join("t.db")).await.expect("open");
+        let org = |c: &Conn, id: &str| {
+            c.exec(
+                "insert into organization (organization_id, slug, name, plan, status, created_at) values (?, ?, 'N', 'free', 'active', 0)",
+                params![id, id],
+            )
+        };
+        let bad: Result<(), StoreError> = store
+            .write(move |c| {
+                org(c, "org_a")?;
+                panic!("a bug");
+            })
+            .await;
+        assert!(matches!(bad, Err(StoreError::Unavailable)), "{bad:?}");
+        store.write(move |c| org(c, "org_b")).await.expect("the writer goes on");
+        let ids = store
+            .read(|c| query_map(c, "select organization_id from organization order by 1", params![], |r| r.get::<_, String>(0)))
+            .await
+            .expect("read");
+        assert_eq!(ids, ["org_b"], "the panicking write left nothing");
+        store.close().await;
+    }
+
     /// A database from before the per-incident search index keeps its
     /// incidents, and they are findable once it is migrated.
     #[test]

@@ -129,7 +129,12 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                 broken = Some(e);
                 continue;
             }
-            let (keep, finish) = job(&conn);
+            // A job that panics (a bug) is undone like one that failed, and
+            // the writer goes on; its caller is answered `Unavailable`.
+            let (keep, finish) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn))).unwrap_or_else(|_| {
+                tracing::error!("a write panicked; it is undone");
+                (false, Box::new(|_: Option<&StoreError>| {}))
+            });
             // On PostgreSQL a job's statements whose answer nobody reads are
             // waited for by the next statement that waits, perhaps in the
             // next job, or by the commit. A failure found in one job that an

@@ -85,6 +85,36 @@ mod tests {
         }
     }
 
+    /// Runs `test` on a store over a fresh database (skipped without a
+    /// server), on a thread and runtime of its own; closes the store after.
+    fn on_fresh_store<F, Fut>(name: &str, test: F)
+    where
+        F: FnOnce(crate::Store, String) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let Some(admin_url) = crate::testing::postgres_url() else { return };
+        std::thread::spawn(move || {
+            let db = TempDb::new(&admin_url);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let store = crate::Store::open_postgres(&db.url).await.expect("open");
+                test(store.clone(), db.url.clone()).await;
+                store.close().await;
+            });
+        })
+        .join()
+        .expect(name);
+    }
+
+    /// A new organisation `id` (its slug too), in the platform scope.
+    fn new_org(c: &crate::Conn, id: &str) -> Result<()> {
+        c.platform()?;
+        c.run(
+            "insert into organization (organization_id, slug, name, plan, status, created_at) values (?, ?, 'N', 'free', 'active', 0)",
+            crate::params![id, id],
+        )
+    }
+
     /// A database from before the search vector had its own table keeps
     /// every live incident's vector (and none of a deleted one).
     #[test]
@@ -126,100 +156,85 @@ mod tests {
     /// across a batch stays right when a job in the middle is undone.
     #[test]
     fn unwaited_failures_are_never_reported_as_success() {
-        let Some(admin_url) = crate::testing::postgres_url() else { return };
-        std::thread::spawn(move || {
-            let db = TempDb::new(&admin_url);
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async {
-                let store = crate::Store::open_postgres(&db.url).await.expect("open");
-                let seq = ironcase_domain::OrgId::new();
-                let org = |c: &crate::Conn, id: &str| {
+        on_fresh_store("unwaited failures", |store, _| async move {
+            let seq = ironcase_domain::OrgId::new();
+            let org = new_org;
+            // Alone: the failure is found by the commit's wait.
+            let bad = store
+                .write(move |c| {
+                    org(c, "org_dup")?;
+                    org(c, "org_dup")?; // refused by the key, answered later
+                    Ok::<_, StoreError>(())
+                })
+                .await;
+            assert!(bad.is_err(), "{bad:?}");
+            let seq_org = store.write(move |c| org(c, &seq.to_string())).await;
+            assert!(seq_org.is_ok(), "{seq_org:?}");
+            // Many at once, all good: all succeed, numbered 1..=40 with the
+            // counter remembered across each batch.
+            let numbers = |store: crate::Store, fail: fn(usize) -> bool, base: usize| async move {
+                let mut tasks = Vec::new();
+                for n in base..base + 40 {
+                    let store = store.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let id = format!("org_{n}");
+                        let i2 = id.clone();
+                        let r = store
+                            .write(move |c| {
+                                // A statement that waits: it finds an earlier
+                                // request's unwaited failure, if there is one.
+                                let taken = crate::query_opt(c, "select 1 from organization where organization_id = ?", [&i2], |r| {
+                                    r.get::<_, i32>(0)
+                                })?;
+                                if taken.is_some() {
+                                    return Err(StoreError::Conflict(i2));
+                                }
+                                org(c, &i2)?;
+                                if fail(n) {
+                                    org(c, &i2)?; // refused by the key, answered later
+                                }
+                                crate::org::next_incident_number(c, seq)
+                            })
+                            .await;
+                        let exists = store
+                            .read(move |c| {
+                                c.platform()?;
+                                crate::query_opt(c, "select 1 from organization where organization_id = ?", [&id], |r| r.get::<_, i32>(0))
+                            })
+                            .await
+                            .expect("read")
+                            .is_some();
+                        // Each answer matches what committed.
+                        assert_eq!(exists, r.is_ok(), "org_{n}: answer {r:?}, committed {exists}");
+                        if fail(n) {
+                            assert!(r.is_err(), "org_{n}: a failed write was answered with success");
+                        }
+                        r.ok()
+                    }));
+                }
+                let mut got = Vec::new();
+                for t in tasks {
+                    got.extend(t.await.expect("task"));
+                }
+                got.sort_unstable();
+                got
+            };
+            assert_eq!(numbers(store.clone(), |_| false, 0).await, (1..=40).collect::<Vec<i64>>());
+            // Some fail: a failure found in a later request of its batch
+            // fails the batch (such a failure is a bug: statements sent
+            // without waiting are ones that cannot be refused), never
+            // silently. The numbers answered are still exactly those kept.
+            let got = numbers(store.clone(), |n| n % 7 == 3, 40).await;
+            assert_eq!(got, (41..41 + got.len() as i64).collect::<Vec<_>>());
+            let last: i64 = store
+                .read(move |c| {
                     c.platform()?;
-                    c.run(
-                        "insert into organization (organization_id, slug, name, plan, status, created_at) values (?, ?, 'N', 'free', 'active', 0)",
-                        crate::params![id, id],
-                    )
-                };
-                // Alone: the failure is found by the commit's wait.
-                let bad = store
-                    .write(move |c| {
-                        org(c, "org_dup")?;
-                        org(c, "org_dup")?; // refused by the key, answered later
-                        Ok::<_, StoreError>(())
-                    })
-                    .await;
-                assert!(bad.is_err(), "{bad:?}");
-                let seq_org = store.write(move |c| org(c, &seq.to_string())).await;
-                assert!(seq_org.is_ok(), "{seq_org:?}");
-                // Many at once, all good: all succeed, numbered 1..=40 with the
-                // counter remembered across each batch.
-                let numbers = |store: crate::Store, fail: fn(usize) -> bool, base: usize| async move {
-                    let mut tasks = Vec::new();
-                    for n in base..base + 40 {
-                        let store = store.clone();
-                        tasks.push(tokio::spawn(async move {
-                            let id = format!("org_{n}");
-                            let i2 = id.clone();
-                            let r = store
-                                .write(move |c| {
-                                    // A statement that waits: it finds an earlier
-                                    // request's unwaited failure, if there is one.
-                                    let taken = crate::query_opt(c, "select 1 from organization where organization_id = ?", [&i2], |r| {
-                                        r.get::<_, i32>(0)
-                                    })?;
-                                    if taken.is_some() {
-                                        return Err(StoreError::Conflict(i2));
-                                    }
-                                    org(c, &i2)?;
-                                    if fail(n) {
-                                        org(c, &i2)?; // refused by the key, answered later
-                                    }
-                                    crate::org::next_incident_number(c, seq)
-                                })
-                                .await;
-                            let exists = store
-                                .read(move |c| {
-                                    c.platform()?;
-                                    crate::query_opt(c, "select 1 from organization where organization_id = ?", [&id], |r| r.get::<_, i32>(0))
-                                })
-                                .await
-                                .expect("read")
-                                .is_some();
-                            // Each answer matches what committed.
-                            assert_eq!(exists, r.is_ok(), "org_{n}: answer {r:?}, committed {exists}");
-                            if fail(n) {
-                                assert!(r.is_err(), "org_{n}: a failed write was answered with success");
-                            }
-                            r.ok()
-                        }));
-                    }
-                    let mut got = Vec::new();
-                    for t in tasks {
-                        got.extend(t.await.expect("task"));
-                    }
-                    got.sort_unstable();
-                    got
-                };
-                assert_eq!(numbers(store.clone(), |_| false, 0).await, (1..=40).collect::<Vec<i64>>());
-                // Some fail: a failure found in a later request of its batch
-                // fails the batch (such a failure is a bug: statements sent
-                // without waiting are ones that cannot be refused), never
-                // silently. The numbers answered are still exactly those kept.
-                let got = numbers(store.clone(), |n| n % 7 == 3, 40).await;
-                assert_eq!(got, (41..41 + got.len() as i64).collect::<Vec<_>>());
-                let last: i64 = store
-                    .read(move |c| {
-                        c.platform()?;
-                        crate::query_one(c, "select incident_seq from organization where organization_id = ?", [seq.to_string()], |r| r.get(0))
-                    })
-                    .await
-                    .expect("seq");
-                assert_eq!(last, 40 + got.len() as i64);
-                store.close().await;
-            });
-        })
-        .join()
-        .expect("unwaited failures");
+                    crate::query_one(c, "select incident_seq from organization where organization_id = ?", [seq.to_string()], |r| r.get(0))
+                })
+                .await
+                .expect("seq");
+            assert_eq!(last, 40 + got.len() as i64);
+        });
     }
 
     /// What the writer remembers within a batch follows the writes that
@@ -227,48 +242,35 @@ mod tests {
     /// read of it says, and a job undone takes its changes back.
     #[test]
     fn the_batch_memory_follows_changes() {
-        let Some(admin_url) = crate::testing::postgres_url() else { return };
-        std::thread::spawn(move || {
-            let db = TempDb::new(&admin_url);
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async {
-                let store = crate::Store::open_postgres(&db.url).await.expect("open");
-                let id = ironcase_domain::OrgId::new();
-                let r = store
-                    .write(move |c| {
-                        c.platform()?;
-                        c.exec(
-                            "insert into organization (organization_id, slug, name, plan, status, created_at) values (?, 's', 'N', 'free', 'active', 0)",
-                            [id.to_string()],
-                        )?;
-                        assert_eq!(crate::org::plan_of(c, id)?.0, "free");
-                        assert_eq!(crate::org::plan_of(c, id)?.0, "free", "remembered");
-                        crate::org::set_plan(c, id, "enterprise", "{}")?;
-                        assert_eq!(crate::org::plan_of(c, id)?.0, "enterprise");
-                        crate::org::set_status(c, id, "suspended")?;
-                        assert_eq!(crate::org::plan_of(c, id)?.2, "suspended");
-                        assert_eq!(crate::org::next_incident_number(c, id)?, 1);
-                        assert_eq!(crate::org::next_incident_number(c, id)?, 2);
-                        Ok::<_, StoreError>(())
-                    })
-                    .await;
-                assert!(r.is_ok(), "{r:?}");
-                // Undone: the numbers it took are taken back; the next job
-                // (same batch or not) continues from what was kept.
-                let undone = store
-                    .write(move |c| {
-                        assert_eq!(crate::org::next_incident_number(c, id)?, 3);
-                        Err::<(), _>(StoreError::Conflict("undo".into()))
-                    })
-                    .await;
-                assert!(undone.is_err());
-                let next = store.write(move |c| crate::org::next_incident_number(c, id)).await.expect("number");
-                assert_eq!(next, 3);
-                store.close().await;
-            });
-        })
-        .join()
-        .expect("batch memory");
+        on_fresh_store("batch memory", |store, _| async move {
+            let id = ironcase_domain::OrgId::new();
+            let r = store
+                .write(move |c| {
+                    new_org(c, &id.to_string())?;
+                    assert_eq!(crate::org::plan_of(c, id)?.0, "free");
+                    assert_eq!(crate::org::plan_of(c, id)?.0, "free", "remembered");
+                    crate::org::set_plan(c, id, "enterprise", "{}")?;
+                    assert_eq!(crate::org::plan_of(c, id)?.0, "enterprise");
+                    crate::org::set_status(c, id, "suspended")?;
+                    assert_eq!(crate::org::plan_of(c, id)?.2, "suspended");
+                    assert_eq!(crate::org::next_incident_number(c, id)?, 1);
+                    assert_eq!(crate::org::next_incident_number(c, id)?, 2);
+                    Ok::<_, StoreError>(())
+                })
+                .await;
+            assert!(r.is_ok(), "{r:?}");
+            // Undone: the numbers it took are taken back; the next job
+            // (same batch or not) continues from what was kept.
+            let undone = store
+                .write(move |c| {
+                    assert_eq!(crate::org::next_incident_number(c, id)?, 3);
+                    Err::<(), _>(StoreError::Conflict("undo".into()))
+                })
+                .await;
+            assert!(undone.is_err());
+            let next = store.write(move |c| crate::org::next_incident_number(c, id)).await.expect("number");
+            assert_eq!(next, 3);
+        });
     }
 
     /// A node outlives its database connections: after the server ends them
@@ -276,82 +278,62 @@ mod tests {
     /// and the next ones connect again, reads and writes alike.
     #[test]
     fn connections_are_made_again_when_the_server_ends_them() {
-        let Some(admin_url) = crate::testing::postgres_url() else { return };
-        std::thread::spawn(move || {
-            let db = TempDb::new(&admin_url);
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async {
-                let store = crate::Store::open_postgres(&db.url).await.expect("open");
-                let write = |n: usize| {
-                    let store = store.clone();
-                    async move {
-                        store
-                            .write(move |c| {
-                                c.platform()?;
-                                c.exec(
-                                    "insert into organization (organization_id, slug, name, plan, status, created_at) values (?, ?, 'N', 'free', 'active', 0)",
-                                    crate::params![format!("org_{n}"), format!("s{n}")],
-                                )
-                            })
-                            .await
-                    }
-                };
-                let count = || {
-                    let store = store.clone();
-                    async move {
-                        store
-                            .read(|c| {
-                                c.platform()?;
-                                crate::query_one(c, "select count(*) from organization", crate::params![], |r| r.get::<_, i64>(0))
-                            })
-                            .await
-                    }
-                };
-                write(0).await.expect("a write");
-                assert_eq!(count().await.expect("a read"), 1);
-                // Every connection of the application's role, ended by the server.
-                let url = db.url.clone();
-                let ended: i64 = tokio::task::spawn_blocking(move || {
-                    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-                    admin
-                        .query_one(
-                            "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity \
-                             where datname = current_database() and pid <> pg_backend_pid()) t",
-                            &[],
-                        )
-                        .expect("terminate")
-                        .get(0)
-                })
-                .await
-                .expect("admin");
-                assert!(ended >= 2, "the writer and the readers were connected: {ended}");
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                // At most one failure per connection (1 writer + readers), then
-                // every request succeeds again.
-                let (mut failed, mut n) = (0, 1);
-                while failed <= READERS_AND_WRITER {
-                    let w = write(n).await;
-                    let r = count().await;
-                    if w.is_ok() {
-                        n += 1;
-                    }
-                    if w.is_err() || r.is_err() {
-                        failed += 1;
-                        continue;
-                    }
-                    break;
+        on_fresh_store("connections made again", |store, url| async move {
+            let write = |n: usize| {
+                let store = store.clone();
+                async move { store.write(move |c| new_org(c, &format!("org_{n}"))).await }
+            };
+            let count = || {
+                let store = store.clone();
+                async move {
+                    store
+                        .read(|c| {
+                            c.platform()?;
+                            crate::query_one(c, "select count(*) from organization", crate::params![], |r| r.get::<_, i64>(0))
+                        })
+                        .await
                 }
-                assert!(failed <= READERS_AND_WRITER, "still failing after {failed} requests");
-                for _ in 0..20 {
-                    write(n).await.expect("a write after reconnecting");
+            };
+            write(0).await.expect("a write");
+            assert_eq!(count().await.expect("a read"), 1);
+            // Every connection of the application's role, ended by the server.
+            let ended: i64 = tokio::task::spawn_blocking(move || {
+                let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                admin
+                    .query_one(
+                        "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity \
+                     where datname = current_database() and pid <> pg_backend_pid()) t",
+                        &[],
+                    )
+                    .expect("terminate")
+                    .get(0)
+            })
+            .await
+            .expect("admin");
+            assert!(ended >= 2, "the writer and the readers were connected: {ended}");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            // At most one failure per connection (1 writer + readers), then
+            // every request succeeds again.
+            let (mut failed, mut n) = (0, 1);
+            while failed <= READERS_AND_WRITER {
+                let w = write(n).await;
+                let r = count().await;
+                if w.is_ok() {
                     n += 1;
-                    assert_eq!(count().await.expect("a read after reconnecting"), n as i64);
                 }
-                store.close().await;
-            });
-        })
-        .join()
-        .expect("connections made again");
+                if w.is_err() || r.is_err() {
+                    failed += 1;
+                    continue;
+                }
+                break;
+            }
+            assert!(failed <= READERS_AND_WRITER, "still failing after {failed} requests");
+            for _ in 0..20 {
+                write(n).await.expect("a write after reconnecting");
+                n += 1;
+                assert_eq!(count().await.expect("a read after reconnecting"), n as i64);
+            }
+        });
     }
 
     /// The store's PostgreSQL connections: the writer's and the readers'.

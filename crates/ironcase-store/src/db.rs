@@ -166,6 +166,13 @@ impl PgConn {
         self.client.borrow().failed_epoch().is_some_and(|e| e < job)
     }
 
+    /// Whether a wait during the current job failed because of a statement
+    /// of its own: on PostgreSQL its transaction is then aborted until the
+    /// job's savepoint is undone, whatever the job made of the failure.
+    pub(crate) fn failed_itself(&self, job: u64) -> bool {
+        self.client.borrow().failed_epoch() == Some(job)
+    }
+
     /// Sends a pending `begin` (reads) ahead of the first statement, in the
     /// same flight.
     fn begin_if_pending(&self) -> Result<()> {

@@ -168,6 +168,66 @@ mod tests {
                 })
                 .await;
             assert!(bad.is_err(), "{bad:?}");
+            // A write that carries on after its own statement failed (and
+            // says all is well) is undone and answered with the failure, and
+            // only it: the writes sharing its batch are kept.
+            // The writer is kept busy meanwhile, so that all of them queue
+            // up and share the next batch.
+            let busy = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .write(|_| {
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            Ok::<_, StoreError>(())
+                        })
+                        .await
+                })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let swallowing = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .write(move |c| {
+                            org(c, "org_s")?;
+                            let dup = c.exec(
+                                "insert into organization (organization_id, slug, name, plan, status, created_at) values ('org_s', 'x', 'N', 'free', 'active', 0)",
+                                crate::params![],
+                            );
+                            assert!(dup.is_err());
+                            Ok::<_, StoreError>(())
+                        })
+                        .await
+                })
+            };
+            let good: Vec<_> = (0..20)
+                .map(|n| {
+                    let store = store.clone();
+                    tokio::spawn(async move { store.write(move |c| org(c, &format!("org_g{n}"))).await })
+                })
+                .collect();
+            busy.await.expect("task").expect("the busy write");
+            let swallowed = swallowing.await.expect("task");
+            assert!(swallowed.is_err(), "{swallowed:?}");
+            for g in good {
+                let r = g.await.expect("task");
+                assert!(r.is_ok(), "a write beside the failed one: {r:?}");
+            }
+            let kept = store
+                .read(|c| {
+                    c.platform()?;
+                    crate::query_map(
+                        c,
+                        "select organization_id from organization where organization_id like 'org_%'",
+                        crate::params![],
+                        |r| r.get::<_, String>(0),
+                    )
+                })
+                .await
+                .expect("read");
+            assert!(!kept.contains(&"org_s".to_owned()), "nothing of it was kept");
+            assert_eq!(kept.len(), 20, "{kept:?}");
             let seq_org = store.write(move |c| org(c, &seq.to_string())).await;
             assert!(seq_org.is_ok(), "{seq_org:?}");
             // Many at once, all good: all succeed, numbered 1..=40 with the

@@ -14,7 +14,8 @@ pub(crate) enum Owned {
     Postgres(Box<PgConn>),
 }
 
-/// How a job's result is delivered once the batch's fate is known.
+/// How a job's result is delivered once the batch's fate is known (or the
+/// job's own failure, when it carried on after a statement failed).
 type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A job runs on the writer thread; it says whether to keep its savepoint.
 type Job = Box<dyn FnOnce(&Conn) -> (bool, Finish) + Send>;
@@ -93,7 +94,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         Owned::Postgres(p) => (Conn::Postgres(p), &["begin", "select pg_advisory_xact_lock(7160117)"], Some(&**p)),
     };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut finishes: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
+    let mut finishes: Vec<(Finish, Option<StoreError>)> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -131,7 +132,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             }
             // A job that panics (a bug) is undone like one that failed, and
             // the writer goes on; its caller is answered `Unavailable`.
-            let (keep, finish) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn))).unwrap_or_else(|_| {
+            let (mut keep, finish) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn))).unwrap_or_else(|_| {
                 tracing::error!("a write panicked; it is undone");
                 (false, Box::new(|_: Option<&StoreError>| {}))
             });
@@ -143,8 +144,17 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             let earlier = |p: Option<&PgConn>| p.zip(epoch).is_some_and(|(p, e)| p.failed_before(e));
             if earlier(pg) {
                 broken = Some(StoreError::Database("a write of an earlier request in the batch failed".into()));
-                finishes.push(finish);
+                finishes.push((finish, None));
                 continue;
+            }
+            // A job that carried on after one of its statements failed (and
+            // returned success) is undone and answered with the failure: on
+            // PostgreSQL nothing after that statement took effect.
+            let mut own = None;
+            if keep && pg.zip(epoch).is_some_and(|(p, e)| p.failed_itself(e)) {
+                tracing::error!("a write carried on after a failed statement; it is undone");
+                own = Some(StoreError::Database("a statement of this write failed".into()));
+                keep = false;
             }
             if keep {
                 if let Err(e) = conn.later("release req") {
@@ -167,7 +177,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                     p.undo_job();
                 }
             }
-            finishes.push(finish);
+            finishes.push((finish, own));
         }
         // The rows the batch kept in memory are written once, then it commits.
         let owed = pg.map(PgConn::end_batch).unwrap_or_default();
@@ -195,8 +205,8 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         if commit.is_none() {
             commits.send_modify(|n| *n = n.wrapping_add(1));
         }
-        for f in finishes.drain(..) {
-            f(commit.as_ref());
+        for (f, own) in finishes.drain(..) {
+            f(own.as_ref().or(commit.as_ref()));
         }
     }
     if let Owned::Sqlite(c) = &owned {

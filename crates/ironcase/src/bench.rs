@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// server (a URL with the right to create databases) and dropped after.
     #[arg(long)]
     pub postgres: Option<String>,
+    /// With `--seeded`: the PostgreSQL database `dev seed --database-url`
+    /// filled (the data directory holds its master key).
+    #[arg(long)]
+    pub database_url: Option<String>,
 }
 
 /// A database made for one benchmark run, dropped with it.
@@ -128,12 +132,8 @@ impl Server {
     }
 }
 
-/// Starts the server over `data` (a fresh directory when `None`).
-async fn start_server(data: Option<&std::path::Path>) -> anyhow::Result<Server> {
-    start_server_with(data, &[]).await
-}
-
-/// As [`start_server`], with more `serve` flags.
+/// Starts the server over `data` (a fresh directory when `None`), with
+/// `extra` flags.
 async fn start_server_with(data: Option<&std::path::Path>, extra: &[String]) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let data = data.map(std::path::Path::to_path_buf).unwrap_or_else(|| dir.path().join("data"));
@@ -502,7 +502,8 @@ async fn peak_while<T>(pid: u32, f: impl std::future::Future<Output = T>) -> (T,
 /// and similar incidents over the seeded organisation.
 async fn run_seeded(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<std::process::ExitCode> {
     use crate::seed_words;
-    let server = start_server(Some(dir)).await?;
+    let extra: Vec<String> = args.database_url.iter().flat_map(|u| ["--database-url".to_owned(), u.clone()]).collect();
+    let server = start_server_with(Some(dir), &extra).await?;
     let (base, pid) = (server.base.clone(), server.pid);
     let token = login(&base, &server.password).await?;
     let auth = format!("Bearer {token}");

@@ -37,6 +37,10 @@ pub struct SeedArgs {
     /// Incidents per write job (several jobs share one commit).
     #[arg(long, default_value_t = 2_000)]
     pub batch: u64,
+    /// Fill this PostgreSQL database instead of the data directory's SQLite
+    /// one (the data directory still holds the master key).
+    #[arg(long, env = "IRONCASE_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// splitmix64: a small, fast, deterministic generator.
@@ -408,7 +412,8 @@ pub fn incident(
 }
 
 pub async fn run(args: SeedArgs) -> anyhow::Result<ExitCode> {
-    let cfg = Config::for_data_dir(args.data_dir.clone());
+    let mut cfg = Config::for_data_dir(args.data_dir.clone());
+    cfg.database_url = args.database_url.clone().map(ironcase_app::shared::SecretUrl::new);
     let (app, password_file) = server::open(&cfg, Clock::system()).await?;
     if let Some(p) = password_file {
         println!("new data directory: the password of admin@localhost is in {}", p.display());

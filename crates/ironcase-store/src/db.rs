@@ -7,7 +7,7 @@
 //! `$N` placeholders. Where the dialects differ (search), a function asks
 //! [`Conn::backend`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 
 use crate::{Result, StoreError};
@@ -32,6 +32,16 @@ pub struct PgConn {
     pub(crate) client: RefCell<crate::pipe::Pipe>,
     /// The `app.tenant_id` of the current transaction, as this side last set it.
     pub(crate) scope: RefCell<Option<String>>,
+    /// A point read outside `begin … commit`: each group of statements up to
+    /// a wait is an implicit transaction of its own, which ends the tenant
+    /// scope with it; the scope asked for ([`PgConn::wanted`]) is then sent
+    /// again before the next statement.
+    autocommit: Cell<bool>,
+    /// The scope a point read asked for.
+    wanted: RefCell<Option<String>>,
+    /// The pipe's `Sync` count when `wanted` was last sent: valid until the
+    /// next `Sync`.
+    scoped_at: Cell<Option<u64>>,
     /// Statements prepared on this connection, by their SQL text: one round
     /// trip per statement instead of two.
     statements: RefCell<std::collections::HashMap<String, Prepared>>,
@@ -72,11 +82,14 @@ struct BatchMemo {
 /// create). So a statement is prepared anew after 100, 1,000, 10,000, …
 /// executions and at least every ten minutes: plans follow the data.
 struct Prepared {
-    statement: postgres::Statement,
+    statement: crate::pipe::Statement,
     uses: u64,
     renew_at: u64,
     prepared_at: std::time::Instant,
 }
+
+/// Sets the tenant scope for the rest of the current transaction.
+const SET_SCOPE: &str = "select set_config('app.tenant_id', ?, true)";
 
 const RENEW_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -88,6 +101,9 @@ impl PgConn {
         PgConn {
             client: RefCell::new(client),
             scope: RefCell::new(None),
+            autocommit: Cell::new(false),
+            wanted: RefCell::new(None),
+            scoped_at: Cell::new(None),
             statements: RefCell::new(std::collections::HashMap::new()),
             pending_begin: RefCell::new(None),
             memo: None,
@@ -125,6 +141,7 @@ impl PgConn {
         self.statements.borrow_mut().clear();
         self.scope.borrow_mut().take();
         self.pending_begin.borrow_mut().take();
+        self.scoped_at.set(None);
         Ok(())
     }
 
@@ -187,15 +204,32 @@ impl PgConn {
     /// on the server after the first time), without waiting.
     fn send_now(&self, sql: &str) -> Result<()> {
         let st = self.statement(sql)?;
+        self.ensure_scope()?;
         self.client.borrow_mut().send(&st, &[]);
         Ok(())
+    }
+
+    /// Starts a read: in one snapshot (`begin` sent with its first
+    /// statement), or a point read whose statements are each their own.
+    pub(crate) fn start_read(&self, snapshot: bool) {
+        if snapshot {
+            *self.pending_begin.borrow_mut() = Some("begin isolation level repeatable read read only");
+        }
+        self.autocommit.set(!snapshot);
+        self.wanted.borrow_mut().take();
+        self.scoped_at.set(None);
     }
 
     /// Ends a read: its `commit` goes out now, and nobody waits for it.
     pub(crate) fn end_read(&self) {
         let begun = self.pending_begin.borrow_mut().take().is_none();
         self.client.borrow_mut().detach_all();
-        if begun {
+        if self.autocommit.replace(false) {
+            // Whatever was sent last goes out, closed by a `Sync`.
+            self.client.borrow_mut().flush();
+            self.wanted.borrow_mut().take();
+            self.scoped_at.set(None);
+        } else if begun {
             // A connection that cannot prepare it is gone: made anew on its
             // next use.
             if let Ok(st) = self.statement("commit") {
@@ -205,7 +239,7 @@ impl PgConn {
         self.forget_scope();
     }
 
-    fn statement(&self, sql: &str) -> Result<postgres::Statement> {
+    fn statement(&self, sql: &str) -> Result<crate::pipe::Statement> {
         self.begin_if_pending()?;
         let renew_at = match self.statements.borrow_mut().get_mut(sql) {
             Some(p) if p.uses < p.renew_at && p.prepared_at.elapsed() < RENEW_AFTER => {
@@ -217,12 +251,49 @@ impl PgConn {
         };
         let statement = self.client.borrow_mut().prepare(&numbered(sql))?;
         let mut m = self.statements.borrow_mut();
+        let mut client = self.client.borrow_mut();
         if m.len() >= MAX_STATEMENTS {
-            m.clear();
+            for (_, old) in m.drain() {
+                client.close(&old.statement);
+            }
         }
         let p = Prepared { statement: statement.clone(), uses: 1, renew_at, prepared_at: std::time::Instant::now() };
-        m.insert(sql.to_owned(), p);
+        if let Some(old) = m.insert(sql.to_owned(), p) {
+            client.close(&old.statement);
+        }
         Ok(statement)
+    }
+
+    /// A point read's scope, sent before its next statement if the implicit
+    /// transaction it was sent in has ended (or it was never sent). Nothing
+    /// asked, nothing sent: row-level security then shows no tenant's rows.
+    fn ensure_scope(&self) -> Result<()> {
+        if !self.autocommit.get() {
+            return Ok(());
+        }
+        let Some(tenant) = self.wanted.borrow().clone() else { return Ok(()) };
+        for _ in 0..2 {
+            if self.scoped_at.get() == Some(self.client.borrow().syncs()) {
+                return Ok(());
+            }
+            let st = self.statement(SET_SCOPE)?;
+            let mut client = self.client.borrow_mut();
+            let before = client.syncs();
+            client.send(&st, &[&tenant]);
+            // A `Sync` forced right after it would end its transaction:
+            // then it is sent once more.
+            if client.syncs() == before {
+                self.scoped_at.set(Some(before));
+                return Ok(());
+            }
+        }
+        Err(StoreError::Database("could not scope a read to its tenant".into()))
+    }
+
+    /// The writer ends a job: what it sent goes out (closed by a `Sync`),
+    /// so the server works on it while the next job is made.
+    pub(crate) fn flush(&self) {
+        self.client.borrow_mut().flush();
     }
 
     /// Forgets the scope (a transaction ended, or a savepoint was undone).
@@ -252,8 +323,26 @@ pub trait Col: rusqlite::types::FromSql + for<'r> postgres::types::FromSql<'r> {
 impl<T: rusqlite::types::FromSql + for<'r> postgres::types::FromSql<'r>> Col for T {}
 
 /// A column index (a position or a name) both drivers understand.
-pub trait Idx: rusqlite::RowIndex + postgres::row::RowIndex + Display + Copy {}
-impl<T: rusqlite::RowIndex + postgres::row::RowIndex + Display + Copy> Idx for T {}
+pub trait Idx: rusqlite::RowIndex + PgIndex + Display + Copy {}
+impl<T: rusqlite::RowIndex + PgIndex + Display + Copy> Idx for T {}
+
+/// A column index into a PostgreSQL row: a position, or a name.
+pub trait PgIndex {
+    /// The position among `len` columns named by `name_at`.
+    fn position<'c>(&self, len: usize, name_at: &dyn Fn(usize) -> &'c str) -> Option<usize>;
+}
+
+impl PgIndex for usize {
+    fn position<'c>(&self, len: usize, _: &dyn Fn(usize) -> &'c str) -> Option<usize> {
+        (*self < len).then_some(*self)
+    }
+}
+
+impl PgIndex for &str {
+    fn position<'c>(&self, len: usize, name_at: &dyn Fn(usize) -> &'c str) -> Option<usize> {
+        (0..len).find(|&i| name_at(i) == *self)
+    }
+}
 
 /// A value built at run time, for statements whose parameters vary.
 #[derive(Debug, Clone, PartialEq)]
@@ -326,7 +415,7 @@ macro_rules! params {
 /// One row of a result.
 pub enum Row<'a, 'r> {
     Sqlite(&'a rusqlite::Row<'r>),
-    Postgres(&'a postgres::Row),
+    Postgres(&'a crate::pipe::PgRow),
 }
 
 impl Row<'_, '_> {
@@ -432,6 +521,7 @@ impl Conn<'_> {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
                 let st = c.statement(sql)?;
+                c.ensure_scope()?;
                 let rows = c.client.borrow_mut().query(&st, &p)?;
                 for r in &rows {
                     if !f(&Row::Postgres(r))? {
@@ -451,6 +541,7 @@ impl Conn<'_> {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
                 let st = c.statement(sql)?;
+                c.ensure_scope()?;
                 Ok(c.client.borrow_mut().execute(&st, &p)? as usize)
             }
         }
@@ -471,6 +562,7 @@ impl Conn<'_> {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
                 let st = c.statement(sql)?;
+                c.ensure_scope()?;
                 c.client.borrow_mut().send(&st, &p);
                 Ok(())
             }
@@ -513,11 +605,19 @@ impl Conn<'_> {
     pub fn scope(&self, tenant: impl Display) -> Result<()> {
         let Conn::Postgres(c) = self else { return Ok(()) };
         let tenant = tenant.to_string();
+        if c.autocommit.get() {
+            // Sent with the next statement, in its implicit transaction.
+            if c.wanted.borrow().as_deref() != Some(tenant.as_str()) {
+                *c.wanted.borrow_mut() = Some(tenant);
+                c.scoped_at.set(None);
+            }
+            return Ok(());
+        }
         if c.scope.borrow().as_deref() == Some(tenant.as_str()) {
             return Ok(());
         }
         // Sent, not waited for: it goes out with the next statement.
-        let st = c.statement("select set_config('app.tenant_id', ?, true)")?;
+        let st = c.statement(SET_SCOPE)?;
         c.client.borrow_mut().send(&st, &[&tenant]);
         *c.scope.borrow_mut() = Some(tenant);
         Ok(())

@@ -278,7 +278,7 @@ impl Store {
                 drop(permit);
                 out
             }
-            Engine::Postgres { readers } => pg_read(readers, f).await,
+            Engine::Postgres { readers } => pg_read(readers, true, f).await,
         }
     }
 
@@ -301,8 +301,10 @@ impl Store {
                 drop(permit);
                 out
             }
-            // The driver blocks: never on an async thread.
-            Engine::Postgres { readers } => pg_read(readers, f).await,
+            // The driver blocks: never on an async thread. Each statement is
+            // its own snapshot, as on SQLite: no `begin` and `commit` around
+            // a lookup.
+            Engine::Postgres { readers } => pg_read(readers, false, f).await,
         }
     }
 
@@ -343,9 +345,10 @@ impl Store {
     }
 }
 
-/// A PostgreSQL read: one snapshot (repeatable read, read only), on a blocking
-/// thread, with a pooled connection.
-async fn pg_read<T, E, F>(readers: &Arc<PgPool>, f: F) -> Result<T, E>
+/// A PostgreSQL read on a blocking thread, with a pooled connection: one
+/// snapshot (repeatable read, read only), or with `snapshot` false a snapshot
+/// per statement (an implicit transaction per wait).
+async fn pg_read<T, E, F>(readers: &Arc<PgPool>, snapshot: bool, f: F) -> Result<T, E>
 where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
@@ -359,8 +362,9 @@ where
             pool.give(conn);
             return Err(E::from(e));
         }
-        // Sent with the first statement (or the scope), not on its own.
-        *conn.pending_begin.borrow_mut() = Some("begin isolation level repeatable read read only");
+        // A `begin` is sent with the first statement (or the scope), not on
+        // its own.
+        conn.start_read(snapshot);
         let out = f(&Conn::Postgres(&conn));
         // Begun only if something ran. Nothing was written, so ending it
         // either way is the same, and nobody waits for it: the `commit` goes

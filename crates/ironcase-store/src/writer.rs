@@ -178,6 +178,10 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                 }
             }
             finishes.push((finish, own));
+            // Out now: the server works on this job while the next is made.
+            if let Some(p) = pg {
+                p.flush();
+            }
         }
         // The rows the batch kept in memory are written once, then it commits.
         let owed = pg.map(PgConn::end_batch).unwrap_or_default();

@@ -396,6 +396,109 @@ mod tests {
         });
     }
 
+    /// A point read runs outside `begin … commit`, each wait ending an
+    /// implicit transaction and the tenant scope with it: every statement
+    /// still sees the scope its read asked for, and a read that asks for
+    /// none sees nothing, on a connection whose last read had a tenant.
+    #[test]
+    fn point_reads_see_only_the_scope_they_ask_for() {
+        on_fresh_store("point read scopes", |store, _| async move {
+            let (a, b) = (ironcase_domain::OrgId::new(), ironcase_domain::OrgId::new());
+            store
+                .write(move |c| {
+                    for o in [a.to_string(), b.to_string()] {
+                        let o = o.as_str();
+                        new_org(c, o)?;
+                        c.scope(o)?;
+                        for n in 0..3 {
+                            c.run(
+                                "insert into comment (organization_id, comment_id, incident_id, author_id, body, created_at) values (?, ?, 'inc', 'usr', 'b', 0)",
+                                crate::params![o, format!("cmt_{o}_{n}")],
+                            )?;
+                        }
+                    }
+                    Ok::<_, StoreError>(())
+                })
+                .await
+                .expect("rows");
+            let count = |c: &crate::Conn| crate::query_one(c, "select count(*) from comment", crate::params![], |r| r.get::<_, i64>(0));
+            // Sequential reads take the same pooled connection.
+            for _ in 0..3 {
+                let seen = store
+                    .read_now(move |c| {
+                        c.scope(a)?;
+                        // Three waits, three implicit transactions: each one
+                        // scoped to the tenant asked for.
+                        Ok::<_, StoreError>((count(c)?, count(c)?, crate::org::plan_of(c, a)?.0))
+                    })
+                    .await
+                    .expect("scoped read");
+                assert_eq!(seen, (3, 3, "free".to_owned()));
+                let unscoped = store.read_now(move |c| count(c)).await.expect("unscoped read");
+                assert_eq!(unscoped, 0, "a read that names no tenant sees no tenant's rows");
+                let other = store
+                    .read_now(move |c| {
+                        c.scope(b)?;
+                        crate::query_map(c, "select organization_id from comment", crate::params![], |r| r.get::<_, String>(0))
+                    })
+                    .await
+                    .expect("other tenant");
+                assert_eq!(other, [b.to_string(), b.to_string(), b.to_string()]);
+                let snapshot = store.read(move |c| count(c)).await.expect("unscoped snapshot read");
+                assert_eq!(snapshot, 0);
+            }
+        });
+    }
+
+    /// One write of thousands of statements nobody waits for, and values
+    /// larger than a socket read: the connection neither blocks on itself nor
+    /// loses a byte.
+    #[test]
+    fn long_jobs_and_large_values_pass_through_the_pipe() {
+        on_fresh_store("long jobs", |store, _| async move {
+            let big: String = (0..3_000_000u32).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let b2 = big.clone();
+            store
+                .write(move |c| {
+                    new_org(c, "org_a")?;
+                    c.scope("org_a")?;
+                    for n in 0..5_000 {
+                        c.run(
+                            "insert into comment (organization_id, comment_id, incident_id, author_id, body, created_at) values ('org_a', ?, 'inc', 'usr', ?, 0)",
+                            crate::params![format!("cmt_{n}"), if n == 4_321 { b2.clone() } else { "b".to_owned() }],
+                        )?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+                .await
+                .expect("a long job");
+            let (n, body) = store
+                .read(|c| {
+                    c.scope("org_a")?;
+                    let n = crate::query_one(c, "select count(*) from comment", crate::params![], |r| r.get::<_, i64>(0))?;
+                    let body = crate::query_one(c, "select body from comment where comment_id = 'cmt_4321'", crate::params![], |r| {
+                        r.get::<_, String>(0)
+                    })?;
+                    Ok::<_, StoreError>((n, body))
+                })
+                .await
+                .expect("read back");
+            assert_eq!(n, 5_000);
+            assert!(body == big, "a 3 MB value comes back whole");
+            // Many rows in one answer.
+            let all = store
+                .read_now(|c| {
+                    c.scope("org_a")?;
+                    crate::query_map(c, "select comment_id from comment order by created_at, comment_id", crate::params![], |r| {
+                        r.get::<_, String>(0)
+                    })
+                })
+                .await
+                .expect("all rows");
+            assert_eq!(all.len(), 5_000);
+        });
+    }
+
     /// The store's PostgreSQL connections: the writer's and the readers'.
     const READERS_AND_WRITER: usize = crate::READERS + crate::SCANNERS + 1;
 

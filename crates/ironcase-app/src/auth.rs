@@ -296,7 +296,7 @@ impl App {
             .write(move |c| {
                 {
                     let Some(rt) = session::get_refresh(c, &hash)? else { return Ok(Refreshed::Invalid) };
-                    let Some(auth) = session::session_auth(c, rt.session)? else { return Ok(Refreshed::Invalid) };
+                    let Some(auth) = session::session_auth(c, rt.session, None)? else { return Ok(Refreshed::Invalid) };
                     let s = auth.session;
                     let mut e =
                         anonymous(&s.org.to_string(), &meta, now, "auth.refresh", "success", json!({ "session_id": s.id.to_string() }));
@@ -395,7 +395,7 @@ impl App {
         let sid: SessionId = claims.sid.parse().map_err(|_| AppError::Unauthenticated)?;
         let org: OrgId = claims.org.parse().map_err(|_| AppError::Unauthenticated)?;
         let user: UserId = claims.sub.parse().map_err(|_| AppError::Unauthenticated)?;
-        let auth = { self.store().read_now(move |c| session::session_auth(c, sid)).await? };
+        let auth = { self.store().read_now(move |c| session::session_auth(c, sid, Some(org))).await? };
         let Some(auth) = auth else { return Err(AppError::Unauthenticated) };
         self.session_principal(auth, org, Some(user), now)
     }

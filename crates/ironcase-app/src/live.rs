@@ -450,7 +450,8 @@ impl App {
         let Some((org, holder)) = taken else { return Err(AppError::Unauthenticated) };
         match holder {
             TicketHolder::Session(sid) => {
-                let auth = self.store().read_now(move |c| session::session_auth(c, sid)).await?.ok_or(AppError::Unauthenticated)?;
+                let auth =
+                    self.store().read_now(move |c| session::session_auth(c, sid, Some(org))).await?.ok_or(AppError::Unauthenticated)?;
                 self.session_principal(auth, org, None, now)
             }
             TicketHolder::ApiKey(key) => {
@@ -465,7 +466,9 @@ impl App {
         let now = self.clock().now();
         match (p.actor, p.session) {
             (Actor::User(user), Some(sid)) => {
-                let auth = self.store().read_now(move |c| session::session_auth(c, sid)).await?.ok_or(AppError::Unauthenticated)?;
+                let org = p.org;
+                let auth =
+                    self.store().read_now(move |c| session::session_auth(c, sid, Some(org))).await?.ok_or(AppError::Unauthenticated)?;
                 let again = self.session_principal(auth, p.org, Some(user), now)?;
                 if again.role != p.role {
                     return Err(AppError::Unauthenticated);

@@ -32,16 +32,22 @@ pub struct PgConn {
     pub(crate) client: RefCell<crate::pipe::Pipe>,
     /// The `app.tenant_id` of the current transaction, as this side last set it.
     pub(crate) scope: RefCell<Option<String>>,
-    /// A point read outside `begin … commit`: each group of statements up to
-    /// a wait is an implicit transaction of its own, which ends the tenant
-    /// scope with it; the scope asked for ([`PgConn::wanted`]) is then sent
-    /// again before the next statement.
-    autocommit: Cell<bool>,
-    /// The scope a point read asked for.
+    /// A read connection. Its tenant scope is the session's
+    /// (`set_config(…, false)`, outside any one transaction: point reads run
+    /// outside `begin … commit`), sent before a read's first statement only
+    /// when the read asks for another scope than the connection has. A read
+    /// that asks for none gets none: the scope is cleared for it.
+    reader: bool,
+    /// The current read is one snapshot (`begin … commit`).
+    snapshot: Cell<bool>,
+    /// The scope the current read asked for.
     wanted: RefCell<Option<String>>,
-    /// The pipe's `Sync` count when `wanted` was last sent: valid until the
-    /// next `Sync`.
-    scoped_at: Cell<Option<u64>>,
+    /// The session's `app.tenant_id` as this side knows it (`""`: none);
+    /// `None` when not known (a statement failed after one was sent, and a
+    /// failed transaction takes a setting back).
+    server_scope: RefCell<Option<String>>,
+    /// A scope was sent and no wait has yet found everything before it done.
+    unconfirmed: Cell<bool>,
     /// Statements prepared on this connection, by their SQL text: one round
     /// trip per statement instead of two.
     statements: RefCell<std::collections::HashMap<String, Prepared>>,
@@ -90,6 +96,8 @@ struct Prepared {
 
 /// Sets the tenant scope for the rest of the current transaction.
 const SET_SCOPE: &str = "select set_config('app.tenant_id', ?, true)";
+/// Sets a read connection's tenant scope, until it is set again.
+const SET_SESSION_SCOPE: &str = "select set_config('app.tenant_id', ?, false)";
 
 const RENEW_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -101,9 +109,11 @@ impl PgConn {
         PgConn {
             client: RefCell::new(client),
             scope: RefCell::new(None),
-            autocommit: Cell::new(false),
+            reader: false,
+            snapshot: Cell::new(false),
             wanted: RefCell::new(None),
-            scoped_at: Cell::new(None),
+            server_scope: RefCell::new(Some(String::new())),
+            unconfirmed: Cell::new(false),
             statements: RefCell::new(std::collections::HashMap::new()),
             pending_begin: RefCell::new(None),
             memo: None,
@@ -141,8 +151,14 @@ impl PgConn {
         self.statements.borrow_mut().clear();
         self.scope.borrow_mut().take();
         self.pending_begin.borrow_mut().take();
-        self.scoped_at.set(None);
+        *self.server_scope.borrow_mut() = Some(String::new());
+        self.unconfirmed.set(false);
         Ok(())
+    }
+
+    /// A read connection (see [`PgConn::reader`]).
+    pub(crate) fn for_reads(conn: PgConn) -> PgConn {
+        PgConn { reader: true, ..conn }
     }
 
     /// The writer's connection: remembers rows within a write batch.
@@ -204,7 +220,6 @@ impl PgConn {
     /// on the server after the first time), without waiting.
     fn send_now(&self, sql: &str) -> Result<()> {
         let st = self.statement(sql)?;
-        self.ensure_scope()?;
         self.client.borrow_mut().send(&st, &[]);
         Ok(())
     }
@@ -215,28 +230,46 @@ impl PgConn {
         if snapshot {
             *self.pending_begin.borrow_mut() = Some("begin isolation level repeatable read read only");
         }
-        self.autocommit.set(!snapshot);
+        self.snapshot.set(snapshot);
         self.wanted.borrow_mut().take();
-        self.scoped_at.set(None);
     }
 
-    /// Ends a read: its `commit` goes out now, and nobody waits for it.
+    /// Ends a read: a snapshot's `commit` goes out now, and nobody waits for
+    /// it (read only, and every statement of it answered: it cannot fail).
     pub(crate) fn end_read(&self) {
         let begun = self.pending_begin.borrow_mut().take().is_none();
         self.client.borrow_mut().detach_all();
-        if self.autocommit.replace(false) {
-            // Whatever was sent last goes out, closed by a `Sync`.
-            self.client.borrow_mut().flush();
-            self.wanted.borrow_mut().take();
-            self.scoped_at.set(None);
-        } else if begun {
+        if self.snapshot.replace(false) && begun {
             // A connection that cannot prepare it is gone: made anew on its
             // next use.
             if let Ok(st) = self.statement("commit") {
                 self.client.borrow_mut().send_detached(&st);
             }
+        } else {
+            // Whatever was sent last goes out, closed by a `Sync`.
+            self.client.borrow_mut().flush();
         }
+        if self.unconfirmed.replace(false) {
+            self.server_scope.borrow_mut().take();
+        }
+        self.wanted.borrow_mut().take();
         self.forget_scope();
+    }
+
+    /// Notes what a wait found (readers): success means every statement sent
+    /// before it took effect, a scope among them; a failure, that a scope
+    /// sent may have been taken back.
+    fn waited<T>(&self, r: Result<T>) -> Result<T> {
+        if self.reader {
+            match &r {
+                Ok(_) => self.unconfirmed.set(false),
+                Err(_) => {
+                    self.unconfirmed.set(false);
+                    self.server_scope.borrow_mut().take();
+                }
+            }
+        }
+        r
     }
 
     fn statement(&self, sql: &str) -> Result<crate::pipe::Statement> {
@@ -249,7 +282,7 @@ impl PgConn {
             Some(p) => p.renew_at.saturating_mul(10),
             None => 100,
         };
-        let statement = self.client.borrow_mut().prepare(&numbered(sql))?;
+        let statement = self.waited(self.client.borrow_mut().prepare(&numbered(sql)))?;
         let mut m = self.statements.borrow_mut();
         let mut client = self.client.borrow_mut();
         if m.len() >= MAX_STATEMENTS {
@@ -264,30 +297,22 @@ impl PgConn {
         Ok(statement)
     }
 
-    /// A point read's scope, sent before its next statement if the implicit
-    /// transaction it was sent in has ended (or it was never sent). Nothing
-    /// asked, nothing sent: row-level security then shows no tenant's rows.
+    /// A read's scope, sent before its next statement when the connection
+    /// has another (or might have). Nothing asked, the scope cleared:
+    /// row-level security then shows no tenant's rows.
     fn ensure_scope(&self) -> Result<()> {
-        if !self.autocommit.get() {
+        if !self.reader {
             return Ok(());
         }
-        let Some(tenant) = self.wanted.borrow().clone() else { return Ok(()) };
-        for _ in 0..2 {
-            if self.scoped_at.get() == Some(self.client.borrow().syncs()) {
-                return Ok(());
-            }
-            let st = self.statement(SET_SCOPE)?;
-            let mut client = self.client.borrow_mut();
-            let before = client.syncs();
-            client.send(&st, &[&tenant]);
-            // A `Sync` forced right after it would end its transaction:
-            // then it is sent once more.
-            if client.syncs() == before {
-                self.scoped_at.set(Some(before));
-                return Ok(());
-            }
+        let desired = self.wanted.borrow().clone().unwrap_or_default();
+        if self.server_scope.borrow().as_deref() == Some(desired.as_str()) {
+            return Ok(());
         }
-        Err(StoreError::Database("could not scope a read to its tenant".into()))
+        let st = self.statement(SET_SESSION_SCOPE)?;
+        self.client.borrow_mut().send(&st, &[&desired]);
+        *self.server_scope.borrow_mut() = Some(desired);
+        self.unconfirmed.set(true);
+        Ok(())
     }
 
     /// The writer ends a job: what it sent goes out (closed by a `Sync`),
@@ -522,7 +547,7 @@ impl Conn<'_> {
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
                 let st = c.statement(sql)?;
                 c.ensure_scope()?;
-                let rows = c.client.borrow_mut().query(&st, &p)?;
+                let rows = c.waited(c.client.borrow_mut().query(&st, &p))?;
                 for r in &rows {
                     if !f(&Row::Postgres(r))? {
                         break;
@@ -542,7 +567,7 @@ impl Conn<'_> {
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
                 let st = c.statement(sql)?;
                 c.ensure_scope()?;
-                Ok(c.client.borrow_mut().execute(&st, &p)? as usize)
+                Ok(c.waited(c.client.borrow_mut().execute(&st, &p))? as usize)
             }
         }
     }
@@ -574,7 +599,12 @@ impl Conn<'_> {
     pub fn later(&self, sql: &str) -> Result<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Postgres(c) => c.send_now(sql),
+            Conn::Postgres(c) => {
+                let st = c.statement(sql)?;
+                c.ensure_scope()?;
+                c.client.borrow_mut().send(&st, &[]);
+                Ok(())
+            }
         }
     }
 
@@ -583,7 +613,7 @@ impl Conn<'_> {
     pub fn sync(&self) -> Result<()> {
         match self {
             Conn::Sqlite(_) => Ok(()),
-            Conn::Postgres(c) => c.client.borrow_mut().sync(),
+            Conn::Postgres(c) => c.waited(c.client.borrow_mut().sync()),
         }
     }
 
@@ -593,7 +623,8 @@ impl Conn<'_> {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(c) => {
                 c.begin_if_pending()?;
-                c.client.borrow_mut().batch(sql)
+                c.ensure_scope()?;
+                c.waited(c.client.borrow_mut().batch(sql))
             }
         }
     }
@@ -605,12 +636,9 @@ impl Conn<'_> {
     pub fn scope(&self, tenant: impl Display) -> Result<()> {
         let Conn::Postgres(c) = self else { return Ok(()) };
         let tenant = tenant.to_string();
-        if c.autocommit.get() {
-            // Sent with the next statement, in its implicit transaction.
-            if c.wanted.borrow().as_deref() != Some(tenant.as_str()) {
-                *c.wanted.borrow_mut() = Some(tenant);
-                c.scoped_at.set(None);
-            }
+        if c.reader {
+            // Sent with the next statement, if the connection has another.
+            *c.wanted.borrow_mut() = Some(tenant);
             return Ok(());
         }
         if c.scope.borrow().as_deref() == Some(tenant.as_str()) {

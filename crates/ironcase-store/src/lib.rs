@@ -226,7 +226,8 @@ impl Store {
             pg::migrate(&mut owner)?;
             drop(owner);
             let w = db::PgConn::for_writer(db::PgConn::connect(&url)?);
-            let readers = (0..READERS + SCANNERS).map(|_| db::PgConn::connect(&url)).collect::<Result<Vec<_>>>()?;
+            let readers =
+                (0..READERS + SCANNERS).map(|_| db::PgConn::connect(&url).map(db::PgConn::for_reads)).collect::<Result<Vec<_>>>()?;
             Ok((w, readers))
         })
         .await

@@ -22,8 +22,8 @@
 //!
 //! What the protocol says happens to a group of statements before a `Sync`:
 //! - Outside `begin … commit` they form one implicit transaction, which the
-//!   `Sync` ends; so a tenant scope set with `set_config(…, true)` lasts
-//!   until the next `Sync` ([`Pipe::syncs`] counts them).
+//!   `Sync` ends (so read connections scope their sessions, not their
+//!   transactions: see `db.rs`).
 //! - After an error, the server skips every statement up to the `Sync`;
 //!   those statements are answered with the first error here.
 //!
@@ -170,8 +170,6 @@ pub(crate) struct Pipe {
     unsynced: usize,
     /// How many of `pending` (from the front) have been written.
     written: usize,
-    /// `Sync`s sent: an implicit transaction ends with each.
-    syncs: u64,
     /// The server skips to the next `Sync` after an error.
     skipping: bool,
     answer: Option<std::result::Result<Outcome, StoreError>>,
@@ -283,7 +281,6 @@ impl Pipe {
             pending: VecDeque::new(),
             unsynced: 0,
             written: 0,
-            syncs: 0,
             skipping: false,
             answer: None,
             failed: None,
@@ -409,7 +406,6 @@ impl Pipe {
         }
         frontend::query(sql, &mut self.out).map_err(io_err)?;
         self.pending.push_back(Pending { kind: Kind::Simple, wanted: true, detached: false, epoch: self.epoch });
-        self.syncs += 1;
         self.wait().map(|_| ())
     }
 
@@ -453,12 +449,6 @@ impl Pipe {
             };
         }
         self.wait().map(|_| ())
-    }
-
-    /// `Sync`s sent so far: a scope set outside `begin … commit` lasts until
-    /// the next one.
-    pub(crate) fn syncs(&self) -> u64 {
-        self.syncs
     }
 
     /// Whether the connection is known to be gone (the server ended it, the
@@ -553,7 +543,6 @@ impl Pipe {
         frontend::sync(&mut self.out);
         self.pending.push_back(Pending { kind: Kind::Sync, wanted: false, detached: true, epoch: self.epoch });
         self.unsynced = 0;
-        self.syncs += 1;
     }
 
     /// Writes what is gathered (which ends with a `Sync`). Answers already

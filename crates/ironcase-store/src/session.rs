@@ -130,8 +130,15 @@ pub struct SessionAuth {
     pub org_status: String,
 }
 
-pub fn session_auth(c: &Conn, id: SessionId) -> Result<Option<SessionAuth>> {
-    c.platform()?;
+/// The session `id` and what its holder may do. With `org` (the organisation
+/// an access token names) the read is scoped to it, and a session of another
+/// organisation does not exist; without, every tenant's (a refresh token
+/// finds its session).
+pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Option<SessionAuth>> {
+    match org {
+        Some(o) => c.scope(o)?,
+        None => c.platform()?,
+    }
     query_opt(
         c,
         "select s.session_id, s.organization_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, m.role, u.is_operator, o.status \

@@ -68,7 +68,14 @@ pub struct BenchArgs {
     /// filled (the data directory holds its master key).
     #[arg(long)]
     pub database_url: Option<String>,
+    /// The `ironcase` binary to run as the server (default: this one), so
+    /// that two builds are measured by the same load generator.
+    #[arg(long)]
+    pub server_bin: Option<std::path::PathBuf>,
 }
+
+/// The server binary of this run (`--server-bin`, else this one).
+static SERVER_BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
 /// A database made for one benchmark run, dropped with it.
 struct BenchDb {
@@ -141,7 +148,10 @@ async fn start_server_with(data: Option<&std::path::Path>, extra: &[String]) -> 
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
-    let exe = std::env::current_exe()?;
+    let exe = match SERVER_BIN.get() {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
     let child = tokio::process::Command::new(exe)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&data)
@@ -247,6 +257,44 @@ struct PhaseResult {
     p50_ms: f64,
     p95_ms: f64,
     p99_ms: f64,
+    /// CPU time per request answered, in µs: the server's, and every
+    /// PostgreSQL process's on this machine. On a shared VM throughput moves
+    /// with the neighbours; the CPU a request costs much less so.
+    cpu_us: Option<(f64, f64)>,
+}
+
+/// CPU seconds used so far by process `pid`, and by all PostgreSQL
+/// processes (`/proc`, in USER_HZ ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> (f64, f64) {
+    fn ticks(stat: &str) -> Option<u64> {
+        // Fields after the command (which may hold spaces): utime, stime are the 12th and 13th.
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    }
+    let own = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| ticks(&s)).unwrap_or(0);
+    let mut db = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let path = e.path();
+            if std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "postgres") {
+                db += std::fs::read_to_string(path.join("stat")).ok().and_then(|s| ticks(&s)).unwrap_or(0);
+            }
+        }
+    }
+    (own as f64 / 100.0, db as f64 / 100.0)
+}
+
+/// Runs a phase and notes the CPU it cost the server (`pid`) and PostgreSQL.
+async fn with_cpu(pid: u32, f: impl std::future::Future<Output = PhaseResult>) -> PhaseResult {
+    let (s0, d0) = cpu_seconds(pid);
+    let mut r = f.await;
+    let (s1, d1) = cpu_seconds(pid);
+    if r.ok > 0 {
+        let per = |a: f64, b: f64| (b - a) * 1e6 / r.ok as f64;
+        r.cpu_us = Some((per(s0, s1), per(d0, d1)));
+    }
+    r
 }
 
 async fn phase(name: &str, addr: &str, clients: usize, seconds: u64, max: u64, render: Render, check: Check) -> PhaseResult {
@@ -311,7 +359,16 @@ async fn phase(name: &str, addr: &str, clients: usize, seconds: u64, max: u64, r
     let secs = started.elapsed().as_secs_f64();
     all.sort_unstable();
     let pct = |p: f64| percentile_ms(&all, p);
-    PhaseResult { name: name.to_owned(), ok: all.len() as u64, errors, secs, p50_ms: pct(0.50), p95_ms: pct(0.95), p99_ms: pct(0.99) }
+    PhaseResult {
+        name: name.to_owned(),
+        ok: all.len() as u64,
+        errors,
+        secs,
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+        cpu_us: None,
+    }
 }
 
 /// The `p` quantile (0 to 1) of sorted latencies in microseconds, in ms.
@@ -336,8 +393,13 @@ fn post_request(path: &str, auth: &str, body: &str) -> Vec<u8> {
 }
 
 fn print(r: &PhaseResult, peak_rss: f64) {
+    let cpu = match r.cpu_us {
+        Some((server, 0.0)) => format!("   cpu/req server {server:.0} µs"),
+        Some((server, db)) => format!("   cpu/req server {server:.0} µs, PostgreSQL {db:.0} µs"),
+        None => String::new(),
+    };
     println!(
-        "{:<34} {:>9} ok {:>6} err {:>10.0} req/s   p50 {:>7.2} ms   p95 {:>7.2} ms   p99 {:>7.2} ms   private RSS {:>6.1} MB",
+        "{:<34} {:>9} ok {:>6} err {:>10.0} req/s   p50 {:>7.2} ms   p95 {:>7.2} ms   p99 {:>7.2} ms   private RSS {:>6.1} MB{cpu}",
         r.name,
         r.ok,
         r.errors,
@@ -362,6 +424,9 @@ fn incident_body(n: u64) -> Value {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(p) = &args.server_bin {
+        let _ = SERVER_BIN.set(p.clone());
+    }
     if args.micro {
         return run_micro();
     }
@@ -401,14 +466,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
 
     let addr = base.trim_start_matches("http://").to_owned();
     let status_is = |code: u16| -> Check { Arc::new(move |a: &Answer| a.status == code) };
-    let r = phase(
-        "GET /healthz (HTTP ceiling)",
-        &addr,
-        args.clients,
-        args.seconds,
-        args.max_requests,
-        Arc::new(|_| b"GET /healthz HTTP/1.1\r\nhost: bench\r\n\r\n".to_vec()),
-        status_is(200),
+    let r = with_cpu(
+        pid,
+        phase(
+            "GET /healthz (HTTP ceiling)",
+            &addr,
+            args.clients,
+            args.seconds,
+            args.max_requests,
+            Arc::new(|_| b"GET /healthz HTTP/1.1\r\nhost: bench\r\n\r\n".to_vec()),
+            status_is(200),
+        ),
     )
     .await;
     print(&r, peak_now());
@@ -428,7 +496,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         }
         true
     });
-    let r = phase("POST /incidents (create)", &addr, args.clients, args.seconds, args.max_requests, create.clone(), created.clone()).await;
+    let r = with_cpu(
+        pid,
+        phase("POST /incidents (create)", &addr, args.clients, args.seconds, args.max_requests, create.clone(), created.clone()),
+    )
+    .await;
     print(&r, peak_now());
 
     let all_ids: Arc<Vec<String>> = Arc::new(ids.lock().map(|v| v.clone()).unwrap_or_default());
@@ -438,7 +510,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         let id = &pool[(n.wrapping_mul(2_654_435_761) % pool.len() as u64) as usize];
         get_request(&format!("/api/v1/incidents/{id}"), &a)
     });
-    let r = phase("GET /incidents/{id}", &addr, args.clients, args.seconds, args.max_requests, get, status_is(200)).await;
+    let r = with_cpu(pid, phase("GET /incidents/{id}", &addr, args.clients, args.seconds, args.max_requests, get, status_is(200))).await;
     print(&r, peak_now());
 
     // Fill up to `list_rows` incidents, then measure lists.
@@ -453,7 +525,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         const SEV: [&str; 4] = ["low", "medium", "high", "critical"];
         get_request(&format!("/api/v1/incidents?limit=50&severity={}", SEV[(n % 4) as usize]), &a)
     });
-    let r = phase("GET /incidents?limit=50&severity=…", &addr, args.clients, args.seconds, args.max_requests, list, status_is(200)).await;
+    let r = with_cpu(
+        pid,
+        phase("GET /incidents?limit=50&severity=…", &addr, args.clients, args.seconds, args.max_requests, list, status_is(200)),
+    )
+    .await;
     print(&r, peak_now());
 
     sampler.abort();

@@ -395,9 +395,32 @@ impl App {
         let sid: SessionId = claims.sid.parse().map_err(|_| AppError::Unauthenticated)?;
         let org: OrgId = claims.org.parse().map_err(|_| AppError::Unauthenticated)?;
         let user: UserId = claims.sub.parse().map_err(|_| AppError::Unauthenticated)?;
-        let auth = { self.store().read_now(move |c| session::session_auth(c, sid, Some(org))).await? };
-        let Some(auth) = auth else { return Err(AppError::Unauthenticated) };
+        let Some(auth) = self.session_of(sid, org, now).await? else { return Err(AppError::Unauthenticated) };
         self.session_principal(auth, org, Some(user), now)
+    }
+
+    /// The session behind an access token of `org`: remembered from a
+    /// recent request when nothing has changed since (see `sessions.rs`),
+    /// else read from the database.
+    async fn session_of(&self, sid: SessionId, org: OrgId, now: Timestamp) -> Result<Option<session::SessionAuth>> {
+        let cache = &self.inner.sessions;
+        // Read before the database is: a change committed after it moves it.
+        let tag = match &self.inner.redis {
+            Some(r) => r.auth_epoch().await.map(|(redis, outages)| crate::sessions::Tag { redis, outages, db: cache.db_epoch() }),
+            None => None,
+        };
+        if let Some(t) = tag {
+            if let Some(a) = cache.get(sid, org, t, now) {
+                cache.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(Some(a));
+            }
+        }
+        cache.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let auth = self.store().read_now(move |c| session::session_auth(c, sid, Some(org))).await?;
+        if let (Some(t), Some(a)) = (tag, &auth) {
+            cache.put(sid, org, t, a, now);
+        }
+        Ok(auth)
     }
 
     /// The caller behind a live session of `org` (and of `user`, when given).
@@ -487,4 +510,32 @@ pub(crate) fn new_api_key() -> (String, String, String) {
     let hash = crypto::sha256_hex(&key);
     let prefix = key.chars().take(12).collect();
     (key, hash, prefix)
+}
+
+/// Reads the database's count of changes to what sessions may do once every
+/// [`crate::sessions::POLL_EVERY`], so that a node forgets the sessions it
+/// remembers even when the node that made a change could not say so through
+/// Redis. Ends when the node shuts down.
+pub(crate) async fn poll_auth_epoch(
+    store: ironcase_store::Store,
+    cache: std::sync::Arc<crate::sessions::SessionCache>,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match store.read_now(session::auth_epoch).await {
+            Ok(n) => cache.polled(n),
+            Err(e) => {
+                // Unknown: nothing remembered is to be trusted.
+                cache.polled(-1);
+                tracing::warn!(error = %e, "could not read the count of session changes");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(crate::sessions::POLL_EVERY) => {}
+            _ = closed.changed() => return,
+        }
+        if *closed.borrow() {
+            return;
+        }
+    }
 }

@@ -23,6 +23,7 @@ pub mod principal;
 pub mod quotas;
 pub mod ratelimit;
 pub mod search;
+mod sessions;
 pub mod shared;
 
 use std::path::{Path, PathBuf};
@@ -120,6 +121,8 @@ struct Inner {
     live: Arc<live::Hub>,
     /// What the nodes share, when Redis is configured.
     redis: Option<Arc<shared::Redis>>,
+    /// Sessions looked up recently (used only with Redis).
+    sessions: Arc<sessions::SessionCache>,
 }
 
 impl App {
@@ -144,8 +147,22 @@ impl App {
         };
         let hub = live::Hub::new(settings.stream_buffer);
         tokio::spawn(live::pump(store.clone(), hub.clone(), redis.clone()));
+        let sessions = Arc::new(sessions::SessionCache::default());
         if let Some(r) = &redis {
             tokio::spawn(r.clone().run(hub.clone()));
+            // A change to what sessions may do, committed here: this node
+            // forgets, and tells the others, before its caller is answered.
+            let (cache, r2) = (sessions.clone(), r.clone());
+            store.on_auth_change(Arc::new(move || {
+                let (cache, r) = (cache.clone(), r2.clone());
+                Box::pin(async move {
+                    cache.clear();
+                    if !r.bump_auth_epoch().await {
+                        tracing::warn!("could not tell the other nodes of a session change through Redis; they find it within a second");
+                    }
+                })
+            }));
+            tokio::spawn(auth::poll_auth_epoch(store.clone(), sessions.clone(), hub.closed_signal()));
         }
         Ok(App {
             inner: Arc::new(Inner {
@@ -163,6 +180,7 @@ impl App {
                 api_limits: apilimits::ApiLimits::new(settings_max_keys),
                 live: hub,
                 redis,
+                sessions,
             }),
         })
     }
@@ -219,6 +237,13 @@ impl App {
 
     pub async fn ready(&self) -> Result<()> {
         Ok(self.inner.store.ping().await?)
+    }
+
+    /// Sessions of access tokens found in this node's memory, and read from
+    /// the database, since it started.
+    pub fn session_lookups(&self) -> (u64, u64) {
+        let c = &self.inner.sessions;
+        (c.hits.load(std::sync::atomic::Ordering::Relaxed), c.misses.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Whether Redis answers: `None` when none is configured.

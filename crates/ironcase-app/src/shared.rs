@@ -1,11 +1,12 @@
 //! What nodes share through Redis when one is configured: rate-limit state
-//! (GCRA as one atomic script per request, never read-then-write) and
-//! wake-ups for live updates (pub/sub). Redis holds nothing that is not also
+//! (GCRA as one atomic script per request, never read-then-write), wake-ups
+//! for live updates (pub/sub), and the count of changes to what sessions may
+//! do (see `sessions.rs`). Redis holds nothing that is not also
 //! safe to lose: while it is unreachable a node limits with its own in-process
 //! limiter, streams catch up by polling the event table once a second, and a
 //! background task reconnects.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use crate::ratelimit::{self, Decision, Quota};
 
 /// The pub/sub channel that carries wake-ups.
 const WAKE_CHANNEL: &str = "ironcase:wake";
+/// The count of changes to what sessions may do.
+const AUTH_EPOCH: &str = "ironcase:auth_epoch";
 /// How long a command may take before the node stops waiting for Redis.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// How often the connection is checked (and re-made).
@@ -75,6 +78,10 @@ pub struct Redis {
     client: redis::Client,
     conn: Mutex<Option<ConnectionManager>>,
     healthy: AtomicBool,
+    /// Times Redis stopped answering: what this node remembers under one
+    /// count is not trusted under the next (a restarted Redis starts again
+    /// from nothing, and notices sent meanwhile were lost).
+    outages: AtomicU64,
     /// This node, so that it can ignore its own wake-ups.
     node: String,
     gcra: redis::Script,
@@ -95,6 +102,7 @@ impl Redis {
             client,
             conn: Mutex::new(None),
             healthy: AtomicBool::new(false),
+            outages: AtomicU64::new(0),
             node: uuid::Uuid::now_v7().simple().to_string(),
             gcra: redis::Script::new(GCRA),
         }))
@@ -113,6 +121,7 @@ impl Redis {
     }
 
     fn failed(&self, what: &str, e: &redis::RedisError) {
+        self.outages.fetch_add(1, Ordering::AcqRel);
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::warn!(error = %e, what, "Redis is unreachable: limiting locally until it is back");
         }
@@ -138,6 +147,46 @@ impl Redis {
             }
         };
         Some(tats.iter().zip(checks).map(|(tat, (_, q))| ratelimit::gcra(Some(*tat), *q, now.0).0).collect())
+    }
+
+    /// The count of changes to what sessions may do, and this node's count
+    /// of outages; `None` while Redis does not answer (nothing remembered may
+    /// then be used).
+    pub(crate) async fn auth_epoch(&self) -> Option<(i64, u64)> {
+        let outages = self.outages.load(Ordering::Acquire);
+        let mut conn = self.conn()?;
+        let r: redis::RedisResult<Option<i64>> = redis::cmd("GET").arg(AUTH_EPOCH).query_async(&mut conn).await;
+        match r {
+            // An outage that began meanwhile: not to be trusted.
+            Ok(Some(n)) if self.outages.load(Ordering::Acquire) == outages && self.healthy() => Some((n, outages)),
+            Ok(Some(_)) => None,
+            // A new (or restarted) Redis: the count starts from a random
+            // value, never from one a node may have remembered sessions under.
+            Ok(None) => {
+                let start = i64::from(rand::random::<u32>()) << 16;
+                let _: redis::RedisResult<Option<String>> =
+                    redis::cmd("SET").arg(AUTH_EPOCH).arg(start).arg("NX").query_async(&mut conn).await;
+                None
+            }
+            Err(e) => {
+                self.failed("session check", &e);
+                None
+            }
+        }
+    }
+
+    /// Increments the count of changes to what sessions may do; false when
+    /// Redis did not answer (the database's count still moved).
+    pub(crate) async fn bump_auth_epoch(&self) -> bool {
+        let Some(mut conn) = self.conn.lock().ok().and_then(|c| c.clone()) else { return false };
+        let r: redis::RedisResult<i64> = redis::cmd("INCR").arg(AUTH_EPOCH).query_async(&mut conn).await;
+        match r {
+            Ok(_) => true,
+            Err(e) => {
+                self.failed("session change notice", &e);
+                false
+            }
+        }
     }
 
     /// Tells the other nodes that events were committed.

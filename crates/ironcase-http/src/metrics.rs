@@ -21,6 +21,12 @@ pub struct Metrics {
     latency: Family<RequestLabels, Histogram>,
     rejected: Family<ClassLabels, Counter>,
     subscribers: Gauge,
+    sessions: Family<SourceLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,7 +52,13 @@ impl Metrics {
         registry.register("rate_limited", "Requests refused by a rate limit, by route class", rejected.clone());
         let subscribers = Gauge::default();
         registry.register("live_subscribers", "Event streams (SSE and WebSocket) held open on this node", subscribers.clone());
-        Metrics { registry, requests, latency, rejected, subscribers }
+        let sessions = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "session_lookups",
+            "Sessions behind access tokens, found in this node's memory or read from the database",
+            sessions.clone(),
+        );
+        Metrics { registry, requests, latency, rejected, subscribers, sessions }
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -59,9 +71,14 @@ impl Metrics {
         self.rejected.get_or_create(&ClassLabels { class }).inc();
     }
 
-    /// The text exposition format, with the live subscriber count read now.
-    pub fn render(&self, subscribers: i64) -> String {
+    /// The text exposition format, with the live subscriber count and the
+    /// session lookups (from memory, from the database) read now.
+    pub fn render(&self, subscribers: i64, sessions: (u64, u64)) -> String {
         self.subscribers.set(subscribers);
+        for (source, n) in [("memory", sessions.0), ("database", sessions.1)] {
+            let c = self.sessions.get_or_create(&SourceLabels { source });
+            c.inc_by(n.saturating_sub(c.get()));
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

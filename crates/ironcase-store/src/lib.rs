@@ -49,6 +49,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 pub use db::{Backend, Conn, Row, Value};
+pub use writer::AuthHook;
 
 /// The small error every store call returns.
 #[derive(Debug, thiserror::Error)]
@@ -321,6 +322,13 @@ impl Store {
         self.inner.writer.submit(f).await
     }
 
+    /// Runs `hook` after a write that changed what a session may do (see
+    /// [`session::note_auth_change`]) has committed, before its caller is
+    /// answered. Set once.
+    pub fn on_auth_change(&self, hook: AuthHook) {
+        self.inner.writer.on_auth_change(hook);
+    }
+
     /// Changes after every committed write: a wake-up for readers of the
     /// event log (the value itself means nothing).
     pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -394,6 +402,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "api_key_rate", include_str!("../migrations/sqlite/0009_api_key_rate.sql")),
     (10, "live", include_str!("../migrations/sqlite/0010_live.sql")),
     (11, "account", include_str!("../migrations/sqlite/0011_account.sql")),
+    (12, "auth_epoch", include_str!("../migrations/sqlite/0012_auth_epoch.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

@@ -132,7 +132,7 @@ pub fn set_status(c: &Conn, id: OrgId, status: &str) -> Result<()> {
         return Err(StoreError::NotFound);
     }
     c.forget(&format!("plan:{id}"));
-    Ok(())
+    crate::session::note_auth_change(c)
 }
 
 pub fn count_members(c: &Conn, id: OrgId) -> Result<i64> {
@@ -326,7 +326,7 @@ pub fn update_role(c: &Conn, org: OrgId, user: UserId, role: Role) -> Result<()>
     if n == 0 {
         return Err(StoreError::NotFound);
     }
-    Ok(())
+    crate::session::note_auth_change(c)
 }
 
 pub fn delete_membership(c: &Conn, org: OrgId, user: UserId) -> Result<()> {
@@ -335,7 +335,7 @@ pub fn delete_membership(c: &Conn, org: OrgId, user: UserId) -> Result<()> {
     if n == 0 {
         return Err(StoreError::NotFound);
     }
-    Ok(())
+    crate::session::note_auth_change(c)
 }
 
 pub fn count_role(c: &Conn, org: OrgId, role: Role) -> Result<i64> {

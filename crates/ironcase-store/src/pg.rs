@@ -10,6 +10,7 @@ use crate::{Result, StoreError};
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/postgres/0001_schema.sql")),
     (2, "incident_search", include_str!("../migrations/postgres/0002_incident_search.sql")),
+    (3, "auth_epoch", include_str!("../migrations/postgres/0003_auth_epoch.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

@@ -38,17 +38,36 @@ pub fn revoke_session(c: &Conn, id: SessionId, at: Timestamp, reason: &str) -> R
         "update session set revoked_at = ?, revoked_reason = ? where session_id = ? and revoked_at is null",
         params![at.0, reason, id.to_string()],
     )?;
-    Ok(())
+    note_auth_change(c)
 }
 
 /// Ends every live session of one member in one organisation. Returns how many.
 pub fn revoke_member_sessions(c: &Conn, org: OrgId, user: UserId, at: Timestamp, reason: &str) -> Result<usize> {
     c.scope(org)?;
-    exec(
+    let n = exec(
         c,
         "update session set revoked_at = ?, revoked_reason = ? where organization_id = ? and user_id = ? and revoked_at is null",
         params![at.0, reason, org.to_string(), user.to_string()],
-    )
+    )?;
+    note_auth_change(c)?;
+    Ok(n)
+}
+
+/// Records, in the transaction of the change, that what a session may do has
+/// changed (what [`session_auth`] reads: a session's revocation, a member's
+/// role or membership, an organisation's status). Every function that makes
+/// such a change calls it. The count in `auth_epoch` moves with the change,
+/// and the store's auth hook runs after the commit, before the write's caller
+/// is answered, so that every node forgets the sessions it remembers.
+pub fn note_auth_change(c: &Conn) -> Result<()> {
+    c.run("update auth_epoch set epoch = epoch + 1 where id = 1", params![])?;
+    crate::writer::note_auth_change();
+    Ok(())
+}
+
+/// The count of changes to what sessions may do ([`note_auth_change`]).
+pub fn auth_epoch(c: &Conn) -> Result<i64> {
+    query_one(c, "select epoch from auth_epoch where id = 1", params![], |r| r.get(0))
 }
 
 pub fn insert_refresh(c: &Conn, hash: &str, session: SessionId, at: Timestamp, expires_at: Timestamp) -> Result<()> {

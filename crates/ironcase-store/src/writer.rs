@@ -3,6 +3,11 @@
 //! connection and commits whatever is waiting together: each request runs in
 //! its own savepoint, and one fsynced COMMIT makes the whole batch durable.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::db::PgConn;
@@ -15,8 +20,25 @@ pub(crate) enum Owned {
 }
 
 /// How a job's result is delivered once the batch's fate is known (or the
-/// job's own failure, when it carried on after a statement failed).
-type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+/// job's own failure, when it carried on after a statement failed), and
+/// whether the job changed what a session may do.
+type Finish = Box<dyn FnOnce(Option<&StoreError>, bool) + Send>;
+
+/// What runs after a committed write that changed what a session may do,
+/// before its caller is answered (the application: every node forgets the
+/// sessions it remembers).
+pub type AuthHook = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+thread_local! {
+    /// Set by [`note_auth_change`] while a job runs on the writer thread.
+    static AUTH_CHANGED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The job running on this (the writer's) thread changed what a session may
+/// do: its caller is answered only after the auth hook has run.
+pub(crate) fn note_auth_change() {
+    AUTH_CHANGED.with(|c| c.set(true));
+}
 /// A job runs on the writer thread; it says whether to keep its savepoint.
 type Job = Box<dyn FnOnce(&Conn) -> (bool, Finish) + Send>;
 
@@ -26,6 +48,7 @@ const MAX_BATCH: usize = 512;
 pub(crate) struct Writer {
     tx: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
     done: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
+    auth_hook: OnceLock<AuthHook>,
 }
 
 impl Writer {
@@ -40,7 +63,7 @@ impl Writer {
                 let _ = done_tx.send(());
             })
             .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
-        Ok(Writer { tx: std::sync::Mutex::new(Some(tx)), done: std::sync::Mutex::new(Some(done_rx)) })
+        Ok(Writer { tx: std::sync::Mutex::new(Some(tx)), done: std::sync::Mutex::new(Some(done_rx)), auth_hook: OnceLock::new() })
     }
 
     pub(crate) async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
@@ -49,11 +72,11 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&crate::Conn) -> Result<T, E> + Send + 'static,
     {
-        let (done_tx, done_rx) = oneshot::channel::<Result<T, E>>();
+        let (done_tx, done_rx) = oneshot::channel::<(Result<T, E>, bool)>();
         let job: Job = Box::new(move |conn: &Conn| {
             let out = f(conn);
             let keep = out.is_ok();
-            let finish: Finish = Box::new(move |commit_err: Option<&StoreError>| {
+            let finish: Finish = Box::new(move |commit_err: Option<&StoreError>, auth_changed: bool| {
                 let result = match (out, commit_err) {
                     (Ok(_), Some(e)) => Err(E::from(match e {
                         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
@@ -61,13 +84,23 @@ impl Writer {
                     })),
                     (out, _) => out,
                 };
-                let _ = done_tx.send(result);
+                let _ = done_tx.send((result, auth_changed));
             });
             (keep, finish)
         });
         let sender = self.tx.lock().ok().and_then(|g| g.clone()).ok_or_else(|| E::from(StoreError::Unavailable))?;
         sender.send(job).await.map_err(|_| E::from(StoreError::Unavailable))?;
-        done_rx.await.map_err(|_| E::from(StoreError::Unavailable))?
+        let (result, auth_changed) = done_rx.await.map_err(|_| E::from(StoreError::Unavailable))?;
+        if auth_changed && result.is_ok() {
+            if let Some(hook) = self.auth_hook.get() {
+                hook().await;
+            }
+        }
+        result
+    }
+
+    pub(crate) fn on_auth_change(&self, hook: AuthHook) {
+        let _ = self.auth_hook.set(hook);
     }
 
     /// Refuses new writes, lets the queued ones commit, and waits for the thread.
@@ -94,7 +127,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         Owned::Postgres(p) => (Conn::Postgres(p), &["begin", "select pg_advisory_xact_lock(7160117)"], Some(&**p)),
     };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut finishes: Vec<(Finish, Option<StoreError>)> = Vec::with_capacity(MAX_BATCH);
+    let mut finishes: Vec<(Finish, Option<StoreError>, bool)> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -132,10 +165,12 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             }
             // A job that panics (a bug) is undone like one that failed, and
             // the writer goes on; its caller is answered `Unavailable`.
+            AUTH_CHANGED.with(|c| c.set(false));
             let (mut keep, finish) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn))).unwrap_or_else(|_| {
                 tracing::error!("a write panicked; it is undone");
-                (false, Box::new(|_: Option<&StoreError>| {}))
+                (false, Box::new(|_: Option<&StoreError>, _: bool| {}))
             });
+            let auth_changed = AUTH_CHANGED.with(|c| c.replace(false));
             // On PostgreSQL a job's statements whose answer nobody reads are
             // waited for by the next statement that waits, perhaps in the
             // next job, or by the commit. A failure found in one job that an
@@ -144,7 +179,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             let earlier = |p: Option<&PgConn>| p.zip(epoch).is_some_and(|(p, e)| p.failed_before(e));
             if earlier(pg) {
                 broken = Some(StoreError::Database("a write of an earlier request in the batch failed".into()));
-                finishes.push((finish, None));
+                finishes.push((finish, None, false));
                 continue;
             }
             // A job that carried on after one of its statements failed (and
@@ -177,7 +212,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                     p.undo_job();
                 }
             }
-            finishes.push((finish, own));
+            finishes.push((finish, own, keep && auth_changed));
             // Out now: the server works on this job while the next is made.
             if let Some(p) = pg {
                 p.flush();
@@ -209,8 +244,8 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         if commit.is_none() {
             commits.send_modify(|n| *n = n.wrapping_add(1));
         }
-        for (f, own) in finishes.drain(..) {
-            f(own.as_ref().or(commit.as_ref()));
+        for (f, own, auth_changed) in finishes.drain(..) {
+            f(own.as_ref().or(commit.as_ref()), auth_changed);
         }
     }
     if let Owned::Sqlite(c) = &owned {

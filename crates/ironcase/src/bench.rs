@@ -52,9 +52,10 @@ pub struct BenchArgs {
     /// With `--live`: incidents created (one at a time, 20 a second).
     #[arg(long, default_value_t = 200)]
     pub events: usize,
-    /// With `--live`: a second node over the same data directory, sharing
-    /// this Redis with the first, holds `--remote` more subscribers; the
-    /// incidents are created on the first node.
+    /// The server uses this Redis, as nodes of a cluster do. With `--live`:
+    /// a second node over the same data directory, sharing this Redis with
+    /// the first, holds `--remote` more subscribers; the incidents are
+    /// created on the first node.
     #[arg(long)]
     pub redis_url: Option<String>,
     /// With `--redis-url`: subscribers on the second node.
@@ -436,7 +437,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     if let Some(subscribers) = args.live {
         return run_live(&args, subscribers).await;
     }
-    let (flags, _db) = backend_flags(&args).await?;
+    let (mut flags, _db) = backend_flags(&args).await?;
+    // With Redis, as several nodes run: shared limits, sessions remembered.
+    if let Some(url) = &args.redis_url {
+        flags.extend(["--redis-url".to_owned(), url.clone()]);
+    }
     let server = start_server_with(None, &flags).await?;
     let base = server.base.clone();
     let pid = server.pid;
@@ -463,6 +468,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         if args.postgres.is_some() { "PostgreSQL on loopback" } else { "SQLite WAL, synchronous=FULL" }
     );
+    if args.redis_url.is_some() {
+        println!("with Redis (limits shared, sessions remembered between requests)");
+    }
 
     let addr = base.trim_start_matches("http://").to_owned();
     let status_is = |code: u16| -> Check { Arc::new(move |a: &Answer| a.status == code) };

@@ -183,6 +183,117 @@ async fn two_nodes_share_limits_live_updates_sessions_numbers_and_the_audit_chai
     a.shutdown().await;
 }
 
+/// Sessions a node found in its memory (its `/metrics`).
+async fn memory_lookups(node: &TestApp) -> u64 {
+    let text = node.client.get(node.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    text.lines()
+        .find(|l| l.starts_with("ironcase_session_lookups_total{source=\"memory\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Nodes remember the sessions they have checked (with Redis), and forget
+/// them at once when any node changes what a session may do: each change
+/// answered on A is refused (or reflected) by the very next request on B,
+/// however often B served that session before. A node that cannot reach
+/// Redis still makes its changes known (through the database, within the
+/// poll interval), and while Redis is away nothing remembered is used.
+#[tokio::test]
+async fn remembered_sessions_are_forgotten_on_every_node_at_once() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    let url = redis.url();
+    let a = TestApp::spawn_with(|c| c.redis_url = Some(ironcase_app::shared::RedisUrl::new(url.clone()))).await;
+    let b = a.spawn_node(|c| c.redis_url = Some(ironcase_app::shared::RedisUrl::new(url.clone()))).await;
+    redis_check(&a, "ok").await;
+    redis_check(&b, "ok").await;
+    let admin = a.admin().await;
+    let (org, owner) = a.org(&admin, "acme").await;
+    let org_id = org["id"].as_str().expect("org id").to_owned();
+    let warm = |node: &TestApp, token: &str| {
+        let (base, token) = (node.base.clone(), token.to_owned());
+        async move {
+            for _ in 0..5 {
+                let r = reqwest::Client::new().get(format!("{base}/api/v1/auth/me")).bearer_auth(&token).send().await.expect("me");
+                assert_eq!(r.status(), 200);
+            }
+        }
+    };
+
+    // Logout on A.
+    let ana = a.member(&owner, "ana@acme.test", "analyst", Some("acme")).await;
+    let before = memory_lookups(&b).await;
+    warm(&b, &ana.token).await;
+    assert!(memory_lookups(&b).await >= before + 4, "B serves the session from memory after its first look-up");
+    a.send(reqwest::Method::POST, "/api/v1/auth/logout", Some(&ana.token), None, &[]).await.expect(204);
+    b.get("/api/v1/auth/me", &ana.token).await.problem(401, "unauthenticated");
+
+    // A role change on A ends the member's sessions everywhere; the new
+    // session has the new role on B.
+    let bo = a.member(&owner, "bo@acme.test", "lead", Some("acme")).await;
+    warm(&b, &bo.token).await;
+    a.patch(&format!("/api/v1/members/{}", bo.id), &owner.token, json!({ "role": "viewer" }), None).await.expect(200);
+    b.get("/api/v1/auth/me", &bo.token).await.problem(401, "unauthenticated");
+    let bo = b.login("bo@acme.test", PASSWORD, Some("acme")).await;
+    assert_eq!(b.get("/api/v1/auth/me", &bo.token).await.expect(200).body["role"], "viewer");
+    b.post("/api/v1/incidents", &bo.token, json!({ "title": "t", "severity": "low", "category": "other" })).await.problem(403, "forbidden");
+
+    // A member removed on A.
+    warm(&b, &bo.token).await;
+    a.delete(&format!("/api/v1/members/{}", bo.id), &owner.token).await.expect(204);
+    b.get("/api/v1/auth/me", &bo.token).await.problem(401, "unauthenticated");
+
+    // The organisation suspended through A, then made active again.
+    warm(&b, &owner.token).await;
+    let path = format!("/api/v1/admin/organizations/{org_id}");
+    a.send(reqwest::Method::PATCH, &path, Some(&admin.token), Some(json!({ "status": "suspended" })), &[]).await.expect(200);
+    b.get("/api/v1/incidents", &owner.token).await.problem(403, "organization_suspended");
+    a.send(reqwest::Method::PATCH, &path, Some(&admin.token), Some(json!({ "status": "active" })), &[]).await.expect(200);
+    b.get("/api/v1/incidents", &owner.token).await.expect(200);
+
+    // A third node that cannot reach Redis: its logout reaches B through the
+    // database's count, within the poll interval (and B never lets the
+    // session in once it has refused it).
+    let c = a.spawn_node(|c| c.redis_url = Some(ironcase_app::shared::RedisUrl::new("redis://127.0.0.1:1"))).await;
+    let cy = c.member(&owner, "cy@acme.test", "analyst", Some("acme")).await;
+    warm(&b, &cy.token).await;
+    c.send(reqwest::Method::POST, "/api/v1/auth/logout", Some(&cy.token), None, &[]).await.expect(204);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = b.get("/api/v1/auth/me", &cy.token).await.status.as_u16();
+        if s == 401 {
+            break;
+        }
+        assert_eq!(s, 200);
+        assert!(std::time::Instant::now() < deadline, "B still lets in a session C ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..5 {
+        b.get("/api/v1/auth/me", &cy.token).await.problem(401, "unauthenticated");
+    }
+    c.shutdown().await;
+
+    // Redis away: nothing remembered is used; a logout on A is refused on B.
+    let dee = a.member(&owner, "dee@acme.test", "analyst", Some("acme")).await;
+    warm(&b, &dee.token).await;
+    redis.stop();
+    redis_check(&b, "unreachable").await;
+    redis_check(&a, "unreachable").await;
+    b.get("/api/v1/auth/me", &dee.token).await.expect(200);
+    a.send(reqwest::Method::POST, "/api/v1/auth/logout", Some(&dee.token), None, &[]).await.expect(204);
+    b.get("/api/v1/auth/me", &dee.token).await.problem(401, "unauthenticated");
+    // Back, and empty: what B remembered from before is not trusted.
+    let eve = a.member(&owner, "eve@acme.test", "analyst", Some("acme")).await;
+    assert!(redis.restart());
+    redis_check(&b, "ok").await;
+    redis_check(&a, "ok").await;
+    warm(&b, &eve.token).await;
+    a.send(reqwest::Method::POST, "/api/v1/auth/logout", Some(&eve.token), None, &[]).await.expect(204);
+    b.get("/api/v1/auth/me", &eve.token).await.problem(401, "unauthenticated");
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_node_serves_through_a_redis_outage_and_reconnects_by_itself() {
     let Some(mut redis) = RedisServer::start() else { return };

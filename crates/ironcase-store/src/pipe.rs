@@ -623,15 +623,13 @@ impl Pipe {
     /// Reads the messages that answer one item sent.
     fn answer_of(&mut self, kind: &Kind) -> std::result::Result<Outcome, StoreError> {
         match kind {
-            Kind::Sync => loop {
-                match self.next_message()? {
-                    Message::ReadyForQuery(_) => {
-                        self.skipping = false;
-                        return Ok(Outcome::Done);
-                    }
-                    Message::ErrorResponse(b) => return Err(db_err(&b)),
-                    _ => return Err(self.confused()),
+            Kind::Sync => match self.next_message()? {
+                Message::ReadyForQuery(_) => {
+                    self.skipping = false;
+                    Ok(Outcome::Done)
                 }
+                Message::ErrorResponse(b) => Err(db_err(&b)),
+                _ => Err(self.confused()),
             },
             Kind::Close => match self.next_message()? {
                 Message::CloseComplete => Ok(Outcome::Done),

@@ -129,7 +129,7 @@ impl App {
                 crate::quotas::charge_incident(c, &p2, &meta, now)?;
                 row.number = org::next_incident_number(c, p2.org)?;
                 store::insert(c, &row)?;
-                search::reindex(c, p2.org, row.id)?;
+                search::index_new(c, &row)?;
                 let data =
                     json!({ "number": row.number, "title": row.title, "severity": row.severity, "category": row.category, "tlp": row.tlp });
                 event::append(c, p2.org, Some(row.id), "incident.created", Some(&p2.actor_id()), &data, now)?;

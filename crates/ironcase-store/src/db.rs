@@ -30,8 +30,14 @@ pub enum Conn<'a> {
 /// tenant scope its current transaction has been given.
 pub struct PgConn {
     pub(crate) client: RefCell<crate::pipe::Pipe>,
-    /// The `app.tenant_id` of the current transaction, as this side last set it.
+    /// The `app.tenant_id` of the current transaction, as this side last set
+    /// it (`None`: none). On the writer, the scope a job asked for is sent
+    /// before its first statement only when it differs: consecutive jobs of
+    /// one tenant share it.
     pub(crate) scope: RefCell<Option<String>>,
+    /// The writer: the scope when the current job's savepoint was taken,
+    /// which undoing the job returns to.
+    at_savepoint: RefCell<Option<String>>,
     /// A read connection. Its tenant scope is the session's
     /// (`set_config(…, false)`, outside any one transaction: point reads run
     /// outside `begin … commit`), sent before a read's first statement only
@@ -40,7 +46,7 @@ pub struct PgConn {
     reader: bool,
     /// The current read is one snapshot (`begin … commit`).
     snapshot: Cell<bool>,
-    /// The scope the current read asked for.
+    /// The scope the current read (or the writer's current job) asked for.
     wanted: RefCell<Option<String>>,
     /// The session's `app.tenant_id` as this side knows it (`""`: none);
     /// `None` when not known (a statement failed after one was sent, and a
@@ -109,6 +115,7 @@ impl PgConn {
         PgConn {
             client: RefCell::new(client),
             scope: RefCell::new(None),
+            at_savepoint: RefCell::new(None),
             reader: false,
             snapshot: Cell::new(false),
             wanted: RefCell::new(None),
@@ -173,15 +180,20 @@ impl PgConn {
             let mut m = m.borrow_mut();
             m.at_job_start = m.now.clone();
         }
+        // A job starts asking for no tenant: it sees none until it says whose.
+        self.wanted.borrow_mut().take();
+        *self.at_savepoint.borrow_mut() = self.scope.borrow().clone();
         self.client.borrow_mut().next_epoch()
     }
 
-    /// The job was undone: so is what it made the batch remember.
+    /// The job was undone (back to its savepoint): so is what it made the
+    /// batch remember, and the scope it set.
     pub(crate) fn undo_job(&self) {
         if let Some(m) = &self.memo {
             let mut m = m.borrow_mut();
             m.now = m.at_job_start.clone();
         }
+        *self.scope.borrow_mut() = self.at_savepoint.borrow_mut().take();
     }
 
     /// The writes the batch owes (run before its commit); the batch's
@@ -297,11 +309,19 @@ impl PgConn {
         Ok(statement)
     }
 
-    /// A read's scope, sent before its next statement when the connection
-    /// has another (or might have). Nothing asked, the scope cleared:
-    /// row-level security then shows no tenant's rows.
+    /// The scope asked for, sent before the next statement when the
+    /// connection (reads) or the transaction (the writer) has another, or
+    /// might have. Nothing asked, the scope cleared: row-level security then
+    /// shows no tenant's rows.
     fn ensure_scope(&self) -> Result<()> {
         if !self.reader {
+            let desired = self.wanted.borrow().clone();
+            if *self.scope.borrow() == desired {
+                return Ok(());
+            }
+            let st = self.statement(SET_SCOPE)?;
+            self.client.borrow_mut().send(&st, &[&desired.as_deref().unwrap_or("")]);
+            *self.scope.borrow_mut() = desired;
             return Ok(());
         }
         let desired = self.wanted.borrow().clone().unwrap_or_default();
@@ -324,12 +344,6 @@ impl PgConn {
     /// Forgets the scope (a transaction ended, or a savepoint was undone).
     pub(crate) fn forget_scope(&self) {
         self.scope.borrow_mut().take();
-    }
-
-    /// Forgets the scope and says whether one was set (and so must be
-    /// cleared in the database too, before the next job of a batch).
-    pub(crate) fn take_scope(&self) -> bool {
-        self.scope.borrow_mut().take().is_some()
     }
 }
 
@@ -623,7 +637,11 @@ impl Conn<'_> {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(c) => {
                 c.begin_if_pending()?;
-                c.ensure_scope()?;
+                // The writer's batches are its own statements (a savepoint
+                // undone, a commit): no scope of a job's.
+                if c.reader {
+                    c.ensure_scope()?;
+                }
                 c.waited(c.client.borrow_mut().batch(sql))
             }
         }
@@ -636,18 +654,9 @@ impl Conn<'_> {
     pub fn scope(&self, tenant: impl Display) -> Result<()> {
         let Conn::Postgres(c) = self else { return Ok(()) };
         let tenant = tenant.to_string();
-        if c.reader {
-            // Sent with the next statement, if the connection has another.
-            *c.wanted.borrow_mut() = Some(tenant);
-            return Ok(());
-        }
-        if c.scope.borrow().as_deref() == Some(tenant.as_str()) {
-            return Ok(());
-        }
-        // Sent, not waited for: it goes out with the next statement.
-        let st = c.statement(SET_SCOPE)?;
-        c.client.borrow_mut().send(&st, &[&tenant]);
-        *c.scope.borrow_mut() = Some(tenant);
+        // Sent with the next statement, if the connection (or transaction)
+        // has another.
+        *c.wanted.borrow_mut() = Some(tenant);
         Ok(())
     }
 

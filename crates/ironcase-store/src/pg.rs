@@ -451,6 +451,114 @@ mod tests {
         });
     }
 
+    /// Jobs of one batch share the transaction's tenant scope only when they
+    /// ask for the same one: a job that asks for none sees no tenant's rows
+    /// after a job that scoped one, and a job undone takes its scope back.
+    #[test]
+    fn jobs_of_one_batch_see_only_the_scope_they_ask_for() {
+        on_fresh_store("writer scopes", |store, _| async move {
+            let (a, b) = (ironcase_domain::OrgId::new(), ironcase_domain::OrgId::new());
+            store
+                .write(move |c| {
+                    new_org(c, &a.to_string())?;
+                    new_org(c, &b.to_string())
+                })
+                .await
+                .expect("organisations");
+            let insert = |c: &crate::Conn, o: ironcase_domain::OrgId, id: &str| {
+                c.scope(o)?;
+                c.run(
+                    "insert into comment (organization_id, comment_id, incident_id, author_id, body, created_at) values (?, ?, 'inc', 'usr', 'b', 0)",
+                    crate::params![o.to_string(), id],
+                )
+            };
+            let count = |c: &crate::Conn| crate::query_one(c, "select count(*) from comment", crate::params![], |r| r.get::<_, i64>(0));
+            // The writer is kept busy so that the next five share a batch,
+            // submitted in this order.
+            let busy = store.write(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                Ok::<_, StoreError>(())
+            });
+            let (busy, first, undone, none, mine, other) = futures::join!(
+                busy,
+                store.write(move |c| insert(c, a, "cmt_a")),
+                store.write(move |c| {
+                    insert(c, b, "cmt_b")?;
+                    Err::<(), _>(StoreError::Conflict("undone".into()))
+                }),
+                store.write(move |c| count(c)),
+                store.write(move |c| {
+                    c.scope(a)?;
+                    count(c)
+                }),
+                store.write(move |c| {
+                    c.scope(b)?;
+                    count(c)
+                }),
+            );
+            busy.expect("busy");
+            first.expect("first");
+            assert!(undone.is_err());
+            assert_eq!(none.expect("no scope"), 0, "a job that names no tenant sees none, after one that did");
+            assert_eq!(mine.expect("a"), 1);
+            assert_eq!(other.expect("b"), 0, "the undone insert is gone");
+        });
+    }
+
+    /// A new incident is indexed without reading its document back: what it
+    /// is indexed under is exactly what rebuilding its document gives.
+    #[test]
+    fn a_new_incident_is_indexed_as_its_document_would_be() {
+        on_fresh_store("new incident document", |store, _| async move {
+            use ironcase_domain::{Category, IncidentId, Severity, Status, Timestamp, Tlp, UserId};
+            let org = ironcase_domain::OrgId::new();
+            let row = crate::incident::IncidentRow {
+                org,
+                id: IncidentId::new(),
+                number: 1,
+                title: "Ransomware on the file servers".into(),
+                description: "Shares encrypted overnight; a note asks for bitcoin.\nSecond line: évasion, naïve, 東京".into(),
+                severity: Severity::High,
+                category: Category::Malware,
+                status: Status::Open,
+                resolution: None,
+                tlp: Tlp::Amber,
+                tags: vec!["ransomware".into()],
+                assignee_id: None,
+                reporter_id: UserId::new(),
+                created_at: Timestamp(1),
+                updated_at: Timestamp(1),
+                acknowledged_at: None,
+                contained_at: None,
+                resolved_at: None,
+                closed_at: None,
+                version: 1,
+            };
+            let (fast, rebuilt, text, expected) = store
+                .write(move |c| {
+                    new_org(c, &org.to_string())?;
+                    crate::incident::insert(c, &row)?;
+                    crate::search::index_new(c, &row)?;
+                    let vector = |c: &crate::Conn| {
+                        c.scope(org)?;
+                        crate::query_one(c, "select search::text from incident_search where incident_id = ?", [row.id.to_string()], |r| {
+                            r.get::<_, String>(0)
+                        })
+                    };
+                    let fast = vector(c)?;
+                    crate::search::reindex(c, org, row.id)?;
+                    let rebuilt = vector(c)?;
+                    let text = crate::search::document(c, org, row.id)?;
+                    Ok::<_, StoreError>((fast, rebuilt, text, crate::search::new_document(&row.title, &row.description)))
+                })
+                .await
+                .expect("indexed");
+            assert_eq!(fast, rebuilt);
+            assert!(fast.contains("'ransomware'") && fast.contains("'東京'"), "{fast}");
+            assert_eq!(text.as_deref(), Some(expected.as_str()));
+        });
+    }
+
     /// One write of thousands of statements nobody waits for, and values
     /// larger than a socket read: the connection neither blocks on itself nor
     /// loses a byte.

@@ -151,14 +151,11 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             if broken.is_some() {
                 continue; // dropped: its caller gets `Unavailable`
             }
+            // Each job starts asking for no tenant scope (PostgreSQL); the one
+            // it asks for is sent with its first statement, unless the last
+            // job left the same one.
             let epoch = pg.map(PgConn::next_job);
-            // Each job starts with no tenant scope (PostgreSQL): cleared in
-            // the same flight as the savepoint.
-            let open: &[&str] = match pg.map(PgConn::take_scope) {
-                Some(true) => &["select set_config('app.tenant_id', '', true)", "savepoint req"],
-                _ => &["savepoint req"],
-            };
-            if let Err(e) = open.iter().try_for_each(|s| conn.later(s)) {
+            if let Err(e) = conn.later("savepoint req") {
                 tracing::error!(error = %e, "writer could not open a savepoint");
                 broken = Some(e);
                 continue;
@@ -205,10 +202,9 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
                     tracing::error!(error = %e, "writer could not close a savepoint");
                     broken = Some(e);
                 }
-                // Undone with the savepoint: the scope is back to none, and
-                // the batch remembers what it did before the job.
+                // Undone with the savepoint: the scope is back to what it was
+                // then, and the batch remembers what it did before the job.
                 if let Some(p) = pg {
-                    p.forget_scope();
                     p.undo_job();
                 }
             }

@@ -284,6 +284,6 @@ impl App {
             details: json!({ "incidents": incidents }),
         };
         self.store().write(move |c| Ok::<_, AppError>(audit::append(c, entry)?)).await?;
-        Ok(self.store().write(ironcase_store::bulk::finish).await?)
+        Ok(self.store().analyze().await?)
     }
 }

@@ -109,6 +109,9 @@ enum Engine {
     Postgres {
         /// Connections as the application's role, each read in a snapshot.
         readers: Arc<PgPool>,
+        /// How to connect as the database's owner (maintenance); it may
+        /// hold a password: never printed.
+        owner_url: String,
     },
 }
 
@@ -221,10 +224,12 @@ impl Store {
     /// applies the migrations), and works from then on as the application's
     /// role, under row-level security. Several nodes may share one database.
     pub async fn open_postgres(url: &str) -> Result<Store> {
+        let owner_url = url.to_owned();
         let url = url.to_owned();
         let (writer_conn, readers) = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut owner = ::postgres::Client::connect(&url, ::postgres::NoTls)?;
             pg::migrate(&mut owner)?;
+            pg::check_settings(&mut owner);
             drop(owner);
             let w = db::PgConn::for_writer(db::PgConn::connect(&url)?);
             let readers =
@@ -235,7 +240,7 @@ impl Store {
         .map_err(|e| StoreError::Database(e.to_string()))??;
         let (commits_tx, commits) = tokio::sync::watch::channel(0u64);
         let writer = writer::Writer::start(writer::Owned::Postgres(Box::new(writer_conn)), commits_tx)?;
-        let engine = Engine::Postgres { readers: Arc::new(PgPool(Pool::new(readers))) };
+        let engine = Engine::Postgres { readers: Arc::new(PgPool(Pool::new(readers))), owner_url };
         Ok(Store { inner: Arc::new(Inner { engine, writer, commits }) })
     }
 
@@ -280,7 +285,7 @@ impl Store {
                 drop(permit);
                 out
             }
-            Engine::Postgres { readers } => pg_read(readers, true, f).await,
+            Engine::Postgres { readers, .. } => pg_read(readers, true, f).await,
         }
     }
 
@@ -306,7 +311,7 @@ impl Store {
             // The driver blocks: never on an async thread. Each statement is
             // its own snapshot, as on SQLite: no `begin` and `commit` around
             // a lookup.
-            Engine::Postgres { readers } => pg_read(readers, false, f).await,
+            Engine::Postgres { readers, .. } => pg_read(readers, false, f).await,
         }
     }
 
@@ -333,6 +338,25 @@ impl Store {
     /// event log (the value itself means nothing).
     pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.commits.clone()
+    }
+
+    /// Fresh planner statistics after a large load (and, on PostgreSQL, the
+    /// search index's pending entries merged): as the database's owner, since
+    /// only it may.
+    pub async fn analyze(&self) -> Result<()> {
+        match &self.inner.engine {
+            Engine::Sqlite { .. } => self.write(bulk::finish).await,
+            Engine::Postgres { owner_url, .. } => {
+                let url = owner_url.clone();
+                tokio::task::spawn_blocking(move || -> Result<()> {
+                    let mut owner = ::postgres::Client::connect(&url, ::postgres::NoTls)?;
+                    owner.batch_execute("vacuum analyze")?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| StoreError::Database(e.to_string()))?
+            }
+        }
     }
 
     /// Checks that the database answers.

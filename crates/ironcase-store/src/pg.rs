@@ -11,6 +11,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/postgres/0001_schema.sql")),
     (2, "incident_search", include_str!("../migrations/postgres/0002_incident_search.sql")),
     (3, "auth_epoch", include_str!("../migrations/postgres/0003_auth_epoch.sql")),
+    (4, "search_match", include_str!("../migrations/postgres/0004_search_match.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level
@@ -45,6 +46,20 @@ fn migrate_to(client: &mut postgres::Client, last: i64) -> Result<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Warns about server settings the store depends on: with autovacuum off,
+/// nothing refreshes the planner's statistics or merges the search index's
+/// pending entries, and plans and searches slow down as tables grow.
+pub(crate) fn check_settings(owner: &mut postgres::Client) {
+    if let Ok(row) = owner.query_one("select current_setting('autovacuum')", &[]) {
+        let on: String = row.get(0);
+        if on != "on" {
+            tracing::warn!(
+                "PostgreSQL's autovacuum is off: run VACUUM ANALYZE regularly, or planner statistics and the search index go stale"
+            );
+        }
+    }
 }
 
 /// Whose rows a transaction may touch: `set_config('app.tenant_id', …, true)`
@@ -628,7 +643,9 @@ mod tests {
                      insert into incident (organization_id, incident_id, number, title, description, severity, category, status, tlp,
                                            tags, reporter_id, created_at, updated_at, version)
                          values ('org_a', 'inc_a', 1, 'A secret', '', 'high', 'other', 'open', 'amber', '[]', 'usr_x', 1, 1, 1),
-                                ('org_b', 'inc_b', 1, 'B secret', '', 'high', 'other', 'open', 'amber', '[]', 'usr_y', 1, 1, 1);",
+                                ('org_b', 'inc_b', 1, 'B secret', '', 'high', 'other', 'open', 'amber', '[]', 'usr_y', 1, 1, 1);
+                     insert into incident_search (organization_id, incident_id, search)
+                         values ('org_a', 'inc_a', to_tsvector('simple', 'A secret')), ('org_b', 'inc_b', to_tsvector('simple', 'B secret'));",
                 )
                 .expect("rows");
 
@@ -663,6 +680,37 @@ mod tests {
             );
             assert!(cross.is_err(), "a row for another tenant fails the policy's check");
             drop(tx); // rolled back
+
+            // Full-text matching (through the index, past the policy) keeps
+            // the wall itself: the scoped tenant's rows, and only with one.
+            let matched = |c: &mut postgres::Client, tenant: Option<&str>| -> (Vec<String>, i64) {
+                let mut tx = c.transaction().expect("begin");
+                if let Some(t) = tenant {
+                    tx.execute("select set_config('app.tenant_id', $1, true)", &[&t]).expect("scope");
+                }
+                let ids = tx
+                    .query("select incident_id from search_match(to_tsquery('simple', 'secret'), null) order by 1", &[])
+                    .expect("match")
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let n: i64 = tx.query_one("select search_count(to_tsquery('simple', 'secret'), 10)", &[]).expect("count").get(0);
+                (ids, n)
+            };
+            assert_eq!(matched(&mut app, Some("org_a")), (vec!["inc_a".to_owned()], 1));
+            assert_eq!(matched(&mut app, Some("org_b")), (vec!["inc_b".to_owned()], 1));
+            assert_eq!(matched(&mut app, None), (vec![], 0), "no tenant, no match");
+            assert_eq!(matched(&mut app, Some("*")), (vec![], 0), "no platform-wide search");
+            let excluded: Vec<String> = {
+                let mut tx = app.transaction().expect("begin");
+                tx.execute("select set_config('app.tenant_id', 'org_a', true)", &[]).expect("scope");
+                tx.query("select incident_id from search_match(to_tsquery('simple', 'secret'), to_tsquery('simple', 'a'))", &[])
+                    .expect("match")
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect()
+            };
+            assert!(excluded.is_empty(), "exclusions apply: {excluded:?}");
 
             // The scope ends with its transaction.
             assert!(titles(&mut app).is_empty());

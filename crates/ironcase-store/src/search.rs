@@ -232,17 +232,17 @@ fn result_set_sql(backend: Backend, org: OrgId, s: &Spec) -> (String, Vec<Value>
                 }
                 sql
             } else {
-                // ts_rank is higher for better; negated, lower is better, as BM25.
+                // Matched through the GIN index by `search_match`, which
+                // applies the tenant wall itself (migration 0004: under the
+                // policy `@@` cannot use the index). ts_rank is higher for
+                // better; negated, lower is better, as BM25.
                 let q = required.join(" && ");
-                let mut sql = format!(
-                    "select {WANT}, -ts_rank(s.search, {q})::float8 from incident_search s \
-                     join incident i on i.organization_id = s.organization_id and i.incident_id = s.incident_id \
-                     where s.organization_id = ?1 and i.deleted_at is null and s.search @@ ({q})"
-                );
-                if let Some(x) = excluded {
-                    sql.push_str(&format!(" and not (s.search @@ {x})"));
-                }
-                sql
+                let x = excluded.unwrap_or_else(|| "null::tsquery".to_owned());
+                format!(
+                    "select {WANT}, -m.rank::float8 from search_match({q}, {x}) m \
+                     join incident i on i.organization_id = ?1 and i.incident_id = m.incident_id \
+                     where i.deleted_at is null"
+                )
             }
         }
     };
@@ -437,9 +437,12 @@ fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
     for w in candidates {
         let n: Option<i64> = match c.backend() {
             Backend::Sqlite => query_opt(c, "select doc from search_vocab where term = ?", [w], |r| r.get(0))?,
-            // Within the organisation (the scope), by the GIN index.
+            // Within the organisation (the scope), by the GIN index; a word
+            // past the budget could not be used, so counting stops there.
             Backend::Postgres => {
-                query_opt(c, "select count(*) from incident_search where search @@ plainto_tsquery('simple', ?)", [w], |r| r.get(0))?
+                query_opt(c, "select search_count(plainto_tsquery('simple', ?), cast(? as bigint))", params![w, SIMILAR_BUDGET + 1], |r| {
+                    r.get(0)
+                })?
             }
         };
         if let Some(n) = n.filter(|n| *n >= 2) {
@@ -492,10 +495,9 @@ pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], tlp
                  order by bm25(search_fts) limit 200"
             ),
             Backend::Postgres => format!(
-                "select i.incident_id, -ts_rank(s.search, to_tsquery('simple', ?1))::float8 from incident_search s \
-                 join incident i on i.organization_id = s.organization_id and i.incident_id = s.incident_id \
-                 where s.search @@ to_tsquery('simple', ?1) and s.organization_id = ?2 and s.incident_id <> ?3 \
-                 and i.deleted_at is null{ceiling} order by 2 limit 200"
+                "select i.incident_id, -m.rank::float8 from search_match(to_tsquery('simple', ?1), null) m \
+                 join incident i on i.organization_id = ?2 and i.incident_id = m.incident_id \
+                 where m.incident_id <> ?3 and i.deleted_at is null{ceiling} order by 2 limit 200"
             ),
         };
         let expr = match c.backend() {

@@ -426,6 +426,12 @@ const SIMILAR_WORDS: usize = 6;
 /// list of incidents).
 const SIMILAR_CANDIDATES: usize = 12;
 
+/// On PostgreSQL a word's count reads every incident that has it (SQLite's
+/// vocabulary table holds the counts): words are first counted no further
+/// than this, and those that reach it only counted whole if fewer than
+/// [`SIMILAR_WORDS`] words fell below it (else they could not be chosen).
+const SIMILAR_FIRST_COUNT: i64 = 1_000;
+
 /// The telling words among `words`: those in the fewest other incidents,
 /// within [`SIMILAR_BUDGET`]. Words no other incident has tell nothing.
 fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
@@ -433,20 +439,34 @@ fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
     let mut candidates: Vec<&String> = words.iter().collect();
     candidates.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     candidates.truncate(SIMILAR_CANDIDATES);
+    // Within the organisation (the scope), by the GIN index; a word past the
+    // cap is counted as the cap.
+    let pg_count = |w: &str, cap: i64| -> Result<Option<i64>> {
+        query_opt(c, "select search_count(plainto_tsquery('simple', ?), cast(? as bigint))", params![w, cap], |r| r.get(0))
+    };
     let mut counted = Vec::new();
+    let mut unresolved = Vec::new();
     for w in candidates {
         let n: Option<i64> = match c.backend() {
             Backend::Sqlite => query_opt(c, "select doc from search_vocab where term = ?", [w], |r| r.get(0))?,
-            // Within the organisation (the scope), by the GIN index; a word
-            // past the budget could not be used, so counting stops there.
-            Backend::Postgres => {
-                query_opt(c, "select search_count(plainto_tsquery('simple', ?), cast(? as bigint))", params![w, SIMILAR_BUDGET + 1], |r| {
-                    r.get(0)
-                })?
-            }
+            Backend::Postgres => match pg_count(w, SIMILAR_FIRST_COUNT)? {
+                Some(n) if n >= SIMILAR_FIRST_COUNT => {
+                    unresolved.push(w);
+                    continue;
+                }
+                n => n,
+            },
         };
         if let Some(n) = n.filter(|n| *n >= 2) {
             counted.push((n, w.clone()));
+        }
+    }
+    // Only if they could be chosen: a word past the budget never is.
+    if counted.len() < SIMILAR_WORDS {
+        for w in unresolved {
+            if let Some(n) = pg_count(w, SIMILAR_BUDGET + 1)? {
+                counted.push((n, w.clone()));
+            }
         }
     }
     counted.sort();

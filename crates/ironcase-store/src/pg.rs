@@ -412,10 +412,11 @@ mod tests {
         });
     }
 
-    /// A point read runs outside `begin … commit`, each wait ending an
-    /// implicit transaction and the tenant scope with it: every statement
-    /// still sees the scope its read asked for, and a read that asks for
-    /// none sees nothing, on a connection whose last read had a tenant.
+    /// A point read runs outside `begin … commit` (each wait its own
+    /// implicit transaction) on a connection whose session keeps the last
+    /// read's tenant scope: every statement sees the scope its read asked
+    /// for, and a read that asks for none sees nothing, on a connection whose
+    /// last read had a tenant.
     #[test]
     fn point_reads_see_only_the_scope_they_ask_for() {
         on_fresh_store("point read scopes", |store, _| async move {

@@ -167,6 +167,43 @@ impl<C> Pool<C> {
     }
 }
 
+/// A connection taken from a pool, given back when dropped: also when the
+/// code using it panics (a bug), so that the pool never loses one.
+struct Lease<'p, C> {
+    pool: &'p Pool<C>,
+    conn: Option<C>,
+    on_return: fn(&C),
+}
+
+impl<'p, C> Lease<'p, C> {
+    fn new(pool: &'p Pool<C>, conn: C) -> Lease<'p, C> {
+        Lease { pool, conn: Some(conn), on_return: |_| {} }
+    }
+
+    /// Runs `f` on the connection before it goes back.
+    fn on_return(mut self, f: fn(&C)) -> Lease<'p, C> {
+        self.on_return = f;
+        self
+    }
+}
+
+impl<C> std::ops::Deref for Lease<'_, C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        // Present until dropped.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!("a lease holds its connection until dropped"))
+    }
+}
+
+impl<C> Drop for Lease<'_, C> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            (self.on_return)(&c);
+            self.pool.give(c);
+        }
+    }
+}
+
 /// Read connections kept open for point reads, and for scans.
 const READERS: usize = 6;
 const SCANNERS: usize = 3;
@@ -274,11 +311,9 @@ impl Store {
                 let conn = scanners.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
                 let inner = self.inner.clone();
                 let out = tokio::task::spawn_blocking(move || {
-                    let r = f(&Conn::Sqlite(&conn));
-                    if let Engine::Sqlite { scanners, .. } = &inner.engine {
-                        scanners.give(conn);
-                    }
-                    r
+                    let Engine::Sqlite { scanners, .. } = &inner.engine else { return Err(E::from(StoreError::Unavailable)) };
+                    let lease = Lease::new(scanners, conn);
+                    f(&Conn::Sqlite(&lease))
                 })
                 .await
                 .map_err(|e| E::from(StoreError::Database(format!("read task failed: {e}"))))?;
@@ -302,9 +337,9 @@ impl Store {
         match &self.inner.engine {
             Engine::Sqlite { readers, .. } => {
                 let permit = readers.permits.acquire().await.map_err(|_| E::from(StoreError::Unavailable))?;
-                let conn = readers.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
+                let conn = Lease::new(readers, readers.take().ok_or_else(|| E::from(StoreError::Unavailable))?);
                 let out = f(&Conn::Sqlite(&conn));
-                readers.give(conn);
+                drop(conn);
                 drop(permit);
                 out
             }
@@ -391,20 +426,16 @@ where
     let conn = readers.take().ok_or_else(|| E::from(StoreError::Unavailable))?;
     let pool = readers.clone();
     let out = tokio::task::spawn_blocking(move || {
-        if let Err(e) = conn.revive() {
-            pool.give(conn);
-            return Err(E::from(e));
-        }
+        // Given back when the read ends, however it ends. A read that
+        // began is ended first: nothing was written, so ending it either
+        // way is the same, and nobody waits for it (its `commit` goes out
+        // now, its answer is read by the connection's next user).
+        let conn = Lease::new(&**pool, conn).on_return(db::PgConn::end_read);
+        conn.revive().map_err(E::from)?;
         // A `begin` is sent with the first statement (or the scope), not on
         // its own.
         conn.start_read(snapshot);
-        let out = f(&Conn::Postgres(&conn));
-        // Begun only if something ran. Nothing was written, so ending it
-        // either way is the same, and nobody waits for it: the `commit` goes
-        // out now, its answer is read by the connection's next user.
-        conn.end_read();
-        pool.give(conn);
-        out
+        f(&Conn::Postgres(&conn))
     })
     .await
     .map_err(|e| E::from(StoreError::Database(format!("read task failed: {e}"))))?;
@@ -532,6 +563,31 @@ mod tests {
             .expect("read");
         assert_eq!(ids, ["org_b"], "the panicking write left nothing");
         store.close().await;
+    }
+
+    /// A read that panics (a bug) gives its connection back: more panics
+    /// than the pools hold connections, and reads go on.
+    #[tokio::test]
+    async fn panicking_reads_do_not_empty_the_pools() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open_sqlite(&dir.path().join("t.db")).await.expect("open");
+        panics_then_reads(&store).await;
+        store.close().await;
+    }
+
+    /// Panics `READERS + SCANNERS + 1` times in each kind of read, then reads.
+    pub(crate) async fn panics_then_reads(store: &Store) {
+        for _ in 0..=READERS + SCANNERS {
+            let s = store.clone();
+            let point = tokio::spawn(async move { s.read_now(|_| -> Result<(), StoreError> { panic!("a bug") }).await });
+            // In the caller's task (SQLite reads in place), or as a failed read.
+            assert!(!matches!(point.await, Ok(Ok(()))));
+            let scan: Result<(), StoreError> = store.read(|_| panic!("a bug")).await;
+            assert!(scan.is_err());
+        }
+        let one = |c: &Conn| query_one(c, "select cast(1 as bigint)", params![], |r| r.get::<_, i64>(0));
+        assert_eq!(store.read_now(one).await.expect("a point read"), 1);
+        assert_eq!(store.read(one).await.expect("a scan"), 1);
     }
 
     /// A database from before the per-incident search index keeps its

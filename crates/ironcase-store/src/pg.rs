@@ -624,6 +624,12 @@ mod tests {
         });
     }
 
+    /// Reads that panic give their connections back (on PostgreSQL too).
+    #[test]
+    fn panicking_reads_do_not_empty_the_pool() {
+        on_fresh_store("panicking reads", |store, _| async move { crate::tests::panics_then_reads(&store).await });
+    }
+
     /// The store's PostgreSQL connections: the writer's and the readers'.
     const READERS_AND_WRITER: usize = crate::READERS + crate::SCANNERS + 1;
 

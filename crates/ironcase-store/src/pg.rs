@@ -624,6 +624,144 @@ mod tests {
         });
     }
 
+    /// A PostgreSQL server of a test's own, made with `initdb`, that asks for
+    /// passwords (the shared test server trusts loopback). Stopped on drop.
+    struct OwnServer {
+        bin: std::path::PathBuf,
+        dir: tempfile::TempDir,
+        port: u16,
+        as_postgres: bool,
+    }
+
+    impl OwnServer {
+        /// `None` (the test skipped) without PostgreSQL's server programs,
+        /// unless `CI=true`.
+        fn start() -> Option<OwnServer> {
+            let bin = std::process::Command::new("pg_config")
+                .arg("--bindir")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+                .filter(|b| b.join("initdb").exists());
+            let Some(bin) = bin else {
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "PostgreSQL's server programs are required when CI=true");
+                eprintln!("skipping: no initdb");
+                return None;
+            };
+            // initdb refuses to run as root: then as the `postgres` user.
+            let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+            let dir = tempfile::tempdir().expect("dir");
+            let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+            let server = OwnServer { bin, dir, port, as_postgres: root };
+            std::fs::write(server.dir.path().join("pw"), "owner-secret").expect("password file");
+            if root {
+                server.run("chown", &["-R", "postgres", &server.path("")]);
+            }
+            server.run(
+                &server.bin("initdb"),
+                &[
+                    "-D",
+                    &server.path("data"),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    &format!("--pwfile={}", server.path("pw")),
+                    "--no-sync",
+                ],
+            );
+            std::fs::write(
+                server.dir.path().join("data/pg_hba.conf"),
+                "local all all trust\n\
+                 host all md5user 127.0.0.1/32 md5\n\
+                 host all clearuser 127.0.0.1/32 password\n\
+                 host all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .expect("pg_hba.conf");
+            let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", server.path(""));
+            server.run(&server.bin("pg_ctl"), &["-D", &server.path("data"), "-o", &opts, "-l", &server.path("log"), "-w", "start"]);
+            // Roles whose passwords the server checks as MD5 and in the clear.
+            server.run(
+                &server.bin("psql"),
+                &[
+                    "-h",
+                    &server.path(""),
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    "set password_encryption = 'md5'; create role md5user login password 'md5-secret'; \
+                     reset password_encryption; create role clearuser login password 'clear-secret';",
+                ],
+            );
+            Some(server)
+        }
+
+        fn path(&self, p: &str) -> String {
+            self.dir.path().join(p).to_string_lossy().into_owned()
+        }
+
+        fn bin(&self, name: &str) -> String {
+            self.bin.join(name).to_string_lossy().into_owned()
+        }
+
+        fn run(&self, program: &str, args: &[&str]) {
+            let mut cmd = if self.as_postgres && program != "chown" {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", "postgres", "--", program]);
+                c
+            } else {
+                std::process::Command::new(program)
+            };
+            let out = cmd.args(args).output().expect("run");
+            assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+
+        fn url(&self, user: &str, password: &str) -> String {
+            format!("postgres://{user}:{password}@127.0.0.1:{}/postgres", self.port)
+        }
+    }
+
+    impl Drop for OwnServer {
+        fn drop(&mut self) {
+            let (ctl, data) = (self.bin("pg_ctl"), self.path("data"));
+            let mut cmd = if self.as_postgres {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", "postgres", "--", &ctl]);
+                c
+            } else {
+                std::process::Command::new(&ctl)
+            };
+            let _ = cmd.args(["-D", &data, "-m", "immediate", "stop"]).output();
+        }
+    }
+
+    /// The store's own connections authenticate as the server asks:
+    /// SCRAM-SHA-256, MD5, a password in the clear, and none over a Unix
+    /// socket; a wrong password is an error, not a connection.
+    #[test]
+    fn connections_authenticate_as_the_server_asks() {
+        let Some(server) = OwnServer::start() else { return };
+        let one = |url: &str| -> Result<()> {
+            let mut pipe = crate::pipe::Pipe::connect(url)?;
+            pipe.batch("select 1")
+        };
+        one(&server.url("postgres", "owner-secret")).expect("SCRAM-SHA-256");
+        one(&server.url("md5user", "md5-secret")).expect("MD5");
+        one(&server.url("clearuser", "clear-secret")).expect("a password in the clear");
+        let socket = format!("postgres://postgres@/postgres?host={}&port={}", server.path(""), server.port);
+        one(&socket).expect("a Unix socket");
+        for (user, wrong) in [("postgres", "nope"), ("md5user", "nope"), ("clearuser", "nope")] {
+            let r = one(&server.url(user, wrong));
+            assert!(matches!(&r, Err(StoreError::Database(m)) if m.contains("28P01")), "{user}: {r:?}");
+        }
+        let r = one(&format!("postgres://postgres@127.0.0.1:{}/postgres", server.port));
+        assert!(r.is_err(), "no password when one is asked for: {r:?}");
+    }
+
     /// Reads that panic give their connections back (on PostgreSQL too).
     #[test]
     fn panicking_reads_do_not_empty_the_pool() {

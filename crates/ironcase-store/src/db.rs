@@ -613,12 +613,8 @@ impl Conn<'_> {
     pub fn later(&self, sql: &str) -> Result<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Postgres(c) => {
-                let st = c.statement(sql)?;
-                c.ensure_scope()?;
-                c.client.borrow_mut().send(&st, &[]);
-                Ok(())
-            }
+            // The writer's own statements (begin, savepoints): no job's scope.
+            Conn::Postgres(c) => c.send_now(sql),
         }
     }
 

@@ -52,7 +52,7 @@ pub use db::{Backend, Conn, Row, Value};
 pub use writer::AuthHook;
 
 /// The small error every store call returns.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,

@@ -582,16 +582,17 @@ impl Pipe {
     fn read_front(&mut self) {
         let Some(p) = self.pending.pop_front() else { return };
         self.written = self.written.saturating_sub(1);
-        let result = if self.stream.is_none() {
-            Err(closed())
+        // A statement skipped after an error is not a failure of its own.
+        let (result, skipped) = if self.stream.is_none() {
+            (Err(closed()), false)
         } else if self.skipping && !matches!(p.kind, Kind::Sync) {
-            Err(skipped())
+            (Err(skipped()), true)
         } else {
-            self.answer_of(&p.kind)
+            (self.answer_of(&p.kind), false)
         };
         if let Err(e) = &result {
-            if !p.detached && !matches!(e, StoreError::Database(m) if m.starts_with("not run:")) {
-                self.failed.get_or_insert((p.epoch, clone_err(e)));
+            if !p.detached && !skipped {
+                self.failed.get_or_insert((p.epoch, e.clone()));
             }
         }
         if p.wanted {
@@ -749,16 +750,6 @@ impl Pipe {
                 }
             }
         }
-    }
-}
-
-fn clone_err(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::NotFound => StoreError::NotFound,
-        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
-        StoreError::Unavailable => StoreError::Unavailable,
-        StoreError::Database(m) => StoreError::Database(m.clone()),
-        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
     }
 }
 

@@ -74,7 +74,8 @@ pub fn new_document(title: &str, description: &str) -> String {
 /// Indexes an incident just inserted, in the caller's transaction. On
 /// PostgreSQL its document is known without reading anything back
 /// ([`new_document`]): one insert instead of [`DOCUMENT`]'s four look-ups
-/// (measured: 90 µs → a fraction per create); elsewhere as [`reindex`].
+/// (measured by `pg_stat_statements`: 90 → ~50 µs per create); elsewhere as
+/// [`reindex`].
 pub fn index_new(c: &Conn, i: &IncidentRow) -> Result<()> {
     if c.backend() != Backend::Postgres {
         return reindex(c, i.org, i.id);

@@ -1,5 +1,6 @@
 //! The audit log: append (hash-chained, in the caller's transaction), query, verify.
 
+use crate::db::{Appendable, Kind};
 use crate::Value;
 use crate::{params, Row};
 use ironcase_domain::audit::{Canonical, GENESIS};
@@ -90,6 +91,35 @@ fn entry(r: &Row<'_, '_>) -> Result<EntryRow> {
 
 /// Appends one entry to its tenant's chain. Must run inside the transaction
 /// of the change it records.
+/// The log is only appended to, and no write reads it (the chain's head is
+/// `audit_head`).
+static ENTRIES: Appendable = Appendable {
+    table: "audit_log",
+    one: "insert into audit_log (organization_id, seq, at, actor_id, actor_kind, action, resource_type, resource_id, outcome, \
+          request_id, source_ip, user_agent, details, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    many: "insert into audit_log (organization_id, seq, at, actor_id, actor_kind, action, resource_type, resource_id, outcome, \
+           request_id, source_ip, user_agent, details, prev_hash, hash) \
+           select * from unnest(?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], \
+           ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])",
+    kinds: &[
+        Kind::Text,
+        Kind::Integer,
+        Kind::Integer,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+    ],
+};
+
 pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
     c.scope(&e.tenant)?;
     // One chain per tenant: two nodes appending at once would fork it. They
@@ -121,24 +151,24 @@ pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
     };
     row.hash = row.canonical().hash(&row.prev_hash);
     // The chain's next link, under the batch's lock: nothing can take it.
-    c.run(
-        &format!("insert into audit_log ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-        params![
-            row.tenant,
-            row.seq,
-            row.at.0,
-            row.actor_id,
-            row.actor_kind,
-            row.action,
-            row.resource_type,
-            row.resource_id,
-            row.outcome,
-            row.request_id,
-            row.source_ip,
-            row.user_agent,
-            row.details,
-            row.prev_hash,
-            row.hash
+    c.append(
+        &ENTRIES,
+        vec![
+            row.tenant.as_str().into(),
+            row.seq.into(),
+            row.at.0.into(),
+            row.actor_id.clone().into(),
+            row.actor_kind.as_str().into(),
+            row.action.as_str().into(),
+            row.resource_type.clone().into(),
+            row.resource_id.clone().into(),
+            row.outcome.as_str().into(),
+            row.request_id.clone().into(),
+            row.source_ip.clone().into(),
+            row.user_agent.clone().into(),
+            row.details.as_str().into(),
+            row.prev_hash.as_str().into(),
+            row.hash.as_str().into(),
         ],
     )?;
     c.write_behind(

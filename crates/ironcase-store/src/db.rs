@@ -82,6 +82,56 @@ struct Memo {
 struct BatchMemo {
     now: std::collections::BTreeMap<String, Memo>,
     at_job_start: std::collections::BTreeMap<String, Memo>,
+    /// Rows appended in this batch ([`Conn::append`]), in order; the first
+    /// `sent` of them have gone to the server.
+    rows: Vec<(&'static Appendable, Vec<Value>)>,
+    sent: usize,
+    /// The tables of the rows not yet sent.
+    unsent_tables: Vec<&'static Appendable>,
+    /// `rows.len()` and `sent` when the current job began.
+    rows_at_job_start: (usize, usize),
+}
+
+/// The rows a write adds to a table that writes only ever add to, or that
+/// a write changes only by statements naming it: events, the audit log, an
+/// incident's tags and search document. On the PostgreSQL writer they are
+/// held until the batch commits and then sent as one statement per table
+/// (one array per column), instead of one statement per row: per request,
+/// several statements fewer for the server to run. A writer statement whose
+/// text names the table sends the rows held for it first, so a write that
+/// reads or changes them finds them there.
+pub struct Appendable {
+    /// The table's name, as statements name it.
+    pub table: &'static str,
+    /// One row: `insert into … values (?, …)`, a parameter per column.
+    pub one: &'static str,
+    /// Many rows (PostgreSQL): `insert into … select … from unnest(?::text[], …)`,
+    /// an array per column, in the order of `kinds`.
+    pub many: &'static str,
+    /// The kind of each column.
+    pub kinds: &'static [Kind],
+}
+
+/// The kind of a column of [`Appendable`] rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Integer,
+    Text,
+}
+
+/// One column of many rows, as an array parameter.
+enum Column {
+    Integer(Vec<Option<i64>>),
+    Text(Vec<Option<String>>),
+}
+
+impl Column {
+    fn param(&self) -> &(dyn postgres::types::ToSql + Sync) {
+        match self {
+            Column::Integer(v) => v,
+            Column::Text(v) => v,
+        }
+    }
 }
 
 /// A statement prepared on a connection, and when to prepare it again.
@@ -179,6 +229,7 @@ impl PgConn {
         if let Some(m) = &self.memo {
             let mut m = m.borrow_mut();
             m.at_job_start = m.now.clone();
+            m.rows_at_job_start = (m.rows.len(), m.sent);
         }
         // A job starts asking for no tenant: it sees none until it says whose.
         self.wanted.borrow_mut().take();
@@ -192,6 +243,18 @@ impl PgConn {
         if let Some(m) = &self.memo {
             let mut m = m.borrow_mut();
             m.now = m.at_job_start.clone();
+            // Its rows are dropped; rows of earlier jobs that it sent were
+            // taken back with its savepoint, and are held again.
+            let (len, sent) = m.rows_at_job_start;
+            m.rows.truncate(len);
+            m.sent = sent;
+            let unsent = m.rows[sent..].iter().map(|(a, _)| *a).fold(Vec::new(), |mut v: Vec<&'static Appendable>, a| {
+                if !v.iter().any(|b| std::ptr::eq(*b, a)) {
+                    v.push(a);
+                }
+                v
+            });
+            m.unsent_tables = unsent;
         }
         *self.scope.borrow_mut() = self.at_savepoint.borrow_mut().take();
     }
@@ -202,7 +265,62 @@ impl PgConn {
         let Some(m) = &self.memo else { return Vec::new() };
         let mut m = m.borrow_mut();
         m.at_job_start.clear();
+        m.rows.clear();
+        m.unsent_tables.clear();
+        (m.sent, m.rows_at_job_start) = (0, (0, 0));
         std::mem::take(&mut m.now).into_values().filter_map(|e| e.owed).collect()
+    }
+
+    /// Sends the appended rows held (the writer, before its commit): one
+    /// statement per table, in platform scope (the rows are many tenants').
+    pub(crate) fn send_rows(&self) -> Result<()> {
+        let Some(m) = &self.memo else { return Ok(()) };
+        let mut m = m.borrow_mut();
+        for table in m.unsent_tables.clone() {
+            let mut columns: Vec<Column> = table
+                .kinds
+                .iter()
+                .map(|k| match k {
+                    Kind::Integer => Column::Integer(Vec::new()),
+                    Kind::Text => Column::Text(Vec::new()),
+                })
+                .collect();
+            for (_, row) in m.rows[m.sent..].iter().filter(|(a, _)| std::ptr::eq(*a, table)) {
+                if row.len() != columns.len() {
+                    return Err(StoreError::Database(format!("a row of {} has {} columns, not {}", table.table, row.len(), columns.len())));
+                }
+                for (col, v) in columns.iter_mut().zip(row) {
+                    match (col, v) {
+                        (Column::Integer(c), Value::Integer(i)) => c.push(Some(*i)),
+                        (Column::Integer(c), Value::Null) => c.push(None),
+                        (Column::Text(c), Value::Text(t)) => c.push(Some(t.clone())),
+                        (Column::Text(c), Value::Null) => c.push(None),
+                        _ => return Err(StoreError::Database(format!("a value of the wrong kind for {}", table.table))),
+                    }
+                }
+            }
+            let st = self.statement(table.many)?;
+            let asked = self.wanted.replace(Some("*".to_owned()));
+            let scoped = self.ensure_scope();
+            *self.wanted.borrow_mut() = asked;
+            scoped?;
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = columns.iter().map(Column::param).collect();
+            self.client.borrow_mut().send(&st, &params);
+        }
+        m.sent = m.rows.len();
+        m.unsent_tables.clear();
+        Ok(())
+    }
+
+    /// Before a writer statement: the rows held for a table it names go
+    /// first.
+    fn before_statement(&self, sql: &str) -> Result<()> {
+        let Some(m) = &self.memo else { return Ok(()) };
+        let named = m.borrow().unsent_tables.iter().any(|a| sql.contains(a.table));
+        if named {
+            self.send_rows()?;
+        }
+        Ok(())
     }
 
     /// Whether a wait during the current job failed because of a statement
@@ -388,6 +506,31 @@ impl PgIndex for &str {
 pub enum Value {
     Integer(i64),
     Text(String),
+    Null,
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Integer(i)
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Text(s)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Text(s.to_owned())
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
 }
 
 impl rusqlite::ToSql for Value {
@@ -395,6 +538,7 @@ impl rusqlite::ToSql for Value {
         match self {
             Value::Integer(i) => i.to_sql(),
             Value::Text(s) => s.to_sql(),
+            Value::Null => Ok(rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Null)),
         }
     }
 }
@@ -408,6 +552,7 @@ impl postgres::types::ToSql for Value {
         match self {
             Value::Integer(i) => i.to_sql(ty, out),
             Value::Text(s) => s.to_sql(ty, out),
+            Value::Null => Ok(postgres::types::IsNull::Yes),
         }
     }
 
@@ -559,6 +704,7 @@ impl Conn<'_> {
             Conn::Postgres(c) => {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
+                c.before_statement(sql)?;
                 let st = c.statement(sql)?;
                 c.ensure_scope()?;
                 let rows = c.waited(c.client.borrow_mut().query(&st, &p))?;
@@ -579,6 +725,7 @@ impl Conn<'_> {
             Conn::Postgres(c) => {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
+                c.before_statement(sql)?;
                 let st = c.statement(sql)?;
                 c.ensure_scope()?;
                 Ok(c.waited(c.client.borrow_mut().execute(&st, &p))? as usize)
@@ -600,6 +747,7 @@ impl Conn<'_> {
             Conn::Postgres(c) => {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.each().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
+                c.before_statement(sql)?;
                 let st = c.statement(sql)?;
                 c.ensure_scope()?;
                 c.client.borrow_mut().send(&st, &p);
@@ -703,6 +851,25 @@ impl Conn<'_> {
                 Ok(())
             }
             _ => self.run(sql, params),
+        }
+    }
+
+    /// Adds a row to an [`Appendable`] table: on the PostgreSQL writer held
+    /// until the batch commits (or a statement names the table), and
+    /// dropped if the job is undone; elsewhere now. Not for rows whose
+    /// insert may fail as an answer (a taken key): a failure of held rows
+    /// fails the whole batch.
+    pub fn append(&self, table: &'static Appendable, row: Vec<Value>) -> Result<()> {
+        match self {
+            Conn::Postgres(PgConn { memo: Some(m), .. }) => {
+                let mut m = m.borrow_mut();
+                if !m.unsent_tables.iter().any(|a| std::ptr::eq(*a, table)) {
+                    m.unsent_tables.push(table);
+                }
+                m.rows.push((table, row));
+                Ok(())
+            }
+            _ => self.run(table.one, row),
         }
     }
 

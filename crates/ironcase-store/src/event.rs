@@ -6,6 +6,7 @@
 
 use ironcase_domain::{ApiKeyId, IncidentId, OrgId, SessionId, Timestamp, Tlp};
 
+use crate::db::{Appendable, Kind};
 use crate::{exec, params, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, Row};
 
 #[derive(Debug, Clone)]
@@ -31,11 +32,27 @@ pub fn append(
     // Ids must grow in commit order for cursors to be exact: write
     // transactions take turns, on one node and across nodes (`writer.rs`).
     c.scope(org)?;
-    c.run(
-        "insert into event (organization_id, incident_id, type, actor_id, data, created_at) values (?, ?, ?, ?, ?, ?)",
-        params![org.to_string(), incident.map(|i| i.to_string()), kind, actor, data.to_string(), at.0],
+    c.append(
+        &EVENTS,
+        vec![
+            org.to_string().into(),
+            incident.map(|i| i.to_string()).into(),
+            kind.into(),
+            actor.into(),
+            data.to_string().into(),
+            at.0.into(),
+        ],
     )
 }
+
+/// Events are only appended, and no write reads them.
+static EVENTS: Appendable = Appendable {
+    table: "event",
+    one: "insert into event (organization_id, incident_id, type, actor_id, data, created_at) values (?, ?, ?, ?, ?, ?)",
+    many: "insert into event (organization_id, incident_id, type, actor_id, data, created_at) \
+           select * from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[])",
+    kinds: &[Kind::Text, Kind::Text, Kind::Text, Kind::Text, Kind::Text, Kind::Integer],
+};
 
 pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<EventRow>> {
     c.scope(org)?;

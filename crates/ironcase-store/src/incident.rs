@@ -1,5 +1,6 @@
 //! Incidents, their tags and comments.
 
+use crate::db::{Appendable, Kind};
 use crate::Value;
 use crate::{params, Row};
 use ironcase_domain::{Category, CommentId, IncidentId, OrgId, Resolution, Severity, Status, Timestamp, Tlp, UserId};
@@ -86,12 +87,20 @@ fn write_tags(c: &Conn, i: &IncidentRow, replace: bool) -> Result<()> {
     if i.tags.is_empty() {
         return Ok(());
     }
-    // One statement for all of them.
-    let rows = vec!["(?, ?, ?)"; i.tags.len()].join(", ");
-    let params: Vec<Value> =
-        i.tags.iter().flat_map(|t| [Value::Text(org.clone()), Value::Text(t.clone()), Value::Text(id.clone())]).collect();
-    c.run(&format!("insert into incident_tag (organization_id, tag, incident_id) values {rows}"), params)
+    for t in &i.tags {
+        c.append(&TAGS, vec![Value::Text(org.clone()), Value::Text(t.clone()), Value::Text(id.clone())])?;
+    }
+    Ok(())
 }
+
+/// An incident's tags are replaced by statements that name the table (and
+/// are unique per incident: `validate::tags`).
+static TAGS: Appendable = Appendable {
+    table: "incident_tag",
+    one: "insert into incident_tag (organization_id, tag, incident_id) values (?, ?, ?)",
+    many: "insert into incident_tag (organization_id, tag, incident_id) select * from unnest(?::text[], ?::text[], ?::text[])",
+    kinds: &[Kind::Text, Kind::Text, Kind::Text],
+};
 
 pub fn insert(c: &Conn, i: &IncidentRow) -> Result<()> {
     c.scope(i.org)?;

@@ -313,6 +313,99 @@ mod tests {
         });
     }
 
+    /// Rows appended to events and the audit log are held by the writer
+    /// until its batch commits: a job undone drops its own, a job that names
+    /// the table finds the rows held before it (and undoing that job holds
+    /// them again), and what commits is every kept job's rows in job order,
+    /// one intact chain.
+    #[test]
+    fn appended_rows_are_held_until_the_batch_commits() {
+        on_fresh_store("appended rows", |store, _| async move {
+            let org = ironcase_domain::OrgId::new();
+            store.write(move |c| new_org(c, &org.to_string())).await.expect("org");
+            let entry = move |action: &str| crate::audit::NewEntry {
+                tenant: org.to_string(),
+                at: ironcase_domain::Timestamp(1),
+                actor_kind: "system".into(),
+                action: action.into(),
+                outcome: "success".into(),
+                details: serde_json::json!({}),
+                ..Default::default()
+            };
+            let append = move |c: &crate::Conn, name: &str| -> Result<i64> {
+                crate::event::append(c, org, None, name, None, &serde_json::json!({}), ironcase_domain::Timestamp(1))?;
+                crate::audit::append(c, entry(name))
+            };
+            let events = move |c: &crate::Conn| -> Result<Vec<String>> {
+                c.scope(org)?;
+                crate::query_map(c, "select type from event where organization_id = ? order by event_id", [org.to_string()], |r| r.get(0))
+            };
+            // The writer is kept busy, so that the jobs below queue up (in
+            // the order sent) and share the next batch.
+            let busy = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .write(|_| {
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                            Ok::<_, StoreError>(())
+                        })
+                        .await
+                })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            type Job = Box<dyn FnOnce(&crate::Conn) -> Result<(i64, Vec<String>)> + Send>;
+            let jobs: Vec<Job> = vec![
+                Box::new(move |c| Ok((append(c, "a")?, Vec::new()))),
+                Box::new(move |c| {
+                    append(c, "undone")?;
+                    Err(StoreError::Conflict("undone".into()))
+                }),
+                // Names the table: sees what is held (sent now), then is
+                // undone, which takes the sent rows back with it.
+                Box::new(move |c| Err(StoreError::Conflict(events(c)?.join(",")))),
+                // Reads what it appended, and the rows held again.
+                Box::new(move |c| Ok((append(c, "b")?, events(c)?))),
+                Box::new(move |c| Ok((append(c, "c")?, Vec::new()))),
+            ];
+            let mut answers = Vec::new();
+            for job in jobs {
+                let store = store.clone();
+                answers.push(tokio::spawn(async move { store.write(job).await }));
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            busy.await.expect("task").expect("the busy write");
+            let mut got = Vec::new();
+            for a in answers {
+                got.push(a.await.expect("task"));
+            }
+            let kept: Vec<_> = got.iter().map(|r| r.as_ref().ok().cloned()).collect();
+            assert_eq!(kept[0], Some((1, vec![])));
+            assert!(kept[1].is_none(), "{got:?}");
+            match &got[2] {
+                Err(StoreError::Conflict(seen)) => assert_eq!(seen, "a", "rows held are sent before a statement naming their table"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(kept[3], Some((2, vec!["a".to_owned(), "b".to_owned()])), "the undone job's seq is taken back");
+            assert_eq!(kept[4], Some((3, vec![])));
+            let (committed, chain) =
+                store.read(move |c| Ok::<_, StoreError>((events(c)?, crate::audit::verify(c, &org.to_string())?))).await.expect("read");
+            assert_eq!(committed, ["a", "b", "c"], "every kept job's events, in job order, none of the undone");
+            assert!(chain.ok, "{chain:?}");
+            assert_eq!(chain.entries, 3);
+            let actions = store
+                .read(move |c| {
+                    c.scope(org)?;
+                    crate::query_map(c, "select action from audit_log where organization_id = ? order by seq", [org.to_string()], |r| {
+                        r.get::<_, String>(0)
+                    })
+                })
+                .await
+                .expect("read");
+            assert_eq!(actions, ["a", "b", "c"]);
+        });
+    }
+
     /// What the writer remembers within a batch follows the writes that
     /// change it: a plan or status set after it was read is what the next
     /// read of it says, and a job undone takes its changes back.
@@ -565,10 +658,24 @@ mod tests {
                     crate::search::reindex(c, org, row.id)?;
                     let rebuilt = vector(c)?;
                     let text = crate::search::document(c, org, row.id)?;
+                    // Its tags replaced in the same write: the tags held for
+                    // the new incident go before the statement that drops them.
+                    let retagged = crate::incident::IncidentRow { tags: vec!["wiper".into()], version: 2, ..row.clone() };
+                    assert!(crate::incident::update(c, &retagged, 1, true)?);
                     Ok::<_, StoreError>((fast, rebuilt, text, crate::search::new_document(&row.title, &row.description)))
                 })
                 .await
                 .expect("indexed");
+            let tags = store
+                .read(move |c| {
+                    c.scope(org)?;
+                    crate::query_map(c, "select tag from incident_tag where organization_id = ? order by tag", [org.to_string()], |r| {
+                        r.get::<_, String>(0)
+                    })
+                })
+                .await
+                .expect("tags");
+            assert_eq!(tags, ["wiper"]);
             assert_eq!(fast, rebuilt);
             assert!(fast.contains("'ransomware'") && fast.contains("'東京'"), "{fast}");
             assert_eq!(text.as_deref(), Some(expected.as_str()));

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::{Appendable, Kind};
 use crate::params;
 use crate::Value;
 use ironcase_domain::{IncidentId, OrgId, Severity, Status, Timestamp, Tlp, UserId};
@@ -81,11 +82,17 @@ pub fn index_new(c: &Conn, i: &IncidentRow) -> Result<()> {
         return reindex(c, i.org, i.id);
     }
     c.scope(i.org)?;
-    c.run(
-        "insert into incident_search (organization_id, incident_id, search) values (?, ?, to_tsvector('simple', ?))",
-        params![i.org.to_string(), i.id.to_string(), new_document(&i.title, &i.description)],
-    )
+    c.append(&NEW_DOCUMENTS, vec![i.org.to_string().into(), i.id.to_string().into(), new_document(&i.title, &i.description).into()])
 }
+
+/// A document is changed or dropped only by statements that name the table.
+static NEW_DOCUMENTS: Appendable = Appendable {
+    table: "incident_search",
+    one: "insert into incident_search (organization_id, incident_id, search) values (?, ?, to_tsvector('simple', ?))",
+    many: "insert into incident_search (organization_id, incident_id, search) \
+           select o, i, to_tsvector('simple', d) from unnest(?::text[], ?::text[], ?::text[]) as t (o, i, d)",
+    kinds: &[Kind::Text, Kind::Text, Kind::Text],
+};
 
 /// Drops an incident's document (when it is deleted).
 pub fn remove_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<()> {

@@ -215,8 +215,12 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             }
         }
         // The rows the batch kept in memory are written once, then it commits.
+        let rows = match (&broken, pg) {
+            (None, Some(p)) => p.send_rows().err(),
+            _ => None,
+        };
         let owed = pg.map(PgConn::end_batch).unwrap_or_default();
-        let commit = match broken {
+        let commit = match broken.or(rows) {
             Some(e) => Some(e),
             None => (|| {
                 if !owed.is_empty() {

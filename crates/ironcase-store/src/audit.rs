@@ -1,6 +1,6 @@
 //! The audit log: append (hash-chained, in the caller's transaction), query, verify.
 
-use crate::db::{Appendable, Kind};
+use crate::db::Appendable;
 use crate::Value;
 use crate::{params, Row};
 use ironcase_domain::audit::{Canonical, GENESIS};
@@ -89,8 +89,6 @@ fn entry(r: &Row<'_, '_>) -> Result<EntryRow> {
     })
 }
 
-/// Appends one entry to its tenant's chain. Must run inside the transaction
-/// of the change it records.
 /// The log is only appended to, and no write reads it (the chain's head is
 /// `audit_head`).
 static ENTRIES: Appendable = Appendable {
@@ -101,25 +99,10 @@ static ENTRIES: Appendable = Appendable {
            request_id, source_ip, user_agent, details, prev_hash, hash) \
            select * from unnest(?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], \
            ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])",
-    kinds: &[
-        Kind::Text,
-        Kind::Integer,
-        Kind::Integer,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-    ],
 };
 
+/// Appends one entry to its tenant's chain. Must run inside the transaction
+/// of the change it records.
 pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
     c.scope(&e.tenant)?;
     // One chain per tenant: two nodes appending at once would fork it. They

@@ -106,17 +106,9 @@ pub struct Appendable {
     /// One row: `insert into … values (?, …)`, a parameter per column.
     pub one: &'static str,
     /// Many rows (PostgreSQL): `insert into … select … from unnest(?::text[], …)`,
-    /// an array per column, in the order of `kinds`.
+    /// an array per column (`text[]` or `bigint[]`), in the order of `one`'s
+    /// parameters.
     pub many: &'static str,
-    /// The kind of each column.
-    pub kinds: &'static [Kind],
-}
-
-/// The kind of a column of [`Appendable`] rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Integer,
-    Text,
 }
 
 /// One column of many rows, as an array parameter.
@@ -126,11 +118,38 @@ enum Column {
 }
 
 impl Column {
+    /// An empty column for a parameter of type `ty` (an array).
+    fn of(ty: &postgres::types::Type, table: &str) -> Result<Column> {
+        match *ty {
+            postgres::types::Type::INT8_ARRAY => Ok(Column::Integer(Vec::new())),
+            postgres::types::Type::TEXT_ARRAY => Ok(Column::Text(Vec::new())),
+            _ => Err(StoreError::Database(format!("rows of {table}: a parameter of type {ty}, not text[] or bigint[]"))),
+        }
+    }
+
+    fn push(&mut self, v: &Value, table: &str) -> Result<()> {
+        match (self, v) {
+            (Column::Integer(c), Value::Integer(i)) => c.push(Some(*i)),
+            (Column::Integer(c), Value::Null) => c.push(None),
+            (Column::Text(c), Value::Text(t)) => c.push(Some(t.clone())),
+            (Column::Text(c), Value::Null) => c.push(None),
+            _ => return Err(StoreError::Database(format!("rows of {table}: a value of the wrong kind"))),
+        }
+        Ok(())
+    }
+
     fn param(&self) -> &(dyn postgres::types::ToSql + Sync) {
         match self {
             Column::Integer(v) => v,
             Column::Text(v) => v,
         }
+    }
+}
+
+/// Adds `table` to `tables` unless it is there.
+fn note_table(tables: &mut Vec<&'static Appendable>, table: &'static Appendable) {
+    if !tables.iter().any(|t| std::ptr::eq(*t, table)) {
+        tables.push(table);
     }
 }
 
@@ -248,12 +267,10 @@ impl PgConn {
             let (len, sent) = m.rows_at_job_start;
             m.rows.truncate(len);
             m.sent = sent;
-            let unsent = m.rows[sent..].iter().map(|(a, _)| *a).fold(Vec::new(), |mut v: Vec<&'static Appendable>, a| {
-                if !v.iter().any(|b| std::ptr::eq(*b, a)) {
-                    v.push(a);
-                }
-                v
-            });
+            let mut unsent = Vec::new();
+            for (table, _) in &m.rows[sent..] {
+                note_table(&mut unsent, table);
+            }
             m.unsent_tables = unsent;
         }
         *self.scope.borrow_mut() = self.at_savepoint.borrow_mut().take();
@@ -277,29 +294,16 @@ impl PgConn {
         let Some(m) = &self.memo else { return Ok(()) };
         let mut m = m.borrow_mut();
         for table in m.unsent_tables.clone() {
-            let mut columns: Vec<Column> = table
-                .kinds
-                .iter()
-                .map(|k| match k {
-                    Kind::Integer => Column::Integer(Vec::new()),
-                    Kind::Text => Column::Text(Vec::new()),
-                })
-                .collect();
+            let st = self.statement(table.many)?;
+            let mut columns = st.params().iter().map(|ty| Column::of(ty, table.table)).collect::<Result<Vec<_>>>()?;
             for (_, row) in m.rows[m.sent..].iter().filter(|(a, _)| std::ptr::eq(*a, table)) {
                 if row.len() != columns.len() {
                     return Err(StoreError::Database(format!("a row of {} has {} columns, not {}", table.table, row.len(), columns.len())));
                 }
                 for (col, v) in columns.iter_mut().zip(row) {
-                    match (col, v) {
-                        (Column::Integer(c), Value::Integer(i)) => c.push(Some(*i)),
-                        (Column::Integer(c), Value::Null) => c.push(None),
-                        (Column::Text(c), Value::Text(t)) => c.push(Some(t.clone())),
-                        (Column::Text(c), Value::Null) => c.push(None),
-                        _ => return Err(StoreError::Database(format!("a value of the wrong kind for {}", table.table))),
-                    }
+                    col.push(v, table.table)?;
                 }
             }
-            let st = self.statement(table.many)?;
             let asked = self.wanted.replace(Some("*".to_owned()));
             let scoped = self.ensure_scope();
             *self.wanted.borrow_mut() = asked;
@@ -863,9 +867,7 @@ impl Conn<'_> {
         match self {
             Conn::Postgres(PgConn { memo: Some(m), .. }) => {
                 let mut m = m.borrow_mut();
-                if !m.unsent_tables.iter().any(|a| std::ptr::eq(*a, table)) {
-                    m.unsent_tables.push(table);
-                }
+                note_table(&mut m.unsent_tables, table);
                 m.rows.push((table, row));
                 Ok(())
             }

@@ -6,7 +6,7 @@
 
 use ironcase_domain::{ApiKeyId, IncidentId, OrgId, SessionId, Timestamp, Tlp};
 
-use crate::db::{Appendable, Kind};
+use crate::db::Appendable;
 use crate::{exec, params, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, Row};
 
 #[derive(Debug, Clone)]
@@ -51,7 +51,6 @@ static EVENTS: Appendable = Appendable {
     one: "insert into event (organization_id, incident_id, type, actor_id, data, created_at) values (?, ?, ?, ?, ?, ?)",
     many: "insert into event (organization_id, incident_id, type, actor_id, data, created_at) \
            select * from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[])",
-    kinds: &[Kind::Text, Kind::Text, Kind::Text, Kind::Text, Kind::Text, Kind::Integer],
 };
 
 pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<EventRow>> {

@@ -1,6 +1,6 @@
 //! Incidents, their tags and comments.
 
-use crate::db::{Appendable, Kind};
+use crate::db::Appendable;
 use crate::Value;
 use crate::{params, Row};
 use ironcase_domain::{Category, CommentId, IncidentId, OrgId, Resolution, Severity, Status, Timestamp, Tlp, UserId};
@@ -99,7 +99,6 @@ static TAGS: Appendable = Appendable {
     table: "incident_tag",
     one: "insert into incident_tag (organization_id, tag, incident_id) values (?, ?, ?)",
     many: "insert into incident_tag (organization_id, tag, incident_id) select * from unnest(?::text[], ?::text[], ?::text[])",
-    kinds: &[Kind::Text, Kind::Text, Kind::Text],
 };
 
 pub fn insert(c: &Conn, i: &IncidentRow) -> Result<()> {

@@ -122,6 +122,22 @@ mod tests {
         .expect(name);
     }
 
+    /// Keeps the writer busy for `ms` milliseconds, so that the writes sent
+    /// meanwhile queue up (in the order sent) and share its next batch.
+    async fn busy_writer(store: &crate::Store, ms: u64) -> tokio::task::JoinHandle<Result<()>> {
+        let store = store.clone();
+        let busy = tokio::spawn(async move {
+            store
+                .write(move |_| {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    Ok::<_, StoreError>(())
+                })
+                .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        busy
+    }
+
     /// A new organisation `id` (its slug too), in the platform scope.
     fn new_org(c: &crate::Conn, id: &str) -> Result<()> {
         c.platform()?;
@@ -189,18 +205,7 @@ mod tests {
             // only it: the writes sharing its batch are kept.
             // The writer is kept busy meanwhile, so that all of them queue
             // up and share the next batch.
-            let busy = {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    store
-                        .write(|_| {
-                            std::thread::sleep(std::time::Duration::from_millis(200));
-                            Ok::<_, StoreError>(())
-                        })
-                        .await
-                })
-            };
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let busy = busy_writer(&store, 200).await;
             let swallowing = {
                 let store = store.clone();
                 tokio::spawn(async move {
@@ -342,18 +347,7 @@ mod tests {
             };
             // The writer is kept busy, so that the jobs below queue up (in
             // the order sent) and share the next batch.
-            let busy = {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    store
-                        .write(|_| {
-                            std::thread::sleep(std::time::Duration::from_millis(300));
-                            Ok::<_, StoreError>(())
-                        })
-                        .await
-                })
-            };
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let busy = busy_writer(&store, 300).await;
             type Job = Box<dyn FnOnce(&crate::Conn) -> Result<(i64, Vec<String>)> + Send>;
             let jobs: Vec<Job> = vec![
                 Box::new(move |c| Ok((append(c, "a")?, Vec::new()))),

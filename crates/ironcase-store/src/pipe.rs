@@ -94,6 +94,13 @@ struct Column {
 #[derive(Clone, Debug)]
 pub(crate) struct Statement(Arc<Described>);
 
+impl Statement {
+    /// The types of its parameters, as the server inferred them.
+    pub(crate) fn params(&self) -> &[Type] {
+        &self.0.params
+    }
+}
+
 #[derive(Debug)]
 struct Described {
     name: String,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::db::{Appendable, Kind};
+use crate::db::Appendable;
 use crate::params;
 use crate::Value;
 use ironcase_domain::{IncidentId, OrgId, Severity, Status, Timestamp, Tlp, UserId};
@@ -91,7 +91,6 @@ static NEW_DOCUMENTS: Appendable = Appendable {
     one: "insert into incident_search (organization_id, incident_id, search) values (?, ?, to_tsvector('simple', ?))",
     many: "insert into incident_search (organization_id, incident_id, search) \
            select o, i, to_tsvector('simple', d) from unnest(?::text[], ?::text[], ?::text[]) as t (o, i, d)",
-    kinds: &[Kind::Text, Kind::Text, Kind::Text],
 };
 
 /// Drops an incident's document (when it is deleted).

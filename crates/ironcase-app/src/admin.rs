@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::audit::by;
 use crate::auth::{hash_password, new_user_password};
 use crate::crypto;
+use crate::page::{Page, PageSize};
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
 /// The bootstrap organisation's plan: a self-hosted install meets no surprise limits.
@@ -90,7 +91,7 @@ impl App {
         self.store()
             .write(move |c| {
                 if org::find_org_by_slug(c, &row.slug)?.is_some() {
-                    return Err(AppError::Conflict { code: "slug_taken", detail: format!("the slug {} is taken", row.slug) });
+                    return Err(AppError::Conflict { code: crate::ErrorCode::SlugTaken, detail: format!("the slug {} is taken", row.slug) });
                 }
                 if let Some(parent) = row.parent_id {
                     if let Err(ironcase_store::StoreError::NotFound) = org::get_org(c, parent) {
@@ -161,7 +162,7 @@ impl App {
                 let before = org::get_org(c, id)?;
                 if p2.org == id && status != OrgStatus::Active {
                     return Err(AppError::Conflict {
-                        code: "own_organization",
+                        code: crate::ErrorCode::OwnOrganization,
                         detail: "an operator cannot suspend the organization they act from".into(),
                     });
                 }
@@ -177,10 +178,25 @@ impl App {
             .await
     }
 
-    pub async fn org_list(&self, p: &Principal, meta: &RequestMeta) -> Result<Vec<OrgRow>> {
+    /// Every organisation, oldest first, after `cursor` (from [`parse_org_cursor`]).
+    pub async fn org_list(&self, p: &Principal, meta: &RequestMeta, cursor: Option<(i64, OrgId)>, size: PageSize) -> Result<Page<OrgRow>> {
         self.operator_only(p, meta).await?;
-        Ok(self.store().read(org::list_orgs).await?)
+        let rows = self.store().read(move |c| org::list_orgs(c, cursor, size.fetch())).await?;
+        Ok(Page::cut(rows, size, org_cursor))
     }
+}
+
+/// The largest page of an organisation list.
+pub const MAX_PAGE: u32 = 200;
+
+/// The cursor of an organisation list: `created_at~id` of the last one served.
+pub fn parse_org_cursor(s: &str) -> Option<(i64, OrgId)> {
+    let (at, id) = s.split_once('~')?;
+    Some((at.parse().ok()?, id.parse().ok()?))
+}
+
+pub(crate) fn org_cursor(o: &OrgRow) -> String {
+    format!("{}~{}", o.created_at.0, o.id)
 }
 
 pub(crate) async fn bootstrap(app: &App, data_dir: &Path) -> Result<Option<PathBuf>> {

@@ -4,6 +4,7 @@ use ironcase_domain::{Permission, Timestamp};
 use ironcase_store::audit::{self as store_audit, EntryRow, Filter, NewEntry, Verification};
 use serde_json::json;
 
+use crate::page::{Page, PageSize};
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
 /// An entry for something `p` did successfully.
@@ -56,7 +57,25 @@ pub(crate) fn anonymous(
     }
 }
 
-pub const MAX_PAGE: i64 = 200;
+/// The largest page of an audit list.
+pub const MAX_PAGE: u32 = 200;
+
+/// The cursor of an audit list: the sequence number of the last entry served.
+pub fn parse_cursor(s: &str) -> Option<i64> {
+    s.parse::<i64>().ok().filter(|n| *n > 0)
+}
+
+/// One page of entries, newest first: entries before `before`.
+pub(crate) fn audit_page(
+    c: &ironcase_store::Conn,
+    tenant: &str,
+    f: &Filter,
+    before: Option<i64>,
+    size: PageSize,
+) -> Result<Page<EntryRow>> {
+    let rows = store_audit::list(c, tenant, f, before, size.fetch())?;
+    Ok(Page::cut(rows, size, |last| last.seq.to_string()))
+}
 
 impl App {
     /// Records that `p` was refused `perm` (on `resource`), and returns the
@@ -83,18 +102,18 @@ impl App {
         }
     }
 
-    /// `GET /audit`: newest first, `before` is the cursor (a sequence number).
+    /// `GET /audit`: newest first, `before` is the cursor (from [`parse_cursor`]).
     pub async fn audit_list(
         &self,
         p: &Principal,
         meta: &RequestMeta,
         f: &Filter,
         before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<EntryRow>> {
+        size: PageSize,
+    ) -> Result<Page<EntryRow>> {
         self.require(p, meta, Permission::AuditRead).await?;
         let (tenant, f) = (p.org.to_string(), f.clone());
-        Ok(self.store().read(move |c| store_audit::list(c, &tenant, &f, before, limit.clamp(1, MAX_PAGE))).await?)
+        self.store().read(move |c| audit_page(c, &tenant, &f, before, size)).await
     }
 
     pub async fn audit_verify(&self, p: &Principal, meta: &RequestMeta) -> Result<Verification> {

@@ -339,7 +339,7 @@ impl App {
     pub async fn logout(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
         let Some(sid) = p.session else {
             return Err(AppError::Conflict {
-                code: "not_a_session",
+                code: crate::ErrorCode::NotASession,
                 detail: "API keys are revoked with DELETE /api/v1/api-keys/{id}".into(),
             });
         };

@@ -1,8 +1,88 @@
-//! The one error type of the use cases. Each variant maps to one HTTP status
-//! and one stable machine code in the HTTP layer.
+//! The one error type of the use cases, and the one list of the machine codes
+//! an error answer can carry ([`ErrorCode`]): each code has its HTTP status and
+//! its meaning here, and the README's list and the OpenAPI document's problem
+//! schema are made from this list (a test keeps the README equal to it).
 
 use ironcase_domain::ValidationErrors;
-use ironcase_store::StoreError;
+use ironcase_store::{StoreError, Taken};
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal, $status:literal, $meaning:literal;)*) => {
+        /// Every stable machine code of an error answer (`code` of a
+        /// problem+json body).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order of the README's list.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The HTTP status every answer with this code has.
+            pub fn status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            /// What the code means, for people.
+            pub fn meaning(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $meaning,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedJson = "malformed_json", 400, "the body is not JSON";
+    MalformedMultipart = "malformed_multipart", 400, "the multipart body is malformed, ended early or has its parts out of order";
+    InvalidQuery = "invalid_query", 400, "the search query does not parse (`position`: the byte offset of the problem)";
+    BadRequest = "bad_request", 400, "the request cannot be read (a body cut short, say)";
+    Unauthenticated = "unauthenticated", 401, "no credential, or one that is expired, revoked or unknown";
+    InvalidCredentials = "invalid_credentials", 401, "wrong e-mail or password (the same answer for both)";
+    Forbidden = "forbidden", 403, "the caller's role lacks the permission";
+    OrganizationSuspended = "organization_suspended", 403, "the organisation is suspended or inactive";
+    QuotaExceeded = "quota_exceeded", 403, "the plan has no room for this create (`quota`, `limit`, `used`)";
+    FeatureNotInPlan = "feature_not_in_plan", 403, "the plan does not include the feature (`feature`)";
+    OriginNotAllowed = "origin_not_allowed", 403, "a WebSocket from an origin that is not allowed";
+    NotFound = "not_found", 404, "no such resource or route, or another organisation's";
+    MethodNotAllowed = "method_not_allowed", 405, "the route does not take this method";
+    Conflict = "conflict", 409, "the request conflicts with what is stored";
+    SlugTaken = "slug_taken", 409, "another organisation has this slug";
+    EmailTaken = "email_taken", 409, "another account has this e-mail address";
+    AlreadyMember = "already_member", 409, "the account is already a member";
+    LastOwner = "last_owner", 409, "an organisation keeps at least one owner";
+    OwnOrganization = "own_organization", 409, "an operator cannot suspend their own organisation";
+    NotASession = "not_a_session", 409, "logout needs a session's access token, not an API key";
+    NoParent = "no_parent", 409, "the organisation has no parent to grant access to";
+    EvidenceDeleted = "evidence_deleted", 410, "the evidence was deleted; its record and custody remain";
+    VersionConflict = "version_conflict", 412, "the resource changed since the `If-Match` version was read";
+    PayloadTooLarge = "payload_too_large", 413, "the body or file is larger than its limit";
+    UnsupportedMediaType = "unsupported_media_type", 415, "the body is not of the content type the route takes";
+    ValidationFailed = "validation_failed", 422, "fields or parameters are invalid (`errors`: each field and why)";
+    InvalidTransition = "invalid_transition", 422, "the workflow does not allow this status change";
+    HashMismatch = "hash_mismatch", 422, "the uploaded file's SHA-256 is not the one declared; nothing was kept";
+    UpgradeRequired = "upgrade_required", 426, "the route speaks the WebSocket protocol only";
+    PreconditionRequired = "precondition_required", 428, "the change needs `If-Match` with the ETag read";
+    RateLimited = "rate_limited", 429, "a rate limit or the login throttle refused the request (`Retry-After`)";
+    Internal = "internal", 500, "a fault of the server; the cause is logged with the request id, never sent";
+    IntegrityFailure = "integrity_failure", 500, "stored evidence no longer matches its hash; it was not served";
+    Unavailable = "unavailable", 503, "the store is unreachable, shutting down or overloaded; try again";
+}
+
+impl ErrorCode {
+    /// The README's list of codes: one row per code.
+    pub fn markdown_table() -> String {
+        let mut t = String::from("| code | status | meaning |\n|---|---|---|\n");
+        for c in ErrorCode::ALL {
+            t.push_str(&format!("| `{}` | {} | {} |\n", c.as_str(), c.status(), c.meaning()));
+        }
+        t
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -20,9 +100,9 @@ pub enum AppError {
     NotFound,
     #[error("validation failed")]
     Validation(ValidationErrors),
-    /// A request that conflicts with the current state; `code` is stable.
+    /// A request that conflicts with the current state (a 409 code).
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ErrorCode, detail: String },
     #[error("the resource changed since it was read")]
     VersionConflict,
     #[error("this request needs an If-Match header")]
@@ -43,9 +123,9 @@ pub enum AppError {
     /// A stored file no longer matches what was stored; never served.
     #[error("stored evidence failed its integrity check")]
     IntegrityFailure,
-    /// The resource existed and was removed; `code` is stable.
+    /// The resource existed and was removed (a 410 code).
     #[error("{detail}")]
-    Gone { code: &'static str, detail: String },
+    Gone { code: ErrorCode, detail: String },
     /// A create the organisation's plan has no room for.
     #[error("the {quota} quota is used up ({used} of {limit})")]
     QuotaExceeded { quota: &'static str, limit: u64, used: u64 },
@@ -66,7 +146,17 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => AppError::NotFound,
-            StoreError::Conflict(what) => AppError::Conflict { code: "conflict", detail: format!("already exists ({what})") },
+            // The constraint's name stays here: a client learns what was
+            // taken, in words, and never the schema.
+            StoreError::Conflict(_) => {
+                let (code, detail) = match e.taken() {
+                    Some(Taken::Slug) => (ErrorCode::SlugTaken, "another organization has this slug"),
+                    Some(Taken::Email) => (ErrorCode::EmailTaken, "another account has this e-mail address"),
+                    Some(Taken::Membership) => (ErrorCode::AlreadyMember, "this user is already a member"),
+                    None => (ErrorCode::Conflict, "the request conflicts with what is already stored"),
+                };
+                AppError::Conflict { code, detail: detail.to_owned() }
+            }
             StoreError::Unavailable => AppError::Unavailable,
             other => AppError::Internal(other.to_string()),
         }

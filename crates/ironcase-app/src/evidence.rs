@@ -492,7 +492,10 @@ impl App {
 }
 
 fn gone() -> AppError {
-    AppError::Gone { code: "evidence_deleted", detail: "this evidence was deleted; its record and custody history remain".into() }
+    AppError::Gone {
+        code: crate::ErrorCode::EvidenceDeleted,
+        detail: "this evidence was deleted; its record and custody history remain".into(),
+    }
 }
 
 /// The original bytes of a stored file, decrypted chunk by chunk. Every chunk

@@ -94,7 +94,7 @@ impl Export {
             self.done = true;
         }
         if let Some(last) = items.last() {
-            self.after = Some(crate::incidents::sort_key(Sort::CreatedAsc, &last.incident));
+            self.after = Some((Sort::CreatedAsc.key(&last.incident), last.incident.id));
         }
         self.count += items.len() as u64;
         if items.is_empty() {

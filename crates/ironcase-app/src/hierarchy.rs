@@ -9,7 +9,8 @@ use ironcase_store::audit::{self as store_audit, EntryRow, Filter};
 use ironcase_store::org::{self, OrgRow};
 use serde_json::json;
 
-use crate::audit::by;
+use crate::audit::{audit_page, by};
+use crate::page::{Page, PageSize};
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
 impl App {
@@ -22,7 +23,7 @@ impl App {
             .write(move |c| {
                 let o = org::get_org(c, p2.org)?;
                 let Some(parent) = o.parent_id else {
-                    return Err(AppError::Conflict { code: "no_parent", detail: "this organization has no parent".into() });
+                    return Err(AppError::Conflict { code: crate::ErrorCode::NoParent, detail: "this organization has no parent".into() });
                 };
                 org::set_parent_access(c, p2.org, granted)?;
                 let details = json!({ "parent_id": parent, "granted": granted });
@@ -32,11 +33,19 @@ impl App {
             .await
     }
 
-    /// `GET /organization/children`: with whether each lets the parent read.
-    pub async fn children(&self, p: &Principal, meta: &RequestMeta) -> Result<Vec<(OrgRow, bool)>> {
+    /// `GET /organization/children`: with whether each lets the parent read,
+    /// oldest first, after `cursor` (from [`crate::admin::parse_org_cursor`]).
+    pub async fn children(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        cursor: Option<(i64, OrgId)>,
+        size: PageSize,
+    ) -> Result<Page<(OrgRow, bool)>> {
         self.require(p, meta, Permission::OrganizationManage).await?;
         let parent = p.org;
-        Ok(self.store().read(move |c| org::children(c, parent)).await?)
+        let rows = self.store().read(move |c| org::children(c, parent, cursor, size.fetch())).await?;
+        Ok(Page::cut(rows, size, |(last, _)| crate::admin::org_cursor(last)))
     }
 
     /// Who `p` (an owner or admin of the parent) is when reading `child`: a
@@ -84,20 +93,17 @@ impl App {
         })
     }
 
-    /// The child's audit log, for its parent.
+    /// The child's audit log, for its parent: newest first, before `before`.
     pub async fn child_audit(
         &self,
         p: &Principal,
         meta: &RequestMeta,
         child: OrgId,
         before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<EntryRow>> {
+        size: PageSize,
+    ) -> Result<Page<EntryRow>> {
         let as_child = self.as_parent_of(p, meta, child, "audit").await?;
         let tenant = as_child.org.to_string();
-        Ok(self
-            .store()
-            .read(move |c| store_audit::list(c, &tenant, &Filter::default(), before, limit.clamp(1, crate::audit::MAX_PAGE)))
-            .await?)
+        self.store().read(move |c| audit_page(c, &tenant, &Filter::default(), before, size)).await
     }
 }

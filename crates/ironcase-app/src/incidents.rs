@@ -9,9 +9,11 @@ use ironcase_store::{audit, org, search, Conn};
 use serde_json::{json, Value};
 
 use crate::audit::by;
+use crate::page::{Page, PageSize};
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
-pub const MAX_PAGE: i64 = 200;
+/// The largest page of an incident list.
+pub const MAX_PAGE: u32 = 200;
 
 #[derive(Debug, Clone)]
 pub struct NewIncident {
@@ -38,16 +40,46 @@ pub struct IncidentPatch {
     pub resolution: Option<Resolution>,
 }
 
+/// The versions a change may apply to (`If-Match`, RFC 9110 §13.1.1): any
+/// current one (`*`), or one of those listed (strong validators only: a weak
+/// one never matches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    Any,
+    Versions(Vec<i64>),
+}
+
+impl IfMatch {
+    pub fn accepts(&self, version: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(v) => v.contains(&version),
+        }
+    }
+}
+
 /// Parses `inc_…` or `INC-42` (case-insensitive) or `42`.
 pub fn parse_ref(s: &str) -> Option<IncidentRef> {
     if let Ok(id) = s.parse::<IncidentId>() {
         return Some(IncidentRef::Id(id));
     }
-    let digits = if s.len() > 4 && s[..4].eq_ignore_ascii_case("inc-") { &s[4..] } else { s };
+    // `get`, not an index: a reference is client input, and byte 4 may fall
+    // inside a character.
+    let digits = match (s.get(..4), s.get(4..)) {
+        (Some(head), Some(rest)) if !rest.is_empty() && head.eq_ignore_ascii_case("inc-") => rest,
+        _ => s,
+    };
     match digits.parse::<i64>() {
         Ok(n) if n > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => Some(IncidentRef::Number(n)),
         _ => None,
     }
+}
+
+/// The cursor of an incident list: `key~id` of the last incident served,
+/// where the key is the sort's column.
+pub fn parse_cursor(s: &str) -> Option<(i64, IncidentId)> {
+    let (k, id) = s.split_once('~')?;
+    Some((k.parse().ok()?, id.parse().ok()?))
 }
 
 fn check_assignee(c: &Conn, org: ironcase_domain::OrgId, a: Option<UserId>) -> Result<()> {
@@ -144,22 +176,24 @@ impl App {
         self.load(p, r).await
     }
 
-    /// One page of incidents; `after` is the previous page's last row.
+    /// One page of incidents after `cursor` (the previous page's, from
+    /// [`parse_cursor`]).
     pub async fn incident_list(
         &self,
         p: &Principal,
         meta: &RequestMeta,
         f: &Filter,
         sort: Sort,
-        after: Option<(i64, IncidentId)>,
-        limit: i64,
-    ) -> Result<Vec<IncidentRow>> {
+        cursor: Option<(i64, IncidentId)>,
+        size: PageSize,
+    ) -> Result<Page<IncidentRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let (org, mut f) = (p.org, f.clone());
         f.tlp_max = p.tlp_max;
         // A page is at most MAX_PAGE rows found through an index that gives the
         // order: short enough to run inline, which costs less than a thread hop.
-        Ok(self.store().read_now(move |c| store::list(c, org, &f, sort, after, limit.clamp(1, MAX_PAGE))).await?)
+        let rows = self.store().read_now(move |c| store::list(c, org, &f, sort, cursor, size.fetch())).await?;
+        Ok(Page::cut(rows, size, |last| format!("{}~{}", sort.key(last), last.id)))
     }
 
     pub async fn incident_update(
@@ -167,7 +201,7 @@ impl App {
         p: &Principal,
         meta: &RequestMeta,
         r: IncidentRef,
-        expected_version: i64,
+        expected: IfMatch,
         patch: IncidentPatch,
     ) -> Result<IncidentRow> {
         let current = self.load(p, r).await?;
@@ -189,7 +223,7 @@ impl App {
             .store()
             .write(move |c| {
                 let old = store::get(c, p2.org, IncidentRef::Id(id))?;
-                if old.version != expected_version {
+                if !expected.accepts(old.version) {
                     return Err(AppError::VersionConflict);
                 }
                 if !p2.may_on_incident(Permission::IncidentUpdate, old.reporter_id, old.assignee_id) {
@@ -240,7 +274,7 @@ impl App {
                 }
                 new.version = old.version + 1;
                 new.updated_at = now;
-                if !store::update(c, &new, expected_version, tags_changed)? {
+                if !store::update(c, &new, old.version, tags_changed)? {
                     return Err(AppError::VersionConflict);
                 }
                 if new.title != old.title || new.description != old.description {
@@ -320,9 +354,4 @@ impl App {
         let (org, id) = (p.org, current.id);
         Ok(self.store().read(move |c| event::for_incident(c, org, id)).await?)
     }
-}
-
-/// For list cursors.
-pub fn sort_key(sort: Sort, i: &IncidentRow) -> (i64, IncidentId) {
-    (sort.key(i), i.id)
 }

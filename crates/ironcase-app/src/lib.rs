@@ -19,6 +19,7 @@ pub mod incidents;
 pub mod iocs;
 pub mod live;
 pub mod members;
+pub mod page;
 pub mod principal;
 pub mod quotas;
 pub mod ratelimit;
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use clock::Clock;
-pub use error::{AppError, Result};
+pub use error::{AppError, ErrorCode, Result};
 pub use ironcase_store as store;
 pub use ironcase_store::Store;
 pub use principal::{Actor, Principal, RequestMeta};

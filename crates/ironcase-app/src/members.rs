@@ -20,7 +20,7 @@ pub struct NewMember {
 /// Refuses to leave an organisation without an owner.
 fn keep_an_owner(c: &Conn, org_id: ironcase_domain::OrgId, target_role: Role) -> Result<()> {
     if target_role == Role::Owner && org::count_role(c, org_id, Role::Owner)? <= 1 {
-        return Err(AppError::Conflict { code: "last_owner", detail: "an organization keeps at least one owner".into() });
+        return Err(AppError::Conflict { code: crate::ErrorCode::LastOwner, detail: "an organization keeps at least one owner".into() });
     }
     Ok(())
 }
@@ -69,7 +69,10 @@ impl App {
                     org::insert_user(c, &user)?;
                 }
                 if org::membership_role(c, p2.org, user.id)?.is_some() {
-                    return Err(AppError::Conflict { code: "already_member", detail: "this user is already a member".into() });
+                    return Err(AppError::Conflict {
+                        code: crate::ErrorCode::AlreadyMember,
+                        detail: "this user is already a member".into(),
+                    });
                 }
                 crate::quotas::check_members(c, &p2, &meta2, now)?;
                 org::insert_membership(c, p2.org, user.id, role, now)?;

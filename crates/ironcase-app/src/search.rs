@@ -6,9 +6,11 @@ use ironcase_domain::query::{self, Clause, Cmp, Filter, Term};
 use ironcase_domain::Permission;
 use ironcase_store::search::{self as store, Results, Spec};
 
+use crate::page::PageSize;
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
-pub const MAX_PAGE: i64 = 100;
+/// The largest page of search results and similar incidents.
+pub const MAX_PAGE: u32 = 100;
 
 /// A term's text: each is matched as a phrase of its tokens.
 fn text(t: &Term) -> String {
@@ -54,13 +56,14 @@ pub fn compile(q: &query::Query, me: ironcase_domain::UserId) -> Spec {
 
 impl App {
     /// `GET /search`. `offset` is the cursor.
-    pub async fn search(&self, p: &Principal, meta: &RequestMeta, q: &str, offset: i64, limit: i64) -> Result<Results> {
+    pub async fn search(&self, p: &Principal, meta: &RequestMeta, q: &str, offset: i64, size: PageSize) -> Result<Results> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let parsed = query::parse(q).map_err(|e| AppError::InvalidQuery { position: e.position, message: e.message })?;
         let mut spec = compile(&parsed, p.user_id());
         spec.tlp_max = p.tlp_max;
         let org = p.org;
-        let limit = limit.clamp(1, MAX_PAGE);
+        // The total is counted, so the page needs no extra row to know whether another follows.
+        let limit = size.fetch() - 1;
         self.store().read(move |c| Ok(store::run(c, org, &spec, offset.max(0), limit)?)).await
     }
 }
@@ -72,7 +75,7 @@ impl App {
         p: &Principal,
         meta: &RequestMeta,
         r: ironcase_store::incident::IncidentRef,
-        limit: i64,
+        size: PageSize,
     ) -> Result<Vec<store::Similar>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let org = p.org;
@@ -91,7 +94,7 @@ impl App {
                 words.push(w);
             }
         }
-        let limit = limit.clamp(1, MAX_PAGE);
+        let limit = size.get() as i64;
         Ok(self.store().read(move |c| store::similar(c, org, this.id, &words, tlp_max, limit)).await?)
     }
 }

@@ -35,11 +35,12 @@ pub fn is_sha256_hex(s: &str) -> bool {
 }
 
 /// A file name as given, made safe to show and to put in a
-/// `Content-Disposition` header: no path, no control characters, at most 255
-/// characters. `None` when nothing is left.
+/// `Content-Disposition` header: no path, no control characters, nothing
+/// invisible that would change how it reads (`"\u{202e}txt.exe"` is
+/// `txt.exe`), at most 255 characters. `None` when nothing is left.
 pub fn clean_file_name(name: &str) -> Option<String> {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let cleaned: String = base.chars().filter(|c| !c.is_control() && !crate::validate::is_invisible(*c)).take(255).collect();
     let cleaned = cleaned.trim();
     (!cleaned.is_empty() && cleaned != "." && cleaned != "..").then(|| cleaned.to_owned())
 }
@@ -53,6 +54,8 @@ mod tests {
         assert_eq!(clean_file_name("../../etc/passwd").as_deref(), Some("passwd"));
         assert_eq!(clean_file_name("C:\\Users\\x\\dump.mem").as_deref(), Some("dump.mem"));
         assert_eq!(clean_file_name("a\r\nb.txt").as_deref(), Some("ab.txt"));
+        assert_eq!(clean_file_name("invoice\u{202e}fdp.exe").as_deref(), Some("invoicefdp.exe"));
+        assert_eq!(clean_file_name("a\u{200b}b\u{feff}.txt").as_deref(), Some("ab.txt"));
         assert_eq!(clean_file_name(".."), None);
         assert_eq!(clean_file_name("dir/"), None);
         assert_eq!(clean_file_name(&"x".repeat(300)).map(|s| s.len()), Some(255));

@@ -185,6 +185,11 @@ pub fn parse(q: &str) -> Result<Query, QueryError> {
     if q.trim().is_empty() {
         return Err(err(0, "the query is empty"));
     }
+    // A NUL or another control character has no place in a query, and the
+    // full-text engines refuse some of them outright.
+    if let Some((at, _)) = q.char_indices().find(|(_, c)| c.is_control() && !c.is_whitespace()) {
+        return Err(err(at, "the query contains a control character"));
+    }
     let toks = tokens(q)?;
     let mut clauses: Vec<Clause> = Vec::new();
     let mut pending_or = false;
@@ -341,6 +346,8 @@ mod tests {
             ("a OR", 4),
             ("a OR OR b", 5),
             ("a OR severity:high", 5),
+            ("a\u{0}", 1),
+            ("ok é\u{7f}", 5),
             ("colour:red", 0),
             ("-severity:high", 0),
             ("ab\"cd", 2),

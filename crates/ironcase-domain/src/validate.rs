@@ -38,6 +38,14 @@ fn has_control(s: &str) -> bool {
     s.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
 }
 
+/// Characters that change how text around them is shown without showing
+/// themselves: bidirectional embeddings, overrides, isolates and marks
+/// (`"\u{202e}txt.exe"` shows as `exe.txt`), zero-width characters and the
+/// byte-order mark. A name or a title has no use for them.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
 /// Trimmed single-line text of bounded length.
 pub fn text(field: &str, raw: &str, min: usize, max: usize, errs: &mut ValidationErrors) -> String {
     let t = raw.trim();
@@ -48,6 +56,8 @@ pub fn text(field: &str, raw: &str, min: usize, max: usize, errs: &mut Validatio
         errs.push(field, format!("must be at most {max} characters"));
     } else if t.contains(['\n', '\r']) || has_control(t) {
         errs.push(field, "must be a single line without control characters");
+    } else if t.chars().any(is_invisible) {
+        errs.push(field, "must not contain invisible or text-direction characters");
     }
     t.to_owned()
 }

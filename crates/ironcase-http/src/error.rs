@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ironcase_app::AppError;
+use ironcase_app::{AppError, ErrorCode};
 use ironcase_domain::FieldError;
 use serde::Serialize;
 
@@ -24,7 +24,9 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// Stable, machine-readable reason, e.g. `version_conflict`.
+    /// Stable, machine-readable reason, e.g. `version_conflict`: one of
+    /// `ErrorCode`'s, each with its own status.
+    #[schema(schema_with = code_schema)]
     pub code: String,
     pub request_id: Option<String>,
     /// For `validation_failed`: each bad field and why.
@@ -39,10 +41,18 @@ pub struct Problem {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The problem's `code`: an enum of every code there is.
+fn code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+        .build()
+}
+
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    /// The machine code; the status is the code's.
+    pub code: ErrorCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub retry_after: Option<i64>,
@@ -52,67 +62,56 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None, position: None, extra: Default::default() }
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        ApiError { code, detail: detail.into(), errors: Vec::new(), retry_after: None, position: None, extra: Default::default() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "validation_failed",
-            detail: "the request has invalid fields".into(),
-            errors,
-            retry_after: None,
-            position: None,
-            extra: Default::default(),
-        }
+        ApiError { errors, ..ApiError::new(ErrorCode::ValidationFailed, "the request has invalid fields") }
     }
 
     pub fn not_found() -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+        ApiError::new(ErrorCode::NotFound, "no such resource")
     }
 }
 
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
-        use StatusCode as S;
+        use ErrorCode as C;
         match e {
-            AppError::Unauthenticated => ApiError::new(S::UNAUTHORIZED, "unauthenticated", "a valid bearer token or API key is required"),
-            AppError::InvalidCredentials => ApiError::new(S::UNAUTHORIZED, "invalid_credentials", "invalid e-mail or password"),
-            AppError::Forbidden(d) => ApiError::new(S::FORBIDDEN, "forbidden", d),
-            AppError::OrganizationSuspended => ApiError::new(S::FORBIDDEN, "organization_suspended", "the organization is suspended"),
+            AppError::Unauthenticated => ApiError::new(C::Unauthenticated, "a valid bearer token or API key is required"),
+            AppError::InvalidCredentials => ApiError::new(C::InvalidCredentials, "invalid e-mail or password"),
+            AppError::Forbidden(d) => ApiError::new(C::Forbidden, d),
+            AppError::OrganizationSuspended => ApiError::new(C::OrganizationSuspended, "the organization is suspended"),
             AppError::NotFound => ApiError::not_found(),
             AppError::Validation(v) => ApiError::validation(v.0),
-            AppError::Conflict { code, detail } => ApiError::new(S::CONFLICT, code, detail),
-            AppError::VersionConflict => {
-                ApiError::new(S::PRECONDITION_FAILED, "version_conflict", "the resource changed since it was read; fetch it again")
-            }
-            AppError::PreconditionRequired => {
-                ApiError::new(S::PRECONDITION_REQUIRED, "precondition_required", "send If-Match with the ETag you read")
-            }
-            AppError::InvalidTransition(d) => ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_transition", d),
+            AppError::Conflict { code, detail } => ApiError::new(code, detail),
+            AppError::VersionConflict => ApiError::new(C::VersionConflict, "the resource changed since it was read; fetch it again"),
+            AppError::PreconditionRequired => ApiError::new(C::PreconditionRequired, "send If-Match with the ETag you read"),
+            AppError::InvalidTransition(d) => ApiError::new(C::InvalidTransition, d),
             AppError::TooManyAttempts { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs),
-                ..ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", "too many failed attempts; try again later")
+                ..ApiError::new(C::RateLimited, "too many failed attempts; try again later")
             },
             AppError::PayloadTooLarge { limit } => {
-                ApiError::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the file is larger than the limit of {limit} bytes"))
+                ApiError::new(C::PayloadTooLarge, format!("the file is larger than the limit of {limit} bytes"))
             }
             AppError::HashMismatch { declared, actual } => ApiError::new(
-                S::UNPROCESSABLE_ENTITY,
-                "hash_mismatch",
+                C::HashMismatch,
                 format!("the uploaded file's SHA-256 is {actual}, not the declared {declared}; nothing was kept"),
             ),
             AppError::IntegrityFailure => ApiError::new(
-                S::INTERNAL_SERVER_ERROR,
-                "integrity_failure",
+                C::IntegrityFailure,
                 "the stored file no longer matches its recorded hash; it was not served and the failure was recorded",
             ),
-            AppError::Gone { code, detail } => ApiError::new(S::GONE, code, detail),
+            AppError::Gone { code, detail } => ApiError::new(code, detail),
             AppError::QuotaExceeded { quota, limit, used } => {
                 let mut e = ApiError::new(
-                    S::FORBIDDEN,
-                    "quota_exceeded",
+                    C::QuotaExceeded,
                     format!("the organization's {quota} quota is used up ({used} of {limit}); its plan decides the limit"),
                 );
                 e.extra.insert("quota".into(), quota.into());
@@ -121,20 +120,18 @@ impl From<AppError> for ApiError {
                 e
             }
             AppError::FeatureNotInPlan(feature) => {
-                let mut e =
-                    ApiError::new(S::FORBIDDEN, "feature_not_in_plan", format!("the organization's plan does not include {feature}"));
+                let mut e = ApiError::new(C::FeatureNotInPlan, format!("the organization's plan does not include {feature}"));
                 e.extra.insert("feature".into(), feature.into());
                 e
             }
-            AppError::BadRequest(d) => ApiError::new(S::BAD_REQUEST, "bad_request", d),
-            AppError::InvalidQuery { position, message } => ApiError {
-                position: Some(position),
-                ..ApiError::new(S::BAD_REQUEST, "invalid_query", format!("{message} (at position {position})"))
-            },
-            AppError::Unavailable => ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", "the service is shutting down or overloaded"),
+            AppError::BadRequest(d) => ApiError::new(C::BadRequest, d),
+            AppError::InvalidQuery { position, message } => {
+                ApiError { position: Some(position), ..ApiError::new(C::InvalidQuery, format!("{message} (at position {position})")) }
+            }
+            AppError::Unavailable => ApiError::new(C::Unavailable, "the service is shutting down or overloaded"),
             AppError::Internal(cause) => {
                 tracing::error!(request_id = current_request_id(), cause = %cause, "internal error");
-                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; quote the request id when reporting it")
+                ApiError::new(C::Internal, "an internal error occurred; quote the request id when reporting it")
             }
         }
     }
@@ -146,22 +143,23 @@ fn title(status: StatusCode) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let body = Problem {
-            kind: format!("https://ironcase.dev/problems/{}", self.code.replace('_', "-")),
-            title: title(self.status),
-            status: self.status.as_u16(),
+            kind: format!("https://ironcase.dev/problems/{}", self.code.as_str().replace('_', "-")),
+            title: title(status),
+            status: status.as_u16(),
             detail: self.detail,
-            code: self.code.to_owned(),
+            code: self.code.as_str().to_owned(),
             request_id: current_request_id(),
             errors: self.errors,
             position: self.position,
             extra: *self.extra,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut res = (self.status, bytes).into_response();
+        let mut res = (status, bytes).into_response();
         let h = res.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(secs) = self.retry_after {

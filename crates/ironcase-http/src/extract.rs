@@ -1,6 +1,7 @@
 //! Extractors: JSON bodies whose every bad field is reported, query strings
 //! parsed field by field, the caller's principal, and request facts for audit.
 
+use ironcase_app::ErrorCode;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -8,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use ironcase_app::page::PageSize;
 use ironcase_app::{Principal, RequestMeta};
 use ironcase_domain::{FieldError, Timestamp};
 use serde::de::DeserializeOwned;
@@ -27,13 +29,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if !(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))) {
-            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json"));
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as application/json"));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+                ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read")
+                ApiError::new(ErrorCode::BadRequest, "the request body could not be read")
             }
         })?;
         parse_json(&bytes).map(Json)
@@ -48,11 +50,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Ok(v);
     }
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not valid JSON (line {}, column {})", e.line(), e.column()),
-        )
+        ApiError::new(ErrorCode::MalformedJson, format!("the body is not valid JSON (line {}, column {})", e.line(), e.column()))
     })?;
     let Value::Object(mut map) = value else {
         return Err(ApiError::validation(vec![FieldError { field: "".into(), message: "the body must be a JSON object".into() }]));
@@ -147,9 +145,10 @@ impl QueryParams {
         self.parse(name, Timestamp::parse_rfc3339, "an RFC 3339 timestamp")
     }
 
-    pub fn limit(&mut self, default: i64, max: i64) -> i64 {
-        self.parse("limit", |s| s.parse::<i64>().ok().filter(|n| (1..=max).contains(n)), &format!("an integer from 1 to {max}"))
-            .unwrap_or(default)
+    /// `limit`: the page size, from 1 to `max`.
+    pub fn page_size(&mut self, default: u32, max: u32) -> PageSize {
+        self.parse("limit", |s| PageSize::new(s.parse().ok()?, max), &format!("an integer from 1 to {max}"))
+            .unwrap_or(PageSize::default_of(default))
     }
 
     pub fn error(&mut self, name: &str, message: &str) {
@@ -178,8 +177,10 @@ pub(crate) fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError> {
 
 /// The bearer token (an access token or an API key) of a request, if any.
 pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    value.and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(str::trim).filter(|t| !t.is_empty())
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// Request facts for the audit log, from the request's parts.

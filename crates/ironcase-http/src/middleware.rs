@@ -1,12 +1,13 @@
 //! Around every request: its id (taken from `x-request-id` when sane), the
 //! task-local that error bodies read it from, metrics and one log line.
 
+use ironcase_app::ErrorCode;
 use std::time::Instant;
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -36,10 +37,12 @@ pub async fn request_context(State(state): State<AppState>, mut req: Request, ne
     }
     let id = req.headers().get(REQUEST_ID_HEADER).and_then(sane_id).unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     let method = req.method().clone();
+    let docs = req.uri().path().starts_with("/docs");
     let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
+    security_headers(res.headers_mut(), docs);
     let route = res.extensions().get::<Route>().map(|r| r.0.as_str()).unwrap_or("unmatched");
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
@@ -52,6 +55,28 @@ pub async fn request_context(State(state): State<AppState>, mut req: Request, ne
     state.metrics.observe(method_label, route, status, elapsed.as_secs_f64());
     tracing::debug!(request_id = %id, http.method = %method, http.route = route, http.status = status, latency_us = elapsed.as_micros() as u64, "request");
     res
+}
+
+/// What every answer says about itself to browsers: never sniff its type,
+/// never frame it, run nothing it did not come with, send no referrer, and —
+/// unless the route says otherwise — keep no copy (answers carry tokens, keys
+/// and tenants' data).
+fn security_headers(h: &mut HeaderMap, docs: bool) {
+    // The API's answers are data: they may load nothing. Swagger UI loads its
+    // own scripts and styles (and sets style attributes, and data: images).
+    let csp = if docs {
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !docs {
+        h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    }
 }
 
 /// Inner layer: records which route answered.
@@ -87,7 +112,7 @@ pub(crate) fn rate_limited(state: &AppState, class: &'static str, d: &ironcase_a
     state.metrics.rate_limited(class);
     let mut res = axum::response::IntoResponse::into_response(crate::error::ApiError {
         retry_after: d.retry_after_secs,
-        ..crate::error::ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)
+        ..crate::error::ApiError::new(ErrorCode::RateLimited, detail)
     });
     rate_headers(&mut res, d);
     res

@@ -1,6 +1,9 @@
 //! The OpenAPI 3.1 document, built from the handlers' annotations.
 
+use ironcase_app::ErrorCode;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes;
@@ -26,7 +29,7 @@ use crate::routes;
         routes::events::stream, routes::events::ws, routes::events::ticket, routes::export::export,
     ),
     components(schemas(crate::error::Problem)),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &Problems),
     tags((name = "auth"), (name = "incidents"), (name = "iocs"), (name = "evidence"), (name = "search"), (name = "events"), (name = "organization"), (name = "api-keys"), (name = "audit"), (name = "admin"), (name = "operations"))
 )]
 pub struct ApiDoc;
@@ -38,4 +41,66 @@ impl Modify for Bearer {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
+}
+
+/// Every error an operation can answer, as `application/problem+json`: the
+/// handlers name the errors particular to them; the ones every route of its
+/// kind shares are added here, from what the route takes — a credential (401,
+/// 403), a path parameter (404), query parameters or a body (422), a JSON body
+/// (400, 413, 415) — and what any API route may answer (429, 500, 503).
+struct Problems;
+
+impl Modify for Problems {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                add_problems(op);
+            }
+        }
+    }
+}
+
+fn add_problems(op: &mut Operation) {
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let has = |at: ParameterIn| params.iter().any(|p| p.parameter_in == at);
+    let json_body = op.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/json"));
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let mut statuses = vec![429, 500, 503];
+    if secured {
+        statuses.extend([401, 403]);
+    }
+    if has(ParameterIn::Path) {
+        statuses.push(404);
+    }
+    if has(ParameterIn::Query) || op.request_body.is_some() {
+        statuses.push(422);
+    }
+    if json_body {
+        statuses.extend([400, 413, 415]);
+    }
+    let responses = &mut op.responses.responses;
+    for status in statuses {
+        responses.entry(status.to_string()).or_insert_with(|| RefOr::T(Response::new(String::new())));
+    }
+    for (status, r) in responses.iter_mut() {
+        let (RefOr::T(r), Ok(code)) = (r, status.parse::<u16>()) else { continue };
+        if code < 400 {
+            continue;
+        }
+        if r.description.is_empty() {
+            r.description = codes_of(code);
+        }
+        r.content.clear();
+        r.content.insert("application/problem+json".into(), Content::new(Some(Ref::from_schema_name("Problem"))));
+    }
+}
+
+/// The codes of a status, for a response's description.
+fn codes_of(status: u16) -> String {
+    let codes: Vec<String> = ErrorCode::ALL.iter().filter(|c| c.status() == status).map(|c| format!("`{}`", c.as_str())).collect();
+    format!("problem+json: {}", codes.join(", "))
 }

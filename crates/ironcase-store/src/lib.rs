@@ -82,6 +82,37 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// What a unique constraint that refused a write protects, where a client can
+/// cause it (the same on both backends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// An organisation's slug.
+    Slug,
+    /// An account's e-mail address.
+    Email,
+    /// A membership of one account in one organisation.
+    Membership,
+}
+
+impl StoreError {
+    /// For a conflict: which constraint refused the write, from SQLite's
+    /// message (`UNIQUE constraint failed: organization.slug`) or
+    /// PostgreSQL's constraint name (`organization_slug_key`).
+    pub fn taken(&self) -> Option<Taken> {
+        let StoreError::Conflict(what) = self else { return None };
+        let has = |sqlite: &str, pg: &str| what.contains(sqlite) || what == pg;
+        if has("organization.slug", "organization_slug_key") {
+            Some(Taken::Slug)
+        } else if has("account.email", "account_email_key") {
+            Some(Taken::Email)
+        } else if has("membership.organization_id", "membership_pkey") {
+            Some(Taken::Membership)
+        } else {
+            None
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone)]

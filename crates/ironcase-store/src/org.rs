@@ -53,12 +53,15 @@ pub fn find_org_by_slug(c: &Conn, slug: &str) -> Result<Option<OrgRow>> {
     query_opt(c, "select organization_id, slug, name, plan, status, parent_id, created_at from organization where slug = ?", [slug], org)
 }
 
-pub fn list_orgs(c: &Conn) -> Result<Vec<OrgRow>> {
+/// Organisations oldest first, after `(created_at, id)`, at most `limit`.
+pub fn list_orgs(c: &Conn, after: Option<(i64, OrgId)>, limit: i64) -> Result<Vec<OrgRow>> {
     c.platform()?;
+    let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
     query_map(
         c,
-        "select organization_id, slug, name, plan, status, parent_id, created_at from organization order by created_at, organization_id",
-        params![],
+        "select organization_id, slug, name, plan, status, parent_id, created_at from organization \
+         where (created_at, organization_id) > (?, ?) order by created_at, organization_id limit ?",
+        params![at, id, limit],
         org,
     )
 }
@@ -81,14 +84,15 @@ pub fn set_parent_access(c: &Conn, id: OrgId, granted: bool) -> Result<()> {
 }
 
 /// The organisation's children, with whether each lets it read.
-pub fn children(c: &Conn, parent: OrgId) -> Result<Vec<(OrgRow, bool)>> {
+pub fn children(c: &Conn, parent: OrgId, after: Option<(i64, OrgId)>, limit: i64) -> Result<Vec<(OrgRow, bool)>> {
     // The children are other tenants: read as the platform, filtered by parent.
     c.platform()?;
+    let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
     query_map(
         c,
         "select organization_id, slug, name, plan, status, parent_id, created_at, parent_access from organization \
-         where parent_id = ? order by created_at, organization_id",
-        [parent.to_string()],
+         where parent_id = ? and (created_at, organization_id) > (?, ?) order by created_at, organization_id limit ?",
+        params![parent.to_string(), at, id, limit],
         |r| Ok((org(r)?, r.get::<_, i64>("parent_access")? != 0)),
     )
 }

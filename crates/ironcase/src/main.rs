@@ -43,6 +43,8 @@ enum Command {
     },
     /// Prints the role → permission table (Markdown).
     Roles,
+    /// Prints every error code with its status and meaning (Markdown).
+    ErrorCodes,
     /// Load benchmark: starts a release server on a fresh data dir and drives it.
     Bench(bench::BenchArgs),
     /// Development tools.
@@ -80,6 +82,10 @@ fn main() -> std::process::ExitCode {
             Command::Audit { command } => cli::audit(command).await,
             Command::Roles => {
                 print!("{}", ironcase_domain::role_table_markdown());
+                Ok(std::process::ExitCode::SUCCESS)
+            }
+            Command::ErrorCodes => {
+                print!("{}", ironcase_app::ErrorCode::markdown_table());
                 Ok(std::process::ExitCode::SUCCESS)
             }
             Command::Bench(args) => bench::run(args).await,

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{patch, post, put};
 use axum::Router;
-use ironcase_app::admin::NewOrganization;
+use ironcase_app::admin::{parse_org_cursor, NewOrganization, MAX_PAGE};
 use ironcase_app::Principal;
 use ironcase_domain::plan::{OrgStatus, Overrides, PlanName};
 use ironcase_domain::OrgId;
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::members::OrganizationOut;
 use crate::error::{ApiResult, Problem};
-use crate::extract::{path_id, Json, Meta};
+use crate::extract::{path_id, Json, Meta, QueryParams};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -54,6 +54,8 @@ pub struct CreateOrganization {
 #[derive(Serialize, ToSchema)]
 pub struct OrganizationList {
     pub items: Vec<OrganizationOut>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// Creates an organisation with its owner.
@@ -79,12 +81,21 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(row.into())))
 }
 
-/// Every organisation on the platform.
+/// Every organisation on the platform, oldest first.
 #[utoipa::path(get, path = "/api/v1/admin/organizations", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = OrganizationList), (status = 403, body = Problem)))]
-pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<OrganizationList>> {
-    let rows = s.app.org_list(&p, &meta).await?;
-    Ok(axum::Json(OrganizationList { items: rows.into_iter().map(Into::into).collect() }))
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = OrganizationList), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<OrganizationList>> {
+    let cursor = q.parse("cursor", parse_org_cursor, "a cursor from a previous page");
+    let size = q.page_size(50, MAX_PAGE);
+    q.finish()?;
+    let page = s.app.org_list(&p, &meta, cursor, size).await?.map(OrganizationOut::from);
+    Ok(axum::Json(OrganizationList { items: page.items, next_cursor: page.next_cursor }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -3,6 +3,8 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
+use ironcase_app::audit::{parse_cursor, MAX_PAGE};
+use ironcase_app::page::Page;
 use ironcase_app::store::audit::{EntryRow, Filter};
 use ironcase_app::Principal;
 use ironcase_domain::Timestamp;
@@ -60,14 +62,23 @@ impl From<EntryRow> for AuditEntryOut {
 #[derive(Serialize, ToSchema)]
 pub struct AuditPage {
     pub items: Vec<AuditEntryOut>,
+    /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
+}
+
+impl From<Page<EntryRow>> for AuditPage {
+    fn from(p: Page<EntryRow>) -> Self {
+        let p = p.map(AuditEntryOut::from);
+        AuditPage { items: p.items, next_cursor: p.next_cursor }
+    }
 }
 
 /// Audit entries, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])),
     params(("action" = Option<String>, Query), ("actor_id" = Option<String>, Query), ("resource_type" = Option<String>, Query),
         ("resource_id" = Option<String>, Query), ("outcome" = Option<String>, Query), ("from" = Option<String>, Query),
-        ("to" = Option<String>, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+        ("to" = Option<String>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
+        ("cursor" = Option<String>, Query)),
     responses((status = 200, body = AuditPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<AuditPage>> {
     let f = Filter {
@@ -79,14 +90,10 @@ pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut
         from: q.time("from"),
         to: q.time("to"),
     };
-    let before = q.parse("cursor", |s| s.parse::<i64>().ok().filter(|n| *n > 0), "a cursor from a previous page");
-    let limit = q.limit(50, ironcase_app::audit::MAX_PAGE);
+    let before = q.parse("cursor", parse_cursor, "a cursor from a previous page");
+    let size = q.page_size(50, MAX_PAGE);
     q.finish()?;
-    let mut rows = s.app.audit_list(&p, &meta, &f, before, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|e| e.seq.to_string()) } else { None };
-    Ok(axum::Json(AuditPage { items: rows.into_iter().map(Into::into).collect(), next_cursor }))
+    Ok(axum::Json(s.app.audit_list(&p, &meta, &f, before, size).await?.into()))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -1,6 +1,7 @@
 //! `/events`: the organisation's events, live, over Server-Sent Events or a
 //! WebSocket, resumable by cursor (the event id).
 
+use ironcase_app::ErrorCode;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -141,7 +142,7 @@ pub async fn ws(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     if !origin_allowed(&headers, &s.config.allowed_origins) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "origin_not_allowed", "this origin may not open the event stream"));
+        return Err(ApiError::new(ErrorCode::OriginNotAllowed, "this origin may not open the event stream"));
     }
     let ticket = q.str("ticket");
     let p = match (ticket, principal) {
@@ -156,7 +157,7 @@ pub async fn ws(
     q.finish()?;
     let es = s.app.open_stream(&p, &meta, since, filter).await?;
     let Ok(upgrade) = upgrade else {
-        return Err(ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_required", "this route speaks the WebSocket protocol only"));
+        return Err(ApiError::new(ErrorCode::UpgradeRequired, "this route speaks the WebSocket protocol only"));
     };
     let heartbeat = s.app.settings().stream_heartbeat;
     Ok(upgrade.max_message_size(64 * 1024).on_upgrade(move |socket| serve_ws(socket, es, heartbeat)))

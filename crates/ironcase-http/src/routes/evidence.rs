@@ -11,6 +11,7 @@ use axum::Router;
 use base64::Engine;
 use ironcase_app::evidence::NewEvidence;
 use ironcase_app::store::evidence::{CustodyRow, EvidenceRow};
+use ironcase_app::ErrorCode;
 use ironcase_app::{AppError, Principal};
 use ironcase_domain::{CustodyAction, EvidenceId, EvidenceKind, IncidentId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -114,20 +115,20 @@ const ENVELOPE: u64 = MAX_METADATA as u64 + 16 * 1024;
 
 fn interrupted(e: MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large");
+        return ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large");
     }
-    ApiError::new(StatusCode::BAD_REQUEST, "malformed_multipart", "the multipart body is malformed or ended early; nothing was kept")
+    ApiError::new(ErrorCode::MalformedMultipart, "the multipart body is malformed or ended early; nothing was kept")
 }
 
 fn expected_part(what: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "malformed_multipart", format!("expected a `{what}` part (send `metadata` first, then `file`)"))
+    ApiError::new(ErrorCode::MalformedMultipart, format!("expected a `{what}` part (send `metadata` first, then `file`)"))
 }
 
 async fn read_metadata(mut field: Field<'_>) -> ApiResult<EvidenceMetadata> {
     let mut bytes = Vec::new();
     while let Some(chunk) = field.chunk().await.map_err(interrupted)? {
         if bytes.len() + chunk.len() > MAX_METADATA {
-            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the metadata part is larger than 64 KiB"));
+            return Err(ApiError::new(ErrorCode::PayloadTooLarge, "the metadata part is larger than 64 KiB"));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -155,9 +156,9 @@ pub async fn upload(
     if declared.is_some_and(|n| n > max.saturating_add(ENVELOPE)) {
         return Err(AppError::PayloadTooLarge { limit: max }.into());
     }
-    let mut form = Multipart::from_request(req, &s).await.map_err(|_| {
-        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the evidence as multipart/form-data")
-    })?;
+    let mut form = Multipart::from_request(req, &s)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::UnsupportedMediaType, "send the evidence as multipart/form-data"))?;
     let field = form.next_field().await.map_err(interrupted)?.ok_or_else(|| expected_part("metadata"))?;
     if field.name() != Some("metadata") {
         return Err(expected_part("metadata"));
@@ -181,7 +182,7 @@ pub async fn upload(
     }
     drop(field);
     if form.next_field().await.map_err(interrupted)?.is_some() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_multipart", "nothing may follow the `file` part"));
+        return Err(ApiError::new(ErrorCode::MalformedMultipart, "nothing may follow the `file` part"));
     }
     let row = s.app.evidence_finish(up).await?;
     let location = format!("/api/v1/evidence/{}", row.id);

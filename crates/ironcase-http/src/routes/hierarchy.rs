@@ -8,13 +8,15 @@ use ironcase_app::Principal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::audit::{AuditEntryOut, AuditPage};
+use super::audit::AuditPage;
 use super::evidence::EvidenceList;
 use super::incidents::{incident_ref, IncidentOut, IncidentPage};
 use super::members::OrganizationOut;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{path_id, Json, Meta, QueryParams};
 use crate::AppState;
+use ironcase_app::admin::parse_org_cursor;
+use ironcase_app::incidents::parse_cursor;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,14 +38,20 @@ pub struct ChildOut {
 #[derive(Serialize, ToSchema)]
 pub struct ChildList {
     pub items: Vec<ChildOut>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// The organisation's children (owners and admins).
+/// The organisation's children, oldest first (owners and admins).
 #[utoipa::path(get, path = "/api/v1/organization/children", tag = "organization", security(("bearer" = [])),
-    responses((status = 200, body = ChildList), (status = 403, body = Problem)))]
-pub async fn children(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<ChildList>> {
-    let rows = s.app.children(&p, &meta).await?;
-    Ok(axum::Json(ChildList { items: rows.into_iter().map(|(o, a)| ChildOut { organization: o.into(), parent_access: a }).collect() }))
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ChildList), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn children(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<ChildList>> {
+    let cursor = q.parse("cursor", parse_org_cursor, "a cursor from a previous page");
+    let size = q.page_size(50, ironcase_app::admin::MAX_PAGE);
+    q.finish()?;
+    let page = s.app.children(&p, &meta, cursor, size).await?.map(|(o, a)| ChildOut { organization: o.into(), parent_access: a });
+    Ok(axum::Json(ChildList { items: page.items, next_cursor: page.next_cursor }))
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
@@ -68,8 +76,9 @@ pub async fn set_parent_access(
 
 /// A child's incidents, newest first (read-only; audited in both organisations).
 #[utoipa::path(get, path = "/api/v1/organizations/{org}/incidents", tag = "organization", security(("bearer" = [])),
-    params(("org" = String, Path), ("limit" = Option<i64>, Query, description = "1-200, default 50")),
-    responses((status = 200, body = IncidentPage), (status = 404, body = Problem)))]
+    params(("org" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
+        ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = IncidentPage), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn child_incidents(
     State(s): State<AppState>,
     p: Principal,
@@ -77,11 +86,11 @@ pub async fn child_incidents(
     Path(org): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<IncidentPage>> {
-    let limit = q.limit(50, ironcase_app::incidents::MAX_PAGE);
+    let cursor = q.parse("cursor", parse_cursor, "a cursor from a previous page");
+    let size = q.page_size(50, ironcase_app::incidents::MAX_PAGE);
     q.finish()?;
     let child = s.app.as_parent_of(&p, &meta, path_id(&org)?, "incidents").await?;
-    let rows = s.app.incident_list(&child, &meta, &Filter::default(), Sort::CreatedDesc, None, limit).await?;
-    Ok(axum::Json(IncidentPage { items: rows.into_iter().map(IncidentOut::from).collect(), next_cursor: None }))
+    Ok(axum::Json(s.app.incident_list(&child, &meta, &Filter::default(), Sort::CreatedDesc, cursor, size).await?.into()))
 }
 
 /// One incident of a child.
@@ -115,8 +124,9 @@ pub async fn child_evidence(
 
 /// A child's audit log, newest first.
 #[utoipa::path(get, path = "/api/v1/organizations/{org}/audit", tag = "organization", security(("bearer" = [])),
-    params(("org" = String, Path), ("limit" = Option<i64>, Query, description = "1-200, default 50")),
-    responses((status = 200, body = AuditPage), (status = 404, body = Problem)))]
+    params(("org" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
+        ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = AuditPage), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn child_audit(
     State(s): State<AppState>,
     p: Principal,
@@ -124,8 +134,8 @@ pub async fn child_audit(
     Path(org): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<AuditPage>> {
-    let limit = q.limit(50, 200);
+    let before = q.parse("cursor", ironcase_app::audit::parse_cursor, "a cursor from a previous page");
+    let size = q.page_size(50, ironcase_app::audit::MAX_PAGE);
     q.finish()?;
-    let rows = s.app.child_audit(&p, &meta, path_id(&org)?, None, limit).await?;
-    Ok(axum::Json(AuditPage { items: rows.into_iter().map(AuditEntryOut::from).collect(), next_cursor: None }))
+    Ok(axum::Json(s.app.child_audit(&p, &meta, path_id(&org)?, before, size).await?.into()))
 }

@@ -5,7 +5,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use ironcase_app::incidents::{parse_ref, sort_key, IncidentPatch, NewIncident};
+use ironcase_app::incidents::{parse_cursor, parse_ref, IfMatch, IncidentPatch, NewIncident};
+use ironcase_app::page::Page;
 use ironcase_app::store::event::EventRow;
 use ironcase_app::store::incident::{CommentRow, Filter, IncidentRef, IncidentRow, Sort};
 use ironcase_app::{AppError, Principal};
@@ -146,9 +147,11 @@ pub struct IncidentPage {
     pub next_cursor: Option<String>,
 }
 
-fn parse_cursor(s: &str) -> Option<(i64, IncidentId)> {
-    let (k, id) = s.split_once('~')?;
-    Some((k.parse().ok()?, id.parse().ok()?))
+impl From<Page<IncidentRow>> for IncidentPage {
+    fn from(p: Page<IncidentRow>) -> Self {
+        let p = p.map(IncidentOut::from);
+        IncidentPage { items: p.items, next_cursor: p.next_cursor }
+    }
 }
 
 /// Incidents, newest first by default, filtered, one page at a time.
@@ -158,7 +161,7 @@ fn parse_cursor(s: &str) -> Option<(i64, IncidentId)> {
         ("assignee_id" = Option<String>, Query), ("tag" = Option<String>, Query),
         ("created_after" = Option<String>, Query), ("created_before" = Option<String>, Query),
         ("sort" = Option<String>, Query, description = "-created_at (default), created_at, -updated_at, updated_at"),
-        ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("cursor" = Option<String>, Query)),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = IncidentPage), (status = 422, body = Problem)))]
 pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<IncidentPage>> {
     let f = Filter {
@@ -173,22 +176,10 @@ pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut
         tlp_max: None,
     };
     let sort = q.parse("sort", Sort::parse, "one of -created_at, created_at, -updated_at, updated_at").unwrap_or(Sort::CreatedDesc);
-    let after = q.parse("cursor", parse_cursor, "a cursor from a previous page");
-    let limit = q.limit(50, ironcase_app::incidents::MAX_PAGE);
+    let cursor = q.parse("cursor", parse_cursor, "a cursor from a previous page");
+    let size = q.page_size(50, ironcase_app::incidents::MAX_PAGE);
     q.finish()?;
-    let rows = s.app.incident_list(&p, &meta, &f, sort, after, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    let mut items: Vec<IncidentRow> = rows;
-    items.truncate(limit as usize);
-    let next_cursor = if more {
-        items.last().map(|i| {
-            let (k, id) = sort_key(sort, i);
-            format!("{k}~{id}")
-        })
-    } else {
-        None
-    };
-    Ok(axum::Json(IncidentPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+    Ok(axum::Json(s.app.incident_list(&p, &meta, &f, sort, cursor, size).await?.into()))
 }
 
 fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
@@ -221,14 +212,25 @@ pub struct PatchIncident {
     pub resolution: Option<Resolution>,
 }
 
-fn if_match(h: &HeaderMap) -> ApiResult<i64> {
-    let Some(v) = h.get(header::IF_MATCH) else { return Err(AppError::PreconditionRequired.into()) };
-    let s = v.to_str().unwrap_or("").trim();
-    let s = s.strip_prefix("W/").unwrap_or(s);
-    s.strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| AppError::VersionConflict.into())
+/// `If-Match` (RFC 9110 §13.1.1): `*`, or a list of entity tags of which the
+/// strong ones name versions; a weak or foreign tag matches nothing.
+fn if_match(h: &HeaderMap) -> ApiResult<IfMatch> {
+    let mut values = h.get_all(header::IF_MATCH).iter().peekable();
+    if values.peek().is_none() {
+        return Err(AppError::PreconditionRequired.into());
+    }
+    let mut versions = Vec::new();
+    for v in values {
+        for tag in v.to_str().unwrap_or("").split(',').map(str::trim) {
+            if tag == "*" {
+                return Ok(IfMatch::Any);
+            }
+            if let Some(n) = tag.strip_prefix('"').and_then(|s| s.strip_suffix('"')).and_then(|s| s.parse::<i64>().ok()) {
+                versions.push(n);
+            }
+        }
+    }
+    Ok(IfMatch::Versions(versions))
 }
 
 /// Changes fields and moves the status along the workflow. Needs `If-Match`.

@@ -52,7 +52,7 @@ pub struct SearchResults {
 /// and filters `severity:`, `status:`, `category:`, `tag:`, `tlp:`,
 /// `assignee:me`, `created:>2026-01-01` / `created:<…`, `ioc:<any form>`.
 #[utoipa::path(get, path = "/api/v1/search", tag = "search", security(("bearer" = [])),
-    params(("q" = String, Query), ("limit" = Option<i64>, Query, description = "1-100, default 20"), ("cursor" = Option<String>, Query)),
+    params(("q" = String, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "default 20"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = SearchResults), (status = 400, body = Problem, description = "invalid_query, with the position")))]
 pub async fn search(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<SearchResults>> {
     let text = q.str("q");
@@ -61,9 +61,9 @@ pub async fn search(State(s): State<AppState>, p: Principal, Meta(meta): Meta, m
     }
     let offset =
         q.parse("cursor", |c| c.parse::<i64>().ok().filter(|n| (0..=100_000).contains(n)), "a cursor from a previous page").unwrap_or(0);
-    let limit = q.limit(20, ironcase_app::search::MAX_PAGE);
+    let size = q.page_size(20, ironcase_app::search::MAX_PAGE);
     q.finish()?;
-    let r = s.app.search(&p, &meta, &text.unwrap_or_default(), offset, limit).await?;
+    let r = s.app.search(&p, &meta, &text.unwrap_or_default(), offset, size).await?;
     let next = offset + r.hits.len() as i64;
     let next_cursor = (next < r.total && !r.hits.is_empty()).then(|| next.to_string());
     Ok(axum::Json(SearchResults {
@@ -101,8 +101,8 @@ pub struct SimilarList {
 
 /// Incidents like this one: by shared indicators, then by text, with the reasons.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/similar", tag = "search", security(("bearer" = [])),
-    params(("id" = String, Path), ("limit" = Option<i64>, Query, description = "1-100, default 10")),
-    responses((status = 200, body = SimilarList), (status = 404, body = Problem)))]
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "default 10")),
+    responses((status = 200, body = SimilarList), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn similar(
     State(s): State<AppState>,
     p: Principal,
@@ -110,9 +110,9 @@ pub async fn similar(
     Path(id): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<SimilarList>> {
-    let limit = q.limit(10, ironcase_app::search::MAX_PAGE);
+    let size = q.page_size(10, ironcase_app::search::MAX_PAGE);
     q.finish()?;
-    let rows = s.app.similar(&p, &meta, super::incidents::incident_ref(&id)?, limit).await?;
+    let rows = s.app.similar(&p, &meta, super::incidents::incident_ref(&id)?, size).await?;
     Ok(axum::Json(SimilarList {
         items: rows
             .into_iter()

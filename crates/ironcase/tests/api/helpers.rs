@@ -100,6 +100,8 @@ impl Resp {
         assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.body);
         assert_eq!(self.code(), code, "{}", self.body);
         assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)));
+        let known = ironcase_app::ErrorCode::ALL.iter().find(|c| c.as_str() == code);
+        assert_eq!(known.map(|c| c.status()), Some(status), "{code} is not a listed code of status {status}");
         assert!(self.body["title"].is_string() && self.body["type"].is_string() && self.body["detail"].is_string());
         assert!(self.body["request_id"].is_string(), "problem without request_id: {}", self.body);
         self

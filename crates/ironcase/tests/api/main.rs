@@ -15,6 +15,7 @@ mod iocs;
 mod malformed;
 mod members;
 mod ops;
+mod pages;
 mod process;
 mod quotas;
 mod roles;

@@ -340,3 +340,173 @@ async fn stream_and_export_routes_reject_bad_input_cleanly() {
     app.get("/api/v1/incidents", &owner.token).await.expect(200);
     app.shutdown().await;
 }
+
+/// A unique constraint that refuses a write under a race answers the same
+/// stable code as the check before it, in words: no constraint, table or
+/// column name in the body.
+#[tokio::test]
+async fn a_unique_conflict_names_what_was_taken_and_not_the_schema() {
+    let app = TestApp::spawn().await;
+    let op = app.admin().await;
+    let tries = (0..8).map(|i| {
+        app.post(
+            "/api/v1/admin/organizations",
+            &op.token,
+            json!({ "name": "Race", "slug": "race", "owner": { "email": format!("o{i}@race.test"), "name": "O", "password": PASSWORD } }),
+        )
+    });
+    let answers = futures::future::join_all(tries).await;
+    assert_eq!(answers.iter().filter(|r| r.status == 201).count(), 1);
+    for r in answers.into_iter().filter(|r| r.status != 201) {
+        let text = r.body.to_string();
+        r.problem(409, "slug_taken");
+        for leak in ["constraint", "organization.slug", "organization_slug_key", "UNIQUE", "sql"] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
+    }
+    // The same account invited twice at once: one member, the other told so.
+    let tries = (0..6).map(|_| {
+        app.post("/api/v1/members", &op.token, json!({ "email": "dup@example.com", "name": "D", "role": "analyst", "password": PASSWORD }))
+    });
+    let answers = futures::future::join_all(tries).await;
+    assert_eq!(answers.iter().filter(|r| r.status == 201).count(), 1);
+    for r in answers.into_iter().filter(|r| r.status != 201) {
+        let text = r.body.to_string();
+        assert!(["already_member", "email_taken"].contains(&r.code()), "{text}");
+        assert!(!text.contains("constraint") && !text.contains("account.email") && !text.contains("_key"), "{text}");
+    }
+}
+
+/// Arbitrary Unicode in every path parameter and every query parameter of
+/// every route the OpenAPI document lists: never a 5xx, never a dropped
+/// connection (a byte-index slice inside a character used to panic and drop
+/// it, for any non-ASCII incident reference).
+#[tokio::test]
+async fn arbitrary_unicode_in_any_parameter_is_a_clean_answer() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let inc = app.incident(&owner, "fuzzed").await.str("id");
+    let doc = app.send(Method::GET, "/api/v1/openapi.json", None, None, &[]).await.expect(200).body;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut samples: Vec<String> = [
+        "abc\u{e9}",
+        "INC-\u{e9}",
+        "inc-1\u{1F600}",
+        "\u{202e}",
+        "a\u{0}",
+        "%",
+        "%zz",
+        "../..",
+        "~",
+        "\u{10FFFF}",
+        "INC-00",
+        "-1",
+        "9".repeat(30).as_str(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for _ in 0..12 {
+        samples.push(proptest::arbitrary::any::<String>().new_tree(&mut runner).expect("a string").current());
+    }
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().expect("client");
+    let mut sent = 0;
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("operations") {
+            let params: Vec<(&str, &str)> = op["parameters"]
+                .as_array()
+                .map(|ps| ps.iter().map(|p| (p["name"].as_str().unwrap_or(""), p["in"].as_str().unwrap_or(""))).collect())
+                .unwrap_or_default();
+            if !params.iter().any(|(_, at)| *at == "path" || *at == "query") {
+                continue;
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            for (i, sample) in samples.iter().enumerate() {
+                // Each path parameter, then each query parameter, takes the sample in turn.
+                for (name, at) in params.iter().filter(|(_, at)| *at == "path" || *at == "query") {
+                    let mut url = reqwest::Url::parse(&app.url("/")).expect("base");
+                    {
+                        let mut segs = url.path_segments_mut().expect("segments");
+                        segs.clear();
+                        for seg in path.trim_start_matches('/').split('/') {
+                            let value = match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                                Some(p) if *at == "path" && p == *name => sample.as_str(),
+                                Some(_) => inc.as_str(),
+                                None => seg,
+                            };
+                            segs.push(value);
+                        }
+                    }
+                    if *at == "query" {
+                        url.query_pairs_mut().append_pair(name, sample);
+                    }
+                    let mut rb = client.request(method.clone(), url.clone()).bearer_auth(&owner.token);
+                    if method != Method::GET && method != Method::DELETE {
+                        rb = rb.header("content-type", "application/json").body("{}");
+                    }
+                    if method == Method::PATCH {
+                        rb = rb.header("if-match", "\"0\"");
+                    }
+                    let res = rb.send().await.unwrap_or_else(|e| panic!("{method} {url} (sample {i}): no answer: {e}"));
+                    assert!(res.status().as_u16() < 500, "{method} {url} (sample {i}): {}", res.status());
+                    sent += 1;
+                }
+            }
+        }
+    }
+    assert!(sent > 500, "only {sent} requests");
+    // Still serving, and the incident is as it was.
+    assert_eq!(app.get(&format!("/api/v1/incidents/{inc}"), &owner.token).await.expect(200).body["title"], "fuzzed");
+}
+
+/// HTTP as RFC 9110 has it, and what every answer tells a browser.
+#[tokio::test]
+async fn http_details_and_security_headers() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let inc = app.incident(&owner, "details").await.str("id");
+    let path = format!("/api/v1/incidents/{inc}");
+
+    // If-Match: a weak tag never matches; `*` matches whatever is current; a list matches any of its tags.
+    app.patch(&path, &owner.token, json!({ "severity": "low" }), Some("W/\"1\"")).await.problem(412, "version_conflict");
+    let r = app.patch(&path, &owner.token, json!({ "severity": "low" }), Some("*")).await.expect(200);
+    assert_eq!(r.header("etag"), Some("\"2\""));
+    app.patch(&path, &owner.token, json!({ "severity": "medium" }), Some("\"7\", \"2\"")).await.expect(200);
+    app.patch(&path, &owner.token, json!({ "severity": "high" }), Some("\"2\"")).await.problem(412, "version_conflict");
+
+    // The Bearer scheme in any case.
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let auth = format!("{scheme} {}", owner.token);
+        app.send(Method::GET, "/api/v1/auth/me", None, None, &[("authorization", auth.as_str())]).await.expect(200);
+    }
+    app.send(Method::GET, "/api/v1/auth/me", None, None, &[("authorization", "Basic abc")]).await.problem(401, "unauthenticated");
+
+    // A NUL in a search is a query error, not a 500.
+    let r = app.get("/api/v1/search?q=a%00", &owner.token).await.problem(400, "invalid_query");
+    assert_eq!(r.body["position"], 1);
+
+    // Text-direction and zero-width characters: refused in titles and names, dropped from file names.
+    for title in ["\u{202e}txt.exe", "in\u{200b}voice", "\u{2066}x\u{2069}", "\u{feff}bom"] {
+        let r = app.post("/api/v1/incidents", &owner.token, json!({ "title": title, "severity": "low", "category": "other" })).await;
+        assert_eq!(r.problem(422, "validation_failed").body["errors"][0]["field"], "title");
+    }
+    let ev = app.upload(&owner.token, &inc, json!({ "name": "invoice\u{202e}fdp.exe", "kind": "other" }), b"x".to_vec()).await.expect(201);
+    assert_eq!(ev.body["name"], "invoicefdp.exe");
+
+    // Every answer: no sniffing, no framing, no scripts, no referrer; API answers are not kept by caches.
+    let login = app.login_raw("admin@localhost", &app.admin_password.clone(), None).await.expect(200);
+    assert_eq!(login.header("cache-control"), Some("no-store"), "a token answer");
+    for (path, token) in [("/api/v1/auth/me", Some(owner.token.as_str())), ("/api/v1/nowhere", None), ("/healthz", None)] {
+        let r = app.send(Method::GET, path, token, None, &[]).await;
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+    let docs = app.client.get(app.url("/docs/")).send().await.expect("docs");
+    let csp = docs.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-eval"), "{csp}");
+    assert_eq!(docs.headers().get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"));
+}

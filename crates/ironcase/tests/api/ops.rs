@@ -105,3 +105,58 @@ async fn forwarded_addresses_only_from_trusted_proxies() {
         assert_eq!(audit.body["items"][0]["source_ip"], expected, "{}", audit.body);
     }
 }
+
+/// Every enum the document describes lists the values the API speaks
+/// (`"low"`, `"in_progress"`, `"amber+strict"`), never the Rust names.
+#[tokio::test]
+async fn the_documented_enums_are_the_wire_values() {
+    let app = TestApp::spawn().await;
+    let doc = app.send(Method::GET, "/api/v1/openapi.json", None, None, &[]).await.expect(200);
+    let schemas = doc.body["components"]["schemas"].as_object().expect("schemas");
+    let mut enums = 0;
+    for (name, s) in schemas {
+        for v in s["enum"].as_array().into_iter().flatten() {
+            let v = v.as_str().expect("a string value");
+            assert!(!v.chars().any(|c| c.is_ascii_uppercase()), "{name}: {v}");
+            enums += 1;
+        }
+    }
+    assert!(enums > 50, "{enums} enum values");
+    assert_eq!(schemas["Severity"]["enum"], serde_json::json!(["low", "medium", "high", "critical"]));
+    assert_eq!(schemas["Status"]["enum"][2], "in_progress");
+}
+
+/// Every error an API operation documents is problem+json, and every
+/// operation documents the errors its kind of route can answer.
+#[tokio::test]
+async fn every_documented_error_is_problem_json() {
+    let app = TestApp::spawn().await;
+    let doc = app.send(Method::GET, "/api/v1/openapi.json", None, None, &[]).await.expect(200).body;
+    let mut ops = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths").iter().filter(|(p, _)| p.starts_with("/api/v1/")) {
+        for (method, op) in item.as_object().expect("operations") {
+            let responses = op["responses"].as_object().expect("responses");
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            let has_path = op["parameters"].as_array().into_iter().flatten().any(|p| p["in"] == "path");
+            let mut required = vec!["429", "500", "503"];
+            if secured {
+                required.extend(["401", "403"]);
+            }
+            if has_path {
+                required.push("404");
+            }
+            for status in required {
+                assert!(responses.contains_key(status), "{method} {path}: {status} undocumented");
+            }
+            for (status, r) in responses.iter().filter(|(s, _)| s.starts_with(['4', '5'])) {
+                assert_eq!(
+                    r["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem",
+                    "{method} {path} {status}"
+                );
+                assert!(r["content"].get("application/json").is_none(), "{method} {path} {status}");
+            }
+            ops += 1;
+        }
+    }
+    assert!(ops > 40, "{ops} operations");
+}

@@ -135,3 +135,22 @@ async fn the_documented_role_table_is_the_code_table() {
     let table = ironcase_domain::role_table_markdown();
     assert!(readme.contains(&table), "README's role table differs from `ironcase roles`; paste its output:\n{table}");
 }
+
+/// The README's list of error codes and the OpenAPI document's problem schema
+/// both come from `ErrorCode`, as the role table comes from the role data.
+#[tokio::test]
+async fn the_documented_error_codes_are_the_code_list() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
+    let table = ironcase_app::ErrorCode::markdown_table();
+    assert!(readme.contains(&table), "README's error codes differ from `ironcase error-codes`; paste its output:\n{table}");
+    let app = TestApp::spawn().await;
+    let doc = app.send(reqwest::Method::GET, "/api/v1/openapi.json", None, None, &[]).await.expect(200);
+    let listed: Vec<&str> = doc.body["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+        .as_array()
+        .expect("the problem's code is an enum")
+        .iter()
+        .map(|v| v.as_str().expect("a code"))
+        .collect();
+    let codes: Vec<&str> = ironcase_app::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(listed, codes);
+}

@@ -1,0 +1,126 @@
+//! Every list pages through one page type: walking every page of a
+//! collection larger than the largest page, at the largest page, finds each
+//! item exactly once (a list that lost the rows past its clamp answered a
+//! full page and no cursor).
+
+use std::collections::HashSet;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Every item of the list at `path`, page by page at `limit`, by `key`.
+/// Fails on an item seen twice.
+async fn walk(app: &TestApp, token: &str, path: &str, limit: u32, key: impl Fn(&Value) -> String) -> Vec<String> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let (mut seen, mut all, mut cursor, mut pages) = (HashSet::new(), Vec::new(), None::<String>, 0);
+    loop {
+        let mut url = format!("{path}{sep}limit={limit}");
+        if let Some(c) = &cursor {
+            // Cursors are made of unreserved characters only.
+            assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)), "{path}: cursor {c:?}");
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let r = app.get(&url, token).await.expect(200);
+        let items = r.body["items"].as_array().unwrap_or_else(|| panic!("no items in {}", r.body)).clone();
+        assert!(items.len() <= limit as usize, "{path}: a page of {} for limit {limit}", items.len());
+        for item in &items {
+            let k = key(item);
+            assert!(seen.insert(k.clone()), "{path}: {k} served twice");
+            all.push(k);
+        }
+        pages += 1;
+        assert!(pages < 50, "{path}: more pages than items");
+        match r.body["next_cursor"].as_str() {
+            Some(c) => {
+                assert!(!items.is_empty(), "{path}: an empty page with a cursor");
+                cursor = Some(c.to_owned());
+            }
+            None => return all,
+        }
+    }
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_owned()
+}
+
+/// The largest page of incident lists, audit lists and organisation lists.
+const MAX: u32 = 200;
+
+#[tokio::test]
+async fn every_list_walks_past_its_largest_page() {
+    let app = TestApp::spawn().await;
+    let op = app.admin().await;
+    let org_id = app.get("/api/v1/organization", &op.token).await.expect(200).str("id");
+    let n = MAX as usize + 6;
+    let mut made = HashSet::new();
+    for i in 0..n {
+        made.insert(app.incident(&op, &format!("paged alpha {i}")).await.str("id"));
+    }
+
+    // Incidents, in every order.
+    for sort in ["-created_at", "created_at", "-updated_at", "updated_at"] {
+        let got = walk(&app, &op.token, &format!("/api/v1/incidents?sort={sort}"), MAX, id).await;
+        assert_eq!(got.iter().cloned().collect::<HashSet<_>>(), made, "sort {sort}");
+    }
+    // A page size that does not divide the collection.
+    assert_eq!(walk(&app, &op.token, "/api/v1/incidents", 7, id).await.len(), n);
+    // Search (its pages are counted: the total is known).
+    let got = walk(&app, &op.token, "/api/v1/search?q=alpha", 100, |h| id(&h["incident"])).await;
+    assert_eq!(got.into_iter().collect::<HashSet<_>>(), made);
+
+    // The audit log: one entry per create, and the login's.
+    let seqs = walk(&app, &op.token, "/api/v1/audit", MAX, |e| e["seq"].to_string()).await;
+    assert!(seqs.len() > n, "{} audit entries", seqs.len());
+    let numbers: Vec<i64> = seqs.iter().map(|s| s.parse().expect("seq")).collect();
+    assert!(numbers.windows(2).all(|w| w[0] == w[1] + 1), "audit pages skip or repeat entries");
+    assert_eq!(numbers.last(), Some(&1));
+
+    // Organisations (operators) and children (the parent's owners): more
+    // than a page of children of `default`, owned by the operator's account.
+    let mut children = HashSet::new();
+    for i in 0..(MAX as usize + 1) {
+        let r = app
+            .post(
+                "/api/v1/admin/organizations",
+                &op.token,
+                json!({ "name": format!("Child {i}"), "slug": format!("child-{i}"), "parent_id": org_id,
+                        "owner": { "email": "admin@localhost", "name": "Admin" } }),
+            )
+            .await
+            .expect(201);
+        children.insert(r.str("id"));
+    }
+    let got = walk(&app, &op.token, "/api/v1/organization/children", MAX, |c| id(&c["organization"])).await;
+    assert_eq!(got.into_iter().collect::<HashSet<_>>(), children);
+    let all = walk(&app, &op.token, "/api/v1/admin/organizations", MAX, id).await;
+    assert_eq!(all.len(), children.len() + 1);
+    assert!(children.iter().all(|c| all.contains(c)) && all.contains(&org_id));
+
+    // A child's incidents and audit log, read by its parent.
+    let kid = app.get("/api/v1/admin/organizations?limit=2", &op.token).await.expect(200).body["items"][1]["id"]
+        .as_str()
+        .expect("the first child")
+        .to_owned();
+    assert!(children.contains(&kid));
+    let kid_owner = app.login("admin@localhost", &app.admin_password.clone(), Some("child-0")).await;
+    app.send(Method::PUT, "/api/v1/organization/parent-access", Some(&kid_owner.token), Some(json!({ "granted": true })), &[])
+        .await
+        .expect(200);
+    let mut kid_made = HashSet::new();
+    for i in 0..n {
+        kid_made.insert(app.incident(&kid_owner, &format!("kid {i}")).await.str("id"));
+    }
+    let got = walk(&app, &op.token, &format!("/api/v1/organizations/{kid}/incidents"), MAX, id).await;
+    assert_eq!(got.into_iter().collect::<HashSet<_>>(), kid_made);
+    let seqs = walk(&app, &op.token, &format!("/api/v1/organizations/{kid}/audit"), MAX, |e| e["seq"].to_string()).await;
+    assert!(seqs.len() > n, "{} child audit entries", seqs.len());
+
+    // Past the largest page is the documented 422, naming the parameter.
+    for path in ["/api/v1/incidents", "/api/v1/audit", "/api/v1/admin/organizations", "/api/v1/organization/children"] {
+        let r = app.get(&format!("{path}?limit={}", MAX + 1), &op.token).await.problem(422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], "limit");
+    }
+}

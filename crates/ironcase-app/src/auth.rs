@@ -125,6 +125,10 @@ pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_in: i64,
+    /// After a login: proof that this client logged in to this account,
+    /// which it sends with its next logins (OWASP's device cookie): failures
+    /// from elsewhere do not slow it down.
+    pub device_token: Option<String>,
 }
 
 impl std::fmt::Debug for TokenPair {
@@ -137,6 +141,47 @@ pub struct LoginInput {
     pub email: String,
     pub password: String,
     pub organization: Option<String>,
+    /// A device token from an earlier login to this account, if any.
+    pub device_token: Option<String>,
+}
+
+impl std::fmt::Debug for LoginInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginInput").field("email", &self.email).field("organization", &self.organization).finish_non_exhaustive()
+    }
+}
+
+const DEVICE_PREFIX: &str = "icd_";
+
+/// Addresses refused for presenting bad credentials, until when. Bounded: a
+/// flood of addresses forgets the oldest blocks (the limiter still counts).
+#[derive(Default)]
+pub(crate) struct CredentialBlocks(std::sync::Mutex<HashMap<String, Timestamp>>);
+
+impl CredentialBlocks {
+    /// Seconds left if `address` is refused at `now`.
+    fn blocked(&self, address: &str, now: Timestamp) -> Option<i64> {
+        let m = self.0.lock().ok()?;
+        m.get(address).filter(|until| **until > now).map(|until| ((until.0 - now.0 + 999) / 1000).max(1))
+    }
+
+    /// Refuses `address` until `until`; true when it was not refused already
+    /// (a new window: worth an audit entry).
+    fn block(&self, address: &str, until: Timestamp) -> bool {
+        let Ok(mut m) = self.0.lock() else { return false };
+        if m.len() >= 100_000 {
+            m.retain(|_, u| *u > until.plus_secs(-3600));
+        }
+        m.insert(address.to_owned(), until).is_none_or(|old| old < until.plus_secs(-1))
+    }
+}
+
+/// Where a login attempt comes from, for counting its failures.
+fn login_source(device: Option<&str>, meta: &RequestMeta) -> String {
+    match device {
+        Some(id) => format!("device:{id}"),
+        None => format!("ip:{}", meta.source_ip.as_deref().unwrap_or("")),
+    }
 }
 
 /// What `GET /auth/me` shows.
@@ -175,17 +220,48 @@ impl App {
         Ok((token, ttl))
     }
 
-    /// `POST /auth/login`.
+    /// The MAC that binds a device id to an account's e-mail address.
+    fn device_mac(&self, email: &str, id: &str) -> Result<String> {
+        let keys = &self.inner.tokens;
+        let secret = keys.keys.get(&keys.current).ok_or_else(|| AppError::Internal("no signing key".into()))?;
+        Ok(crypto::hmac_sha256_hex(secret, format!("device|{email}|{id}").as_bytes()))
+    }
+
+    /// A new device token for `email`: `icd_<id>.<mac>`.
+    fn issue_device_token(&self, email: &str) -> Result<String> {
+        let id = crypto::random_token(12);
+        Ok(format!("{DEVICE_PREFIX}{id}.{}", self.device_mac(email, &id)?))
+    }
+
+    /// The device id of `token` if it was issued for `email` (compared in
+    /// constant time); anything else is no device.
+    fn device_of(&self, email: &str, token: &str) -> Option<String> {
+        let (id, mac) = token.strip_prefix(DEVICE_PREFIX)?.split_once('.')?;
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return None;
+        }
+        let expected = self.device_mac(email, id).ok()?;
+        (!expected.is_empty() && crypto::ct_eq(mac.as_bytes(), expected.as_bytes())).then(|| id.to_owned())
+    }
+
+    /// `POST /auth/login`. Failures are counted per account and source: five
+    /// from one address (or one known device) refuse that source for that
+    /// account until the window passes, so nobody can lock an account for
+    /// everyone; many from addresses slow further attempts from addresses
+    /// (1, 2, 4 … 60 s apart), while a device that logged in before is not
+    /// slowed.
     pub async fn login(&self, input: LoginInput, meta: &RequestMeta) -> Result<TokenPair> {
         let now = self.clock().now();
         let email = input.email.trim().to_lowercase();
         let window_start = now.plus_secs(-self.settings().login_window_secs);
+        let device = input.device_token.as_deref().and_then(|t| self.device_of(&email, t));
+        let source = login_source(device.as_deref(), meta);
         let (user, org_choice, failures) = {
-            let (email, slug) = (email.clone(), input.organization.clone());
+            let (email, slug, source) = (email.clone(), input.organization.clone(), source.clone());
             self.store()
                 .read(move |c| {
                     let user = org::find_user_by_email(c, &email)?;
-                    let failures = session::login_failures(c, &email, window_start)?;
+                    let failures = session::login_failures(c, &email, &source, window_start)?;
                     let choice = match (&user, &slug) {
                         (Some(u), Some(slug)) => match org::find_org_by_slug(c, slug)? {
                             Some(o) => org::membership_role(c, o.id, u.id)?.map(|r| (o.id, r)),
@@ -212,16 +288,25 @@ impl App {
             return Err(AppError::TooManyAttempts { retry_after_secs: d.retry_after_secs.unwrap_or(1) });
         }
 
-        // Locked out: refuse before looking at the password, so that the right
+        // Refused or slowed: before looking at the password, so that the right
         // one does not get through either.
-        if failures.0 >= self.settings().login_max_failures {
-            let oldest = failures.1.unwrap_or(now);
-            let retry_after_secs = ((oldest.plus_secs(self.settings().login_window_secs).0 - now.0) / 1000).max(1);
-            let mut e =
-                anonymous(&audit_tenant, meta, now, "auth.login", "denied", json!({ "reason": "too_many_failures", "email": email }));
+        let settings = self.settings();
+        let wait = if failures.from_source >= settings.login_max_failures {
+            let oldest = failures.oldest_from_source.unwrap_or(now);
+            Some(("too_many_failures", oldest.plus_secs(settings.login_window_secs).0 - now.0))
+        } else if device.is_none() && failures.untrusted >= settings.login_throttle_after {
+            let step = (failures.untrusted - settings.login_throttle_after).min(6);
+            let delay_secs = (1i64 << step).min(60);
+            let last = failures.newest_untrusted.unwrap_or(now);
+            Some(("throttled", last.plus_secs(delay_secs).0 - now.0)).filter(|(_, ms)| *ms > 0)
+        } else {
+            None
+        };
+        if let Some((reason, ms)) = wait {
+            let mut e = anonymous(&audit_tenant, meta, now, "auth.login", "denied", json!({ "reason": reason, "email": email }));
             e.actor_id = user_ref;
             self.write_audit(e).await?;
-            return Err(AppError::TooManyAttempts { retry_after_secs });
+            return Err(AppError::TooManyAttempts { retry_after_secs: ((ms + 999) / 1000).max(1) });
         }
 
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| self.inner.dummy_hash.clone());
@@ -238,10 +323,10 @@ impl App {
                     json!({ "reason": "invalid_credentials", "email": email }),
                 );
                 e.actor_id = user_ref;
-                let em = email.clone();
+                let (em, source) = (email.clone(), source.clone());
                 self.store()
                     .write(move |c| {
-                        session::record_login_failure(c, &em, now)?;
+                        session::record_login_failure(c, &em, &source, now)?;
                         ironcase_store::audit::append(c, e)?;
                         Ok::<_, AppError>(())
                     })
@@ -265,10 +350,11 @@ impl App {
         e.actor_kind = "user".into();
         e.resource_type = Some("session".into());
         e.resource_id = Some(s.id.to_string());
+        let device_token = self.issue_device_token(&email)?;
         let (srow, window) = (s.clone(), window_start);
         self.store()
             .write(move |c| {
-                session::clear_login_failures(c, &email, window)?;
+                session::clear_login_failures(c, &email, &source, window)?;
                 session::insert_session(c, &srow)?;
                 session::insert_refresh(c, &refresh_hash, srow.id, now, srow.expires_at)?;
                 ironcase_store::audit::append(c, e)?;
@@ -276,7 +362,7 @@ impl App {
             })
             .await?;
         let (access_token, expires_in) = self.sign_access(&s, now)?;
-        Ok(TokenPair { access_token, refresh_token: refresh, expires_in })
+        Ok(TokenPair { access_token, refresh_token: refresh, expires_in, device_token: Some(device_token) })
     }
 
     /// `POST /auth/refresh`: rotates the refresh token. Presenting one that was
@@ -329,7 +415,7 @@ impl App {
         match outcome {
             Refreshed::Ok { session, refresh } => {
                 let (access_token, expires_in) = self.sign_access(&session, now)?;
-                Ok(TokenPair { access_token, refresh_token: refresh, expires_in })
+                Ok(TokenPair { access_token, refresh_token: refresh, expires_in, device_token: None })
             }
             Refreshed::Reused | Refreshed::Invalid => Err(AppError::Unauthenticated),
         }
@@ -367,6 +453,44 @@ impl App {
 
     pub(crate) async fn write_audit(&self, e: NewEntry) -> Result<()> {
         self.store().write(move |c| ironcase_store::audit::append(c, e).map(|_| ()).map_err(AppError::from)).await
+    }
+
+    /// [`App::authenticate`] for a request from `meta`'s address: a
+    /// credential that does not check out (a wrong API key, a forged or
+    /// stale token) counts against the address; past
+    /// `Settings::bad_credentials_per_address` the address is refused (429)
+    /// without a look-up until its allowance returns, and the refusal is
+    /// audited once per address and window (platform log).
+    pub async fn authenticate_from(&self, bearer: &str, meta: &RequestMeta) -> Result<Principal> {
+        let now = self.clock().now();
+        let address = meta.source_ip.as_deref().unwrap_or("");
+        if let Some(secs) = self.inner.credential_blocks.blocked(address, now) {
+            return Err(AppError::TooManyAttempts { retry_after_secs: secs });
+        }
+        let err = match self.authenticate(bearer).await {
+            Err(AppError::Unauthenticated) => AppError::Unauthenticated,
+            other => return other,
+        };
+        let d = self.rate_check(&self.inner.credential_limiter, address, now).await;
+        if d.allowed {
+            return Err(err);
+        }
+        let secs = d.retry_after_secs.unwrap_or(1).max(1);
+        if self.inner.credential_blocks.block(address, now.plus_secs(secs)) {
+            let kind = if bearer.starts_with(API_KEY_PREFIX) { "api_key" } else { "token" };
+            let e = anonymous(
+                ironcase_store::audit::PLATFORM,
+                meta,
+                now,
+                "auth.bad_credentials",
+                "denied",
+                json!({ "reason": "rate_limited", "credential": kind, "retry_after_secs": secs }),
+            );
+            if let Err(e) = self.write_audit(e).await {
+                tracing::error!(error = %e, "could not audit refused credentials");
+            }
+        }
+        Err(AppError::TooManyAttempts { retry_after_secs: secs })
     }
 
     /// Turns `Authorization: Bearer …` into the principal it names.

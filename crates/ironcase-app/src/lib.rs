@@ -43,13 +43,23 @@ pub struct Settings {
     pub access_ttl_secs: i64,
     /// Refresh-token (and session) lifetime in seconds.
     pub refresh_ttl_secs: i64,
-    /// Failed logins allowed per account within `login_window_secs`.
+    /// Failed logins allowed per account and source (an address, or a device
+    /// that logged in before) within `login_window_secs`; past it, that
+    /// source is refused for that account until the window passes.
     pub login_max_failures: i64,
     pub login_window_secs: i64,
+    /// Failed logins of an account from addresses (not known devices) within
+    /// the window after which attempts from addresses are slowed: each waits
+    /// 1, 2, 4, … up to 60 seconds after the last failure. Known devices are
+    /// not slowed.
+    pub login_throttle_after: i64,
     /// Requests to the unauthenticated auth routes (login, refresh) per source address.
     pub auth_per_address: ratelimit::Quota,
     /// Login attempts (failed or not) per account and source address.
     pub login_per_account_and_address: ratelimit::Quota,
+    /// Credentials that do not check out (wrong API keys, forged or stale
+    /// tokens) per source address; past it the address is refused for a while.
+    pub bad_credentials_per_address: ratelimit::Quota,
     /// Exports per credential (the export route class).
     pub export_per_credential: ratelimit::Quota,
     /// Most source addresses the auth limiter remembers at once.
@@ -77,8 +87,10 @@ impl Default for Settings {
             refresh_ttl_secs: 30 * 24 * 3600,
             login_max_failures: 5,
             login_window_secs: 15 * 60,
+            login_throttle_after: 10,
             auth_per_address: ratelimit::Quota::per_minute(30),
             login_per_account_and_address: ratelimit::Quota { burst: 5, period_ms: 15 * 60 * 1000 },
+            bad_credentials_per_address: ratelimit::Quota::per_minute(20),
             export_per_credential: ratelimit::Quota { burst: 10, period_ms: 3600 * 1000 },
             limiter_max_keys: 100_000,
             max_evidence_bytes: 10 * 1024 * 1024 * 1024,
@@ -114,6 +126,9 @@ struct Inner {
     auth_limiter: ratelimit::Limiter,
     /// Login attempts per account and source address.
     login_limiter: ratelimit::Limiter,
+    /// Credentials that did not check out, per source address.
+    credential_limiter: ratelimit::Limiter,
+    credential_blocks: auth::CredentialBlocks,
     /// Exports per credential.
     export_limiter: ratelimit::Limiter,
     /// Per-credential and per-organisation limits from the plans.
@@ -142,6 +157,8 @@ impl App {
         let settings_max_keys = settings.limiter_max_keys;
         let login_limiter = ratelimit::Limiter::new(settings.login_per_account_and_address, settings.limiter_max_keys).named("login");
         let export_limiter = ratelimit::Limiter::new(settings.export_per_credential, settings.limiter_max_keys).named("export");
+        let credential_limiter =
+            ratelimit::Limiter::new(settings.bad_credentials_per_address, settings.limiter_max_keys).named("credentials");
         let redis = match &settings.redis_url {
             Some(url) => Some(shared::Redis::new(url).map_err(AppError::BadRequest)?),
             None => None,
@@ -177,6 +194,8 @@ impl App {
                 dummy_hash,
                 auth_limiter,
                 login_limiter,
+                credential_limiter,
+                credential_blocks: Default::default(),
                 export_limiter,
                 api_limits: apilimits::ApiLimits::new(settings_max_keys),
                 live: hub,

@@ -1,26 +1,47 @@
 //! The organisation and its members.
 
 use ironcase_domain::validate::{self, ValidationErrors};
-use ironcase_domain::{Permission, Role, UserId};
+use ironcase_domain::{InvitationId, Permission, Role, UserId};
+use ironcase_store::invitation::{self, InvitationRow};
 use ironcase_store::org::{self, MemberRow, OrgRow, UserRow};
 use ironcase_store::{audit, session, Conn};
 use serde_json::json;
 
 use crate::audit::by;
-use crate::auth::new_user_password;
-use crate::{App, AppError, Principal, RequestMeta, Result};
+use crate::auth::{new_user_password, verify_password};
+use crate::crypto;
+use crate::page::{Page, PageSize};
+use crate::{App, AppError, ErrorCode, Principal, RequestMeta, Result};
 
+/// The prefix of an invitation's token.
+pub const INVITATION_PREFIX: &str = "ici_";
+/// How long an invitation's link works.
+pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// Whom to invite, with which role.
 pub struct NewMember {
     pub email: String,
-    pub name: String,
     pub role: Role,
-    pub password: Option<String>,
+}
+
+/// An invitation's token, with the password of the account that has its
+/// address, or the name and password of the account to make.
+pub struct Acceptance {
+    pub token: String,
+    pub name: Option<String>,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Acceptance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptance").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 /// Refuses to leave an organisation without an owner.
 fn keep_an_owner(c: &Conn, org_id: ironcase_domain::OrgId, target_role: Role) -> Result<()> {
     if target_role == Role::Owner && org::count_role(c, org_id, Role::Owner)? <= 1 {
-        return Err(AppError::Conflict { code: crate::ErrorCode::LastOwner, detail: "an organization keeps at least one owner".into() });
+        return Err(AppError::Conflict { code: ErrorCode::LastOwner, detail: "an organization keeps at least one owner".into() });
     }
     Ok(())
 }
@@ -38,47 +59,138 @@ impl App {
         Ok(self.store().read(move |c| org::list_members(c, id)).await?)
     }
 
-    /// Adds a member. An existing user (by e-mail) joins with the given role and
-    /// keeps their password; a new user is created with `password`.
-    pub async fn member_add(&self, p: &Principal, meta: &RequestMeta, input: NewMember) -> Result<MemberRow> {
+    /// Invites `input.email` to join with `input.role`. Nobody becomes a
+    /// member without accepting, and the answer is the same whether an account
+    /// has this address or not (nothing of another tenant's user is shown).
+    /// The token of the link is returned once; only its hash is kept.
+    pub async fn member_invite(&self, p: &Principal, meta: &RequestMeta, input: NewMember) -> Result<(InvitationRow, String)> {
         self.require(p, meta, Permission::MembersManage).await?;
         if !p.role.covers(input.role) {
             return Err(self.deny(p, meta, Permission::MembersManage, Some(("role", input.role.to_string()))).await);
         }
         let mut errs = ValidationErrors::default();
         let email = validate::email("email", &input.email, &mut errs);
-        let name = validate::text("name", &input.name, 1, 200, &mut errs);
-        let existing = {
-            let email = email.clone();
-            self.store().read(move |c| org::find_user_by_email(c, &email)).await?
-        };
-        let new_hash = new_user_password(existing.is_some(), input.password.as_deref(), "password", &mut errs).await?;
         errs.into_result()?;
         let now = self.clock().now();
-        let is_new = existing.is_none();
-        let user = match existing {
-            Some(u) => u,
-            None => {
-                UserRow { id: UserId::new(), email, name, password_hash: new_hash.unwrap_or_default(), is_operator: false, created_at: now }
-            }
+        let token = format!("{INVITATION_PREFIX}{}", crypto::random_token(32));
+        let row = InvitationRow {
+            id: InvitationId::new(),
+            org: p.org,
+            email,
+            role: input.role,
+            token_hash: crypto::sha256_hex(&token),
+            invited_by: p.user_id(),
+            created_at: now,
+            expires_at: now.plus_secs(INVITATION_TTL_SECS),
+            accepted_at: None,
+            revoked_at: None,
         };
-        let (p2, meta2, role) = (p.clone(), meta.clone(), input.role);
+        let (p2, meta2, r) = (p.clone(), meta.clone(), row.clone());
         self.store()
             .write(move |c| {
-                if is_new {
-                    org::insert_user(c, &user)?;
+                if org::is_member_by_email(c, p2.org, &r.email)? {
+                    return Err(AppError::Conflict { code: ErrorCode::AlreadyMember, detail: "this address is already a member".into() });
                 }
-                if org::membership_role(c, p2.org, user.id)?.is_some() {
-                    return Err(AppError::Conflict {
-                        code: crate::ErrorCode::AlreadyMember,
-                        detail: "this user is already a member".into(),
-                    });
+                invitation::insert(c, &r)?;
+                let details = json!({ "email": r.email, "role": r.role, "expires_at": r.expires_at });
+                audit::append(c, by(&p2, &meta2, now, "member.invite", ("invitation", &r.id.to_string()), details))?;
+                Ok::<_, AppError>(())
+            })
+            .await?;
+        Ok((row, token))
+    }
+
+    /// Pending invitations, oldest first.
+    pub async fn invitation_list(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        cursor: Option<(i64, InvitationId)>,
+        size: PageSize,
+    ) -> Result<Page<InvitationRow>> {
+        self.require(p, meta, Permission::MembersManage).await?;
+        let (org_id, now) = (p.org, self.clock().now());
+        let rows = self.store().read(move |c| invitation::list_pending(c, org_id, now, cursor, size.fetch())).await?;
+        Ok(Page::cut(rows, size, |last| format!("{}~{}", last.created_at.0, last.id)))
+    }
+
+    /// Withdraws a pending invitation: its link no longer works.
+    pub async fn invitation_revoke(&self, p: &Principal, meta: &RequestMeta, id: InvitationId) -> Result<()> {
+        self.require(p, meta, Permission::MembersManage).await?;
+        let now = self.clock().now();
+        let (p2, meta2) = (p.clone(), meta.clone());
+        self.store()
+            .write(move |c| {
+                invitation::revoke(c, p2.org, id, now)?;
+                audit::append(c, by(&p2, &meta2, now, "member.invite_revoked", ("invitation", &id.to_string()), json!({})))?;
+                Ok::<_, AppError>(())
+            })
+            .await
+    }
+
+    /// Accepts an invitation by its token. An account that has the invited
+    /// address already proves it is its holder with its password; otherwise
+    /// one is made with `name` and `password`. Anything wrong with the token
+    /// (unknown, used, revoked, expired) is the same 404.
+    pub async fn invitation_accept(&self, meta: &RequestMeta, input: Acceptance) -> Result<(OrgRow, MemberRow)> {
+        let now = self.clock().now();
+        if !input.token.starts_with(INVITATION_PREFIX) || input.token.len() > 128 {
+            return Err(AppError::NotFound);
+        }
+        let hash = crypto::sha256_hex(&input.token);
+        let found = self.store().read(move |c| invitation::find_by_hash(c, &hash)).await?;
+        let Some(inv) = found.filter(|i| i.pending(now)) else { return Err(AppError::NotFound) };
+        let existing = {
+            let email = inv.email.clone();
+            self.store().read(move |c| org::find_user_by_email(c, &email)).await?
+        };
+        let mut errs = ValidationErrors::default();
+        let user = match existing {
+            Some(u) => {
+                let hash = u.password_hash.clone();
+                if !verify_password(input.password.clone(), hash).await {
+                    return Err(AppError::InvalidCredentials);
                 }
-                crate::quotas::check_members(c, &p2, &meta2, now)?;
-                org::insert_membership(c, p2.org, user.id, role, now)?;
-                let details = json!({ "email": user.email, "role": role, "new_user": is_new });
-                audit::append(c, by(&p2, &meta2, now, "member.add", ("user", &user.id.to_string()), details))?;
-                Ok(org::get_member(c, p2.org, user.id)?)
+                u
+            }
+            None => {
+                let name = validate::text("name", input.name.as_deref().unwrap_or(""), 1, 200, &mut errs);
+                let hash = new_user_password(false, Some(&input.password), "password", &mut errs).await?;
+                errs.into_result()?;
+                let u = UserRow {
+                    id: UserId::new(),
+                    email: inv.email.clone(),
+                    name,
+                    password_hash: hash.unwrap_or_default(),
+                    is_operator: false,
+                    created_at: now,
+                };
+                let u2 = u.clone();
+                self.store().write(move |c| Ok::<_, AppError>(org::insert_user(c, &u2)?)).await?;
+                u
+            }
+        };
+        let joined = Principal {
+            org: inv.org,
+            actor: crate::Actor::User(user.id),
+            role: inv.role,
+            session: None,
+            is_operator: false,
+            tlp_max: None,
+            rate_per_minute: None,
+        };
+        let meta2 = meta.clone();
+        self.store()
+            .write(move |c| {
+                invitation::accept(c, inv.org, inv.id, now)?;
+                if org::membership_role(c, inv.org, user.id)?.is_some() {
+                    return Err(AppError::Conflict { code: ErrorCode::AlreadyMember, detail: "this account is already a member".into() });
+                }
+                crate::quotas::check_members(c, &joined, &meta2, now)?;
+                org::insert_membership(c, inv.org, user.id, inv.role, now)?;
+                let details = json!({ "email": user.email, "role": inv.role, "invitation_id": inv.id, "invited_by": inv.invited_by });
+                audit::append(c, by(&joined, &meta2, now, "member.add", ("user", &user.id.to_string()), details))?;
+                Ok((org::get_org(c, inv.org)?, org::get_member(c, inv.org, user.id)?))
             })
             .await
     }

@@ -90,6 +90,7 @@ typed_id!(ApiKeyId, "key");
 typed_id!(SessionId, "ses");
 typed_id!(IocId, "ioc");
 typed_id!(EvidenceId, "evd");
+typed_id!(InvitationId, "inv");
 
 #[cfg(test)]
 mod tests {

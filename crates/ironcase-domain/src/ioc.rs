@@ -7,6 +7,7 @@
 //! their network address, hashes lower-case with the type checked against the
 //! length, CVE and ASN upper-cased, registry roots spelled out.
 
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
@@ -261,8 +262,15 @@ const FILE_EXTENSIONS: &[&str] = &[
     "msg", "one",
 ];
 
+/// Most indicators one text yields: past it, extraction stops (the rest of a
+/// larger text is not read), so one request's work is bounded.
+pub const MAX_EXTRACTED: usize = 10_000;
+
 /// Every indicator in `text`, defanged or not, each once (by type and normal
-/// form), in order of first appearance. A URL's host is reported as well.
+/// form), in order of first appearance, at most [`MAX_EXTRACTED`]. A URL's
+/// host is reported as well. Linear in the text: each match is checked
+/// against the spans taken so far by one ordered look-up, and against the
+/// indicators found by one hash look-up.
 pub fn extract(text: &str) -> Vec<Found> {
     static PATTERNS: LazyLock<Vec<(IocType, Regex)>> = LazyLock::new(|| {
         vec![
@@ -289,18 +297,24 @@ pub fn extract(text: &str) -> Vec<Found> {
         ]
     });
     let text = refang(text);
-    let mut taken: Vec<(usize, usize)> = Vec::new();
+    // Spans taken, start → end; they never overlap, so the one that starts
+    // last before `e` is the only one that can reach past `s`.
+    let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
+    let overlaps = |taken: &BTreeMap<usize, usize>, s: usize, e: usize| taken.range(..e).next_back().is_some_and(|(_, &end)| end > s);
     let mut found: Vec<(usize, Found)> = Vec::new();
-    let overlaps = |taken: &[(usize, usize)], s: usize, e: usize| taken.iter().any(|&(a, b)| s < b && a < e);
-    let push = |found: &mut Vec<(usize, Found)>, at: usize, kind: IocType, raw: &str| {
+    let mut seen: HashSet<(IocType, String)> = HashSet::new();
+    let mut push = |found: &mut Vec<(usize, Found)>, at: usize, kind: IocType, raw: &str| {
         if let Ok(value) = normalize(kind, raw) {
-            if !found.iter().any(|(_, f)| f.kind == kind && f.value == value) {
+            if seen.insert((kind, value.clone())) {
                 found.push((at, Found { kind, value, raw: raw.to_owned() }));
             }
         }
     };
-    for (kind, pattern) in PATTERNS.iter() {
+    'patterns: for (kind, pattern) in PATTERNS.iter() {
         for caps in pattern.captures_iter(&text) {
+            if found.len() >= MAX_EXTRACTED {
+                break 'patterns;
+            }
             // The POSIX-path alternative captures the path without its leading space.
             let Some(m) = caps.get(1).or_else(|| caps.get(0)) else { continue };
             let raw = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'', '"']);
@@ -329,7 +343,7 @@ pub fn extract(text: &str) -> Vec<Found> {
             let before = found.len();
             push(&mut found, start, kind, raw);
             if found.len() > before || normalize(kind, raw).is_ok() {
-                taken.push((start, end));
+                taken.insert(start, end);
             }
             if kind == IocType::Url {
                 if let Ok(u) = url::Url::parse(raw) {
@@ -344,6 +358,7 @@ pub fn extract(text: &str) -> Vec<Found> {
         }
     }
     found.sort_by_key(|(at, _)| *at);
+    found.truncate(MAX_EXTRACTED);
     found.into_iter().map(|(_, f)| f).collect()
 }
 
@@ -510,6 +525,18 @@ Attachment: Invoice_7781.docm. Second-stage hash: da39a3ee5e6b4b0d3255bfef956018
         keys.dedup();
         assert_eq!(keys.len(), n, "duplicates in {found:#?}");
         assert_eq!(found.len(), expected.len(), "unexpected extras in {found:#?}");
+    }
+
+    #[test]
+    fn extraction_stops_at_its_bound_in_order() {
+        let text: String = (0..MAX_EXTRACTED + 500).map(|i| format!("10.{}.{}.{} ", i / 65536, (i / 256) % 256, i % 256)).collect();
+        let found = extract(&text);
+        assert_eq!(found.len(), MAX_EXTRACTED);
+        assert_eq!(found[0].value, "10.0.0.0");
+        assert_eq!(found[MAX_EXTRACTED - 1].value, format!("10.0.{}.{}", (MAX_EXTRACTED - 1) / 256, (MAX_EXTRACTED - 1) % 256));
+        // Repeats and overlapping forms still count once.
+        let found = extract(&"192.0.2.1 192[.]0[.]2[.]1 ".repeat(5_000));
+        assert_eq!(found.len(), 1);
     }
 
     #[test]

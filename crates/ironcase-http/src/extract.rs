@@ -44,6 +44,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
 /// Parses a body, collecting every field that does not fit `T`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // No text anywhere holds a NUL (PostgreSQL cannot store one): JSON can
+    // only spell it `\u0000`, so only a body with that is looked at closer.
+    if bytes.windows(6).any(|w| w == b"\\u0000") {
+        if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+            if let Some(field) = nul_in(&v, String::new()) {
+                return Err(ApiError::validation(vec![FieldError { field, message: NUL_MESSAGE.into() }]));
+            }
+        }
+    }
     // The common case, a good body, pays for one parse; the field-by-field
     // report below only runs for bodies that are already refused.
     if let Ok(v) = serde_json::from_slice::<T>(bytes) {
@@ -79,6 +88,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
     }
     Err(ApiError::validation(errors))
+}
+
+const NUL_MESSAGE: &str = "must not contain a NUL character";
+
+/// The path of the first string (or key) in `v` that holds a NUL.
+fn nul_in(v: &Value, path: String) -> Option<String> {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match v {
+        Value::String(s) => s.contains('\0').then_some(path),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| nul_in(x, format!("{path}[{i}]"))),
+        Value::Object(m) => m.iter().find_map(|(k, x)| if k.contains('\0') { Some(join(k)) } else { nul_in(x, join(k)) }),
+        _ => None,
+    }
 }
 
 fn remove(map: &mut Map<String, Value>, key: &str) -> bool {
@@ -126,7 +148,19 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 }
 
 impl QueryParams {
+    /// A parameter's value; one holding a NUL is refused (no text holds one).
     pub fn str(&mut self, name: &str) -> Option<String> {
+        let v = self.raw(name)?;
+        if v.contains('\0') {
+            self.errors.push(FieldError { field: name.into(), message: NUL_MESSAGE.into() });
+            return None;
+        }
+        Some(v)
+    }
+
+    /// A parameter's value as sent, for a parser that reports its own errors
+    /// (the search query language).
+    pub fn raw(&mut self, name: &str) -> Option<String> {
         self.map.remove(name).filter(|v| !v.is_empty())
     }
 
@@ -193,7 +227,31 @@ pub(crate) fn request_meta(parts_ext: &axum::http::Extensions, headers: &axum::h
     RequestMeta { request_id: current_request_id(), source_ip: ip, user_agent: ua }
 }
 
-/// The authenticated caller. Missing or bad credentials are 401.
+/// A request's credential that did not check out, as found before the
+/// handler (by the API limiter): the handler answers it without a second
+/// look-up (which would count the bad credential twice).
+#[derive(Clone, Copy)]
+pub(crate) struct AuthFailure(pub Option<i64>);
+
+impl AuthFailure {
+    pub(crate) fn of(e: &ironcase_app::AppError) -> Option<AuthFailure> {
+        match e {
+            ironcase_app::AppError::Unauthenticated => Some(AuthFailure(None)),
+            ironcase_app::AppError::TooManyAttempts { retry_after_secs } => Some(AuthFailure(Some(*retry_after_secs))),
+            _ => None,
+        }
+    }
+
+    fn error(self) -> ironcase_app::AppError {
+        match self.0 {
+            None => ironcase_app::AppError::Unauthenticated,
+            Some(retry_after_secs) => ironcase_app::AppError::TooManyAttempts { retry_after_secs },
+        }
+    }
+}
+
+/// The authenticated caller. Missing or bad credentials are 401; too many
+/// bad ones from one address, 429.
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
@@ -201,8 +259,12 @@ impl FromRequestParts<AppState> for Principal {
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(p.clone());
         }
+        if let Some(f) = parts.extensions.get::<AuthFailure>() {
+            return Err(f.error().into());
+        }
         let Some(token) = bearer(&parts.headers) else { return Err(ironcase_app::AppError::Unauthenticated.into()) };
-        let p = state.app.authenticate(token).await?;
+        let meta = request_meta(&parts.extensions, &parts.headers);
+        let p = state.app.authenticate_from(token, &meta).await?;
         parts.extensions.insert(p.clone());
         Ok(p)
     }

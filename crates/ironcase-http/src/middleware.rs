@@ -124,7 +124,16 @@ pub(crate) fn rate_limited(state: &AppState, class: &'static str, d: &ironcase_a
 /// passes through to be refused by its handler.
 pub async fn limit_api(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(token) = crate::extract::bearer(req.headers()).map(str::to_owned) else { return next.run(req).await };
-    let Ok(p) = state.app.authenticate(&token).await else { return next.run(req).await };
+    let meta = crate::extract::request_meta(req.extensions(), req.headers());
+    let p = match state.app.authenticate_from(&token, &meta).await {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(f) = crate::extract::AuthFailure::of(&e) {
+                req.extensions_mut().insert(f);
+            }
+            return next.run(req).await;
+        }
+    };
     // Ending a session only ever takes access away: never refuse it.
     if req.uri().path().ends_with("/auth/logout") {
         req.extensions_mut().insert(p);
@@ -132,7 +141,6 @@ pub async fn limit_api(State(state): State<AppState>, mut req: Request, next: Ne
     }
     let decision = state.app.check_api_rate(&p).await;
     if let Err(r) = &decision {
-        let meta = crate::extract::request_meta(req.extensions(), req.headers());
         state.app.api_rate_refused(&p, &meta, r).await;
     }
     req.extensions_mut().insert(p);

@@ -18,6 +18,7 @@ use crate::routes;
         routes::hierarchy::children, routes::hierarchy::set_parent_access, routes::hierarchy::child_incidents,
         routes::hierarchy::child_incident, routes::hierarchy::child_evidence, routes::hierarchy::child_audit,
         routes::members::organization, routes::members::list, routes::members::add, routes::members::set_role, routes::members::remove,
+        routes::members::invitations, routes::members::revoke_invitation, routes::members::accept,
         routes::apikeys::create, routes::apikeys::list, routes::apikeys::revoke, routes::apikeys::rotate,
         routes::incidents::create, routes::incidents::list, routes::incidents::read, routes::incidents::update, routes::incidents::remove,
         routes::incidents::comment, routes::incidents::timeline,

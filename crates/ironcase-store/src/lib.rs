@@ -17,6 +17,7 @@ pub mod db;
 pub mod event;
 pub mod evidence;
 pub mod incident;
+pub mod invitation;
 pub mod ioc;
 pub mod org;
 pub mod pg;
@@ -489,6 +490,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "live", include_str!("../migrations/sqlite/0010_live.sql")),
     (11, "account", include_str!("../migrations/sqlite/0011_account.sql")),
     (12, "auth_epoch", include_str!("../migrations/sqlite/0012_auth_epoch.sql")),
+    (13, "login_source", include_str!("../migrations/sqlite/0013_login_source.sql")),
+    (14, "invitation", include_str!("../migrations/sqlite/0014_invitation.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

@@ -268,6 +268,17 @@ pub fn membership_role(c: &Conn, org: OrgId, user: UserId) -> Result<Option<Role
     })
 }
 
+/// Whether the account with this address is a member of `org`.
+pub fn is_member_by_email(c: &Conn, org: OrgId, email: &str) -> Result<bool> {
+    c.scope(org)?;
+    query_one(
+        c,
+        "select count(*) from membership m join account u on u.user_id = m.user_id where m.organization_id = ? and u.email = ?",
+        [org.to_string(), email.to_owned()],
+        |r| Ok(r.get::<_, i64>(0)? > 0),
+    )
+}
+
 /// The organisation a user joined first, with their role there.
 pub fn first_membership(c: &Conn, user: UserId) -> Result<Option<(OrgId, Role)>> {
     c.platform()?;

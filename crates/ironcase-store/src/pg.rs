@@ -12,6 +12,8 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "incident_search", include_str!("../migrations/postgres/0002_incident_search.sql")),
     (3, "auth_epoch", include_str!("../migrations/postgres/0003_auth_epoch.sql")),
     (4, "search_match", include_str!("../migrations/postgres/0004_search_match.sql")),
+    (5, "login_source", include_str!("../migrations/postgres/0005_login_source.sql")),
+    (6, "invitation", include_str!("../migrations/postgres/0006_invitation.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

@@ -104,22 +104,48 @@ pub fn use_refresh(c: &Conn, hash: &str, at: Timestamp) -> Result<bool> {
     Ok(exec(c, "update refresh_token set used_at = ? where token_hash = ? and used_at is null", params![at.0, hash])? == 1)
 }
 
-pub fn record_login_failure(c: &Conn, email: &str, at: Timestamp) -> Result<()> {
-    exec(c, "insert into login_failure (email, at) values (?, ?)", params![email, at.0])?;
+/// A failed login for `email` from `source`: `ip:<address>`, or
+/// `device:<id>` for a client that proved an earlier successful login.
+pub fn record_login_failure(c: &Conn, email: &str, source: &str, at: Timestamp) -> Result<()> {
+    exec(c, "insert into login_failure (email, at, source) values (?, ?, ?)", params![email, at.0, source])?;
     Ok(())
 }
 
-/// Failures for `email` since `since`: how many, and the oldest of them.
-pub fn login_failures(c: &Conn, email: &str, since: Timestamp) -> Result<(i64, Option<Timestamp>)> {
-    query_one(c, "select count(*), min(at) from login_failure where email = ? and at >= ?", params![email, since.0], |r| {
-        Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(Timestamp)))
-    })
+/// An account's failed logins within a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginFailures {
+    /// From the source asking now, and the oldest of them.
+    pub from_source: i64,
+    pub oldest_from_source: Option<Timestamp>,
+    /// From addresses (not from known devices), and the newest of them.
+    pub untrusted: i64,
+    pub newest_untrusted: Option<Timestamp>,
 }
 
-/// Forgets `email`'s failures (after a successful login) and everyone's older
-/// than `before` (they no longer count).
-pub fn clear_login_failures(c: &Conn, email: &str, before: Timestamp) -> Result<()> {
-    exec(c, "delete from login_failure where email = ? or at < ?", params![email, before.0])?;
+/// `email`'s failures since `since`, seen from `source`.
+pub fn login_failures(c: &Conn, email: &str, source: &str, since: Timestamp) -> Result<LoginFailures> {
+    query_one(
+        c,
+        "select coalesce(sum(case when source = ? then 1 else 0 end), 0), min(case when source = ? then at end), \
+                coalesce(sum(case when source like 'ip:%' then 1 else 0 end), 0), max(case when source like 'ip:%' then at end) \
+         from login_failure where email = ? and at >= ?",
+        params![source, source, email, since.0],
+        |r| {
+            Ok(LoginFailures {
+                from_source: r.get(0)?,
+                oldest_from_source: r.get::<_, Option<i64>>(1)?.map(Timestamp),
+                untrusted: r.get(2)?,
+                newest_untrusted: r.get::<_, Option<i64>>(3)?.map(Timestamp),
+            })
+        },
+    )
+}
+
+/// Forgets `email`'s failures from `source` (after it logged in: the other
+/// sources' stay counted) and everyone's older than `before` (they no longer
+/// count).
+pub fn clear_login_failures(c: &Conn, email: &str, source: &str, before: Timestamp) -> Result<()> {
+    exec(c, "delete from login_failure where (email = ? and source = ?) or at < ?", params![email, source, before.0])?;
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! `/auth`: login, refresh, logout, me.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use ironcase_app::auth::{LoginInput, TokenPair};
@@ -18,6 +19,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     let limited = Router::new()
         .route("/auth/login", post(login))
         .route("/auth/refresh", post(refresh))
+        .route("/invitations/accept", post(super::members::accept))
         .route_layer(axum::middleware::from_fn_with_state(state, crate::middleware::limit_auth_by_address));
     Router::new().merge(limited).route("/auth/logout", post(logout)).route("/auth/me", get(me))
 }
@@ -30,6 +32,11 @@ pub struct LoginRequest {
     /// An organisation slug; without it, the user's first organisation.
     #[serde(default)]
     pub organization: Option<String>,
+    /// The `device_token` of an earlier login to this account (or send it as
+    /// the `ironcase_device` cookie): failed logins from elsewhere do not slow
+    /// this client down.
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 impl std::fmt::Debug for LoginRequest {
@@ -45,12 +52,34 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
+    /// After a login: send it with the next logins to this account
+    /// (`device_token`, or the `ironcase_device` cookie set with it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 impl From<TokenPair> for TokenResponse {
     fn from(t: TokenPair) -> Self {
-        TokenResponse { access_token: t.access_token, refresh_token: t.refresh_token, token_type: "Bearer", expires_in: t.expires_in }
+        TokenResponse {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            token_type: "Bearer",
+            expires_in: t.expires_in,
+            device_token: t.device_token,
+        }
     }
+}
+
+const DEVICE_COOKIE: &str = "ironcase_device";
+
+/// The device token a browser keeps as a cookie.
+fn device_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(DEVICE_COOKIE)?.strip_prefix('=').map(str::to_owned))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -62,9 +91,18 @@ pub struct RefreshRequest {
 /// Exchanges e-mail and password for tokens.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
-pub async fn login(State(s): State<AppState>, Meta(meta): Meta, Json(body): Json<LoginRequest>) -> ApiResult<axum::Json<TokenResponse>> {
-    let input = LoginInput { email: body.email, password: body.password, organization: body.organization };
-    Ok(axum::Json(s.app.login(input, &meta).await?.into()))
+pub async fn login(State(s): State<AppState>, Meta(meta): Meta, headers: HeaderMap, Json(body): Json<LoginRequest>) -> ApiResult<Response> {
+    let device_token = body.device_token.or_else(|| device_cookie(&headers));
+    let input = LoginInput { email: body.email, password: body.password, organization: body.organization, device_token };
+    let tokens = TokenResponse::from(s.app.login(input, &meta).await?);
+    let cookie = tokens.device_token.as_ref().and_then(|t| {
+        HeaderValue::from_str(&format!("{DEVICE_COOKIE}={t}; Path=/api/v1/auth/login; Max-Age=31536000; HttpOnly; SameSite=Strict")).ok()
+    });
+    let mut res = axum::Json(tokens).into_response();
+    if let Some(c) = cookie {
+        res.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    Ok(res)
 }
 
 /// Rotates a refresh token. A token presented twice ends its whole login.

@@ -149,7 +149,7 @@ pub async fn ws(
         (Some(t), _) => s.app.redeem_ticket(&t).await?,
         (None, Some(axum::Extension(p))) => p,
         (None, None) => match crate::extract::bearer(&headers) {
-            Some(token) => s.app.authenticate(token).await?,
+            Some(token) => s.app.authenticate_from(token, &meta).await?,
             None => return Err(AppError::Unauthenticated.into()),
         },
     };

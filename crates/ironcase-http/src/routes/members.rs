@@ -4,15 +4,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use axum::Router;
-use ironcase_app::members::NewMember;
+use ironcase_app::members::{Acceptance, NewMember};
+use ironcase_app::store::invitation::InvitationRow;
 use ironcase_app::store::org::{MemberRow, OrgRow};
 use ironcase_app::Principal;
-use ironcase_domain::{OrgId, Role, Timestamp, UserId};
+use ironcase_domain::{InvitationId, OrgId, Role, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{Json, Meta};
+use crate::extract::{path_id, Json, Meta, QueryParams};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -20,6 +21,8 @@ pub fn router() -> Router<AppState> {
         .route("/organization", get(organization))
         .route("/organization/usage", get(usage))
         .route("/members", get(list).post(add))
+        .route("/invitations", get(invitations))
+        .route("/invitations/{id}", axum::routing::delete(revoke_invitation))
         .route("/members/{user_id}", patch(set_role).delete(remove))
 }
 
@@ -87,24 +90,128 @@ pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> 
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     pub email: String,
-    pub name: String,
     pub role: Role,
-    /// Required when the e-mail is new; ignored for an existing user.
-    #[serde(default)]
-    pub password: Option<String>,
 }
 
-/// Adds a member (a new user, or an existing one joining with a role here).
+#[derive(Serialize, ToSchema)]
+pub struct InvitationOut {
+    pub id: InvitationId,
+    pub email: String,
+    pub role: Role,
+    pub invited_by: UserId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl From<InvitationRow> for InvitationOut {
+    fn from(i: InvitationRow) -> Self {
+        InvitationOut {
+            id: i.id,
+            email: i.email,
+            role: i.role,
+            invited_by: i.invited_by,
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitationCreated {
+    pub invitation: InvitationOut,
+    /// The invitation's secret, shown only now: the invitee sends it to
+    /// `POST /api/v1/invitations/accept` (with their password, or the name and
+    /// password of their new account). Valid for 7 days, once.
+    pub token: String,
+}
+
+/// Invites someone to join with a role. Nobody is added without accepting,
+/// and the answer is the same whether an account has the address or not.
 #[utoipa::path(post, path = "/api/v1/members", tag = "organization", request_body = AddMember, security(("bearer" = [])),
-    responses((status = 201, body = MemberOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = InvitationCreated), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn add(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     Json(b): Json<AddMember>,
-) -> ApiResult<(StatusCode, axum::Json<MemberOut>)> {
-    let row = s.app.member_add(&p, &meta, NewMember { email: b.email, name: b.name, role: b.role, password: b.password }).await?;
-    Ok((StatusCode::CREATED, axum::Json(row.into())))
+) -> ApiResult<(StatusCode, axum::Json<InvitationCreated>)> {
+    let (row, token) = s.app.member_invite(&p, &meta, NewMember { email: b.email, role: b.role }).await?;
+    Ok((StatusCode::CREATED, axum::Json(InvitationCreated { invitation: row.into(), token })))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitationList {
+    pub items: Vec<InvitationOut>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn parse_invitation_cursor(s: &str) -> Option<(i64, InvitationId)> {
+    let (at, id) = s.split_once('~')?;
+    Some((at.parse().ok()?, id.parse().ok()?))
+}
+
+/// Pending invitations, oldest first.
+#[utoipa::path(get, path = "/api/v1/invitations", tag = "organization", security(("bearer" = [])),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = InvitationList)))]
+pub async fn invitations(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<InvitationList>> {
+    let cursor = q.parse("cursor", parse_invitation_cursor, "a cursor from a previous page");
+    let size = q.page_size(50, 200);
+    q.finish()?;
+    let page = s.app.invitation_list(&p, &meta, cursor, size).await?.map(InvitationOut::from);
+    Ok(axum::Json(InvitationList { items: page.items, next_cursor: page.next_cursor }))
+}
+
+/// Withdraws a pending invitation.
+#[utoipa::path(delete, path = "/api/v1/invitations/{id}", tag = "organization", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 204)))]
+pub async fn revoke_invitation(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    s.app.invitation_revoke(&p, &meta, path_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitation {
+    pub token: String,
+    /// For a new account: the name to show.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The password of the account that has the invited address, or of the
+    /// new account (at least 12 characters).
+    pub password: String,
+}
+
+impl std::fmt::Debug for AcceptInvitation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcceptInvitation").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Joined {
+    pub organization: OrganizationOut,
+    pub member: MemberOut,
+}
+
+/// Accepts an invitation (no credential: the token is one). An unknown, used,
+/// withdrawn or expired token is 404; a wrong password for an existing
+/// account, 401.
+#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "organization", request_body = AcceptInvitation,
+    responses((status = 201, body = Joined), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn accept(
+    State(s): State<AppState>,
+    Meta(meta): Meta,
+    Json(b): Json<AcceptInvitation>,
+) -> ApiResult<(StatusCode, axum::Json<Joined>)> {
+    let (o, m) = s.app.invitation_accept(&meta, Acceptance { token: b.token, name: b.name, password: b.password }).await?;
+    Ok((StatusCode::CREATED, axum::Json(Joined { organization: o.into(), member: m.into() })))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -55,7 +55,8 @@ pub struct SearchResults {
     params(("q" = String, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "default 20"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = SearchResults), (status = 400, body = Problem, description = "invalid_query, with the position")))]
 pub async fn search(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<SearchResults>> {
-    let text = q.str("q");
+    // The query language reports its own errors, with their position.
+    let text = q.raw("q");
     if text.is_none() {
         q.error("q", "is required");
     }

@@ -74,31 +74,6 @@ fn cli_verify(app: &TestApp) -> (bool, Vec<Value>) {
     (out.status.success(), lines)
 }
 
-/// Runs `sql` on the server's database directly, as an attacker with access
-/// to it would (the file; or PostgreSQL as the owner, whom row-level
-/// security does not hold), and returns the first column of the first row.
-async fn tamper(app: &TestApp, sql: &str) -> Option<i64> {
-    let sql = sql.to_owned();
-    match &app.database {
-        None => {
-            let c = rusqlite::Connection::open(app.data_dir.join("ironcase.db")).expect("open the database file");
-            c.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
-            let mut st = c.prepare(&sql).expect("prepare");
-            let mut rows = st.query([]).expect("run");
-            rows.next().expect("row").map(|r| r.get(0).expect("integer"))
-        }
-        Some(db) => {
-            let url = db.url.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-                c.query(sql.as_str(), &[]).expect("run").first().map(|r| r.get(0))
-            })
-            .await
-            .expect("tamper")
-        }
-    }
-}
-
 /// Five incidents: an audit chain with a few entries in the org.
 async fn seeded() -> (TestApp, User, String) {
     let app = TestApp::spawn().await;
@@ -136,22 +111,22 @@ async fn an_intact_chain_verifies_over_http_and_cli() {
 #[tokio::test]
 async fn an_edited_entry_is_found() {
     let (app, owner, org) = seeded().await;
-    tamper(&app, &format!("update audit_log set action = 'incident.read' where organization_id = '{org}' and seq = 4")).await;
+    direct_sql(&app, &format!("update audit_log set action = 'incident.read' where organization_id = '{org}' and seq = 4")).await;
     expect_broken(&app, &owner, &org, 4).await;
 }
 
 #[tokio::test]
 async fn a_deleted_entry_is_found() {
     let (app, owner, org) = seeded().await;
-    tamper(&app, &format!("delete from audit_log where organization_id = '{org}' and seq = 3")).await;
+    direct_sql(&app, &format!("delete from audit_log where organization_id = '{org}' and seq = 3")).await;
     expect_broken(&app, &owner, &org, 3).await;
 }
 
 #[tokio::test]
 async fn a_deleted_tail_is_found() {
     let (app, owner, org) = seeded().await;
-    let last = tamper(&app, &format!("select max(seq) from audit_log where organization_id = '{org}'")).await.expect("max");
-    tamper(&app, &format!("delete from audit_log where organization_id = '{org}' and seq = {last}")).await;
+    let last = direct_sql(&app, &format!("select max(seq) from audit_log where organization_id = '{org}'")).await.expect("max");
+    direct_sql(&app, &format!("delete from audit_log where organization_id = '{org}' and seq = {last}")).await;
     expect_broken(&app, &owner, &org, last).await;
 }
 
@@ -160,7 +135,7 @@ async fn reordered_entries_are_found() {
     let (app, owner, org) = seeded().await;
     // Swap entries 2 and 5 by renumbering them.
     for (from, to) in [(2, -2), (5, 2), (-2, 5)] {
-        tamper(&app, &format!("update audit_log set seq = {to} where organization_id = '{org}' and seq = {from}")).await;
+        direct_sql(&app, &format!("update audit_log set seq = {to} where organization_id = '{org}' and seq = {from}")).await;
     }
     expect_broken(&app, &owner, &org, 2).await;
 }

@@ -64,24 +64,77 @@ async fn refresh_token_reuse_revokes_the_whole_login() {
     assert_eq!(audit.body["items"].as_array().expect("items").len(), 1);
 }
 
+/// Failed logins refuse the source they come from, never the account for
+/// everyone (anyone could otherwise lock anyone out, the operator included);
+/// many failures from many addresses slow the attempts from addresses, while
+/// a client that logged in before (its device token) is not slowed.
 #[tokio::test]
-async fn failed_logins_lock_the_account_until_the_window_passes() {
-    let app = TestApp::spawn().await;
+async fn failed_logins_refuse_their_source_and_never_lock_the_account_for_everyone() {
+    let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".to_owned()]).await;
+    app.clock.freeze();
+    let pw = app.admin_password.clone();
+    let attempt = |ip: String, password: String, device: Option<String>| {
+        let mut body = json!({ "email": "admin@localhost", "password": password });
+        if let Some(d) = device {
+            body["device_token"] = json!(d);
+        }
+        let app = &app;
+        async move { app.send(Method::POST, "/api/v1/auth/login", None, Some(body), &[("x-forwarded-for", ip.as_str())]).await }
+    };
+    // The owner logs in from their laptop and keeps the device token.
+    let first = attempt("192.0.2.1".into(), pw.clone(), None).await.expect(200);
+    let device = first.str("device_token");
+    assert!(device.starts_with("icd_"));
+    assert!(first.header("set-cookie").is_some_and(|c| c.starts_with("ironcase_device=") && c.contains("HttpOnly")));
+
+    // Five failures from one address refuse that address, the right password included…
     for _ in 0..5 {
-        app.login_raw("admin@localhost", "not the password", None).await.problem(401, "invalid_credentials");
+        attempt("203.0.113.7".into(), "not the password".into(), None).await.problem(401, "invalid_credentials");
     }
-    // Locked: even the right password gets 429 with Retry-After.
-    let r = app.login_raw("admin@localhost", &app.admin_password, None).await.problem(429, "rate_limited");
+    let r = attempt("203.0.113.7".into(), pw.clone(), None).await.problem(429, "rate_limited");
     let retry: i64 = r.header("retry-after").expect("Retry-After").parse().expect("seconds");
-    assert!(retry > 0 && retry <= 900, "retry-after {retry}");
-    // Unknown addresses are limited the same way (no enumeration through 429s).
+    assert!((1..=900).contains(&retry), "{retry}");
+    // …and nobody else: the owner logs in from another address.
+    attempt("198.51.100.9".into(), pw.clone(), None).await.expect(200);
+    // Unknown accounts answer the same way (no enumeration through 429s).
+    let ghost = json!({ "email": "ghost@example.com", "password": "not the password" });
     for _ in 0..5 {
-        app.login_raw("ghost@example.com", "not the password", None).await.problem(401, "invalid_credentials");
+        app.send(Method::POST, "/api/v1/auth/login", None, Some(ghost.clone()), &[("x-forwarded-for", "203.0.113.8")])
+            .await
+            .problem(401, "invalid_credentials");
     }
-    app.login_raw("ghost@example.com", "not the password", None).await.problem(429, "rate_limited");
-    // After the window, the right password works again.
+    app.send(Method::POST, "/api/v1/auth/login", None, Some(ghost), &[("x-forwarded-for", "203.0.113.8")])
+        .await
+        .problem(429, "rate_limited");
+
+    // Guesses spread over many addresses: past ten failures, attempts from
+    // addresses wait 1, 2, 4 … seconds after the last failure.
+    for i in 0..5 {
+        attempt(format!("203.0.113.{}", 100 + i), "not the password".into(), None).await.problem(401, "invalid_credentials");
+    }
+    let r = attempt("203.0.113.200".into(), pw.clone(), None).await.problem(429, "rate_limited");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // The device that logged in before is not slowed, from any address.
+    let again = attempt("203.0.113.201".into(), pw.clone(), Some(device.clone())).await.expect(200);
+    // A device token is worth nothing for another account, nor when forged.
+    let forged = format!("{}x", &device[..device.len() - 1]);
+    attempt("203.0.113.202".into(), pw.clone(), Some(forged)).await.problem(429, "rate_limited");
+    // A second later, one more attempt from an address is allowed.
+    app.clock.advance_secs(1);
+    attempt("203.0.113.203".into(), "still not it".into(), None).await.problem(401, "invalid_credentials");
+    let r = attempt("203.0.113.204".into(), pw.clone(), None).await.problem(429, "rate_limited");
+    assert_eq!(r.header("retry-after"), Some("2"));
+    // A known device's own failures count against it alone: five, and it is refused too.
+    for i in 0..5 {
+        attempt(format!("203.0.113.{}", 210 + i), "wrong".into(), Some(device.clone())).await.problem(401, "invalid_credentials");
+    }
+    attempt("203.0.113.220".into(), pw.clone(), Some(device.clone())).await.problem(429, "rate_limited");
+    // The refusals are audited with their reasons; after the window all is forgotten.
+    let audit = app.get("/api/v1/audit?action=auth.login&outcome=denied&limit=200", &again.str("access_token")).await.expect(200);
+    let text = audit.body.to_string();
+    assert!(text.contains("\"reason\":\"too_many_failures\"") && text.contains("\"reason\":\"throttled\""), "{text}");
     app.clock.advance_secs(15 * 60 + 1);
-    app.login_raw("admin@localhost", &app.admin_password, None).await.expect(200);
+    attempt("203.0.113.7".into(), pw.clone(), None).await.expect(200);
 }
 
 #[tokio::test]
@@ -109,8 +162,9 @@ async fn a_user_in_two_organisations_acts_in_one_per_token() {
     let app = TestApp::spawn().await;
     let op = app.admin().await;
     let (_, acme) = app.org(&op, "acme").await;
-    // admin@localhost joins acme as a viewer.
-    app.post("/api/v1/members", &acme.token, json!({ "email": "admin@localhost", "name": "x", "role": "viewer" })).await.expect(201);
+    // admin@localhost is invited to acme as a viewer and accepts with its password.
+    let invite = app.invite(&acme, "admin@localhost", "viewer").await;
+    app.accept(&invite, &app.admin_password.clone()).await.expect(201);
     let in_default = app.login("admin@localhost", &app.admin_password.clone(), None).await;
     let in_acme = app.login("admin@localhost", &app.admin_password.clone(), Some("acme")).await;
     let a = app.get("/api/v1/auth/me", &in_default.token).await.expect(200);
@@ -186,4 +240,42 @@ async fn login_attempts_are_limited_per_account_and_address() {
     let t = login("203.0.113.7").await.expect(200).str("access_token");
     let audit = app.get("/api/v1/audit?action=auth.login&outcome=denied", &t).await.expect(200);
     assert!(audit.body.to_string().contains("\"reason\":\"rate_limited\""), "{}", audit.body);
+}
+
+/// Wrong API keys and forged tokens count against their address: past 20 a
+/// minute the address is refused without a look-up, audited once; other
+/// addresses and good credentials are not affected.
+#[tokio::test]
+async fn bad_credentials_are_throttled_and_audited_per_address() {
+    let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".to_owned()]).await;
+    app.clock.freeze();
+    let owner = app.admin().await;
+    let key = app.post("/api/v1/api-keys", &owner.token, json!({ "name": "siem", "role": "viewer" })).await.expect(201).str("key");
+    let from = |ip: &'static str, token: String| {
+        let app = &app;
+        async move { app.send(Method::GET, "/api/v1/auth/me", Some(&token), None, &[("x-forwarded-for", ip)]).await }
+    };
+    for i in 0..20 {
+        let wrong = if i % 2 == 0 { format!("ick_wrong{i}") } else { format!("{}x", owner.token) };
+        from("203.0.113.50", wrong).await.problem(401, "unauthenticated");
+    }
+    // The 21st bad one, and then even a good key from that address, are refused for a while.
+    let r = from("203.0.113.50", "ick_wrong21".into()).await.problem(429, "rate_limited");
+    let retry: i64 = r.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    from("203.0.113.50", key.clone()).await.problem(429, "rate_limited");
+    from("203.0.113.50", "ick_wrong22".into()).await.problem(429, "rate_limited");
+    // Another address is not affected.
+    from("198.51.100.50", key.clone()).await.expect(200);
+    // One audit entry for the refusal, in the platform's log, with the address.
+    let audited = direct_sql(
+        &app,
+        "select count(*) from audit_log where organization_id = 'platform' and action = 'auth.bad_credentials' \
+         and source_ip = '203.0.113.50'",
+    )
+    .await;
+    assert_eq!(audited, Some(1));
+    // The allowance returns with time.
+    app.clock.advance_secs(retry);
+    from("203.0.113.50", key).await.expect(200);
 }

@@ -270,12 +270,23 @@ impl TestApp {
         (r.body, owner)
     }
 
-    /// Adds a member with `role` through `by`, and logs them in.
+    /// Invites `email` with `role` through `by`; they accept (a new account
+    /// with `PASSWORD`, or an existing one proving it with `PASSWORD`) and log in.
     pub async fn member(&self, by: &User, email: &str, role: &str, org_slug: Option<&str>) -> User {
-        self.post("/api/v1/members", &by.token, json!({ "email": email, "name": "Member", "role": role, "password": PASSWORD }))
-            .await
-            .expect(201);
+        let token = self.invite(by, email, role).await;
+        self.accept(&token, PASSWORD).await.expect(201);
         self.login(email, PASSWORD, org_slug).await
+    }
+
+    /// An invitation's token.
+    pub async fn invite(&self, by: &User, email: &str, role: &str) -> String {
+        self.post("/api/v1/members", &by.token, json!({ "email": email, "role": role })).await.expect(201).str("token")
+    }
+
+    /// Accepts an invitation as `Member` with `password`.
+    pub async fn accept(&self, token: &str, password: &str) -> Resp {
+        let body = json!({ "token": token, "name": "Member", "password": password });
+        self.send(Method::POST, "/api/v1/invitations/accept", None, Some(body), &[]).await
     }
 
     pub async fn incident(&self, by: &User, title: &str) -> Resp {
@@ -323,5 +334,30 @@ impl TestApp {
         let mut out = Vec::new();
         walk(&self.data_dir.join("blobs"), &mut out);
         out
+    }
+}
+
+/// Runs `sql` on the server's database directly, as an attacker with access
+/// to it would (the file; or PostgreSQL as the owner, whom row-level
+/// security does not hold), and returns the first column of the first row.
+pub async fn direct_sql(app: &TestApp, sql: &str) -> Option<i64> {
+    let sql = sql.to_owned();
+    match &app.database {
+        None => {
+            let c = rusqlite::Connection::open(app.data_dir.join("ironcase.db")).expect("open the database file");
+            c.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
+            let mut st = c.prepare(&sql).expect("prepare");
+            let mut rows = st.query([]).expect("run");
+            rows.next().expect("row").map(|r| r.get(0).expect("integer"))
+        }
+        Some(db) => {
+            let url = db.url.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                c.query(sql.as_str(), &[]).expect("run").first().map(|r| r.get(0))
+            })
+            .await
+            .expect("tamper")
+        }
     }
 }

@@ -49,12 +49,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             vec!["status", "assignee_id", "z"],
         ),
         (Method::POST, format!("/api/v1/incidents/{inc}/comments"), json!({ "body": {}, "w": 1 }), vec!["body", "w"]),
-        (
-            Method::POST,
-            "/api/v1/members".into(),
-            json!({ "email": false, "name": 1, "role": "god", "password": 1 }),
-            vec!["email", "name", "role", "password"],
-        ),
+        (Method::POST, "/api/v1/members".into(), json!({ "email": false, "name": 1, "role": "god" }), vec!["email", "name", "role"]),
         (Method::PATCH, format!("/api/v1/members/{}", member.id), json!({ "role": "emperor", "q": 1 }), vec!["role", "q"]),
         (
             Method::POST,
@@ -121,12 +116,10 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         .await
         .problem(422, "validation_failed");
     app.post("/api/v1/incidents/".to_owned().as_str(), &owner.token, json!({})).await;
-    app.post("/api/v1/members", &owner.token, json!({ "email": "not-an-email", "name": "n", "role": "viewer", "password": PASSWORD }))
-        .await
-        .problem(422, "validation_failed");
-    app.post("/api/v1/members", &owner.token, json!({ "email": "short@example.com", "name": "n", "role": "viewer", "password": "short" }))
-        .await
-        .problem(422, "validation_failed");
+    app.post("/api/v1/members", &owner.token, json!({ "email": "not-an-email", "role": "viewer" })).await.problem(422, "validation_failed");
+    let r = app.send(Method::POST, "/api/v1/invitations/accept", None, Some(json!({ "token": 1, "password": [] })), &[]).await;
+    assert_eq!(r.problem(422, "validation_failed").body["errors"].as_array().map(Vec::len), Some(2));
+    app.accept("ici_not-a-token", PASSWORD).await.problem(404, "not_found");
     app.post(
         "/api/v1/admin/organizations",
         &owner.token,
@@ -364,15 +357,13 @@ async fn a_unique_conflict_names_what_was_taken_and_not_the_schema() {
             assert!(!text.contains(leak), "{leak} in {text}");
         }
     }
-    // The same account invited twice at once: one member, the other told so.
-    let tries = (0..6).map(|_| {
-        app.post("/api/v1/members", &op.token, json!({ "email": "dup@example.com", "name": "D", "role": "analyst", "password": PASSWORD }))
-    });
-    let answers = futures::future::join_all(tries).await;
-    assert_eq!(answers.iter().filter(|r| r.status == 201).count(), 1);
+    // Two invitations of one new address accepted at once: one account, the other told so in words.
+    let (a, b) = (app.invite(&op, "dup@example.com", "analyst").await, app.invite(&op, "dup@example.com", "viewer").await);
+    let answers = futures::future::join_all([app.accept(&a, PASSWORD), app.accept(&b, PASSWORD)]).await;
+    assert_eq!(answers.iter().filter(|r| r.status == 201).count(), 1, "{answers:?}");
     for r in answers.into_iter().filter(|r| r.status != 201) {
         let text = r.body.to_string();
-        assert!(["already_member", "email_taken"].contains(&r.code()), "{text}");
+        assert!(["already_member", "email_taken"].contains(&r.code()) || r.status == 401, "{text}");
         assert!(!text.contains("constraint") && !text.contains("account.email") && !text.contains("_key"), "{text}");
     }
 }
@@ -485,6 +476,13 @@ async fn http_details_and_security_headers() {
     // A NUL in a search is a query error, not a 500.
     let r = app.get("/api/v1/search?q=a%00", &owner.token).await.problem(400, "invalid_query");
     assert_eq!(r.body["position"], 1);
+    // No text holds a NUL (PostgreSQL could not store it): in a body or a parameter, the field is named.
+    let r = app.post(&format!("{path}/comments"), &owner.token, json!({ "body": "a\u{0}b" })).await.problem(422, "validation_failed");
+    assert_eq!(r.body["errors"][0]["field"], "body");
+    let r = app.post(&format!("{path}/iocs"), &owner.token, json!({ "type": "domain", "value": "x", "tags": ["t\u{0}"] })).await;
+    assert_eq!(r.problem(422, "validation_failed").body["errors"][0]["field"], "tags[0]");
+    let r = app.get("/api/v1/audit?action=a%00", &owner.token).await.problem(422, "validation_failed");
+    assert_eq!(r.body["errors"][0]["field"], "action");
 
     // Text-direction and zero-width characters: refused in titles and names, dropped from file names.
     for title in ["\u{202e}txt.exe", "in\u{200b}voice", "\u{2066}x\u{2069}", "\u{feff}bom"] {

@@ -95,12 +95,14 @@ async fn members_and_storage_hold_exactly_under_concurrency() {
         json!({ "features": { "api_access": true }, "quotas": { "storage_bytes": 10000, "api_per_minute": null } }),
     )
     .await;
+    // Members are counted when an invitation is accepted.
     let mut tasks = Vec::new();
     for n in 0..10 {
-        let (client, url, token) = (app.client.clone(), app.url("/api/v1/members"), owner.token.clone());
+        let invite = app.invite(&owner, &format!("m{n}@small.test"), "viewer").await;
+        let (client, url) = (app.client.clone(), app.url("/api/v1/invitations/accept"));
         tasks.push(tokio::spawn(async move {
-            let body = json!({ "email": format!("m{n}@small.test"), "name": "m", "role": "viewer", "password": PASSWORD });
-            client.post(url).bearer_auth(token).json(&body).send().await.expect("sent").status().as_u16()
+            let body = json!({ "token": invite, "name": "m", "password": PASSWORD });
+            client.post(url).json(&body).send().await.expect("sent").status().as_u16()
         }));
     }
     let mut statuses = Vec::new();
@@ -116,9 +118,8 @@ async fn members_and_storage_hold_exactly_under_concurrency() {
         .expect("id")
         .to_owned();
     app.delete(&format!("/api/v1/members/{viewer}"), &owner.token).await.expect(204);
-    app.post("/api/v1/members", &owner.token, json!({ "email": "late@small.test", "name": "l", "role": "viewer", "password": PASSWORD }))
-        .await
-        .expect(201);
+    let invite = app.invite(&owner, "late@small.test", "viewer").await;
+    app.accept(&invite, PASSWORD).await.expect(201);
 
     // Storage: 10,000 bytes, ten concurrent 3,000-byte files: exactly three fit.
     let inc = app.incident(&owner, "files").await.str("id");

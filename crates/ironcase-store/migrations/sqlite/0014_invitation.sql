@@ -1,0 +1,17 @@
+-- An invitation to join an organisation: nobody becomes a member without
+-- accepting (an existing account proves itself with its password). Only the
+-- SHA-256 of the link's token is kept.
+create table invitation (
+    organization_id text not null references organization (organization_id),
+    invitation_id text not null,
+    email text not null,
+    role text not null,
+    token_hash text not null unique,
+    invited_by text not null,
+    created_at integer not null,
+    expires_at integer not null,
+    accepted_at integer,
+    revoked_at integer,
+    primary key (organization_id, invitation_id)
+);
+create index invitation_pending on invitation (organization_id, created_at, invitation_id);

@@ -35,11 +35,14 @@ pub struct HttpConfig {
     /// Origins (normalised, `scheme://host[:port]`) that may open the
     /// WebSocket stream besides the server's own.
     pub allowed_origins: Vec<String>,
+    /// SHA-256 (hex) of the token that opens `/metrics` to any address;
+    /// `None`: loopback connections that no proxy forwarded only.
+    pub metrics_token_sha256: Option<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { max_body_bytes: 1024 * 1024, trusted_proxies: Vec::new(), allowed_origins: Vec::new() }
+        HttpConfig { max_body_bytes: 1024 * 1024, trusted_proxies: Vec::new(), allowed_origins: Vec::new(), metrics_token_sha256: None }
     }
 }
 

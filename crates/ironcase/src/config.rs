@@ -75,6 +75,11 @@ pub struct ServeArgs {
     /// several nodes over one database [default: none, SQLite in the data dir]
     #[arg(long, env = "IRONCASE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// A secret that opens `/metrics` to any address (`Authorization: Bearer
+    /// <token>`); without it, `/metrics` answers only connections from this
+    /// machine that no proxy forwarded [default: none]
+    #[arg(long, env = "IRONCASE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// `N/SECONDS`: N requests per that many seconds.
@@ -117,6 +122,7 @@ struct FileConfig {
     stream_buffer: Option<usize>,
     redis_url: Option<String>,
     database_url: Option<String>,
+    metrics_token: Option<String>,
 }
 
 /// The resolved configuration.
@@ -151,6 +157,8 @@ pub struct Config {
     pub redis_url: Option<ironcase_app::shared::RedisUrl>,
     /// PostgreSQL; `None`: SQLite under the data directory.
     pub database_url: Option<ironcase_app::shared::SecretUrl>,
+    /// Opens `/metrics` to those who present it; `None`: loopback only.
+    pub metrics_token: Option<ironcase_app::shared::SecretUrl>,
 }
 
 impl Config {
@@ -175,6 +183,7 @@ impl Config {
             stream_buffer: 1024,
             redis_url: None,
             database_url: None,
+            metrics_token: None,
         }
     }
 
@@ -203,6 +212,7 @@ impl Config {
             stream_buffer: args.stream_buffer.or(file.stream_buffer).unwrap_or(1024),
             redis_url: args.redis_url.or(file.redis_url).map(ironcase_app::shared::RedisUrl::new),
             database_url: args.database_url.or(file.database_url).map(ironcase_app::shared::SecretUrl::new),
+            metrics_token: args.metrics_token.or(file.metrics_token).map(ironcase_app::shared::SecretUrl::new),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -216,6 +226,9 @@ impl Config {
             if let Some(v) = v {
                 anyhow::ensure!(parse_limit(v).is_some(), "{name}: `{v}` is not N/SECONDS");
             }
+        }
+        if let Some(t) = &self.metrics_token {
+            anyhow::ensure!(t.expose().len() >= 16, "metrics_token must be at least 16 characters");
         }
         anyhow::ensure!((1..=3600).contains(&self.stream_heartbeat_secs), "stream_heartbeat must be 1 to 3600 seconds");
         anyhow::ensure!((16..=1_000_000).contains(&self.stream_buffer), "stream_buffer must be 16 to 1000000 events");

@@ -106,7 +106,11 @@ pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let trusted_proxies = cfg.trusted_proxies.iter().filter_map(|p| ironcase_http::proxy::Cidr::parse(p)).collect();
     let allowed_origins = cfg.allowed_origins.iter().filter_map(|o| ironcase_http::routes::events::normalize_origin(o)).collect();
-    let router = ironcase_http::router(app.clone(), HttpConfig { max_body_bytes: cfg.max_body_bytes, trusted_proxies, allowed_origins });
+    let metrics_token = cfg.metrics_token.as_ref().map(|t| ironcase_app::crypto::sha256_hex(t.expose()));
+    let router = ironcase_http::router(
+        app.clone(),
+        HttpConfig { max_body_bytes: cfg.max_body_bytes, trusted_proxies, allowed_origins, metrics_token_sha256: metrics_token },
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let live = app.live().clone();
     let done = tokio::spawn(ironcase_http::serve(listener, router, async move {

@@ -1,12 +1,15 @@
 //! Liveness, readiness and metrics.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::error::Problem;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -46,11 +49,26 @@ pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "metrics", content_type = "text/plain")))]
-pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+/// Prometheus text exposition: to a connection from this machine that no
+/// proxy forwarded, or to whoever presents the configured metrics token.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("bearer" = [])),
+    responses((status = 200, description = "metrics", content_type = "text/plain"),
+        (status = 404, description = "not for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn metrics(State(s): State<AppState>, req: Request) -> Response {
+    let (peer, headers) = (req.extensions().get::<ConnectInfo<SocketAddr>>(), req.headers());
+    let from_here =
+        peer.is_some_and(|p| p.0.ip().is_loopback()) && !headers.contains_key("x-forwarded-for") && !headers.contains_key("forwarded");
+    let with_token = match (&s.config.metrics_token_sha256, crate::extract::bearer(headers)) {
+        (Some(want), Some(got)) => ironcase_app::crypto::ct_eq(ironcase_app::crypto::sha256_hex(got).as_bytes(), want.as_bytes()),
+        _ => false,
+    };
+    if !(from_here || with_token) {
+        // As if there were no such route: nothing to learn here.
+        return crate::error::ApiError::new(ironcase_app::ErrorCode::NotFound, "no such route").into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         s.metrics.render(s.app.live().subscribers(), s.app.session_lookups()),
     )
+        .into_response()
 }

@@ -163,3 +163,20 @@ async fn every_documented_error_is_problem_json() {
     }
     assert!(ops > 40, "{ops} operations");
 }
+
+/// `/metrics` answers this machine's own connections, or whoever presents the
+/// metrics token; a forwarded request without it is a 404 like any unknown route.
+#[tokio::test]
+async fn metrics_are_for_this_machine_or_the_token_holder() {
+    let app = TestApp::spawn_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".to_owned()];
+        c.metrics_token = Some(ironcase_app::shared::SecretUrl::new("a-long-metrics-token"));
+    })
+    .await;
+    app.send(Method::GET, "/metrics", None, None, &[]).await.expect(200);
+    let via_proxy = [("x-forwarded-for", "203.0.113.9")];
+    app.send(Method::GET, "/metrics", None, None, &via_proxy).await.problem(404, "not_found");
+    app.send(Method::GET, "/metrics", Some("wrong-token-of-some-length"), None, &via_proxy).await.problem(404, "not_found");
+    let r = app.send(Method::GET, "/metrics", Some("a-long-metrics-token"), None, &via_proxy).await.expect(200);
+    assert!(r.body.as_str().is_some_and(|t| t.contains("ironcase_")), "{:?}", r.body);
+}

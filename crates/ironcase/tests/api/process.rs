@@ -101,3 +101,106 @@ fn a_wrong_master_key_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains(&"11".repeat(32)), "the key leaked into the error: {err}");
 }
+
+/// Concurrent creates, `kill -9` in the middle of them, a start on the same
+/// data: every incident whose create was acknowledged is there, and the
+/// audit chain verifies (over HTTP and offline). On SQLite; and on
+/// PostgreSQL when a server is given (`IRONCASE_TEST_POSTGRES_URL`, required
+/// when `CI=true`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_creates_survive_kill_9() {
+    crash_and_recover(None).await;
+    match std::env::var("IRONCASE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => {
+            let db = crate::helpers::TestDb::create(url).await;
+            crash_and_recover(Some(&db.url)).await;
+        }
+        _ => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "IRONCASE_TEST_POSTGRES_URL is required when CI=true");
+            eprintln!("skipping the PostgreSQL half: no IRONCASE_TEST_POSTGRES_URL");
+        }
+    }
+}
+
+async fn crash_and_recover(database_url: Option<&str>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env: Vec<(&str, &str)> = database_url.map(|u| vec![("IRONCASE_DATABASE_URL", u)]).unwrap_or_default();
+    let (mut child, addr) = serve(dir.path(), &env);
+    let password = std::fs::read_to_string(dir.path().join("data/initial-admin-password")).expect("password").trim().to_owned();
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/api/v1");
+    let login = |base: String, password: String| {
+        let http = http.clone();
+        async move {
+            let r = http.post(format!("{base}/auth/login")).json(&serde_json::json!({ "email": "admin@localhost", "password": password }));
+            let body: serde_json::Value = r.send().await.expect("login").json().await.expect("json");
+            body["access_token"].as_str().expect("token").to_owned()
+        }
+    };
+    let token = login(base.clone(), password.clone()).await;
+
+    // Eight writers create as fast as they are answered; the ids answered 201 are kept.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (http, base, token, acked) = (http.clone(), base.clone(), token.clone(), acknowledged.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let body = serde_json::json!({ "title": format!("crash {w}-{i}"), "severity": "low", "category": "other" });
+                let Ok(r) = http.post(format!("{base}/incidents")).bearer_auth(&token).json(&body).send().await else { return };
+                if r.status() != 201 {
+                    return;
+                }
+                let Ok(v) = r.json::<serde_json::Value>().await else { return };
+                if let Some(id) = v["id"].as_str() {
+                    acked.lock().expect("lock").push(id.to_owned());
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().expect("kill").success();
+    assert!(killed);
+    child.wait().expect("wait");
+    for w in writers {
+        let _ = w.await;
+    }
+    let acked = acknowledged.lock().expect("lock").clone();
+    assert!(acked.len() > 50, "only {} creates before the kill", acked.len());
+
+    // Start again on the same data: every acknowledged incident is there.
+    let (mut child, addr) = serve(dir.path(), &env);
+    let base = format!("http://{addr}/api/v1");
+    let token = login(base.clone(), password).await;
+    let mut found = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/incidents?limit=200");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = http.get(url).bearer_auth(&token).send().await.expect("list").json().await.expect("json");
+        for i in page["items"].as_array().expect("items") {
+            found.insert(i["id"].as_str().expect("id").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let lost: Vec<&String> = acked.iter().filter(|id| !found.contains(*id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged incidents lost after kill -9: {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    let v: serde_json::Value =
+        http.get(format!("{base}/audit/verify")).bearer_auth(&token).send().await.expect("verify").json().await.expect("json");
+    assert_eq!(v["ok"], true, "{v}");
+    terminate(&child);
+    assert!(child.wait().expect("wait").success());
+    // And offline, as an auditor would.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironcase"));
+    cmd.args(["audit", "verify", "--data-dir"]).arg(dir.path().join("data"));
+    if let Some(u) = database_url {
+        cmd.args(["--database-url", u]);
+    }
+    let out = cmd.output().expect("ironcase audit verify");
+    assert!(out.status.success(), "offline verification failed: {}", String::from_utf8_lossy(&out.stdout));
+}

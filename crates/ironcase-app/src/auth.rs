@@ -458,19 +458,21 @@ impl App {
     /// [`App::authenticate`] for a request from `meta`'s address: a
     /// credential that does not check out (a wrong API key, a forged or
     /// stale token) counts against the address; past
-    /// `Settings::bad_credentials_per_address` the address is refused (429)
-    /// without a look-up until its allowance returns, and the refusal is
-    /// audited once per address and window (platform log).
+    /// `Settings::bad_credentials_per_address` bad credentials from it are
+    /// refused with 429 until its allowance returns, and the refusal is
+    /// audited once per address and window (platform log). Good credentials
+    /// from that address still work: one noisy client behind a shared
+    /// address locks nobody else out (and keys are too long to guess).
     pub async fn authenticate_from(&self, bearer: &str, meta: &RequestMeta) -> Result<Principal> {
         let now = self.clock().now();
         let address = meta.source_ip.as_deref().unwrap_or("");
-        if let Some(secs) = self.inner.credential_blocks.blocked(address, now) {
-            return Err(AppError::TooManyAttempts { retry_after_secs: secs });
-        }
         let err = match self.authenticate(bearer).await {
             Err(AppError::Unauthenticated) => AppError::Unauthenticated,
             other => return other,
         };
+        if let Some(secs) = self.inner.credential_blocks.blocked(address, now) {
+            return Err(AppError::TooManyAttempts { retry_after_secs: secs });
+        }
         let d = self.rate_check(&self.inner.credential_limiter, address, now).await;
         if d.allowed {
             return Err(err);

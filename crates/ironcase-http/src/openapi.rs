@@ -47,8 +47,8 @@ impl Modify for Bearer {
 /// Every error an operation can answer, as `application/problem+json`: the
 /// handlers name the errors particular to them; the ones every route of its
 /// kind shares are added here, from what the route takes — a credential (401,
-/// 403), a path parameter (404), query parameters or a body (422), a JSON body
-/// (400, 413, 415) — and what any API route may answer (429, 500, 503).
+/// 403), a path parameter (404), query parameters or a body (422), any
+/// body (400, 413, 415) — and what any API route may answer (429, 500, 503).
 struct Problems;
 
 impl Modify for Problems {
@@ -68,7 +68,6 @@ impl Modify for Problems {
 fn add_problems(op: &mut Operation) {
     let params = op.parameters.as_deref().unwrap_or_default();
     let has = |at: ParameterIn| params.iter().any(|p| p.parameter_in == at);
-    let json_body = op.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/json"));
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let mut statuses = vec![429, 500, 503];
     if secured {
@@ -80,7 +79,7 @@ fn add_problems(op: &mut Operation) {
     if has(ParameterIn::Query) || op.request_body.is_some() {
         statuses.push(422);
     }
-    if json_body {
+    if op.request_body.is_some() {
         statuses.extend([400, 413, 415]);
     }
     let responses = &mut op.responses.responses;

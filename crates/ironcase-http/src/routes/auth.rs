@@ -118,7 +118,7 @@ pub async fn refresh(
 
 /// Ends the session: its access tokens stop working at once.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem), (status = 409, body = Problem, description = "`not_a_session`: an API key")))]
 pub async fn logout(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<StatusCode> {
     s.app.logout(&p, &meta).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -100,6 +100,8 @@ pub(crate) fn incident_ref(raw: &str) -> ApiResult<IncidentRef> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIncident {
+    /// One line, 1 to 300 characters.
+    #[schema(min_length = 1, max_length = 300, pattern = r"\S")]
     pub title: String,
     #[serde(default)]
     pub description: Option<String>,

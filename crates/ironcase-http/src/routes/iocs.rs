@@ -176,7 +176,7 @@ pub struct IocLookupList {
 
 /// Finds an indicator by any of its forms and lists every incident that saw it.
 #[utoipa::path(get, path = "/api/v1/iocs", tag = "iocs", security(("bearer" = [])),
-    params(("value" = String, Query), ("type" = Option<IocType>, Query, description = "without it, every type the value fits is tried")),
+    params(("value" = String, Query, min_length = 1), ("type" = Option<IocType>, Query, description = "without it, every type the value fits is tried")),
     responses((status = 200, body = IocLookupList), (status = 422, body = Problem)))]
 pub async fn lookup(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<IocLookupList>> {
     let kind = q.parse("type", IocType::parse, "an indicator type");

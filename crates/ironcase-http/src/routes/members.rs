@@ -89,6 +89,7 @@ pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
+    #[schema(min_length = 3, max_length = 254, pattern = "^[^@\\s]+@[^@\\s]+$")]
     pub email: String,
     pub role: Role,
 }
@@ -226,7 +227,8 @@ fn user_id(raw: &str) -> ApiResult<UserId> {
 
 /// Changes a member's role; their sessions here end at once.
 #[utoipa::path(patch, path = "/api/v1/members/{user_id}", tag = "organization", request_body = SetRole, security(("bearer" = [])),
-    params(("user_id" = String, Path)), responses((status = 200, body = MemberOut), (status = 404, body = Problem)))]
+    params(("user_id" = String, Path)),
+    responses((status = 200, body = MemberOut), (status = 404, body = Problem), (status = 409, body = Problem, description = "`last_owner`")))]
 pub async fn set_role(
     State(s): State<AppState>,
     p: Principal,

@@ -178,7 +178,7 @@ impl App {
             .await
     }
 
-    /// Every organisation, oldest first, after `cursor` (from [`parse_org_cursor`]).
+    /// Every organisation, oldest first, after `cursor` (a keyset: created, id).
     pub async fn org_list(&self, p: &Principal, meta: &RequestMeta, cursor: Option<(i64, OrgId)>, size: PageSize) -> Result<Page<OrgRow>> {
         self.operator_only(p, meta).await?;
         let rows = self.store().read(move |c| org::list_orgs(c, cursor, size.fetch())).await?;
@@ -189,14 +189,8 @@ impl App {
 /// The largest page of an organisation list.
 pub const MAX_PAGE: u32 = 200;
 
-/// The cursor of an organisation list: `created_at~id` of the last one served.
-pub fn parse_org_cursor(s: &str) -> Option<(i64, OrgId)> {
-    let (at, id) = s.split_once('~')?;
-    Some((at.parse().ok()?, id.parse().ok()?))
-}
-
 pub(crate) fn org_cursor(o: &OrgRow) -> String {
-    format!("{}~{}", o.created_at.0, o.id)
+    crate::page::keyset(o.created_at.0, o.id)
 }
 
 pub(crate) async fn bootstrap(app: &App, data_dir: &Path) -> Result<Option<PathBuf>> {
@@ -271,7 +265,9 @@ impl App {
         self.store()
             .read(move |c| {
                 let o = org::find_org_by_slug(c, &slug)?.ok_or(AppError::NotFound)?;
-                let owner = org::list_members(c, o.id)?.into_iter().find(|m| m.role == Role::Owner).ok_or(AppError::NotFound)?;
+                // The first owner is among the first members: an organisation is made with its owner.
+                let owner =
+                    org::list_members(c, o.id, None, 1_000)?.into_iter().find(|m| m.role == Role::Owner).ok_or(AppError::NotFound)?;
                 Ok((o.id, owner.user_id))
             })
             .await

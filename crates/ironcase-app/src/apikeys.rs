@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::audit::by;
 use crate::auth::new_api_key;
+use crate::page::{keyset, Page, PageSize};
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
 /// A key together with its secret, which exists only in this answer.
@@ -90,10 +91,18 @@ impl App {
         Ok(CreatedKey { row, key })
     }
 
-    pub async fn apikey_list(&self, p: &Principal, meta: &RequestMeta) -> Result<Vec<ApiKeyRow>> {
+    /// Live keys, oldest first, after `cursor` (a keyset: created, id).
+    pub async fn apikey_list(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        cursor: Option<(i64, ApiKeyId)>,
+        size: PageSize,
+    ) -> Result<Page<ApiKeyRow>> {
         self.require(p, meta, Permission::ApiKeysManage).await?;
         let org = p.org;
-        Ok(self.store().read(move |c| apikey::list(c, org)).await?)
+        let rows = self.store().read(move |c| apikey::list(c, org, cursor, size.fetch())).await?;
+        Ok(Page::cut(rows, size, |last| keyset(last.created_at.0, last.id)))
     }
 
     pub async fn apikey_revoke(&self, p: &Principal, meta: &RequestMeta, id: ApiKeyId) -> Result<()> {

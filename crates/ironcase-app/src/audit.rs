@@ -57,6 +57,17 @@ pub(crate) fn anonymous(
     }
 }
 
+/// Every chain in the store (each organisation's and the platform's),
+/// recomputed: `ironcase audit verify`, which reads the store offline,
+/// without an [`App`].
+pub fn verify_all(c: &ironcase_store::Conn) -> Result<Vec<Verification>> {
+    let mut out = Vec::new();
+    for tenant in store_audit::tenants(c)? {
+        out.push(store_audit::verify(c, &tenant)?);
+    }
+    Ok(out)
+}
+
 /// The largest page of an audit list.
 pub const MAX_PAGE: u32 = 200;
 

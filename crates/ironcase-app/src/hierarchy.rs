@@ -34,7 +34,7 @@ impl App {
     }
 
     /// `GET /organization/children`: with whether each lets the parent read,
-    /// oldest first, after `cursor` (from [`crate::admin::parse_org_cursor`]).
+    /// oldest first, after `cursor` (a keyset: created, id).
     pub async fn children(
         &self,
         p: &Principal,

@@ -9,7 +9,7 @@ use ironcase_store::{audit, org, search, Conn};
 use serde_json::{json, Value};
 
 use crate::audit::by;
-use crate::page::{Page, PageSize};
+use crate::page::{keyset, Page, PageSize};
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
 /// The largest page of an incident list.
@@ -73,13 +73,6 @@ pub fn parse_ref(s: &str) -> Option<IncidentRef> {
         Ok(n) if n > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => Some(IncidentRef::Number(n)),
         _ => None,
     }
-}
-
-/// The cursor of an incident list: `key~id` of the last incident served,
-/// where the key is the sort's column.
-pub fn parse_cursor(s: &str) -> Option<(i64, IncidentId)> {
-    let (k, id) = s.split_once('~')?;
-    Some((k.parse().ok()?, id.parse().ok()?))
 }
 
 fn check_assignee(c: &Conn, org: ironcase_domain::OrgId, a: Option<UserId>) -> Result<()> {
@@ -176,8 +169,8 @@ impl App {
         self.load(p, r).await
     }
 
-    /// One page of incidents after `cursor` (the previous page's, from
-    /// [`parse_cursor`]).
+    /// One page of incidents after `cursor` (the previous page's keyset:
+    /// the sort column's value and the id).
     pub async fn incident_list(
         &self,
         p: &Principal,
@@ -193,7 +186,7 @@ impl App {
         // A page is at most MAX_PAGE rows found through an index that gives the
         // order: short enough to run inline, which costs less than a thread hop.
         let rows = self.store().read_now(move |c| store::list(c, org, &f, sort, cursor, size.fetch())).await?;
-        Ok(Page::cut(rows, size, |last| format!("{}~{}", sort.key(last), last.id)))
+        Ok(Page::cut(rows, size, |last| keyset(sort.key(last), last.id)))
     }
 
     pub async fn incident_update(

@@ -10,11 +10,13 @@ use serde_json::json;
 use crate::audit::by;
 use crate::auth::{new_user_password, verify_password};
 use crate::crypto;
-use crate::page::{Page, PageSize};
+use crate::page::{keyset, Page, PageSize};
 use crate::{App, AppError, ErrorCode, Principal, RequestMeta, Result};
 
 /// The prefix of an invitation's token.
 pub const INVITATION_PREFIX: &str = "ici_";
+/// The largest page of member, invitation and API-key lists.
+pub const MAX_PAGE: u32 = 200;
 /// How long an invitation's link works.
 pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 3600;
 
@@ -53,10 +55,18 @@ impl App {
         Ok(self.store().read_now(move |c| org::get_org(c, id)).await?)
     }
 
-    pub async fn member_list(&self, p: &Principal, meta: &RequestMeta) -> Result<Vec<MemberRow>> {
+    /// Members, oldest first, after `cursor` (a keyset: joined, user id).
+    pub async fn member_list(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        cursor: Option<(i64, UserId)>,
+        size: PageSize,
+    ) -> Result<Page<MemberRow>> {
         self.require(p, meta, Permission::MembersRead).await?;
         let id = p.org;
-        Ok(self.store().read(move |c| org::list_members(c, id)).await?)
+        let rows = self.store().read(move |c| org::list_members(c, id, cursor, size.fetch())).await?;
+        Ok(Page::cut(rows, size, |last| keyset(last.joined_at.0, last.user_id)))
     }
 
     /// Invites `input.email` to join with `input.role`. Nobody becomes a
@@ -111,7 +121,7 @@ impl App {
         self.require(p, meta, Permission::MembersManage).await?;
         let (org_id, now) = (p.org, self.clock().now());
         let rows = self.store().read(move |c| invitation::list_pending(c, org_id, now, cursor, size.fetch())).await?;
-        Ok(Page::cut(rows, size, |last| format!("{}~{}", last.created_at.0, last.id)))
+        Ok(Page::cut(rows, size, |last| keyset(last.created_at.0, last.id)))
     }
 
     /// Withdraws a pending invitation: its link no longer works.

@@ -31,6 +31,18 @@ impl PageSize {
     }
 }
 
+/// A keyset cursor, `key~id`: the sort key and the id of the last item
+/// served (made of unreserved URL characters only).
+pub fn keyset(key: i64, id: impl std::fmt::Display) -> String {
+    format!("{key}~{id}")
+}
+
+/// Reads a cursor made by [`keyset`]; anything else is no cursor.
+pub fn parse_keyset<I: std::str::FromStr>(s: &str) -> Option<(i64, I)> {
+    let (key, id) = s.split_once('~')?;
+    Some((key.parse().ok()?, id.parse().ok()?))
+}
+
 /// One page of items, and the cursor of the next page (absent on the last).
 #[derive(Debug, Clone)]
 pub struct Page<T> {

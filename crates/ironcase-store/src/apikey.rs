@@ -82,12 +82,17 @@ pub fn insert(c: &Conn, k: &ApiKeyRow) -> Result<()> {
     Ok(())
 }
 
-pub fn list(c: &Conn, org: OrgId) -> Result<Vec<ApiKeyRow>> {
+/// Live keys oldest first, after `(created_at, id)`, at most `limit`.
+pub fn list(c: &Conn, org: OrgId, after: Option<(i64, ApiKeyId)>, limit: i64) -> Result<Vec<ApiKeyRow>> {
     c.scope(org)?;
+    let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
     query_map(
         c,
-        &format!("select {COLS} from api_key where organization_id = ? and revoked_at is null order by created_at, api_key_id"),
-        [org.to_string()],
+        &format!(
+            "select {COLS} from api_key where organization_id = ? and revoked_at is null \
+             and (created_at, api_key_id) > (?, ?) order by created_at, api_key_id limit ?"
+        ),
+        params![org.to_string(), at, id, limit],
         key,
     )
 }

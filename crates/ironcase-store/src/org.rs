@@ -309,13 +309,15 @@ fn member(r: &Row<'_, '_>) -> Result<MemberRow> {
     })
 }
 
-pub fn list_members(c: &Conn, org: OrgId) -> Result<Vec<MemberRow>> {
+/// Members oldest first, after `(joined, user id)`, at most `limit`.
+pub fn list_members(c: &Conn, org: OrgId, after: Option<(i64, UserId)>, limit: i64) -> Result<Vec<MemberRow>> {
     c.scope(org)?;
+    let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
     query_map(
         c,
         "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join account u on u.user_id = m.user_id \
-         where m.organization_id = ? order by m.created_at, m.user_id",
-        [org.to_string()],
+         where m.organization_id = ? and (m.created_at, m.user_id) > (?, ?) order by m.created_at, m.user_id limit ?",
+        params![org.to_string(), at, id, limit],
         member,
     )
 }

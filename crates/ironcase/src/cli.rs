@@ -1,10 +1,11 @@
-//! Offline commands that work on a data directory.
+//! Offline commands that work on a data directory: they open the store and
+//! call the app's functions, as the HTTP handlers call its use cases.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ironcase_app::store::audit;
+use ironcase_app::audit::verify_all;
 use ironcase_app::Store;
 
 #[derive(clap::Subcommand)]
@@ -17,21 +18,6 @@ pub enum AuditCommand {
         #[arg(long, env = "IRONCASE_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
-}
-
-type Line = (bool, serde_json::Value);
-
-fn verify_all(c: &ironcase_app::store::Conn) -> ironcase_app::store::Result<Vec<Line>> {
-    let mut out = Vec::new();
-    for tenant in audit::tenants(c)? {
-        let v = audit::verify(c, &tenant)?;
-        let line = serde_json::json!({
-            "tenant": v.tenant, "ok": v.ok, "entries": v.entries, "head": v.head,
-            "first_bad_seq": v.first_bad_seq, "reason": v.reason,
-        });
-        out.push((v.ok, line));
-    }
-    Ok(out)
 }
 
 pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
@@ -52,8 +38,12 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             let mut all_ok = true;
-            for (ok, line) in lines {
-                all_ok &= ok;
+            for v in lines {
+                all_ok &= v.ok;
+                let line = serde_json::json!({
+                    "tenant": v.tenant, "ok": v.ok, "entries": v.entries, "head": v.head,
+                    "first_bad_seq": v.first_bad_seq, "reason": v.reason,
+                });
                 println!("{line}");
             }
             Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

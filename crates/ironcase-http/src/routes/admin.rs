@@ -4,7 +4,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{patch, post, put};
 use axum::Router;
-use ironcase_app::admin::{parse_org_cursor, NewOrganization, MAX_PAGE};
+use ironcase_app::admin::{NewOrganization, MAX_PAGE};
+use ironcase_app::page::parse_keyset;
 use ironcase_app::Principal;
 use ironcase_domain::plan::{OrgStatus, Overrides, PlanName};
 use ironcase_domain::OrgId;
@@ -91,7 +92,7 @@ pub async fn list(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<OrganizationList>> {
-    let cursor = q.parse("cursor", parse_org_cursor, "a cursor from a previous page");
+    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
     let size = q.page_size(50, MAX_PAGE);
     q.finish()?;
     let page = s.app.org_list(&p, &meta, cursor, size).await?.map(OrganizationOut::from);

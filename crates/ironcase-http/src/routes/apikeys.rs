@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{Json, Meta};
+use crate::extract::{Json, Meta, QueryParams};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -103,6 +103,8 @@ impl From<CreatedKey> for ApiKeyCreated {
 #[derive(Serialize, ToSchema)]
 pub struct ApiKeyList {
     pub items: Vec<ApiKeyOut>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// Creates an API key.
@@ -119,11 +121,16 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
 
-/// Live API keys of the organisation (no secrets).
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])), responses((status = 200, body = ApiKeyList)))]
-pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<ApiKeyList>> {
-    let rows = s.app.apikey_list(&p, &meta).await?;
-    Ok(axum::Json(ApiKeyList { items: rows.into_iter().map(Into::into).collect() }))
+/// Live API keys of the organisation (no secrets), oldest first.
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ApiKeyList)))]
+pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<ApiKeyList>> {
+    let cursor = q.parse("cursor", ironcase_app::page::parse_keyset, "a cursor from a previous page");
+    let size = q.page_size(50, ironcase_app::members::MAX_PAGE);
+    q.finish()?;
+    let page = s.app.apikey_list(&p, &meta, cursor, size).await?.map(ApiKeyOut::from);
+    Ok(axum::Json(ApiKeyList { items: page.items, next_cursor: page.next_cursor }))
 }
 
 fn key_id(raw: &str) -> ApiResult<ApiKeyId> {

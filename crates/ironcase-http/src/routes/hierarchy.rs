@@ -15,8 +15,7 @@ use super::members::OrganizationOut;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{path_id, Json, Meta, QueryParams};
 use crate::AppState;
-use ironcase_app::admin::parse_org_cursor;
-use ironcase_app::incidents::parse_cursor;
+use ironcase_app::page::parse_keyset;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -47,7 +46,7 @@ pub struct ChildList {
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ChildList), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn children(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<ChildList>> {
-    let cursor = q.parse("cursor", parse_org_cursor, "a cursor from a previous page");
+    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
     let size = q.page_size(50, ironcase_app::admin::MAX_PAGE);
     q.finish()?;
     let page = s.app.children(&p, &meta, cursor, size).await?.map(|(o, a)| ChildOut { organization: o.into(), parent_access: a });
@@ -86,7 +85,7 @@ pub async fn child_incidents(
     Path(org): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<IncidentPage>> {
-    let cursor = q.parse("cursor", parse_cursor, "a cursor from a previous page");
+    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
     let size = q.page_size(50, ironcase_app::incidents::MAX_PAGE);
     q.finish()?;
     let child = s.app.as_parent_of(&p, &meta, path_id(&org)?, "incidents").await?;

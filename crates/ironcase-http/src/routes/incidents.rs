@@ -5,8 +5,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use ironcase_app::incidents::{parse_cursor, parse_ref, IfMatch, IncidentPatch, NewIncident};
-use ironcase_app::page::Page;
+use ironcase_app::incidents::{parse_ref, IfMatch, IncidentPatch, NewIncident};
+use ironcase_app::page::{parse_keyset, Page};
 use ironcase_app::store::event::EventRow;
 use ironcase_app::store::incident::{CommentRow, Filter, IncidentRef, IncidentRow, Sort};
 use ironcase_app::{AppError, Principal};
@@ -178,7 +178,7 @@ pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut
         tlp_max: None,
     };
     let sort = q.parse("sort", Sort::parse, "one of -created_at, created_at, -updated_at, updated_at").unwrap_or(Sort::CreatedDesc);
-    let cursor = q.parse("cursor", parse_cursor, "a cursor from a previous page");
+    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
     let size = q.page_size(50, ironcase_app::incidents::MAX_PAGE);
     q.finish()?;
     Ok(axum::Json(s.app.incident_list(&p, &meta, &f, sort, cursor, size).await?.into()))

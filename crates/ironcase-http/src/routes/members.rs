@@ -4,7 +4,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use axum::Router;
-use ironcase_app::members::{Acceptance, NewMember};
+use ironcase_app::members::{Acceptance, NewMember, MAX_PAGE};
+use ironcase_app::page::parse_keyset;
 use ironcase_app::store::invitation::InvitationRow;
 use ironcase_app::store::org::{MemberRow, OrgRow};
 use ironcase_app::Principal;
@@ -76,14 +77,20 @@ impl From<MemberRow> for MemberOut {
 #[derive(Serialize, ToSchema)]
 pub struct MemberList {
     pub items: Vec<MemberOut>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// Members of the caller's organisation.
+/// Members of the caller's organisation, oldest first.
 #[utoipa::path(get, path = "/api/v1/members", tag = "organization", security(("bearer" = [])),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = MemberList)))]
-pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<MemberList>> {
-    let rows = s.app.member_list(&p, &meta).await?;
-    Ok(axum::Json(MemberList { items: rows.into_iter().map(Into::into).collect() }))
+pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<MemberList>> {
+    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
+    let size = q.page_size(50, MAX_PAGE);
+    q.finish()?;
+    let page = s.app.member_list(&p, &meta, cursor, size).await?.map(MemberOut::from);
+    Ok(axum::Json(MemberList { items: page.items, next_cursor: page.next_cursor }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -147,11 +154,6 @@ pub struct InvitationList {
     pub next_cursor: Option<String>,
 }
 
-fn parse_invitation_cursor(s: &str) -> Option<(i64, InvitationId)> {
-    let (at, id) = s.split_once('~')?;
-    Some((at.parse().ok()?, id.parse().ok()?))
-}
-
 /// Pending invitations, oldest first.
 #[utoipa::path(get, path = "/api/v1/invitations", tag = "organization", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
@@ -162,8 +164,8 @@ pub async fn invitations(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<InvitationList>> {
-    let cursor = q.parse("cursor", parse_invitation_cursor, "a cursor from a previous page");
-    let size = q.page_size(50, 200);
+    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
+    let size = q.page_size(50, MAX_PAGE);
     q.finish()?;
     let page = s.app.invitation_list(&p, &meta, cursor, size).await?.map(InvitationOut::from);
     Ok(axum::Json(InvitationList { items: page.items, next_cursor: page.next_cursor }))

@@ -124,3 +124,36 @@ async fn every_list_walks_past_its_largest_page() {
         assert_eq!(r.body["errors"][0]["field"], "limit");
     }
 }
+
+#[tokio::test]
+async fn members_keys_and_invitations_walk_past_their_largest_page() {
+    // Accepting is limited per address as login is (30 a minute): raised here.
+    let app = TestApp::spawn_with(|c| c.auth_address_limit = Some("100000/60".to_owned())).await;
+    let owner = app.admin().await;
+    let n = MAX as usize + 1;
+    let mut keys = HashSet::new();
+    let mut invited = HashSet::new();
+    for i in 0..n {
+        let k = app.post("/api/v1/api-keys", &owner.token, json!({ "name": format!("k{i}"), "role": "viewer" })).await.expect(201);
+        keys.insert(k.str("id"));
+        let inv = app.post("/api/v1/members", &owner.token, json!({ "email": format!("m{i}@example.com"), "role": "viewer" })).await;
+        invited.insert(inv.expect(201).body["invitation"]["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(walk(&app, &owner.token, "/api/v1/api-keys", MAX, id).await.into_iter().collect::<HashSet<_>>(), keys);
+    assert_eq!(walk(&app, &owner.token, "/api/v1/invitations", MAX, id).await.into_iter().collect::<HashSet<_>>(), invited);
+    // Members: accepted invitations (each makes an account, so the slowest part of the suite's setup).
+    let tokens: Vec<String> = {
+        let mut t = Vec::new();
+        for i in 0..n {
+            t.push(app.invite(&owner, &format!("member{i}@example.com"), "viewer").await);
+        }
+        t
+    };
+    for chunk in tokens.chunks(8) {
+        for r in futures::future::join_all(chunk.iter().map(|t| app.accept(t, PASSWORD))).await {
+            r.expect(201);
+        }
+    }
+    let members = walk(&app, &owner.token, "/api/v1/members", MAX, |m| m["user_id"].as_str().expect("user_id").to_owned()).await;
+    assert_eq!(members.len(), n + 1, "the invited and the owner");
+}

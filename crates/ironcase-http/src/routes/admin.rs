@@ -9,12 +9,13 @@ use ironcase_app::page::parse_keyset;
 use ironcase_app::Principal;
 use ironcase_domain::plan::{OrgStatus, Overrides, PlanName};
 use ironcase_domain::OrgId;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::members::OrganizationOut;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{path_id, Json, Meta, QueryParams};
+use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -52,13 +53,6 @@ pub struct CreateOrganization {
     pub parent_id: Option<OrgId>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct OrganizationList {
-    pub items: Vec<OrganizationOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// Creates an organisation with its owner.
 #[utoipa::path(post, path = "/api/v1/admin/organizations", tag = "admin", request_body = CreateOrganization, security(("bearer" = [])),
     responses((status = 201, body = OrganizationOut), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -85,18 +79,17 @@ pub async fn create(
 /// Every organisation on the platform, oldest first.
 #[utoipa::path(get, path = "/api/v1/admin/organizations", tag = "admin", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = OrganizationList), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = PageOut<OrganizationOut>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     mut q: QueryParams,
-) -> ApiResult<axum::Json<OrganizationList>> {
+) -> ApiResult<axum::Json<PageOut<OrganizationOut>>> {
     let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
     let size = q.page_size(50, MAX_PAGE);
     q.finish()?;
-    let page = s.app.org_list(&p, &meta, cursor, size).await?.map(OrganizationOut::from);
-    Ok(axum::Json(OrganizationList { items: page.items, next_cursor: page.next_cursor }))
+    Ok(axum::Json(s.app.org_list(&p, &meta, cursor, size).await?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]

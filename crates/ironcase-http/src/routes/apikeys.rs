@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Meta, QueryParams};
+use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -100,13 +101,6 @@ impl From<CreatedKey> for ApiKeyCreated {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ApiKeyList {
-    pub items: Vec<ApiKeyOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// Creates an API key.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateApiKey, security(("bearer" = [])),
     responses((status = 201, body = ApiKeyCreated), (status = 403, body = Problem), (status = 422, body = Problem)))]
@@ -124,13 +118,17 @@ pub async fn create(
 /// Live API keys of the organisation (no secrets), oldest first.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = ApiKeyList)))]
-pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<ApiKeyList>> {
+    responses((status = 200, body = PageOut<ApiKeyOut>)))]
+pub async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<ApiKeyOut>>> {
     let cursor = q.parse("cursor", ironcase_app::page::parse_keyset, "a cursor from a previous page");
     let size = q.page_size(50, ironcase_app::members::MAX_PAGE);
     q.finish()?;
-    let page = s.app.apikey_list(&p, &meta, cursor, size).await?.map(ApiKeyOut::from);
-    Ok(axum::Json(ApiKeyList { items: page.items, next_cursor: page.next_cursor }))
+    Ok(axum::Json(s.app.apikey_list(&p, &meta, cursor, size).await?.into()))
 }
 
 fn key_id(raw: &str) -> ApiResult<ApiKeyId> {

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use ironcase_app::audit::{parse_cursor, MAX_PAGE};
-use ironcase_app::page::Page;
 use ironcase_app::store::audit::{EntryRow, Filter};
 use ironcase_app::Principal;
 use ironcase_domain::Timestamp;
@@ -13,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Meta, QueryParams};
+use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -59,28 +59,19 @@ impl From<EntryRow> for AuditEntryOut {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct AuditPage {
-    pub items: Vec<AuditEntryOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
-impl From<Page<EntryRow>> for AuditPage {
-    fn from(p: Page<EntryRow>) -> Self {
-        let p = p.map(AuditEntryOut::from);
-        AuditPage { items: p.items, next_cursor: p.next_cursor }
-    }
-}
-
 /// Audit entries, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])),
     params(("action" = Option<String>, Query), ("actor_id" = Option<String>, Query), ("resource_type" = Option<String>, Query),
         ("resource_id" = Option<String>, Query), ("outcome" = Option<String>, Query), ("from" = Option<String>, Query),
         ("to" = Option<String>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
         ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = AuditPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<AuditPage>> {
+    responses((status = 200, body = PageOut<AuditEntryOut>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<AuditEntryOut>>> {
     let f = Filter {
         action: q.str("action"),
         actor_id: q.str("actor_id"),

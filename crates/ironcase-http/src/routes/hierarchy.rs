@@ -8,12 +8,13 @@ use ironcase_app::Principal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::audit::AuditPage;
+use super::audit::AuditEntryOut;
 use super::evidence::EvidenceList;
-use super::incidents::{incident_ref, IncidentOut, IncidentPage};
+use super::incidents::{incident_ref, IncidentOut};
 use super::members::OrganizationOut;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{path_id, Json, Meta, QueryParams};
+use crate::page::PageOut;
 use crate::AppState;
 use ironcase_app::page::parse_keyset;
 
@@ -34,23 +35,21 @@ pub struct ChildOut {
     pub parent_access: bool,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ChildList {
-    pub items: Vec<ChildOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// The organisation's children, oldest first (owners and admins).
 #[utoipa::path(get, path = "/api/v1/organization/children", tag = "organization", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = ChildList), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn children(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<ChildList>> {
+    responses((status = 200, body = PageOut<ChildOut>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn children(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<ChildOut>>> {
     let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
     let size = q.page_size(50, ironcase_app::admin::MAX_PAGE);
     q.finish()?;
     let page = s.app.children(&p, &meta, cursor, size).await?.map(|(o, a)| ChildOut { organization: o.into(), parent_access: a });
-    Ok(axum::Json(ChildList { items: page.items, next_cursor: page.next_cursor }))
+    Ok(axum::Json(page.into()))
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
@@ -77,14 +76,14 @@ pub async fn set_parent_access(
 #[utoipa::path(get, path = "/api/v1/organizations/{org}/incidents", tag = "organization", security(("bearer" = [])),
     params(("org" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
         ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = IncidentPage), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = PageOut<IncidentOut>), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn child_incidents(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     Path(org): Path<String>,
     mut q: QueryParams,
-) -> ApiResult<axum::Json<IncidentPage>> {
+) -> ApiResult<axum::Json<PageOut<IncidentOut>>> {
     let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
     let size = q.page_size(50, ironcase_app::incidents::MAX_PAGE);
     q.finish()?;
@@ -125,14 +124,14 @@ pub async fn child_evidence(
 #[utoipa::path(get, path = "/api/v1/organizations/{org}/audit", tag = "organization", security(("bearer" = [])),
     params(("org" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
         ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = AuditPage), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = PageOut<AuditEntryOut>), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn child_audit(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     Path(org): Path<String>,
     mut q: QueryParams,
-) -> ApiResult<axum::Json<AuditPage>> {
+) -> ApiResult<axum::Json<PageOut<AuditEntryOut>>> {
     let before = q.parse("cursor", ironcase_app::audit::parse_cursor, "a cursor from a previous page");
     let size = q.page_size(50, ironcase_app::audit::MAX_PAGE);
     q.finish()?;

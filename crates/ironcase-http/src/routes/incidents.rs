@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use ironcase_app::incidents::{parse_ref, IfMatch, IncidentPatch, NewIncident};
-use ironcase_app::page::{parse_keyset, Page};
+use ironcase_app::page::parse_keyset;
 use ironcase_app::store::event::EventRow;
 use ironcase_app::store::incident::{CommentRow, Filter, IncidentRef, IncidentRow, Sort};
 use ironcase_app::{AppError, Principal};
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Meta, QueryParams};
+use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -142,20 +143,6 @@ pub async fn read(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Pat
     Ok(with_etag(StatusCode::OK, row, false))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct IncidentPage {
-    pub items: Vec<IncidentOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
-impl From<Page<IncidentRow>> for IncidentPage {
-    fn from(p: Page<IncidentRow>) -> Self {
-        let p = p.map(IncidentOut::from);
-        IncidentPage { items: p.items, next_cursor: p.next_cursor }
-    }
-}
-
 /// Incidents, newest first by default, filtered, one page at a time.
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", security(("bearer" = [])),
     params(
@@ -164,8 +151,13 @@ impl From<Page<IncidentRow>> for IncidentPage {
         ("created_after" = Option<String>, Query), ("created_before" = Option<String>, Query),
         ("sort" = Option<String>, Query, description = "-created_at (default), created_at, -updated_at, updated_at"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = IncidentPage), (status = 422, body = Problem)))]
-pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<IncidentPage>> {
+    responses((status = 200, body = PageOut<IncidentOut>), (status = 422, body = Problem)))]
+pub async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<IncidentOut>>> {
     let f = Filter {
         status: q.parse("status", Status::parse, "a status"),
         severity: q.parse("severity", Severity::parse, "a severity"),

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{path_id, Json, Meta, QueryParams};
+use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -74,23 +75,20 @@ impl From<MemberRow> for MemberOut {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct MemberList {
-    pub items: Vec<MemberOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// Members of the caller's organisation, oldest first.
 #[utoipa::path(get, path = "/api/v1/members", tag = "organization", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = MemberList)))]
-pub async fn list(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<MemberList>> {
+    responses((status = 200, body = PageOut<MemberOut>)))]
+pub async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<MemberOut>>> {
     let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
     let size = q.page_size(50, MAX_PAGE);
     q.finish()?;
-    let page = s.app.member_list(&p, &meta, cursor, size).await?.map(MemberOut::from);
-    Ok(axum::Json(MemberList { items: page.items, next_cursor: page.next_cursor }))
+    Ok(axum::Json(s.app.member_list(&p, &meta, cursor, size).await?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -147,28 +145,20 @@ pub async fn add(
     Ok((StatusCode::CREATED, axum::Json(InvitationCreated { invitation: row.into(), token })))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct InvitationList {
-    pub items: Vec<InvitationOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// Pending invitations, oldest first.
 #[utoipa::path(get, path = "/api/v1/invitations", tag = "organization", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = InvitationList)))]
+    responses((status = 200, body = PageOut<InvitationOut>)))]
 pub async fn invitations(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     mut q: QueryParams,
-) -> ApiResult<axum::Json<InvitationList>> {
+) -> ApiResult<axum::Json<PageOut<InvitationOut>>> {
     let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
     let size = q.page_size(50, MAX_PAGE);
     q.finish()?;
-    let page = s.app.invitation_list(&p, &meta, cursor, size).await?.map(InvitationOut::from);
-    Ok(axum::Json(InvitationList { items: page.items, next_cursor: page.next_cursor }))
+    Ok(axum::Json(s.app.invitation_list(&p, &meta, cursor, size).await?.into()))
 }
 
 /// Withdraws a pending invitation.

@@ -71,11 +71,6 @@ pub fn verify_all(c: &ironcase_store::Conn) -> Result<Vec<Verification>> {
 /// The largest page of an audit list.
 pub const MAX_PAGE: u32 = 200;
 
-/// The cursor of an audit list: the sequence number of the last entry served.
-pub fn parse_cursor(s: &str) -> Option<i64> {
-    s.parse::<i64>().ok().filter(|n| *n > 0)
-}
-
 /// One page of entries, newest first: entries before `before`.
 pub(crate) fn audit_page(
     c: &ironcase_store::Conn,
@@ -113,7 +108,7 @@ impl App {
         }
     }
 
-    /// `GET /audit`: newest first, `before` is the cursor (from [`parse_cursor`]).
+    /// `GET /audit`: newest first, `before` is the cursor (a sequence number).
     pub async fn audit_list(
         &self,
         p: &Principal,

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::by;
 use crate::crypto::{DataKey, Opener, Sealer, FRAME, HEADER};
+use crate::page::{Page, PageSize};
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
 /// What the uploader says about the file.
@@ -314,10 +315,19 @@ impl App {
             .await
     }
 
-    pub async fn custody_list(&self, p: &Principal, meta: &RequestMeta, id: EvidenceId) -> Result<Vec<CustodyRow>> {
+    /// The chain of custody in order, after step `after` (the cursor).
+    pub async fn custody_list(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        id: EvidenceId,
+        after: Option<i64>,
+        size: PageSize,
+    ) -> Result<Page<CustodyRow>> {
         let (e, _) = self.evidence_visible(p, meta, id).await?;
         let org = p.org;
-        Ok(self.store().read_now(move |c| store::custody(c, org, e.id)).await?)
+        let rows = self.store().read_now(move |c| store::custody(c, org, e.id, after.unwrap_or(0), size.fetch())).await?;
+        Ok(Page::cut(rows, size, |last| last.seq.to_string()))
     }
 
     /// Adds a manual custody record (`transferred`).

@@ -82,7 +82,7 @@ impl Export {
                     indicators.retain(|s| tlp_max.is_none_or(|m| s.ioc.tlp <= m));
                     let mut evidence_out = Vec::new();
                     for e in evidence::list(c, org, i.id)? {
-                        let custody = evidence::custody(c, org, e.id)?;
+                        let custody = evidence::custody(c, org, e.id, 0, i64::MAX)?;
                         evidence_out.push((e, custody));
                     }
                     out.push(ExportItem { incident: i, comments, indicators, evidence: evidence_out });

@@ -341,10 +341,19 @@ impl App {
             .await
     }
 
-    pub async fn incident_timeline(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<Vec<EventRow>> {
+    /// The incident's events, oldest first, after event `after` (the cursor).
+    pub async fn incident_timeline(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        r: IncidentRef,
+        after: Option<i64>,
+        size: PageSize,
+    ) -> Result<Page<EventRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let current = self.load(p, r).await?;
         let (org, id) = (p.org, current.id);
-        Ok(self.store().read(move |c| event::for_incident(c, org, id)).await?)
+        let rows = self.store().read(move |c| event::for_incident(c, org, id, after.unwrap_or(0), size.fetch())).await?;
+        Ok(Page::cut(rows, size, |last| last.id.to_string()))
     }
 }

@@ -43,6 +43,12 @@ pub fn parse_keyset<I: std::str::FromStr>(s: &str) -> Option<(i64, I)> {
     Some((key.parse().ok()?, id.parse().ok()?))
 }
 
+/// Reads a cursor that is a sequence number (an audit entry's, an event's,
+/// a custody step's): a positive integer.
+pub fn parse_seq(s: &str) -> Option<i64> {
+    s.parse::<i64>().ok().filter(|n| *n > 0)
+}
+
 /// One page of items, and the cursor of the next page (absent on the last).
 #[derive(Debug, Clone)]
 pub struct Page<T> {

@@ -53,13 +53,14 @@ static EVENTS: Appendable = Appendable {
            select * from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[])",
 };
 
-pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<EventRow>> {
+/// The incident's events oldest first, after event `after`, at most `limit`.
+pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId, after: i64, limit: i64) -> Result<Vec<EventRow>> {
     c.scope(org)?;
     query_map(
         c,
         "select event_id, organization_id, incident_id, type, actor_id, data, created_at from event \
-         where organization_id = ? and incident_id = ? order by event_id",
-        [org.to_string(), incident.to_string()],
+         where organization_id = ? and incident_id = ? and event_id > ? order by event_id limit ?",
+        params![org.to_string(), incident.to_string(), after, limit],
         |r| {
             let data: String = r.get("data")?;
             Ok(EventRow {

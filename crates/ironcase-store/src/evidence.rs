@@ -167,13 +167,14 @@ pub fn custody_append(c: &Conn, org: OrgId, id: EvidenceId, step: &CustodyRow) -
     Ok(seq)
 }
 
-pub fn custody(c: &Conn, org: OrgId, id: EvidenceId) -> Result<Vec<CustodyRow>> {
+/// The evidence's custody steps in order, after step `after`, at most `limit`.
+pub fn custody(c: &Conn, org: OrgId, id: EvidenceId, after: i64, limit: i64) -> Result<Vec<CustodyRow>> {
     c.scope(org)?;
     query_map(
         c,
         "select seq, action, actor_id, actor_kind, at, source_ip, reason, to_party from custody \
-         where organization_id = ? and evidence_id = ? order by seq",
-        params![org.to_string(), id.to_string()],
+         where organization_id = ? and evidence_id = ? and seq > ? order by seq limit ?",
+        params![org.to_string(), id.to_string(), after, limit],
         |r| {
             Ok(CustodyRow {
                 seq: r.get(0)?,

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use ironcase_app::audit::{parse_cursor, MAX_PAGE};
+use ironcase_app::audit::MAX_PAGE;
+use ironcase_app::page::parse_seq;
 use ironcase_app::store::audit::{EntryRow, Filter};
 use ironcase_app::Principal;
 use ironcase_domain::Timestamp;
@@ -81,7 +82,7 @@ pub async fn list(
         from: q.time("from"),
         to: q.time("to"),
     };
-    let before = q.parse("cursor", parse_cursor, "a cursor from a previous page");
+    let before = q.parse("cursor", parse_seq, "a cursor from a previous page");
     let size = q.page_size(50, MAX_PAGE);
     q.finish()?;
     Ok(axum::Json(s.app.audit_list(&p, &meta, &f, before, size).await?.into()))

@@ -19,7 +19,8 @@ use utoipa::ToSchema;
 
 use super::incidents::incident_ref;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{parse_json, path_id, Json, Meta};
+use crate::extract::{parse_json, path_id, Json, Meta, QueryParams};
+use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -310,22 +311,22 @@ impl From<CustodyRow> for CustodyRecord {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct CustodyList {
-    pub items: Vec<CustodyRecord>,
-}
-
 /// The chain of custody, in order.
-#[utoipa::path(get, path = "/api/v1/evidence/{id}/custody", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = CustodyList), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/evidence/{id}/custody", tag = "evidence", security(("bearer" = [])),
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 100"),
+        ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = PageOut<CustodyRecord>), (status = 404, body = Problem)))]
 pub async fn custody(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<CustodyList>> {
-    let rows = s.app.custody_list(&p, &meta, path_id(&id)?).await?;
-    Ok(axum::Json(CustodyList { items: rows.into_iter().map(Into::into).collect() }))
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<CustodyRecord>>> {
+    let after = q.parse("cursor", ironcase_app::page::parse_seq, "a cursor from a previous page");
+    let size = q.page_size(100, ironcase_app::incidents::MAX_PAGE);
+    q.finish()?;
+    Ok(axum::Json(s.app.custody_list(&p, &meta, path_id(&id)?, after, size).await?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]

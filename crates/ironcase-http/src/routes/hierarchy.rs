@@ -132,7 +132,7 @@ pub async fn child_audit(
     Path(org): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<AuditEntryOut>>> {
-    let before = q.parse("cursor", ironcase_app::audit::parse_cursor, "a cursor from a previous page");
+    let before = q.parse("cursor", ironcase_app::page::parse_seq, "a cursor from a previous page");
     let size = q.page_size(50, ironcase_app::audit::MAX_PAGE);
     q.finish()?;
     Ok(axum::Json(s.app.child_audit(&p, &meta, path_id(&org)?, before, size).await?.into()))

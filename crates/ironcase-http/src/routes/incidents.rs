@@ -317,20 +317,20 @@ impl From<EventRow> for TimelineEvent {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Timeline {
-    pub items: Vec<TimelineEvent>,
-}
-
-/// Every event of the incident, oldest first.
+/// The incident's events, oldest first.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = Timeline), (status = 404, body = Problem)))]
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 100"),
+        ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = PageOut<TimelineEvent>), (status = 404, body = Problem)))]
 pub async fn timeline(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Timeline>> {
-    let rows = s.app.incident_timeline(&p, &meta, incident_ref(&id)?).await?;
-    Ok(axum::Json(Timeline { items: rows.into_iter().map(Into::into).collect() }))
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<TimelineEvent>>> {
+    let after = q.parse("cursor", ironcase_app::page::parse_seq, "a cursor from a previous page");
+    let size = q.page_size(100, ironcase_app::incidents::MAX_PAGE);
+    q.finish()?;
+    Ok(axum::Json(s.app.incident_timeline(&p, &meta, incident_ref(&id)?, after, size).await?.into()))
 }

@@ -157,3 +157,23 @@ async fn members_keys_and_invitations_walk_past_their_largest_page() {
     let members = walk(&app, &owner.token, "/api/v1/members", MAX, |m| m["user_id"].as_str().expect("user_id").to_owned()).await;
     assert_eq!(members.len(), n + 1, "the invited and the owner");
 }
+
+#[tokio::test]
+async fn an_incidents_timeline_and_an_evidences_custody_walk_past_their_largest_page() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let inc = app.incident(&owner, "busy").await.str("id");
+    let evd = app.upload(&owner.token, &inc, json!({ "name": "e.txt", "kind": "other" }), b"evidence".to_vec()).await.expect(201).str("id");
+    for i in 0..MAX {
+        app.post(&format!("/api/v1/incidents/{inc}/comments"), &owner.token, json!({ "body": format!("note {i}") })).await.expect(201);
+        let (status, _, _) = app.download(&owner.token, &evd).await;
+        assert_eq!(status, 200);
+    }
+    let seq = |v: &Value| v["id"].to_string();
+    let events = walk(&app, &owner.token, &format!("/api/v1/incidents/{inc}/timeline"), MAX, seq).await;
+    assert_eq!(events.len(), MAX as usize + 2, "created, evidence added, and every comment");
+    let numbers: Vec<i64> = events.iter().map(|s| s.parse().expect("event id")).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "oldest first");
+    let steps = walk(&app, &owner.token, &format!("/api/v1/evidence/{evd}/custody"), MAX, |c| c["seq"].to_string()).await;
+    assert_eq!(steps.len(), MAX as usize + 1, "the upload and every download");
+}

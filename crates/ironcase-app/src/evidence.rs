@@ -303,16 +303,27 @@ impl App {
         Ok(self.evidence_visible(p, meta, id).await?.0)
     }
 
-    pub async fn evidence_list(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<Vec<EvidenceRow>> {
+    /// The incident's evidence, oldest first (deleted ones as tombstones),
+    /// after `cursor` (a keyset: created, id).
+    pub async fn evidence_list(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        r: IncidentRef,
+        cursor: Option<(i64, EvidenceId)>,
+        size: PageSize,
+    ) -> Result<Page<EvidenceRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let org = p.org;
         let p2 = p.clone();
-        self.store()
+        let rows = self
+            .store()
             .read(move |c| {
                 let i = crate::incidents::visible(&p2, incidents::get(c, org, r)?)?;
-                Ok(store::list(c, org, i.id)?)
+                Ok::<_, AppError>(store::list(c, org, i.id, cursor, size.fetch())?)
             })
-            .await
+            .await?;
+        Ok(Page::cut(rows, size, |last| crate::page::keyset(last.created_at.0, last.id)))
     }
 
     /// The chain of custody in order, after step `after` (the cursor).

@@ -81,7 +81,7 @@ impl Export {
                     let mut indicators = ioc::for_incident(c, org, i.id)?;
                     indicators.retain(|s| tlp_max.is_none_or(|m| s.ioc.tlp <= m));
                     let mut evidence_out = Vec::new();
-                    for e in evidence::list(c, org, i.id)? {
+                    for e in evidence::list(c, org, i.id, None, i64::MAX)? {
                         let custody = evidence::custody(c, org, e.id, 0, i64::MAX)?;
                         evidence_out.push((e, custody));
                     }

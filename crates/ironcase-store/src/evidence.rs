@@ -93,12 +93,17 @@ pub fn get(c: &Conn, org: OrgId, id: EvidenceId) -> Result<EvidenceRow> {
 }
 
 /// The evidence of an incident, oldest first, tombstones included.
-pub fn list(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<EvidenceRow>> {
+/// The incident's evidence oldest first, after `(created_at, id)`, at most `limit`.
+pub fn list(c: &Conn, org: OrgId, incident: IncidentId, after: Option<(i64, EvidenceId)>, limit: i64) -> Result<Vec<EvidenceRow>> {
     c.scope(org)?;
+    let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
     query_map(
         c,
-        &format!("select {COLS} from evidence where organization_id = ? and incident_id = ? order by created_at, evidence_id"),
-        params![org.to_string(), incident.to_string()],
+        &format!(
+            "select {COLS} from evidence where organization_id = ? and incident_id = ? and (created_at, evidence_id) > (?, ?) \
+             order by created_at, evidence_id limit ?"
+        ),
+        params![org.to_string(), incident.to_string(), at, id, limit],
         row,
     )
 }

@@ -103,11 +103,6 @@ impl From<EvidenceRow> for EvidenceOut {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct EvidenceList {
-    pub items: Vec<EvidenceOut>,
-}
-
 /// Largest `metadata` part.
 const MAX_METADATA: usize = 64 * 1024;
 /// What a multipart body may carry besides the file: boundaries, part
@@ -195,16 +190,26 @@ pub async fn upload(
 }
 
 /// The evidence of an incident, oldest first (deleted ones as tombstones).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/evidence", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = EvidenceList), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/evidence", tag = "evidence", security(("bearer" = [])),
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
+        ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = PageOut<EvidenceOut>), (status = 404, body = Problem)))]
 pub async fn list(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<EvidenceList>> {
-    let rows = s.app.evidence_list(&p, &meta, incident_ref(&id)?).await?;
-    Ok(axum::Json(EvidenceList { items: rows.into_iter().map(Into::into).collect() }))
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<EvidenceOut>>> {
+    let (cursor, size) = evidence_page(&mut q);
+    q.finish()?;
+    Ok(axum::Json(s.app.evidence_list(&p, &meta, incident_ref(&id)?, cursor, size).await?.into()))
+}
+
+/// `cursor` and `limit` of an evidence list.
+pub(crate) fn evidence_page(q: &mut QueryParams) -> (Option<(i64, ironcase_domain::EvidenceId)>, ironcase_app::page::PageSize) {
+    let cursor = q.parse("cursor", ironcase_app::page::parse_keyset, "a cursor from a previous page");
+    (cursor, q.page_size(50, ironcase_app::incidents::MAX_PAGE))
 }
 
 /// One piece of evidence's metadata.

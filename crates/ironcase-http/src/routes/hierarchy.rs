@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::audit::AuditEntryOut;
-use super::evidence::EvidenceList;
+use super::evidence::{evidence_page, EvidenceOut};
 use super::incidents::{incident_ref, IncidentOut};
 use super::members::OrganizationOut;
 use crate::error::{ApiResult, Problem};
@@ -107,17 +107,21 @@ pub async fn child_incident(
 
 /// The evidence metadata of a child's incident (never its content).
 #[utoipa::path(get, path = "/api/v1/organizations/{org}/incidents/{id}/evidence", tag = "organization", security(("bearer" = [])),
-    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = EvidenceList), (status = 404, body = Problem)))]
+    params(("org" = String, Path), ("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
+        ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = PageOut<EvidenceOut>), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn child_evidence(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     Path((org, id)): Path<(String, String)>,
-) -> ApiResult<axum::Json<EvidenceList>> {
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<EvidenceOut>>> {
     let r = incident_ref(&id)?;
+    let (cursor, size) = evidence_page(&mut q);
+    q.finish()?;
     let child = s.app.as_parent_of(&p, &meta, path_id(&org)?, "evidence").await?;
-    let rows = s.app.evidence_list(&child, &meta, r).await?;
-    Ok(axum::Json(EvidenceList { items: rows.into_iter().map(Into::into).collect() }))
+    Ok(axum::Json(s.app.evidence_list(&child, &meta, r, cursor, size).await?.into()))
 }
 
 /// A child's audit log, newest first.

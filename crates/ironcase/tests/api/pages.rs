@@ -177,3 +177,17 @@ async fn an_incidents_timeline_and_an_evidences_custody_walk_past_their_largest_
     let steps = walk(&app, &owner.token, &format!("/api/v1/evidence/{evd}/custody"), MAX, |c| c["seq"].to_string()).await;
     assert_eq!(steps.len(), MAX as usize + 1, "the upload and every download");
 }
+
+#[tokio::test]
+async fn an_incidents_evidence_walks_past_its_largest_page() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let inc = app.incident(&owner, "many files").await.str("id");
+    let mut made = HashSet::new();
+    for i in 0..=MAX {
+        let e = app.upload(&owner.token, &inc, json!({ "name": format!("f{i}.txt"), "kind": "other" }), vec![b'x'; 16]).await;
+        made.insert(e.expect(201).str("id"));
+    }
+    let got = walk(&app, &owner.token, &format!("/api/v1/incidents/{inc}/evidence"), MAX, id).await;
+    assert_eq!(got.into_iter().collect::<HashSet<_>>(), made);
+}

@@ -179,6 +179,13 @@ impl QueryParams {
         self.parse(name, Timestamp::parse_rfc3339, "an RFC 3339 timestamp")
     }
 
+    /// `cursor` (read by `parse`) and `limit`: where a page starts and how
+    /// long it is.
+    pub fn page<C>(&mut self, parse: impl FnOnce(&str) -> Option<C>, default: u32, max: u32) -> (Option<C>, PageSize) {
+        let cursor = self.parse("cursor", parse, "a cursor from a previous page");
+        (cursor, self.page_size(default, max))
+    }
+
     /// `limit`: the page size, from 1 to `max`.
     pub fn page_size(&mut self, default: u32, max: u32) -> PageSize {
         self.parse("limit", |s| PageSize::new(s.parse().ok()?, max), &format!("an integer from 1 to {max}"))

@@ -86,8 +86,7 @@ pub async fn list(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<OrganizationOut>>> {
-    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
-    let size = q.page_size(50, MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50, MAX_PAGE);
     q.finish()?;
     Ok(axum::Json(s.app.org_list(&p, &meta, cursor, size).await?.into()))
 }

@@ -82,8 +82,7 @@ pub async fn list(
         from: q.time("from"),
         to: q.time("to"),
     };
-    let before = q.parse("cursor", parse_seq, "a cursor from a previous page");
-    let size = q.page_size(50, MAX_PAGE);
+    let (before, size) = q.page(parse_seq, 50, MAX_PAGE);
     q.finish()?;
     Ok(axum::Json(s.app.audit_list(&p, &meta, &f, before, size).await?.into()))
 }

@@ -22,6 +22,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{parse_json, path_id, Json, Meta, QueryParams};
 use crate::page::PageOut;
 use crate::AppState;
+use ironcase_app::page::parse_keyset;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -201,15 +202,9 @@ pub async fn list(
     Path(id): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<EvidenceOut>>> {
-    let (cursor, size) = evidence_page(&mut q);
+    let (cursor, size) = q.page(parse_keyset, 50, ironcase_app::incidents::MAX_PAGE);
     q.finish()?;
     Ok(axum::Json(s.app.evidence_list(&p, &meta, incident_ref(&id)?, cursor, size).await?.into()))
-}
-
-/// `cursor` and `limit` of an evidence list.
-pub(crate) fn evidence_page(q: &mut QueryParams) -> (Option<(i64, ironcase_domain::EvidenceId)>, ironcase_app::page::PageSize) {
-    let cursor = q.parse("cursor", ironcase_app::page::parse_keyset, "a cursor from a previous page");
-    (cursor, q.page_size(50, ironcase_app::incidents::MAX_PAGE))
 }
 
 /// One piece of evidence's metadata.
@@ -328,8 +323,7 @@ pub async fn custody(
     Path(id): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<CustodyRecord>>> {
-    let after = q.parse("cursor", ironcase_app::page::parse_seq, "a cursor from a previous page");
-    let size = q.page_size(100, ironcase_app::incidents::MAX_PAGE);
+    let (after, size) = q.page(ironcase_app::page::parse_seq, 100, ironcase_app::incidents::MAX_PAGE);
     q.finish()?;
     Ok(axum::Json(s.app.custody_list(&p, &meta, path_id(&id)?, after, size).await?.into()))
 }

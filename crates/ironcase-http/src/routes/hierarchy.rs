@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::audit::AuditEntryOut;
-use super::evidence::{evidence_page, EvidenceOut};
+use super::evidence::EvidenceOut;
 use super::incidents::{incident_ref, IncidentOut};
 use super::members::OrganizationOut;
 use crate::error::{ApiResult, Problem};
@@ -45,8 +45,7 @@ pub async fn children(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<ChildOut>>> {
-    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
-    let size = q.page_size(50, ironcase_app::admin::MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50, ironcase_app::admin::MAX_PAGE);
     q.finish()?;
     let page = s.app.children(&p, &meta, cursor, size).await?.map(|(o, a)| ChildOut { organization: o.into(), parent_access: a });
     Ok(axum::Json(page.into()))
@@ -84,8 +83,7 @@ pub async fn child_incidents(
     Path(org): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<IncidentOut>>> {
-    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
-    let size = q.page_size(50, ironcase_app::incidents::MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50, ironcase_app::incidents::MAX_PAGE);
     q.finish()?;
     let child = s.app.as_parent_of(&p, &meta, path_id(&org)?, "incidents").await?;
     Ok(axum::Json(s.app.incident_list(&child, &meta, &Filter::default(), Sort::CreatedDesc, cursor, size).await?.into()))
@@ -118,7 +116,7 @@ pub async fn child_evidence(
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<EvidenceOut>>> {
     let r = incident_ref(&id)?;
-    let (cursor, size) = evidence_page(&mut q);
+    let (cursor, size) = q.page(parse_keyset, 50, ironcase_app::incidents::MAX_PAGE);
     q.finish()?;
     let child = s.app.as_parent_of(&p, &meta, path_id(&org)?, "evidence").await?;
     Ok(axum::Json(s.app.evidence_list(&child, &meta, r, cursor, size).await?.into()))
@@ -136,8 +134,7 @@ pub async fn child_audit(
     Path(org): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<AuditEntryOut>>> {
-    let before = q.parse("cursor", ironcase_app::page::parse_seq, "a cursor from a previous page");
-    let size = q.page_size(50, ironcase_app::audit::MAX_PAGE);
+    let (before, size) = q.page(ironcase_app::page::parse_seq, 50, ironcase_app::audit::MAX_PAGE);
     q.finish()?;
     Ok(axum::Json(s.app.child_audit(&p, &meta, path_id(&org)?, before, size).await?.into()))
 }

@@ -85,8 +85,7 @@ pub async fn list(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<MemberOut>>> {
-    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
-    let size = q.page_size(50, MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50, MAX_PAGE);
     q.finish()?;
     Ok(axum::Json(s.app.member_list(&p, &meta, cursor, size).await?.into()))
 }
@@ -155,8 +154,7 @@ pub async fn invitations(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<InvitationOut>>> {
-    let cursor = q.parse("cursor", parse_keyset, "a cursor from a previous page");
-    let size = q.page_size(50, MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50, MAX_PAGE);
     q.finish()?;
     Ok(axum::Json(s.app.invitation_list(&p, &meta, cursor, size).await?.into()))
 }

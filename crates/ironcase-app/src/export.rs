@@ -78,8 +78,7 @@ impl Export {
                 let mut out = Vec::with_capacity(incidents.len());
                 for i in incidents {
                     let comments = incident::comments(c, org, i.id)?;
-                    let mut indicators = ioc::for_incident(c, org, i.id)?;
-                    indicators.retain(|s| tlp_max.is_none_or(|m| s.ioc.tlp <= m));
+                    let indicators = ioc::for_incident(c, org, i.id, tlp_max, None, i64::MAX)?;
                     let mut evidence_out = Vec::new();
                     for e in evidence::list(c, org, i.id, None, i64::MAX)? {
                         let custody = evidence::custody(c, org, e.id, 0, i64::MAX)?;

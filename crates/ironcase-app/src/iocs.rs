@@ -11,6 +11,7 @@ use ironcase_store::{audit, event, search, Conn};
 use serde_json::json;
 
 use crate::audit::by;
+use crate::page::{keyset, Page, PageSize};
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
 pub struct NewIoc {
@@ -121,13 +122,21 @@ impl App {
             .await
     }
 
-    pub async fn ioc_list(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<Vec<SightingRow>> {
+    /// The incident's indicators (those the caller may see), by first
+    /// sighting, after `cursor` (a keyset: first seen, indicator id).
+    pub async fn ioc_list(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        r: IncidentRef,
+        cursor: Option<(i64, IocId)>,
+        size: PageSize,
+    ) -> Result<Page<SightingRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let incident = self.incident_for(p, r).await?;
-        let org = p.org;
-        let mut rows = self.store().read(move |c| store::for_incident(c, org, incident.id)).await?;
-        rows.retain(|s| p.may_see(s.ioc.tlp));
-        Ok(rows)
+        let (org, tlp_max) = (p.org, p.tlp_max);
+        let rows = self.store().read(move |c| store::for_incident(c, org, incident.id, tlp_max, cursor, size.fetch())).await?;
+        Ok(Page::cut(rows, size, |last| keyset(last.first_seen.0, last.ioc.id)))
     }
 
     /// Removes an indicator from an incident; the indicator stays for the others.

@@ -126,13 +126,26 @@ const SIGHTING_SQL: &str = "select i.organization_id, i.ioc_id, i.type, i.value,
      from ioc_sighting s join ioc i on i.organization_id = s.organization_id and i.ioc_id = s.ioc_id \
      join incident n on n.organization_id = s.organization_id and n.incident_id = s.incident_id and n.deleted_at is null";
 
-/// The indicators one incident saw.
-pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<SightingRow>> {
+/// The indicators one incident saw at or below `tlp_max`, by first sighting,
+/// after `(first_seen, ioc id)`, at most `limit`.
+pub fn for_incident(
+    c: &Conn,
+    org: OrgId,
+    incident: IncidentId,
+    tlp_max: Option<Tlp>,
+    after: Option<(i64, IocId)>,
+    limit: i64,
+) -> Result<Vec<SightingRow>> {
     c.scope(org)?;
+    let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
     query_map(
         c,
-        &format!("{SIGHTING_SQL} where s.organization_id = ? and s.incident_id = ? order by s.first_seen, i.ioc_id"),
-        params![org.to_string(), incident.to_string()],
+        &format!(
+            "{SIGHTING_SQL} where s.organization_id = ? and s.incident_id = ?{} and (s.first_seen, i.ioc_id) > (?, ?) \
+             order by s.first_seen, i.ioc_id limit ?",
+            crate::incident::tlp_clause("i.", tlp_max)
+        ),
+        params![org.to_string(), incident.to_string(), at, id, limit],
         sighting_row,
     )
 }

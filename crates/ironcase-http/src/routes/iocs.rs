@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use super::incidents::incident_ref;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Meta, QueryParams};
+use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -74,11 +75,6 @@ impl From<SightingRow> for IocSighting {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct IocSightingList {
-    pub items: Vec<IocSighting>,
-}
-
 /// Adds an indicator to an incident (201), or records a new sighting of one it
 /// already has (200). The same indicator on another incident is linked, not copied.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/iocs", tag = "iocs", request_body = AddIoc, security(("bearer" = [])),
@@ -96,17 +92,21 @@ pub async fn add(
     Ok((if new_link { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(row.into())))
 }
 
-/// The indicators of an incident.
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/iocs", tag = "iocs", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = IocSightingList), (status = 404, body = Problem)))]
+/// The indicators of an incident, by first sighting.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/iocs", tag = "iocs", security(("bearer" = [])),
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 100"),
+        ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = PageOut<IocSighting>), (status = 404, body = Problem)))]
 pub async fn list(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<IocSightingList>> {
-    let rows = s.app.ioc_list(&p, &meta, incident_ref(&id)?).await?;
-    Ok(axum::Json(IocSightingList { items: rows.into_iter().map(Into::into).collect() }))
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<IocSighting>>> {
+    let (cursor, size) = q.page(ironcase_app::page::parse_keyset, 100, ironcase_app::incidents::MAX_PAGE);
+    q.finish()?;
+    Ok(axum::Json(s.app.ioc_list(&p, &meta, incident_ref(&id)?, cursor, size).await?.into()))
 }
 
 /// Unlinks an indicator from an incident.

@@ -191,3 +191,36 @@ async fn an_incidents_evidence_walks_past_its_largest_page() {
     let got = walk(&app, &owner.token, &format!("/api/v1/incidents/{inc}/evidence"), MAX, id).await;
     assert_eq!(got.into_iter().collect::<HashSet<_>>(), made);
 }
+
+#[tokio::test]
+async fn an_incidents_indicators_walk_past_their_largest_page_within_a_keys_tlp() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let body = json!({ "title": "noisy", "severity": "low", "category": "other", "tlp": "green" });
+    let inc = app.post("/api/v1/incidents", &owner.token, body).await.expect(201).str("id");
+    let mut green = HashSet::new();
+    for i in 0..=MAX {
+        let tlp = if i % 2 == 0 { "green" } else { "red" };
+        let r = app
+            .post(
+                &format!("/api/v1/incidents/{inc}/iocs"),
+                &owner.token,
+                json!({ "type": "domain", "value": format!("d{i}.example"), "tlp": tlp }),
+            )
+            .await
+            .expect(201);
+        if tlp == "green" {
+            green.insert(r.body["ioc"]["id"].as_str().or(r.body["id"].as_str()).expect("ioc id").to_owned());
+        }
+    }
+    let ioc_id = |s: &Value| s["ioc"]["id"].as_str().or(s["id"].as_str()).expect("ioc id").to_owned();
+    assert_eq!(walk(&app, &owner.token, &format!("/api/v1/incidents/{inc}/iocs"), MAX, ioc_id).await.len(), MAX as usize + 1);
+    // A key with a green ceiling walks only the green ones, in full pages.
+    let key = app
+        .post("/api/v1/api-keys", &owner.token, json!({ "name": "g", "role": "viewer", "tlp_max": "green" }))
+        .await
+        .expect(201)
+        .str("key");
+    let seen = walk(&app, &key, &format!("/api/v1/incidents/{inc}/iocs"), 50, ioc_id).await;
+    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), green);
+}

@@ -186,9 +186,6 @@ impl App {
     }
 }
 
-/// The largest page of an organisation list.
-pub const MAX_PAGE: u32 = 200;
-
 pub(crate) fn org_cursor(o: &OrgRow) -> String {
     crate::page::keyset(o.created_at.0, o.id)
 }

@@ -68,9 +68,6 @@ pub fn verify_all(c: &ironcase_store::Conn) -> Result<Vec<Verification>> {
     Ok(out)
 }
 
-/// The largest page of an audit list.
-pub const MAX_PAGE: u32 = 200;
-
 /// One page of entries, newest first: entries before `before`.
 pub(crate) fn audit_page(
     c: &ironcase_store::Conn,

@@ -12,9 +12,6 @@ use crate::audit::by;
 use crate::page::{keyset, Page, PageSize};
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
-/// The largest page of an incident list.
-pub const MAX_PAGE: u32 = 200;
-
 #[derive(Debug, Clone)]
 pub struct NewIncident {
     pub title: String,
@@ -183,7 +180,7 @@ impl App {
         self.require(p, meta, Permission::IncidentRead).await?;
         let (org, mut f) = (p.org, f.clone());
         f.tlp_max = p.tlp_max;
-        // A page is at most MAX_PAGE rows found through an index that gives the
+        // A page is at most page::MAX_PAGE rows found through an index that gives the
         // order: short enough to run inline, which costs less than a thread hop.
         let rows = self.store().read_now(move |c| store::list(c, org, &f, sort, cursor, size.fetch())).await?;
         Ok(Page::cut(rows, size, |last| keyset(sort.key(last), last.id)))

@@ -15,8 +15,6 @@ use crate::{App, AppError, ErrorCode, Principal, RequestMeta, Result};
 
 /// The prefix of an invitation's token.
 pub const INVITATION_PREFIX: &str = "ici_";
-/// The largest page of member, invitation and API-key lists.
-pub const MAX_PAGE: u32 = 200;
 /// How long an invitation's link works.
 pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 3600;
 
@@ -154,7 +152,7 @@ impl App {
             let email = inv.email.clone();
             self.store().read(move |c| org::find_user_by_email(c, &email)).await?
         };
-        let mut errs = ValidationErrors::default();
+        let is_new = existing.is_none();
         let user = match existing {
             Some(u) => {
                 let hash = u.password_hash.clone();
@@ -164,20 +162,18 @@ impl App {
                 u
             }
             None => {
+                let mut errs = ValidationErrors::default();
                 let name = validate::text("name", input.name.as_deref().unwrap_or(""), 1, 200, &mut errs);
                 let hash = new_user_password(false, Some(&input.password), "password", &mut errs).await?;
                 errs.into_result()?;
-                let u = UserRow {
+                UserRow {
                     id: UserId::new(),
                     email: inv.email.clone(),
                     name,
                     password_hash: hash.unwrap_or_default(),
                     is_operator: false,
                     created_at: now,
-                };
-                let u2 = u.clone();
-                self.store().write(move |c| Ok::<_, AppError>(org::insert_user(c, &u2)?)).await?;
-                u
+                }
             }
         };
         let joined = Principal {
@@ -190,9 +186,13 @@ impl App {
             rate_per_minute: None,
         };
         let meta2 = meta.clone();
+        // One transaction: a refusal (quota, a race) leaves no account behind.
         self.store()
             .write(move |c| {
                 invitation::accept(c, inv.org, inv.id, now)?;
+                if is_new {
+                    org::insert_user(c, &user)?;
+                }
                 if org::membership_role(c, inv.org, user.id)?.is_some() {
                     return Err(AppError::Conflict { code: ErrorCode::AlreadyMember, detail: "this account is already a member".into() });
                 }

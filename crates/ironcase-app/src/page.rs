@@ -5,6 +5,10 @@
 //! lose the rows past a clamp again (a handler asking for `limit + 1` while the
 //! use case clamped `limit` did).
 
+/// The largest page of a list (search and similar incidents have their own,
+/// smaller one).
+pub const MAX_PAGE: u32 = 200;
+
 /// How many items a client asked for: from 1 to the list's maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageSize(u32);

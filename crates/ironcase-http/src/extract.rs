@@ -1,7 +1,6 @@
 //! Extractors: JSON bodies whose every bad field is reported, query strings
 //! parsed field by field, the caller's principal, and request facts for audit.
 
-use ironcase_app::ErrorCode;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -10,6 +9,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use ironcase_app::page::PageSize;
+use ironcase_app::ErrorCode;
 use ironcase_app::{Principal, RequestMeta};
 use ironcase_domain::{FieldError, Timestamp};
 use serde::de::DeserializeOwned;
@@ -179,11 +179,11 @@ impl QueryParams {
         self.parse(name, Timestamp::parse_rfc3339, "an RFC 3339 timestamp")
     }
 
-    /// `cursor` (read by `parse`) and `limit`: where a page starts and how
-    /// long it is.
-    pub fn page<C>(&mut self, parse: impl FnOnce(&str) -> Option<C>, default: u32, max: u32) -> (Option<C>, PageSize) {
+    /// `cursor` (read by `parse`) and `limit` (up to the lists' maximum):
+    /// where a page starts and how long it is.
+    pub fn page<C>(&mut self, parse: impl FnOnce(&str) -> Option<C>, default: u32) -> (Option<C>, PageSize) {
         let cursor = self.parse("cursor", parse, "a cursor from a previous page");
-        (cursor, self.page_size(default, max))
+        (cursor, self.page_size(default, ironcase_app::page::MAX_PAGE))
     }
 
     /// `limit`: the page size, from 1 to `max`.

@@ -1,15 +1,14 @@
 //! Around every request: its id (taken from `x-request-id` when sane), the
 //! task-local that error bodies read it from, metrics and one log line.
 
-use ironcase_app::ErrorCode;
-use std::time::Instant;
-
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use ironcase_app::ErrorCode;
 
 use crate::error::REQUEST_ID;
 use crate::AppState;

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{patch, post, put};
 use axum::Router;
-use ironcase_app::admin::{NewOrganization, MAX_PAGE};
+use ironcase_app::admin::NewOrganization;
 use ironcase_app::page::parse_keyset;
 use ironcase_app::Principal;
 use ironcase_domain::plan::{OrgStatus, Overrides, PlanName};
@@ -86,7 +86,7 @@ pub async fn list(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<OrganizationOut>>> {
-    let (cursor, size) = q.page(parse_keyset, 50, MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50);
     q.finish()?;
     Ok(axum::Json(s.app.org_list(&p, &meta, cursor, size).await?.into()))
 }

@@ -125,7 +125,7 @@ pub async fn list(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<ApiKeyOut>>> {
-    let (cursor, size) = q.page(ironcase_app::page::parse_keyset, 50, ironcase_app::members::MAX_PAGE);
+    let (cursor, size) = q.page(ironcase_app::page::parse_keyset, 50);
     q.finish()?;
     Ok(axum::Json(s.app.apikey_list(&p, &meta, cursor, size).await?.into()))
 }

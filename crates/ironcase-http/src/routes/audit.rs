@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use ironcase_app::audit::MAX_PAGE;
 use ironcase_app::page::parse_seq;
 use ironcase_app::store::audit::{EntryRow, Filter};
 use ironcase_app::Principal;
@@ -82,7 +81,7 @@ pub async fn list(
         from: q.time("from"),
         to: q.time("to"),
     };
-    let (before, size) = q.page(parse_seq, 50, MAX_PAGE);
+    let (before, size) = q.page(parse_seq, 50);
     q.finish()?;
     Ok(axum::Json(s.app.audit_list(&p, &meta, &f, before, size).await?.into()))
 }

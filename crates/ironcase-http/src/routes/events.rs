@@ -1,7 +1,6 @@
 //! `/events`: the organisation's events, live, over Server-Sent Events or a
 //! WebSocket, resumable by cursor (the event id).
 
-use ironcase_app::ErrorCode;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use ironcase_app::live::{End, EventStream, StreamFilter};
+use ironcase_app::ErrorCode;
 use ironcase_app::{AppError, Principal};
 use ironcase_domain::{FieldError, Timestamp};
 use serde::Serialize;

@@ -202,7 +202,7 @@ pub async fn list(
     Path(id): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<EvidenceOut>>> {
-    let (cursor, size) = q.page(parse_keyset, 50, ironcase_app::incidents::MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50);
     q.finish()?;
     Ok(axum::Json(s.app.evidence_list(&p, &meta, incident_ref(&id)?, cursor, size).await?.into()))
 }
@@ -323,7 +323,7 @@ pub async fn custody(
     Path(id): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<CustodyRecord>>> {
-    let (after, size) = q.page(ironcase_app::page::parse_seq, 100, ironcase_app::incidents::MAX_PAGE);
+    let (after, size) = q.page(ironcase_app::page::parse_seq, 100);
     q.finish()?;
     Ok(axum::Json(s.app.custody_list(&p, &meta, path_id(&id)?, after, size).await?.into()))
 }

@@ -45,7 +45,7 @@ pub async fn children(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<ChildOut>>> {
-    let (cursor, size) = q.page(parse_keyset, 50, ironcase_app::admin::MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50);
     q.finish()?;
     let page = s.app.children(&p, &meta, cursor, size).await?.map(|(o, a)| ChildOut { organization: o.into(), parent_access: a });
     Ok(axum::Json(page.into()))
@@ -83,7 +83,7 @@ pub async fn child_incidents(
     Path(org): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<IncidentOut>>> {
-    let (cursor, size) = q.page(parse_keyset, 50, ironcase_app::incidents::MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50);
     q.finish()?;
     let child = s.app.as_parent_of(&p, &meta, path_id(&org)?, "incidents").await?;
     Ok(axum::Json(s.app.incident_list(&child, &meta, &Filter::default(), Sort::CreatedDesc, cursor, size).await?.into()))
@@ -116,7 +116,7 @@ pub async fn child_evidence(
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<EvidenceOut>>> {
     let r = incident_ref(&id)?;
-    let (cursor, size) = q.page(parse_keyset, 50, ironcase_app::incidents::MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50);
     q.finish()?;
     let child = s.app.as_parent_of(&p, &meta, path_id(&org)?, "evidence").await?;
     Ok(axum::Json(s.app.evidence_list(&child, &meta, r, cursor, size).await?.into()))
@@ -134,7 +134,7 @@ pub async fn child_audit(
     Path(org): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<AuditEntryOut>>> {
-    let (before, size) = q.page(ironcase_app::page::parse_seq, 50, ironcase_app::audit::MAX_PAGE);
+    let (before, size) = q.page(ironcase_app::page::parse_seq, 50);
     q.finish()?;
     Ok(axum::Json(s.app.child_audit(&p, &meta, path_id(&org)?, before, size).await?.into()))
 }

@@ -170,7 +170,7 @@ pub async fn list(
         tlp_max: None,
     };
     let sort = q.parse("sort", Sort::parse, "one of -created_at, created_at, -updated_at, updated_at").unwrap_or(Sort::CreatedDesc);
-    let (cursor, size) = q.page(parse_keyset, 50, ironcase_app::incidents::MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50);
     q.finish()?;
     Ok(axum::Json(s.app.incident_list(&p, &meta, &f, sort, cursor, size).await?.into()))
 }
@@ -328,7 +328,7 @@ pub async fn timeline(
     Path(id): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<TimelineEvent>>> {
-    let (after, size) = q.page(ironcase_app::page::parse_seq, 100, ironcase_app::incidents::MAX_PAGE);
+    let (after, size) = q.page(ironcase_app::page::parse_seq, 100);
     q.finish()?;
     Ok(axum::Json(s.app.incident_timeline(&p, &meta, incident_ref(&id)?, after, size).await?.into()))
 }

@@ -104,7 +104,7 @@ pub async fn list(
     Path(id): Path<String>,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<IocSighting>>> {
-    let (cursor, size) = q.page(ironcase_app::page::parse_keyset, 100, ironcase_app::incidents::MAX_PAGE);
+    let (cursor, size) = q.page(ironcase_app::page::parse_keyset, 100);
     q.finish()?;
     Ok(axum::Json(s.app.ioc_list(&p, &meta, incident_ref(&id)?, cursor, size).await?.into()))
 }

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use axum::Router;
-use ironcase_app::members::{Acceptance, NewMember, MAX_PAGE};
+use ironcase_app::members::{Acceptance, NewMember};
 use ironcase_app::page::parse_keyset;
 use ironcase_app::store::invitation::InvitationRow;
 use ironcase_app::store::org::{MemberRow, OrgRow};
@@ -85,7 +85,7 @@ pub async fn list(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<MemberOut>>> {
-    let (cursor, size) = q.page(parse_keyset, 50, MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50);
     q.finish()?;
     Ok(axum::Json(s.app.member_list(&p, &meta, cursor, size).await?.into()))
 }
@@ -154,7 +154,7 @@ pub async fn invitations(
     Meta(meta): Meta,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<InvitationOut>>> {
-    let (cursor, size) = q.page(parse_keyset, 50, MAX_PAGE);
+    let (cursor, size) = q.page(parse_keyset, 50);
     q.finish()?;
     Ok(axum::Json(s.app.invitation_list(&p, &meta, cursor, size).await?.into()))
 }

@@ -70,7 +70,7 @@ error_codes! {
     RateLimited = "rate_limited", 429, "a rate limit or the login throttle refused the request (`Retry-After`)";
     Internal = "internal", 500, "a fault of the server; the cause is logged with the request id, never sent";
     IntegrityFailure = "integrity_failure", 500, "stored evidence no longer matches its hash; it was not served";
-    Unavailable = "unavailable", 503, "the store is unreachable, shutting down or overloaded; try again";
+    Unavailable = "unavailable", 503, "the database is unreachable, stalled or too slow, or the service is shutting down; try again (after Retry-After)";
 }
 
 impl ErrorCode {

@@ -128,7 +128,10 @@ impl From<AppError> for ApiError {
             AppError::InvalidQuery { position, message } => {
                 ApiError { position: Some(position), ..ApiError::new(C::InvalidQuery, format!("{message} (at position {position})")) }
             }
-            AppError::Unavailable => ApiError::new(C::Unavailable, "the service is shutting down or overloaded"),
+            AppError::Unavailable => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(C::Unavailable, "the database cannot be reached now, or the service is shutting down; try again")
+            },
             AppError::Internal(cause) => {
                 tracing::error!(request_id = current_request_id(), cause = %cause, "internal error");
                 ApiError::new(C::Internal, "an internal error occurred; quote the request id when reporting it")

@@ -178,6 +178,13 @@ pub struct Filter {
 /// Newest first, entries with `seq < before`.
 pub fn list(c: &Conn, tenant: &str, f: &Filter, before: Option<i64>, limit: i64) -> Result<Vec<EntryRow>> {
     c.scope(tenant)?;
+    crate::list_in_order(c, list_query(tenant, f, before, limit), entry)
+}
+
+/// The list's statement: the tenant's
+/// entries, or those of one action, one actor or one resource, are read
+/// down their index; other filters are left to the planner.
+pub(crate) fn list_query(tenant: &str, f: &Filter, before: Option<i64>, limit: i64) -> crate::db::ListQuery {
     let mut sql = format!("select {COLS} from audit_log where organization_id = ?");
     let mut p: Vec<Value> = vec![Value::Text(tenant.to_owned())];
     for (col, v) in [
@@ -200,7 +207,13 @@ pub fn list(c: &Conn, tenant: &str, f: &Filter, before: Option<i64>, limit: i64)
     }
     sql.push_str(" order by seq desc limit ?");
     p.push(Value::Integer(limit));
-    query_map(c, &sql, p, entry)
+    let indexed = [f.action.is_some(), f.actor_id.is_some(), f.resource_type.is_some()].into_iter().filter(|on| *on).count();
+    let in_index_order = indexed <= 1
+        && (f.resource_id.is_none() || f.resource_type.is_some())
+        && f.outcome.is_none()
+        && f.from.is_none()
+        && f.to.is_none();
+    crate::db::ListQuery { sql, params: p, in_index_order }
 }
 
 /// The outcome of re-computing a chain.

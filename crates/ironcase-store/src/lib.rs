@@ -60,7 +60,9 @@ pub enum StoreError {
     /// A unique constraint refused the write; carries the constraint text.
     #[error("conflict: {0}")]
     Conflict(String),
-    #[error("the store is closed")]
+    /// The database cannot serve the request now (closed, unreachable,
+    /// stalled, too slow): it may be tried again.
+    #[error("the database is unavailable")]
     Unavailable,
     #[error("database error: {0}")]
     Database(String),
@@ -143,7 +145,8 @@ enum Engine {
         readers: Arc<PgPool>,
         /// How to connect as the database's owner (maintenance); it may
         /// hold a password: never printed.
-        owner_url: String,
+        /// The database's owner: for `vacuum analyze`, with no time limit.
+        owner: pipe::Target,
     },
 }
 
@@ -292,24 +295,33 @@ impl Store {
     /// Connects to PostgreSQL at `url` (as the owner of its database, which
     /// applies the migrations), and works from then on as the application's
     /// role, under row-level security. Several nodes may share one database.
+    /// The server must answer within [`DEFAULT_WAIT`].
     pub async fn open_postgres(url: &str) -> Result<Store> {
-        let owner_url = url.to_owned();
-        let url = url.to_owned();
-        let (writer_conn, readers) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let mut owner = ::postgres::Client::connect(&url, ::postgres::NoTls)?;
-            pg::migrate(&mut owner)?;
-            pg::check_settings(&mut owner);
-            drop(owner);
-            let w = db::PgConn::for_writer(db::PgConn::connect(&url)?);
+        Self::open_postgres_within(url, DEFAULT_WAIT).await
+    }
+
+    /// As [`Store::open_postgres`]; a server silent for `wait` (stalled,
+    /// gone, unreachable), or a statement running longer, fails the
+    /// requests waiting on it with [`StoreError::Unavailable`], and the
+    /// connection is made again for the next.
+    pub async fn open_postgres_within(url: &str, wait: Duration) -> Result<Store> {
+        let owner = pipe::Target::parse(url, pipe::Limits::NONE)?;
+        let app = owner.with_limits(pipe::Limits::within(wait));
+        let (writer_conn, readers, owner) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut pipe = pipe::Pipe::connect(&owner)?;
+            pg::migrate(&mut pipe)?;
+            pg::check_settings(&mut pipe);
+            drop(pipe);
+            let w = db::PgConn::for_writer(db::PgConn::connect(&app)?);
             let readers =
-                (0..READERS + SCANNERS).map(|_| db::PgConn::connect(&url).map(db::PgConn::for_reads)).collect::<Result<Vec<_>>>()?;
-            Ok((w, readers))
+                (0..READERS + SCANNERS).map(|_| db::PgConn::connect(&app).map(db::PgConn::for_reads)).collect::<Result<Vec<_>>>()?;
+            Ok((w, readers, owner))
         })
         .await
         .map_err(|e| StoreError::Database(e.to_string()))??;
         let (commits_tx, commits) = tokio::sync::watch::channel(0u64);
         let writer = writer::Writer::start(writer::Owned::Postgres(Box::new(writer_conn)), commits_tx)?;
-        let engine = Engine::Postgres { readers: Arc::new(PgPool(Pool::new(readers))), owner_url };
+        let engine = Engine::Postgres { readers: Arc::new(PgPool(Pool::new(readers))), owner };
         Ok(Store { inner: Arc::new(Inner { engine, writer, commits }) })
     }
 
@@ -413,13 +425,9 @@ impl Store {
     pub async fn analyze(&self) -> Result<()> {
         match &self.inner.engine {
             Engine::Sqlite { .. } => self.write(bulk::finish).await,
-            Engine::Postgres { owner_url, .. } => {
-                let url = owner_url.clone();
-                tokio::task::spawn_blocking(move || -> Result<()> {
-                    let mut owner = ::postgres::Client::connect(&url, ::postgres::NoTls)?;
-                    owner.batch_execute("vacuum analyze")?;
-                    Ok(())
-                })
+            Engine::Postgres { owner, .. } => {
+                let owner = owner.clone();
+                tokio::task::spawn_blocking(move || -> Result<()> { pipe::Pipe::connect(&owner)?.batch("vacuum analyze") })
                 .await
                 .map_err(|e| StoreError::Database(e.to_string()))?
             }
@@ -477,6 +485,9 @@ where
 
 /// Embedded migrations, applied in order, each once, each in its own
 /// transaction. A migration is never edited after release (expand/contract).
+/// How long a PostgreSQL server may keep a request waiting, by default.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/sqlite/0001_core.sql")),
     (2, "ioc", include_str!("../migrations/sqlite/0002_ioc.sql")),
@@ -538,6 +549,16 @@ pub(crate) fn parse_opt_id<T: FromStr, I: db::Idx>(row: &Row<'_, '_>, col: I) ->
 }
 
 /// Runs a query and maps every row with `f`, which may fail with a `StoreError`.
+/// Runs a list's statement, in its index's order when one index serves it
+/// (see [`Conn::in_index_order`]).
+pub(crate) fn list_in_order<T>(c: &Conn, q: db::ListQuery, f: impl Fn(&Row<'_, '_>) -> Result<T>) -> Result<Vec<T>> {
+    if q.in_index_order {
+        c.in_index_order(|| query_map(c, &q.sql, q.params, f))
+    } else {
+        query_map(c, &q.sql, q.params, f)
+    }
+}
+
 pub(crate) fn query_map<T>(c: &Conn, sql: &str, params: impl db::Params, f: impl Fn(&Row<'_, '_>) -> Result<T>) -> Result<Vec<T>> {
     let mut out = Vec::new();
     c.each_row(sql, params, |r| {

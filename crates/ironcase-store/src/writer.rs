@@ -80,6 +80,7 @@ impl Writer {
                 let result = match (out, commit_err) {
                     (Ok(_), Some(e)) => Err(E::from(match e {
                         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+                        StoreError::Unavailable => StoreError::Unavailable,
                         e => StoreError::Database(format!("write failed: {e}")),
                     })),
                     (out, _) => out,
@@ -241,11 +242,17 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
         if let Some(p) = pg {
             p.forget_scope();
         }
+        // The connection went during the batch (the server stalled, ended
+        // it, or went away): whatever failed, failed because of that, and
+        // the requests may be tried again.
+        let gone = pg.is_some_and(PgConn::is_gone);
+        let outage = |e: Option<StoreError>| e.map(|e| if gone { StoreError::Unavailable } else { e });
+        let commit = outage(commit);
         if commit.is_none() {
             commits.send_modify(|n| *n = n.wrapping_add(1));
         }
         for (f, own, auth_changed) in finishes.drain(..) {
-            f(own.as_ref().or(commit.as_ref()), auth_changed);
+            f(outage(own).as_ref().or(commit.as_ref()), auth_changed);
         }
     }
     if let Owned::Sqlite(c) = &owned {

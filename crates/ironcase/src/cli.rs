@@ -25,7 +25,10 @@ pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Verify { data_dir, database_url } => {
             let lines = match database_url {
                 Some(url) => {
-                    let store = Store::open_postgres(&url).await.context("opening the PostgreSQL database")?;
+                    // Reading a long chain may take a while: an hour at most.
+                    let store = Store::open_postgres_within(&url, std::time::Duration::from_secs(3600))
+                        .await
+                        .context("opening the PostgreSQL database")?;
                     let lines = store.read(verify_all).await?;
                     store.close().await;
                     lines

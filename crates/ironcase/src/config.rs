@@ -75,6 +75,11 @@ pub struct ServeArgs {
     /// several nodes over one database [default: none, SQLite in the data dir]
     #[arg(long, env = "IRONCASE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Seconds PostgreSQL may keep a request waiting (silent, stalled, gone,
+    /// or one statement running that long) before the request fails with
+    /// 503 `unavailable` and the connection is made again [default: 10]
+    #[arg(long, env = "IRONCASE_DATABASE_TIMEOUT")]
+    pub database_timeout: Option<u64>,
     /// A secret that opens `/metrics` to any address (`Authorization: Bearer
     /// <token>`); without it, `/metrics` answers only connections from this
     /// machine that no proxy forwarded [default: none]
@@ -122,6 +127,7 @@ struct FileConfig {
     stream_buffer: Option<usize>,
     redis_url: Option<String>,
     database_url: Option<String>,
+    database_timeout: Option<u64>,
     metrics_token: Option<String>,
 }
 
@@ -157,6 +163,8 @@ pub struct Config {
     pub redis_url: Option<ironcase_app::shared::RedisUrl>,
     /// PostgreSQL; `None`: SQLite under the data directory.
     pub database_url: Option<ironcase_app::shared::SecretUrl>,
+    /// How long PostgreSQL may keep a request waiting.
+    pub database_timeout_secs: u64,
     /// Opens `/metrics` to those who present it; `None`: loopback only.
     pub metrics_token: Option<ironcase_app::shared::SecretUrl>,
 }
@@ -183,6 +191,7 @@ impl Config {
             stream_buffer: 1024,
             redis_url: None,
             database_url: None,
+            database_timeout_secs: 10,
             metrics_token: None,
         }
     }
@@ -212,6 +221,7 @@ impl Config {
             stream_buffer: args.stream_buffer.or(file.stream_buffer).unwrap_or(1024),
             redis_url: args.redis_url.or(file.redis_url).map(ironcase_app::shared::RedisUrl::new),
             database_url: args.database_url.or(file.database_url).map(ironcase_app::shared::SecretUrl::new),
+            database_timeout_secs: args.database_timeout.or(file.database_timeout).unwrap_or(10),
             metrics_token: args.metrics_token.or(file.metrics_token).map(ironcase_app::shared::SecretUrl::new),
         };
         cfg.validate()?;
@@ -231,6 +241,7 @@ impl Config {
             anyhow::ensure!(t.expose().len() >= 16, "metrics_token must be at least 16 characters");
         }
         anyhow::ensure!((1..=3600).contains(&self.stream_heartbeat_secs), "stream_heartbeat must be 1 to 3600 seconds");
+        anyhow::ensure!((1..=3600).contains(&self.database_timeout_secs), "database_timeout must be 1 to 3600 seconds");
         anyhow::ensure!((16..=1_000_000).contains(&self.stream_buffer), "stream_buffer must be 16 to 1000000 events");
         for o in &self.allowed_origins {
             anyhow::ensure!(

@@ -61,7 +61,9 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
     create_private_dir(&cfg.data_dir)?;
     let master = master_key(&cfg.data_dir)?;
     let store = match &cfg.database_url {
-        Some(url) => Store::open_postgres(url.expose()).await.context("opening the PostgreSQL database")?,
+        Some(url) => Store::open_postgres_within(url.expose(), std::time::Duration::from_secs(cfg.database_timeout_secs))
+            .await
+            .context("opening the PostgreSQL database")?,
         None => Store::open_sqlite(&cfg.data_dir.join("ironcase.db")).await.context("opening the database")?,
     };
     let blobs = if cfg.evidence_store == "local" {

@@ -40,15 +40,21 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
-use postgres::types::{FromSql, IsNull, ToSql, Type};
+use tokio_postgres::config::Host;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres_protocol::authentication::sasl;
 use postgres_protocol::message::backend::{self, Message};
 use postgres_protocol::message::frontend;
 
+pub use target::{Limits, Target};
+
 use crate::{Result, StoreError};
+
+mod target;
 
 /// Statements sent and not yet answered, at most, before this side stops to
 /// read their answers (each is some tens of bytes, far below what the
@@ -61,10 +67,14 @@ const WRITE_AT: usize = 64 * 1024;
 
 /// The SQLSTATE of a unique violation.
 const UNIQUE_VIOLATION: &str = "23505";
+/// The SQLSTATE of a statement cancelled by `statement_timeout` (or by an
+/// operator).
+const STATEMENT_TIMEOUT: &str = "57014";
 
 enum Stream {
     Tcp(std::net::TcpStream),
     Unix(std::os::unix::net::UnixStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>),
 }
 
 impl Stream {
@@ -72,6 +82,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 
@@ -79,6 +90,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.write_all(buf),
             Stream::Unix(s) => s.write_all(buf),
+            Stream::Tls(s) => s.write_all(buf).and_then(|_| s.flush()),
         }
     }
 }
@@ -191,8 +203,35 @@ pub(crate) struct Pipe {
     next_name: u64,
 }
 
+/// A failure to reach the server (while connecting: the cause is said).
 fn io_err(e: std::io::Error) -> StoreError {
     StoreError::Database(format!("PostgreSQL connection: {e}"))
+}
+
+/// A failure to encode a message (a bug, or a value PostgreSQL cannot take).
+fn enc_err(e: std::io::Error) -> StoreError {
+    StoreError::Database(format!("cannot encode a message to PostgreSQL: {e}"))
+}
+
+/// The socket options every TCP connection gets: time-outs on reads and
+/// writes, keepalive probes after `io` of silence (every third of it, three
+/// times), and written bytes unacknowledged for `io` end the connection.
+/// Without `io`, keepalive probes after a minute.
+fn limit(s: &std::net::TcpStream, limits: &Limits) -> std::io::Result<()> {
+    s.set_nodelay(true)?;
+    s.set_read_timeout(limits.io)?;
+    s.set_write_timeout(limits.io)?;
+    let idle = limits.io.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(1));
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval((idle / 3).max(Duration::from_secs(1)))
+        .with_retries(3);
+    let sock = socket2::SockRef::from(s);
+    sock.set_tcp_keepalive(&keepalive)?;
+    if let Some(io) = limits.io {
+        sock.set_tcp_user_timeout(Some(io))?;
+    }
+    Ok(())
 }
 
 /// The server's error as the store's: a unique violation is a conflict
@@ -213,6 +252,12 @@ fn db_err(body: &backend::ErrorResponseBody) -> StoreError {
     if code == UNIQUE_VIOLATION {
         return StoreError::Conflict(if constraint.is_empty() { message } else { constraint });
     }
+    // The server cannot do it now (a statement over its time, a shutdown, a
+    // lack of resources, a lost connection): the request may be tried again.
+    if code == STATEMENT_TIMEOUT || code.starts_with("57P") || code.starts_with("53") || code.starts_with("08") {
+        tracing::warn!(code, message, "PostgreSQL cannot serve the request now");
+        return StoreError::Unavailable;
+    }
     if detail.is_empty() {
         StoreError::Database(format!("{message} ({code})"))
     } else {
@@ -224,8 +269,10 @@ fn skipped() -> StoreError {
     StoreError::Database("not run: an earlier statement of its group failed".into())
 }
 
+/// The connection is gone: the request that finds it so is answered as
+/// when the database cannot be reached (the cause was logged when found).
 fn closed() -> StoreError {
-    StoreError::Database("the PostgreSQL connection is gone".into())
+    StoreError::Unavailable
 }
 
 fn rows_of(tag: &str) -> u64 {
@@ -233,23 +280,24 @@ fn rows_of(tag: &str) -> u64 {
 }
 
 impl Pipe {
-    /// Connects (no TLS: the database is on loopback or a private network)
-    /// and authenticates (trust, password, MD5 or SCRAM-SHA-256).
-    pub(crate) fn connect(url: &str) -> Result<Pipe> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Database(format!("bad database URL: {e}")))?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(StoreError::Database("the database URL requires TLS, which the store does not speak".into()));
-        }
+    /// Connects to `target` (with TLS as its `sslmode` says) and
+    /// authenticates (trust, password, MD5 or SCRAM-SHA-256).
+    pub(crate) fn connect(target: &Target) -> Result<Pipe> {
+        let config = &target.config;
         let timeout = config.get_connect_timeout().copied().unwrap_or(std::time::Duration::from_secs(10));
         let mut last = StoreError::Database("the database URL names no host".into());
         let ports = config.get_ports();
         for (n, host) in config.get_hosts().iter().enumerate() {
             let port = ports.get(n).or(ports.first()).copied().unwrap_or(5432);
-            match Self::open(host, port, timeout) {
-                Ok(stream) => {
-                    let mut pipe = Pipe::over(stream);
-                    pipe.startup(&config)?;
-                    return Ok(pipe);
+            let tls_first = target.ssl.tls_first();
+            match Self::open(target, host, port, timeout, tls_first).and_then(|s| Pipe::over(s).startup(config)) {
+                Ok(pipe) => return Ok(pipe),
+                // `allow`: refused without TLS, it tries with it.
+                Err(StoreError::Database(m)) if target.ssl == target::SslMode::Allow && m.contains("28000") => {
+                    match Self::open(target, host, port, timeout, true).and_then(|s| Pipe::over(s).startup(config)) {
+                        Ok(pipe) => return Ok(pipe),
+                        Err(e) => last = e,
+                    }
                 }
                 Err(e) => last = e,
             }
@@ -257,27 +305,60 @@ impl Pipe {
         Err(last)
     }
 
-    fn open(host: &tokio_postgres::config::Host, port: u16, timeout: std::time::Duration) -> Result<Stream> {
+    fn open(target: &Target, host: &Host, port: u16, timeout: Duration, tls: bool) -> Result<Stream> {
         use std::net::ToSocketAddrs;
         match host {
-            tokio_postgres::config::Host::Tcp(h) => {
+            Host::Tcp(h) => {
                 let mut last = None;
                 for addr in (h.as_str(), port).to_socket_addrs().map_err(io_err)? {
                     match std::net::TcpStream::connect_timeout(&addr, timeout) {
                         Ok(s) => {
-                            s.set_nodelay(true).map_err(io_err)?;
-                            return Ok(Stream::Tcp(s));
+                            limit(&s, &target.limits).map_err(io_err)?;
+                            return match (&target.tls, tls) {
+                                (Some(config), true) => Self::tls(s, h, config, target.ssl.tls_required()),
+                                _ => Ok(Stream::Tcp(s)),
+                            };
                         }
                         Err(e) => last = Some(e),
                     }
                 }
                 Err(last.map_or_else(|| StoreError::Database("the database host has no address".into()), io_err))
             }
-            tokio_postgres::config::Host::Unix(dir) => {
+            // As libpq: no TLS over a Unix socket.
+            Host::Unix(dir) => {
                 let s = std::os::unix::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).map_err(io_err)?;
+                s.set_read_timeout(target.limits.io).and_then(|_| s.set_write_timeout(target.limits.io)).map_err(io_err)?;
                 Ok(Stream::Unix(s))
             }
         }
+    }
+
+    /// Asks the server for TLS on `tcp`; with its yes, the handshake; with
+    /// its no, the connection stays plain unless TLS is required.
+    fn tls(mut tcp: std::net::TcpStream, host: &str, config: &Arc<rustls::ClientConfig>, required: bool) -> Result<Stream> {
+        let mut ask = BytesMut::new();
+        frontend::ssl_request(&mut ask);
+        tcp.write_all(&ask).map_err(io_err)?;
+        let mut yes = [0u8; 1];
+        tcp.read_exact(&mut yes).map_err(io_err)?;
+        match yes[0] {
+            b'S' => {}
+            b'N' if !required => return Ok(Stream::Tcp(tcp)),
+            b'N' => return Err(StoreError::Database("the PostgreSQL server does not offer TLS, which sslmode requires".into())),
+            _ => return Err(StoreError::Database("the PostgreSQL server answered the TLS request with something else".into())),
+        }
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| StoreError::Database(format!("{host:?} is no host name for TLS")))?;
+        let conn = rustls::ClientConnection::new(config.clone(), name).map_err(|e| StoreError::Database(format!("TLS: {e}")))?;
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        // The handshake now, so that a certificate refused is said so.
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                Some(tls) => StoreError::Database(format!("TLS with PostgreSQL failed: {tls}")),
+                None => io_err(e),
+            })?;
+        }
+        Ok(Stream::Tls(Box::new(stream)))
     }
 
     fn over(stream: Stream) -> Pipe {
@@ -297,7 +378,7 @@ impl Pipe {
         }
     }
 
-    fn startup(&mut self, config: &tokio_postgres::Config) -> Result<()> {
+    fn startup(mut self, config: &tokio_postgres::Config) -> Result<Pipe> {
         let env_user = std::env::var("USER").ok();
         let user =
             config.get_user().or(env_user.as_deref()).ok_or_else(|| StoreError::Database("the database URL names no user".into()))?;
@@ -353,7 +434,7 @@ impl Pipe {
                     s.finish(body.data()).map_err(io_err)?;
                 }
                 Message::BackendKeyData(_) => {}
-                Message::ReadyForQuery(_) => return Ok(()),
+                Message::ReadyForQuery(_) => return Ok(self),
                 Message::ErrorResponse(body) => return Err(db_err(&body)),
                 _ => return Err(StoreError::Database("unexpected message while connecting to PostgreSQL".into())),
             }
@@ -369,7 +450,7 @@ impl Pipe {
             frontend::parse(&name, sql, std::iter::empty(), &mut self.out).and_then(|_| frontend::describe(b'S', &name, &mut self.out));
         if let Err(e) = written {
             self.out.truncate(at);
-            return Err(io_err(e));
+            return Err(enc_err(e));
         }
         self.push(Kind::Prepare { name }, true, false);
         match self.wait()? {
@@ -411,7 +492,7 @@ impl Pipe {
         if self.unsynced > 0 {
             self.push_sync();
         }
-        frontend::query(sql, &mut self.out).map_err(io_err)?;
+        frontend::query(sql, &mut self.out).map_err(enc_err)?;
         self.pending.push_back(Pending { kind: Kind::Simple, wanted: true, detached: false, epoch: self.epoch });
         self.wait().map(|_| ())
     }
@@ -516,12 +597,12 @@ impl Pipe {
             self.out.truncate(at);
             return Err(match e {
                 frontend::BindError::Conversion(e) => StoreError::Database(format!("cannot encode a parameter: {e}")),
-                frontend::BindError::Serialization(e) => io_err(e),
+                frontend::BindError::Serialization(e) => enc_err(e),
             });
         }
         if let Err(e) = frontend::execute("", 0, &mut self.out) {
             self.out.truncate(at);
-            return Err(io_err(e));
+            return Err(enc_err(e));
         }
         self.push(Kind::Exec { columns: st.0.columns.clone() }, wanted, detached);
         Ok(())
@@ -568,7 +649,7 @@ impl Pipe {
         self.written = self.pending.len();
         r.map_err(|e| {
             self.gone(&e);
-            io_err(e)
+            closed()
         })
     }
 
@@ -735,7 +816,7 @@ impl Pipe {
                 Ok(None) => {}
                 Err(e) => {
                     self.gone(&e);
-                    return Err(io_err(e));
+                    return Err(closed());
                 }
             }
             let Some(stream) = self.stream.as_mut() else { return Err(closed()) };
@@ -746,14 +827,14 @@ impl Pipe {
                     self.inbuf.truncate(len);
                     let e = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
                     self.gone(&e);
-                    return Err(io_err(e));
+                    return Err(closed());
                 }
                 Ok(n) => self.inbuf.truncate(len + n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.inbuf.truncate(len),
                 Err(e) => {
                     self.inbuf.truncate(len);
                     self.gone(&e);
-                    return Err(io_err(e));
+                    return Err(closed());
                 }
             }
         }

@@ -57,10 +57,30 @@ pub(crate) fn anonymous(
     }
 }
 
-/// Every chain in the store (each organisation's and the platform's),
-/// recomputed: `ironcase audit verify`, which reads the store offline,
-/// without an [`App`].
-pub fn verify_all(c: &ironcase_store::Conn) -> Result<Vec<Verification>> {
+/// Where an offline command finds the data.
+pub enum Offline<'a> {
+    /// The embedded database, opened read-only (a server may be running).
+    Sqlite(&'a std::path::Path),
+    /// The PostgreSQL database of the nodes (its URL).
+    Postgres(&'a str),
+}
+
+/// `ironcase audit verify`: every chain in the store (each organisation's
+/// and the platform's) recomputed, offline, without an [`App`].
+pub async fn verify_offline(data: Offline<'_>) -> Result<Vec<Verification>> {
+    match data {
+        Offline::Postgres(url) => {
+            // Reading a long chain may take a while: an hour at most.
+            let store = ironcase_store::Store::open_postgres_within(url, std::time::Duration::from_secs(3600)).await?;
+            let lines = store.read(verify_all).await;
+            store.close().await;
+            lines
+        }
+        Offline::Sqlite(path) => verify_all(&ironcase_store::Conn::Sqlite(&ironcase_store::Store::open_readonly(path)?)),
+    }
+}
+
+fn verify_all(c: &ironcase_store::Conn) -> Result<Vec<Verification>> {
     let mut out = Vec::new();
     for tenant in store_audit::tenants(c)? {
         out.push(store_audit::verify(c, &tenant)?);

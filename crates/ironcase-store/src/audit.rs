@@ -208,11 +208,8 @@ pub(crate) fn list_query(tenant: &str, f: &Filter, before: Option<i64>, limit: i
     sql.push_str(" order by seq desc limit ?");
     p.push(Value::Integer(limit));
     let indexed = [f.action.is_some(), f.actor_id.is_some(), f.resource_type.is_some()].into_iter().filter(|on| *on).count();
-    let in_index_order = indexed <= 1
-        && (f.resource_id.is_none() || f.resource_type.is_some())
-        && f.outcome.is_none()
-        && f.from.is_none()
-        && f.to.is_none();
+    let in_index_order =
+        indexed <= 1 && (f.resource_id.is_none() || f.resource_type.is_some()) && f.outcome.is_none() && f.from.is_none() && f.to.is_none();
     crate::db::ListQuery { sql, params: p, in_index_order }
 }
 

@@ -428,8 +428,8 @@ impl Store {
             Engine::Postgres { owner, .. } => {
                 let owner = owner.clone();
                 tokio::task::spawn_blocking(move || -> Result<()> { pipe::Pipe::connect(&owner)?.batch("vacuum analyze") })
-                .await
-                .map_err(|e| StoreError::Database(e.to_string()))?
+                    .await
+                    .map_err(|e| StoreError::Database(e.to_string()))?
             }
         }
     }

@@ -871,9 +871,7 @@ mod tests {
     #[test]
     fn connections_authenticate_as_the_server_asks() {
         let Some(server) = OwnServer::start() else { return };
-        let one = |url: &str| -> Result<()> {
-            pipe_to_checked(url)?.batch("select 1")
-        };
+        let one = |url: &str| -> Result<()> { pipe_to_checked(url)?.batch("select 1") };
         one(&server.url("postgres", "owner-secret")).expect("SCRAM-SHA-256");
         one(&server.url("md5user", "md5-secret")).expect("MD5");
         one(&server.url("clearuser", "clear-secret")).expect("a password in the clear");
@@ -1021,7 +1019,7 @@ mod tests {
             let cursor = Some((10_000, ironcase_domain::IncidentId::new()));
             let held = [
                 incidents(Filter::default(), Sort::CreatedDesc, None),
-                incidents(Filter::default(), Sort::CreatedAsc, cursor.clone()),
+                incidents(Filter::default(), Sort::CreatedAsc, cursor),
                 incidents(Filter::default(), Sort::UpdatedDesc, None),
                 incidents(Filter::default(), Sort::UpdatedAsc, cursor),
                 incidents(Filter { status: Some(ironcase_domain::Status::Open), ..Filter::default() }, Sort::CreatedDesc, None),
@@ -1035,7 +1033,8 @@ mod tests {
                 .read(move |c| {
                     c.scope(org)?;
                     let plan = |q: &crate::db::ListQuery| {
-                        crate::query_map(c, &format!("explain {}", q.sql), q.params.clone(), |r| r.get::<_, String>(0)).map(|l| l.join("\n"))
+                        crate::query_map(c, &format!("explain {}", q.sql), q.params.clone(), |r| r.get::<_, String>(0))
+                            .map(|l| l.join("\n"))
                     };
                     let unheld = plan(&free)?;
                     let plans = held
@@ -1057,6 +1056,206 @@ mod tests {
                 );
             }
         });
+    }
+
+    /// A schema as both backends can describe it, in SQLite's words.
+    #[derive(Default, Debug)]
+    struct Schema {
+        /// (table, column, type, not null)
+        columns: std::collections::BTreeSet<(String, String, String, bool)>,
+        /// (table, columns, unique): primary keys, unique constraints, indexes.
+        indexes: std::collections::BTreeSet<(String, String, bool)>,
+        /// (table, columns, referenced table, referenced columns)
+        foreign_keys: std::collections::BTreeSet<(String, String, String, String)>,
+        /// Tables with a tenant column (SQLite), or with row-level security
+        /// on and a policy (PostgreSQL).
+        walled: std::collections::BTreeSet<String>,
+    }
+
+    /// What differs on purpose: each backend's own search machinery, the
+    /// migrations' bookkeeping, and PostgreSQL's row number for the search
+    /// table's joins. Anything else one side has and the other lacks fails.
+    fn on_purpose(table: &str, column: &str) -> bool {
+        table.starts_with("search_fts")
+            || table == "search_vocab"
+            || table == "incident_search"
+            || table == "schema_migration"
+            || (table == "incident" && column == "row_id")
+    }
+
+    fn sqlite_schema() -> Schema {
+        let mut c = rusqlite::Connection::open_in_memory().expect("open");
+        crate::migrate(&mut c).expect("migrate");
+        let mut s = Schema::default();
+        let tables: Vec<String> = c
+            .prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%'")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .expect("tables");
+        for t in tables {
+            let mut st = c.prepare(&format!("pragma table_info({t})")).expect("columns");
+            let cols: Vec<(String, String, bool, i64)> = st
+                .query_map([], |r| Ok((r.get(1)?, r.get::<_, String>(2)?.to_lowercase(), r.get(3)?, r.get(5)?)))
+                .expect("q")
+                .map(|r| r.expect("col"))
+                .collect();
+            let mut pk: Vec<(i64, String)> = Vec::new();
+            for (name, ty, notnull, in_pk) in cols {
+                if name == "organization_id" {
+                    s.walled.insert(t.clone());
+                }
+                if in_pk > 0 {
+                    pk.push((in_pk, name.clone()));
+                }
+                // A primary key column is never null, said or not.
+                s.columns.insert((t.clone(), name, ty, notnull || in_pk > 0));
+            }
+            if !pk.is_empty() {
+                pk.sort();
+                s.indexes.insert((t.clone(), pk.into_iter().map(|(_, n)| n).collect::<Vec<_>>().join(","), true));
+            }
+            let mut st = c.prepare(&format!("pragma index_list({t})")).expect("indexes");
+            let idx: Vec<(String, bool, String)> =
+                st.query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?))).expect("q").map(|r| r.expect("idx")).collect();
+            for (name, unique, origin) in idx {
+                if origin == "pk" {
+                    continue;
+                }
+                let mut st = c.prepare(&format!("pragma index_info({name})")).expect("index columns");
+                let cols: Vec<String> = st.query_map([], |r| r.get(2)).expect("q").map(|r| r.expect("c")).collect();
+                s.indexes.insert((t.clone(), cols.join(","), unique));
+            }
+            let mut st = c.prepare(&format!("pragma foreign_key_list({t})")).expect("foreign keys");
+            let fks: Vec<(i64, String, String, Option<String>)> =
+                st.query_map([], |r| Ok((r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?))).expect("q").map(|r| r.expect("fk")).collect();
+            let mut by_id: std::collections::BTreeMap<i64, (String, Vec<String>, Vec<String>)> = Default::default();
+            for (id, to, from, to_col) in fks {
+                let e = by_id.entry(id).or_insert_with(|| (to, Vec::new(), Vec::new()));
+                e.1.push(from);
+                e.2.extend(to_col);
+            }
+            for (_, (to, from, to_cols)) in by_id {
+                s.foreign_keys.insert((t.clone(), from.join(","), to, to_cols.join(",")));
+            }
+        }
+        s
+    }
+
+    fn postgres_schema(url: &str) -> Schema {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+        let mut s = Schema::default();
+        for r in c
+            .query(
+                "select table_name::text, column_name::text, data_type::text, is_nullable = 'NO'
+                 from information_schema.columns where table_schema = 'public'",
+                &[],
+            )
+            .expect("columns")
+        {
+            let ty = match r.get::<_, String>(2).as_str() {
+                "bigint" | "integer" | "smallint" | "boolean" => "integer".to_owned(),
+                "bytea" => "blob".to_owned(),
+                "double precision" | "real" => "real".to_owned(),
+                other => other.to_owned(),
+            };
+            s.columns.insert((r.get(0), r.get(1), ty, r.get(3)));
+        }
+        for r in c
+            .query(
+                "select t.relname::text, i.indisunique,
+                        array_to_string(array(select a.attname::text from unnest(i.indkey) with ordinality k(n, o)
+                                              join pg_attribute a on a.attrelid = t.oid and a.attnum = k.n order by k.o), ',')
+                 from pg_index i join pg_class t on t.oid = i.indrelid
+                 where t.relnamespace = 'public'::regnamespace",
+                &[],
+            )
+            .expect("indexes")
+        {
+            s.indexes.insert((r.get(0), r.get(2), r.get(1)));
+        }
+        for r in c
+            .query(
+                "select f.conrelid::regclass::text, f.confrelid::regclass::text,
+                        array_to_string(array(select a.attname::text from unnest(f.conkey) with ordinality k(n, o)
+                                              join pg_attribute a on a.attrelid = f.conrelid and a.attnum = k.n order by k.o), ','),
+                        array_to_string(array(select a.attname::text from unnest(f.confkey) with ordinality k(n, o)
+                                              join pg_attribute a on a.attrelid = f.confrelid and a.attnum = k.n order by k.o), ',')
+                 from pg_constraint f where f.contype = 'f' and f.connamespace = 'public'::regnamespace",
+                &[],
+            )
+            .expect("foreign keys")
+        {
+            s.foreign_keys.insert((r.get(0), r.get(2), r.get(1), r.get(3)));
+        }
+        for r in c
+            .query(
+                "select c.relname::text from pg_class c where c.relnamespace = 'public'::regnamespace and c.relkind = 'r'
+                   and c.relrowsecurity and exists (select 1 from pg_policies p where p.schemaname = 'public' and p.tablename = c.relname)",
+                &[],
+            )
+            .expect("policies")
+        {
+            s.walled.insert(r.get(0));
+        }
+        s
+    }
+
+    /// The two backends' schemas, migrated from nothing, have the same
+    /// tables, columns (type and nullability), keys, unique constraints,
+    /// indexes and foreign keys, and every table with a tenant column is
+    /// walled by row-level security on PostgreSQL: a migration written for
+    /// one backend only fails here.
+    #[test]
+    fn both_backends_have_the_same_schema() {
+        let Some(admin_url) = crate::testing::postgres_url() else { return };
+        std::thread::spawn(move || {
+            let db = TempDb::new(&admin_url);
+            migrate(&mut pipe_to(&db.url)).expect("migrate");
+            let (lite, pg) = (sqlite_schema(), postgres_schema(&db.url));
+            for s in [&lite, &pg] {
+                assert!(
+                    s.columns.len() > 100 && s.indexes.len() > 30 && s.foreign_keys.len() > 5 && s.walled.len() > 10,
+                    "a whole schema is read: {} columns, {} indexes, {} foreign keys, {} walled tables",
+                    s.columns.len(),
+                    s.indexes.len(),
+                    s.foreign_keys.len(),
+                    s.walled.len()
+                );
+            }
+            let mut differences = Vec::new();
+            let mut compare = |what: &str, a: Vec<String>, b: Vec<String>| {
+                for x in a.iter().filter(|x| !b.contains(x)) {
+                    differences.push(format!("{what} only on SQLite: {x}"));
+                }
+                for x in b.iter().filter(|x| !a.contains(x)) {
+                    differences.push(format!("{what} only on PostgreSQL: {x}"));
+                }
+            };
+            let columns = |s: &Schema| {
+                s.columns
+                    .iter()
+                    .filter(|c| !on_purpose(&c.0, &c.1))
+                    .map(|c| format!("{}.{} {} {}", c.0, c.1, c.2, if c.3 { "not null" } else { "null" }))
+                    .collect()
+            };
+            compare("column", columns(&lite), columns(&pg));
+            let indexes = |s: &Schema| {
+                s.indexes
+                    .iter()
+                    .filter(|i| !on_purpose(&i.0, &i.1))
+                    .map(|i| format!("{} ({}){}", i.0, i.1, if i.2 { " unique" } else { "" }))
+                    .collect()
+            };
+            compare("index", indexes(&lite), indexes(&pg));
+            let fks = |s: &Schema| {
+                s.foreign_keys.iter().filter(|f| !on_purpose(&f.0, "")).map(|f| format!("{} ({}) -> {} ({})", f.0, f.1, f.2, f.3)).collect()
+            };
+            compare("foreign key", fks(&lite), fks(&pg));
+            let walled = |s: &Schema| s.walled.iter().filter(|t| !on_purpose(t, "")).cloned().collect();
+            compare("tenant wall", walled(&lite), walled(&pg));
+            assert!(differences.is_empty(), "the backends' schemas differ:\n{}", differences.join("\n"));
+        })
+        .join()
+        .expect("schema parity");
     }
 
     /// A TCP proxy between the store and the server that a test can make
@@ -1132,7 +1331,11 @@ mod tests {
     /// Writes and reads go on while the load runs; returns each write's
     /// organisation id and whether it was acknowledged. No request may wait
     /// longer than `bound` (a request that hangs fails the test).
-    async fn under_load(store: &crate::Store, bound: std::time::Duration, running: Arc<std::sync::atomic::AtomicBool>) -> Vec<(String, bool)> {
+    async fn under_load(
+        store: &crate::Store,
+        bound: std::time::Duration,
+        running: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Vec<(String, bool)> {
         let mut tasks = Vec::new();
         for worker in 0..4 {
             let (store, running) = (store.clone(), running.clone());

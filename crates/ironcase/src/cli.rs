@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ironcase_app::audit::verify_all;
-use ironcase_app::Store;
+use ironcase_app::audit::{verify_offline, Offline};
 
 #[derive(clap::Subcommand)]
 pub enum AuditCommand {
@@ -23,21 +22,12 @@ pub enum AuditCommand {
 pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Verify { data_dir, database_url } => {
-            let lines = match database_url {
-                Some(url) => {
-                    // Reading a long chain may take a while: an hour at most.
-                    let store = Store::open_postgres_within(&url, std::time::Duration::from_secs(3600))
-                        .await
-                        .context("opening the PostgreSQL database")?;
-                    let lines = store.read(verify_all).await?;
-                    store.close().await;
-                    lines
-                }
+            let lines = match &database_url {
+                Some(url) => verify_offline(Offline::Postgres(url)).await.context("verifying the PostgreSQL database")?,
                 None => {
                     let db = data_dir.join("ironcase.db");
                     anyhow::ensure!(db.exists(), "no database at {}", db.display());
-                    let raw = Store::open_readonly(&db).context("opening the database")?;
-                    verify_all(&ironcase_app::store::Conn::Sqlite(&raw))?
+                    verify_offline(Offline::Sqlite(&db)).await.context("verifying the database")?
                 }
             };
             let mut all_ok = true;

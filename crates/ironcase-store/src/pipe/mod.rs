@@ -44,11 +44,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
-use tokio_postgres::config::Host;
-use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres_protocol::authentication::sasl;
 use postgres_protocol::message::backend::{self, Message};
 use postgres_protocol::message::frontend;
+use tokio_postgres::config::Host;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 
 pub use target::{Limits, Target};
 
@@ -222,10 +222,7 @@ fn limit(s: &std::net::TcpStream, limits: &Limits) -> std::io::Result<()> {
     s.set_read_timeout(limits.io)?;
     s.set_write_timeout(limits.io)?;
     let idle = limits.io.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(1));
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(idle)
-        .with_interval((idle / 3).max(Duration::from_secs(1)))
-        .with_retries(3);
+    let keepalive = socket2::TcpKeepalive::new().with_time(idle).with_interval((idle / 3).max(Duration::from_secs(1))).with_retries(3);
     let sock = socket2::SockRef::from(s);
     sock.set_tcp_keepalive(&keepalive)?;
     if let Some(io) = limits.io {

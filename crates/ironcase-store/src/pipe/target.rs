@@ -196,9 +196,7 @@ fn tls_config(ssl: SslMode, root: Option<String>) -> Result<Option<Arc<rustls::C
         .map_err(|e| StoreError::Database(format!("TLS: {e}")))?;
     let verifier: Arc<dyn ServerCertVerifier> = match (ssl, roots) {
         (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
-            return Err(bad_url(
-                "sslmode=verify-ca and verify-full need sslrootcert (a PEM file of root certificates, or `system`)".into(),
-            ))
+            return Err(bad_url("sslmode=verify-ca and verify-full need sslrootcert (a PEM file of root certificates, or `system`)".into()))
         }
         (SslMode::VerifyFull, Some(roots)) => web_pki(roots, &provider)?,
         (_, Some(roots)) => Arc::new(ChainOnly(web_pki(roots, &provider)?)),
@@ -305,9 +303,12 @@ mod tests {
 
     #[test]
     fn tls_options_are_read_from_either_form_and_the_rest_kept() {
-        let (rest, ssl, root) = take_tls_options("postgres://u:p@h:5/db?sslmode=verify-full&application_name=x&sslrootcert=%2Fca.pem")
-            .expect("url");
-        assert_eq!((rest.as_str(), ssl.as_deref(), root.as_deref()), ("postgres://u:p@h:5/db?application_name=x", Some("verify-full"), Some("/ca.pem")));
+        let (rest, ssl, root) =
+            take_tls_options("postgres://u:p@h:5/db?sslmode=verify-full&application_name=x&sslrootcert=%2Fca.pem").expect("url");
+        assert_eq!(
+            (rest.as_str(), ssl.as_deref(), root.as_deref()),
+            ("postgres://u:p@h:5/db?application_name=x", Some("verify-full"), Some("/ca.pem"))
+        );
         let (rest, ssl, root) = take_tls_options("host=h user=u sslmode=require dbname=d").expect("key=value");
         assert_eq!((rest.as_str(), ssl.as_deref(), root), ("host=h user=u dbname=d", Some("require"), None));
         let bad = Target::parse("postgres://u@h/db?sslmode=sometimes", Limits::NONE).map(|_| ()).expect_err("unknown sslmode");

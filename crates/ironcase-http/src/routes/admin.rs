@@ -2,8 +2,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{patch, post, put};
-use axum::Router;
 use ironcase_app::admin::NewOrganization;
 use ironcase_app::page::parse_keyset;
 use ironcase_app::Principal;
@@ -11,6 +9,8 @@ use ironcase_domain::plan::{OrgStatus, Overrides, PlanName};
 use ironcase_domain::OrgId;
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::members::OrganizationOut;
 use crate::error::{ApiResult, Problem};
@@ -18,11 +18,8 @@ use crate::extract::{path_id, Json, Meta, QueryParams};
 use crate::page::PageOut;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/organizations", post(create).get(list))
-        .route("/admin/organizations/{id}", patch(set_status))
-        .route("/admin/organizations/{id}/plan", put(set_plan))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(set_status)).routes(routes!(set_plan))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -54,7 +51,7 @@ pub struct CreateOrganization {
 }
 
 /// Creates an organisation with its owner.
-#[utoipa::path(post, path = "/api/v1/admin/organizations", tag = "admin", request_body = CreateOrganization, security(("bearer" = [])),
+#[utoipa::path(post, path = "/admin/organizations", tag = "admin", request_body = CreateOrganization, security(("bearer" = [])),
     responses((status = 201, body = OrganizationOut), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(s): State<AppState>,
@@ -77,7 +74,7 @@ pub async fn create(
 }
 
 /// Every organisation on the platform, oldest first.
-#[utoipa::path(get, path = "/api/v1/admin/organizations", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/admin/organizations", tag = "admin", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<OrganizationOut>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
@@ -102,7 +99,7 @@ pub struct SetPlan {
 
 /// Changes an organisation's plan and overrides. Downgrading below current
 /// use is allowed; new creates wait until use fits.
-#[utoipa::path(put, path = "/api/v1/admin/organizations/{id}/plan", tag = "admin", request_body = SetPlan, security(("bearer" = [])),
+#[utoipa::path(put, path = "/admin/organizations/{id}/plan", tag = "admin", request_body = SetPlan, security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = OrganizationOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn set_plan(
@@ -124,7 +121,7 @@ pub struct SetStatus {
 }
 
 /// Suspends, deactivates or reactivates an organisation.
-#[utoipa::path(patch, path = "/api/v1/admin/organizations/{id}", tag = "admin", request_body = SetStatus, security(("bearer" = [])),
+#[utoipa::path(patch, path = "/admin/organizations/{id}", tag = "admin", request_body = SetStatus, security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = OrganizationOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn set_status(

@@ -2,25 +2,22 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::Router;
 use ironcase_app::apikeys::{CreatedKey, NewApiKey};
 use ironcase_app::store::apikey::ApiKeyRow;
 use ironcase_app::Principal;
 use ironcase_domain::{ApiKeyId, Role, Timestamp, Tlp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Meta, QueryParams};
 use crate::page::PageOut;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api-keys", post(create).get(list))
-        .route("/api-keys/{id}", delete(revoke))
-        .route("/api-keys/{id}/rotate", post(rotate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(revoke)).routes(routes!(rotate))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -102,7 +99,7 @@ impl From<CreatedKey> for ApiKeyCreated {
 }
 
 /// Creates an API key.
-#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateApiKey, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = CreateApiKey, security(("bearer" = [])),
     responses((status = 201, body = ApiKeyCreated), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(s): State<AppState>,
@@ -116,7 +113,7 @@ pub async fn create(
 }
 
 /// Live API keys of the organisation (no secrets), oldest first.
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<ApiKeyOut>)))]
 pub async fn list(
@@ -135,7 +132,7 @@ fn key_id(raw: &str) -> ApiResult<ApiKeyId> {
 }
 
 /// Revokes a key: it gets 401 from now on.
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn revoke(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
     s.app.apikey_revoke(&p, &meta, key_id(&id)?).await?;
@@ -143,7 +140,7 @@ pub async fn revoke(State(s): State<AppState>, p: Principal, Meta(meta): Meta, P
 }
 
 /// Replaces a key's secret; the old secret stops working at once.
-#[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "api-keys", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api-keys/{id}/rotate", tag = "api-keys", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = ApiKeyCreated), (status = 404, body = Problem)))]
 pub async fn rotate(
     State(s): State<AppState>,

@@ -1,22 +1,22 @@
 //! `/audit`: the organisation's audit log and its verification.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
 use ironcase_app::page::parse_seq;
 use ironcase_app::store::audit::{EntryRow, Filter};
 use ironcase_app::Principal;
 use ironcase_domain::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Meta, QueryParams};
 use crate::page::PageOut;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(list)).route("/audit/verify", get(verify))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(verify))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -60,7 +60,7 @@ impl From<EntryRow> for AuditEntryOut {
 }
 
 /// Audit entries, newest first.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = [])),
     params(("action" = Option<String>, Query), ("actor_id" = Option<String>, Query), ("resource_type" = Option<String>, Query),
         ("resource_id" = Option<String>, Query), ("outcome" = Option<String>, Query), ("from" = Option<String>, Query),
         ("to" = Option<String>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
@@ -98,7 +98,7 @@ pub struct VerifyOut {
 }
 
 /// Recomputes the organisation's hash chain.
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/audit/verify", tag = "audit", security(("bearer" = [])),
     responses((status = 200, body = VerifyOut), (status = 403, body = Problem)))]
 pub async fn verify(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<VerifyOut>> {
     let v = s.app.audit_verify(&p, &meta).await?;

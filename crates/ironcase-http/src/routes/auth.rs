@@ -3,25 +3,25 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use ironcase_app::auth::{LoginInput, TokenPair};
 use ironcase_app::Principal;
 use ironcase_domain::{OrgId, Permission, Role, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, Meta};
 use crate::AppState;
 
-pub fn router(state: AppState) -> Router<AppState> {
-    let limited = Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/invitations/accept", post(super::members::accept))
+pub fn router(state: AppState) -> OpenApiRouter<AppState> {
+    let limited = OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(super::members::accept))
         .route_layer(axum::middleware::from_fn_with_state(state, crate::middleware::limit_auth_by_address));
-    Router::new().merge(limited).route("/auth/logout", post(logout)).route("/auth/me", get(me))
+    OpenApiRouter::new().merge(limited).routes(routes!(logout)).routes(routes!(me))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -89,7 +89,7 @@ pub struct RefreshRequest {
 }
 
 /// Exchanges e-mail and password for tokens.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub async fn login(State(s): State<AppState>, Meta(meta): Meta, headers: HeaderMap, Json(body): Json<LoginRequest>) -> ApiResult<Response> {
     let device_token = body.device_token.or_else(|| device_cookie(&headers));
@@ -106,7 +106,7 @@ pub async fn login(State(s): State<AppState>, Meta(meta): Meta, headers: HeaderM
 }
 
 /// Rotates a refresh token. A token presented twice ends its whole login.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem)))]
 pub async fn refresh(
     State(s): State<AppState>,
@@ -117,7 +117,7 @@ pub async fn refresh(
 }
 
 /// Ends the session: its access tokens stop working at once.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem), (status = 409, body = Problem, description = "`not_a_session`: an API key")))]
 pub async fn logout(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<StatusCode> {
     s.app.logout(&p, &meta).await?;
@@ -150,7 +150,7 @@ pub struct MeResponse {
 }
 
 /// Who the credential belongs to, where it acts, and what it may do.
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = Problem)))]
 pub async fn me(State(s): State<AppState>, p: Principal) -> ApiResult<axum::Json<MeResponse>> {
     let me = s.app.me(&p).await?;

@@ -3,14 +3,14 @@
 
 use std::convert::Infallible;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use ironcase_app::live::{End, EventStream, StreamFilter};
 use ironcase_app::ErrorCode;
 use ironcase_app::{AppError, Principal};
@@ -25,8 +25,8 @@ use crate::AppState;
 /// How long a WebSocket write may wait for a client that does not read.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/events/stream", get(stream)).route("/events/ws", get(ws)).route("/events/ticket", post(ticket))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream)).routes(routes!(ws)).routes(routes!(ticket))
 }
 
 /// `?incident_id=&types=a,b&since=N`, and `Last-Event-ID` (which wins: it is
@@ -63,7 +63,7 @@ fn stream_query(q: &mut QueryParams, headers: &HeaderMap) -> ApiResult<(Option<i
 /// every event after it. A comment line is sent as a heartbeat. A stream that
 /// falls too far behind, whose credential is revoked, or whose server shuts
 /// down ends with an `end` event `{code, detail, resume_from?}`.
-#[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", security(("bearer" = [])),
+#[utoipa::path(get, path = "/events/stream", tag = "events", security(("bearer" = [])),
     params(
         ("since" = Option<i64>, Query, description = "replay events after this id"),
         ("incident_id" = Option<String>, Query, description = "only this incident's events"),
@@ -123,7 +123,7 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 /// The server ends a stream with a last `{code, detail, resume_from?}` text
 /// message and a close frame: 4008 too slow, 4001 credential no longer valid,
 /// 1001 server shutting down.
-#[utoipa::path(get, path = "/api/v1/events/ws", tag = "events", security(("bearer" = [])),
+#[utoipa::path(get, path = "/events/ws", tag = "events", security(("bearer" = [])),
     params(
         ("ticket" = Option<String>, Query, description = "a ticket from POST /api/v1/events/ticket, instead of a bearer token"),
         ("since" = Option<i64>, Query, description = "replay events after this id"),
@@ -210,7 +210,7 @@ pub struct TicketOut {
 
 /// A single-use ticket, valid for 30 seconds, that opens the WebSocket stream
 /// as the caller (for browsers, which cannot set `Authorization` there).
-#[utoipa::path(post, path = "/api/v1/events/ticket", tag = "events", security(("bearer" = [])),
+#[utoipa::path(post, path = "/events/ticket", tag = "events", security(("bearer" = [])),
     responses((status = 201, body = TicketOut), (status = 401, body = Problem)))]
 pub async fn ticket(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<(StatusCode, axum::Json<TicketOut>)> {
     let (ticket, expires_at) = s.app.stream_ticket(&p, &meta).await?;

@@ -6,8 +6,6 @@ use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use base64::Engine;
 use ironcase_app::evidence::NewEvidence;
 use ironcase_app::store::evidence::{CustodyRow, EvidenceRow};
@@ -16,6 +14,8 @@ use ironcase_app::{AppError, Principal};
 use ironcase_domain::{CustodyAction, EvidenceId, EvidenceKind, IncidentId, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::incidents::incident_ref;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -24,14 +24,18 @@ use crate::page::PageOut;
 use crate::AppState;
 use ironcase_app::page::parse_keyset;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         // The file streams through; its own limit (the largest evidence file)
         // is enforced while it does, not by the general body limit.
-        .route("/incidents/{id}/evidence", post(upload).layer(DefaultBodyLimit::disable()).get(list))
-        .route("/evidence/{id}", get(read).delete(remove))
-        .route("/evidence/{id}/content", get(content))
-        .route("/evidence/{id}/custody", get(custody).post(add_custody))
+        .routes({
+            let (schemas, paths, upload) = routes!(upload);
+            (schemas, paths, upload.layer(DefaultBodyLimit::disable()))
+        })
+        .routes(routes!(list))
+        .routes(routes!(read, remove))
+        .routes(routes!(content))
+        .routes(routes!(custody, add_custody))
 }
 
 /// The `metadata` part of an upload.
@@ -136,7 +140,7 @@ async fn read_metadata(mut field: Field<'_>) -> ApiResult<EvidenceMetadata> {
 /// then a `file` part. The SHA-256 is computed as the file arrives and the file
 /// is stored encrypted; a file over the limit is refused (413) as soon as the
 /// limit is passed, and an interrupted upload leaves nothing behind.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/evidence", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(post, path = "/incidents/{id}/evidence", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 201, body = EvidenceOut, headers(("Location" = String))), (status = 413, body = Problem),
         (status = 422, body = Problem, description = "invalid metadata, or `hash_mismatch`"), (status = 404, body = Problem)))]
@@ -191,7 +195,7 @@ pub async fn upload(
 }
 
 /// The evidence of an incident, oldest first (deleted ones as tombstones).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/evidence", tag = "evidence", security(("bearer" = [])),
+#[utoipa::path(get, path = "/incidents/{id}/evidence", tag = "evidence", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
         ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<EvidenceOut>), (status = 404, body = Problem)))]
@@ -208,7 +212,7 @@ pub async fn list(
 }
 
 /// One piece of evidence's metadata.
-#[utoipa::path(get, path = "/api/v1/evidence/{id}", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(get, path = "/evidence/{id}", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = EvidenceOut), (status = 404, body = Problem)))]
 pub async fn read(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<axum::Json<EvidenceOut>> {
     Ok(axum::Json(s.app.evidence_get(&p, &meta, path_id(&id)?).await?.into()))
@@ -232,7 +236,7 @@ fn disposition(name: &str) -> String {
 /// SHA-256 before the first byte is sent (a mismatch is 500
 /// `integrity_failure`, recorded and audited, never served), and again as it
 /// streams. Every download is audited and added to the chain of custody.
-#[utoipa::path(get, path = "/api/v1/evidence/{id}/content", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(get, path = "/evidence/{id}/content", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>, headers(("Repr-Digest" = String))),
         (status = 404, body = Problem), (status = 410, body = Problem), (status = 500, body = Problem, description = "`integrity_failure`")))]
 pub async fn content(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<Response> {
@@ -312,7 +316,7 @@ impl From<CustodyRow> for CustodyRecord {
 }
 
 /// The chain of custody, in order.
-#[utoipa::path(get, path = "/api/v1/evidence/{id}/custody", tag = "evidence", security(("bearer" = [])),
+#[utoipa::path(get, path = "/evidence/{id}/custody", tag = "evidence", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 100"),
         ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<CustodyRecord>), (status = 404, body = Problem)))]
@@ -338,7 +342,7 @@ pub struct AddCustody {
 }
 
 /// Records a hand-over of the evidence.
-#[utoipa::path(post, path = "/api/v1/evidence/{id}/custody", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(post, path = "/evidence/{id}/custody", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = AddCustody, responses((status = 201, body = CustodyRecord), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn add_custody(
     State(s): State<AppState>,
@@ -359,7 +363,7 @@ pub struct DeleteEvidence {
 
 /// Deletes the file (lead and above, with a reason). The record stays as a
 /// tombstone with its hash and chain of custody.
-#[utoipa::path(delete, path = "/api/v1/evidence/{id}", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/evidence/{id}", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = DeleteEvidence, responses((status = 200, body = EvidenceOut), (status = 404, body = Problem), (status = 410, body = Problem)))]
 pub async fn remove(
     State(s): State<AppState>,

@@ -4,11 +4,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use ironcase_app::export::{Export, ExportItem};
 use ironcase_app::Principal;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiResult, Problem};
 use crate::extract::Meta;
@@ -17,8 +17,8 @@ use crate::routes::incidents::{CommentOut, IncidentOut};
 use crate::routes::iocs::IocSighting;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/organization/export", get(export))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(export))
 }
 
 fn line(v: serde_json::Value) -> Bytes {
@@ -57,7 +57,7 @@ enum Step {
 /// the count (a file without it was cut short). Streamed: memory stays flat
 /// however large the organisation. Owners and admins, when the plan has
 /// `export`; at most 10 an hour per credential (configurable); audited.
-#[utoipa::path(get, path = "/api/v1/organization/export", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(get, path = "/organization/export", tag = "organization", security(("bearer" = [])),
     responses((status = 200, description = "the export", content_type = "application/x-ndjson"),
         (status = 403, body = Problem), (status = 429, body = Problem)))]
 pub async fn export(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<Response> {

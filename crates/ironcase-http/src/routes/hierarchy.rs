@@ -1,12 +1,12 @@
 //! Organisation hierarchy: a parent's view of the children that let it read.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, put};
-use axum::Router;
 use ironcase_app::store::incident::{Filter, Sort};
 use ironcase_app::Principal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::AuditEntryOut;
 use super::evidence::EvidenceOut;
@@ -18,14 +18,14 @@ use crate::page::PageOut;
 use crate::AppState;
 use ironcase_app::page::parse_keyset;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/organization/children", get(children))
-        .route("/organization/parent-access", put(set_parent_access))
-        .route("/organizations/{org}/incidents", get(child_incidents))
-        .route("/organizations/{org}/incidents/{id}", get(child_incident))
-        .route("/organizations/{org}/incidents/{id}/evidence", get(child_evidence))
-        .route("/organizations/{org}/audit", get(child_audit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(children))
+        .routes(routes!(set_parent_access))
+        .routes(routes!(child_incidents))
+        .routes(routes!(child_incident))
+        .routes(routes!(child_evidence))
+        .routes(routes!(child_audit))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -36,7 +36,7 @@ pub struct ChildOut {
 }
 
 /// The organisation's children, oldest first (owners and admins).
-#[utoipa::path(get, path = "/api/v1/organization/children", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(get, path = "/organization/children", tag = "organization", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<ChildOut>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn children(
@@ -60,7 +60,7 @@ pub struct ParentAccess {
 }
 
 /// Grants or revokes the parent's read access (owners and admins).
-#[utoipa::path(put, path = "/api/v1/organization/parent-access", tag = "organization", request_body = ParentAccess, security(("bearer" = [])),
+#[utoipa::path(put, path = "/organization/parent-access", tag = "organization", request_body = ParentAccess, security(("bearer" = [])),
     responses((status = 200, body = ParentAccess), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn set_parent_access(
     State(s): State<AppState>,
@@ -72,7 +72,7 @@ pub async fn set_parent_access(
 }
 
 /// A child's incidents, newest first (read-only; audited in both organisations).
-#[utoipa::path(get, path = "/api/v1/organizations/{org}/incidents", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(get, path = "/organizations/{org}/incidents", tag = "organization", security(("bearer" = [])),
     params(("org" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
         ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<IncidentOut>), (status = 404, body = Problem), (status = 422, body = Problem)))]
@@ -90,7 +90,7 @@ pub async fn child_incidents(
 }
 
 /// One incident of a child.
-#[utoipa::path(get, path = "/api/v1/organizations/{org}/incidents/{id}", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(get, path = "/organizations/{org}/incidents/{id}", tag = "organization", security(("bearer" = [])),
     params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = IncidentOut), (status = 404, body = Problem)))]
 pub async fn child_incident(
     State(s): State<AppState>,
@@ -104,7 +104,7 @@ pub async fn child_incident(
 }
 
 /// The evidence metadata of a child's incident (never its content).
-#[utoipa::path(get, path = "/api/v1/organizations/{org}/incidents/{id}/evidence", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(get, path = "/organizations/{org}/incidents/{id}/evidence", tag = "organization", security(("bearer" = [])),
     params(("org" = String, Path), ("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
         ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<EvidenceOut>), (status = 404, body = Problem), (status = 422, body = Problem)))]
@@ -123,7 +123,7 @@ pub async fn child_evidence(
 }
 
 /// A child's audit log, newest first.
-#[utoipa::path(get, path = "/api/v1/organizations/{org}/audit", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(get, path = "/organizations/{org}/audit", tag = "organization", security(("bearer" = [])),
     params(("org" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
         ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<AuditEntryOut>), (status = 404, body = Problem), (status = 422, body = Problem)))]

@@ -3,8 +3,6 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use ironcase_app::incidents::{parse_ref, IfMatch, IncidentPatch, NewIncident};
 use ironcase_app::page::parse_keyset;
 use ironcase_app::store::event::EventRow;
@@ -13,18 +11,20 @@ use ironcase_app::{AppError, Principal};
 use ironcase_domain::{Category, CommentId, IncidentId, Resolution, Severity, Status, Timestamp, Tlp, UserId};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Meta, QueryParams};
 use crate::page::PageOut;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/incidents", post(create).get(list))
-        .route("/incidents/{id}", get(read).patch(update).delete(remove))
-        .route("/incidents/{id}/comments", post(comment))
-        .route("/incidents/{id}/timeline", get(timeline))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(comment))
+        .routes(routes!(timeline))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -118,7 +118,7 @@ pub struct CreateIncident {
 }
 
 /// Opens an incident.
-#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = CreateIncident, security(("bearer" = [])),
+#[utoipa::path(post, path = "/incidents", tag = "incidents", request_body = CreateIncident, security(("bearer" = [])),
     responses((status = 201, body = IncidentOut, headers(("ETag" = String), ("Location" = String))), (status = 422, body = Problem)))]
 pub async fn create(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Json(b): Json<CreateIncident>) -> ApiResult<Response> {
     let input = NewIncident {
@@ -135,7 +135,7 @@ pub async fn create(State(s): State<AppState>, p: Principal, Meta(meta): Meta, J
 }
 
 /// One incident, by id (`inc_…`) or number (`INC-42`).
-#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", security(("bearer" = [])),
+#[utoipa::path(get, path = "/incidents/{id}", tag = "incidents", security(("bearer" = [])),
     params(("id" = String, Path, description = "id or number")),
     responses((status = 200, body = IncidentOut, headers(("ETag" = String))), (status = 404, body = Problem)))]
 pub async fn read(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<Response> {
@@ -144,7 +144,7 @@ pub async fn read(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Pat
 }
 
 /// Incidents, newest first by default, filtered, one page at a time.
-#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", security(("bearer" = [])),
+#[utoipa::path(get, path = "/incidents", tag = "incidents", security(("bearer" = [])),
     params(
         ("status" = Option<Status>, Query), ("severity" = Option<Severity>, Query), ("category" = Option<Category>, Query),
         ("assignee_id" = Option<String>, Query), ("tag" = Option<String>, Query),
@@ -227,7 +227,7 @@ fn if_match(h: &HeaderMap) -> ApiResult<IfMatch> {
 }
 
 /// Changes fields and moves the status along the workflow. Needs `If-Match`.
-#[utoipa::path(patch, path = "/api/v1/incidents/{id}", tag = "incidents", request_body = PatchIncident, security(("bearer" = [])),
+#[utoipa::path(patch, path = "/incidents/{id}", tag = "incidents", request_body = PatchIncident, security(("bearer" = [])),
     params(("id" = String, Path), ("If-Match" = String, Header, description = "the ETag last read")),
     responses((status = 200, body = IncidentOut), (status = 412, body = Problem), (status = 422, body = Problem), (status = 428, body = Problem)))]
 pub async fn update(
@@ -256,7 +256,7 @@ pub async fn update(
 }
 
 /// Deletes an incident (lead and above): gone from reads, kept in the audit trail.
-#[utoipa::path(delete, path = "/api/v1/incidents/{id}", tag = "incidents", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/incidents/{id}", tag = "incidents", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn remove(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
     s.app.incident_delete(&p, &meta, incident_ref(&id)?).await?;
@@ -285,7 +285,7 @@ impl From<CommentRow> for CommentOut {
 }
 
 /// Adds a comment to an incident.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/comments", tag = "incidents", request_body = CreateComment, security(("bearer" = [])),
+#[utoipa::path(post, path = "/incidents/{id}/comments", tag = "incidents", request_body = CreateComment, security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 201, body = CommentOut), (status = 404, body = Problem)))]
 pub async fn comment(
     State(s): State<AppState>,
@@ -317,7 +317,7 @@ impl From<EventRow> for TimelineEvent {
 }
 
 /// The incident's events, oldest first.
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents", security(("bearer" = [])),
+#[utoipa::path(get, path = "/incidents/{id}/timeline", tag = "incidents", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 100"),
         ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<TimelineEvent>), (status = 404, body = Problem)))]

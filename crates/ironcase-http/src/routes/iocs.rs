@@ -2,8 +2,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::Router;
 use ironcase_app::iocs::{Extracted, Lookup, NewIoc};
 use ironcase_app::store::ioc::SightingRow;
 use ironcase_app::Principal;
@@ -11,6 +9,8 @@ use ironcase_domain::ioc::IocType;
 use ironcase_domain::{IncidentId, IocId, Timestamp, Tlp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::incidents::incident_ref;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -18,12 +18,8 @@ use crate::extract::{Json, Meta, QueryParams};
 use crate::page::PageOut;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/incidents/{id}/iocs", post(add).get(list))
-        .route("/incidents/{id}/iocs/extract", post(extract))
-        .route("/incidents/{id}/iocs/{ioc_id}", delete(unlink))
-        .route("/iocs", get(lookup))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(add, list)).routes(routes!(extract)).routes(routes!(unlink)).routes(routes!(lookup))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -77,7 +73,7 @@ impl From<SightingRow> for IocSighting {
 
 /// Adds an indicator to an incident (201), or records a new sighting of one it
 /// already has (200). The same indicator on another incident is linked, not copied.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/iocs", tag = "iocs", request_body = AddIoc, security(("bearer" = [])),
+#[utoipa::path(post, path = "/incidents/{id}/iocs", tag = "iocs", request_body = AddIoc, security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 201, body = IocSighting), (status = 200, body = IocSighting), (status = 422, body = Problem), (status = 404, body = Problem)))]
 pub async fn add(
@@ -93,7 +89,7 @@ pub async fn add(
 }
 
 /// The indicators of an incident, by first sighting.
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/iocs", tag = "iocs", security(("bearer" = [])),
+#[utoipa::path(get, path = "/incidents/{id}/iocs", tag = "iocs", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 100"),
         ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<IocSighting>), (status = 404, body = Problem)))]
@@ -110,7 +106,7 @@ pub async fn list(
 }
 
 /// Unlinks an indicator from an incident.
-#[utoipa::path(delete, path = "/api/v1/incidents/{id}/iocs/{ioc_id}", tag = "iocs", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/incidents/{id}/iocs/{ioc_id}", tag = "iocs", security(("bearer" = [])),
     params(("id" = String, Path), ("ioc_id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn unlink(
     State(s): State<AppState>,
@@ -175,7 +171,7 @@ pub struct IocLookupList {
 }
 
 /// Finds an indicator by any of its forms and lists every incident that saw it.
-#[utoipa::path(get, path = "/api/v1/iocs", tag = "iocs", security(("bearer" = [])),
+#[utoipa::path(get, path = "/iocs", tag = "iocs", security(("bearer" = [])),
     params(("value" = String, Query, min_length = 1), ("type" = Option<IocType>, Query, description = "without it, every type the value fits is tried")),
     responses((status = 200, body = IocLookupList), (status = 422, body = Problem)))]
 pub async fn lookup(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<IocLookupList>> {
@@ -223,7 +219,7 @@ impl From<Extracted> for ExtractedOut {
 }
 
 /// Pulls every indicator out of free text for review; with `save`, links them all.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/iocs/extract", tag = "iocs", request_body = ExtractRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = "/incidents/{id}/iocs/extract", tag = "iocs", request_body = ExtractRequest, security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 200, body = ExtractedList), (status = 404, body = Problem)))]
 pub async fn extract(
     State(s): State<AppState>,

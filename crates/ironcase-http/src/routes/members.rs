@@ -2,8 +2,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
-use axum::Router;
 use ironcase_app::members::{Acceptance, NewMember};
 use ironcase_app::page::parse_keyset;
 use ironcase_app::store::invitation::InvitationRow;
@@ -12,20 +10,22 @@ use ironcase_app::Principal;
 use ironcase_domain::{InvitationId, OrgId, Role, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{path_id, Json, Meta, QueryParams};
 use crate::page::PageOut;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/organization", get(organization))
-        .route("/organization/usage", get(usage))
-        .route("/members", get(list).post(add))
-        .route("/invitations", get(invitations))
-        .route("/invitations/{id}", axum::routing::delete(revoke_invitation))
-        .route("/members/{user_id}", patch(set_role).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(organization))
+        .routes(routes!(usage))
+        .routes(routes!(list, add))
+        .routes(routes!(invitations))
+        .routes(routes!(revoke_invitation))
+        .routes(routes!(set_role, remove))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -54,7 +54,7 @@ impl From<OrgRow> for OrganizationOut {
 }
 
 /// The caller's organisation.
-#[utoipa::path(get, path = "/api/v1/organization", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(get, path = "/organization", tag = "organization", security(("bearer" = [])),
     responses((status = 200, body = OrganizationOut)))]
 pub async fn organization(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<OrganizationOut>> {
     Ok(axum::Json(s.app.organization_get(&p, &meta).await?.into()))
@@ -76,7 +76,7 @@ impl From<MemberRow> for MemberOut {
 }
 
 /// Members of the caller's organisation, oldest first.
-#[utoipa::path(get, path = "/api/v1/members", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(get, path = "/members", tag = "organization", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<MemberOut>)))]
 pub async fn list(
@@ -132,7 +132,7 @@ pub struct InvitationCreated {
 
 /// Invites someone to join with a role. Nobody is added without accepting,
 /// and the answer is the same whether an account has the address or not.
-#[utoipa::path(post, path = "/api/v1/members", tag = "organization", request_body = AddMember, security(("bearer" = [])),
+#[utoipa::path(post, path = "/members", tag = "organization", request_body = AddMember, security(("bearer" = [])),
     responses((status = 201, body = InvitationCreated), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn add(
     State(s): State<AppState>,
@@ -145,7 +145,7 @@ pub async fn add(
 }
 
 /// Pending invitations, oldest first.
-#[utoipa::path(get, path = "/api/v1/invitations", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(get, path = "/invitations", tag = "organization", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<InvitationOut>)))]
 pub async fn invitations(
@@ -160,7 +160,7 @@ pub async fn invitations(
 }
 
 /// Withdraws a pending invitation.
-#[utoipa::path(delete, path = "/api/v1/invitations/{id}", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/invitations/{id}", tag = "organization", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 204)))]
 pub async fn revoke_invitation(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
     s.app.invitation_revoke(&p, &meta, path_id(&id)?).await?;
@@ -194,7 +194,7 @@ pub struct Joined {
 /// Accepts an invitation (no credential: the token is one). An unknown, used,
 /// withdrawn or expired token is 404; a wrong password for an existing
 /// account, 401.
-#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "organization", request_body = AcceptInvitation,
+#[utoipa::path(post, path = "/invitations/accept", tag = "organization", request_body = AcceptInvitation,
     responses((status = 201, body = Joined), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn accept(
     State(s): State<AppState>,
@@ -216,7 +216,7 @@ fn user_id(raw: &str) -> ApiResult<UserId> {
 }
 
 /// Changes a member's role; their sessions here end at once.
-#[utoipa::path(patch, path = "/api/v1/members/{user_id}", tag = "organization", request_body = SetRole, security(("bearer" = [])),
+#[utoipa::path(patch, path = "/members/{user_id}", tag = "organization", request_body = SetRole, security(("bearer" = [])),
     params(("user_id" = String, Path)),
     responses((status = 200, body = MemberOut), (status = 404, body = Problem), (status = 409, body = Problem, description = "`last_owner`")))]
 pub async fn set_role(
@@ -230,7 +230,7 @@ pub async fn set_role(
 }
 
 /// Removes a member; their sessions here end at once.
-#[utoipa::path(delete, path = "/api/v1/members/{user_id}", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/members/{user_id}", tag = "organization", security(("bearer" = [])),
     params(("user_id" = String, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn remove(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
     s.app.member_remove(&p, &meta, user_id(&id)?).await?;
@@ -258,7 +258,7 @@ pub struct UsageOut {
 }
 
 /// The organisation's quotas (limit, use, utilization, reset) and features.
-#[utoipa::path(get, path = "/api/v1/organization/usage", tag = "organization", security(("bearer" = [])),
+#[utoipa::path(get, path = "/organization/usage", tag = "organization", security(("bearer" = [])),
     responses((status = 200, body = UsageOut)))]
 pub async fn usage(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<UsageOut>> {
     let u = s.app.usage(&p, &meta).await?;

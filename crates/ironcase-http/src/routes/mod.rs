@@ -18,13 +18,16 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use ironcase_app::ErrorCode;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::{middleware, openapi, AppState};
 
+/// The router and the OpenAPI document, from one declaration per route
+/// (each handler's `#[utoipa::path]`, registered with `routes!`).
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let api = OpenApiRouter::new()
         .merge(auth::router(state.clone()))
         .merge(admin::router())
         .merge(members::router())
@@ -38,11 +41,10 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(export::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
-    Router::new()
-        .nest("/api/v1", api)
-        .merge(ops::router())
+    let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v1", api).merge(ops::router()).split_for_parts();
+    routes
         .route_layer(axum::middleware::from_fn(middleware::record_route))
-        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi::ApiDoc::openapi()))
+        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi::finish(doc)))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -1,10 +1,10 @@
 //! `/search`: incidents, comments and indicators, ranked, with facets.
 
 use std::collections::BTreeMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::Router;
 use ironcase_app::Principal;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -14,8 +14,8 @@ use crate::error::{ApiResult, Problem};
 use crate::extract::{Meta, QueryParams};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/search", get(search)).route("/incidents/{id}/similar", get(similar))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(search)).routes(routes!(similar))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -51,7 +51,7 @@ pub struct SearchResults {
 /// Query language: words (all must match), `"phrases"`, `-excluded`, `a OR b`,
 /// and filters `severity:`, `status:`, `category:`, `tag:`, `tlp:`,
 /// `assignee:me`, `created:>2026-01-01` / `created:<…`, `ioc:<any form>`.
-#[utoipa::path(get, path = "/api/v1/search", tag = "search", security(("bearer" = [])),
+#[utoipa::path(get, path = "/search", tag = "search", security(("bearer" = [])),
     params(("q" = String, Query, min_length = 1, pattern = r"\S"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "default 20"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = SearchResults), (status = 400, body = Problem, description = "invalid_query, with the position")))]
 pub async fn search(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<SearchResults>> {
@@ -101,7 +101,7 @@ pub struct SimilarList {
 }
 
 /// Incidents like this one: by shared indicators, then by text, with the reasons.
-#[utoipa::path(get, path = "/api/v1/incidents/{id}/similar", tag = "search", security(("bearer" = [])),
+#[utoipa::path(get, path = "/incidents/{id}/similar", tag = "search", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "default 10")),
     responses((status = 200, body = SimilarList), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn similar(

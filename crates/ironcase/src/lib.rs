@@ -3,5 +3,4 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod seed;
 pub mod server;

@@ -4,21 +4,9 @@
 
 use clap::{Parser, Subcommand};
 
-mod bench;
 mod cli;
 
 use ironcase::{config, server};
-
-/// The vocabulary of `ironcase dev seed`, most common word first.
-fn seed_words() -> Vec<String> {
-    let v = ironcase::seed::Vocabulary::new();
-    (0..400).map(|i| v.rank(i).to_owned()).collect()
-}
-
-/// The indicator pool of a default seed of `incidents`.
-fn seed_pool(incidents: u64) -> u64 {
-    ironcase::seed::ioc_pool(incidents, 5)
-}
 
 // A server's requests allocate many short-lived strings (rows, JSON): mimalloc
 // serves them with less contention and fragmentation than the system allocator.
@@ -46,7 +34,7 @@ enum Command {
     /// Prints every error code with its status and meaning (Markdown).
     ErrorCodes,
     /// Load benchmark: starts a release server on a fresh data dir and drives it.
-    Bench(bench::BenchArgs),
+    Bench(ironcase_dev::bench::BenchArgs),
     /// Development tools.
     Dev {
         #[command(subcommand)]
@@ -57,7 +45,7 @@ enum Command {
 #[derive(Subcommand)]
 enum DevCommand {
     /// Fills an organisation with generated incidents, comments and indicators.
-    Seed(ironcase::seed::SeedArgs),
+    Seed(ironcase_dev::seed::SeedArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,8 +76,13 @@ fn main() -> std::process::ExitCode {
                 print!("{}", ironcase_app::ErrorCode::markdown_table());
                 Ok(std::process::ExitCode::SUCCESS)
             }
-            Command::Bench(args) => bench::run(args).await,
-            Command::Dev { command: DevCommand::Seed(args) } => ironcase::seed::run(args).await,
+            Command::Bench(args) => ironcase_dev::bench::run(args).await,
+            Command::Dev { command: DevCommand::Seed(args) } => {
+                let mut cfg = config::Config::for_data_dir(args.data_dir.clone());
+                cfg.database_url = args.database_url.clone().map(ironcase_app::shared::SecretUrl::new);
+                let (app, password_file) = server::open(&cfg, ironcase_app::Clock::system()).await?;
+                ironcase_dev::seed::run(&app, password_file, args).await
+            }
         }
     });
     match result {

@@ -10,12 +10,8 @@ use std::time::Instant;
 use anyhow::Context;
 use ironcase_app::store::bulk::SeedIncident;
 use ironcase_app::store::incident::{CommentRow, IncidentRow};
-use ironcase_app::Clock;
 use ironcase_domain::ioc::IocType;
 use ironcase_domain::{Category, CommentId, IncidentId, OrgId, Severity, Status, Timestamp, Tlp, UserId};
-
-use crate::config::Config;
-use crate::server;
 
 #[derive(clap::Args, Debug)]
 pub struct SeedArgs {
@@ -411,10 +407,17 @@ pub fn incident(
     SeedIncident { row, comments, iocs }
 }
 
-pub async fn run(args: SeedArgs) -> anyhow::Result<ExitCode> {
-    let mut cfg = Config::for_data_dir(args.data_dir.clone());
-    cfg.database_url = args.database_url.clone().map(ironcase_app::shared::SecretUrl::new);
-    let (app, password_file) = server::open(&cfg, Clock::system()).await?;
+/// The vocabulary of a seed, most common word first (what `ironcase bench`
+/// searches for).
+pub fn words() -> Vec<String> {
+    let v = Vocabulary::new();
+    (0..400).map(|i| v.rank(i).to_owned()).collect()
+}
+
+/// Seeds `app` (opened by the binary over `args.data_dir` or
+/// `args.database_url`); `password_file` is where a new data directory's
+/// first password was written.
+pub async fn run(app: &ironcase_app::App, password_file: Option<PathBuf>, args: SeedArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = password_file {
         println!("new data directory: the password of admin@localhost is in {}", p.display());
     }

@@ -95,8 +95,11 @@ impl BenchDb {
         let name = format!("ironcase_bench_{}", uuid::Uuid::now_v7().simple());
         let mut c = postgres::Client::connect(admin, postgres::NoTls).context("connecting to PostgreSQL")?;
         c.batch_execute(&format!("create database {name}"))?;
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-        Ok(BenchDb { admin: admin.to_owned(), url: format!("{base}/{name}"), name })
+        // The server's URL: the same, for the new database (its query, such
+        // as `?sslmode=…`, kept).
+        let (path, query) = admin.split_once('?').map_or((admin, String::new()), |(p, q)| (p, format!("?{q}")));
+        let base = path.rsplit_once('/').map(|(b, _)| b).unwrap_or(path);
+        Ok(BenchDb { admin: admin.to_owned(), url: format!("{base}/{name}{query}"), name })
     }
 }
 
@@ -591,7 +594,6 @@ async fn peak_while<T>(pid: u32, f: impl std::future::Future<Output = T>) -> (T,
 /// The `--seeded` phases: evidence transfer, then search, indicator lookup
 /// and similar incidents over the seeded organisation.
 async fn run_seeded(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<std::process::ExitCode> {
-    use crate::seed_words;
     let extra: Vec<String> = args.database_url.iter().flat_map(|u| ["--database-url".to_owned(), u.clone()]).collect();
     let server = start_server_with(Some(dir), &extra).await?;
     let (base, pid) = (server.base.clone(), server.pid);
@@ -623,12 +625,12 @@ async fn run_seeded(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<s
     let len = head.len() as u64 + size + tail.len() as u64;
     let pieces = size.div_ceil(1 << 20);
     let b2 = block.clone();
-    let body = std::iter::once(axum::body::Bytes::from(head.into_bytes()))
+    let body = std::iter::once(bytes::Bytes::from(head.into_bytes()))
         .chain((0..pieces).map(move |i| {
             let n = ((size - i * (1 << 20)).min(1 << 20)) as usize;
-            axum::body::Bytes::copy_from_slice(&b2[..n])
+            bytes::Bytes::copy_from_slice(&b2[..n])
         }))
-        .chain(std::iter::once(axum::body::Bytes::from(tail.into_bytes())));
+        .chain(std::iter::once(bytes::Bytes::from(tail.into_bytes())));
     let started = Instant::now();
     let (res, up_peak) = peak_while(pid, async {
         client
@@ -676,7 +678,7 @@ async fn run_seeded(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<s
     let addr = base.trim_start_matches("http://").to_owned();
     let ok: Check = Arc::new(|a: &Answer| a.status == 200);
     let clients = args.scale_clients;
-    let words = Arc::new(seed_words());
+    let words = Arc::new(crate::seed::words());
     let (a, w) = (auth.clone(), words.clone());
     let search: Render = Arc::new(move |n| {
         const SEV: [&str; 4] = ["low", "medium", "high", "critical"];
@@ -688,11 +690,11 @@ async fn run_seeded(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<s
     let r = phase("GET /search (2 words + filter, facets)", &addr, clients, args.seconds, args.max_requests, search, ok.clone()).await;
     print(&r, rss_mb(pid));
 
-    let pool = crate::seed_pool(incidents);
+    let pool = crate::seed::ioc_pool(incidents, 5);
     let a = auth.clone();
     let lookup: Render = Arc::new(move |n| {
         let u = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
-        let (kind, value) = ironcase::seed::ioc_value((u * u * pool as f64) as u64);
+        let (kind, value) = crate::seed::ioc_value((u * u * pool as f64) as u64);
         let value: String = form_urlencoded(&value);
         get_request(&format!("/api/v1/iocs?type={kind}&value={value}"), &a)
     });

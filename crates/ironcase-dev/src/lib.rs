@@ -1,0 +1,9 @@
+//! Development tools, kept out of the server's crates: `ironcase bench` (the
+//! load generator: starts a server, drives it, prints req/s, latency
+//! percentiles and CPU per request) and `ironcase dev seed` (realistic data
+//! for benchmarks and demos, written through the app's use cases). The
+//! binary wires them in; nothing on a request's path uses them.
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod seed;

@@ -7,7 +7,7 @@ use ironcase_domain::validate::{self, ValidationErrors};
 use ironcase_domain::{IncidentId, IocId, OrgId, Permission, Timestamp, Tlp};
 use ironcase_store::incident::{self as incidents, IncidentRef, IncidentRow};
 use ironcase_store::ioc::{self as store, IocRow, SightingRow};
-use ironcase_store::{audit, event, search, Conn};
+use ironcase_store::{audit, event, search, Conn, Tx};
 use serde_json::json;
 
 use crate::audit::by;
@@ -49,7 +49,7 @@ fn invalid(kind: IocType, value: &str) -> AppError {
 /// the incident for search (once, however many it links).
 #[allow(clippy::too_many_arguments)]
 fn link_one(
-    c: &Conn,
+    c: &Tx,
     p: &Principal,
     meta: &RequestMeta,
     incident: &IncidentRow,

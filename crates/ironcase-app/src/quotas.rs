@@ -5,13 +5,13 @@
 
 use ironcase_domain::plan::{Feature, Limits, Overrides, PlanName, Quota};
 use ironcase_domain::{OrgId, Timestamp};
-use ironcase_store::{audit, event, evidence, org, Conn};
+use ironcase_store::{audit, event, evidence, org, Lookup, Tx};
 use serde_json::json;
 
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
 /// The organisation's effective limits, read in the caller's transaction.
-pub(crate) fn limits(c: &Conn, id: OrgId) -> Result<Limits> {
+pub(crate) fn limits(c: &impl Lookup, id: OrgId) -> Result<Limits> {
     let (plan, overrides, _) = org::plan_of(c, id)?;
     let plan = PlanName::parse(&plan).ok_or_else(|| AppError::Internal(format!("unknown plan {plan}")))?;
     if overrides == "{}" {
@@ -47,7 +47,7 @@ struct Step {
 
 /// Records crossing 80% and 100% of a quota: an organisation event (for
 /// timelines and webhooks) and an audit entry.
-fn note_crossing(c: &Conn, p: &Principal, meta: &RequestMeta, now: Timestamp, s: Step) -> Result<()> {
+fn note_crossing(c: &Tx, p: &Principal, meta: &RequestMeta, now: Timestamp, s: Step) -> Result<()> {
     for (pct, kind) in [(80u64, "quota.warning"), (100u64, "quota.exceeded")] {
         let mark = s.limit * pct; // compared with use * 100
         if s.before * 100 < mark && s.after * 100 >= mark {
@@ -60,7 +60,7 @@ fn note_crossing(c: &Conn, p: &Principal, meta: &RequestMeta, now: Timestamp, s:
 }
 
 /// Charges one incident to this month's quota, or refuses.
-pub(crate) fn charge_incident(c: &Conn, p: &Principal, meta: &RequestMeta, now: Timestamp) -> Result<()> {
+pub(crate) fn charge_incident(c: &Tx, p: &Principal, meta: &RequestMeta, now: Timestamp) -> Result<()> {
     let l = limits(c, p.org)?;
     let (period, _) = month(now);
     let q = Quota::IncidentsPerMonth;
@@ -78,7 +78,7 @@ pub(crate) fn charge_incident(c: &Conn, p: &Principal, meta: &RequestMeta, now: 
 
 /// Refuses a member beyond the quota (members are counted, not charged:
 /// removing one frees its place).
-pub(crate) fn check_members(c: &Conn, p: &Principal, meta: &RequestMeta, now: Timestamp) -> Result<()> {
+pub(crate) fn check_members(c: &Tx, p: &Principal, meta: &RequestMeta, now: Timestamp) -> Result<()> {
     let q = Quota::Members;
     if let Some(limit) = limits(c, p.org)?.quota(q) {
         let used = org::count_members(c, p.org)?.max(0) as u64;
@@ -91,7 +91,7 @@ pub(crate) fn check_members(c: &Conn, p: &Principal, meta: &RequestMeta, now: Ti
 }
 
 /// Refuses evidence that would not fit the storage quota.
-pub(crate) fn check_storage(c: &Conn, p: &Principal, meta: &RequestMeta, adding: u64, now: Timestamp) -> Result<()> {
+pub(crate) fn check_storage(c: &Tx, p: &Principal, meta: &RequestMeta, adding: u64, now: Timestamp) -> Result<()> {
     let q = Quota::StorageBytes;
     if let Some(limit) = limits(c, p.org)?.quota(q) {
         let used = evidence::stored_bytes(c, p.org)?.max(0) as u64;

@@ -6,7 +6,7 @@ use crate::{params, Row};
 use ironcase_domain::audit::{Canonical, GENESIS};
 use ironcase_domain::Timestamp;
 
-use crate::{query_map, query_opt, Conn, Result};
+use crate::{query_map, query_opt, Conn, MemoKey, Result, Tx};
 
 /// The chain of operator actions that belong to no organisation.
 pub const PLATFORM: &str = "platform";
@@ -103,11 +103,11 @@ static ENTRIES: Appendable = Appendable {
 
 /// Appends one entry to its tenant's chain. Must run inside the transaction
 /// of the change it records.
-pub fn append(c: &Conn, e: NewEntry) -> Result<i64> {
+pub fn append(c: &Tx, e: NewEntry) -> Result<i64> {
     c.scope(&e.tenant)?;
     // One chain per tenant: two nodes appending at once would fork it. They
     // cannot: write transactions take turns across nodes (see `writer.rs`).
-    let memo = format!("audit_head:{}", e.tenant);
+    let memo = MemoKey::AuditHead(e.tenant.clone());
     let head = match c.memo(&memo) {
         Some(h) => Some(h),
         None => query_opt(c, "select seq, hash from audit_head where organization_id = ?", [&e.tenant], |r| {

@@ -8,7 +8,7 @@ use ironcase_domain::{IocId, OrgId};
 use serde_json::json;
 
 use crate::incident::{self, CommentRow, IncidentRow};
-use crate::{event, ioc, org, search, Conn, Result};
+use crate::{event, ioc, org, search, Result, Tx};
 
 /// An incident to load, with what belongs to it.
 pub struct SeedIncident {
@@ -21,7 +21,7 @@ pub struct SeedIncident {
 
 /// Fresh planner statistics after a large load (SQLite; on PostgreSQL only
 /// the tables' owner may: see `Store::analyze`).
-pub fn finish(c: &Conn) -> Result<()> {
+pub fn finish(c: &Tx) -> Result<()> {
     if c.backend() == crate::Backend::Sqlite {
         c.batch("pragma analysis_limit = 1000; analyze;")?;
     }
@@ -29,7 +29,7 @@ pub fn finish(c: &Conn) -> Result<()> {
 }
 
 /// Writes `items` into `org`, numbering them after its last incident.
-pub fn seed_incidents(c: &Conn, org: OrgId, by: &str, items: &mut [SeedIncident]) -> Result<()> {
+pub fn seed_incidents(c: &Tx, org: OrgId, by: &str, items: &mut [SeedIncident]) -> Result<()> {
     c.scope(org)?;
     for it in items.iter_mut() {
         let i = &mut it.row;

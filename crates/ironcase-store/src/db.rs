@@ -20,7 +20,9 @@ pub enum Backend {
 }
 
 /// A connection (inside the store's transaction, on the writer) or a read
-/// connection.
+/// connection: every statement either may run. What only a write may do is
+/// on [`Tx`].
+#[derive(Clone, Copy)]
 pub enum Conn<'a> {
     Sqlite(&'a rusqlite::Connection),
     Postgres(&'a PgConn),
@@ -61,7 +63,7 @@ pub struct PgConn {
     /// trip); `None` once sent, and always on the writer.
     pub(crate) pending_begin: RefCell<Option<&'static str>>,
     /// The writer's memory of rows it has read or written in the current
-    /// write batch ([`Conn::memo`]); `None` on read connections.
+    /// write batch ([`Tx::memo`]); `None` on read connections.
     memo: Option<RefCell<BatchMemo>>,
     /// Where to connect again when the connection is gone (it may hold a
     /// password: never printed).
@@ -82,9 +84,9 @@ struct Memo {
 /// job began (restored if the job is undone).
 #[derive(Default)]
 struct BatchMemo {
-    now: std::collections::BTreeMap<String, Memo>,
-    at_job_start: std::collections::BTreeMap<String, Memo>,
-    /// Rows appended in this batch ([`Conn::append`]), in order; the first
+    now: std::collections::BTreeMap<MemoKey, Memo>,
+    at_job_start: std::collections::BTreeMap<MemoKey, Memo>,
+    /// Rows appended in this batch ([`Tx::append`]), in order; the first
     /// `sent` of them have gone to the server.
     rows: Vec<(&'static Appendable, Vec<Value>)>,
     sent: usize,
@@ -92,6 +94,25 @@ struct BatchMemo {
     unsent_tables: Vec<&'static Appendable>,
     /// `rows.len()` and `sent` when the current job began.
     rows_at_job_start: (usize, usize),
+}
+
+/// A row the PostgreSQL writer remembers for the rest of a write batch
+/// ([`Tx::memo`]), and the one function that writes it: a row remembered is
+/// changed nowhere else, or the batch would go on with a stale value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MemoKey {
+    /// A tenant's audit chain head (`audit_head`): written only by
+    /// `audit::append`, behind.
+    AuditHead(String),
+    /// An organisation's plan, overrides and status (`organization`): read
+    /// by `org::plan_of`; `org::set_plan` and `org::set_status` forget it.
+    Plan(String),
+    /// A periodic quota's counter (`usage_counter`): written only by
+    /// `org::usage_add`, behind.
+    Usage { org: String, quota: String, period: String },
+    /// An organisation's last incident number (`organization.incident_seq`):
+    /// written only by `org::next_incident_number`, behind.
+    IncidentSeq(String),
 }
 
 /// The rows a write adds to a table that writes only ever add to, or that
@@ -857,6 +878,58 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// Every tenant: for the few operations that find a tenant by a secret
+    /// (a session, a key, an e-mail) or act for the platform operator.
+    pub fn platform(&self) -> Result<()> {
+        self.scope("*")
+    }
+}
+
+/// The writer's connection, inside a write batch: every statement a
+/// [`Conn`] runs (it derefs to one), and what only a write may do: rows
+/// remembered for the batch, written behind, appended rows held until the
+/// commit. [`crate::Store::write`] hands one to its closure; reads get a
+/// `Conn` and cannot reach these.
+#[derive(Clone, Copy)]
+pub struct Tx<'a>(pub(crate) Conn<'a>);
+
+impl<'a> std::ops::Deref for Tx<'a> {
+    type Target = Conn<'a>;
+
+    fn deref(&self) -> &Conn<'a> {
+        &self.0
+    }
+}
+
+/// What a look-up runs on: a read's [`Conn`], or a write's [`Tx`], on
+/// which a row the batch remembers ([`MemoKey`]) is not read again.
+pub trait Lookup {
+    fn conn(&self) -> Conn<'_>;
+    /// The write, when it is one.
+    fn tx(&self) -> Option<Tx<'_>>;
+}
+
+impl Lookup for Conn<'_> {
+    fn conn(&self) -> Conn<'_> {
+        *self
+    }
+
+    fn tx(&self) -> Option<Tx<'_>> {
+        None
+    }
+}
+
+impl Lookup for Tx<'_> {
+    fn conn(&self) -> Conn<'_> {
+        self.0
+    }
+
+    fn tx(&self) -> Option<Tx<'_>> {
+        Some(*self)
+    }
+}
+
+impl Tx<'_> {
     /// A value the writer remembers for the rest of the current write batch
     /// (PostgreSQL): a chain's head, a counter. Valid because write batches
     /// take turns under one lock across nodes (`writer.rs`), every change of
@@ -864,17 +937,17 @@ impl Conn<'_> {
     /// writer forgets everything when a job is undone or a batch ends. Saves
     /// waiting for a read that the batch already knows the answer to. Always
     /// `None` elsewhere (SQLite reads cost microseconds; read connections).
-    pub fn memo(&self, key: &str) -> Option<(i64, String)> {
-        match self {
+    pub fn memo(&self, key: &MemoKey) -> Option<(i64, String)> {
+        match self.0 {
             Conn::Postgres(PgConn { memo: Some(m), .. }) => m.borrow().now.get(key).map(|e| e.value.clone()),
             _ => None,
         }
     }
 
     /// Remembers `value` (what the database holds now) under `key` for the
-    /// rest of the batch ([`Conn::memo`]).
-    pub fn remember(&self, key: String, value: (i64, String)) {
-        if let Conn::Postgres(PgConn { memo: Some(m), .. }) = self {
+    /// rest of the batch ([`Tx::memo`]).
+    pub fn remember(&self, key: MemoKey, value: (i64, String)) {
+        if let Conn::Postgres(PgConn { memo: Some(m), .. }) = self.0 {
             let mut m = m.borrow_mut();
             let owed = m.now.remove(&key).and_then(|e| e.owed);
             m.now.insert(key, Memo { value, owed });
@@ -882,9 +955,9 @@ impl Conn<'_> {
     }
 
     /// Forgets what the batch remembered under `key` (its row was changed
-    /// by a plain write). Not for rows kept with [`Conn::write_behind`].
-    pub fn forget(&self, key: &str) {
-        if let Conn::Postgres(PgConn { memo: Some(m), .. }) = self {
+    /// by a plain write). Not for rows kept with [`Tx::write_behind`].
+    pub fn forget(&self, key: &MemoKey) {
+        if let Conn::Postgres(PgConn { memo: Some(m), .. }) = self.0 {
             let mut m = m.borrow_mut();
             if m.now.get(key).is_some_and(|e| e.owed.is_none()) {
                 m.now.remove(key);
@@ -897,8 +970,8 @@ impl Conn<'_> {
     /// written by every request of a batch would otherwise pile up one
     /// version per request, each found again by the next lookup); elsewhere
     /// now.
-    pub fn write_behind(&self, key: String, value: (i64, String), sql: &'static str, params: Vec<Value>) -> Result<()> {
-        match self {
+    pub fn write_behind(&self, key: MemoKey, value: (i64, String), sql: &'static str, params: Vec<Value>) -> Result<()> {
+        match self.0 {
             Conn::Postgres(PgConn { memo: Some(m), .. }) => {
                 m.borrow_mut().now.insert(key, Memo { value, owed: Some((sql, params)) });
                 Ok(())
@@ -913,7 +986,7 @@ impl Conn<'_> {
     /// insert may fail as an answer (a taken key): a failure of held rows
     /// fails the whole batch.
     pub fn append(&self, table: &'static Appendable, row: Vec<Value>) -> Result<()> {
-        match self {
+        match self.0 {
             Conn::Postgres(PgConn { memo: Some(m), .. }) => {
                 let mut m = m.borrow_mut();
                 note_table(&mut m.unsent_tables, table);
@@ -922,12 +995,6 @@ impl Conn<'_> {
             }
             _ => self.run(table.one, row),
         }
-    }
-
-    /// Every tenant: for the few operations that find a tenant by a secret
-    /// (a session, a key, an e-mail) or act for the platform operator.
-    pub fn platform(&self) -> Result<()> {
-        self.scope("*")
     }
 }
 

@@ -7,7 +7,7 @@
 use ironcase_domain::{ApiKeyId, IncidentId, OrgId, SessionId, Timestamp, Tlp};
 
 use crate::db::Appendable;
-use crate::{exec, params, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, Row};
+use crate::{exec, params, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, Row, Tx};
 
 #[derive(Debug, Clone)]
 pub struct EventRow {
@@ -21,7 +21,7 @@ pub struct EventRow {
 }
 
 pub fn append(
-    c: &Conn,
+    c: &Tx,
     org: OrgId,
     incident: Option<IncidentId>,
     kind: &str,

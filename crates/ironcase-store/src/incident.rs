@@ -5,7 +5,7 @@ use crate::Value;
 use crate::{params, Row};
 use ironcase_domain::{Category, CommentId, IncidentId, OrgId, Resolution, Severity, Status, Timestamp, Tlp, UserId};
 
-use crate::{exec, parse_col, parse_id, parse_opt_id, query_map, query_one, Conn, Result, StoreError};
+use crate::{exec, parse_col, parse_id, parse_opt_id, query_map, query_one, Conn, Result, StoreError, Tx};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncidentRow {
@@ -79,7 +79,7 @@ fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }
 
-fn write_tags(c: &Conn, i: &IncidentRow, replace: bool) -> Result<()> {
+fn write_tags(c: &Tx, i: &IncidentRow, replace: bool) -> Result<()> {
     let (org, id) = (i.org.to_string(), i.id.to_string());
     if replace {
         c.run("delete from incident_tag where organization_id = ? and incident_id = ?", [&org, &id])?;
@@ -101,7 +101,7 @@ static TAGS: Appendable = Appendable {
     many: "insert into incident_tag (organization_id, tag, incident_id) select * from unnest(?::text[], ?::text[], ?::text[])",
 };
 
-pub fn insert(c: &Conn, i: &IncidentRow) -> Result<()> {
+pub fn insert(c: &Tx, i: &IncidentRow) -> Result<()> {
     c.scope(i.org)?;
     // Its number and id are new: a failure here would be a bug, not an answer.
     c.run(
@@ -134,7 +134,7 @@ pub fn insert(c: &Conn, i: &IncidentRow) -> Result<()> {
 
 /// Writes every mutable field of `i` when the stored version is `expected`;
 /// `Ok(false)` when someone else changed it first.
-pub fn update(c: &Conn, i: &IncidentRow, expected: i64, tags_changed: bool) -> Result<bool> {
+pub fn update(c: &Tx, i: &IncidentRow, expected: i64, tags_changed: bool) -> Result<bool> {
     c.scope(i.org)?;
     let n = exec(
         c,

@@ -49,7 +49,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
-pub use db::{Backend, Conn, Row, Value};
+pub use db::{Backend, Conn, Lookup, MemoKey, Row, Tx, Value};
 pub use writer::AuthHook;
 
 /// The small error every store call returns.
@@ -401,7 +401,7 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Conn) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T, E> + Send + 'static,
     {
         self.inner.writer.submit(f).await
     }

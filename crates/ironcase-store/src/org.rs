@@ -3,7 +3,9 @@
 use crate::{params, Row};
 use ironcase_domain::{OrgId, Role, Timestamp, UserId};
 
-use crate::{exec, parse_col, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, StoreError, Value};
+use crate::{
+    exec, parse_col, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Lookup, MemoKey, Result, StoreError, Tx, Value,
+};
 
 #[derive(Debug, Clone)]
 pub struct OrgRow {
@@ -97,26 +99,27 @@ pub fn children(c: &Conn, parent: OrgId, after: Option<(i64, OrgId)>, limit: i64
     )
 }
 
-/// The organisation's plan, its overrides (JSON) and its status.
-pub fn plan_of(c: &Conn, id: OrgId) -> Result<(String, String, String)> {
+/// The organisation's plan, its overrides (JSON) and its status. In a
+/// write, remembered for the rest of the batch (every create asks);
+/// `set_plan` and `set_status` forget it.
+pub fn plan_of(c: &impl Lookup, id: OrgId) -> Result<(String, String, String)> {
+    let (tx, c) = (c.tx(), c.conn());
     c.scope(id)?;
-    // Remembered by the writer for the rest of a batch (every create asks);
-    // `set_plan` and `set_status` forget it.
-    let memo = format!("plan:{id}");
-    if let Some(known) = c.memo(&memo).and_then(|(_, s)| serde_json::from_str(&s).ok()) {
+    let memo = MemoKey::Plan(id.to_string());
+    if let Some(known) = tx.and_then(|t| t.memo(&memo)).and_then(|(_, s)| serde_json::from_str(&s).ok()) {
         return Ok(known);
     }
     let found: (String, String, String) =
-        query_one(c, "select plan, plan_overrides, status from organization where organization_id = ?", [id.to_string()], |r| {
+        query_one(&c, "select plan, plan_overrides, status from organization where organization_id = ?", [id.to_string()], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
-    if let Ok(s) = serde_json::to_string(&found) {
-        c.remember(memo, (0, s));
+    if let (Some(tx), Ok(s)) = (tx, serde_json::to_string(&found)) {
+        tx.remember(memo, (0, s));
     }
     Ok(found)
 }
 
-pub fn set_plan(c: &Conn, id: OrgId, plan: &str, overrides_json: &str) -> Result<()> {
+pub fn set_plan(c: &Tx, id: OrgId, plan: &str, overrides_json: &str) -> Result<()> {
     c.scope(id)?;
     if exec(
         c,
@@ -126,16 +129,16 @@ pub fn set_plan(c: &Conn, id: OrgId, plan: &str, overrides_json: &str) -> Result
     {
         return Err(StoreError::NotFound);
     }
-    c.forget(&format!("plan:{id}"));
+    c.forget(&MemoKey::Plan(id.to_string()));
     Ok(())
 }
 
-pub fn set_status(c: &Conn, id: OrgId, status: &str) -> Result<()> {
+pub fn set_status(c: &Tx, id: OrgId, status: &str) -> Result<()> {
     c.scope(id)?;
     if exec(c, "update organization set status = ? where organization_id = ?", params![status, id.to_string()])? == 0 {
         return Err(StoreError::NotFound);
     }
-    c.forget(&format!("plan:{id}"));
+    c.forget(&MemoKey::Plan(id.to_string()));
     crate::session::note_auth_change(c)
 }
 
@@ -157,11 +160,11 @@ pub fn usage(c: &Conn, id: OrgId, quota: &str, period: &str) -> Result<i64> {
 }
 
 /// Adds `n` to a periodic quota's counter; returns the new value.
-pub fn usage_add(c: &Conn, id: OrgId, quota: &str, period: &str, n: i64) -> Result<i64> {
+pub fn usage_add(c: &Tx, id: OrgId, quota: &str, period: &str, n: i64) -> Result<i64> {
     c.scope(id)?;
     const ADD: &str = "insert into usage_counter (organization_id, quota, period, used) values (?, ?, ?, ?) \
                        on conflict (organization_id, quota, period) do update set used = usage_counter.used + excluded.used";
-    let memo = format!("usage:{id}:{quota}:{period}");
+    let memo = MemoKey::Usage { org: id.to_string(), quota: quota.to_owned(), period: period.to_owned() };
     if let Some((before, _)) = c.memo(&memo) {
         let used = before + n;
         c.write_behind(
@@ -179,9 +182,9 @@ pub fn usage_add(c: &Conn, id: OrgId, quota: &str, period: &str, n: i64) -> Resu
 }
 
 /// Issues the next per-organisation incident number inside the caller's transaction.
-pub fn next_incident_number(c: &Conn, id: OrgId) -> Result<i64> {
+pub fn next_incident_number(c: &Tx, id: OrgId) -> Result<i64> {
     c.scope(id)?;
-    let memo = format!("incident_seq:{id}");
+    let memo = MemoKey::IncidentSeq(id.to_string());
     if let Some((last, _)) = c.memo(&memo) {
         let next = last + 1;
         c.write_behind(

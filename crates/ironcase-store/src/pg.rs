@@ -346,7 +346,7 @@ mod tests {
                 details: serde_json::json!({}),
                 ..Default::default()
             };
-            let append = move |c: &crate::Conn, name: &str| -> Result<i64> {
+            let append = move |c: &crate::Tx, name: &str| -> Result<i64> {
                 crate::event::append(c, org, None, name, None, &serde_json::json!({}), ironcase_domain::Timestamp(1))?;
                 crate::audit::append(c, entry(name))
             };
@@ -357,7 +357,7 @@ mod tests {
             // The writer is kept busy, so that the jobs below queue up (in
             // the order sent) and share the next batch.
             let busy = busy_writer(&store, 300).await;
-            type Job = Box<dyn FnOnce(&crate::Conn) -> Result<(i64, Vec<String>)> + Send>;
+            type Job = Box<dyn FnOnce(&crate::Tx) -> Result<(i64, Vec<String>)> + Send>;
             let jobs: Vec<Job> = vec![
                 Box::new(move |c| Ok((append(c, "a")?, Vec::new()))),
                 Box::new(move |c| {

@@ -8,7 +8,7 @@ use crate::Value;
 use ironcase_domain::{IncidentId, OrgId, Severity, Status, Timestamp, Tlp, UserId};
 
 use crate::incident::{incident_from_row, tlp_clause, IncidentRow, COLS_I};
-use crate::{exec, query_map, query_opt, Backend, Conn, Result};
+use crate::{exec, query_map, query_opt, Backend, Conn, Result, Tx};
 
 /// What search covers of an incident, as one text, in document order: title
 /// and description, comments, evidence names and descriptions, indicator
@@ -77,7 +77,7 @@ pub fn new_document(title: &str, description: &str) -> String {
 /// ([`new_document`]): one insert instead of [`DOCUMENT`]'s four look-ups
 /// (measured by `pg_stat_statements`: 90 → ~50 µs per create); elsewhere as
 /// [`reindex`].
-pub fn index_new(c: &Conn, i: &IncidentRow) -> Result<()> {
+pub fn index_new(c: &Tx, i: &IncidentRow) -> Result<()> {
     if c.backend() != Backend::Postgres {
         return reindex(c, i.org, i.id);
     }

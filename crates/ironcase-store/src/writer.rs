@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::db::PgConn;
+use crate::db::{PgConn, Tx};
 use crate::{Conn, StoreError};
 
 /// The connection the writer thread owns.
@@ -40,7 +40,7 @@ pub(crate) fn note_auth_change() {
     AUTH_CHANGED.with(|c| c.set(true));
 }
 /// A job runs on the writer thread; it says whether to keep its savepoint.
-type Job = Box<dyn FnOnce(&Conn) -> (bool, Finish) + Send>;
+type Job = Box<dyn FnOnce(&Tx) -> (bool, Finish) + Send>;
 
 /// Most requests a single transaction carries.
 const MAX_BATCH: usize = 512;
@@ -70,11 +70,11 @@ impl Writer {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&crate::Conn) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T, E> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<(Result<T, E>, bool)>();
-        let job: Job = Box::new(move |conn: &Conn| {
-            let out = f(conn);
+        let job: Job = Box::new(move |tx: &Tx| {
+            let out = f(tx);
             let keep = out.is_ok();
             let finish: Finish = Box::new(move |commit_err: Option<&StoreError>, auth_changed: bool| {
                 let result = match (out, commit_err) {
@@ -164,7 +164,7 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             // A job that panics (a bug) is undone like one that failed, and
             // the writer goes on; its caller is answered `Unavailable`.
             AUTH_CHANGED.with(|c| c.set(false));
-            let (mut keep, finish) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn))).unwrap_or_else(|_| {
+            let (mut keep, finish) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&Tx(conn)))).unwrap_or_else(|_| {
                 tracing::error!("a write panicked; it is undone");
                 (false, Box::new(|_: Option<&StoreError>, _: bool| {}))
             });

@@ -70,6 +70,9 @@ pub struct PgConn {
     target: Option<Box<crate::pipe::Target>>,
     /// When the last attempt to connect again failed.
     failed_at: Cell<Option<std::time::Instant>>,
+    /// Whether the lists' tables have planner statistics, and when that
+    /// was asked ([`Conn::in_index_order`]).
+    statistics: Cell<Option<(std::time::Instant, bool)>>,
 }
 
 /// What the writer remembers of a row in the current batch, and the write
@@ -206,6 +209,13 @@ pub(crate) struct ListQuery {
     pub(crate) in_index_order: bool,
 }
 
+/// Whether the lists' tables were ever analysed or vacuumed (PostgreSQL
+/// says -1 tuples until then).
+const HAS_STATISTICS: &str =
+    "select coalesce(bool_and(reltuples >= 0), false) from pg_class where oid in (to_regclass('incident'), to_regclass('audit_log'))";
+/// How often a connection asks again while the lists' tables have none.
+const STATISTICS_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The planner held to index order (for the rest of the transaction).
 const INDEX_ORDER: &str = "select set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)";
 /// The planner free again.
@@ -236,6 +246,7 @@ impl PgConn {
             memo: None,
             target: None,
             failed_at: Cell::new(None),
+            statistics: Cell::new(None),
         }
     }
 
@@ -283,6 +294,19 @@ impl PgConn {
         *self.server_scope.borrow_mut() = Some(String::new());
         self.unconfirmed.set(false);
         Ok(())
+    }
+
+    /// Whether the lists' tables have planner statistics; asked again
+    /// every [`STATISTICS_RECHECK`] until they do (then they keep them).
+    fn has_statistics(&self, c: &Conn) -> Result<bool> {
+        if let Some((at, known)) = self.statistics.get() {
+            if known || at.elapsed() < STATISTICS_RECHECK {
+                return Ok(known);
+            }
+        }
+        let known: bool = crate::query_one(c, HAS_STATISTICS, crate::params![], |r| r.get(0))?;
+        self.statistics.set(Some((std::time::Instant::now(), known)));
+        Ok(known)
     }
 
     /// Whether the connection is gone (found so by a statement that failed).
@@ -810,16 +834,21 @@ impl Conn<'_> {
     }
 
     /// Runs `list` (one statement that reads a page in an index's order)
-    /// with PostgreSQL's planner held to that order: no sort, no bitmap scan
-    /// for the rest of the transaction. Without statistics (a new database,
-    /// a bulk load, autovacuum off) the planner takes a tenant's rows for a
-    /// handful and reads and sorts them all for one page: seen at 260,000
-    /// incidents, 125–206 ms a page instead of under one. Only for lists
-    /// whose filter an index serves in the list's order (else the held
-    /// planner walks the index past every row the filter drops).
+    /// with PostgreSQL's planner held to that order while the lists' tables
+    /// have no statistics: no sort, no bitmap scan for the rest of the
+    /// transaction. Without statistics (a new database, a bulk load,
+    /// autovacuum off) the planner takes a tenant's rows for a handful and
+    /// reads and sorts them all for one page: seen at 260,000 incidents,
+    /// 125–206 ms a page instead of under one. With statistics (analysed or
+    /// vacuumed once, even long ago: the planner scales them by the table's
+    /// size) it chooses well, and the hold would only cost two statements.
+    /// Only for lists whose one index condition is the tenant: a filter
+    /// on a second indexed column the planner takes by itself, and held, it
+    /// would walk the index past every row a filter drops.
     pub fn in_index_order<T>(&self, list: impl FnOnce() -> Result<T>) -> Result<T> {
         match self {
             Conn::Sqlite(_) => list(),
+            Conn::Postgres(p) if p.has_statistics(self)? => list(),
             Conn::Postgres(_) => {
                 self.run(INDEX_ORDER, crate::params![])?;
                 let out = list()?;

@@ -1396,6 +1396,22 @@ mod tests {
         all
     }
 
+    /// Runs `faults` under load (every wait bounded by `wait`: a batch's
+    /// read, a connection made again, a pooled reader's turn; a request
+    /// waiting eight times that fails the test), then checks that the store
+    /// serves again with every acknowledged write there.
+    async fn survives(store: &crate::Store, wait: std::time::Duration, faults: impl std::future::Future<Output = ()>) {
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let load = tokio::spawn({
+            let (store, running) = (store.clone(), running.clone());
+            async move { under_load(&store, wait * 8, running).await }
+        });
+        faults.await;
+        running.store(false, std::sync::atomic::Ordering::SeqCst);
+        let done = load.await.expect("load");
+        all_acknowledged_are_there(store, &done).await;
+    }
+
     /// After the faults: the store serves again, and every acknowledged
     /// write is there.
     async fn all_acknowledged_are_there(store: &crate::Store, done: &[(String, bool)]) {
@@ -1439,31 +1455,24 @@ mod tests {
             let through = format!("postgres://{user}@127.0.0.1:{}/{db}?sslmode=disable", proxy.port);
             let wait = std::time::Duration::from_millis(1500);
             let store = crate::Store::open_postgres_within(&through, wait).await.expect("open through the proxy");
-            let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
-            // Every wait is bounded by `wait` (a batch's read, a connection
-            // made again, a pooled reader's turn): a generous multiple.
-            let load = tokio::spawn({
-                let (store, running) = (store.clone(), running.clone());
-                async move { under_load(&store, wait * 8, running).await }
-            });
             let pause = |ms| tokio::time::sleep(std::time::Duration::from_millis(ms));
-            pause(500).await;
-            proxy.stall(true);
-            pause(3_500).await;
-            proxy.stall(false);
-            pause(1_500).await;
-            proxy.cut(false);
-            pause(1_500).await;
-            proxy.cut(true);
-            pause(1_500).await;
-            proxy.stall(true);
-            pause(500).await;
-            proxy.cut(true);
-            proxy.stall(false);
-            pause(2_000).await;
-            running.store(false, std::sync::atomic::Ordering::SeqCst);
-            let done = load.await.expect("load");
-            all_acknowledged_are_there(&store, &done).await;
+            survives(&store, wait, async {
+                pause(500).await;
+                proxy.stall(true);
+                pause(3_500).await;
+                proxy.stall(false);
+                pause(1_500).await;
+                proxy.cut(false);
+                pause(1_500).await;
+                proxy.cut(true);
+                pause(1_500).await;
+                proxy.stall(true);
+                pause(500).await;
+                proxy.cut(true);
+                proxy.stall(false);
+                pause(2_000).await;
+            })
+            .await;
             store.close().await;
         });
     }
@@ -1479,24 +1488,15 @@ mod tests {
         rt.block_on(async {
             let wait = std::time::Duration::from_secs(2);
             let store = crate::Store::open_postgres_within(&server.url("postgres", "owner-secret"), wait).await.expect("open");
-            let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
-            let load = tokio::spawn({
-                let (store, running) = (store.clone(), running.clone());
-                async move { under_load(&store, wait * 8, running).await }
-            });
-            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-            let restart = {
+            survives(&store, wait, async {
+                tokio::time::sleep(std::time::Duration::from_millis(700)).await;
                 let (ctl, data, log) = (server.bin("pg_ctl"), server.path("data"), server.path("log"));
-                let server = &server;
                 // (Its output to the log: a server holding the pipes open
                 // would keep `run` waiting.)
-                move || server.run(&ctl, &["-D", &data, "-l", &log, "-m", "fast", "-w", "restart"])
-            };
-            tokio::task::block_in_place(restart);
-            tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-            running.store(false, std::sync::atomic::Ordering::SeqCst);
-            let done = load.await.expect("load");
-            all_acknowledged_are_there(&store, &done).await;
+                tokio::task::block_in_place(|| server.run(&ctl, &["-D", &data, "-l", &log, "-m", "fast", "-w", "restart"]));
+                tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+            })
+            .await;
             store.close().await;
         });
     }

@@ -194,28 +194,34 @@ fn tls_config(ssl: SslMode, root: Option<String>) -> Result<Option<Arc<rustls::C
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| StoreError::Database(format!("TLS: {e}")))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match (ssl, roots) {
+    let chain = match (ssl, roots) {
         (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
             return Err(bad_url("sslmode=verify-ca and verify-full need sslrootcert (a PEM file of root certificates, or `system`)".into()))
         }
-        (SslMode::VerifyFull, Some(roots)) => web_pki(roots, &provider)?,
-        (_, Some(roots)) => Arc::new(ChainOnly(web_pki(roots, &provider)?)),
-        (_, None) => Arc::new(Unchecked(provider)),
+        (_, None) => None,
+        (_, Some(roots)) => Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| StoreError::Database(format!("TLS: {e}")))?,
+        ),
     };
-    Ok(Some(Arc::new(builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth())))
+    let verifier = Verifier { chain, names: ssl == SslMode::VerifyFull, algorithms: provider.signature_verification_algorithms };
+    Ok(Some(Arc::new(builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth())))
 }
 
-fn web_pki(roots: rustls::RootCertStore, provider: &Arc<rustls::crypto::CryptoProvider>) -> Result<Arc<WebPkiServerVerifier>> {
-    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| StoreError::Database(format!("TLS: {e}")))
-}
-
-/// `verify-ca`: the chain is checked, the host name is not.
+/// The server's certificate checked as far as `sslmode` says: not at all
+/// (`prefer`, `require` without a root: the traffic is encrypted, the
+/// certificate taken as it comes, as libpq does), its chain (`verify-ca`,
+/// `require` with a root), or its chain and the host's name
+/// (`verify-full`). The handshake's signatures are always checked.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    names: bool,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -224,9 +230,12 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
         // The name is checked after the chain: a wrong name means the chain held.
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }))
+                if !self.names =>
+            {
                 Ok(ServerCertVerified::assertion())
             }
             other => other,
@@ -239,7 +248,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -248,52 +257,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without a root: the traffic is encrypted, the
-/// certificate taken as it comes (libpq's behaviour); the handshake's
-/// signatures are still checked.
-#[derive(Debug)]
-struct Unchecked(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 

@@ -740,7 +740,6 @@ mod tests {
         bin: std::path::PathBuf,
         dir: tempfile::TempDir,
         port: u16,
-        as_postgres: bool,
     }
 
     impl OwnServer {
@@ -753,23 +752,15 @@ mod tests {
         /// With `tls` (a certificate and its key, PEM), a server that takes
         /// connections over TCP only with TLS.
         fn start_with(tls: Option<(&str, &str)>) -> Option<OwnServer> {
-            let bin = std::process::Command::new("pg_config")
-                .arg("--bindir")
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-                .filter(|b| b.join("initdb").exists());
-            let Some(bin) = bin else {
+            let Some(bin) = crate::testing::server_programs() else {
                 assert!(std::env::var("CI").as_deref() != Ok("true"), "PostgreSQL's server programs are required when CI=true");
-                eprintln!("skipping: no initdb");
+                eprintln!("skipping: PostgreSQL's server programs (initdb) are not installed");
                 return None;
             };
-            // initdb refuses to run as root: then as the `postgres` user.
-            let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+            let root = crate::testing::as_root();
             let dir = tempfile::tempdir().expect("dir");
             let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
-            let server = OwnServer { bin, dir, port, as_postgres: root };
+            let server = OwnServer { bin, dir, port };
             std::fs::write(server.dir.path().join("pw"), "owner-secret").expect("password file");
             if root {
                 server.run("chown", &["-R", "postgres", &server.path("")]);
@@ -835,15 +826,12 @@ mod tests {
         }
 
         fn run(&self, program: &str, args: &[&str]) {
-            let mut cmd = if self.as_postgres && program != "chown" && program != "chmod" {
-                let mut c = std::process::Command::new("runuser");
-                c.args(["-u", "postgres", "--", program]);
-                c
+            if program == "chown" || program == "chmod" {
+                let out = std::process::Command::new(program).args(args).output().expect("run");
+                assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
             } else {
-                std::process::Command::new(program)
-            };
-            let out = cmd.args(args).output().expect("run");
-            assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+                crate::testing::run_server_program(std::path::Path::new(program), args).expect("a server program");
+            }
         }
 
         fn url(&self, user: &str, password: &str) -> String {
@@ -854,14 +842,7 @@ mod tests {
     impl Drop for OwnServer {
         fn drop(&mut self) {
             let (ctl, data) = (self.bin("pg_ctl"), self.path("data"));
-            let mut cmd = if self.as_postgres {
-                let mut c = std::process::Command::new("runuser");
-                c.args(["-u", "postgres", "--", &ctl]);
-                c
-            } else {
-                std::process::Command::new(&ctl)
-            };
-            let _ = cmd.args(["-D", &data, "-m", "immediate", "stop"]).output();
+            let _ = crate::testing::run_server_program(std::path::Path::new(&ctl), &["-D", &data, "-m", "immediate", "stop"]);
         }
     }
 
@@ -971,8 +952,9 @@ mod tests {
             store.analyze().await.expect("the owner's connection over TLS");
             store.close().await;
         });
-        // The shared test server has TLS on too (CI's does): `require` reaches it.
-        if let Some(shared) = crate::testing::postgres_url() {
+        // The configured test server has TLS on too (CI's does): `require`
+        // reaches it. (The tests' own cluster has none.)
+        if let Some(shared) = std::env::var("IRONCASE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
             let sep = if shared.contains('?') { '&' } else { '?' };
             assert!(encrypted(&format!("{shared}{sep}sslmode=require")).expect("the shared server over TLS"));
         }

@@ -36,6 +36,13 @@ pub struct BenchArgs {
     /// Size of the evidence file moved each way by `--seeded`, in MiB.
     #[arg(long, default_value_t = 2048)]
     pub evidence_mib: u64,
+    /// Instead of load phases, the writer's pattern of statements (jobs of a
+    /// savepoint, eight unwaited inserts and a release; 32 jobs a commit)
+    /// over the store's own PostgreSQL connection and over `tokio-postgres`
+    /// pipelining, alternately, on a database made on `--postgres`: jobs
+    /// per second, and this process's and PostgreSQL's CPU per job.
+    #[arg(long)]
+    pub wire: bool,
     /// Instead of load phases, micro-benchmarks in this process: the
     /// rate-limit check, the permission check, and a million limiter keys.
     #[arg(long)]
@@ -438,6 +445,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     if args.micro {
         return run_micro();
+    }
+    if args.wire {
+        let admin = args.postgres.clone().context("--wire needs --postgres")?;
+        let db = tokio::task::spawn_blocking(move || BenchDb::create(&admin)).await??;
+        return crate::wire::run(&db.url, args.max_requests.min(200_000)).await;
     }
     if let Some(dir) = args.seeded.clone() {
         return run_seeded(&args, &dir).await;

@@ -21,7 +21,7 @@ pub mod invitation;
 pub mod ioc;
 pub mod org;
 pub mod pg;
-mod pipe;
+pub mod pipe;
 pub mod search;
 pub mod session;
 mod writer;

@@ -104,7 +104,7 @@ struct Column {
 
 /// A statement prepared on one connection (a named server-side statement).
 #[derive(Clone, Debug)]
-pub(crate) struct Statement(Arc<Described>);
+pub struct Statement(Arc<Described>);
 
 impl Statement {
     /// The types of its parameters, as the server inferred them.
@@ -179,7 +179,7 @@ enum Outcome {
     Done,
 }
 
-pub(crate) struct Pipe {
+pub struct Pipe {
     /// `None` once the connection is gone.
     stream: Option<Stream>,
     out: BytesMut,
@@ -279,7 +279,7 @@ fn rows_of(tag: &str) -> u64 {
 impl Pipe {
     /// Connects to `target` (with TLS as its `sslmode` says) and
     /// authenticates (trust, password, MD5 or SCRAM-SHA-256).
-    pub(crate) fn connect(target: &Target) -> Result<Pipe> {
+    pub fn connect(target: &Target) -> Result<Pipe> {
         let config = &target.config;
         let timeout = config.get_connect_timeout().copied().unwrap_or(std::time::Duration::from_secs(10));
         let mut last = StoreError::Database("the database URL names no host".into());
@@ -439,7 +439,7 @@ impl Pipe {
     }
 
     /// Prepares `sql` (waits).
-    pub(crate) fn prepare(&mut self, sql: &str) -> Result<Statement> {
+    pub fn prepare(&mut self, sql: &str) -> Result<Statement> {
         self.next_name += 1;
         let name = format!("s{}", self.next_name);
         let at = self.out.len();
@@ -465,7 +465,7 @@ impl Pipe {
 
     /// Runs a prepared statement and returns its rows (waits, for it and for
     /// everything sent before it).
-    pub(crate) fn query(&mut self, st: &Statement, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<PgRow>> {
+    pub fn query(&mut self, st: &Statement, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<PgRow>> {
         self.bind(st, params, true, false)?;
         match self.wait()? {
             Outcome::Rows(rows, _) => Ok(rows),
@@ -474,7 +474,7 @@ impl Pipe {
     }
 
     /// Runs a prepared statement and returns the rows it changed (waits).
-    pub(crate) fn execute(&mut self, st: &Statement, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    pub fn execute(&mut self, st: &Statement, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         self.bind(st, params, true, false)?;
         match self.wait()? {
             Outcome::Rows(_, n) => Ok(n),
@@ -483,7 +483,7 @@ impl Pipe {
     }
 
     /// Runs statements without parameters (simple protocol; waits).
-    pub(crate) fn batch(&mut self, sql: &str) -> Result<()> {
+    pub fn batch(&mut self, sql: &str) -> Result<()> {
         // A simple query after statements still unsynced would be skipped
         // with them after an error: they are closed by a `Sync` first.
         if self.unsynced > 0 {
@@ -495,7 +495,7 @@ impl Pipe {
     }
 
     /// Sends a prepared statement without waiting for its answer.
-    pub(crate) fn send(&mut self, st: &Statement, params: &[&(dyn ToSql + Sync)]) {
+    pub fn send(&mut self, st: &Statement, params: &[&(dyn ToSql + Sync)]) {
         if let Err(e) = self.bind(st, params, false, false) {
             self.failed.get_or_insert((self.epoch, e));
         }
@@ -513,7 +513,7 @@ impl Pipe {
     /// Ends the current group of statements with a `Sync` and writes what is
     /// gathered, without waiting for answers (the writer, after each job: the
     /// server works on one job while the next is made).
-    pub(crate) fn flush(&mut self) {
+    pub fn flush(&mut self) {
         if self.unsynced > 0 {
             self.push_sync();
         }
@@ -523,7 +523,7 @@ impl Pipe {
     }
 
     /// Waits for every statement sent; returns the first failure among them.
-    pub(crate) fn sync(&mut self) -> Result<()> {
+    pub fn sync(&mut self) -> Result<()> {
         if self.pending.is_empty() && self.unsynced == 0 {
             return match self.failed.take() {
                 Some((at, e)) => {

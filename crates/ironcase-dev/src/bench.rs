@@ -40,7 +40,8 @@ pub struct BenchArgs {
     /// savepoint, eight unwaited inserts and a release; 32 jobs a commit)
     /// over the store's own PostgreSQL connection and over `tokio-postgres`
     /// pipelining, alternately, on a database made on `--postgres`: jobs
-    /// per second, and this process's and PostgreSQL's CPU per job.
+    /// per second, and this process's and PostgreSQL's CPU per job
+    /// (`--max-requests` jobs a run, at most 200,000).
     #[arg(long)]
     pub wire: bool,
     /// Instead of load phases, micro-benchmarks in this process: the

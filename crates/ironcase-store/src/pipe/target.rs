@@ -106,7 +106,7 @@ fn bad_url(why: String) -> StoreError {
 impl Target {
     /// Reads `url` (`postgres://…` or `key=value …`).
     pub fn parse(url: &str, limits: Limits) -> Result<Target> {
-        let (rest, ssl, root) = take_tls_options(url)?;
+        let (rest, ssl, root) = take_tls_options(url);
         let config: tokio_postgres::Config = rest.parse().map_err(|e| bad_url(format!("{e}")))?;
         let ssl = ssl.map_or(Ok(SslMode::Prefer), |s| SslMode::parse(&s))?;
         let tls = tls_config(ssl, root)?;
@@ -121,10 +121,10 @@ impl Target {
 
 /// Takes `sslmode` and `sslrootcert` out of a URL (or a `key=value` string),
 /// which `tokio_postgres::Config` reads only in part.
-fn take_tls_options(url: &str) -> Result<(String, Option<String>, Option<String>)> {
+fn take_tls_options(url: &str) -> (String, Option<String>, Option<String>) {
     let (mut ssl, mut root) = (None, None);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let Some((base, query)) = url.split_once('?') else { return Ok((url.to_owned(), None, None)) };
+        let Some((base, query)) = url.split_once('?') else { return (url.to_owned(), None, None) };
         let mut kept = form_urlencoded::Serializer::new(String::new());
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match &*k {
@@ -137,7 +137,7 @@ fn take_tls_options(url: &str) -> Result<(String, Option<String>, Option<String>
         }
         let kept = kept.finish();
         let rest = if kept.is_empty() { base.to_owned() } else { format!("{base}?{kept}") };
-        return Ok((rest, ssl, root));
+        return (rest, ssl, root);
     }
     let mut kept = Vec::new();
     for word in url.split_whitespace() {
@@ -149,7 +149,7 @@ fn take_tls_options(url: &str) -> Result<(String, Option<String>, Option<String>
             kept.push(word);
         }
     }
-    Ok((kept.join(" "), ssl, root))
+    (kept.join(" "), ssl, root)
 }
 
 /// The root certificates to check the server's against: `system`, a PEM
@@ -271,13 +271,12 @@ mod tests {
 
     #[test]
     fn tls_options_are_read_from_either_form_and_the_rest_kept() {
-        let (rest, ssl, root) =
-            take_tls_options("postgres://u:p@h:5/db?sslmode=verify-full&application_name=x&sslrootcert=%2Fca.pem").expect("url");
+        let (rest, ssl, root) = take_tls_options("postgres://u:p@h:5/db?sslmode=verify-full&application_name=x&sslrootcert=%2Fca.pem");
         assert_eq!(
             (rest.as_str(), ssl.as_deref(), root.as_deref()),
             ("postgres://u:p@h:5/db?application_name=x", Some("verify-full"), Some("/ca.pem"))
         );
-        let (rest, ssl, root) = take_tls_options("host=h user=u sslmode=require dbname=d").expect("key=value");
+        let (rest, ssl, root) = take_tls_options("host=h user=u sslmode=require dbname=d");
         assert_eq!((rest.as_str(), ssl.as_deref(), root), ("host=h user=u dbname=d", Some("require"), None));
         let bad = Target::parse("postgres://u@h/db?sslmode=sometimes", Limits::NONE).map(|_| ()).expect_err("unknown sslmode");
         assert!(bad.to_string().contains("sslmode=sometimes"), "{bad}");

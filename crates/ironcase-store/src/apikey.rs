@@ -3,7 +3,7 @@
 use crate::{params, Row};
 use ironcase_domain::{ApiKeyId, OrgId, Role, Timestamp, Tlp, UserId};
 
-use crate::{exec, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result, StoreError};
+use crate::{exec, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result, StoreError, Tx};
 
 #[derive(Clone)]
 pub struct ApiKeyRow {
@@ -58,7 +58,7 @@ fn key(r: &Row<'_, '_>) -> Result<ApiKeyRow> {
 const COLS: &str =
     "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at, tlp_max, rate_per_minute";
 
-pub fn insert(c: &Conn, k: &ApiKeyRow) -> Result<()> {
+pub fn insert(c: &Tx, k: &ApiKeyRow) -> Result<()> {
     c.scope(k.org)?;
     exec(
         c,
@@ -112,7 +112,7 @@ pub fn find_by_hash(c: &Conn, hash: &str) -> Result<Option<ApiKeyRow>> {
     query_opt(c, &format!("select {COLS} from api_key where key_hash = ?"), [hash], key)
 }
 
-pub fn revoke(c: &Conn, org: OrgId, id: ApiKeyId, at: Timestamp) -> Result<()> {
+pub fn revoke(c: &Tx, org: OrgId, id: ApiKeyId, at: Timestamp) -> Result<()> {
     c.scope(org)?;
     let n = exec(
         c,
@@ -125,14 +125,14 @@ pub fn revoke(c: &Conn, org: OrgId, id: ApiKeyId, at: Timestamp) -> Result<()> {
     Ok(())
 }
 
-pub fn touch(c: &Conn, id: ApiKeyId, at: Timestamp) -> Result<()> {
+pub fn touch(c: &Tx, id: ApiKeyId, at: Timestamp) -> Result<()> {
     c.platform()?;
     exec(c, "update api_key set last_used_at = ? where api_key_id = ?", params![at.0, id.to_string()])?;
     Ok(())
 }
 
 /// Swaps a live key's secret (rotation).
-pub fn replace_secret(c: &Conn, org: OrgId, id: ApiKeyId, hash: &str, prefix: &str) -> Result<()> {
+pub fn replace_secret(c: &Tx, org: OrgId, id: ApiKeyId, hash: &str, prefix: &str) -> Result<()> {
     c.scope(org)?;
     let n = exec(
         c,

@@ -89,9 +89,9 @@ fn entry(r: &Row<'_, '_>) -> Result<EntryRow> {
     })
 }
 
-/// The log is only appended to, and no write reads it (the chain's head is
-/// `audit_head`).
-static ENTRIES: Appendable = Appendable {
+/// The log is only appended to; what reads it declares it ([`Conn::sees`];
+/// a write finds the chain's head in `audit_head`).
+pub(crate) static ENTRIES: Appendable = Appendable {
     table: "audit_log",
     one: "insert into audit_log (organization_id, seq, at, actor_id, actor_kind, action, resource_type, resource_id, outcome, \
           request_id, source_ip, user_agent, details, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -178,6 +178,7 @@ pub struct Filter {
 /// Newest first, entries with `seq < before`.
 pub fn list(c: &Conn, tenant: &str, f: &Filter, before: Option<i64>, limit: i64) -> Result<Vec<EntryRow>> {
     c.scope(tenant)?;
+    c.sees(&ENTRIES)?;
     crate::list_in_order(c, list_query(tenant, f, before, limit), entry)
 }
 
@@ -232,6 +233,7 @@ pub struct Verification {
 /// Recomputes one tenant's chain from the first entry.
 pub fn verify(c: &Conn, tenant: &str) -> Result<Verification> {
     c.scope(tenant)?;
+    c.sees(&ENTRIES)?;
     let mut v = Verification { tenant: tenant.to_owned(), ok: true, entries: 0, head: None, first_bad_seq: None, reason: None };
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 1i64;
@@ -293,6 +295,7 @@ pub fn verify(c: &Conn, tenant: &str) -> Result<Verification> {
 /// Every tenant that has a chain.
 pub fn tenants(c: &Conn) -> Result<Vec<String>> {
     c.platform()?;
+    c.sees(&ENTRIES)?;
     query_map(c, "select organization_id from audit_head union select distinct organization_id from audit_log order by 1", params![], |r| {
         r.get(0)
     })

@@ -123,9 +123,11 @@ pub enum MemoKey {
 /// incident's tags and search document. On the PostgreSQL writer they are
 /// held until the batch commits and then sent as one statement per table
 /// (one array per column), instead of one statement per row: per request,
-/// several statements fewer for the server to run. A writer statement whose
-/// text names the table sends the rows held for it first, so a write that
-/// reads or changes them finds them there.
+/// several statements fewer for the server to run. A statement that reads
+/// or changes such a table declares it first ([`Conn::sees`]), which sends
+/// the rows held for it, so that it finds them there; in the tests a
+/// writer statement that names a table with rows held and did not declare
+/// it fails.
 pub struct Appendable {
     /// The table's name, as statements name it.
     pub table: &'static str,
@@ -170,6 +172,13 @@ impl Column {
             Column::Text(v) => v,
         }
     }
+}
+
+/// Whether `sql` names `table` (as a whole word).
+fn names(sql: &str, table: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    sql.match_indices(table)
+        .any(|(at, _)| !sql[..at].chars().next_back().is_some_and(word) && !sql[at + table.len()..].chars().next().is_some_and(word))
 }
 
 /// Adds `table` to `tables` unless it is there.
@@ -398,13 +407,31 @@ impl PgConn {
         Ok(())
     }
 
-    /// Before a writer statement: the rows held for a table it names go
-    /// first.
-    fn before_statement(&self, sql: &str) -> Result<()> {
+    /// Before a statement that reads or changes `table` (declared with
+    /// [`Conn::sees`]): the rows held for it go first.
+    fn sees(&self, table: &'static Appendable) -> Result<()> {
         let Some(m) = &self.memo else { return Ok(()) };
-        let named = m.borrow().unsent_tables.iter().any(|a| sql.contains(a.table));
-        if named {
+        let held = m.borrow().unsent_tables.iter().any(|a| std::ptr::eq(*a, table));
+        if held {
             self.send_rows()?;
+        }
+        Ok(())
+    }
+
+    /// In builds with debug assertions (the tests), a writer statement that
+    /// names a table whose rows are held refuses to run: it did not declare
+    /// the table with [`Conn::sees`] and would miss them. Nothing in
+    /// release builds.
+    fn before_statement(&self, sql: &str) -> Result<()> {
+        if cfg!(debug_assertions) {
+            if let Some(m) = &self.memo {
+                if let Some(t) = m.borrow().unsent_tables.iter().find(|a| names(sql, a.table)) {
+                    return Err(StoreError::Database(format!(
+                        "a statement names {}, whose rows are held, without declaring it (Conn::sees): {sql}",
+                        t.table
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -907,6 +934,17 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// Declares that the next statement reads or changes `table`, whose
+    /// rows a write may hold ([`Tx::append`]): on the PostgreSQL writer the
+    /// rows held for it are sent first, so the statement finds them.
+    /// Nothing elsewhere (reads and SQLite hold nothing).
+    pub fn sees(&self, table: &'static Appendable) -> Result<()> {
+        match self {
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Postgres(c) => c.sees(table),
+        }
+    }
+
     /// Every tenant: for the few operations that find a tenant by a secret
     /// (a session, a key, an e-mail) or act for the platform operator.
     pub fn platform(&self) -> Result<()> {
@@ -1010,7 +1048,8 @@ impl Tx<'_> {
     }
 
     /// Adds a row to an [`Appendable`] table: on the PostgreSQL writer held
-    /// until the batch commits (or a statement names the table), and
+    /// until the batch commits (or a statement declares the table with
+    /// [`Conn::sees`]), and
     /// dropped if the job is undone; elsewhere now. Not for rows whose
     /// insert may fail as an answer (a taken key): a failure of held rows
     /// fails the whole batch.

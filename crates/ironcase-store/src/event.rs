@@ -45,8 +45,8 @@ pub fn append(
     )
 }
 
-/// Events are only appended, and no write reads them.
-static EVENTS: Appendable = Appendable {
+/// Events are only appended; what reads them declares it ([`Conn::sees`]).
+pub(crate) static EVENTS: Appendable = Appendable {
     table: "event",
     one: "insert into event (organization_id, incident_id, type, actor_id, data, created_at) values (?, ?, ?, ?, ?, ?)",
     many: "insert into event (organization_id, incident_id, type, actor_id, data, created_at) \
@@ -56,6 +56,7 @@ static EVENTS: Appendable = Appendable {
 /// The incident's events oldest first, after event `after`, at most `limit`.
 pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId, after: i64, limit: i64) -> Result<Vec<EventRow>> {
     c.scope(org)?;
+    c.sees(&EVENTS)?;
     query_map(
         c,
         "select event_id, organization_id, incident_id, type, actor_id, data, created_at from event \
@@ -108,6 +109,7 @@ fn live_row(r: &Row<'_, '_>) -> Result<LiveRow> {
 /// The organisation's events after `after`, oldest first, at most `limit`.
 pub fn org_after(c: &Conn, org: OrgId, after: i64, limit: i64) -> Result<Vec<LiveRow>> {
     c.scope(org)?;
+    c.sees(&EVENTS)?;
     query_map(
         c,
         &format!("{LIVE_COLUMNS} where e.organization_id = ? and e.event_id > ? order by e.event_id limit ?"),
@@ -120,18 +122,21 @@ pub fn org_after(c: &Conn, org: OrgId, after: i64, limit: i64) -> Result<Vec<Liv
 /// what the node's live hub fans out.
 pub fn all_after(c: &Conn, after: i64, limit: i64) -> Result<Vec<LiveRow>> {
     c.platform()?;
+    c.sees(&EVENTS)?;
     query_map(c, &format!("{LIVE_COLUMNS} where e.event_id > ? order by e.event_id limit ?"), params![after, limit], live_row)
 }
 
 /// The newest event id of all, 0 when there is none.
 pub fn last_id(c: &Conn) -> Result<i64> {
     c.platform()?;
+    c.sees(&EVENTS)?;
     query_one(c, "select coalesce(max(event_id), 0) from event", params![], |r| r.get(0))
 }
 
 /// The newest event id of one organisation, 0 when it has none.
 pub fn org_last_id(c: &Conn, org: OrgId) -> Result<i64> {
     c.scope(org)?;
+    c.sees(&EVENTS)?;
     query_one(c, "select coalesce(max(event_id), 0) from event where organization_id = ?", [org.to_string()], |r| r.get(0))
 }
 
@@ -142,7 +147,7 @@ pub enum TicketHolder {
     ApiKey(ApiKeyId),
 }
 
-pub fn insert_ticket(c: &Conn, hash: &str, org: OrgId, holder: &TicketHolder, expires_at: Timestamp, now: Timestamp) -> Result<()> {
+pub fn insert_ticket(c: &Tx, hash: &str, org: OrgId, holder: &TicketHolder, expires_at: Timestamp, now: Timestamp) -> Result<()> {
     c.scope(org)?;
     // Expired tickets go as new ones come, so the table stays small.
     exec(c, "delete from stream_ticket where expires_at <= ?", [now.0])?;
@@ -160,7 +165,7 @@ pub fn insert_ticket(c: &Conn, hash: &str, org: OrgId, holder: &TicketHolder, ex
 
 /// Takes a ticket: it is gone after this, used or not. `None` when there is
 /// no such ticket or it has expired.
-pub fn take_ticket(c: &Conn, hash: &str, now: Timestamp) -> Result<Option<(OrgId, TicketHolder)>> {
+pub fn take_ticket(c: &Tx, hash: &str, now: Timestamp) -> Result<Option<(OrgId, TicketHolder)>> {
     c.platform()?;
     let row = query_opt(
         c,

@@ -3,7 +3,7 @@
 use crate::{params, Row};
 use ironcase_domain::{CustodyAction, EvidenceId, EvidenceKind, IncidentId, OrgId, Timestamp};
 
-use crate::{exec, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result};
+use crate::{exec, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result, Tx};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvidenceRow {
@@ -53,7 +53,7 @@ fn row(r: &Row<'_, '_>) -> Result<EvidenceRow> {
     })
 }
 
-pub fn insert(c: &Conn, e: &EvidenceRow) -> Result<()> {
+pub fn insert(c: &Tx, e: &EvidenceRow) -> Result<()> {
     c.scope(e.org)?;
     exec(
         c,
@@ -109,7 +109,7 @@ pub fn list(c: &Conn, org: OrgId, incident: IncidentId, after: Option<(i64, Evid
 }
 
 /// Turns the record into a tombstone: the blob key goes, hash and history stay.
-pub fn mark_deleted(c: &Conn, org: OrgId, id: EvidenceId, by: &str, reason: &str, at: Timestamp) -> Result<bool> {
+pub fn mark_deleted(c: &Tx, org: OrgId, id: EvidenceId, by: &str, reason: &str, at: Timestamp) -> Result<bool> {
     c.scope(org)?;
     let n = exec(
         c,
@@ -144,7 +144,7 @@ pub struct CustodyRow {
 }
 
 /// Appends one custody step; returns its number (1, 2, …).
-pub fn custody_append(c: &Conn, org: OrgId, id: EvidenceId, step: &CustodyRow) -> Result<i64> {
+pub fn custody_append(c: &Tx, org: OrgId, id: EvidenceId, step: &CustodyRow) -> Result<i64> {
     c.scope(org)?;
     let seq: i64 = query_one(
         c,
@@ -213,7 +213,7 @@ pub fn data_key(c: &Conn, org: OrgId, key_id: &str) -> Result<Vec<u8>> {
     })
 }
 
-pub fn data_key_insert(c: &Conn, org: OrgId, key_id: &str, wrapped: &[u8], at: Timestamp) -> Result<()> {
+pub fn data_key_insert(c: &Tx, org: OrgId, key_id: &str, wrapped: &[u8], at: Timestamp) -> Result<()> {
     c.scope(org)?;
     exec(
         c,

@@ -82,6 +82,7 @@ fn tags_json(tags: &[String]) -> String {
 fn write_tags(c: &Tx, i: &IncidentRow, replace: bool) -> Result<()> {
     let (org, id) = (i.org.to_string(), i.id.to_string());
     if replace {
+        c.sees(&TAGS)?;
         c.run("delete from incident_tag where organization_id = ? and incident_id = ?", [&org, &id])?;
     }
     if i.tags.is_empty() {
@@ -95,7 +96,7 @@ fn write_tags(c: &Tx, i: &IncidentRow, replace: bool) -> Result<()> {
 
 /// An incident's tags are replaced by statements that name the table (and
 /// are unique per incident: `validate::tags`).
-static TAGS: Appendable = Appendable {
+pub(crate) static TAGS: Appendable = Appendable {
     table: "incident_tag",
     one: "insert into incident_tag (organization_id, tag, incident_id) values (?, ?, ?)",
     many: "insert into incident_tag (organization_id, tag, incident_id) select * from unnest(?::text[], ?::text[], ?::text[])",
@@ -168,7 +169,7 @@ pub fn update(c: &Tx, i: &IncidentRow, expected: i64, tags_changed: bool) -> Res
     Ok(n == 1)
 }
 
-pub fn soft_delete(c: &Conn, org: OrgId, id: IncidentId, at: Timestamp) -> Result<()> {
+pub fn soft_delete(c: &Tx, org: OrgId, id: IncidentId, at: Timestamp) -> Result<()> {
     c.scope(org)?;
     let n = exec(
         c,
@@ -178,6 +179,7 @@ pub fn soft_delete(c: &Conn, org: OrgId, id: IncidentId, at: Timestamp) -> Resul
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    c.sees(&TAGS)?;
     exec(c, "delete from incident_tag where organization_id = ? and incident_id = ?", [org.to_string(), id.to_string()])?;
     Ok(())
 }
@@ -273,6 +275,9 @@ pub(crate) fn tlp_clause(alias: &str, max: Option<Tlp>) -> String {
 /// One page after the cursor `(key, id)`.
 pub fn list(c: &Conn, org: OrgId, f: &Filter, sort: Sort, after: Option<(i64, IncidentId)>, limit: i64) -> Result<Vec<IncidentRow>> {
     c.scope(org)?;
+    if f.tag.is_some() {
+        c.sees(&TAGS)?;
+    }
     crate::list_in_order(c, list_query(org, f, sort, after, limit), incident)
 }
 
@@ -336,7 +341,7 @@ pub struct CommentRow {
     pub created_at: Timestamp,
 }
 
-pub fn insert_comment(c: &Conn, m: &CommentRow) -> Result<()> {
+pub fn insert_comment(c: &Tx, m: &CommentRow) -> Result<()> {
     c.scope(m.org)?;
     c.run(
         "insert into comment (organization_id, comment_id, incident_id, author_id, body, created_at) values (?, ?, ?, ?, ?, ?)",

@@ -3,7 +3,7 @@
 
 use ironcase_domain::{InvitationId, OrgId, Role, Timestamp, UserId};
 
-use crate::{exec, params, parse_col, parse_id, query_map, query_opt, Conn, Result, Row, StoreError};
+use crate::{exec, params, parse_col, parse_id, query_map, query_opt, Conn, Result, Row, StoreError, Tx};
 
 #[derive(Clone)]
 pub struct InvitationRow {
@@ -49,7 +49,7 @@ fn invitation(r: &Row<'_, '_>) -> Result<InvitationRow> {
     })
 }
 
-pub fn insert(c: &Conn, i: &InvitationRow) -> Result<()> {
+pub fn insert(c: &Tx, i: &InvitationRow) -> Result<()> {
     c.scope(i.org)?;
     exec(
         c,
@@ -108,10 +108,10 @@ fn end(c: &Conn, org: OrgId, id: InvitationId, column: &str, at: Timestamp) -> R
     Ok(())
 }
 
-pub fn accept(c: &Conn, org: OrgId, id: InvitationId, at: Timestamp) -> Result<()> {
+pub fn accept(c: &Tx, org: OrgId, id: InvitationId, at: Timestamp) -> Result<()> {
     end(c, org, id, "accepted_at", at)
 }
 
-pub fn revoke(c: &Conn, org: OrgId, id: InvitationId, at: Timestamp) -> Result<()> {
+pub fn revoke(c: &Tx, org: OrgId, id: InvitationId, at: Timestamp) -> Result<()> {
     end(c, org, id, "revoked_at", at)
 }

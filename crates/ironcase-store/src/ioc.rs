@@ -4,7 +4,7 @@ use crate::{params, Row};
 use ironcase_domain::ioc::IocType;
 use ironcase_domain::{IncidentId, IocId, OrgId, Timestamp, Tlp};
 
-use crate::{exec, parse_col, parse_id, query_map, query_opt, Conn, Result, StoreError};
+use crate::{exec, parse_col, parse_id, query_map, query_opt, Conn, Result, StoreError, Tx};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IocRow {
@@ -69,7 +69,7 @@ pub fn find(c: &Conn, org: OrgId, kind: IocType, value: &str) -> Result<Option<I
     )
 }
 
-pub fn insert(c: &Conn, i: &IocRow, by: &str) -> Result<()> {
+pub fn insert(c: &Tx, i: &IocRow, by: &str) -> Result<()> {
     c.scope(i.org)?;
     exec(
         c,
@@ -90,7 +90,7 @@ pub fn insert(c: &Conn, i: &IocRow, by: &str) -> Result<()> {
 
 /// Links an indicator to an incident, or, when already linked, moves its
 /// last sighting forward. Returns whether the link is new.
-pub fn link(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId, note: Option<&str>, at: Timestamp, by: &str) -> Result<bool> {
+pub fn link(c: &Tx, org: OrgId, ioc: IocId, incident: IncidentId, note: Option<&str>, at: Timestamp, by: &str) -> Result<bool> {
     c.scope(org)?;
     let n = exec(
         c,
@@ -108,7 +108,7 @@ pub fn link(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId, note: Option
     Ok(n == 1)
 }
 
-pub fn unlink(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Result<()> {
+pub fn unlink(c: &Tx, org: OrgId, ioc: IocId, incident: IncidentId) -> Result<()> {
     c.scope(org)?;
     let n = exec(
         c,

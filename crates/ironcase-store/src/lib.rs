@@ -24,6 +24,8 @@ pub mod pg;
 pub mod pipe;
 pub mod search;
 pub mod session;
+#[cfg(test)]
+mod story;
 mod writer;
 
 #[cfg(test)]
@@ -50,6 +52,52 @@ pub(crate) mod testing {
                 None
             }
         }
+    }
+
+    /// A fresh database on the test server, dropped when done.
+    pub(crate) struct TempDb {
+        admin_url: String,
+        name: String,
+        pub(crate) url: String,
+    }
+
+    impl TempDb {
+        pub(crate) fn new(admin_url: &str) -> TempDb {
+            let name = format!("ironcase_test_{}", uuid::Uuid::now_v7().simple());
+            let mut admin = postgres::Client::connect(admin_url, postgres::NoTls).expect("connect");
+            admin.batch_execute(&format!("create database {name}")).expect("create database");
+            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+            TempDb { admin_url: admin_url.to_owned(), url: format!("{base}/{name}"), name }
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+                let _ = admin.batch_execute(&format!("drop database if exists {} with (force)", self.name));
+            }
+        }
+    }
+
+    /// Runs `test` on a store over a fresh database (skipped without a
+    /// server), on a thread and runtime of its own; closes the store after.
+    pub(crate) fn on_fresh_store<F, Fut>(name: &str, test: F)
+    where
+        F: FnOnce(crate::Store, String) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let Some(admin_url) = crate::testing::postgres_url() else { return };
+        std::thread::spawn(move || {
+            let db = TempDb::new(&admin_url);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let store = crate::Store::open_postgres(&db.url).await.expect("open");
+                test(store.clone(), db.url.clone()).await;
+                store.close().await;
+            });
+        })
+        .join()
+        .expect(name);
     }
 
     /// PostgreSQL's server programs (`pg_config --bindir`), when installed.
@@ -591,11 +639,11 @@ where
     out
 }
 
-/// Embedded migrations, applied in order, each once, each in its own
-/// transaction. A migration is never edited after release (expand/contract).
 /// How long a PostgreSQL server may keep a request waiting, by default.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
+/// Embedded migrations, applied in order, each once, each in its own
+/// transaction. A migration is never edited after release (expand/contract).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/sqlite/0001_core.sql")),
     (2, "ioc", include_str!("../migrations/sqlite/0002_ioc.sql")),

@@ -30,7 +30,7 @@ fn org(r: &Row<'_, '_>) -> Result<OrgRow> {
     })
 }
 
-pub fn insert_org(c: &Conn, o: &OrgRow) -> Result<()> {
+pub fn insert_org(c: &Tx, o: &OrgRow) -> Result<()> {
     c.scope(o.id)?;
     exec(
         c,
@@ -79,7 +79,7 @@ pub fn parent_access(c: &Conn, id: OrgId) -> Result<bool> {
     query_one(c, "select parent_access from organization where organization_id = ?", [id.to_string()], |r| Ok(r.get::<_, i64>(0)? != 0))
 }
 
-pub fn set_parent_access(c: &Conn, id: OrgId, granted: bool) -> Result<()> {
+pub fn set_parent_access(c: &Tx, id: OrgId, granted: bool) -> Result<()> {
     c.scope(id)?;
     exec(c, "update organization set parent_access = ? where organization_id = ?", params![i64::from(granted), id.to_string()])?;
     Ok(())
@@ -232,7 +232,7 @@ fn user(r: &Row<'_, '_>) -> Result<UserRow> {
     })
 }
 
-pub fn insert_user(c: &Conn, u: &UserRow) -> Result<()> {
+pub fn insert_user(c: &Tx, u: &UserRow) -> Result<()> {
     exec(
         c,
         "insert into account (user_id, email, name, password_hash, is_operator, created_at) values (?, ?, ?, ?, ?, ?)",
@@ -254,7 +254,7 @@ pub fn get_user(c: &Conn, id: UserId) -> Result<UserRow> {
     )
 }
 
-pub fn insert_membership(c: &Conn, org: OrgId, user: UserId, role: Role, at: Timestamp) -> Result<()> {
+pub fn insert_membership(c: &Tx, org: OrgId, user: UserId, role: Role, at: Timestamp) -> Result<()> {
     c.scope(org)?;
     exec(
         c,
@@ -336,7 +336,7 @@ pub fn get_member(c: &Conn, org: OrgId, user: UserId) -> Result<MemberRow> {
     )
 }
 
-pub fn update_role(c: &Conn, org: OrgId, user: UserId, role: Role) -> Result<()> {
+pub fn update_role(c: &Tx, org: OrgId, user: UserId, role: Role) -> Result<()> {
     c.scope(org)?;
     let n = exec(
         c,
@@ -349,7 +349,7 @@ pub fn update_role(c: &Conn, org: OrgId, user: UserId, role: Role) -> Result<()>
     crate::session::note_auth_change(c)
 }
 
-pub fn delete_membership(c: &Conn, org: OrgId, user: UserId) -> Result<()> {
+pub fn delete_membership(c: &Tx, org: OrgId, user: UserId) -> Result<()> {
     c.scope(org)?;
     let n = exec(c, "delete from membership where organization_id = ? and user_id = ?", [org.to_string(), user.to_string()])?;
     if n == 0 {

@@ -29,6 +29,15 @@ pub(crate) fn migrate(owner: &mut Pipe) -> Result<()> {
 
 /// Applies the migrations up to and including `last`; none if one fails.
 fn migrate_to(owner: &mut Pipe, last: i64) -> Result<()> {
+    // The application's role is the cluster's, not the database's: two
+    // databases of one cluster migrating at once (a shared server, the
+    // tests) may both create it, and the advisory lock below is the
+    // database's. The one that loses finds it made.
+    owner.batch(&format!(
+        "do $$ begin if not exists (select from pg_roles where rolname = '{APP_ROLE}') then \
+         begin create role {APP_ROLE} nologin; exception when duplicate_object or unique_violation then null; end; \
+         end if; end $$"
+    ))?;
     let applied = (|| {
         // One node migrates at a time; the others wait, then find it done.
         owner.batch(
@@ -85,51 +94,7 @@ mod tests {
         pipe_to_checked(url).expect("connect")
     }
 
-    /// A fresh database on the test server, dropped when done.
-    struct TempDb {
-        admin_url: String,
-        name: String,
-        url: String,
-    }
-
-    impl TempDb {
-        fn new(admin_url: &str) -> TempDb {
-            let name = format!("ironcase_test_{}", uuid::Uuid::now_v7().simple());
-            let mut admin = postgres::Client::connect(admin_url, postgres::NoTls).expect("connect");
-            admin.batch_execute(&format!("create database {name}")).expect("create database");
-            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
-            TempDb { admin_url: admin_url.to_owned(), url: format!("{base}/{name}"), name }
-        }
-    }
-
-    impl Drop for TempDb {
-        fn drop(&mut self) {
-            if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-                let _ = admin.batch_execute(&format!("drop database if exists {} with (force)", self.name));
-            }
-        }
-    }
-
-    /// Runs `test` on a store over a fresh database (skipped without a
-    /// server), on a thread and runtime of its own; closes the store after.
-    fn on_fresh_store<F, Fut>(name: &str, test: F)
-    where
-        F: FnOnce(crate::Store, String) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()>,
-    {
-        let Some(admin_url) = crate::testing::postgres_url() else { return };
-        std::thread::spawn(move || {
-            let db = TempDb::new(&admin_url);
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async {
-                let store = crate::Store::open_postgres(&db.url).await.expect("open");
-                test(store.clone(), db.url.clone()).await;
-                store.close().await;
-            });
-        })
-        .join()
-        .expect(name);
-    }
+    use crate::testing::{on_fresh_store, TempDb};
 
     /// Keeps the writer busy for `ms` milliseconds, so that the writes sent
     /// meanwhile queue up (in the order sent) and share its next batch.
@@ -328,10 +293,11 @@ mod tests {
     }
 
     /// Rows appended to events and the audit log are held by the writer
-    /// until its batch commits: a job undone drops its own, a job that names
-    /// the table finds the rows held before it (and undoing that job holds
-    /// them again), and what commits is every kept job's rows in job order,
-    /// one intact chain.
+    /// until its batch commits: a job undone drops its own, a job that
+    /// declares the table finds the rows held before it (and undoing that
+    /// job holds them again), one that names it without declaring it is
+    /// refused (in the tests), and what commits is every kept job's rows in
+    /// job order, one intact chain.
     #[test]
     fn appended_rows_are_held_until_the_batch_commits() {
         on_fresh_store("appended rows", |store, _| async move {
@@ -350,8 +316,13 @@ mod tests {
                 crate::event::append(c, org, None, name, None, &serde_json::json!({}), ironcase_domain::Timestamp(1))?;
                 crate::audit::append(c, entry(name))
             };
+            let undeclared = move |c: &crate::Conn| -> Result<Vec<String>> {
+                c.scope(org)?;
+                crate::query_map(c, "select type from event where organization_id = ? order by event_id", [org.to_string()], |r| r.get(0))
+            };
             let events = move |c: &crate::Conn| -> Result<Vec<String>> {
                 c.scope(org)?;
+                c.sees(&crate::event::EVENTS)?;
                 crate::query_map(c, "select type from event where organization_id = ? order by event_id", [org.to_string()], |r| r.get(0))
             };
             // The writer is kept busy, so that the jobs below queue up (in
@@ -360,11 +331,17 @@ mod tests {
             type Job = Box<dyn FnOnce(&crate::Tx) -> Result<(i64, Vec<String>)> + Send>;
             let jobs: Vec<Job> = vec![
                 Box::new(move |c| Ok((append(c, "a")?, Vec::new()))),
+                // Names the table without declaring it: refused before it
+                // is sent.
+                Box::new(move |c| match undeclared(c) {
+                    Err(StoreError::Database(why)) if why.contains("without declaring") => Err(StoreError::Conflict("refused".into())),
+                    other => panic!("an undeclared statement on a table with rows held: {other:?}"),
+                }),
                 Box::new(move |c| {
                     append(c, "undone")?;
                     Err(StoreError::Conflict("undone".into()))
                 }),
-                // Names the table: sees what is held (sent now), then is
+                // Declares the table: sees what is held (sent now), then is
                 // undone, which takes the sent rows back with it.
                 Box::new(move |c| Err(StoreError::Conflict(events(c)?.join(",")))),
                 // Reads what it appended, and the rows held again.
@@ -382,11 +359,13 @@ mod tests {
             for a in answers {
                 got.push(a.await.expect("task"));
             }
+            let refused = got.remove(1);
+            assert!(matches!(&refused, Err(StoreError::Conflict(r)) if r == "refused"), "{refused:?}");
             let kept: Vec<_> = got.iter().map(|r| r.as_ref().ok().cloned()).collect();
             assert_eq!(kept[0], Some((1, vec![])));
             assert!(kept[1].is_none(), "{got:?}");
             match &got[2] {
-                Err(StoreError::Conflict(seen)) => assert_eq!(seen, "a", "rows held are sent before a statement naming their table"),
+                Err(StoreError::Conflict(seen)) => assert_eq!(seen, "a", "rows held are sent before a statement declaring their table"),
                 other => panic!("{other:?}"),
             }
             assert_eq!(kept[3], Some((2, vec!["a".to_owned(), "b".to_owned()])), "the undone job's seq is taken back");
@@ -653,6 +632,7 @@ mod tests {
                     crate::search::index_new(c, &row)?;
                     let vector = |c: &crate::Conn| {
                         c.scope(org)?;
+                        c.sees(&crate::search::NEW_DOCUMENTS)?;
                         crate::query_one(c, "select search::text from incident_search where incident_id = ?", [row.id.to_string()], |r| {
                             r.get::<_, String>(0)
                         })

@@ -54,10 +54,11 @@ fn statements() -> &'static Statements {
 /// Rebuilds the incident's document, in the caller's transaction: call it
 /// after any change to what search covers (the incident's text, its
 /// comments, evidence and indicators).
-pub fn reindex(c: &Conn, org: OrgId, incident: IncidentId) -> Result<()> {
+pub fn reindex(c: &Tx, org: OrgId, incident: IncidentId) -> Result<()> {
     c.scope(org)?;
     let (o, i) = (org.to_string(), incident.to_string());
     if c.backend() == Backend::Postgres {
+        c.sees(&NEW_DOCUMENTS)?;
         return c.run(&statements().pg_reindex, params![o, i, "\n"]);
     }
     let Some(row_id) = row_id(c, org, incident)? else { return Ok(()) };
@@ -85,8 +86,9 @@ pub fn index_new(c: &Tx, i: &IncidentRow) -> Result<()> {
     c.append(&NEW_DOCUMENTS, vec![i.org.to_string().into(), i.id.to_string().into(), new_document(&i.title, &i.description).into()])
 }
 
-/// A document is changed or dropped only by statements that name the table.
-static NEW_DOCUMENTS: Appendable = Appendable {
+/// A document is changed or dropped only by statements that declare the
+/// table ([`Conn::sees`]).
+pub(crate) static NEW_DOCUMENTS: Appendable = Appendable {
     table: "incident_search",
     one: "insert into incident_search (organization_id, incident_id, search) values (?, ?, to_tsvector('simple', ?))",
     many: "insert into incident_search (organization_id, incident_id, search) \
@@ -94,9 +96,10 @@ static NEW_DOCUMENTS: Appendable = Appendable {
 };
 
 /// Drops an incident's document (when it is deleted).
-pub fn remove_incident(c: &Conn, org: OrgId, incident: IncidentId) -> Result<()> {
+pub fn remove_incident(c: &Tx, org: OrgId, incident: IncidentId) -> Result<()> {
     c.scope(org)?;
     if c.backend() == Backend::Postgres {
+        c.sees(&NEW_DOCUMENTS)?;
         return c.run(
             "delete from incident_search where organization_id = ? and incident_id = ?",
             params![org.to_string(), incident.to_string()],
@@ -306,6 +309,8 @@ const TAG_FACETS: usize = 50;
 /// words), the total, and facets over the whole result set.
 pub fn run(c: &Conn, org: OrgId, s: &Spec, offset: i64, limit: i64) -> Result<Results> {
     c.scope(org)?;
+    c.sees(&NEW_DOCUMENTS)?;
+    c.sees(&crate::incident::TAGS)?;
     // The whole result set once, with what ordering and facets need; the page
     // is cut from it, so the search itself runs once, not once per facet.
     let (sql, p) = result_set_sql(c.backend(), org, s);

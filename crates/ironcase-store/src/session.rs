@@ -3,7 +3,7 @@
 use crate::params;
 use ironcase_domain::{OrgId, Role, SessionId, Timestamp, UserId};
 
-use crate::{exec, parse_id, query_map, query_one, query_opt, Conn, Result};
+use crate::{exec, parse_id, query_map, query_one, query_opt, Conn, Result, Tx};
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
@@ -15,7 +15,7 @@ pub struct SessionRow {
     pub revoked_at: Option<Timestamp>,
 }
 
-pub fn insert_session(c: &Conn, s: &SessionRow) -> Result<()> {
+pub fn insert_session(c: &Tx, s: &SessionRow) -> Result<()> {
     c.scope(s.org)?;
     exec(
         c,
@@ -25,13 +25,13 @@ pub fn insert_session(c: &Conn, s: &SessionRow) -> Result<()> {
     Ok(())
 }
 
-pub fn extend_session(c: &Conn, id: SessionId, expires_at: Timestamp) -> Result<()> {
+pub fn extend_session(c: &Tx, id: SessionId, expires_at: Timestamp) -> Result<()> {
     c.platform()?;
     exec(c, "update session set expires_at = ? where session_id = ?", params![expires_at.0, id.to_string()])?;
     Ok(())
 }
 
-pub fn revoke_session(c: &Conn, id: SessionId, at: Timestamp, reason: &str) -> Result<()> {
+pub fn revoke_session(c: &Tx, id: SessionId, at: Timestamp, reason: &str) -> Result<()> {
     c.platform()?;
     exec(
         c,
@@ -42,7 +42,7 @@ pub fn revoke_session(c: &Conn, id: SessionId, at: Timestamp, reason: &str) -> R
 }
 
 /// Ends every live session of one member in one organisation. Returns how many.
-pub fn revoke_member_sessions(c: &Conn, org: OrgId, user: UserId, at: Timestamp, reason: &str) -> Result<usize> {
+pub fn revoke_member_sessions(c: &Tx, org: OrgId, user: UserId, at: Timestamp, reason: &str) -> Result<usize> {
     c.scope(org)?;
     let n = exec(
         c,
@@ -59,7 +59,7 @@ pub fn revoke_member_sessions(c: &Conn, org: OrgId, user: UserId, at: Timestamp,
 /// such a change calls it. The count in `auth_epoch` moves with the change,
 /// and the store's auth hook runs after the commit, before the write's caller
 /// is answered, so that every node forgets the sessions it remembers.
-pub fn note_auth_change(c: &Conn) -> Result<()> {
+pub fn note_auth_change(c: &Tx) -> Result<()> {
     c.run("update auth_epoch set epoch = epoch + 1 where id = 1", params![])?;
     crate::writer::note_auth_change();
     Ok(())
@@ -70,7 +70,7 @@ pub fn auth_epoch(c: &Conn) -> Result<i64> {
     query_one(c, "select epoch from auth_epoch where id = 1", params![], |r| r.get(0))
 }
 
-pub fn insert_refresh(c: &Conn, hash: &str, session: SessionId, at: Timestamp, expires_at: Timestamp) -> Result<()> {
+pub fn insert_refresh(c: &Tx, hash: &str, session: SessionId, at: Timestamp, expires_at: Timestamp) -> Result<()> {
     c.platform()?;
     exec(
         c,
@@ -99,14 +99,14 @@ pub fn get_refresh(c: &Conn, hash: &str) -> Result<Option<RefreshRow>> {
 }
 
 /// Marks a refresh token used; false when it already was.
-pub fn use_refresh(c: &Conn, hash: &str, at: Timestamp) -> Result<bool> {
+pub fn use_refresh(c: &Tx, hash: &str, at: Timestamp) -> Result<bool> {
     c.platform()?;
     Ok(exec(c, "update refresh_token set used_at = ? where token_hash = ? and used_at is null", params![at.0, hash])? == 1)
 }
 
 /// A failed login for `email` from `source`: `ip:<address>`, or
 /// `device:<id>` for a client that proved an earlier successful login.
-pub fn record_login_failure(c: &Conn, email: &str, source: &str, at: Timestamp) -> Result<()> {
+pub fn record_login_failure(c: &Tx, email: &str, source: &str, at: Timestamp) -> Result<()> {
     exec(c, "insert into login_failure (email, at, source) values (?, ?, ?)", params![email, at.0, source])?;
     Ok(())
 }
@@ -144,12 +144,12 @@ pub fn login_failures(c: &Conn, email: &str, source: &str, since: Timestamp) -> 
 /// Forgets `email`'s failures from `source` (after it logged in: the other
 /// sources' stay counted) and everyone's older than `before` (they no longer
 /// count).
-pub fn clear_login_failures(c: &Conn, email: &str, source: &str, before: Timestamp) -> Result<()> {
+pub fn clear_login_failures(c: &Tx, email: &str, source: &str, before: Timestamp) -> Result<()> {
     exec(c, "delete from login_failure where (email = ? and source = ?) or at < ?", params![email, source, before.0])?;
     Ok(())
 }
 
-pub fn insert_signing_key(c: &Conn, id: &str, algorithm: &str, ciphertext: &[u8], at: Timestamp) -> Result<()> {
+pub fn insert_signing_key(c: &Tx, id: &str, algorithm: &str, ciphertext: &[u8], at: Timestamp) -> Result<()> {
     exec(
         c,
         "insert into signing_key (signing_key_id, algorithm, ciphertext, created_at) values (?, ?, ?, ?)",
@@ -184,7 +184,9 @@ pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Optio
         Some(o) => c.scope(o)?,
         None => c.platform()?,
     }
-    query_opt(
+    // The scope is PostgreSQL's wall; SQLite has none, so the session's
+    // organisation is checked here as well (found by the store's story).
+    let found = query_opt(
         c,
         "select s.session_id, s.organization_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, m.role, u.is_operator, o.status \
          from session s join account u on u.user_id = s.user_id join organization o on o.organization_id = s.organization_id \
@@ -207,5 +209,6 @@ pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Optio
                 org_status: r.get("status")?,
             })
         },
-    )
+    )?;
+    Ok(found.filter(|f| org.is_none_or(|o| f.session.org == o)))
 }

@@ -1,0 +1,823 @@
+//! The store's story: every public function of the store's modules, driven
+//! through two organisations' lives, once on SQLite and once on PostgreSQL,
+//! with the same assertions (as atuin's `db_story`). Each step checks what
+//! the function returns and what another tenant sees of it (nothing). Some
+//! steps run several functions in one write, where the PostgreSQL writer
+//! remembers rows or holds appended ones until the batch commits: what a
+//! write reads back of its own changes is checked there.
+//!
+//! `the_story_calls_every_store_function` keeps it whole: a new public
+//! function in a store module fails it until the story calls it.
+
+use ironcase_domain::{
+    ApiKeyId, Category, CommentId, CustodyAction, EvidenceId, EvidenceKind, IncidentId, InvitationId, IocId, OrgId, Role, SessionId,
+    Severity, Status, Timestamp, Tlp, UserId,
+};
+
+use ironcase_domain::ioc::IocType;
+
+use crate::{
+    apikey, audit, bulk, event, evidence, incident, invitation, ioc, org, search, session, Conn, Result, Store, StoreError, Taken, Tx,
+};
+
+/// A write that must succeed.
+async fn w<T: Send + 'static>(s: &Store, f: impl FnOnce(&Tx) -> Result<T> + Send + 'static) -> T {
+    s.write(f).await.expect("a write of the story")
+}
+
+/// A read that must succeed.
+async fn r<T: Send + 'static>(s: &Store, f: impl FnOnce(&Conn) -> Result<T> + Send + 'static) -> T {
+    s.read(f).await.expect("a read of the story")
+}
+
+fn new_org(slug: &str, parent: Option<OrgId>, at: i64) -> org::OrgRow {
+    org::OrgRow {
+        id: OrgId::new(),
+        slug: slug.into(),
+        name: slug.to_uppercase(),
+        plan: "enterprise".into(),
+        status: "active".into(),
+        parent_id: parent,
+        created_at: Timestamp(at),
+    }
+}
+
+fn new_user(email: &str, at: i64) -> org::UserRow {
+    org::UserRow {
+        id: UserId::new(),
+        email: email.into(),
+        name: email.split('@').next().unwrap_or_default().into(),
+        password_hash: "$argon2id$not-a-real-hash".into(),
+        is_operator: false,
+        created_at: Timestamp(at),
+    }
+}
+
+fn new_incident(o: OrgId, by: UserId, title: &str, tags: &[&str], at: i64) -> incident::IncidentRow {
+    incident::IncidentRow {
+        org: o,
+        id: IncidentId::new(),
+        number: 0,
+        title: title.into(),
+        description: format!("{title}: what the analyst wrote"),
+        severity: Severity::High,
+        category: Category::Phishing,
+        status: Status::Open,
+        resolution: None,
+        tlp: Tlp::Amber,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        assignee_id: None,
+        reporter_id: by,
+        created_at: Timestamp(at),
+        updated_at: Timestamp(at),
+        acknowledged_at: None,
+        contained_at: None,
+        resolved_at: None,
+        closed_at: None,
+        version: 1,
+    }
+}
+
+fn entry(tenant: OrgId, action: &str, at: i64) -> audit::NewEntry {
+    audit::NewEntry {
+        tenant: tenant.to_string(),
+        at: Timestamp(at),
+        actor_id: Some("usr_story".into()),
+        actor_kind: "user".into(),
+        action: action.into(),
+        resource_type: Some("incident".into()),
+        outcome: "success".into(),
+        details: serde_json::json!({ "story": true }),
+        ..Default::default()
+    }
+}
+
+/// Creates an incident as the app does, in one write: its number, the row,
+/// its search document, its event and its audit entry.
+fn create_incident(c: &Tx, mut i: incident::IncidentRow) -> Result<incident::IncidentRow> {
+    i.number = org::next_incident_number(c, i.org)?;
+    incident::insert(c, &i)?;
+    search::index_new(c, &i)?;
+    let data = serde_json::json!({ "number": i.number });
+    event::append(c, i.org, Some(i.id), "incident.created", Some("usr_story"), &data, i.created_at)?;
+    audit::append(c, entry(i.org, "incident.create", i.created_at.0))?;
+    Ok(i)
+}
+
+fn ids<T>(rows: &[T], id: impl Fn(&T) -> String) -> Vec<String> {
+    rows.iter().map(id).collect()
+}
+
+async fn story(s: Store) {
+    let acme = new_org("acme", None, 10);
+    let emea = new_org("acme-emea", Some(acme.id), 11);
+    let globex = new_org("globex", None, 12);
+    let (a, b, g) = (acme.id, emea.id, globex.id);
+
+    // Organisations: made, found, listed, paged; a slug is taken once.
+    let rows = [acme.clone(), emea.clone(), globex.clone()];
+    w(&s, move |c| rows.iter().try_for_each(|o| org::insert_org(c, o))).await;
+    let again = new_org("acme", None, 13);
+    let taken = s.write(move |c| org::insert_org(c, &again)).await.expect_err("a slug is taken once");
+    assert_eq!(taken.taken(), Some(Taken::Slug), "{taken:?}");
+    let (got, by_slug, none, all, second, count) = r(&s, move |c| {
+        let all = org::list_orgs(c, None, 10)?;
+        let second = org::list_orgs(c, Some((all[0].created_at.0, all[0].id)), 1)?;
+        Ok((
+            org::get_org(c, b)?,
+            org::find_org_by_slug(c, "acme-emea")?,
+            org::find_org_by_slug(c, "nobody")?,
+            all,
+            second,
+            org::count_orgs(c)?,
+        ))
+    })
+    .await;
+    assert_eq!((got.slug.as_str(), got.parent_id), ("acme-emea", Some(a)));
+    assert_eq!(by_slug.map(|o| o.id), Some(b));
+    assert!(none.is_none());
+    assert_eq!(ids(&all, |o| o.slug.clone()), ["acme", "acme-emea", "globex"]);
+    assert_eq!(ids(&second, |o| o.slug.clone()), ["acme-emea"], "the page after the first");
+    assert_eq!(count, 3);
+
+    // The hierarchy: a child, and its consent to its parent's access.
+    assert!(!r(&s, move |c| org::parent_access(c, b)).await);
+    w(&s, move |c| org::set_parent_access(c, b, true)).await;
+    let (access, children, none) =
+        r(&s, move |c| Ok((org::parent_access(c, b)?, org::children(c, a, None, 10)?, org::children(c, g, None, 10)?))).await;
+    assert!(access);
+    assert_eq!(children.iter().map(|(o, granted)| (o.id, *granted)).collect::<Vec<_>>(), [(b, true)]);
+    assert!(none.is_empty());
+
+    // Plans and status: what the writer remembers within a batch follows
+    // the writes that change them.
+    let (before, after, suspended) = w(&s, move |c| {
+        let before = org::plan_of(c, a)?;
+        org::set_plan(c, a, "starter", r#"{"members":5}"#)?;
+        let after = org::plan_of(c, a)?;
+        org::set_status(c, g, "suspended")?;
+        Ok((before, after, org::plan_of(c, g)?))
+    })
+    .await;
+    assert_eq!(before.0, "enterprise");
+    assert_eq!((after.0.as_str(), after.1.as_str(), after.2.as_str()), ("starter", r#"{"members":5}"#, "active"));
+    assert_eq!(suspended.2, "suspended");
+    assert_eq!(r(&s, move |c| org::plan_of(c, a)).await, after, "as committed");
+    w(&s, move |c| org::set_status(c, g, "active")).await;
+
+    // Quotas: counters add up within a batch and across batches.
+    let within = w(&s, move |c| {
+        Ok((org::usage_add(c, a, "incidents_per_month", "2026-12", 1)?, org::usage_add(c, a, "incidents_per_month", "2026-12", 2)?))
+    })
+    .await;
+    assert_eq!(within, (1, 3));
+    assert_eq!(w(&s, move |c| org::usage_add(c, a, "incidents_per_month", "2026-12", 1)).await, 4);
+    let (used, other_period, other_tenant) = r(&s, move |c| {
+        Ok((
+            org::usage(c, a, "incidents_per_month", "2026-12")?,
+            org::usage(c, a, "incidents_per_month", "2027-01")?,
+            org::usage(c, g, "incidents_per_month", "2026-12")?,
+        ))
+    })
+    .await;
+    assert_eq!((used, other_period, other_tenant), (4, 0, 0));
+
+    // People: accounts, memberships and roles.
+    let alice = new_user("alice@acme.example", 20);
+    let bob = new_user("bob@acme.example", 21);
+    let carol = new_user("carol@globex.example", 22);
+    let (al, bo, ca) = (alice.id, bob.id, carol.id);
+    let users = [alice.clone(), bob.clone(), carol.clone()];
+    w(&s, move |c| {
+        users.iter().try_for_each(|u| org::insert_user(c, u))?;
+        org::insert_membership(c, a, al, Role::Owner, Timestamp(30))?;
+        org::insert_membership(c, a, bo, Role::Analyst, Timestamp(31))?;
+        org::insert_membership(c, g, ca, Role::Owner, Timestamp(32))
+    })
+    .await;
+    let twin = new_user("alice@acme.example", 23);
+    assert_eq!(s.write(move |c| org::insert_user(c, &twin)).await.expect_err("an address is taken once").taken(), Some(Taken::Email));
+    let twice = s.write(move |c| org::insert_membership(c, a, bo, Role::Viewer, Timestamp(33))).await.expect_err("one membership");
+    assert_eq!(twice.taken(), Some(Taken::Membership));
+    let (found, user, role, elsewhere, known, unknown, first) = r(&s, move |c| {
+        Ok((
+            org::find_user_by_email(c, "bob@acme.example")?.map(|u| u.id),
+            org::get_user(c, ca)?,
+            org::membership_role(c, a, bo)?,
+            org::membership_role(c, g, bo)?,
+            org::is_member_by_email(c, a, "bob@acme.example")?,
+            org::is_member_by_email(c, g, "bob@acme.example")?,
+            org::first_membership(c, bo)?,
+        ))
+    })
+    .await;
+    assert_eq!(found, Some(bo));
+    assert_eq!(user.email, "carol@globex.example");
+    assert_eq!((role, elsewhere), (Some(Role::Analyst), None));
+    assert!(known && !unknown);
+    assert_eq!(first, Some((a, Role::Analyst)));
+    w(&s, move |c| org::update_role(c, a, bo, Role::Lead)).await;
+    let (members, page2, member, leads, count, foreign) = r(&s, move |c| {
+        let members = org::list_members(c, a, None, 1)?;
+        let page2 = org::list_members(c, a, Some((members[0].joined_at.0, members[0].user_id)), 10)?;
+        Ok((
+            members,
+            page2,
+            org::get_member(c, a, bo)?,
+            org::count_role(c, a, Role::Lead)?,
+            org::count_members(c, a)?,
+            org::get_member(c, g, bo),
+        ))
+    })
+    .await;
+    assert_eq!(ids(&members, |m| m.email.clone()), ["alice@acme.example"]);
+    assert_eq!(ids(&page2, |m| m.email.clone()), ["bob@acme.example"]);
+    assert_eq!((member.role, leads, count), (Role::Lead, 1, 2));
+    assert!(matches!(foreign, Err(StoreError::NotFound)), "{foreign:?}");
+
+    // Sessions and refresh tokens.
+    let sess = |id: SessionId, user: UserId, at: i64| session::SessionRow {
+        id,
+        org: a,
+        user,
+        created_at: Timestamp(at),
+        expires_at: Timestamp(at + 100),
+        revoked_at: None,
+    };
+    let (s1, s2, s3) = (SessionId::new(), SessionId::new(), SessionId::new());
+    let rows = [sess(s1, bo, 40), sess(s2, bo, 41), sess(s3, al, 42)];
+    let epoch = r(&s, session::auth_epoch).await;
+    w(&s, move |c| {
+        rows.iter().try_for_each(|x| session::insert_session(c, x))?;
+        session::insert_refresh(c, "refresh-1", s1, Timestamp(40), Timestamp(140))?;
+        session::extend_session(c, s1, Timestamp(500))?;
+        session::note_auth_change(c)
+    })
+    .await;
+    let (mine, theirs, any, refresh, epoch_now) = r(&s, move |c| {
+        Ok((
+            session::session_auth(c, s1, Some(a))?,
+            session::session_auth(c, s1, Some(g))?,
+            session::session_auth(c, s1, None)?,
+            session::get_refresh(c, "refresh-1")?,
+            session::auth_epoch(c)?,
+        ))
+    })
+    .await;
+    let mine = mine.expect("the session, in its organisation");
+    assert_eq!((mine.role, mine.session.expires_at, mine.org_status.as_str()), (Some(Role::Lead), Timestamp(500), "active"));
+    assert!(theirs.is_none(), "another organisation's session does not exist");
+    assert_eq!(any.map(|x| x.session.user), Some(bo));
+    assert_eq!(refresh.map(|x| (x.session, x.used_at)), Some((s1, None)));
+    assert_eq!(epoch_now, epoch + 1);
+    let (first_use, second_use) =
+        w(&s, move |c| Ok((session::use_refresh(c, "refresh-1", Timestamp(50))?, session::use_refresh(c, "refresh-1", Timestamp(51))?)))
+            .await;
+    assert!(first_use && !second_use, "a refresh token is used once");
+    let revoked = w(&s, move |c| {
+        session::revoke_session(c, s2, Timestamp(60), "logout")?;
+        session::revoke_member_sessions(c, a, bo, Timestamp(61), "removed")
+    })
+    .await;
+    assert_eq!(revoked, 1, "the one session still live");
+    let (r1, r3) = r(&s, move |c| Ok((session::session_auth(c, s1, Some(a))?, session::session_auth(c, s3, Some(a))?))).await;
+    assert_eq!(r1.and_then(|x| x.session.revoked_at), Some(Timestamp(61)));
+    assert_eq!(r3.and_then(|x| x.session.revoked_at), None, "another member's stays");
+
+    // Failed logins, per account and source.
+    w(&s, move |c| {
+        session::record_login_failure(c, "alice@acme.example", "ip:192.0.2.1", Timestamp(70))?;
+        session::record_login_failure(c, "alice@acme.example", "ip:192.0.2.1", Timestamp(71))?;
+        session::record_login_failure(c, "alice@acme.example", "device:d1", Timestamp(72))
+    })
+    .await;
+    let fails = r(&s, |c| session::login_failures(c, "alice@acme.example", "ip:192.0.2.1", Timestamp(0))).await;
+    assert_eq!(
+        fails,
+        session::LoginFailures {
+            from_source: 2,
+            oldest_from_source: Some(Timestamp(70)),
+            untrusted: 2,
+            newest_untrusted: Some(Timestamp(71))
+        }
+    );
+    w(&s, |c| session::clear_login_failures(c, "alice@acme.example", "ip:192.0.2.1", Timestamp(0))).await;
+    let (cleared, device) = r(&s, |c| {
+        Ok((
+            session::login_failures(c, "alice@acme.example", "ip:192.0.2.1", Timestamp(0))?,
+            session::login_failures(c, "alice@acme.example", "device:d1", Timestamp(0))?,
+        ))
+    })
+    .await;
+    assert_eq!((cleared.from_source, cleared.untrusted), (0, 0));
+    assert_eq!(device.from_source, 1, "another source's failures stay");
+
+    // Signing keys, sealed.
+    w(&s, |c| {
+        session::insert_signing_key(c, "k1", "HS256", b"sealed-1", Timestamp(80))?;
+        session::insert_signing_key(c, "k2", "HS256", b"sealed-2", Timestamp(81))
+    })
+    .await;
+    let keys = r(&s, session::signing_keys).await;
+    assert_eq!(
+        keys,
+        [("k2".to_owned(), "HS256".to_owned(), b"sealed-2".to_vec()), ("k1".to_owned(), "HS256".to_owned(), b"sealed-1".to_vec())]
+    );
+
+    // API keys: found by their hash only, another tenant's is absent.
+    let key = apikey::ApiKeyRow {
+        id: ApiKeyId::new(),
+        org: a,
+        name: "ci".into(),
+        role: Role::Analyst,
+        key_hash: "hash-1".into(),
+        key_prefix: "ick_aaaa".into(),
+        created_by: al,
+        created_at: Timestamp(90),
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        tlp_max: Some(Tlp::Green),
+        rate_per_minute: Some(60),
+    };
+    let k = key.id;
+    w(&s, move |c| {
+        apikey::insert(c, &key)?;
+        apikey::touch(c, k, Timestamp(91))?;
+        apikey::replace_secret(c, a, k, "hash-2", "ick_bbbb")
+    })
+    .await;
+    let (listed, none, got, foreign, old, new) = r(&s, move |c| {
+        Ok((
+            apikey::list(c, a, None, 10)?,
+            apikey::list(c, g, None, 10)?,
+            apikey::get(c, a, k)?,
+            apikey::get(c, g, k),
+            apikey::find_by_hash(c, "hash-1")?,
+            apikey::find_by_hash(c, "hash-2")?,
+        ))
+    })
+    .await;
+    assert_eq!(listed.iter().map(|x| x.id).collect::<Vec<_>>(), [k]);
+    assert!(none.is_empty());
+    assert_eq!(
+        (got.key_prefix.as_str(), got.last_used_at, got.tlp_max, got.rate_per_minute),
+        ("ick_bbbb", Some(Timestamp(91)), Some(Tlp::Green), Some(60))
+    );
+    assert!(matches!(foreign, Err(StoreError::NotFound)));
+    assert!(old.is_none(), "the replaced secret no longer works");
+    assert_eq!(new.map(|x| x.id), Some(k));
+    w(&s, move |c| apikey::revoke(c, a, k, Timestamp(92))).await;
+    let (revoked, listed, by_hash) =
+        r(&s, move |c| Ok((apikey::get(c, a, k), apikey::list(c, a, None, 10)?, apikey::find_by_hash(c, "hash-2")?))).await;
+    assert!(matches!(revoked, Err(StoreError::NotFound)), "a revoked key is gone from its organisation");
+    assert!(listed.is_empty());
+    assert_eq!(by_hash.map(|x| x.revoked_at), Some(Some(Timestamp(92))), "and known as revoked by its hash");
+    let not_theirs = s.write(move |c| apikey::revoke(c, g, k, Timestamp(93))).await;
+    assert!(matches!(not_theirs, Err(StoreError::NotFound)), "{not_theirs:?}");
+
+    // Invitations: pending until accepted or revoked.
+    let invite = |email: &str, hash: &str, at: i64| invitation::InvitationRow {
+        id: InvitationId::new(),
+        org: a,
+        email: email.into(),
+        role: Role::Viewer,
+        token_hash: hash.into(),
+        invited_by: al,
+        created_at: Timestamp(at),
+        expires_at: Timestamp(at + 1000),
+        accepted_at: None,
+        revoked_at: None,
+    };
+    let (i1, i2) = (invite("dave@example.org", "invite-1", 100), invite("erin@example.org", "invite-2", 101));
+    let (id1, id2) = (i1.id, i2.id);
+    w(&s, move |c| {
+        invitation::insert(c, &i1)?;
+        invitation::insert(c, &i2)
+    })
+    .await;
+    let (pending, page2, expired, elsewhere, found) = r(&s, move |c| {
+        let pending = invitation::list_pending(c, a, Timestamp(102), None, 1)?;
+        let page2 = invitation::list_pending(c, a, Timestamp(102), Some((pending[0].created_at.0, pending[0].id)), 10)?;
+        Ok((
+            pending,
+            page2,
+            invitation::list_pending(c, a, Timestamp(5000), None, 10)?,
+            invitation::list_pending(c, g, Timestamp(102), None, 10)?,
+            invitation::find_by_hash(c, "invite-1")?,
+        ))
+    })
+    .await;
+    assert_eq!(ids(&pending, |i| i.email.clone()), ["dave@example.org"]);
+    assert_eq!(ids(&page2, |i| i.email.clone()), ["erin@example.org"]);
+    assert!(expired.is_empty() && elsewhere.is_empty());
+    assert_eq!(found.map(|i| i.id), Some(id1));
+    w(&s, move |c| {
+        invitation::accept(c, a, id1, Timestamp(103))?;
+        invitation::revoke(c, a, id2, Timestamp(104))
+    })
+    .await;
+    let (pending, accepted) =
+        r(&s, move |c| Ok((invitation::list_pending(c, a, Timestamp(105), None, 10)?, invitation::find_by_hash(c, "invite-1")?))).await;
+    assert!(pending.is_empty());
+    assert_eq!(accepted.and_then(|i| i.accepted_at), Some(Timestamp(103)));
+
+    // Incidents: numbered per organisation; in the write that made them a
+    // tag filter finds them (their tags held by the PostgreSQL writer are
+    // sent first).
+    let phish = new_incident(a, al, "Phishing wave against finance", &["phishing", "q4"], 200);
+    let ransom = new_incident(a, bo, "Ransomware on file shares", &["ransomware"], 201);
+    let theirs = new_incident(g, ca, "Phishing at globex", &["phishing"], 202);
+    let (p, rw, t) = (phish.id, ransom.id, theirs.id);
+    let (numbers, tagged) = w(&s, move |c| {
+        let made = [create_incident(c, phish)?, create_incident(c, ransom)?, create_incident(c, theirs)?];
+        let f = incident::Filter { tag: Some("phishing".into()), ..Default::default() };
+        let tagged = incident::list(c, a, &f, incident::Sort::CreatedDesc, None, 10)?;
+        Ok((made.map(|i| i.number), ids(&tagged, |i| i.title.clone())))
+    })
+    .await;
+    assert_eq!(numbers, [1, 2, 1], "numbers are per organisation");
+    assert_eq!(tagged, ["Phishing wave against finance"]);
+    let (by_id, by_number, foreign, newest, older, oldest) = r(&s, move |c| {
+        let all = incident::Filter::default();
+        let newest = incident::list(c, a, &all, incident::Sort::CreatedDesc, None, 1)?;
+        let key = incident::Sort::CreatedDesc.key(&newest[0]);
+        let older = incident::list(c, a, &all, incident::Sort::CreatedDesc, Some((key, newest[0].id)), 10)?;
+        Ok((
+            incident::get(c, a, incident::IncidentRef::Id(p))?,
+            incident::get(c, a, incident::IncidentRef::Number(2))?,
+            (incident::get(c, g, incident::IncidentRef::Id(p)), incident::get(c, a, incident::IncidentRef::Id(t))),
+            newest,
+            older,
+            incident::list(c, a, &all, incident::Sort::CreatedAsc, None, 10)?,
+        ))
+    })
+    .await;
+    assert_eq!((by_id.number, by_number.id), (1, rw));
+    assert!(matches!(foreign, (Err(StoreError::NotFound), Err(StoreError::NotFound))), "{foreign:?}");
+    assert_eq!(ids(&newest, |i| i.number.to_string()), ["2"]);
+    assert_eq!(ids(&older, |i| i.number.to_string()), ["1"]);
+    assert_eq!(ids(&oldest, |i| i.number.to_string()), ["1", "2"]);
+    // An update checks the version it was read at.
+    let mut changed = by_id.clone();
+    changed.title = "Phishing wave against finance and HR".into();
+    changed.tags = vec!["phishing".into(), "hr".into()];
+    changed.updated_at = Timestamp(210);
+    changed.version = 2;
+    let stale = changed.clone();
+    let (applied, refused) = w(&s, move |c| {
+        let applied = incident::update(c, &changed, 1, true)?;
+        Ok((applied, incident::update(c, &stale, 1, true)?))
+    })
+    .await;
+    assert!(applied && !refused, "the second update read version 1, which is gone");
+    let hr = r(&s, move |c| {
+        incident::list(c, a, &incident::Filter { tag: Some("hr".into()), ..Default::default() }, incident::Sort::UpdatedDesc, None, 10)
+    })
+    .await;
+    assert_eq!(ids(&hr, |i| i.version.to_string()), ["2"]);
+
+    // Comments, and the search document that covers them.
+    let comment = incident::CommentRow {
+        org: a,
+        id: CommentId::new(),
+        incident_id: p,
+        author_id: bo,
+        body: "the lure came from bulletproof hosting".into(),
+        created_at: Timestamp(220),
+    };
+    w(&s, move |c| {
+        incident::insert_comment(c, &comment)?;
+        search::reindex(c, a, p)
+    })
+    .await;
+    let (comments, none, document) =
+        r(&s, move |c| Ok((incident::comments(c, a, p)?, incident::comments(c, g, p)?, search::document(c, a, p)?))).await;
+    assert_eq!(ids(&comments, |m| m.body.clone()), ["the lure came from bulletproof hosting"]);
+    assert!(none.is_empty());
+    let document = document.expect("a document");
+    assert!(
+        document.starts_with(&search::new_document(
+            "Phishing wave against finance and HR",
+            "Phishing wave against finance: what the analyst wrote"
+        )),
+        "{document}"
+    );
+    assert!(document.contains("bulletproof hosting"), "{document}");
+
+    // Indicators: one per value, sighted on incidents, under a TLP ceiling.
+    let domain = ioc::IocRow {
+        org: a,
+        id: IocId::new(),
+        kind: IocType::Domain,
+        value: "evil.example".into(),
+        tlp: Tlp::Amber,
+        tags: vec!["c2".into()],
+        created_at: Timestamp(230),
+    };
+    let x = domain.id;
+    let (first, again, second) = w(&s, move |c| {
+        ioc::insert(c, &domain, "usr_story")?;
+        Ok((
+            ioc::link(c, a, x, p, Some("in the lure"), Timestamp(231), "usr_story")?,
+            ioc::link(c, a, x, p, None, Timestamp(232), "usr_story")?,
+            ioc::link(c, a, x, rw, None, Timestamp(233), "usr_story")?,
+        ))
+    })
+    .await;
+    assert!(first && !again && second, "a second sighting on one incident is the same one");
+    let (found, foreign, on_p, under_green, seen, one) = r(&s, move |c| {
+        Ok((
+            ioc::find(c, a, IocType::Domain, "evil.example")?,
+            ioc::find(c, g, IocType::Domain, "evil.example")?,
+            ioc::for_incident(c, a, p, None, None, 10)?,
+            ioc::for_incident(c, a, p, Some(Tlp::Green), None, 10)?,
+            ioc::sightings(c, a, x)?,
+            ioc::sighting(c, a, x, p)?,
+        ))
+    })
+    .await;
+    assert_eq!(found.map(|i| i.tags), Some(vec!["c2".to_owned()]));
+    assert!(foreign.is_none());
+    assert_eq!(on_p.iter().map(|sg| sg.ioc.id).collect::<Vec<_>>(), [x]);
+    assert!(under_green.is_empty(), "an amber indicator is above a green ceiling");
+    assert_eq!(seen.iter().map(|sg| sg.incident_number).collect::<Vec<_>>(), [1, 2]);
+    let one = one.expect("the sighting");
+    assert_eq!((one.note.as_deref(), one.first_seen, one.last_seen), (Some("in the lure"), Timestamp(231), Timestamp(232)));
+
+    // Search: words, facets, highlights, similar incidents.
+    let spec = |words: &[&str]| search::Spec { required: words.iter().map(|w| vec![w.to_string()]).collect(), ..Default::default() };
+    let (bulletproof, phishing, foreign, similar) = r(&s, move |c| {
+        Ok((
+            search::run(c, a, &spec(&["bulletproof"]), 0, 10)?,
+            search::run(c, a, &spec(&["phishing"]), 0, 10)?,
+            search::run(c, g, &spec(&["bulletproof"]), 0, 10)?,
+            search::similar(c, a, p, &["ransomware".to_owned()], None, 10)?,
+        ))
+    })
+    .await;
+    assert_eq!(bulletproof.hits.iter().map(|h| h.incident.id).collect::<Vec<_>>(), [p]);
+    assert_eq!((phishing.total, phishing.facets.severity.get("high")), (1, Some(&1)), "{:?}", phishing.facets);
+    assert_eq!(foreign.total, 0);
+    assert_eq!(similar.iter().map(|m| m.incident.id).collect::<Vec<_>>(), [rw]);
+    assert_eq!(similar[0].shared_iocs, [("domain".to_owned(), "evil.example".to_owned())]);
+    let marked = search::highlight("the lure came from bulletproof hosting", &["bulletproof".to_owned()]).expect("a highlight");
+    assert!(marked.contains("<mark>bulletproof</mark>"), "{marked}");
+    w(&s, move |c| ioc::unlink(c, a, x, rw)).await;
+    assert_eq!(r(&s, move |c| ioc::sightings(c, a, x)).await.len(), 1);
+
+    // Evidence: a data key per organisation, a chain of custody, a
+    // tombstone that keeps the history.
+    let no_key = r(&s, move |c| evidence::data_key_current(c, a)).await;
+    assert!(no_key.is_none());
+    let item = evidence::EvidenceRow {
+        org: a,
+        id: EvidenceId::new(),
+        incident_id: p,
+        name: "mail.eml".into(),
+        kind: EvidenceKind::Document,
+        description: Some("the lure".into()),
+        size: 1234,
+        sha256: "ab".repeat(32),
+        collected_by: Some("bob".into()),
+        collected_at: Some(Timestamp(239)),
+        uploaded_by: bo.to_string(),
+        created_at: Timestamp(240),
+        data_key_id: "dk1".into(),
+        blob_key: Some("blobs/1".into()),
+        deleted_at: None,
+        deleted_by: None,
+        delete_reason: None,
+    };
+    let e = item.id;
+    let step = move |action: CustodyAction, at: i64| evidence::CustodyRow {
+        seq: 0,
+        action,
+        actor_id: Some(bo.to_string()),
+        actor_kind: "user".into(),
+        at: Timestamp(at),
+        source_ip: Some("192.0.2.9".into()),
+        reason: None,
+        to: None,
+    };
+    let seqs = w(&s, move |c| {
+        evidence::data_key_insert(c, a, "dk1", b"wrapped-1", Timestamp(238))?;
+        evidence::insert(c, &item)?;
+        Ok((
+            evidence::custody_append(c, a, e, &step(CustodyAction::Uploaded, 240))?,
+            evidence::custody_append(c, a, e, &step(CustodyAction::Downloaded, 241))?,
+        ))
+    })
+    .await;
+    assert_eq!(seqs, (1, 2));
+    let (key, wrapped, got, foreign, listed, bytes, chain, rest) = r(&s, move |c| {
+        Ok((
+            evidence::data_key_current(c, a)?,
+            evidence::data_key(c, a, "dk1")?,
+            evidence::get(c, a, e)?,
+            evidence::get(c, g, e),
+            evidence::list(c, a, p, None, 10)?,
+            evidence::stored_bytes(c, a)?,
+            evidence::custody(c, a, e, 0, 10)?,
+            evidence::custody(c, a, e, 1, 10)?,
+        ))
+    })
+    .await;
+    assert_eq!(key, Some(("dk1".to_owned(), b"wrapped-1".to_vec())));
+    assert_eq!(wrapped, b"wrapped-1");
+    assert_eq!((got.size, got.kind), (1234, EvidenceKind::Document));
+    assert!(matches!(foreign, Err(StoreError::NotFound)));
+    assert_eq!(listed.iter().map(|x| x.id).collect::<Vec<_>>(), [e]);
+    assert_eq!(bytes, 1234);
+    assert_eq!(chain.iter().map(|x| x.action).collect::<Vec<_>>(), [CustodyAction::Uploaded, CustodyAction::Downloaded]);
+    assert_eq!(rest.iter().map(|x| x.seq).collect::<Vec<_>>(), [2]);
+    let (deleted, twice) = w(&s, move |c| {
+        Ok((
+            evidence::mark_deleted(c, a, e, "usr_story", "duplicate", Timestamp(250))?,
+            evidence::mark_deleted(c, a, e, "usr_story", "again", Timestamp(251))?,
+        ))
+    })
+    .await;
+    assert!(deleted && !twice);
+    let (tomb, bytes) = r(&s, move |c| Ok((evidence::get(c, a, e)?, evidence::stored_bytes(c, a)?))).await;
+    assert_eq!((tomb.blob_key, tomb.delete_reason.as_deref(), bytes), (None, Some("duplicate"), 0));
+
+    // Events: per incident, per organisation, for the live hub; in the
+    // write that appends one, reading them finds it.
+    let (seen_in_write, last_in_write) = w(&s, move |c| {
+        event::append(c, a, Some(p), "comment.added", Some("usr_story"), &serde_json::json!({}), Timestamp(260))?;
+        Ok((event::for_incident(c, a, p, 0, 10)?.len(), event::org_last_id(c, a)?))
+    })
+    .await;
+    assert_eq!(seen_in_write, 2, "created, then the comment, read in the write that appended it");
+    let (for_p, for_a, all, last, last_a, last_g, after_last) = r(&s, move |c| {
+        let last = event::last_id(c)?;
+        Ok((
+            event::for_incident(c, a, p, 0, 10)?,
+            event::org_after(c, a, 0, 100)?,
+            event::all_after(c, 0, 100)?,
+            last,
+            event::org_last_id(c, a)?,
+            event::org_last_id(c, g)?,
+            event::all_after(c, last, 100)?,
+        ))
+    })
+    .await;
+    assert_eq!(ids(&for_p, |x| x.kind.clone()), ["incident.created", "comment.added"]);
+    assert_eq!(for_a.len(), 3);
+    assert!(for_a.iter().all(|x| x.event.org == a && x.incident_tlp == Some(Tlp::Amber)));
+    assert_eq!(all.len(), 4, "every organisation's");
+    assert_eq!(last_a, last_in_write);
+    assert!(last_g < last && last_a == last);
+    assert!(after_last.is_empty());
+
+    // Stream tickets: taken once, before they expire.
+    let holder = event::TicketHolder::Session(s3);
+    let (taken, again, expired) = w(&s, move |c| {
+        event::insert_ticket(c, "ticket-1", a, &holder, Timestamp(300), Timestamp(270))?;
+        event::insert_ticket(c, "ticket-2", a, &event::TicketHolder::ApiKey(k), Timestamp(280), Timestamp(270))?;
+        Ok((
+            event::take_ticket(c, "ticket-1", Timestamp(271))?,
+            event::take_ticket(c, "ticket-1", Timestamp(272))?,
+            event::take_ticket(c, "ticket-2", Timestamp(290))?,
+        ))
+    })
+    .await;
+    assert_eq!(taken, Some((a, event::TicketHolder::Session(s3))));
+    assert!(again.is_none() && expired.is_none());
+
+    // The audit log: one chain per tenant, verified; in the write that
+    // appends an entry, the list finds it.
+    let (seq, listed) = w(&s, move |c| {
+        let seq = audit::append(c, entry(a, "story.checked", 310))?;
+        Ok((seq, audit::list(c, &a.to_string(), &audit::Filter::default(), None, 1)?))
+    })
+    .await;
+    assert_eq!(seq, 3, "two incidents made, then this");
+    assert_eq!(ids(&listed, |x| x.action.clone()), ["story.checked"]);
+    let (older, filtered, check, check_g, tenants) = r(&s, move |c| {
+        Ok((
+            audit::list(c, &a.to_string(), &audit::Filter::default(), Some(3), 10)?,
+            audit::list(c, &a.to_string(), &audit::Filter { action: Some("incident.create".into()), ..Default::default() }, None, 10)?,
+            audit::verify(c, &a.to_string())?,
+            audit::verify(c, &g.to_string())?,
+            audit::tenants(c)?,
+        ))
+    })
+    .await;
+    assert_eq!(older.iter().map(|x| x.seq).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(filtered.len(), 2);
+    assert!(check.ok && check_g.ok, "{check:?} {check_g:?}");
+    assert_eq!((check.entries, check_g.entries), (3, 1));
+    let mut want = vec![a.to_string(), g.to_string()];
+    want.sort();
+    assert_eq!(tenants, want);
+
+    // A bulk load: numbered after the last incident, indexed, analysed.
+    let seeded = bulk::SeedIncident {
+        row: new_incident(a, al, "Seeded credential stuffing", &["seed"], 400),
+        comments: Vec::new(),
+        iocs: vec![(IocType::Domain, "evil.example".into()), (IocType::Ipv4, "198.51.100.7".into())],
+    };
+    let seeded_id = seeded.row.id;
+    w(&s, move |c| {
+        let mut items = [seeded];
+        bulk::seed_incidents(c, a, "usr_story", &mut items)?;
+        bulk::finish(c)
+    })
+    .await;
+    s.analyze().await.expect("analyze");
+    let (numbered, stuffing, shared) = r(&s, move |c| {
+        Ok((
+            incident::get(c, a, incident::IncidentRef::Id(seeded_id))?.number,
+            search::run(c, a, &spec(&["stuffing"]), 0, 10)?.total,
+            ioc::sightings(c, a, x)?.len(),
+        ))
+    })
+    .await;
+    assert_eq!((numbered, stuffing, shared), (3, 1, 2), "the seeded incident found its indicator");
+
+    // Deleting: the incident and its document go, its tags with it.
+    w(&s, move |c| {
+        incident::soft_delete(c, a, rw, Timestamp(500))?;
+        search::remove_incident(c, a, rw)
+    })
+    .await;
+    let (gone, ransomware, tagged) = r(&s, move |c| {
+        Ok((
+            incident::get(c, a, incident::IncidentRef::Id(rw)),
+            search::run(c, a, &spec(&["ransomware"]), 0, 10)?.total,
+            incident::list(
+                c,
+                a,
+                &incident::Filter { tag: Some("ransomware".into()), ..Default::default() },
+                incident::Sort::CreatedDesc,
+                None,
+                10,
+            )?,
+        ))
+    })
+    .await;
+    assert!(matches!(gone, Err(StoreError::NotFound)));
+    assert_eq!(ransomware, 0);
+    assert!(tagged.is_empty());
+    let twice = s.write(move |c| incident::soft_delete(c, a, rw, Timestamp(501))).await;
+    assert!(matches!(twice, Err(StoreError::NotFound)));
+
+    // A member leaves: the membership goes, the account stays.
+    w(&s, move |c| org::delete_membership(c, a, bo)).await;
+    let (role, account, auth) =
+        r(&s, move |c| Ok((org::membership_role(c, a, bo)?, org::get_user(c, bo)?, session::session_auth(c, s1, Some(a))?))).await;
+    assert!(role.is_none());
+    assert_eq!(account.email, "bob@acme.example");
+    assert_eq!(auth.map(|x| x.role), Some(None), "the session no longer has a role");
+    s.ping().await.expect("ping");
+}
+
+#[tokio::test]
+async fn the_story_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open_sqlite(&dir.path().join("story.db")).await.expect("open");
+    story(store.clone()).await;
+    store.close().await;
+}
+
+#[test]
+fn the_story_on_postgres() {
+    crate::testing::on_fresh_store("the story on PostgreSQL", |store, _| story(store));
+}
+
+/// Every public function of a store module (one that takes a connection,
+/// and the few pure ones beside them) is called by the story, by its
+/// module's name.
+#[test]
+fn the_story_calls_every_store_function() {
+    let modules = [
+        ("apikey", include_str!("apikey.rs")),
+        ("audit", include_str!("audit.rs")),
+        ("bulk", include_str!("bulk.rs")),
+        ("event", include_str!("event.rs")),
+        ("evidence", include_str!("evidence.rs")),
+        ("incident", include_str!("incident.rs")),
+        ("invitation", include_str!("invitation.rs")),
+        ("ioc", include_str!("ioc.rs")),
+        ("org", include_str!("org.rs")),
+        ("search", include_str!("search.rs")),
+        ("session", include_str!("session.rs")),
+    ];
+    let story = include_str!("story.rs");
+    let mut missing = Vec::new();
+    let mut count = 0;
+    for (module, source) in modules {
+        for line in source.lines() {
+            let Some(name) = line.strip_prefix("pub fn ").and_then(|l| l.split(['(', '<']).next()) else { continue };
+            count += 1;
+            let called = [format!("{module}::{name}("), format!("{module}::{name})")];
+            if !called.iter().any(|c| story.contains(c.as_str())) {
+                missing.push(format!("{module}::{name}"));
+            }
+        }
+    }
+    assert!(count > 90, "found only {count} functions: has the layout changed?");
+    assert!(missing.is_empty(), "the story does not call: {missing:?}");
+}

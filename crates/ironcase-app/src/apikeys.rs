@@ -12,6 +12,9 @@ use crate::auth::new_api_key;
 use crate::page::{keyset, Page, PageSize};
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
+/// The most a key's own rate limit may say (requests per minute).
+pub const MAX_RATE_PER_MINUTE: u32 = 1_000_000;
+
 /// A key together with its secret, which exists only in this answer.
 pub struct CreatedKey {
     pub row: ApiKeyRow,
@@ -54,8 +57,8 @@ impl App {
         if expires_at.is_some_and(|e| e <= now) {
             errs.push("expires_at", "must be in the future");
         }
-        if rate_per_minute == Some(0) {
-            errs.push("rate_per_minute", "must be at least 1");
+        if rate_per_minute.is_some_and(|r| !(1..=MAX_RATE_PER_MINUTE).contains(&r)) {
+            errs.push("rate_per_minute", format!("must be from 1 to {MAX_RATE_PER_MINUTE}"));
         }
         errs.into_result()?;
         let (key, key_hash, key_prefix) = new_api_key();

@@ -38,7 +38,7 @@ macro_rules! error_codes {
 
 error_codes! {
     MalformedJson = "malformed_json", 400, "the body is not JSON";
-    MalformedMultipart = "malformed_multipart", 400, "the multipart body is malformed, ended early or has its parts out of order";
+    MalformedMultipart = "malformed_multipart", 400, "the multipart body is malformed or ended early";
     InvalidQuery = "invalid_query", 400, "the search query does not parse (`position`: the byte offset of the problem)";
     BadRequest = "bad_request", 400, "the request cannot be read (a body cut short, say)";
     Unauthenticated = "unauthenticated", 401, "no credential, or one that is expired, revoked or unknown";
@@ -64,6 +64,7 @@ error_codes! {
     UnsupportedMediaType = "unsupported_media_type", 415, "the body is not of the content type the route takes";
     ValidationFailed = "validation_failed", 422, "fields or parameters are invalid (`errors`: each field and why)";
     InvalidTransition = "invalid_transition", 422, "the workflow does not allow this status change";
+    PartsOutOfOrder = "parts_out_of_order", 422, "an upload's parts are not `metadata` then `file`, and nothing else";
     HashMismatch = "hash_mismatch", 422, "the uploaded file's SHA-256 is not the one declared; nothing was kept";
     UpgradeRequired = "upgrade_required", 426, "the route speaks the WebSocket protocol only";
     PreconditionRequired = "precondition_required", 428, "the change needs `If-Match` with the ETag read";

@@ -44,6 +44,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
 /// Parses a body, collecting every field that does not fit `T`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is an object: serde would also read a struct from an
+    // array of its fields in order (`[null, null]`), which no document
+    // describes.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::validation(vec![FieldError { field: "".into(), message: "the body must be a JSON object".into() }]));
+    }
     // No text anywhere holds a NUL (PostgreSQL cannot store one): JSON can
     // only spell it `\u0000`, so only a body with that is looked at closer.
     if bytes.windows(6).any(|w| w == b"\\u0000") {
@@ -164,9 +171,18 @@ impl QueryParams {
         self.map.remove(name).filter(|v| !v.is_empty())
     }
 
+    /// A typed parameter: given, even empty, it must parse.
     pub fn parse<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Option<T>, expected: &str) -> Option<T> {
-        let raw = self.str(name)?;
-        match parse(&raw) {
+        let raw = self.map.remove(name)?;
+        if raw.contains('\0') {
+            self.errors.push(FieldError { field: name.into(), message: NUL_MESSAGE.into() });
+            return None;
+        }
+        self.parsed(name, &raw, parse, expected)
+    }
+
+    fn parsed<T>(&mut self, name: &str, raw: &str, parse: impl FnOnce(&str) -> Option<T>, expected: &str) -> Option<T> {
+        match parse(raw) {
             Some(v) => Some(v),
             None => {
                 self.errors.push(FieldError { field: name.into(), message: format!("expected {expected}") });
@@ -182,7 +198,8 @@ impl QueryParams {
     /// `cursor` (read by `parse`) and `limit` (up to the lists' maximum):
     /// where a page starts and how long it is.
     pub fn page<C>(&mut self, parse: impl FnOnce(&str) -> Option<C>, default: u32) -> (Option<C>, PageSize) {
-        let cursor = self.parse("cursor", parse, "a cursor from a previous page");
+        // An empty cursor is the first page.
+        let cursor = self.str("cursor").and_then(|c| self.parsed("cursor", &c, parse, "a cursor from a previous page"));
         (cursor, self.page_size(default, ironcase_app::page::MAX_PAGE))
     }
 

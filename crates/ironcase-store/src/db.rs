@@ -1117,8 +1117,8 @@ mod tests {
         story(&Conn::Sqlite(&c));
     }
 
-    /// The same on PostgreSQL, in a schema of its own, when a server is given
-    /// (`IRONCASE_TEST_POSTGRES_URL`; required when `CI=true`).
+    /// The same on PostgreSQL, in a schema of its own, wherever the tests
+    /// have a server (`ironcase_testkit::postgres_url`).
     #[test]
     fn one_story_on_postgres() {
         let Some(url) = crate::testing::postgres_url() else { return };

@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Login and token-refresh requests per source address, as N/SECONDS [default: 30/60]
     #[arg(long, env = "IRONCASE_AUTH_ADDRESS_LIMIT")]
     pub auth_address_limit: Option<String>,
+    /// Bad credentials (wrong API keys, forged or stale tokens) per source address before it is answered 429, as N/SECONDS [default: 20/60]
+    #[arg(long, env = "IRONCASE_BAD_CREDENTIAL_LIMIT")]
+    pub bad_credential_limit: Option<String>,
     /// Exports per credential, as N/SECONDS [default: 10/3600]
     #[arg(long, env = "IRONCASE_EXPORT_LIMIT")]
     pub export_limit: Option<String>,
@@ -121,6 +124,7 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     login_limit: Option<String>,
     auth_address_limit: Option<String>,
+    bad_credential_limit: Option<String>,
     export_limit: Option<String>,
     allowed_origins: Option<Vec<String>>,
     stream_heartbeat: Option<u64>,
@@ -150,6 +154,8 @@ pub struct Config {
     pub login_limit: Option<String>,
     /// `N/SECONDS` for login and refresh per address; `None`: the default.
     pub auth_address_limit: Option<String>,
+    /// `N/SECONDS` bad credentials per address; `None`: the default.
+    pub bad_credential_limit: Option<String>,
     /// `N/SECONDS` for exports per credential; `None`: the default.
     pub export_limit: Option<String>,
     /// Origins (`scheme://host[:port]`) allowed to open the WebSocket stream
@@ -185,6 +191,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             login_limit: None,
             auth_address_limit: None,
+            bad_credential_limit: None,
             export_limit: None,
             allowed_origins: Vec::new(),
             stream_heartbeat_secs: 15,
@@ -215,6 +222,7 @@ impl Config {
             trusted_proxies: args.trusted_proxies.or(file.trusted_proxies).unwrap_or_default(),
             login_limit: args.login_limit.or(file.login_limit),
             auth_address_limit: args.auth_address_limit.or(file.auth_address_limit),
+            bad_credential_limit: args.bad_credential_limit.or(file.bad_credential_limit),
             export_limit: args.export_limit.or(file.export_limit),
             allowed_origins: args.allowed_origins.or(file.allowed_origins).unwrap_or_default(),
             stream_heartbeat_secs: args.stream_heartbeat.or(file.stream_heartbeat).unwrap_or(15),
@@ -230,9 +238,12 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
-        for (name, v) in
-            [("login_limit", &self.login_limit), ("auth_address_limit", &self.auth_address_limit), ("export_limit", &self.export_limit)]
-        {
+        for (name, v) in [
+            ("login_limit", &self.login_limit),
+            ("auth_address_limit", &self.auth_address_limit),
+            ("bad_credential_limit", &self.bad_credential_limit),
+            ("export_limit", &self.export_limit),
+        ] {
             if let Some(v) = v {
                 anyhow::ensure!(parse_limit(v).is_some(), "{name}: `{v}` is not N/SECONDS");
             }

@@ -86,6 +86,9 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
     if let Some(q) = cfg.auth_address_limit.as_deref().and_then(crate::config::parse_limit) {
         settings.auth_per_address = q;
     }
+    if let Some(q) = cfg.bad_credential_limit.as_deref().and_then(crate::config::parse_limit) {
+        settings.bad_credentials_per_address = q;
+    }
     if let Some(q) = cfg.export_limit.as_deref().and_then(crate::config::parse_limit) {
         settings.export_per_credential = q;
     }

@@ -34,6 +34,7 @@ pub struct CreateApiKey {
     pub tlp_max: Option<Tlp>,
     /// Hold this key to fewer requests per minute than the plan allows.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000000)]
     pub rate_per_minute: Option<u32>,
 }
 

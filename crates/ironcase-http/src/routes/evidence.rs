@@ -56,8 +56,11 @@ pub struct EvidenceMetadata {
     pub collected_at: Option<Timestamp>,
 }
 
-/// The multipart form: `metadata` first, then `file`.
-#[derive(ToSchema)]
+/// The multipart form: `metadata` first, then `file`, and nothing else.
+/// (Never deserialised: the upload streams; `Deserialize` only lets the
+/// document say that no other part is taken.)
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// JSON, as `EvidenceMetadata`.
@@ -121,8 +124,10 @@ fn interrupted(e: MultipartError) -> ApiError {
     ApiError::new(ErrorCode::MalformedMultipart, "the multipart body is malformed or ended early; nothing was kept")
 }
 
+/// A well-formed body whose parts are not the ones the upload takes, in
+/// order: a rule the OpenAPI document cannot state, so 422.
 fn expected_part(what: &str) -> ApiError {
-    ApiError::new(ErrorCode::MalformedMultipart, format!("expected a `{what}` part (send `metadata` first, then `file`)"))
+    ApiError::new(ErrorCode::PartsOutOfOrder, format!("expected a `{what}` part (send `metadata` first, then `file`)"))
 }
 
 async fn read_metadata(mut field: Field<'_>) -> ApiResult<EvidenceMetadata> {
@@ -143,7 +148,8 @@ async fn read_metadata(mut field: Field<'_>) -> ApiResult<EvidenceMetadata> {
 #[utoipa::path(post, path = "/incidents/{id}/evidence", tag = "evidence", security(("bearer" = [])), params(("id" = String, Path)),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 201, body = EvidenceOut, headers(("Location" = String))), (status = 413, body = Problem),
-        (status = 422, body = Problem, description = "invalid metadata, or `hash_mismatch`"), (status = 404, body = Problem)))]
+        (status = 400, body = Problem, description = "`malformed_multipart`"),
+        (status = 422, body = Problem, description = "invalid metadata, `parts_out_of_order` or `hash_mismatch`"), (status = 404, body = Problem)))]
 pub async fn upload(
     State(s): State<AppState>,
     p: Principal,
@@ -183,7 +189,7 @@ pub async fn upload(
     }
     drop(field);
     if form.next_field().await.map_err(interrupted)?.is_some() {
-        return Err(ApiError::new(ErrorCode::MalformedMultipart, "nothing may follow the `file` part"));
+        return Err(ApiError::new(ErrorCode::PartsOutOfOrder, "nothing may follow the `file` part"));
     }
     let row = s.app.evidence_finish(up).await?;
     let location = format!("/api/v1/evidence/{}", row.id);

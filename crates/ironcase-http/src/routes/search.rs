@@ -52,7 +52,7 @@ pub struct SearchResults {
 /// and filters `severity:`, `status:`, `category:`, `tag:`, `tlp:`,
 /// `assignee:me`, `created:>2026-01-01` / `created:<…`, `ioc:<any form>`.
 #[utoipa::path(get, path = "/search", tag = "search", security(("bearer" = [])),
-    params(("q" = String, Query, min_length = 1, pattern = r"\S"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "default 20"), ("cursor" = Option<String>, Query)),
+    params(("q" = String, Query, min_length = 1, pattern = r"^[^\x00-\x08\x0E-\x1F\x7F-\x84\x86-\x9F]*[^\s\x00-\x08\x0E-\x1F\x7F-\x84\x86-\x9F][^\x00-\x08\x0E-\x1F\x7F-\x84\x86-\x9F]*$", description = "the query language; no control characters but whitespace"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "default 20"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = SearchResults), (status = 400, body = Problem, description = "invalid_query, with the position")))]
 pub async fn search(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<axum::Json<SearchResults>> {
     // The query language reports its own errors, with their position.

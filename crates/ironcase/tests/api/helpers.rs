@@ -30,15 +30,16 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// With `IRONCASE_TEST_BACKEND=postgres`, a new database on the server at
-    /// `IRONCASE_TEST_POSTGRES_URL`; otherwise `None` (SQLite).
+    /// With `IRONCASE_TEST_BACKEND=postgres`, a new database on the tests'
+    /// PostgreSQL server ([`ironcase_testkit::postgres_url`]: the one at
+    /// `IRONCASE_TEST_POSTGRES_URL`, else a cluster of the tests' own);
+    /// otherwise `None` (SQLite).
     async fn for_this_test() -> Option<std::sync::Arc<TestDb>> {
         if std::env::var("IRONCASE_TEST_BACKEND").as_deref() != Ok("postgres") {
             return None;
         }
-        let admin_url =
-            std::env::var("IRONCASE_TEST_POSTGRES_URL").expect("IRONCASE_TEST_BACKEND=postgres needs IRONCASE_TEST_POSTGRES_URL");
-        Some(TestDb::create(admin_url).await)
+        let admin_url = tokio::task::spawn_blocking(ironcase_testkit::postgres_url).await.expect("task");
+        Some(TestDb::create(admin_url.expect("IRONCASE_TEST_BACKEND=postgres needs a PostgreSQL server (see above)")).await)
     }
 
     /// A new database on the server at `admin_url`.

@@ -105,20 +105,14 @@ fn a_wrong_master_key_refuses_to_start() {
 /// Concurrent creates, `kill -9` in the middle of them, a start on the same
 /// data: every incident whose create was acknowledged is there, and the
 /// audit chain verifies (over HTTP and offline). On SQLite; and on
-/// PostgreSQL when a server is given (`IRONCASE_TEST_POSTGRES_URL`, required
-/// when `CI=true`).
+/// PostgreSQL wherever the tests have one (`ironcase_testkit::postgres_url`;
+/// required when `CI=true`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_creates_survive_kill_9() {
     crash_and_recover(None).await;
-    match std::env::var("IRONCASE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => {
-            let db = crate::helpers::TestDb::create(url).await;
-            crash_and_recover(Some(&db.url)).await;
-        }
-        _ => {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "IRONCASE_TEST_POSTGRES_URL is required when CI=true");
-            eprintln!("skipping the PostgreSQL half: no IRONCASE_TEST_POSTGRES_URL");
-        }
+    if let Some(url) = tokio::task::spawn_blocking(ironcase_testkit::postgres_url).await.expect("task") {
+        let db = crate::helpers::TestDb::create(url).await;
+        crash_and_recover(Some(&db.url)).await;
     }
 }
 

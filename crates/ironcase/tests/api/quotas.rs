@@ -337,7 +337,9 @@ async fn a_key_can_be_held_below_its_plan() {
         .expect(201)
         .str("key");
     assert_eq!(app.get("/api/v1/incidents", &generous).await.expect(200).header("ratelimit-limit"), Some("100"));
-    app.post("/api/v1/api-keys", &owner.token, json!({ "name": "z", "role": "viewer", "rate_per_minute": 0 }))
-        .await
-        .problem(422, "validation_failed");
+    for rate in [0, 1_000_001, 2_147_483_648_u64] {
+        app.post("/api/v1/api-keys", &owner.token, json!({ "name": "z", "role": "viewer", "rate_per_minute": rate }))
+            .await
+            .problem(422, "validation_failed");
+    }
 }

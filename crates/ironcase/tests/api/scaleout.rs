@@ -339,18 +339,11 @@ async fn a_node_serves_through_a_redis_outage_and_reconnects_by_itself() {
 
 /// The two-node test with real processes: two `ironcase serve`, each
 /// with a data directory of its own, over one PostgreSQL and one Redis, given
-/// the same master key. Runs when a PostgreSQL server is given
-/// (`IRONCASE_TEST_POSTGRES_URL`; required when `CI=true`).
+/// the same master key. Runs wherever the tests have a PostgreSQL server
+/// (`ironcase_testkit::postgres_url`; required when `CI=true`).
 #[tokio::test]
 async fn two_server_processes_with_their_own_disks_share_one_database_and_redis() {
-    let admin_url = match std::env::var("IRONCASE_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "IRONCASE_TEST_POSTGRES_URL is required when CI=true");
-            eprintln!("skipping: no IRONCASE_TEST_POSTGRES_URL");
-            return;
-        }
-    };
+    let Some(admin_url) = tokio::task::spawn_blocking(ironcase_testkit::postgres_url).await.expect("task") else { return };
     let Some(redis) = RedisServer::start() else { return };
     let db = TestDb::create(admin_url).await;
     let master = "7f".repeat(32);

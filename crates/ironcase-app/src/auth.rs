@@ -15,7 +15,9 @@ use serde_json::json;
 
 use crate::audit::anonymous;
 use crate::crypto::{self, MasterKey};
+pub use crate::mfa::LoginOutcome;
 use crate::{Actor, App, AppError, Principal, RequestMeta, Result};
+use ironcase_store::mfa;
 
 pub const API_KEY_PREFIX: &str = "ick_";
 pub const REFRESH_PREFIX: &str = "icr_";
@@ -250,17 +252,23 @@ impl App {
     /// everyone; many from addresses slow further attempts from addresses
     /// (1, 2, 4 … 60 s apart), while a device that logged in before is not
     /// slowed.
-    pub async fn login(&self, input: LoginInput, meta: &RequestMeta) -> Result<TokenPair> {
+    /// An account with a second factor gets a challenge instead of tokens
+    /// ([`App::mfa_verify`]).
+    pub async fn login(&self, input: LoginInput, meta: &RequestMeta) -> Result<LoginOutcome> {
         let now = self.clock().now();
         let email = input.email.trim().to_lowercase();
         let window_start = now.plus_secs(-self.settings().login_window_secs);
         let device = input.device_token.as_deref().and_then(|t| self.device_of(&email, t));
         let source = login_source(device.as_deref(), meta);
-        let (user, org_choice, failures) = {
+        let (user, org_choice, failures, mfa_on) = {
             let (email, slug, source) = (email.clone(), input.organization.clone(), source.clone());
             self.store()
                 .read(move |c| {
                     let user = org::find_user_by_email(c, &email)?;
+                    let mfa_on = match &user {
+                        Some(u) => mfa::totp(c, u.id)?.is_some_and(|t| t.confirmed_at.is_some()),
+                        None => false,
+                    };
                     let failures = session::login_failures(c, &email, &source, window_start)?;
                     let choice = match (&user, &slug) {
                         (Some(u), Some(slug)) => match org::find_org_by_slug(c, slug)? {
@@ -270,7 +278,7 @@ impl App {
                         (Some(u), None) => org::first_membership(c, u.id)?,
                         (None, _) => None,
                     };
-                    Ok::<_, AppError>((user, choice, failures))
+                    Ok::<_, AppError>((user, choice, failures, mfa_on))
                 })
                 .await?
         };
@@ -335,6 +343,26 @@ impl App {
             }
         };
 
+        if mfa_on {
+            return Ok(LoginOutcome::MfaRequired(self.mfa_challenge(user.id, org_id, source, meta).await?));
+        }
+        Ok(LoginOutcome::Tokens(self.start_session(&user, org_id, source, meta, "password").await?))
+    }
+
+    /// A new session for `user` in `org`, who proved themselves by `method`
+    /// from `source`: that source's failed logins are forgotten, the login
+    /// audited, and the tokens (with a device token) returned.
+    pub(crate) async fn start_session(
+        &self,
+        user: &org::UserRow,
+        org_id: OrgId,
+        source: String,
+        meta: &RequestMeta,
+        method: &str,
+    ) -> Result<TokenPair> {
+        let now = self.clock().now();
+        let email = user.email.clone();
+        let window_start = now.plus_secs(-self.settings().login_window_secs);
         let s = SessionRow {
             id: SessionId::new(),
             org: org_id,
@@ -345,7 +373,8 @@ impl App {
         };
         let refresh = format!("{REFRESH_PREFIX}{}", crypto::random_token(32));
         let refresh_hash = crypto::sha256_hex(&refresh);
-        let mut e = anonymous(&org_id.to_string(), meta, now, "auth.login", "success", json!({ "session_id": s.id.to_string() }));
+        let mut e =
+            anonymous(&org_id.to_string(), meta, now, "auth.login", "success", json!({ "session_id": s.id.to_string(), "method": method }));
         e.actor_id = Some(user.id.to_string());
         e.actor_kind = "user".into();
         e.resource_type = Some("session".into());

@@ -43,6 +43,8 @@ error_codes! {
     BadRequest = "bad_request", 400, "the request cannot be read (a body cut short, say)";
     Unauthenticated = "unauthenticated", 401, "no credential, or one that is expired, revoked or unknown";
     InvalidCredentials = "invalid_credentials", 401, "wrong e-mail or password (the same answer for both)";
+    InvalidMfaCode = "invalid_mfa_code", 401, "the second factor's code is wrong or was already used (each code works once)";
+    MfaChallengeInvalid = "mfa_challenge_invalid", 401, "the login challenge is unknown, expired or spent: log in again";
     Forbidden = "forbidden", 403, "the caller's role lacks the permission";
     OrganizationSuspended = "organization_suspended", 403, "the organisation is suspended or inactive";
     QuotaExceeded = "quota_exceeded", 403, "the plan has no room for this create (`quota`, `limit`, `used`)";
@@ -57,6 +59,8 @@ error_codes! {
     LastOwner = "last_owner", 409, "an organisation keeps at least one owner";
     OwnOrganization = "own_organization", 409, "an operator cannot suspend their own organisation";
     NotASession = "not_a_session", 409, "logout needs a session's access token, not an API key";
+    MfaAlreadyEnabled = "mfa_already_enabled", 409, "the account already has an authenticator";
+    MfaNotEnrolled = "mfa_not_enrolled", 409, "the account has no authenticator (or no enrolment to confirm)";
     NoParent = "no_parent", 409, "the organisation has no parent to grant access to";
     EvidenceDeleted = "evidence_deleted", 410, "the evidence was deleted; its record and custody remain";
     VersionConflict = "version_conflict", 412, "the resource changed since the `If-Match` version was read";
@@ -104,6 +108,9 @@ pub enum AppError {
     /// A request that conflicts with the current state (a 409 code).
     #[error("{detail}")]
     Conflict { code: ErrorCode, detail: String },
+    /// A refusal with a code of its own (its status is the code's).
+    #[error("{detail}")]
+    Refused { code: ErrorCode, detail: String },
     #[error("the resource changed since it was read")]
     VersionConflict,
     #[error("this request needs an If-Match header")]

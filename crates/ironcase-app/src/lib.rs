@@ -19,6 +19,7 @@ pub mod incidents;
 pub mod iocs;
 pub mod live;
 pub mod members;
+pub mod mfa;
 pub mod page;
 pub mod principal;
 pub mod quotas;

@@ -89,7 +89,7 @@ impl From<AppError> for ApiError {
             AppError::OrganizationSuspended => ApiError::new(C::OrganizationSuspended, "the organization is suspended"),
             AppError::NotFound => ApiError::not_found(),
             AppError::Validation(v) => ApiError::validation(v.0),
-            AppError::Conflict { code, detail } => ApiError::new(code, detail),
+            AppError::Conflict { code, detail } | AppError::Refused { code, detail } => ApiError::new(code, detail),
             AppError::VersionConflict => ApiError::new(C::VersionConflict, "the resource changed since it was read; fetch it again"),
             AppError::PreconditionRequired => ApiError::new(C::PreconditionRequired, "send If-Match with the ETag you read"),
             AppError::InvalidTransition(d) => ApiError::new(C::InvalidTransition, d),

@@ -19,6 +19,7 @@ pub mod evidence;
 pub mod incident;
 pub mod invitation;
 pub mod ioc;
+pub mod mfa;
 pub mod org;
 pub mod pg;
 pub mod pipe;
@@ -541,6 +542,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "auth_epoch", include_str!("../migrations/sqlite/0012_auth_epoch.sql")),
     (13, "login_source", include_str!("../migrations/sqlite/0013_login_source.sql")),
     (14, "invitation", include_str!("../migrations/sqlite/0014_invitation.sql")),
+    (15, "mfa", include_str!("../migrations/sqlite/0015_mfa.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

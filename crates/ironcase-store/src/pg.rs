@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "search_match", include_str!("../migrations/postgres/0004_search_match.sql")),
     (5, "login_source", include_str!("../migrations/postgres/0005_login_source.sql")),
     (6, "invitation", include_str!("../migrations/postgres/0006_invitation.sql")),
+    (7, "mfa", include_str!("../migrations/postgres/0007_mfa.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

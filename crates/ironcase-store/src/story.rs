@@ -17,7 +17,7 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    apikey, audit, bulk, event, evidence, incident, invitation, ioc, org, search, session, Conn, Result, Store, StoreError, Taken, Tx,
+    apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, search, session, Conn, Result, Store, StoreError, Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -311,6 +311,56 @@ async fn story(s: Store) {
     .await;
     assert_eq!((cleared.from_source, cleared.untrusted), (0, 0));
     assert_eq!(device.from_source, 1, "another source's failures stay");
+
+    // A second factor: an enrolment replaced until confirmed, each step
+    // accepted once, backup codes spent once, challenges counted and ended.
+    let (started, again, confirmed_early) = w(&s, move |c| {
+        Ok((
+            mfa::begin_totp(c, al, b"sealed-a", Timestamp(73))?,
+            mfa::begin_totp(c, al, b"sealed-b", Timestamp(74))?,
+            mfa::accept_step(c, al, 10, None)?,
+        ))
+    })
+    .await;
+    assert!(started && again && !confirmed_early, "an unconfirmed authenticator accepts no code");
+    let (confirmed, replayed, later, restarted) = w(&s, move |c| {
+        Ok((
+            mfa::accept_step(c, al, 10, Some(Timestamp(75)))?,
+            mfa::accept_step(c, al, 10, None)?,
+            mfa::accept_step(c, al, 11, None)?,
+            mfa::begin_totp(c, al, b"sealed-c", Timestamp(76))?,
+        ))
+    })
+    .await;
+    assert!(confirmed && !replayed && later && !restarted, "once confirmed, a step once and no new enrolment");
+    let (row, none) = r(&s, move |c| Ok((mfa::totp(c, al)?, mfa::totp(c, bo)?))).await;
+    let row = row.expect("an authenticator");
+    assert_eq!((row.sealed_secret.as_slice(), row.confirmed_at, row.last_step), (&b"sealed-b"[..], Some(Timestamp(75)), 11));
+    assert!(none.is_none());
+    let hashes = vec!["h1".to_owned(), "h2".to_owned()];
+    let (first, twice, left) = w(&s, move |c| {
+        mfa::replace_backup_codes(c, al, &hashes, Timestamp(77))?;
+        let first = mfa::use_backup_code(c, al, "h1", Timestamp(78))?;
+        Ok((first, mfa::use_backup_code(c, al, "h1", Timestamp(79))?, mfa::backup_codes_left(c, al)?))
+    })
+    .await;
+    assert!(first && !twice);
+    assert_eq!(left, 1);
+    let ch = mfa::ChallengeRow { user: al, org: a, source: "ip:192.0.2.1".into(), expires_at: Timestamp(500), tries: 0 };
+    let (tried, tried_again, ended, ended_twice, gone) = w(&s, move |c| {
+        mfa::insert_challenge(c, "challenge-1", &ch, Timestamp(80))?;
+        let tried = mfa::try_challenge(c, "challenge-1")?;
+        let tried_again = mfa::try_challenge(c, "challenge-1")?;
+        let ended = mfa::end_challenge(c, "challenge-1")?;
+        Ok((tried, tried_again, ended, mfa::end_challenge(c, "challenge-1")?, mfa::try_challenge(c, "challenge-1")?))
+    })
+    .await;
+    assert_eq!(tried.map(|x| (x.user, x.org, x.tries)), Some((al, a, 1)));
+    assert_eq!(tried_again.map(|x| x.tries), Some(2));
+    assert!(ended && !ended_twice && gone.is_none());
+    w(&s, move |c| mfa::remove(c, al)).await;
+    let (row, left) = r(&s, move |c| Ok((mfa::totp(c, al)?, mfa::backup_codes_left(c, al)?))).await;
+    assert!(row.is_none() && left == 0, "removed with its backup codes");
 
     // Signing keys, sealed.
     w(&s, |c| {
@@ -801,6 +851,7 @@ fn the_story_calls_every_store_function() {
         ("incident", include_str!("incident.rs")),
         ("invitation", include_str!("invitation.rs")),
         ("ioc", include_str!("ioc.rs")),
+        ("mfa", include_str!("mfa.rs")),
         ("org", include_str!("org.rs")),
         ("search", include_str!("search.rs")),
         ("session", include_str!("session.rs")),

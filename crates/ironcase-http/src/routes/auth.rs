@@ -1,9 +1,9 @@
-//! `/auth`: login, refresh, logout, me.
+//! `/auth`: login, refresh, logout, me (the second factor: `mfa.rs`).
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ironcase_app::auth::{LoginInput, TokenPair};
+use ironcase_app::auth::{LoginInput, LoginOutcome, TokenPair};
 use ironcase_app::Principal;
 use ironcase_domain::{OrgId, Permission, Role, UserId};
 use serde::{Deserialize, Serialize};
@@ -88,13 +88,44 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// Exchanges e-mail and password for tokens.
+/// An account with MFA: no tokens yet, but a challenge for
+/// `POST /auth/mfa/verify`.
+#[derive(Serialize, ToSchema)]
+pub struct MfaRequired {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Single-use, for five minutes and five codes.
+    pub challenge: String,
+    /// What the verification takes: `totp`, `backup_code`.
+    pub methods: Vec<&'static str>,
+}
+
+/// What a login answers: tokens, or (for an account with MFA) a challenge.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Tokens(TokenResponse),
+    MfaRequired(MfaRequired),
+}
+
+/// Exchanges e-mail and password for tokens, or for a second-factor
+/// challenge when the account has MFA.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub async fn login(State(s): State<AppState>, Meta(meta): Meta, headers: HeaderMap, Json(body): Json<LoginRequest>) -> ApiResult<Response> {
     let device_token = body.device_token.or_else(|| device_cookie(&headers));
     let input = LoginInput { email: body.email, password: body.password, organization: body.organization, device_token };
-    let tokens = TokenResponse::from(s.app.login(input, &meta).await?);
+    match s.app.login(input, &meta).await? {
+        LoginOutcome::Tokens(t) => Ok(tokens_with_device_cookie(t.into())),
+        LoginOutcome::MfaRequired(m) => {
+            Ok(axum::Json(LoginResponse::MfaRequired(MfaRequired { mfa_required: true, challenge: m.challenge, methods: m.methods }))
+                .into_response())
+        }
+    }
+}
+
+/// The tokens of a login, with its device token also set as a cookie.
+pub(crate) fn tokens_with_device_cookie(tokens: TokenResponse) -> Response {
     let cookie = tokens.device_token.as_ref().and_then(|t| {
         HeaderValue::from_str(&format!("{DEVICE_COOKIE}={t}; Path=/api/v1/auth/login; Max-Age=31536000; HttpOnly; SameSite=Strict")).ok()
     });
@@ -102,7 +133,7 @@ pub async fn login(State(s): State<AppState>, Meta(meta): Meta, headers: HeaderM
     if let Some(c) = cookie {
         res.headers_mut().insert(header::SET_COOKIE, c);
     }
-    Ok(res)
+    res
 }
 
 /// Rotates a refresh token. A token presented twice ends its whole login.

@@ -11,6 +11,7 @@ pub mod hierarchy;
 pub mod incidents;
 pub mod iocs;
 pub mod members;
+pub mod mfa;
 pub mod ops;
 pub mod search;
 
@@ -29,6 +30,7 @@ use crate::{middleware, openapi, AppState};
 pub fn router(state: AppState) -> Router {
     let api = OpenApiRouter::new()
         .merge(auth::router(state.clone()))
+        .merge(mfa::router(state.clone()))
         .merge(admin::router())
         .merge(members::router())
         .merge(apikeys::router())

@@ -14,6 +14,7 @@ mod incidents;
 mod iocs;
 mod malformed;
 mod members;
+mod mfa;
 mod ops;
 mod pages;
 mod process;

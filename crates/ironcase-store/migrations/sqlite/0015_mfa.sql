@@ -1,0 +1,32 @@
+-- A second factor per account: TOTP (RFC 6238). The secret is sealed under
+-- the master key (AES-256-GCM, associated data bound to the account);
+-- `confirmed_at` stays null until a first code proves the authenticator
+-- holds it. `last_step` is the newest 30-second step accepted: no code is
+-- accepted twice.
+create table mfa_totp (
+    user_id text primary key references account (user_id),
+    sealed_secret blob not null,
+    created_at integer not null,
+    confirmed_at integer,
+    last_step integer not null default 0
+);
+-- Backup codes: only their SHA-256; each works once.
+create table mfa_backup_code (
+    user_id text not null references account (user_id),
+    code_hash text not null,
+    created_at integer not null,
+    used_at integer,
+    primary key (user_id, code_hash)
+);
+-- A login that passed its password and waits for its second factor: only
+-- the SHA-256 of the challenge is kept; single-use, short-lived, few tries.
+create table mfa_challenge (
+    challenge_hash text primary key,
+    user_id text not null references account (user_id),
+    organization_id text not null references organization (organization_id),
+    source text not null,
+    created_at integer not null,
+    expires_at integer not null,
+    tries integer not null default 0
+);
+create index mfa_challenge_expiry on mfa_challenge (expires_at);

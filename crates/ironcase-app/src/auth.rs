@@ -192,6 +192,9 @@ pub struct Me {
     pub user: org::UserRow,
     pub organization: org::OrgRow,
     pub role: Role,
+    /// The account has a confirmed authenticator.
+    pub mfa_enabled: bool,
+    pub backup_codes_left: i64,
 }
 
 enum Refreshed {
@@ -475,7 +478,9 @@ impl App {
             .read_now(move |c| {
                 let user = org::get_user(c, user_id)?;
                 let organization = org::get_org(c, org_id)?;
-                Ok(Me { user, organization, role })
+                let mfa_enabled = mfa::totp(c, user_id)?.is_some_and(|t| t.confirmed_at.is_some());
+                let backup_codes_left = if mfa_enabled { mfa::backup_codes_left(c, user_id)? } else { 0 };
+                Ok(Me { user, organization, role, mfa_enabled, backup_codes_left })
             })
             .await
     }

@@ -5,7 +5,7 @@
 //! enrolment; each step is accepted at most once per account; backup codes
 //! and login challenges are kept only as SHA-256 hashes.
 
-use ironcase_domain::{OrgId, Timestamp, UserId};
+use ironcase_domain::{OrgId, Permission, Role, Timestamp, UserId};
 use ironcase_store::mfa::{self, ChallengeRow};
 use ironcase_store::org::{self, UserRow};
 use ironcase_store::session;
@@ -111,6 +111,14 @@ pub fn matching_step(totp: &totp_rs::TOTP, code: &str, now: Timestamp) -> Option
     found
 }
 
+/// The step of `code` for the authenticator sealed in `sealed` (the
+/// account `user`'s, as [`App::totp_enroll`] sealed it): what a login's
+/// second step computes (`ironcase bench --micro` measures it).
+pub fn code_step(master: &crypto::MasterKey, sealed: &[u8], user: &UserRow, code: &str, now: Timestamp) -> Result<Option<i64>> {
+    let secret = master.open(sealed, &sealing_context(user.id))?;
+    Ok(matching_step(&authenticator(secret, &user.email)?, code, now))
+}
+
 /// A backup code as shown (`xxxx-xxxx-xxxx-xxxx`, 64 random bits) and the
 /// hash kept of it.
 fn backup_code() -> (String, String) {
@@ -136,12 +144,6 @@ impl App {
             (Actor::User(u), Some(_)) => Ok(u),
             _ => Err(AppError::Forbidden("a second factor belongs to an account: sign in with a session, not an API key".into())),
         }
-    }
-
-    /// The account's confirmed authenticator, opened.
-    fn open_totp(&self, user: &UserRow, row: &mfa::TotpRow) -> Result<totp_rs::TOTP> {
-        let secret = self.inner.master.open(&row.sealed_secret, &sealing_context(user.id))?;
-        authenticator(secret, &user.email)
     }
 
     /// `POST /auth/mfa/totp`: a new secret for the caller's account, waiting
@@ -196,7 +198,7 @@ impl App {
             }
             None => return Err(AppError::Conflict { code: ErrorCode::MfaNotEnrolled, detail: "start an enrolment first".into() }),
         };
-        let step = matching_step(&self.open_totp(&user, &row)?, code, now);
+        let step = code_step(&self.inner.master, &row.sealed_secret, &user, code, now)?;
         let (shown, hashes) = new_backup_codes();
         let ok = by(p, meta, now, "auth.mfa.enrolled", ("account", &user_id.to_string()), json!({ "method": "totp" }));
         let mut failed = by(p, meta, now, "auth.mfa.enrollment_failed", ("account", &user_id.to_string()), json!({ "method": "totp" }));
@@ -236,7 +238,7 @@ impl App {
                 return Err(AppError::InvalidCredentials);
             }
         }
-        let step = matching_step(&self.open_totp(&user, &row)?, code, now);
+        let step = code_step(&self.inner.master, &row.sealed_secret, &user, code, now)?;
         let mut failed = by(p, meta, now, "auth.mfa.failed", ("account", &user_id.to_string()), json!({ "method": "totp" }));
         failed.outcome = "failure".into();
         let accepted = self
@@ -289,6 +291,41 @@ impl App {
         Ok(shown)
     }
 
+    /// `DELETE /members/{user_id}/mfa`: an owner or admin removes a
+    /// member's authenticator (lost, say). Their sessions here end; the
+    /// reset is audited in the organisation and, as the account is no
+    /// single organisation's, in the platform's log.
+    pub async fn member_mfa_reset(&self, p: &Principal, meta: &RequestMeta, user: UserId) -> Result<()> {
+        self.require(p, meta, Permission::MembersManage).await?;
+        let org_id = p.org;
+        let target = self.store().read(move |c| org::get_member(c, org_id, user)).await?;
+        if !matches!(p.role, Role::Owner | Role::Admin) || !p.role.covers(target.role) {
+            return Err(self.deny(p, meta, Permission::MembersManage, Some(("user", user.to_string()))).await);
+        }
+        let now = self.clock().now();
+        let in_org = by(p, meta, now, "member.mfa_reset", ("user", &user.to_string()), json!({ "email": target.email }));
+        let mut on_account = by(p, meta, now, "account.mfa_reset", ("account", &user.to_string()), json!({ "organization_id": org_id }));
+        on_account.tenant = ironcase_store::audit::PLATFORM.to_owned();
+        let reset = self
+            .store()
+            .write(move |c| {
+                if mfa::totp(c, user)?.is_none() {
+                    return Ok(false);
+                }
+                mfa::remove(c, user)?;
+                session::revoke_member_sessions(c, org_id, user, now, "mfa_reset")?;
+                ironcase_store::audit::append(c, in_org)?;
+                ironcase_store::audit::append(c, on_account)?;
+                Ok::<_, AppError>(true)
+            })
+            .await?;
+        if reset {
+            Ok(())
+        } else {
+            Err(AppError::Conflict { code: ErrorCode::MfaNotEnrolled, detail: "the member has no authenticator".into() })
+        }
+    }
+
     /// After a good password for an account with MFA: a challenge for
     /// [`App::mfa_verify`] instead of tokens.
     pub(crate) async fn mfa_challenge(&self, user: UserId, org: OrgId, source: String, meta: &RequestMeta) -> Result<MfaChallenge> {
@@ -333,7 +370,9 @@ impl App {
             .await?;
         let Some((ch, user, row)) = found else { return Err(spent_challenge()) };
         let step = match (&factor, &row) {
-            (SecondFactor::Code(code), Some(row)) if row.confirmed_at.is_some() => matching_step(&self.open_totp(&user, row)?, code, now),
+            (SecondFactor::Code(code), Some(row)) if row.confirmed_at.is_some() => {
+                code_step(&self.inner.master, &row.sealed_secret, &user, code, now)?
+            }
             _ => None,
         };
         let backup = match &factor {

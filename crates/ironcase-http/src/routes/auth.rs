@@ -178,6 +178,16 @@ pub struct MeResponse {
     /// `user` or `api_key`.
     pub credential: &'static str,
     pub is_operator: bool,
+    pub mfa: MeMfa,
+}
+
+/// The account's second factor.
+#[derive(Serialize, ToSchema)]
+pub struct MeMfa {
+    /// A confirmed authenticator (TOTP).
+    pub totp: bool,
+    /// Backup codes not yet used.
+    pub backup_codes_left: i64,
 }
 
 /// Who the credential belongs to, where it acts, and what it may do.
@@ -192,5 +202,6 @@ pub async fn me(State(s): State<AppState>, p: Principal) -> ApiResult<axum::Json
         permissions: me.role.permissions().collect(),
         credential: p.actor_kind(),
         is_operator: p.is_operator,
+        mfa: MeMfa { totp: me.mfa_enabled, backup_codes_left: me.backup_codes_left },
     }))
 }

@@ -52,7 +52,11 @@ pub struct EvidenceMetadata {
     pub sha256: Option<String>,
     #[serde(default)]
     pub collected_by: Option<String>,
+    /// When it was collected (RFC 3339).
+    // Described inline rather than as a `oneOf` of null and a timestamp:
+    // schemathesis reads such a `oneOf` in a multipart part as forbidding null.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub collected_at: Option<Timestamp>,
 }
 

@@ -211,7 +211,7 @@ pub struct SetRole {
     pub role: Role,
 }
 
-fn user_id(raw: &str) -> ApiResult<UserId> {
+pub(crate) fn user_id(raw: &str) -> ApiResult<UserId> {
     raw.parse().map_err(|_| ApiError::not_found())
 }
 

@@ -1,7 +1,7 @@
 //! `/auth/mfa`: enrolling a TOTP authenticator, confirming it, backup codes,
 //! turning it off, and the second step of a login.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ironcase_app::mfa::SecondFactor;
@@ -26,6 +26,18 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(confirm))
         .routes(routes!(disable))
         .routes(routes!(backup_codes))
+        .routes(routes!(reset))
+}
+
+/// An owner or admin removes a member's authenticator (a lost device): the
+/// member logs in with the password again, and their sessions here end.
+#[utoipa::path(delete, path = "/members/{user_id}/mfa", tag = "organization", security(("bearer" = [])),
+    params(("user_id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "`mfa_not_enrolled`")))]
+pub async fn reset(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    s.app.member_mfa_reset(&p, &meta, super::members::user_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize, ToSchema)]

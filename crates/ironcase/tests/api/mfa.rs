@@ -170,3 +170,31 @@ async fn a_challenge_is_bound_short_lived_and_takes_five_codes() {
     // Unknown challenges are the same answer.
     verify(&app, "icm_nothing", json!({ "code": code(&app, &secret, 0) })).await.problem(401, "mfa_challenge_invalid");
 }
+
+#[tokio::test]
+async fn an_owner_resets_a_members_lost_authenticator() {
+    let app = TestApp::spawn().await;
+    app.clock.freeze();
+    let owner = app.admin().await;
+    let u = app.member(&owner, "mfa@example.com", "analyst", None).await;
+    let me = app.get("/api/v1/auth/me", &u.token).await.expect(200);
+    assert_eq!(me.body["mfa"], json!({ "totp": false, "backup_codes_left": 0 }));
+    enable(&app, &u).await;
+    let me = app.get("/api/v1/auth/me", &u.token).await.expect(200);
+    assert_eq!(me.body["mfa"], json!({ "totp": true, "backup_codes_left": 10 }));
+
+    // Not an analyst, not another organisation's owner.
+    let analyst = app.member(&owner, "peer@example.com", "analyst", None).await;
+    let path = format!("/api/v1/members/{}/mfa", u.id);
+    app.delete(&path, &analyst.token).await.problem(403, "forbidden");
+    let (_, stranger) = app.org(&owner, "elsewhere").await;
+    app.delete(&path, &stranger.token).await.problem(404, "not_found");
+
+    app.delete(&path, &owner.token).await.expect(204);
+    app.get("/api/v1/auth/me", &u.token).await.problem(401, "unauthenticated");
+    let again = app.login(&u_email(), PASSWORD, None).await;
+    let me = app.get("/api/v1/auth/me", &again.token).await.expect(200);
+    assert_eq!(me.body["mfa"]["totp"], json!(false));
+    app.delete(&path, &owner.token).await.problem(409, "mfa_not_enrolled");
+    assert!(audit_actions(&app, &owner).await.iter().any(|a| a == "member.mfa_reset"));
+}

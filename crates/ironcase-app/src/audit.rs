@@ -118,6 +118,9 @@ impl App {
 
     /// Fails with an audited 403 unless `p` holds `perm`.
     pub(crate) async fn require(&self, p: &Principal, meta: &RequestMeta, perm: Permission) -> Result<()> {
+        if p.enrolling {
+            return Err(crate::mfa::enrollment_required());
+        }
         if p.has(perm) {
             Ok(())
         } else {

@@ -607,6 +607,7 @@ impl App {
             is_operator: auth.is_operator,
             tlp_max: None,
             rate_per_minute: None,
+            enrolling: auth.mfa_pending,
         })
     }
 
@@ -660,6 +661,7 @@ impl App {
             is_operator: false,
             tlp_max: row.tlp_max,
             rate_per_minute: row.rate_per_minute,
+            enrolling: false,
         })
     }
 }

@@ -49,6 +49,7 @@ error_codes! {
     OrganizationSuspended = "organization_suspended", 403, "the organisation is suspended or inactive";
     QuotaExceeded = "quota_exceeded", 403, "the plan has no room for this create (`quota`, `limit`, `used`)";
     FeatureNotInPlan = "feature_not_in_plan", 403, "the plan does not include the feature (`feature`)";
+    MfaEnrollmentRequired = "mfa_enrollment_required", 403, "the organisation requires a second factor and the session may only enrol one";
     OriginNotAllowed = "origin_not_allowed", 403, "a WebSocket from an origin that is not allowed";
     NotFound = "not_found", 404, "no such resource or route, or another organisation's";
     MethodNotAllowed = "method_not_allowed", 405, "the route does not take this method";

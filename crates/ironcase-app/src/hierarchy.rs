@@ -90,6 +90,7 @@ impl App {
             is_operator: false,
             tlp_max: p.tlp_max,
             rate_per_minute: p.rate_per_minute,
+            enrolling: p.enrolling,
         })
     }
 

@@ -184,6 +184,7 @@ impl App {
             is_operator: false,
             tlp_max: None,
             rate_per_minute: None,
+            enrolling: false,
         };
         let meta2 = meta.clone();
         // One transaction: a refusal (quota, a race) leaves no account behind.

@@ -87,6 +87,14 @@ fn spent_challenge() -> AppError {
     AppError::Refused { code: ErrorCode::MfaChallengeInvalid, detail: "the challenge is unknown, expired or spent; log in again".into() }
 }
 
+/// What a session that may only enrol a second factor is told.
+pub(crate) fn enrollment_required() -> AppError {
+    AppError::Refused {
+        code: ErrorCode::MfaEnrollmentRequired,
+        detail: "the organisation requires a second factor: enrol one (POST /api/v1/auth/mfa/totp) first".into(),
+    }
+}
+
 fn authenticator(secret: Vec<u8>, email: &str) -> Result<totp_rs::TOTP> {
     totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, STEP_SECS as u64, secret, Some(ISSUER.to_owned()), email.to_owned())
         .map_err(|e| AppError::Internal(format!("totp: {e}")))
@@ -209,6 +217,8 @@ impl App {
                 if let Some(step) = step {
                     if mfa::accept_step(c, user_id, step, Some(now))? {
                         mfa::replace_backup_codes(c, user_id, &hashes, now)?;
+                        // A session that could only enrol may now do the rest.
+                        session::note_auth_change(c)?;
                         ironcase_store::audit::append(c, ok)?;
                         return Ok(true);
                     }
@@ -268,6 +278,7 @@ impl App {
         self.store()
             .write(move |c| {
                 mfa::remove(c, user_id)?;
+                session::note_auth_change(c)?;
                 ironcase_store::audit::append(c, e)?;
                 Ok::<_, AppError>(())
             })
@@ -324,6 +335,32 @@ impl App {
         } else {
             Err(AppError::Conflict { code: ErrorCode::MfaNotEnrolled, detail: "the member has no authenticator".into() })
         }
+    }
+
+    /// `GET /organization/mfa-policy`: whether every member needs a second
+    /// factor.
+    pub async fn mfa_policy(&self, p: &Principal, meta: &RequestMeta) -> Result<bool> {
+        self.require(p, meta, Permission::OrganizationRead).await?;
+        let org_id = p.org;
+        self.store().read_now(move |c| org::mfa_required(c, org_id)).await.map_err(AppError::from)
+    }
+
+    /// `PUT /organization/mfa-policy`: with `required`, a member without a
+    /// second factor who logs in gets a session that can only enrol one
+    /// (API keys are not affected); sessions follow at once.
+    pub async fn set_mfa_policy(&self, p: &Principal, meta: &RequestMeta, required: bool) -> Result<bool> {
+        self.require(p, meta, Permission::OrganizationManage).await?;
+        let now = self.clock().now();
+        let org_id = p.org;
+        let e = by(p, meta, now, "organization.mfa_policy", ("organization", &org_id.to_string()), json!({ "mfa_required": required }));
+        self.store()
+            .write(move |c| {
+                org::set_mfa_required(c, org_id, required)?;
+                ironcase_store::audit::append(c, e)?;
+                Ok::<_, AppError>(())
+            })
+            .await?;
+        Ok(required)
     }
 
     /// After a good password for an account with MFA: a challenge for

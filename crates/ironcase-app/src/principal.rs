@@ -26,6 +26,10 @@ pub struct Principal {
     pub tlp_max: Option<Tlp>,
     /// Requests per minute this credential is held to, below its plan's.
     pub rate_per_minute: Option<u32>,
+    /// A session of a member without a second factor in an organisation
+    /// that requires one: it may only enrol one (every permission is
+    /// refused with `mfa_enrollment_required`).
+    pub enrolling: bool,
 }
 
 impl Principal {

@@ -138,6 +138,7 @@ mod tests {
             },
             role: Some(Role::Analyst),
             is_operator: false,
+            mfa_pending: false,
             org_status: "active".into(),
         }
     }

@@ -781,6 +781,7 @@ fn run_micro() -> anyhow::Result<std::process::ExitCode> {
         is_operator: false,
         tlp_max: None,
         rate_per_minute: None,
+        enrolling: false,
     };
     let other = UserId::new();
     let ns = ns_per(50_000_000, |i| {

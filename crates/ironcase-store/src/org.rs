@@ -142,6 +142,22 @@ pub fn set_status(c: &Tx, id: OrgId, status: &str) -> Result<()> {
     crate::session::note_auth_change(c)
 }
 
+/// Whether the organisation requires every member to have a second factor.
+pub fn mfa_required(c: &Conn, id: OrgId) -> Result<bool> {
+    c.scope(id)?;
+    query_one(c, "select mfa_required from organization where organization_id = ?", [id.to_string()], |r| r.get(0))
+}
+
+/// Sets the organisation's second-factor policy; what its sessions may do
+/// changes with it.
+pub fn set_mfa_required(c: &Tx, id: OrgId, required: bool) -> Result<()> {
+    c.scope(id)?;
+    if exec(c, "update organization set mfa_required = ? where organization_id = ?", params![required, id.to_string()])? == 0 {
+        return Err(StoreError::NotFound);
+    }
+    crate::session::note_auth_change(c)
+}
+
 pub fn count_members(c: &Conn, id: OrgId) -> Result<i64> {
     c.scope(id)?;
     query_one(c, "select count(*) from membership where organization_id = ?", [id.to_string()], |r| r.get(0))

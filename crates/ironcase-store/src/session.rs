@@ -173,6 +173,9 @@ pub struct SessionAuth {
     pub role: Option<Role>,
     pub is_operator: bool,
     pub org_status: String,
+    /// The organisation requires a second factor and the account has none
+    /// yet: the session may only enrol one.
+    pub mfa_pending: bool,
 }
 
 /// The session `id` and what its holder may do. With `org` (the organisation
@@ -188,7 +191,9 @@ pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Optio
     // organisation is checked here as well (found by the store's story).
     let found = query_opt(
         c,
-        "select s.session_id, s.organization_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, m.role, u.is_operator, o.status \
+        "select s.session_id, s.organization_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, m.role, u.is_operator, o.status, \
+                o.mfa_required and not exists (select 1 from mfa_totp t where t.user_id = s.user_id and t.confirmed_at is not null) \
+                as mfa_pending \
          from session s join account u on u.user_id = s.user_id join organization o on o.organization_id = s.organization_id \
          left join membership m on m.organization_id = s.organization_id and m.user_id = s.user_id \
          where s.session_id = ?",
@@ -207,6 +212,7 @@ pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Optio
                 role: role.and_then(|s| Role::parse(&s)),
                 is_operator: r.get("is_operator")?,
                 org_status: r.get("status")?,
+                mfa_pending: r.get("mfa_pending")?,
             })
         },
     )?;

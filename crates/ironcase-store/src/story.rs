@@ -270,6 +270,18 @@ async fn story(s: Store) {
     assert_eq!(any.map(|x| x.session.user), Some(bo));
     assert_eq!(refresh.map(|x| (x.session, x.used_at)), Some((s1, None)));
     assert_eq!(epoch_now, epoch + 1);
+    assert!(!mine.mfa_pending);
+    // An organisation that requires a second factor: a member without one
+    // may only enrol.
+    let (before, after, pending, elsewhere) = w(&s, move |c| {
+        let before = org::mfa_required(c, a)?;
+        org::set_mfa_required(c, a, true)?;
+        Ok((before, org::mfa_required(c, a)?, session::session_auth(c, s1, Some(a))?, org::mfa_required(c, g)?))
+    })
+    .await;
+    assert!(!before && after && !elsewhere);
+    assert_eq!(pending.map(|x| x.mfa_pending), Some(true));
+    w(&s, move |c| org::set_mfa_required(c, a, false)).await;
     let (first_use, second_use) =
         w(&s, move |c| Ok((session::use_refresh(c, "refresh-1", Timestamp(50))?, session::use_refresh(c, "refresh-1", Timestamp(51))?)))
             .await;

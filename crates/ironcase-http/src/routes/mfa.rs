@@ -27,6 +27,35 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(disable))
         .routes(routes!(backup_codes))
         .routes(routes!(reset))
+        .routes(routes!(get_policy, put_policy))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaPolicy {
+    /// Every member needs a second factor: one without logs in to a session
+    /// that can only enrol one (API keys are not affected).
+    pub mfa_required: bool,
+}
+
+/// Whether the organisation requires a second factor of its members.
+#[utoipa::path(get, path = "/organization/mfa-policy", tag = "organization", security(("bearer" = [])),
+    responses((status = 200, body = MfaPolicy), (status = 403, body = Problem)))]
+pub async fn get_policy(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<MfaPolicy>> {
+    Ok(axum::Json(MfaPolicy { mfa_required: s.app.mfa_policy(&p, &meta).await? }))
+}
+
+/// Requires (or stops requiring) a second factor of every member; sessions
+/// follow at once.
+#[utoipa::path(put, path = "/organization/mfa-policy", tag = "organization", security(("bearer" = [])), request_body = MfaPolicy,
+    responses((status = 200, body = MfaPolicy), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_policy(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Json(b): Json<MfaPolicy>,
+) -> ApiResult<axum::Json<MfaPolicy>> {
+    Ok(axum::Json(MfaPolicy { mfa_required: s.app.set_mfa_policy(&p, &meta, b.mfa_required).await? }))
 }
 
 /// An owner or admin removes a member's authenticator (a lost device): the

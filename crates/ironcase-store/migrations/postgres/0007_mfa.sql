@@ -30,6 +30,8 @@ create table mfa_challenge (
     tries bigint not null default 0
 );
 create index mfa_challenge_expiry on mfa_challenge (expires_at);
+-- An organisation may require every member to have a second factor.
+alter table organization add column mfa_required boolean not null default false;
 alter table mfa_challenge enable row level security;
 create policy tenant on mfa_challenge
     using (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*')

@@ -30,3 +30,5 @@ create table mfa_challenge (
     tries integer not null default 0
 );
 create index mfa_challenge_expiry on mfa_challenge (expires_at);
+-- An organisation may require every member to have a second factor.
+alter table organization add column mfa_required integer not null default 0;

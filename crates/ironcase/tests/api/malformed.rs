@@ -86,6 +86,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         (Method::POST, "/api/v1/auth/mfa/totp/confirm".into(), json!({ "code": 1, "y": 1 }), vec!["code", "y"]),
         (Method::POST, "/api/v1/auth/mfa/totp/disable".into(), json!({ "password": 1, "code": [], "z": 1 }), vec!["password", "code", "z"]),
         (Method::POST, "/api/v1/auth/mfa/backup-codes".into(), json!({ "code": {}, "w": 1 }), vec!["code", "w"]),
+        (Method::PUT, "/api/v1/organization/mfa-policy".into(), json!({ "mfa_required": "yes", "x": 1 }), vec!["mfa_required", "x"]),
     ];
     let if_match = [("if-match", "\"1\"")];
     for (m, path, wrong, fields) in &endpoints {

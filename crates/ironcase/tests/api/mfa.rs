@@ -198,3 +198,36 @@ async fn an_owner_resets_a_members_lost_authenticator() {
     app.delete(&path, &owner.token).await.problem(409, "mfa_not_enrolled");
     assert!(audit_actions(&app, &owner).await.iter().any(|a| a == "member.mfa_reset"));
 }
+
+#[tokio::test]
+async fn an_organisation_that_requires_mfa_lets_a_member_without_it_only_enrol() {
+    let app = TestApp::spawn().await;
+    app.clock.freeze();
+    let owner = app.admin().await;
+    let u = app.member(&owner, "mfa@example.com", "analyst", None).await;
+    let key = app.post("/api/v1/api-keys", &owner.token, json!({ "name": "k", "role": "analyst" })).await.expect(201).str("key");
+    app.get("/api/v1/organization/mfa-policy", &owner.token).await.expect(200);
+    app.send(reqwest::Method::PUT, "/api/v1/organization/mfa-policy", Some(&u.token), Some(json!({ "mfa_required": true })), &[])
+        .await
+        .problem(403, "forbidden");
+    let r = app
+        .send(reqwest::Method::PUT, "/api/v1/organization/mfa-policy", Some(&owner.token), Some(json!({ "mfa_required": true })), &[])
+        .await
+        .expect(200);
+    assert_eq!(r.body, json!({ "mfa_required": true }));
+
+    // The member's session, already open, may only enrol now.
+    app.get("/api/v1/incidents", &u.token).await.problem(403, "mfa_enrollment_required");
+    app.get("/api/v1/auth/me", &u.token).await.expect(200);
+    // So may a new one; API keys are not affected.
+    let fresh = app.login(&u_email(), PASSWORD, None).await;
+    app.post("/api/v1/incidents", &fresh.token, json!({ "title": "x", "severity": "low", "category": "other" }))
+        .await
+        .problem(403, "mfa_enrollment_required");
+    app.get("/api/v1/incidents", &key).await.expect(200);
+    let (secret, _) = enable(&app, &fresh).await;
+    app.get("/api/v1/incidents", &fresh.token).await.expect(200);
+    // From then on the login asks for the code.
+    let ch = challenge(&app, &u_email()).await;
+    verify(&app, &ch, json!({ "code": code(&app, &secret, 1) })).await.expect(200);
+}

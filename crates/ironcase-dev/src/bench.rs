@@ -44,6 +44,12 @@ pub struct BenchArgs {
     /// (`--max-requests` jobs a run, at most 200,000).
     #[arg(long)]
     pub wire: bool,
+    /// Instead of the default phases, password logins (argon2id at OWASP's
+    /// parameters) from this many clients: their latency alone, then
+    /// alongside `GET /incidents/{id}` from `--clients` clients, whose
+    /// latency shows whether logins starve other requests.
+    #[arg(long)]
+    pub logins: Option<usize>,
     /// Instead of load phases, micro-benchmarks in this process: the
     /// rate-limit check, the permission check, and a million limiter keys.
     #[arg(long)]
@@ -458,6 +464,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     if let Some(subscribers) = args.live {
         return run_live(&args, subscribers).await;
     }
+    if let Some(clients) = args.logins {
+        return run_logins(&args, clients).await;
+    }
     let (mut flags, _db) = backend_flags(&args).await?;
     // With Redis, as several nodes run: shared limits, sessions remembered.
     if let Some(url) = &args.redis_url {
@@ -567,6 +576,57 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut child = server.child;
     let _ = child.start_kill();
     let _ = child.wait().await;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `ironcase bench --logins N`.
+async fn run_logins(args: &BenchArgs, clients: usize) -> anyhow::Result<std::process::ExitCode> {
+    let (mut flags, _db) = backend_flags(args).await?;
+    // Every login is the same account from one address: the throttles that
+    // would refuse them are lifted; argon2 is what is measured.
+    flags.extend(["--login-limit", "100000000/60", "--auth-address-limit", "100000000/60"].map(str::to_owned));
+    if let Some(url) = &args.redis_url {
+        flags.extend(["--redis-url".to_owned(), url.clone()]);
+    }
+    let server = start_server_with(None, &flags).await?;
+    let (addr, pid) = (server.base.trim_start_matches("http://").to_owned(), server.pid);
+    let auth = server.admin_auth().await?;
+    println!(
+        "ironcase bench --logins: {clients} login clients, {} other clients, {} s per phase, {} cores",
+        args.clients,
+        args.seconds,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let body = json!({ "email": "admin@localhost", "password": server.password }).to_string();
+    let login: Render = Arc::new(move |_| {
+        format!(
+            "POST /api/v1/auth/login HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    });
+    let ok: Check = Arc::new(|a: &Answer| a.status == 200);
+    let r =
+        with_cpu(pid, phase("POST /auth/login (alone)", &addr, clients, args.seconds, args.max_requests, login.clone(), ok.clone())).await;
+    print(&r, rss_mb(pid));
+
+    let created = reqwest::Client::new()
+        .post(format!("{}/api/v1/incidents", server.base))
+        .header("authorization", &auth)
+        .json(&incident_body(1))
+        .send()
+        .await?;
+    let location = created.headers().get("location").and_then(|v| v.to_str().ok()).context("no incident made")?.to_owned();
+    let a = auth.clone();
+    let get: Render = Arc::new(move |_| get_request(&location, &a));
+    let r = phase("GET /incidents/{id} (alone)", &addr, args.clients, args.seconds, args.max_requests, get.clone(), ok.clone()).await;
+    print(&r, rss_mb(pid));
+    let (logins, gets) = tokio::join!(
+        phase("POST /auth/login (with gets)", &addr, clients, args.seconds, args.max_requests, login, ok.clone()),
+        phase("GET /incidents/{id} (with logins)", &addr, args.clients, args.seconds, args.max_requests, get, ok),
+    );
+    print(&logins, rss_mb(pid));
+    print(&gets, rss_mb(pid));
     Ok(std::process::ExitCode::SUCCESS)
 }
 

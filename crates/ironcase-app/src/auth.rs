@@ -210,8 +210,13 @@ pub struct Me {
 }
 
 enum Refreshed {
-    Ok { session: SessionRow, refresh: String },
+    Ok {
+        session: SessionRow,
+        refresh: String,
+    },
     Reused,
+    /// Idle or lived too long: ended now.
+    Expired,
     Invalid,
 }
 
@@ -383,9 +388,10 @@ impl App {
             org: org_id,
             user: user.id,
             created_at: now,
-            expires_at: now.plus_secs(self.settings().refresh_ttl_secs),
+            expires_at: now.plus_secs(self.settings().refresh_ttl_secs.min(self.settings().session_max_secs)),
             revoked_at: None,
         };
+        let origin = session::Origin { source_ip: meta.source_ip.clone(), user_agent: meta.user_agent.clone(), method: method.to_owned() };
         let refresh = format!("{REFRESH_PREFIX}{}", crypto::random_token(32));
         let refresh_hash = crypto::sha256_hex(&refresh);
         let mut e =
@@ -399,7 +405,7 @@ impl App {
         self.store()
             .write(move |c| {
                 session::clear_login_failures(c, &email, &source, window)?;
-                session::insert_session(c, &srow)?;
+                session::insert_session(c, &srow, &origin)?;
                 session::insert_refresh(c, &refresh_hash, srow.id, now, srow.expires_at)?;
                 ironcase_store::audit::append(c, e)?;
                 Ok::<_, AppError>(())
@@ -420,6 +426,7 @@ impl App {
         let new_refresh = format!("{REFRESH_PREFIX}{}", crypto::random_token(32));
         let new_hash = crypto::sha256_hex(&new_refresh);
         let ttl = self.settings().refresh_ttl_secs;
+        let (idle, max) = (self.settings().session_idle_secs, self.settings().session_max_secs);
         let meta = meta.clone();
         let outcome = self
             .store()
@@ -442,15 +449,36 @@ impl App {
                         ironcase_store::audit::append(c, e)?;
                         return Ok(Refreshed::Reused);
                     }
-                    if s.revoked_at.is_some() || s.expires_at <= now || rt.expires_at <= now || auth.role.is_none() {
+                    if s.revoked_at.is_some() || auth.role.is_none() {
+                        return Ok(Refreshed::Invalid);
+                    }
+                    // Lived too long, or idle too long: the session ends.
+                    let seen = session::last_seen(c, s.id)?.unwrap_or(s.created_at);
+                    let ended = if s.created_at.plus_secs(max) <= now {
+                        Some("lifetime_reached")
+                    } else if seen.plus_secs(idle) <= now {
+                        Some("idle_timeout")
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = ended {
+                        session::revoke_session(c, s.id, now, reason)?;
+                        e.action = "auth.session_expired".into();
+                        e.outcome = "denied".into();
+                        e.details = json!({ "session_id": s.id.to_string(), "reason": reason });
+                        ironcase_store::audit::append(c, e)?;
+                        return Ok(Refreshed::Expired);
+                    }
+                    if s.expires_at <= now || rt.expires_at <= now {
                         return Ok(Refreshed::Invalid);
                     }
                     if !session::use_refresh(c, &hash, now)? {
                         return Ok(Refreshed::Invalid);
                     }
-                    let expires = now.plus_secs(ttl);
+                    let expires = now.plus_secs(ttl).min(s.created_at.plus_secs(max));
                     session::insert_refresh(c, &new_hash, s.id, now, expires)?;
                     session::extend_session(c, s.id, expires)?;
+                    session::touch_session(c, s.id, now)?;
                     ironcase_store::audit::append(c, e)?;
                     Ok::<_, AppError>(Refreshed::Ok { session: s, refresh: new_refresh })
                 }
@@ -461,7 +489,7 @@ impl App {
                 let (access_token, expires_in) = self.sign_access(&session, now)?;
                 Ok(TokenPair { access_token, refresh_token: refresh, expires_in, device_token: None })
             }
-            Refreshed::Reused | Refreshed::Invalid => Err(AppError::Unauthenticated),
+            Refreshed::Reused | Refreshed::Invalid | Refreshed::Expired => Err(AppError::Unauthenticated),
         }
     }
 

@@ -4,6 +4,7 @@
 //! render.
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod admin;
 pub mod apikeys;
 pub mod apilimits;
@@ -42,8 +43,13 @@ pub use principal::{Actor, Principal, RequestMeta};
 pub struct Settings {
     /// Access-token lifetime in seconds (at most 15 minutes).
     pub access_ttl_secs: i64,
-    /// Refresh-token (and session) lifetime in seconds.
+    /// Refresh-token lifetime in seconds (a session ends sooner, below).
     pub refresh_ttl_secs: i64,
+    /// A session unused (not refreshed) this long ends (ASVS 4.0.3 V3.3.2
+    /// level 2: 30 minutes).
+    pub session_idle_secs: i64,
+    /// A session ends this long after its login, used or not (12 hours).
+    pub session_max_secs: i64,
     /// Failed logins allowed per account and source (an address, or a device
     /// that logged in before) within `login_window_secs`; past it, that
     /// source is refused for that account until the window passes.
@@ -86,6 +92,8 @@ impl Default for Settings {
         Settings {
             access_ttl_secs: 900,
             refresh_ttl_secs: 30 * 24 * 3600,
+            session_idle_secs: 30 * 60,
+            session_max_secs: 12 * 3600,
             login_max_failures: 5,
             login_window_secs: 15 * 60,
             login_throttle_after: 10,

@@ -147,7 +147,7 @@ fn new_backup_codes() -> (Vec<String>, Vec<String>) {
 
 impl App {
     /// The account behind a session: API keys have no second factor.
-    fn session_user(p: &Principal) -> Result<UserId> {
+    pub(crate) fn session_user(p: &Principal) -> Result<UserId> {
         match (p.actor, p.session) {
             (Actor::User(u), Some(_)) => Ok(u),
             _ => Err(AppError::Forbidden("a second factor belongs to an account: sign in with a session, not an API key".into())),

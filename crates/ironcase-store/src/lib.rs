@@ -543,6 +543,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "login_source", include_str!("../migrations/sqlite/0013_login_source.sql")),
     (14, "invitation", include_str!("../migrations/sqlite/0014_invitation.sql")),
     (15, "mfa", include_str!("../migrations/sqlite/0015_mfa.sql")),
+    (16, "session_detail", include_str!("../migrations/sqlite/0016_session_detail.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

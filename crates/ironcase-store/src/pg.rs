@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "login_source", include_str!("../migrations/postgres/0005_login_source.sql")),
     (6, "invitation", include_str!("../migrations/postgres/0006_invitation.sql")),
     (7, "mfa", include_str!("../migrations/postgres/0007_mfa.sql")),
+    (8, "session_detail", include_str!("../migrations/postgres/0008_session_detail.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

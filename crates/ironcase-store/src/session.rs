@@ -15,14 +15,103 @@ pub struct SessionRow {
     pub revoked_at: Option<Timestamp>,
 }
 
-pub fn insert_session(c: &Tx, s: &SessionRow) -> Result<()> {
+/// Where a session began and how it proved itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// `password`, `mfa`.
+    pub method: String,
+}
+
+pub fn insert_session(c: &Tx, s: &SessionRow, origin: &Origin) -> Result<()> {
     c.scope(s.org)?;
     exec(
         c,
-        "insert into session (session_id, organization_id, user_id, created_at, expires_at) values (?, ?, ?, ?, ?)",
-        params![s.id.to_string(), s.org.to_string(), s.user.to_string(), s.created_at.0, s.expires_at.0],
+        "insert into session (session_id, organization_id, user_id, created_at, expires_at, last_seen_at, source_ip, user_agent, method) \
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            s.id.to_string(),
+            s.org.to_string(),
+            s.user.to_string(),
+            s.created_at.0,
+            s.expires_at.0,
+            s.created_at.0,
+            origin.source_ip.clone(),
+            origin.user_agent.clone(),
+            origin.method.clone()
+        ],
     )?;
     Ok(())
+}
+
+/// A session as its member sees it.
+#[derive(Debug, Clone)]
+pub struct SessionDetail {
+    pub session: SessionRow,
+    pub last_seen_at: Timestamp,
+    pub origin: Origin,
+}
+
+/// The member's live sessions in the organisation, oldest first, after the
+/// cursor `(created_at, id)`.
+pub fn list_member_sessions(
+    c: &Conn,
+    org: OrgId,
+    user: UserId,
+    now: Timestamp,
+    after: Option<(i64, SessionId)>,
+    limit: i64,
+) -> Result<Vec<SessionDetail>> {
+    c.scope(org)?;
+    let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
+    query_map(
+        c,
+        "select session_id, organization_id, user_id, created_at, expires_at, revoked_at, last_seen_at, source_ip, user_agent, method \
+         from session where organization_id = ? and user_id = ? and revoked_at is null and expires_at > ? \
+         and (created_at, session_id) > (?, ?) order by created_at, session_id limit ?",
+        params![org.to_string(), user.to_string(), now.0, at, id, limit],
+        |r| {
+            Ok(SessionDetail {
+                session: SessionRow {
+                    id: parse_id(r, 0)?,
+                    org: parse_id(r, 1)?,
+                    user: parse_id(r, 2)?,
+                    created_at: Timestamp(r.get(3)?),
+                    expires_at: Timestamp(r.get(4)?),
+                    revoked_at: r.get::<_, Option<i64>>(5)?.map(Timestamp),
+                },
+                last_seen_at: Timestamp(r.get(6)?),
+                origin: Origin { source_ip: r.get(7)?, user_agent: r.get(8)?, method: r.get(9)? },
+            })
+        },
+    )
+}
+
+/// The session was used (a refresh): idleness counts from now.
+pub fn touch_session(c: &Tx, id: SessionId, at: Timestamp) -> Result<()> {
+    c.platform()?;
+    exec(c, "update session set last_seen_at = ? where session_id = ?", params![at.0, id.to_string()])?;
+    Ok(())
+}
+
+/// When the session was last used.
+pub fn last_seen(c: &Conn, id: SessionId) -> Result<Option<Timestamp>> {
+    c.platform()?;
+    query_opt(c, "select last_seen_at from session where session_id = ?", [id.to_string()], |r| Ok(Timestamp(r.get(0)?)))
+}
+
+/// Ends every live session of the member in the organisation but `keep`.
+pub fn revoke_other_sessions(c: &Tx, org: OrgId, user: UserId, keep: SessionId, at: Timestamp, reason: &str) -> Result<usize> {
+    c.scope(org)?;
+    let n = exec(
+        c,
+        "update session set revoked_at = ?, revoked_reason = ? \
+         where organization_id = ? and user_id = ? and session_id <> ? and revoked_at is null",
+        params![at.0, reason, org.to_string(), user.to_string(), keep.to_string()],
+    )?;
+    note_auth_change(c)?;
+    Ok(n)
 }
 
 pub fn extend_session(c: &Tx, id: SessionId, expires_at: Timestamp) -> Result<()> {

@@ -248,7 +248,8 @@ async fn story(s: Store) {
     let rows = [sess(s1, bo, 40), sess(s2, bo, 41), sess(s3, al, 42)];
     let epoch = r(&s, session::auth_epoch).await;
     w(&s, move |c| {
-        rows.iter().try_for_each(|x| session::insert_session(c, x))?;
+        let origin = session::Origin { source_ip: Some("192.0.2.7".into()), user_agent: Some("story/1".into()), method: "password".into() };
+        rows.iter().try_for_each(|x| session::insert_session(c, x, &origin))?;
         session::insert_refresh(c, "refresh-1", s1, Timestamp(40), Timestamp(140))?;
         session::extend_session(c, s1, Timestamp(500))?;
         session::note_auth_change(c)
@@ -282,15 +283,33 @@ async fn story(s: Store) {
     assert!(!before && after && !elsewhere);
     assert_eq!(pending.map(|x| x.mfa_pending), Some(true));
     w(&s, move |c| org::set_mfa_required(c, a, false)).await;
+    // A member's own sessions: listed with where they began, last seen
+    // when used, the others ended at once.
+    let (listed, page2, theirs_listed, seen) = w(&s, move |c| {
+        session::touch_session(c, s2, Timestamp(90))?;
+        let listed = session::list_member_sessions(c, a, bo, Timestamp(45), None, 1)?;
+        let page2 =
+            session::list_member_sessions(c, a, bo, Timestamp(45), Some((listed[0].session.created_at.0, listed[0].session.id)), 10)?;
+        Ok((listed, page2, session::list_member_sessions(c, g, bo, Timestamp(45), None, 10)?, session::last_seen(c, s2)?))
+    })
+    .await;
+    assert_eq!(listed.iter().map(|x| x.session.id).collect::<Vec<_>>(), [s1]);
+    assert_eq!(listed[0].origin.user_agent.as_deref(), Some("story/1"));
+    assert_eq!(listed[0].last_seen_at, Timestamp(40), "last seen at its login");
+    assert_eq!(page2.iter().map(|x| x.session.id).collect::<Vec<_>>(), [s2]);
+    assert!(theirs_listed.is_empty());
+    assert_eq!(seen, Some(Timestamp(90)));
     let (first_use, second_use) =
         w(&s, move |c| Ok((session::use_refresh(c, "refresh-1", Timestamp(50))?, session::use_refresh(c, "refresh-1", Timestamp(51))?)))
             .await;
     assert!(first_use && !second_use, "a refresh token is used once");
-    let revoked = w(&s, move |c| {
+    let (others, revoked) = w(&s, move |c| {
+        let others = session::revoke_other_sessions(c, a, bo, s1, Timestamp(59), "ended_by_member")?;
         session::revoke_session(c, s2, Timestamp(60), "logout")?;
-        session::revoke_member_sessions(c, a, bo, Timestamp(61), "removed")
+        Ok((others, session::revoke_member_sessions(c, a, bo, Timestamp(61), "removed")?))
     })
     .await;
+    assert_eq!(others, 1, "every other session: s2");
     assert_eq!(revoked, 1, "the one session still live");
     let (r1, r3) = r(&s, move |c| Ok((session::session_auth(c, s1, Some(a))?, session::session_auth(c, s3, Some(a))?))).await;
     assert_eq!(r1.and_then(|x| x.session.revoked_at), Some(Timestamp(61)));

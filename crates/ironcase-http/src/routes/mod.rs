@@ -14,6 +14,7 @@ pub mod members;
 pub mod mfa;
 pub mod ops;
 pub mod search;
+pub mod sessions;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     let api = OpenApiRouter::new()
         .merge(auth::router(state.clone()))
         .merge(mfa::router(state.clone()))
+        .merge(sessions::router())
         .merge(admin::router())
         .merge(members::router())
         .merge(apikeys::router())

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod account_sessions;
 mod apikeys;
 mod audit;
 mod auth;

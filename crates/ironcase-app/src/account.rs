@@ -1,0 +1,73 @@
+//! What a member does with their own account's sessions: see them (where
+//! each began, how it proved itself, when it was last used), end one, or
+//! end every other.
+
+use ironcase_domain::SessionId;
+use ironcase_store::session::{self, SessionDetail};
+use serde_json::json;
+
+use crate::audit::by;
+use crate::page::{keyset, Page, PageSize};
+use crate::{App, AppError, Principal, RequestMeta, Result};
+
+/// One of the caller's sessions.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub detail: SessionDetail,
+    /// The session of the request that asked.
+    pub current: bool,
+}
+
+impl App {
+    /// `GET /auth/sessions`: the caller's live sessions in this organisation.
+    pub async fn my_sessions(&self, p: &Principal, cursor: Option<(i64, SessionId)>, size: PageSize) -> Result<Page<SessionView>> {
+        let user = Self::session_user(p)?;
+        let (org, now, current) = (p.org, self.clock().now(), p.session);
+        let rows = self.store().read(move |c| session::list_member_sessions(c, org, user, now, cursor, size.fetch())).await?;
+        let page = Page::cut(rows, size, |last| keyset(last.session.created_at.0, last.session.id));
+        Ok(page.map(|detail| SessionView { current: Some(detail.session.id) == current, detail }))
+    }
+
+    /// `DELETE /auth/sessions/{id}`: ends one of the caller's sessions
+    /// (another's, or another organisation's, does not exist).
+    pub async fn end_my_session(&self, p: &Principal, meta: &RequestMeta, id: SessionId) -> Result<()> {
+        let user = Self::session_user(p)?;
+        let (org, now) = (p.org, self.clock().now());
+        let e = by(p, meta, now, "auth.session_ended", ("session", &id.to_string()), json!({}));
+        let ended = self
+            .store()
+            .write(move |c| {
+                let mine = session::session_auth(c, id, Some(org))?
+                    .is_some_and(|a| a.session.user == user && a.session.revoked_at.is_none() && a.session.expires_at > now);
+                if !mine {
+                    return Ok(false);
+                }
+                session::revoke_session(c, id, now, "ended_by_member")?;
+                ironcase_store::audit::append(c, e)?;
+                Ok::<_, AppError>(true)
+            })
+            .await?;
+        if ended {
+            Ok(())
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+
+    /// `POST /auth/sessions/revoke-others`: ends every session of the caller
+    /// here but the one asking; how many.
+    pub async fn end_my_other_sessions(&self, p: &Principal, meta: &RequestMeta) -> Result<usize> {
+        let user = Self::session_user(p)?;
+        let Some(current) = p.session else { return Err(AppError::NotFound) };
+        let (org, now) = (p.org, self.clock().now());
+        let mut e = by(p, meta, now, "auth.sessions_ended", ("account", &user.to_string()), json!({}));
+        self.store()
+            .write(move |c| {
+                let n = session::revoke_other_sessions(c, org, user, current, now, "ended_by_member")?;
+                e.details = json!({ "sessions_ended": n });
+                ironcase_store::audit::append(c, e)?;
+                Ok::<_, AppError>(n)
+            })
+            .await
+    }
+}

@@ -1,8 +1,9 @@
-//! What a member does with their own account's sessions: see them (where
-//! each began, how it proved itself, when it was last used), end one, or
-//! end every other.
+//! Sessions as their member sees them (where each began, how it proved
+//! itself, when it was last used): a member ends one or every other; an
+//! owner or admin sees and ends a member's.
 
-use ironcase_domain::SessionId;
+use ironcase_domain::{Permission, Role, SessionId, UserId};
+use ironcase_store::org;
 use ironcase_store::session::{self, SessionDetail};
 use serde_json::json;
 
@@ -52,6 +53,50 @@ impl App {
         } else {
             Err(AppError::NotFound)
         }
+    }
+
+    /// An owner or admin may act on `user`'s sessions (a member of no
+    /// higher role); another organisation's member does not exist.
+    async fn may_manage_sessions_of(&self, p: &Principal, meta: &RequestMeta, user: UserId) -> Result<()> {
+        self.require(p, meta, Permission::MembersManage).await?;
+        let org_id = p.org;
+        let target = self.store().read(move |c| org::get_member(c, org_id, user)).await?;
+        if !matches!(p.role, Role::Owner | Role::Admin) || !p.role.covers(target.role) {
+            return Err(self.deny(p, meta, Permission::MembersManage, Some(("user", user.to_string()))).await);
+        }
+        Ok(())
+    }
+
+    /// `GET /members/{user_id}/sessions`: a member's live sessions here.
+    pub async fn member_sessions(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        user: UserId,
+        cursor: Option<(i64, SessionId)>,
+        size: PageSize,
+    ) -> Result<Page<SessionView>> {
+        self.may_manage_sessions_of(p, meta, user).await?;
+        let (org, now, current) = (p.org, self.clock().now(), p.session);
+        let rows = self.store().read(move |c| session::list_member_sessions(c, org, user, now, cursor, size.fetch())).await?;
+        let page = Page::cut(rows, size, |last| keyset(last.session.created_at.0, last.session.id));
+        Ok(page.map(|detail| SessionView { current: Some(detail.session.id) == current, detail }))
+    }
+
+    /// `DELETE /members/{user_id}/sessions`: ends every session of a member
+    /// here; how many.
+    pub async fn end_member_sessions(&self, p: &Principal, meta: &RequestMeta, user: UserId) -> Result<usize> {
+        self.may_manage_sessions_of(p, meta, user).await?;
+        let (org, now) = (p.org, self.clock().now());
+        let mut e = by(p, meta, now, "member.sessions_ended", ("user", &user.to_string()), json!({}));
+        self.store()
+            .write(move |c| {
+                let n = session::revoke_member_sessions(c, org, user, now, "ended_by_admin")?;
+                e.details = json!({ "sessions_ended": n });
+                ironcase_store::audit::append(c, e)?;
+                Ok::<_, AppError>(n)
+            })
+            .await
     }
 
     /// `POST /auth/sessions/revoke-others`: ends every session of the caller

@@ -1,4 +1,5 @@
-//! `/auth/sessions`: the caller's own sessions.
+//! `/auth/sessions`: the caller's own sessions; `/members/{user_id}/sessions`:
+//! a member's, for owners and admins.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,7 +17,7 @@ use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(end)).routes(routes!(end_others))
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(end)).routes(routes!(end_others)).routes(routes!(member_list, member_end))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -67,6 +68,38 @@ pub async fn list(State(s): State<AppState>, p: Principal, mut q: QueryParams) -
 pub async fn end(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
     s.app.end_my_session(&p, &meta, path_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A member's live sessions here (owners and admins).
+#[utoipa::path(get, path = "/members/{user_id}/sessions", tag = "organization", security(("bearer" = [])),
+    params(("user_id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
+        ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = PageOut<SessionOut>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn member_list(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<SessionOut>>> {
+    let user = super::members::user_id(&id)?;
+    let (after, size) = q.page(ironcase_app::page::parse_keyset, 50);
+    q.finish()?;
+    Ok(axum::Json(s.app.member_sessions(&p, &meta, user, after, size).await?.into()))
+}
+
+/// Ends every session of a member here (owners and admins).
+#[utoipa::path(delete, path = "/members/{user_id}/sessions", tag = "organization", security(("bearer" = [])),
+    params(("user_id" = String, Path)),
+    responses((status = 200, body = SessionsEnded), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn member_end(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<SessionsEnded>> {
+    let user = super::members::user_id(&id)?;
+    Ok(axum::Json(SessionsEnded { sessions_ended: s.app.end_member_sessions(&p, &meta, user).await? }))
 }
 
 #[derive(Serialize, ToSchema)]

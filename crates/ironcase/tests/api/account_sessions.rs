@@ -91,3 +91,27 @@ async fn sessions_end_when_idle_or_too_old() {
     assert!(reasons.contains(&"idle_timeout") && reasons.contains(&"lifetime_reached"), "{reasons:?}");
     drop(owner);
 }
+
+#[tokio::test]
+async fn an_owner_sees_and_ends_a_members_sessions() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let u = app.member(&owner, "s@example.com", "analyst", None).await;
+    app.login("s@example.com", PASSWORD, None).await;
+    let path = format!("/api/v1/members/{}/sessions", u.id);
+    let r = app.get(&path, &owner.token).await.expect(200);
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(2), "{}", r.body);
+    assert!(r.body["items"].as_array().expect("items").iter().all(|s| s["current"] == json!(false)));
+    // Not a peer analyst; not another organisation's owner.
+    let peer = app.member(&owner, "peer@example.com", "analyst", None).await;
+    app.get(&path, &peer.token).await.problem(403, "forbidden");
+    app.delete(&path, &peer.token).await.problem(403, "forbidden");
+    let (_, stranger) = app.org(&owner, "elsewhere").await;
+    app.get(&path, &stranger.token).await.problem(404, "not_found");
+    app.delete(&path, &stranger.token).await.problem(404, "not_found");
+
+    let r = app.delete(&path, &owner.token).await.expect(200);
+    assert_eq!(r.body, json!({ "sessions_ended": 2 }));
+    app.get("/api/v1/auth/me", &u.token).await.problem(401, "unauthenticated");
+    assert_eq!(app.get(&path, &owner.token).await.expect(200).body["items"], json!([]));
+}

@@ -3,7 +3,7 @@
 //! owner or admin sees and ends a member's.
 
 use ironcase_domain::{Permission, Role, SessionId, UserId};
-use ironcase_store::org;
+use ironcase_store::org::{self, MemberRow};
 use ironcase_store::session::{self, SessionDetail};
 use serde_json::json;
 
@@ -23,6 +23,17 @@ impl App {
     /// `GET /auth/sessions`: the caller's live sessions in this organisation.
     pub async fn my_sessions(&self, p: &Principal, cursor: Option<(i64, SessionId)>, size: PageSize) -> Result<Page<SessionView>> {
         let user = Self::session_user(p)?;
+        self.sessions_page(p, user, cursor, size).await
+    }
+
+    /// A page of `user`'s live sessions in `p`'s organisation, marking `p`'s.
+    async fn sessions_page(
+        &self,
+        p: &Principal,
+        user: UserId,
+        cursor: Option<(i64, SessionId)>,
+        size: PageSize,
+    ) -> Result<Page<SessionView>> {
         let (org, now, current) = (p.org, self.clock().now(), p.session);
         let rows = self.store().read(move |c| session::list_member_sessions(c, org, user, now, cursor, size.fetch())).await?;
         let page = Page::cut(rows, size, |last| keyset(last.session.created_at.0, last.session.id));
@@ -55,16 +66,17 @@ impl App {
         }
     }
 
-    /// An owner or admin may act on `user`'s sessions (a member of no
-    /// higher role); another organisation's member does not exist.
-    async fn may_manage_sessions_of(&self, p: &Principal, meta: &RequestMeta, user: UserId) -> Result<()> {
+    /// The member `user`, if `p` is an owner or admin who may act on their
+    /// account's security (sessions, second factor): a member of no higher
+    /// role. Another organisation's member does not exist.
+    pub(crate) async fn owner_or_admin_over(&self, p: &Principal, meta: &RequestMeta, user: UserId) -> Result<MemberRow> {
         self.require(p, meta, Permission::MembersManage).await?;
         let org_id = p.org;
         let target = self.store().read(move |c| org::get_member(c, org_id, user)).await?;
         if !matches!(p.role, Role::Owner | Role::Admin) || !p.role.covers(target.role) {
             return Err(self.deny(p, meta, Permission::MembersManage, Some(("user", user.to_string()))).await);
         }
-        Ok(())
+        Ok(target)
     }
 
     /// `GET /members/{user_id}/sessions`: a member's live sessions here.
@@ -76,17 +88,14 @@ impl App {
         cursor: Option<(i64, SessionId)>,
         size: PageSize,
     ) -> Result<Page<SessionView>> {
-        self.may_manage_sessions_of(p, meta, user).await?;
-        let (org, now, current) = (p.org, self.clock().now(), p.session);
-        let rows = self.store().read(move |c| session::list_member_sessions(c, org, user, now, cursor, size.fetch())).await?;
-        let page = Page::cut(rows, size, |last| keyset(last.session.created_at.0, last.session.id));
-        Ok(page.map(|detail| SessionView { current: Some(detail.session.id) == current, detail }))
+        self.owner_or_admin_over(p, meta, user).await?;
+        self.sessions_page(p, user, cursor, size).await
     }
 
     /// `DELETE /members/{user_id}/sessions`: ends every session of a member
     /// here; how many.
     pub async fn end_member_sessions(&self, p: &Principal, meta: &RequestMeta, user: UserId) -> Result<usize> {
-        self.may_manage_sessions_of(p, meta, user).await?;
+        self.owner_or_admin_over(p, meta, user).await?;
         let (org, now) = (p.org, self.clock().now());
         let mut e = by(p, meta, now, "member.sessions_ended", ("user", &user.to_string()), json!({}));
         self.store()

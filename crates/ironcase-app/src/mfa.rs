@@ -5,7 +5,7 @@
 //! enrolment; each step is accepted at most once per account; backup codes
 //! and login challenges are kept only as SHA-256 hashes.
 
-use ironcase_domain::{OrgId, Permission, Role, Timestamp, UserId};
+use ironcase_domain::{OrgId, Permission, Timestamp, UserId};
 use ironcase_store::mfa::{self, ChallengeRow};
 use ironcase_store::org::{self, UserRow};
 use ironcase_store::session;
@@ -307,12 +307,8 @@ impl App {
     /// reset is audited in the organisation and, as the account is no
     /// single organisation's, in the platform's log.
     pub async fn member_mfa_reset(&self, p: &Principal, meta: &RequestMeta, user: UserId) -> Result<()> {
-        self.require(p, meta, Permission::MembersManage).await?;
+        let target = self.owner_or_admin_over(p, meta, user).await?;
         let org_id = p.org;
-        let target = self.store().read(move |c| org::get_member(c, org_id, user)).await?;
-        if !matches!(p.role, Role::Owner | Role::Admin) || !p.role.covers(target.role) {
-            return Err(self.deny(p, meta, Permission::MembersManage, Some(("user", user.to_string()))).await);
-        }
         let now = self.clock().now();
         let in_org = by(p, meta, now, "member.mfa_reset", ("user", &user.to_string()), json!({ "email": target.email }));
         let mut on_account = by(p, meta, now, "account.mfa_reset", ("account", &user.to_string()), json!({ "organization_id": org_id }));

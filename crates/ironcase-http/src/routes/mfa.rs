@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ironcase_app::mfa::SecondFactor;
 use ironcase_app::Principal;
-use ironcase_domain::{FieldError, ValidationErrors};
+use ironcase_domain::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -176,9 +176,8 @@ pub async fn verify(State(s): State<AppState>, Meta(meta): Meta, Json(b): Json<V
         (Some(c), None) => SecondFactor::Code(c),
         (None, Some(c)) => SecondFactor::BackupCode(c),
         _ => {
-            let mut errs = ValidationErrors::default();
-            errs.0.push(FieldError { field: "code".into(), message: "give exactly one of `code` and `backup_code`".into() });
-            return Err(ApiError::validation(errs.0));
+            let why = "give exactly one of `code` and `backup_code`";
+            return Err(ApiError::validation(vec![FieldError { field: "code".into(), message: why.into() }]));
         }
     };
     let tokens = s.app.mfa_verify(&b.challenge, factor, &meta).await?;

@@ -159,6 +159,26 @@ async fn members_keys_and_invitations_walk_past_their_largest_page() {
 }
 
 #[tokio::test]
+async fn a_members_sessions_walk_past_their_largest_page() {
+    // One account logging in again and again from one address: the login
+    // throttles are raised.
+    let app = TestApp::spawn_with(|c| {
+        c.login_limit = Some("100000/60".to_owned());
+        c.auth_address_limit = Some("100000/60".to_owned());
+    })
+    .await;
+    let owner = app.admin().await;
+    let u = app.member(&owner, "busy@example.com", "analyst", None).await;
+    for _ in 0..MAX {
+        app.login_raw("busy@example.com", PASSWORD, None).await.expect(200);
+    }
+    let own = walk(&app, &u.token, "/api/v1/auth/sessions", MAX, id).await;
+    assert_eq!(own.iter().collect::<HashSet<_>>().len(), MAX as usize + 1);
+    let seen_by_owner = walk(&app, &owner.token, &format!("/api/v1/members/{}/sessions", u.id), MAX, id).await;
+    assert_eq!(seen_by_owner.into_iter().collect::<HashSet<_>>(), own.into_iter().collect::<HashSet<_>>());
+}
+
+#[tokio::test]
 async fn an_incidents_timeline_and_an_evidences_custody_walk_past_their_largest_page() {
     let app = TestApp::spawn().await;
     let owner = app.admin().await;

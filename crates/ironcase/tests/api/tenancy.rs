@@ -38,6 +38,8 @@ async fn another_tenants_objects_are_404_everywhere() {
         .str("id");
     let evd = format!("/api/v1/evidence/{b_evd}");
     let b_org = app.get("/api/v1/organization", &b.token).await.expect(200).str("id");
+    let b_session =
+        app.get("/api/v1/auth/sessions", &b_member.token).await.expect(200).body["items"][0]["id"].as_str().expect("a session").to_owned();
     let inc = format!("/api/v1/incidents/{b_inc_id}");
     let attempts: Vec<Attempt> = vec![
         (Method::GET, inc.clone(), None, vec![]),
@@ -66,6 +68,10 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::GET, format!("/api/v1/organizations/{b_org}/audit"), None, vec![]),
         (Method::GET, format!("/api/v1/events/stream?incident_id={b_inc_id}"), None, vec![]),
         (Method::GET, format!("/api/v1/events/ws?incident_id={b_inc_id}"), None, vec![]),
+        (Method::DELETE, format!("/api/v1/members/{}/mfa", b_member.id), None, vec![]),
+        (Method::GET, format!("/api/v1/members/{}/sessions", b_member.id), None, vec![]),
+        (Method::DELETE, format!("/api/v1/members/{}/sessions", b_member.id), None, vec![]),
+        (Method::DELETE, format!("/api/v1/auth/sessions/{b_session}"), None, vec![]),
     ];
     for (m, path, body, headers) in &attempts {
         let r = app.send(m.clone(), path, Some(&a.token), body.clone(), headers).await;

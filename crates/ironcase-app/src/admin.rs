@@ -120,6 +120,7 @@ impl App {
     /// Downgrading below current use is allowed: new creates wait until use fits.
     pub async fn org_set_plan(&self, p: &Principal, meta: &RequestMeta, id: OrgId, plan: PlanName, overrides: Overrides) -> Result<OrgRow> {
         self.operator_only(p, meta).await?;
+        self.require_recent_proof(p)?;
         let json = serde_json::to_string(&overrides).map_err(|e| AppError::Internal(e.to_string()))?;
         let now = self.clock().now();
         let (p2, meta2) = (p.clone(), meta.clone());
@@ -155,6 +156,7 @@ impl App {
     /// Suspends, deactivates or reactivates an organisation (operators only).
     pub async fn org_set_status(&self, p: &Principal, meta: &RequestMeta, id: OrgId, status: OrgStatus) -> Result<OrgRow> {
         self.operator_only(p, meta).await?;
+        self.require_recent_proof(p)?;
         let now = self.clock().now();
         let (p2, meta2) = (p.clone(), meta.clone());
         self.store()

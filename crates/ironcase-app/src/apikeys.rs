@@ -1,6 +1,7 @@
 //! API keys: created with a role no higher than the creator's, shown once,
 //! stored as a hash, revocable and rotatable.
 
+use ironcase_domain::net::AllowList;
 use ironcase_domain::validate::{self, ValidationErrors};
 use ironcase_domain::{ApiKeyId, Permission, Role, Timestamp, Tlp};
 use ironcase_store::apikey::{self, ApiKeyRow};
@@ -37,13 +38,23 @@ pub struct NewApiKey {
     pub tlp_max: Option<Tlp>,
     /// Requests per minute, below the plan's.
     pub rate_per_minute: Option<u32>,
+    /// The ranges the key may call from (within the organisation's).
+    pub allowed_cidrs: Vec<String>,
+}
+
+/// What `PATCH /api-keys/{id}` changes; `None`: unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct KeyChange {
+    pub name: Option<String>,
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 impl App {
     pub async fn apikey_create(&self, p: &Principal, meta: &RequestMeta, input: NewApiKey) -> Result<CreatedKey> {
-        let NewApiKey { name, role, expires_at, tlp_max, rate_per_minute } = input;
+        let NewApiKey { name, role, expires_at, tlp_max, rate_per_minute, allowed_cidrs } = input;
         let name = name.as_str();
         self.require(p, meta, Permission::ApiKeysManage).await?;
+        self.require_recent_proof(p)?;
         let org_id = p.org;
         if !self.store().read_now(move |c| crate::quotas::limits(c, org_id)).await?.has(ironcase_domain::plan::Feature::ApiAccess) {
             return Err(AppError::FeatureNotInPlan("api_access"));
@@ -60,6 +71,7 @@ impl App {
         if rate_per_minute.is_some_and(|r| !(1..=MAX_RATE_PER_MINUTE).contains(&r)) {
             errs.push("rate_per_minute", format!("must be from 1 to {MAX_RATE_PER_MINUTE}"));
         }
+        let allowed_cidrs = AllowList::parse("allowed_cidrs", &allowed_cidrs, &mut errs);
         errs.into_result()?;
         let (key, key_hash, key_prefix) = new_api_key();
         let row = ApiKeyRow {
@@ -80,13 +92,15 @@ impl App {
                 (a, b) => a.or(b),
             },
             rate_per_minute,
+            allowed_cidrs,
         };
         let (p2, meta2) = (p.clone(), meta.clone());
         let row = self
             .store()
             .write(move |c| {
                 apikey::insert(c, &row)?;
-                let details = json!({ "name": row.name, "role": row.role, "expires_at": row.expires_at });
+                let details =
+                    json!({ "name": row.name, "role": row.role, "expires_at": row.expires_at, "allowed_cidrs": row.allowed_cidrs.ranges() });
                 audit::append(c, by(&p2, &meta2, now, "apikey.create", ("api_key", &row.id.to_string()), details))?;
                 Ok::<_, AppError>(row)
             })
@@ -126,6 +140,7 @@ impl App {
     /// Replaces a key's secret: the old one stops working at once.
     pub async fn apikey_rotate(&self, p: &Principal, meta: &RequestMeta, id: ApiKeyId) -> Result<CreatedKey> {
         self.require(p, meta, Permission::ApiKeysManage).await?;
+        self.require_recent_proof(p)?;
         let now = self.clock().now();
         let (key, key_hash, key_prefix) = new_api_key();
         let (p2, meta2) = (p.clone(), meta.clone());
@@ -148,6 +163,38 @@ impl App {
             Ok(row) => Ok(CreatedKey { row, key }),
             Err(AppError::Forbidden(_)) => Err(self.deny(p, meta, Permission::ApiKeysManage, Some(("api_key", id.to_string()))).await),
             Err(e) => Err(e),
+        }
+    }
+
+    /// `PATCH /api-keys/{id}`: renames a key or changes the ranges it may
+    /// call from (a key of a higher role than the caller's is not theirs to
+    /// change).
+    pub async fn apikey_update(&self, p: &Principal, meta: &RequestMeta, id: ApiKeyId, change: KeyChange) -> Result<ApiKeyRow> {
+        self.require(p, meta, Permission::ApiKeysManage).await?;
+        self.require_recent_proof(p)?;
+        let mut errs = ValidationErrors::default();
+        let name = change.name.as_deref().map(|n| validate::text("name", n, 1, 200, &mut errs));
+        let cidrs = change.allowed_cidrs.as_deref().map(|c| AllowList::parse("allowed_cidrs", c, &mut errs));
+        errs.into_result()?;
+        let now = self.clock().now();
+        let (p2, meta2) = (p.clone(), meta.clone());
+        let row = self
+            .store()
+            .write(move |c| {
+                let old = apikey::get(c, p2.org, id)?;
+                if !p2.role.covers(old.role) {
+                    return Err(AppError::Forbidden(format!("missing permission {}", Permission::ApiKeysManage)));
+                }
+                let row = ApiKeyRow { name: name.unwrap_or(old.name), allowed_cidrs: cidrs.unwrap_or(old.allowed_cidrs), ..old };
+                apikey::update(c, p2.org, id, &row.name, &row.allowed_cidrs)?;
+                let details = json!({ "name": row.name, "allowed_cidrs": row.allowed_cidrs.ranges() });
+                audit::append(c, by(&p2, &meta2, now, "apikey.update", ("api_key", &id.to_string()), details))?;
+                Ok(row)
+            })
+            .await;
+        match row {
+            Err(AppError::Forbidden(_)) => Err(self.deny(p, meta, Permission::ApiKeysManage, Some(("api_key", id.to_string()))).await),
+            other => other,
         }
     }
 }

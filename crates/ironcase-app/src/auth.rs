@@ -383,12 +383,28 @@ impl App {
         let now = self.clock().now();
         let email = user.email.clone();
         let window_start = now.plus_secs(-self.settings().login_window_secs);
+        let (policy, networks) =
+            self.store().read_now(move |c| Ok::<_, AppError>((org::session_policy(c, org_id)?, org::ip_allowlist(c, org_id)?))).await?;
+        // The right password from outside the organisation's networks: no
+        // session (its tokens would be refused anyway).
+        if !networks.permits(meta.source_ip.as_deref().and_then(|a| a.parse().ok())) {
+            let mut e =
+                anonymous(&org_id.to_string(), meta, now, "auth.login", "denied", json!({ "reason": "ip_not_allowed", "method": method }));
+            e.actor_id = Some(user.id.to_string());
+            e.actor_kind = "user".into();
+            self.write_audit(e).await?;
+            return Err(AppError::Refused {
+                code: crate::ErrorCode::IpNotAllowed,
+                detail: "the organisation does not allow logins from this address".into(),
+            });
+        }
+        let max = policy.max_secs.unwrap_or(self.settings().session_max_secs);
         let s = SessionRow {
             id: SessionId::new(),
             org: org_id,
             user: user.id,
             created_at: now,
-            expires_at: now.plus_secs(self.settings().refresh_ttl_secs.min(self.settings().session_max_secs)),
+            expires_at: now.plus_secs(self.settings().refresh_ttl_secs.min(max)),
             revoked_at: None,
         };
         let origin = session::Origin { source_ip: meta.source_ip.clone(), user_agent: meta.user_agent.clone(), method: method.to_owned() };
@@ -426,7 +442,7 @@ impl App {
         let new_refresh = format!("{REFRESH_PREFIX}{}", crypto::random_token(32));
         let new_hash = crypto::sha256_hex(&new_refresh);
         let ttl = self.settings().refresh_ttl_secs;
-        let (idle, max) = (self.settings().session_idle_secs, self.settings().session_max_secs);
+        let (default_idle, default_max) = (self.settings().session_idle_secs, self.settings().session_max_secs);
         let meta = meta.clone();
         let outcome = self
             .store()
@@ -452,7 +468,10 @@ impl App {
                     if s.revoked_at.is_some() || auth.role.is_none() {
                         return Ok(Refreshed::Invalid);
                     }
-                    // Lived too long, or idle too long: the session ends.
+                    // Lived too long, or idle too long (the organisation's
+                    // timeouts, else the server's): the session ends.
+                    let idle = auth.policy.idle_secs.unwrap_or(default_idle);
+                    let max = auth.policy.max_secs.unwrap_or(default_max);
                     let seen = session::last_seen(c, s.id)?.unwrap_or(s.created_at);
                     let ended = if s.created_at.plus_secs(max) <= now {
                         Some("lifetime_reached")
@@ -542,6 +561,7 @@ impl App {
         let address = meta.source_ip.as_deref().unwrap_or("");
         let err = match self.authenticate(bearer).await {
             Err(AppError::Unauthenticated) => AppError::Unauthenticated,
+            Ok(p) => return self.admit(p, meta).await,
             other => return other,
         };
         if let Some(secs) = self.inner.credential_blocks.blocked(address, now) {
@@ -567,6 +587,32 @@ impl App {
             }
         }
         Err(AppError::TooManyAttempts { retry_after_secs: secs })
+    }
+
+    /// `p` if the request comes from where its credential may be used (the
+    /// organisation's allow-list, and an API key's own): else 403
+    /// `ip_not_allowed`, audited in the organisation once a minute per
+    /// address at most (a blocked client retrying does not flood the log).
+    pub(crate) async fn admit(&self, p: Principal, meta: &RequestMeta) -> Result<Principal> {
+        let ip = meta.source_ip.as_deref().and_then(|a| a.parse::<std::net::IpAddr>().ok());
+        if p.networks.permit(ip) {
+            return Ok(p);
+        }
+        let now = self.clock().now();
+        let address = meta.source_ip.as_deref().unwrap_or("");
+        if self.inner.ip_denials.check_with(&format!("{}|{address}", p.org), self.inner.ip_denials.quota(), now).allowed {
+            let list = if p.networks.organization.permits(ip) { "api_key" } else { "organization" };
+            let e =
+                crate::audit::by(&p, meta, now, "auth.ip_not_allowed", ("organization", &p.org.to_string()), json!({ "allow_list": list }));
+            let e = NewEntry { outcome: "denied".into(), ..e };
+            if let Err(e) = self.write_audit(e).await {
+                tracing::error!(error = %e, "could not audit a refused address");
+            }
+        }
+        Err(AppError::Refused {
+            code: crate::ErrorCode::IpNotAllowed,
+            detail: "requests with this credential are not allowed from this address".into(),
+        })
     }
 
     /// Turns `Authorization: Bearer …` into the principal it names.
@@ -648,6 +694,8 @@ impl App {
             tlp_max: None,
             rate_per_minute: None,
             enrolling: auth.mfa_pending,
+            authenticated_at: Some(auth.authenticated_at),
+            networks: crate::Networks { organization: auth.ip_allowlist, key: Default::default() },
         })
     }
 
@@ -673,9 +721,11 @@ impl App {
         if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
             return Err(AppError::Unauthenticated);
         }
-        let (status, limits) = {
+        let (status, limits, networks) = {
             let id = row.org;
-            self.store().read_now(move |c| Ok::<_, AppError>((org::plan_of(c, id)?.2, crate::quotas::limits(c, id)?))).await?
+            self.store()
+                .read_now(move |c| Ok::<_, AppError>((org::plan_of(c, id)?.2, crate::quotas::limits(c, id)?, org::ip_allowlist(c, id)?)))
+                .await?
         };
         if status != "active" {
             return Err(AppError::OrganizationSuspended);
@@ -702,6 +752,8 @@ impl App {
             tlp_max: row.tlp_max,
             rate_per_minute: row.rate_per_minute,
             enrolling: false,
+            authenticated_at: None,
+            networks: crate::Networks { organization: networks, key: row.allowed_cidrs },
         })
     }
 }

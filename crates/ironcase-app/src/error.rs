@@ -50,6 +50,8 @@ error_codes! {
     QuotaExceeded = "quota_exceeded", 403, "the plan has no room for this create (`quota`, `limit`, `used`)";
     FeatureNotInPlan = "feature_not_in_plan", 403, "the plan does not include the feature (`feature`)";
     MfaEnrollmentRequired = "mfa_enrollment_required", 403, "the organisation requires a second factor and the session may only enrol one";
+    IpNotAllowed = "ip_not_allowed", 403, "the organisation's (or the API key's) allow-list does not include the client's address";
+    ReauthenticationRequired = "reauthentication_required", 403, "a sensitive action needs the session to have proved its identity recently: POST /api/v1/auth/reauthenticate";
     OriginNotAllowed = "origin_not_allowed", 403, "a WebSocket from an origin that is not allowed";
     NotFound = "not_found", 404, "no such resource or route, or another organisation's";
     MethodNotAllowed = "method_not_allowed", 405, "the route does not take this method";
@@ -62,6 +64,7 @@ error_codes! {
     NotASession = "not_a_session", 409, "logout needs a session's access token, not an API key";
     MfaAlreadyEnabled = "mfa_already_enabled", 409, "the account already has an authenticator";
     MfaNotEnrolled = "mfa_not_enrolled", 409, "the account has no authenticator (or no enrolment to confirm)";
+    WouldLockOut = "would_lock_out", 409, "the allow-list would exclude the caller's own address; send `confirm: true` to apply it anyway";
     NoParent = "no_parent", 409, "the organisation has no parent to grant access to";
     EvidenceDeleted = "evidence_deleted", 410, "the evidence was deleted; its record and custody remain";
     VersionConflict = "version_conflict", 412, "the resource changed since the `If-Match` version was read";

@@ -50,6 +50,7 @@ impl App {
     /// Authorizes and audits an export, and returns it ready to read.
     pub async fn export_start(&self, p: &Principal, meta: &RequestMeta) -> Result<Export> {
         self.require(p, meta, Permission::OrganizationExport).await?;
+        self.require_recent_proof(p)?;
         let org = p.org;
         if !self.store().read_now(move |c| crate::quotas::limits(c, org)).await?.has(Feature::Export) {
             return Err(AppError::FeatureNotInPlan("export"));

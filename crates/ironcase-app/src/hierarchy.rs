@@ -17,6 +17,7 @@ impl App {
     /// `PUT /organization/parent-access`: lets the parent read, or stops it.
     pub async fn parent_access_set(&self, p: &Principal, meta: &RequestMeta, granted: bool) -> Result<bool> {
         self.require(p, meta, Permission::OrganizationManage).await?;
+        self.require_recent_proof(p)?;
         let now = self.clock().now();
         let (p2, meta2) = (p.clone(), meta.clone());
         self.store()
@@ -91,6 +92,8 @@ impl App {
             tlp_max: p.tlp_max,
             rate_per_minute: p.rate_per_minute,
             enrolling: p.enrolling,
+            authenticated_at: None,
+            networks: p.networks.clone(),
         })
     }
 

@@ -22,6 +22,7 @@ pub mod live;
 pub mod members;
 pub mod mfa;
 pub mod page;
+pub mod policy;
 pub mod principal;
 pub mod quotas;
 pub mod ratelimit;
@@ -36,7 +37,7 @@ pub use clock::Clock;
 pub use error::{AppError, ErrorCode, Result};
 pub use ironcase_store as store;
 pub use ironcase_store::Store;
-pub use principal::{Actor, Principal, RequestMeta};
+pub use principal::{Actor, Networks, Principal, RequestMeta};
 
 /// Tunables the use cases need.
 #[derive(Debug, Clone)]
@@ -50,6 +51,9 @@ pub struct Settings {
     pub session_idle_secs: i64,
     /// A session ends this long after its login, used or not (12 hours).
     pub session_max_secs: i64,
+    /// Sensitive actions need the session to have proved who holds it
+    /// (password, MFA, re-authentication) within this long (10 minutes).
+    pub reauth_window_secs: i64,
     /// Failed logins allowed per account and source (an address, or a device
     /// that logged in before) within `login_window_secs`; past it, that
     /// source is refused for that account until the window passes.
@@ -94,6 +98,7 @@ impl Default for Settings {
             refresh_ttl_secs: 30 * 24 * 3600,
             session_idle_secs: 30 * 60,
             session_max_secs: 12 * 3600,
+            reauth_window_secs: 600,
             login_max_failures: 5,
             login_window_secs: 15 * 60,
             login_throttle_after: 10,
@@ -138,6 +143,9 @@ struct Inner {
     /// Credentials that did not check out, per source address.
     credential_limiter: ratelimit::Limiter,
     credential_blocks: auth::CredentialBlocks,
+    /// Audit entries for requests refused by an allow-list, per
+    /// organisation and address (one a minute).
+    ip_denials: ratelimit::Limiter,
     /// Exports per credential.
     export_limiter: ratelimit::Limiter,
     /// Per-credential and per-organisation limits from the plans.
@@ -204,6 +212,7 @@ impl App {
                 auth_limiter,
                 login_limiter,
                 credential_limiter,
+                ip_denials: ratelimit::Limiter::new(ratelimit::Quota::per_minute(1), settings_max_keys),
                 credential_blocks: Default::default(),
                 export_limiter,
                 api_limits: apilimits::ApiLimits::new(settings_max_keys),

@@ -440,7 +440,7 @@ impl App {
 
     /// Takes a ticket (it cannot be used again) and returns the caller it was
     /// issued to, checked afresh: a revoked session's ticket opens nothing.
-    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Principal> {
+    pub async fn redeem_ticket(&self, ticket: &str, meta: &RequestMeta) -> Result<Principal> {
         if !ticket.starts_with("ict_") || ticket.len() > 128 {
             return Err(AppError::Unauthenticated);
         }
@@ -452,11 +452,11 @@ impl App {
             TicketHolder::Session(sid) => {
                 let auth =
                     self.store().read_now(move |c| session::session_auth(c, sid, Some(org))).await?.ok_or(AppError::Unauthenticated)?;
-                self.session_principal(auth, org, None, now)
+                self.admit(self.session_principal(auth, org, None, now)?, meta).await
             }
             TicketHolder::ApiKey(key) => {
                 let row = self.store().read_now(move |c| apikey::get(c, org, key)).await.map_err(|_| AppError::Unauthenticated)?;
-                self.key_principal(row).await
+                self.admit(self.key_principal(row).await?, meta).await
             }
         }
     }

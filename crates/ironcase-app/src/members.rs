@@ -73,6 +73,7 @@ impl App {
     /// The token of the link is returned once; only its hash is kept.
     pub async fn member_invite(&self, p: &Principal, meta: &RequestMeta, input: NewMember) -> Result<(InvitationRow, String)> {
         self.require(p, meta, Permission::MembersManage).await?;
+        self.require_recent_proof(p)?;
         if !p.role.covers(input.role) {
             return Err(self.deny(p, meta, Permission::MembersManage, Some(("role", input.role.to_string()))).await);
         }
@@ -185,6 +186,8 @@ impl App {
             tlp_max: None,
             rate_per_minute: None,
             enrolling: false,
+            authenticated_at: None,
+            networks: Default::default(),
         };
         let meta2 = meta.clone();
         // One transaction: a refusal (quota, a race) leaves no account behind.
@@ -209,6 +212,7 @@ impl App {
     /// Changes a member's role; ends their sessions in this organisation at once.
     pub async fn member_set_role(&self, p: &Principal, meta: &RequestMeta, user: UserId, role: Role) -> Result<MemberRow> {
         self.require(p, meta, Permission::MembersManage).await?;
+        self.require_recent_proof(p)?;
         let target = {
             let id = p.org;
             self.store().read(move |c| org::get_member(c, id, user)).await?
@@ -238,6 +242,7 @@ impl App {
     /// Removes a member; ends their sessions in this organisation at once.
     pub async fn member_remove(&self, p: &Principal, meta: &RequestMeta, user: UserId) -> Result<()> {
         self.require(p, meta, Permission::MembersManage).await?;
+        self.require_recent_proof(p)?;
         let target = {
             let id = p.org;
             self.store().read(move |c| org::get_member(c, id, user)).await?

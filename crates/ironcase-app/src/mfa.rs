@@ -236,7 +236,7 @@ impl App {
 
     /// Checks a current code of the caller's confirmed authenticator (each
     /// step once), auditing a failure; the account's row for the caller.
-    async fn current_code(&self, p: &Principal, meta: &RequestMeta, code: &str, password: Option<String>) -> Result<UserId> {
+    pub(crate) async fn current_code(&self, p: &Principal, meta: &RequestMeta, code: &str, password: Option<String>) -> Result<UserId> {
         let user_id = Self::session_user(p)?;
         let now = self.clock().now();
         let (user, row) = self.store().read_now(move |c| Ok::<_, AppError>((org::get_user(c, user_id)?, mfa::totp(c, user_id)?))).await?;
@@ -308,6 +308,7 @@ impl App {
     /// single organisation's, in the platform's log.
     pub async fn member_mfa_reset(&self, p: &Principal, meta: &RequestMeta, user: UserId) -> Result<()> {
         let target = self.owner_or_admin_over(p, meta, user).await?;
+        self.require_recent_proof(p)?;
         let org_id = p.org;
         let now = self.clock().now();
         let in_org = by(p, meta, now, "member.mfa_reset", ("user", &user.to_string()), json!({ "email": target.email }));
@@ -346,6 +347,7 @@ impl App {
     /// (API keys are not affected); sessions follow at once.
     pub async fn set_mfa_policy(&self, p: &Principal, meta: &RequestMeta, required: bool) -> Result<bool> {
         self.require(p, meta, Permission::OrganizationManage).await?;
+        self.require_recent_proof(p)?;
         let now = self.clock().now();
         let org_id = p.org;
         let e = by(p, meta, now, "organization.mfa_policy", ("organization", &org_id.to_string()), json!({ "mfa_required": required }));

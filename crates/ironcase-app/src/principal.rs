@@ -1,6 +1,7 @@
 //! Who is asking, in which organisation, with which role; and where from.
 
-use ironcase_domain::{ApiKeyId, OrgId, Permission, Role, Scope, SessionId, Tlp, UserId};
+use ironcase_domain::net::AllowList;
+use ironcase_domain::{ApiKeyId, OrgId, Permission, Role, Scope, SessionId, Timestamp, Tlp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -30,6 +31,26 @@ pub struct Principal {
     /// that requires one: it may only enrol one (every permission is
     /// refused with `mfa_enrollment_required`).
     pub enrolling: bool,
+    /// When a session's holder last proved who they are (login, MFA,
+    /// re-authentication); `None` for API keys. Sensitive actions need it
+    /// recent ([`crate::App::require_recent_proof`]).
+    pub authenticated_at: Option<Timestamp>,
+    /// Where this credential may be used from.
+    pub networks: Networks,
+}
+
+/// The address ranges a request with this credential must come from: the
+/// organisation's and, for an API key, the key's own (both apply).
+#[derive(Debug, Clone, Default)]
+pub struct Networks {
+    pub organization: AllowList,
+    pub key: AllowList,
+}
+
+impl Networks {
+    pub fn permit(&self, ip: Option<std::net::IpAddr>) -> bool {
+        self.organization.permits(ip) && self.key.permits(ip)
+    }
 }
 
 impl Principal {

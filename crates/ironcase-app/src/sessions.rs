@@ -140,6 +140,9 @@ mod tests {
             is_operator: false,
             mfa_pending: false,
             org_status: "active".into(),
+            authenticated_at: Timestamp(0),
+            policy: Default::default(),
+            ip_allowlist: Default::default(),
         }
     }
 

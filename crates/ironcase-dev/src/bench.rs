@@ -842,6 +842,8 @@ fn run_micro() -> anyhow::Result<std::process::ExitCode> {
         tlp_max: None,
         rate_per_minute: None,
         enrolling: false,
+        authenticated_at: None,
+        networks: Default::default(),
     };
     let other = UserId::new();
     let ns = ns_per(50_000_000, |i| {

@@ -7,6 +7,7 @@ pub mod evidence;
 pub mod id;
 pub mod incident;
 pub mod ioc;
+pub mod net;
 pub mod plan;
 pub mod query;
 pub mod role;

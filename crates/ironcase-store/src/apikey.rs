@@ -1,6 +1,7 @@
 //! API keys: stored only as hashes.
 
 use crate::{params, Row};
+use ironcase_domain::net::AllowList;
 use ironcase_domain::{ApiKeyId, OrgId, Role, Timestamp, Tlp, UserId};
 
 use crate::{exec, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result, StoreError, Tx};
@@ -22,6 +23,8 @@ pub struct ApiKeyRow {
     pub tlp_max: Option<Tlp>,
     /// Requests per minute for this key, below its plan's; `None`: the plan's.
     pub rate_per_minute: Option<u32>,
+    /// The ranges the key may call from (within the organisation's).
+    pub allowed_cidrs: AllowList,
 }
 
 impl std::fmt::Debug for ApiKeyRow {
@@ -52,17 +55,22 @@ fn key(r: &Row<'_, '_>) -> Result<ApiKeyRow> {
             .map(|t| Tlp::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("tlp_max={t}"))))
             .transpose()?,
         rate_per_minute: r.get::<_, Option<i64>>("rate_per_minute")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        allowed_cidrs: {
+            let raw: String = r.get("allowed_cidrs")?;
+            AllowList::from_stored(&raw).ok_or_else(|| StoreError::Corrupt("api_key.allowed_cidrs".into()))?
+        },
     })
 }
 
 const COLS: &str =
-    "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at, tlp_max, rate_per_minute";
+    "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at, tlp_max, rate_per_minute, \
+     allowed_cidrs";
 
 pub fn insert(c: &Tx, k: &ApiKeyRow) -> Result<()> {
     c.scope(k.org)?;
     exec(
         c,
-        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         params![
             k.id.to_string(),
             k.org.to_string(),
@@ -76,7 +84,8 @@ pub fn insert(c: &Tx, k: &ApiKeyRow) -> Result<()> {
             k.revoked_at.map(|t| t.0),
             k.last_used_at.map(|t| t.0),
             k.tlp_max.map(|t| t.as_str()),
-            k.rate_per_minute.map(i64::from)
+            k.rate_per_minute.map(i64::from),
+            k.allowed_cidrs.stored()
         ],
     )?;
     Ok(())
@@ -138,6 +147,20 @@ pub fn replace_secret(c: &Tx, org: OrgId, id: ApiKeyId, hash: &str, prefix: &str
         c,
         "update api_key set key_hash = ?, key_prefix = ? where organization_id = ? and api_key_id = ? and revoked_at is null",
         params![hash, prefix, org.to_string(), id.to_string()],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Renames a live key or changes the ranges it may call from.
+pub fn update(c: &Tx, org: OrgId, id: ApiKeyId, name: &str, allowed_cidrs: &AllowList) -> Result<()> {
+    c.scope(org)?;
+    let n = exec(
+        c,
+        "update api_key set name = ?, allowed_cidrs = ? where organization_id = ? and api_key_id = ? and revoked_at is null",
+        params![name, allowed_cidrs.stored(), org.to_string(), id.to_string()],
     )?;
     if n == 0 {
         return Err(StoreError::NotFound);

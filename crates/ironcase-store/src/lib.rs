@@ -544,6 +544,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "invitation", include_str!("../migrations/sqlite/0014_invitation.sql")),
     (15, "mfa", include_str!("../migrations/sqlite/0015_mfa.sql")),
     (16, "session_detail", include_str!("../migrations/sqlite/0016_session_detail.sql")),
+    (17, "account_controls", include_str!("../migrations/sqlite/0017_account_controls.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

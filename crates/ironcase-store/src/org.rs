@@ -1,6 +1,7 @@
 //! Organisations, users and memberships.
 
 use crate::{params, Row};
+use ironcase_domain::net::AllowList;
 use ironcase_domain::{OrgId, Role, Timestamp, UserId};
 
 use crate::{
@@ -156,6 +157,60 @@ pub fn set_mfa_required(c: &Tx, id: OrgId, required: bool) -> Result<()> {
         return Err(StoreError::NotFound);
     }
     crate::session::note_auth_change(c)
+}
+
+/// An organisation's session timeouts; `None`: the server's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionPolicy {
+    pub idle_secs: Option<i64>,
+    pub max_secs: Option<i64>,
+}
+
+pub fn session_policy(c: &Conn, id: OrgId) -> Result<SessionPolicy> {
+    c.scope(id)?;
+    query_one(c, "select session_idle_secs, session_max_secs from organization where organization_id = ?", [id.to_string()], |r| {
+        Ok(SessionPolicy { idle_secs: r.get(0)?, max_secs: r.get(1)? })
+    })
+}
+
+/// Sets the organisation's session timeouts; live sessions follow at their
+/// next refresh.
+pub fn set_session_policy(c: &Tx, id: OrgId, p: SessionPolicy) -> Result<()> {
+    c.scope(id)?;
+    let n = exec(
+        c,
+        "update organization set session_idle_secs = ?, session_max_secs = ? where organization_id = ?",
+        params![p.idle_secs, p.max_secs, id.to_string()],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    crate::session::note_auth_change(c)
+}
+
+/// The ranges the organisation's members and keys may call from.
+pub fn ip_allowlist(c: &Conn, id: OrgId) -> Result<AllowList> {
+    c.scope(id)?;
+    let raw: String = query_one(c, "select ip_allowlist from organization where organization_id = ?", [id.to_string()], |r| r.get(0))?;
+    AllowList::from_stored(&raw).ok_or_else(|| StoreError::Corrupt(format!("ip_allowlist of {id}")))
+}
+
+/// Sets the organisation's allow-list; every credential follows at once.
+pub fn set_ip_allowlist(c: &Tx, id: OrgId, list: &AllowList) -> Result<()> {
+    c.scope(id)?;
+    if exec(c, "update organization set ip_allowlist = ? where organization_id = ?", params![list.stored(), id.to_string()])? == 0 {
+        return Err(StoreError::NotFound);
+    }
+    crate::session::note_auth_change(c)
+}
+
+/// A new password for the account (its hash).
+pub fn set_password_hash(c: &Tx, id: UserId, hash: &str) -> Result<()> {
+    c.platform()?;
+    if exec(c, "update account set password_hash = ? where user_id = ?", params![hash, id.to_string()])? == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 pub fn count_members(c: &Conn, id: OrgId) -> Result<i64> {

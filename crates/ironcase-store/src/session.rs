@@ -1,6 +1,7 @@
 //! Sessions, refresh tokens, login failures and token-signing keys.
 
 use crate::params;
+use ironcase_domain::net::AllowList;
 use ironcase_domain::{OrgId, Role, SessionId, Timestamp, UserId};
 
 use crate::{exec, parse_id, query_map, query_one, query_opt, Conn, Result, Tx};
@@ -28,14 +29,15 @@ pub fn insert_session(c: &Tx, s: &SessionRow, origin: &Origin) -> Result<()> {
     c.scope(s.org)?;
     exec(
         c,
-        "insert into session (session_id, organization_id, user_id, created_at, expires_at, last_seen_at, source_ip, user_agent, method) \
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into session (session_id, organization_id, user_id, created_at, expires_at, last_seen_at, authenticated_at, \
+         source_ip, user_agent, method) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params![
             s.id.to_string(),
             s.org.to_string(),
             s.user.to_string(),
             s.created_at.0,
             s.expires_at.0,
+            s.created_at.0,
             s.created_at.0,
             origin.source_ip.clone(),
             origin.user_agent.clone(),
@@ -99,6 +101,34 @@ pub fn touch_session(c: &Tx, id: SessionId, at: Timestamp) -> Result<()> {
 pub fn last_seen(c: &Conn, id: SessionId) -> Result<Option<Timestamp>> {
     c.platform()?;
     query_opt(c, "select last_seen_at from session where session_id = ?", [id.to_string()], |r| Ok(Timestamp(r.get(0)?)))
+}
+
+/// The session's holder proved who they are again (re-authentication):
+/// sensitive actions are open to it for a while.
+pub fn reauthenticated(c: &Tx, org: OrgId, id: SessionId, at: Timestamp) -> Result<()> {
+    c.scope(org)?;
+    let n = exec(
+        c,
+        "update session set authenticated_at = ? where organization_id = ? and session_id = ? and revoked_at is null",
+        params![at.0, org.to_string(), id.to_string()],
+    )?;
+    if n == 0 {
+        return Err(crate::StoreError::NotFound);
+    }
+    note_auth_change(c)
+}
+
+/// Ends every live session of the account, in every organisation, but
+/// `keep` (a new password).
+pub fn revoke_account_sessions(c: &Tx, user: UserId, keep: SessionId, at: Timestamp, reason: &str) -> Result<usize> {
+    c.platform()?;
+    let n = exec(
+        c,
+        "update session set revoked_at = ?, revoked_reason = ? where user_id = ? and session_id <> ? and revoked_at is null",
+        params![at.0, reason, user.to_string(), keep.to_string()],
+    )?;
+    note_auth_change(c)?;
+    Ok(n)
 }
 
 /// Ends every live session of the member in the organisation but `keep`.
@@ -265,6 +295,12 @@ pub struct SessionAuth {
     /// The organisation requires a second factor and the account has none
     /// yet: the session may only enrol one.
     pub mfa_pending: bool,
+    /// When the holder last proved who they are (login, re-authentication).
+    pub authenticated_at: Timestamp,
+    /// The organisation's session timeouts.
+    pub policy: crate::org::SessionPolicy,
+    /// The ranges the organisation's members may call from.
+    pub ip_allowlist: AllowList,
 }
 
 /// The session `id` and what its holder may do. With `org` (the organisation
@@ -282,7 +318,7 @@ pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Optio
         c,
         "select s.session_id, s.organization_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, m.role, u.is_operator, o.status, \
                 o.mfa_required and not exists (select 1 from mfa_totp t where t.user_id = s.user_id and t.confirmed_at is not null) \
-                as mfa_pending \
+                as mfa_pending, s.authenticated_at, o.session_idle_secs, o.session_max_secs, o.ip_allowlist \
          from session s join account u on u.user_id = s.user_id join organization o on o.organization_id = s.organization_id \
          left join membership m on m.organization_id = s.organization_id and m.user_id = s.user_id \
          where s.session_id = ?",
@@ -302,6 +338,12 @@ pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Optio
                 is_operator: r.get("is_operator")?,
                 org_status: r.get("status")?,
                 mfa_pending: r.get("mfa_pending")?,
+                authenticated_at: Timestamp(r.get("authenticated_at")?),
+                policy: crate::org::SessionPolicy { idle_secs: r.get("session_idle_secs")?, max_secs: r.get("session_max_secs")? },
+                ip_allowlist: {
+                    let raw: String = r.get("ip_allowlist")?;
+                    AllowList::from_stored(&raw).ok_or_else(|| crate::StoreError::Corrupt("organization.ip_allowlist".into()))?
+                },
             })
         },
     )?;

@@ -283,6 +283,43 @@ async fn story(s: Store) {
     assert!(!before && after && !elsewhere);
     assert_eq!(pending.map(|x| x.mfa_pending), Some(true));
     w(&s, move |c| org::set_mfa_required(c, a, false)).await;
+    // An organisation's session timeouts and allow-list come with its
+    // sessions; a re-authenticated session remembers when.
+    let ranges = ironcase_domain::net::AllowList::from_stored("192.0.2.0/24 2001:db8::/32").expect("ranges");
+    let stored = ranges.clone();
+    let (policy, other_policy, auth, lists, foreign_reauth) = w(&s, move |c| {
+        org::set_session_policy(c, a, org::SessionPolicy { idle_secs: Some(600), max_secs: Some(3600) })?;
+        org::set_ip_allowlist(c, a, &stored)?;
+        session::reauthenticated(c, a, s1, Timestamp(44))?;
+        let foreign = session::reauthenticated(c, g, s1, Timestamp(45));
+        let lists = (org::ip_allowlist(c, a)?, org::ip_allowlist(c, g)?);
+        Ok((org::session_policy(c, a)?, org::session_policy(c, g)?, session::session_auth(c, s1, Some(a))?, lists, foreign))
+    })
+    .await;
+    assert_eq!(policy, org::SessionPolicy { idle_secs: Some(600), max_secs: Some(3600) });
+    assert_eq!(other_policy, org::SessionPolicy::default());
+    let auth = auth.expect("the session");
+    assert_eq!((auth.policy, auth.authenticated_at, &auth.ip_allowlist), (policy, Timestamp(44), &ranges));
+    assert_eq!((&lists.0, lists.1.is_empty()), (&ranges, true));
+    assert!(matches!(foreign_reauth, Err(StoreError::NotFound)), "another organisation's session is not there");
+    w(&s, move |c| {
+        org::set_session_policy(c, a, org::SessionPolicy::default())?;
+        org::set_ip_allowlist(c, a, &Default::default())
+    })
+    .await;
+    // A new password ends the account's other sessions, in every organisation.
+    let s4 = SessionId::new();
+    let elsewhere = session::SessionRow { org: g, ..sess(s4, al, 43) };
+    let (ended, hash, kept, other) = w(&s, move |c| {
+        session::insert_session(c, &elsewhere, &session::Origin::default())?;
+        let n = session::revoke_account_sessions(c, al, s3, Timestamp(46), "password_changed")?;
+        org::set_password_hash(c, al, "hash-after")?;
+        Ok((n, org::get_user(c, al)?.password_hash, session::session_auth(c, s3, Some(a))?, session::session_auth(c, s4, Some(g))?))
+    })
+    .await;
+    assert_eq!((ended, hash.as_str()), (1, "hash-after"));
+    assert_eq!(kept.map(|x| x.session.revoked_at), Some(None), "the session that changed it stays");
+    assert_eq!(other.and_then(|x| x.session.revoked_at), Some(Timestamp(46)));
     // A member's own sessions: listed with where they began, last seen
     // when used, the others ended at once.
     let (listed, page2, theirs_listed, seen) = w(&s, move |c| {
@@ -420,12 +457,16 @@ async fn story(s: Store) {
         last_used_at: None,
         tlp_max: Some(Tlp::Green),
         rate_per_minute: Some(60),
+        allowed_cidrs: Default::default(),
     };
     let k = key.id;
     w(&s, move |c| {
         apikey::insert(c, &key)?;
         apikey::touch(c, k, Timestamp(91))?;
-        apikey::replace_secret(c, a, k, "hash-2", "ick_bbbb")
+        apikey::replace_secret(c, a, k, "hash-2", "ick_bbbb")?;
+        apikey::update(c, a, k, "ci-renamed", &ironcase_domain::net::AllowList::from_stored("198.51.100.0/24").expect("ranges"))?;
+        assert!(matches!(apikey::update(c, g, k, "theirs", &Default::default()), Err(StoreError::NotFound)));
+        Ok(())
     })
     .await;
     let (listed, none, got, foreign, old, new) = r(&s, move |c| {
@@ -442,8 +483,8 @@ async fn story(s: Store) {
     assert_eq!(listed.iter().map(|x| x.id).collect::<Vec<_>>(), [k]);
     assert!(none.is_empty());
     assert_eq!(
-        (got.key_prefix.as_str(), got.last_used_at, got.tlp_max, got.rate_per_minute),
-        ("ick_bbbb", Some(Timestamp(91)), Some(Tlp::Green), Some(60))
+        (got.key_prefix.as_str(), got.name.as_str(), got.last_used_at, got.tlp_max, got.rate_per_minute, got.allowed_cidrs.ranges()),
+        ("ick_bbbb", "ci-renamed", Some(Timestamp(91)), Some(Tlp::Green), Some(60), vec!["198.51.100.0/24".to_owned()])
     );
     assert!(matches!(foreign, Err(StoreError::NotFound)));
     assert!(old.is_none(), "the replaced secret no longer works");

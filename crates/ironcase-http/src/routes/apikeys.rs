@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ironcase_app::apikeys::{CreatedKey, NewApiKey};
+use ironcase_app::apikeys::{CreatedKey, KeyChange, NewApiKey};
 use ironcase_app::store::apikey::ApiKeyRow;
 use ironcase_app::Principal;
 use ironcase_domain::{ApiKeyId, Role, Timestamp, Tlp, UserId};
@@ -17,7 +17,7 @@ use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(revoke)).routes(routes!(rotate))
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(revoke, update)).routes(routes!(rotate))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -36,6 +36,22 @@ pub struct CreateApiKey {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1000000)]
     pub rate_per_minute: Option<u32>,
+    /// The addresses and ranges the key may call from (within the
+    /// organisation's allow-list), at most 100; omitted or empty: anywhere.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub allowed_cidrs: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApiKey {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Replaces the ranges the key may call from; empty: anywhere.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -51,6 +67,7 @@ pub struct ApiKeyOut {
     pub last_used_at: Option<Timestamp>,
     pub tlp_max: Option<Tlp>,
     pub rate_per_minute: Option<u32>,
+    pub allowed_cidrs: Vec<String>,
 }
 
 impl From<ApiKeyRow> for ApiKeyOut {
@@ -66,6 +83,7 @@ impl From<ApiKeyRow> for ApiKeyOut {
             last_used_at: k.last_used_at,
             tlp_max: k.tlp_max,
             rate_per_minute: k.rate_per_minute,
+            allowed_cidrs: k.allowed_cidrs.ranges(),
         }
     }
 }
@@ -82,6 +100,7 @@ pub struct ApiKeyCreated {
     pub expires_at: Option<Timestamp>,
     pub tlp_max: Option<Tlp>,
     pub rate_per_minute: Option<u32>,
+    pub allowed_cidrs: Vec<String>,
 }
 
 impl From<CreatedKey> for ApiKeyCreated {
@@ -95,6 +114,7 @@ impl From<CreatedKey> for ApiKeyCreated {
             expires_at: c.row.expires_at,
             tlp_max: c.row.tlp_max,
             rate_per_minute: c.row.rate_per_minute,
+            allowed_cidrs: c.row.allowed_cidrs.ranges(),
         }
     }
 }
@@ -108,7 +128,14 @@ pub async fn create(
     Meta(meta): Meta,
     Json(b): Json<CreateApiKey>,
 ) -> ApiResult<(StatusCode, axum::Json<ApiKeyCreated>)> {
-    let input = NewApiKey { name: b.name, role: b.role, expires_at: b.expires_at, tlp_max: b.tlp_max, rate_per_minute: b.rate_per_minute };
+    let input = NewApiKey {
+        name: b.name,
+        role: b.role,
+        expires_at: b.expires_at,
+        tlp_max: b.tlp_max,
+        rate_per_minute: b.rate_per_minute,
+        allowed_cidrs: b.allowed_cidrs,
+    };
     let created = s.app.apikey_create(&p, &meta, input).await?;
     Ok((StatusCode::CREATED, axum::Json(created.into())))
 }
@@ -138,6 +165,21 @@ fn key_id(raw: &str) -> ApiResult<ApiKeyId> {
 pub async fn revoke(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
     s.app.apikey_revoke(&p, &meta, key_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Renames a key or changes the networks it may call from.
+#[utoipa::path(patch, path = "/api-keys/{id}", tag = "api-keys", request_body = UpdateApiKey, security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = ApiKeyOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    Json(b): Json<UpdateApiKey>,
+) -> ApiResult<axum::Json<ApiKeyOut>> {
+    let change = KeyChange { name: b.name, allowed_cidrs: b.allowed_cidrs };
+    Ok(axum::Json(s.app.apikey_update(&p, &meta, key_id(&id)?, change).await?.into()))
 }
 
 /// Replaces a key's secret; the old secret stops working at once.

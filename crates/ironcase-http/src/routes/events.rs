@@ -146,7 +146,7 @@ pub async fn ws(
     }
     let ticket = q.str("ticket");
     let p = match (ticket, principal) {
-        (Some(t), _) => s.app.redeem_ticket(&t).await?,
+        (Some(t), _) => s.app.redeem_ticket(&t, &meta).await?,
         (None, Some(axum::Extension(p))) => p,
         (None, None) => match crate::extract::bearer(&headers) {
             Some(token) => s.app.authenticate_from(token, &meta).await?,

@@ -1,5 +1,6 @@
 //! Every route, each resource in its own module with its own `router()`.
 
+pub mod account;
 pub mod admin;
 pub mod apikeys;
 pub mod audit;
@@ -13,6 +14,7 @@ pub mod iocs;
 pub mod members;
 pub mod mfa;
 pub mod ops;
+pub mod policy;
 pub mod search;
 pub mod sessions;
 
@@ -33,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router(state.clone()))
         .merge(mfa::router(state.clone()))
         .merge(sessions::router())
+        .merge(account::router(state.clone()))
+        .merge(policy::router())
         .merge(admin::router())
         .merge(members::router())
         .merge(apikeys::router())

@@ -232,6 +232,9 @@ impl TestApp {
         let h: Vec<(&str, &str)> = if_match.map(|v| vec![("if-match", v)]).unwrap_or_default();
         self.send(Method::PATCH, path, Some(token), Some(body), &h).await
     }
+    pub async fn put_json(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.send(Method::PUT, path, Some(token), Some(body), &[]).await
+    }
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.send(Method::DELETE, path, Some(token), None, &[]).await
     }

@@ -87,6 +87,31 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         (Method::POST, "/api/v1/auth/mfa/totp/disable".into(), json!({ "password": 1, "code": [], "z": 1 }), vec!["password", "code", "z"]),
         (Method::POST, "/api/v1/auth/mfa/backup-codes".into(), json!({ "code": {}, "w": 1 }), vec!["code", "w"]),
         (Method::PUT, "/api/v1/organization/mfa-policy".into(), json!({ "mfa_required": "yes", "x": 1 }), vec!["mfa_required", "x"]),
+        (
+            Method::POST,
+            "/api/v1/auth/password".into(),
+            json!({ "current_password": 1, "new_password": [], "x": 1 }),
+            vec!["current_password", "new_password", "x"],
+        ),
+        (Method::POST, "/api/v1/auth/reauthenticate".into(), json!({ "password": 1, "code": 2, "x": 1 }), vec!["password", "code", "x"]),
+        (
+            Method::PUT,
+            "/api/v1/organization/session-policy".into(),
+            json!({ "idle_timeout_secs": "1", "absolute_timeout_secs": [], "x": 1 }),
+            vec!["idle_timeout_secs", "absolute_timeout_secs", "x"],
+        ),
+        (
+            Method::PUT,
+            "/api/v1/organization/ip-allowlist".into(),
+            json!({ "cidrs": "10.0.0.0/8", "confirm": 1, "x": 1 }),
+            vec!["cidrs", "confirm", "x"],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/api-keys/{key}"),
+            json!({ "name": 5, "allowed_cidrs": "any", "x": 1 }),
+            vec!["name", "allowed_cidrs", "x"],
+        ),
     ];
     let if_match = [("if-match", "\"1\"")];
     for (m, path, wrong, fields) in &endpoints {

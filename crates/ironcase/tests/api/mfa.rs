@@ -8,7 +8,7 @@ use crate::helpers::{Resp, TestApp, User, PASSWORD};
 
 /// The code an authenticator holding `secret` (base32) shows `steps_ahead`
 /// 30-second steps from the server's clock.
-fn code(app: &TestApp, secret: &str, steps_ahead: i64) -> String {
+pub(crate) fn code(app: &TestApp, secret: &str, steps_ahead: i64) -> String {
     let bytes = totp_rs::Secret::Encoded(secret.to_owned()).to_bytes().expect("base32 secret");
     let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "test".into()).expect("totp");
     let secs = app.clock.now().0 / 1000 + steps_ahead * 30;
@@ -16,7 +16,7 @@ fn code(app: &TestApp, secret: &str, steps_ahead: i64) -> String {
 }
 
 /// Enrols and confirms an authenticator for `u`: its secret and backup codes.
-async fn enable(app: &TestApp, u: &User) -> (String, Vec<String>) {
+pub(crate) async fn enable(app: &TestApp, u: &User) -> (String, Vec<String>) {
     let e = app.post("/api/v1/auth/mfa/totp", &u.token, json!({})).await.expect(201);
     let secret = e.str("secret");
     let codes = app.post("/api/v1/auth/mfa/totp/confirm", &u.token, json!({ "code": code(app, &secret, 0) })).await.expect(200);

@@ -51,6 +51,7 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::DELETE, format!("/api/v1/members/{}", b_member.id), None, vec![]),
         (Method::DELETE, format!("/api/v1/api-keys/{b_key_id}"), None, vec![]),
         (Method::POST, format!("/api/v1/api-keys/{b_key_id}/rotate"), Some(json!({})), vec![]),
+        (Method::PATCH, format!("/api/v1/api-keys/{b_key_id}"), Some(json!({ "allowed_cidrs": ["0.0.0.0/0"] })), vec![]),
         (Method::POST, format!("{inc}/iocs"), Some(json!({ "type": "domain", "value": "pwned.example" })), vec![]),
         (Method::GET, format!("{inc}/iocs"), None, vec![]),
         (Method::GET, format!("{inc}/similar"), None, vec![]),

@@ -1,0 +1,11 @@
+-- An organisation's session timeouts (null: the server's), and the address
+-- ranges its members and keys may call from (space-separated; empty:
+-- anywhere). A key may be held to ranges of its own. A session remembers when
+-- it last proved who holds it (login, MFA, SSO, re-authentication): sensitive
+-- actions need that to be recent.
+alter table organization add column session_idle_secs integer;
+alter table organization add column session_max_secs integer;
+alter table organization add column ip_allowlist text not null default '';
+alter table api_key add column allowed_cidrs text not null default '';
+alter table session add column authenticated_at integer not null default 0;
+update session set authenticated_at = created_at;

@@ -19,6 +19,7 @@ pub mod hierarchy;
 pub mod incidents;
 pub mod iocs;
 pub mod live;
+pub mod mail;
 pub mod members;
 pub mod mfa;
 pub mod page;
@@ -26,6 +27,7 @@ pub mod policy;
 pub mod principal;
 pub mod quotas;
 pub mod ratelimit;
+pub mod reset;
 pub mod search;
 mod sessions;
 pub mod shared;
@@ -89,6 +91,13 @@ pub struct Settings {
     pub ticket_ttl_secs: i64,
     /// Shares rate limits and wake-ups with the other nodes (`redis://…`).
     pub redis_url: Option<shared::RedisUrl>,
+    /// The SMTP server for invitations and password resets; none: nothing
+    /// is e-mailed.
+    pub smtp_url: Option<shared::SecretUrl>,
+    /// The sender of every message.
+    pub mail_from: String,
+    /// Where people reach Ironcase (the links in messages).
+    pub public_url: String,
 }
 
 impl Default for Settings {
@@ -113,6 +122,9 @@ impl Default for Settings {
             stream_buffer: 1024,
             ticket_ttl_secs: 30,
             redis_url: None,
+            smtp_url: None,
+            mail_from: "Ironcase <ironcase@localhost>".into(),
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }
@@ -156,6 +168,7 @@ struct Inner {
     redis: Option<Arc<shared::Redis>>,
     /// Sessions looked up recently (used only with Redis).
     sessions: Arc<sessions::SessionCache>,
+    mailer: mail::Mailer,
 }
 
 impl App {
@@ -199,6 +212,7 @@ impl App {
             }));
             tokio::spawn(auth::poll_auth_epoch(store.clone(), sessions.clone(), hub.closed_signal()));
         }
+        let mailer = mail::Mailer::new(settings.smtp_url.as_ref(), &settings.mail_from, &settings.public_url)?;
         Ok(App {
             inner: Arc::new(Inner {
                 store,
@@ -213,6 +227,7 @@ impl App {
                 login_limiter,
                 credential_limiter,
                 ip_denials: ratelimit::Limiter::new(ratelimit::Quota::per_minute(1), settings_max_keys),
+                mailer,
                 credential_blocks: Default::default(),
                 export_limiter,
                 api_limits: apilimits::ApiLimits::new(settings_max_keys),
@@ -229,6 +244,10 @@ impl App {
 
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
+    }
+
+    pub(crate) fn mailer(&self) -> &mail::Mailer {
+        &self.inner.mailer
     }
 
     pub fn settings(&self) -> &Settings {

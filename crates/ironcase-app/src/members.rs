@@ -70,8 +70,10 @@ impl App {
     /// Invites `input.email` to join with `input.role`. Nobody becomes a
     /// member without accepting, and the answer is the same whether an account
     /// has this address or not (nothing of another tenant's user is shown).
-    /// The token of the link is returned once; only its hash is kept.
-    pub async fn member_invite(&self, p: &Principal, meta: &RequestMeta, input: NewMember) -> Result<(InvitationRow, String)> {
+    /// Only the token's hash is kept. With an SMTP server the link is
+    /// e-mailed to the address (and not returned: `None`); without, the
+    /// token is returned once, for the admin to pass on.
+    pub async fn member_invite(&self, p: &Principal, meta: &RequestMeta, input: NewMember) -> Result<(InvitationRow, Option<String>)> {
         self.require(p, meta, Permission::MembersManage).await?;
         self.require_recent_proof(p)?;
         if !p.role.covers(input.role) {
@@ -94,6 +96,7 @@ impl App {
             accepted_at: None,
             revoked_at: None,
         };
+        let emailed = self.mailer().enabled();
         let (p2, meta2, r) = (p.clone(), meta.clone(), row.clone());
         self.store()
             .write(move |c| {
@@ -101,12 +104,30 @@ impl App {
                     return Err(AppError::Conflict { code: ErrorCode::AlreadyMember, detail: "this address is already a member".into() });
                 }
                 invitation::insert(c, &r)?;
-                let details = json!({ "email": r.email, "role": r.role, "expires_at": r.expires_at });
+                let details = json!({ "email": r.email, "role": r.role, "expires_at": r.expires_at, "emailed": emailed });
                 audit::append(c, by(&p2, &meta2, now, "member.invite", ("invitation", &r.id.to_string()), details))?;
                 Ok::<_, AppError>(())
             })
             .await?;
-        Ok((row, token))
+        if !emailed {
+            return Ok((row, Some(token)));
+        }
+        let org_id = p.org;
+        let organization = self.store().read_now(move |c| org::get_org(c, org_id)).await?;
+        let body = format!(
+            "You are invited to join {} on Ironcase as {}.\n\nOpen this link within 7 days to accept (it works once):\n{}\n\n\
+             If you did not expect this invitation, ignore this message.\n",
+            organization.name,
+            row.role,
+            self.mailer().link("invitation", &token)
+        );
+        if let Err(e) = self.mailer().send(&row.email, &format!("Your invitation to {} on Ironcase", organization.name), body).await {
+            // Not delivered: the invitation is withdrawn, nothing is left half-done.
+            let (id, org_id) = (row.id, row.org);
+            self.store().write(move |c| Ok::<_, AppError>(invitation::revoke(c, org_id, id, now)?)).await?;
+            return Err(e);
+        }
+        Ok((row, None))
     }
 
     /// Pending invitations, oldest first.

@@ -23,6 +23,7 @@ pub mod mfa;
 pub mod org;
 pub mod pg;
 pub mod pipe;
+pub mod reset;
 pub mod search;
 pub mod session;
 #[cfg(test)]

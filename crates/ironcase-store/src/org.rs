@@ -335,6 +335,12 @@ pub fn insert_membership(c: &Tx, org: OrgId, user: UserId, role: Role, at: Times
     Ok(())
 }
 
+/// How many organisations the account belongs to.
+pub fn count_memberships(c: &Conn, user: UserId) -> Result<i64> {
+    c.platform()?;
+    query_one(c, "select count(*) from membership where user_id = ?", [user.to_string()], |r| r.get(0))
+}
+
 pub fn membership_role(c: &Conn, org: OrgId, user: UserId) -> Result<Option<Role>> {
     c.scope(org)?;
     query_opt(c, "select role from membership where organization_id = ? and user_id = ?", [org.to_string(), user.to_string()], |r| {

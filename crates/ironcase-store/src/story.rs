@@ -17,7 +17,8 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, search, session, Conn, Result, Store, StoreError, Taken, Tx,
+    apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, reset, search, session, Conn, Result, Store, StoreError,
+    Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -429,6 +430,25 @@ async fn story(s: Store) {
     w(&s, move |c| mfa::remove(c, al)).await;
     let (row, left) = r(&s, move |c| Ok((mfa::totp(c, al)?, mfa::backup_codes_left(c, al)?))).await;
     assert!(row.is_none() && left == 0, "removed with its backup codes");
+
+    // Password resets: a token works once, not after it expires, and taking
+    // one spends the account's others.
+    w(&s, move |c| {
+        reset::insert(c, "reset-1", al, Timestamp(70), Timestamp(100))?;
+        reset::insert(c, "reset-2", al, Timestamp(71), Timestamp(100))?;
+        reset::insert(c, "reset-3", bo, Timestamp(72), Timestamp(80))
+    })
+    .await;
+    let (asked, expired, taken, again, spent) = w(&s, move |c| {
+        let asked = reset::count_since(c, al, Timestamp(71))?;
+        let expired = reset::take(c, "reset-3", Timestamp(85))?;
+        let taken = reset::take(c, "reset-1", Timestamp(85))?;
+        Ok((asked, expired, taken, reset::take(c, "reset-1", Timestamp(86))?, reset::take(c, "reset-2", Timestamp(86))?))
+    })
+    .await;
+    assert_eq!((asked, expired, taken, again, spent), (1, None, Some(al), None, None));
+    let (of_al, of_bo) = r(&s, move |c| Ok((org::count_memberships(c, al)?, org::count_memberships(c, bo)?))).await;
+    assert_eq!((of_al, of_bo), (1, 1));
 
     // Signing keys, sealed.
     w(&s, |c| {
@@ -925,6 +945,7 @@ fn the_story_calls_every_store_function() {
         ("ioc", include_str!("ioc.rs")),
         ("mfa", include_str!("mfa.rs")),
         ("org", include_str!("org.rs")),
+        ("reset", include_str!("reset.rs")),
         ("search", include_str!("search.rs")),
         ("session", include_str!("session.rs")),
     ];

@@ -88,7 +88,22 @@ pub struct ServeArgs {
     /// machine that no proxy forwarded [default: none]
     #[arg(long, env = "IRONCASE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// The SMTP server for invitations and password resets
+    /// (smtp://host:port, smtp://user:password@host:587?tls=required,
+    /// smtps://host:465) [default: none: invitation links go to the admin,
+    /// admins reset passwords]
+    #[arg(long, env = "IRONCASE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of e-mail [default: Ironcase <ironcase@localhost>]
+    #[arg(long, env = "IRONCASE_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Where people reach this server, for the links in e-mail
+    /// [default: http://<bind>]
+    #[arg(long, env = "IRONCASE_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
+
+const DEFAULT_MAIL_FROM: &str = "Ironcase <ironcase@localhost>";
 
 /// `N/SECONDS`: N requests per that many seconds.
 pub fn parse_limit(s: &str) -> Option<ironcase_app::ratelimit::Quota> {
@@ -133,6 +148,9 @@ struct FileConfig {
     database_url: Option<String>,
     database_timeout: Option<u64>,
     metrics_token: Option<String>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    public_url: Option<String>,
 }
 
 /// The resolved configuration.
@@ -173,6 +191,10 @@ pub struct Config {
     pub database_timeout_secs: u64,
     /// Opens `/metrics` to those who present it; `None`: loopback only.
     pub metrics_token: Option<ironcase_app::shared::SecretUrl>,
+    pub smtp_url: Option<ironcase_app::shared::SecretUrl>,
+    pub mail_from: String,
+    /// None: `http://<bind>`.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -200,6 +222,9 @@ impl Config {
             database_url: None,
             database_timeout_secs: 10,
             metrics_token: None,
+            smtp_url: None,
+            mail_from: DEFAULT_MAIL_FROM.to_owned(),
+            public_url: None,
         }
     }
 
@@ -231,6 +256,9 @@ impl Config {
             database_url: args.database_url.or(file.database_url).map(ironcase_app::shared::SecretUrl::new),
             database_timeout_secs: args.database_timeout.or(file.database_timeout).unwrap_or(10),
             metrics_token: args.metrics_token.or(file.metrics_token).map(ironcase_app::shared::SecretUrl::new),
+            smtp_url: args.smtp_url.or(file.smtp_url).map(ironcase_app::shared::SecretUrl::new),
+            mail_from: args.mail_from.or(file.mail_from).unwrap_or_else(|| DEFAULT_MAIL_FROM.to_owned()),
+            public_url: args.public_url.or(file.public_url),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -269,6 +297,13 @@ impl Config {
         if let Some(u) = &self.redis_url {
             anyhow::ensure!(ironcase_app::shared::Redis::new(u).is_ok(), "redis_url is not a valid redis:// URL");
         }
+        if let Some(u) = &self.public_url {
+            anyhow::ensure!(
+                url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()),
+                "public_url must be an http:// or https:// URL"
+            );
+        }
+        ironcase_app::mail::Mailer::new(self.smtp_url.as_ref(), &self.mail_from, "http://localhost").map_err(|e| anyhow::anyhow!("{e}"))?;
         for p in &self.trusted_proxies {
             anyhow::ensure!(ironcase_http::proxy::Cidr::parse(p).is_some(), "trusted_proxies: `{p}` is not an address or range");
         }

@@ -78,6 +78,9 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
         stream_heartbeat: std::time::Duration::from_secs(cfg.stream_heartbeat_secs),
         stream_buffer: cfg.stream_buffer,
         redis_url: cfg.redis_url.clone(),
+        smtp_url: cfg.smtp_url.clone(),
+        mail_from: cfg.mail_from.clone(),
+        public_url: cfg.public_url.clone().unwrap_or_else(|| format!("http://{}", cfg.bind)),
         ..Settings::default()
     };
     if let Some(q) = cfg.login_limit.as_deref().and_then(crate::config::parse_limit) {

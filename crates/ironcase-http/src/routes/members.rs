@@ -126,8 +126,11 @@ pub struct InvitationCreated {
     pub invitation: InvitationOut,
     /// The invitation's secret, shown only now: the invitee sends it to
     /// `POST /api/v1/invitations/accept` (with their password, or the name and
-    /// password of their new account). Valid for 7 days, once.
-    pub token: String,
+    /// password of their new account). Valid for 7 days, once. Null when the
+    /// server e-mailed the link to the address instead.
+    pub token: Option<String>,
+    /// The link went to the invited address by e-mail.
+    pub emailed: bool,
 }
 
 /// Invites someone to join with a role. Nobody is added without accepting,
@@ -141,7 +144,7 @@ pub async fn add(
     Json(b): Json<AddMember>,
 ) -> ApiResult<(StatusCode, axum::Json<InvitationCreated>)> {
     let (row, token) = s.app.member_invite(&p, &meta, NewMember { email: b.email, role: b.role }).await?;
-    Ok((StatusCode::CREATED, axum::Json(InvitationCreated { invitation: row.into(), token })))
+    Ok((StatusCode::CREATED, axum::Json(InvitationCreated { invitation: row.into(), emailed: token.is_none(), token })))
 }
 
 /// Pending invitations, oldest first.

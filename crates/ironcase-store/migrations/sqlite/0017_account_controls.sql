@@ -9,3 +9,13 @@ alter table organization add column ip_allowlist text not null default '';
 alter table api_key add column allowed_cidrs text not null default '';
 alter table session add column authenticated_at integer not null default 0;
 update session set authenticated_at = created_at;
+-- Password resets: only the SHA-256 of the link's token; single-use,
+-- short-lived. Accounts are no tenant's: the platform's table.
+create table password_reset (
+    token_hash text primary key,
+    user_id text not null references account (user_id),
+    created_at integer not null,
+    expires_at integer not null,
+    used_at integer
+);
+create index password_reset_of_account on password_reset (user_id, created_at);

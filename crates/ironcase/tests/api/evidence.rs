@@ -433,21 +433,6 @@ async fn a_gigabyte_streams_through_in_flat_memory() {
     let _ = child.wait();
 }
 
-/// A free loopback port.
-fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// Kills the child when dropped (the S3 stand-in and the server).
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Object keys in the bucket, from a ListObjectsV2 answer.
 async fn bucket_keys(client: &reqwest::Client, s3: &str) -> Vec<String> {
     let xml = client.get(format!("{s3}/ironcase-test?list-type=2")).send().await.expect("list").text().await.expect("xml");

@@ -365,3 +365,18 @@ pub async fn direct_sql(app: &TestApp, sql: &str) -> Option<i64> {
         }
     }
 }
+
+/// A free loopback port.
+pub fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Kills the child when dropped (peers the tests start, and servers).
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -106,6 +106,13 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             json!({ "cidrs": "10.0.0.0/8", "confirm": 1, "x": 1 }),
             vec!["cidrs", "confirm", "x"],
         ),
+        (Method::POST, "/api/v1/auth/password-reset".into(), json!({ "email": 5, "x": 1 }), vec!["email", "x"]),
+        (
+            Method::POST,
+            "/api/v1/auth/password-reset/confirm".into(),
+            json!({ "token": [], "new_password": 1, "x": 1 }),
+            vec!["token", "new_password", "x"],
+        ),
         (
             Method::PATCH,
             format!("/api/v1/api-keys/{key}"),
@@ -115,7 +122,9 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     ];
     let if_match = [("if-match", "\"1\"")];
     for (m, path, wrong, fields) in &endpoints {
-        let anonymous = ["/auth/login", "/auth/refresh", "/auth/mfa/verify"].iter().any(|a| path.ends_with(a));
+        let anonymous = ["/auth/login", "/auth/refresh", "/auth/mfa/verify", "/auth/password-reset", "/auth/password-reset/confirm"]
+            .iter()
+            .any(|a| path.ends_with(a));
         let token = if anonymous { None } else { Some(owner.token.as_str()) };
         let h: &[(&str, &str)] = if *m == Method::PATCH { &if_match } else { &[] };
         let r = raw(&app, m.clone(), path, token, "application/json", b"{\"title\": ".to_vec(), h).await;

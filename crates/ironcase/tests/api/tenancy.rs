@@ -70,6 +70,7 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::GET, format!("/api/v1/events/stream?incident_id={b_inc_id}"), None, vec![]),
         (Method::GET, format!("/api/v1/events/ws?incident_id={b_inc_id}"), None, vec![]),
         (Method::DELETE, format!("/api/v1/members/{}/mfa", b_member.id), None, vec![]),
+        (Method::POST, format!("/api/v1/members/{}/password-reset", b_member.id), Some(json!({})), vec![]),
         (Method::GET, format!("/api/v1/members/{}/sessions", b_member.id), None, vec![]),
         (Method::DELETE, format!("/api/v1/members/{}/sessions", b_member.id), None, vec![]),
         (Method::DELETE, format!("/api/v1/auth/sessions/{b_session}"), None, vec![]),

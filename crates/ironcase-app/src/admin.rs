@@ -103,7 +103,7 @@ impl App {
                 if let Some(u) = &new_user {
                     org::insert_user(c, u)?;
                 }
-                org::insert_membership(c, row.id, owner_id, Role::Owner, now)?;
+                org::insert_membership(c, row.id, owner_id, Role::Owner, None, now)?;
                 let details = json!({ "slug": row.slug, "name": row.name, "plan": row.plan, "overrides": overrides, "owner_id": owner_id, "owner_email": email });
                 let mut platform = by(&p2, &meta2, now, "organization.create", ("organization", &row.id.to_string()), details.clone());
                 platform.tenant = PLATFORM.into();
@@ -226,7 +226,7 @@ pub(crate) async fn bootstrap(app: &App, data_dir: &Path) -> Result<Option<PathB
             }
             org::insert_org(c, &o)?;
             org::insert_user(c, &u)?;
-            org::insert_membership(c, o.id, u.id, Role::Owner, now)?;
+            org::insert_membership(c, o.id, u.id, Role::Owner, None, now)?;
             let mut e = audit::NewEntry {
                 tenant: PLATFORM.into(),
                 at: now,

@@ -3,7 +3,7 @@
 
 use ironcase_domain::net::AllowList;
 use ironcase_domain::validate::{self, ValidationErrors};
-use ironcase_domain::{ApiKeyId, Permission, Role, Timestamp, Tlp};
+use ironcase_domain::{ApiKeyId, Grants, Permission, Timestamp, Tlp};
 use ironcase_store::apikey::{self, ApiKeyRow};
 use ironcase_store::audit;
 use serde_json::json;
@@ -32,7 +32,8 @@ impl std::fmt::Debug for CreatedKey {
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
     pub name: String,
-    pub role: Role,
+    /// A built-in role, or one of the organisation's own (id or name).
+    pub role: String,
     pub expires_at: Option<Timestamp>,
     /// The most restricted TLP the key may see.
     pub tlp_max: Option<Tlp>,
@@ -49,6 +50,16 @@ pub struct KeyChange {
     pub allowed_cidrs: Option<Vec<String>>,
 }
 
+/// Whether `p` may rotate or change the key `k`: it grants no more than
+/// `p` holds (a rotation hands out its new secret).
+fn may_act_on(c: &ironcase_store::Tx, p: &Principal, k: &ApiKeyRow) -> Result<bool> {
+    let grants = match k.custom_role {
+        Some(r) => ironcase_store::role::get(c, k.org, r)?.grants(),
+        None => Grants::of(k.role),
+    };
+    Ok(p.role.covers(k.role) && p.grants.covers(&grants))
+}
+
 impl App {
     pub async fn apikey_create(&self, p: &Principal, meta: &RequestMeta, input: NewApiKey) -> Result<CreatedKey> {
         let NewApiKey { name, role, expires_at, tlp_max, rate_per_minute, allowed_cidrs } = input;
@@ -59,9 +70,7 @@ impl App {
         if !self.store().read_now(move |c| crate::quotas::limits(c, org_id)).await?.has(ironcase_domain::plan::Feature::ApiAccess) {
             return Err(AppError::FeatureNotInPlan("api_access"));
         }
-        if !p.role.covers(role) {
-            return Err(self.deny(p, meta, Permission::ApiKeysManage, Some(("role", role.to_string()))).await);
-        }
+        let assigned = self.assignable(p, meta, &role, Permission::ApiKeysManage).await?;
         let now = self.clock().now();
         let mut errs = ValidationErrors::default();
         let name = validate::text("name", name, 1, 200, &mut errs);
@@ -78,7 +87,8 @@ impl App {
             id: ApiKeyId::new(),
             org: p.org,
             name,
-            role,
+            role: assigned.role,
+            custom_role: assigned.custom_id(),
             key_hash,
             key_prefix,
             created_by: p.user_id(),
@@ -100,7 +110,7 @@ impl App {
             .write(move |c| {
                 apikey::insert(c, &row)?;
                 let details =
-                    json!({ "name": row.name, "role": row.role, "expires_at": row.expires_at, "allowed_cidrs": row.allowed_cidrs.ranges() });
+                    json!({ "name": row.name, "role": row.role, "custom_role": row.custom_role, "expires_at": row.expires_at, "allowed_cidrs": row.allowed_cidrs.ranges() });
                 audit::append(c, by(&p2, &meta2, now, "apikey.create", ("api_key", &row.id.to_string()), details))?;
                 Ok::<_, AppError>(row)
             })
@@ -149,7 +159,7 @@ impl App {
             .write(move |c| {
                 {
                     let old = apikey::get(c, p2.org, id)?;
-                    if !p2.role.covers(old.role) {
+                    if !may_act_on(c, &p2, &old)? {
                         return Err(AppError::Forbidden(format!("missing permission {}", Permission::ApiKeysManage)));
                     }
                     // Same id, name, role and expiry; a new secret.
@@ -182,7 +192,7 @@ impl App {
             .store()
             .write(move |c| {
                 let old = apikey::get(c, p2.org, id)?;
-                if !p2.role.covers(old.role) {
+                if !may_act_on(c, &p2, &old)? {
                     return Err(AppError::Forbidden(format!("missing permission {}", Permission::ApiKeysManage)));
                 }
                 let row = ApiKeyRow { name: name.unwrap_or(old.name), allowed_cidrs: cidrs.unwrap_or(old.allowed_cidrs), ..old };

@@ -685,13 +685,19 @@ impl App {
         if auth.org_status != "active" {
             return Err(AppError::OrganizationSuspended);
         }
+        let (grants, custom_role, tlp_max) = match &auth.custom_role {
+            Some(c) => (c.grants(), Some(c.id), c.tlp_max),
+            None => (ironcase_domain::Grants::of(role), None, None),
+        };
         Ok(Principal {
             org,
             actor: Actor::User(s.user),
             role,
+            grants,
+            custom_role,
             session: Some(s.id),
             is_operator: auth.is_operator,
-            tlp_max: None,
+            tlp_max,
             rate_per_minute: None,
             enrolling: auth.mfa_pending,
             authenticated_at: Some(auth.authenticated_at),
@@ -721,10 +727,13 @@ impl App {
         if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
             return Err(AppError::Unauthenticated);
         }
-        let (status, limits, networks) = {
-            let id = row.org;
+        let (status, limits, networks, custom) = {
+            let (id, custom) = (row.org, row.custom_role);
             self.store()
-                .read_now(move |c| Ok::<_, AppError>((org::plan_of(c, id)?.2, crate::quotas::limits(c, id)?, org::ip_allowlist(c, id)?)))
+                .read_now(move |c| {
+                    let custom = custom.map(|r| ironcase_store::role::get(c, id, r)).transpose()?;
+                    Ok::<_, AppError>((org::plan_of(c, id)?.2, crate::quotas::limits(c, id)?, org::ip_allowlist(c, id)?, custom))
+                })
                 .await?
         };
         if status != "active" {
@@ -743,13 +752,20 @@ impl App {
                 }
             });
         }
+        // The key's own ceiling and its role's, whichever is lower.
+        let tlp_max = match (row.tlp_max, custom.as_ref().and_then(|c| c.tlp_max)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         Ok(Principal {
             org: row.org,
             actor: Actor::ApiKey { key: row.id, owner: row.created_by },
             role: row.role,
+            grants: custom.as_ref().map_or_else(|| ironcase_domain::Grants::of(row.role), |c| c.grants()),
+            custom_role: row.custom_role,
             session: None,
             is_operator: false,
-            tlp_max: row.tlp_max,
+            tlp_max,
             rate_per_minute: row.rate_per_minute,
             enrolling: false,
             authenticated_at: None,

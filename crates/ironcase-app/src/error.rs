@@ -66,6 +66,7 @@ error_codes! {
     MfaNotEnrolled = "mfa_not_enrolled", 409, "the account has no authenticator (or no enrolment to confirm)";
     EmailUnavailable = "email_unavailable", 409, "this server sends no e-mail (no SMTP server configured): an owner or admin resets passwords";
     AccountShared = "account_shared", 409, "the account belongs to other organisations too: only the account holder (by e-mail) or a platform operator resets its password";
+    RoleInUse = "role_in_use", 409, "members, API keys or pending invitations hold the role";
     WouldLockOut = "would_lock_out", 409, "the allow-list would exclude the caller's own address; send `confirm: true` to apply it anyway";
     NoParent = "no_parent", 409, "the organisation has no parent to grant access to";
     EvidenceDeleted = "evidence_deleted", 410, "the evidence was deleted; its record and custody remain";

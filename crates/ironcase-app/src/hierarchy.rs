@@ -87,6 +87,8 @@ impl App {
             org: child,
             actor: p.actor,
             role: Role::Viewer,
+            grants: ironcase_domain::Grants::of(Role::Viewer),
+            custom_role: None,
             session: None,
             is_operator: false,
             tlp_max: p.tlp_max,

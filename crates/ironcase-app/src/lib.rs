@@ -28,6 +28,7 @@ pub mod principal;
 pub mod quotas;
 pub mod ratelimit;
 pub mod reset;
+pub mod roles;
 pub mod search;
 mod sessions;
 pub mod shared;

@@ -470,7 +470,7 @@ impl App {
                 let auth =
                     self.store().read_now(move |c| session::session_auth(c, sid, Some(org))).await?.ok_or(AppError::Unauthenticated)?;
                 let again = self.session_principal(auth, p.org, Some(user), now)?;
-                if again.role != p.role {
+                if again.role != p.role || again.grants != p.grants {
                     return Err(AppError::Unauthenticated);
                 }
                 Ok(())

@@ -21,7 +21,8 @@ pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 3600;
 /// Whom to invite, with which role.
 pub struct NewMember {
     pub email: String,
-    pub role: Role,
+    /// A built-in role, or one of the organisation's own (id or name).
+    pub role: String,
 }
 
 /// An invitation's token, with the password of the account that has its
@@ -76,9 +77,7 @@ impl App {
     pub async fn member_invite(&self, p: &Principal, meta: &RequestMeta, input: NewMember) -> Result<(InvitationRow, Option<String>)> {
         self.require(p, meta, Permission::MembersManage).await?;
         self.require_recent_proof(p)?;
-        if !p.role.covers(input.role) {
-            return Err(self.deny(p, meta, Permission::MembersManage, Some(("role", input.role.to_string()))).await);
-        }
+        let assigned = self.assignable(p, meta, &input.role, Permission::MembersManage).await?;
         let mut errs = ValidationErrors::default();
         let email = validate::email("email", &input.email, &mut errs);
         errs.into_result()?;
@@ -88,7 +87,8 @@ impl App {
             id: InvitationId::new(),
             org: p.org,
             email,
-            role: input.role,
+            role: assigned.role,
+            custom_role: assigned.custom_id(),
             token_hash: crypto::sha256_hex(&token),
             invited_by: p.user_id(),
             created_at: now,
@@ -104,7 +104,8 @@ impl App {
                     return Err(AppError::Conflict { code: ErrorCode::AlreadyMember, detail: "this address is already a member".into() });
                 }
                 invitation::insert(c, &r)?;
-                let details = json!({ "email": r.email, "role": r.role, "expires_at": r.expires_at, "emailed": emailed });
+                let details =
+                    json!({ "email": r.email, "role": r.role, "custom_role": r.custom_role, "expires_at": r.expires_at, "emailed": emailed });
                 audit::append(c, by(&p2, &meta2, now, "member.invite", ("invitation", &r.id.to_string()), details))?;
                 Ok::<_, AppError>(())
             })
@@ -202,6 +203,8 @@ impl App {
             org: inv.org,
             actor: crate::Actor::User(user.id),
             role: inv.role,
+            grants: ironcase_domain::Grants::of(inv.role),
+            custom_role: inv.custom_role,
             session: None,
             is_operator: false,
             tlp_max: None,
@@ -222,8 +225,14 @@ impl App {
                     return Err(AppError::Conflict { code: ErrorCode::AlreadyMember, detail: "this account is already a member".into() });
                 }
                 crate::quotas::check_members(c, &joined, &meta2, now)?;
-                org::insert_membership(c, inv.org, user.id, inv.role, now)?;
-                let details = json!({ "email": user.email, "role": inv.role, "invitation_id": inv.id, "invited_by": inv.invited_by });
+                org::insert_membership(c, inv.org, user.id, inv.role, inv.custom_role, now)?;
+                let details = json!({
+                    "email": user.email,
+                    "role": inv.role,
+                    "custom_role": inv.custom_role,
+                    "invitation_id": inv.id,
+                    "invited_by": inv.invited_by,
+                });
                 audit::append(c, by(&joined, &meta2, now, "member.add", ("user", &user.id.to_string()), details))?;
                 Ok((org::get_org(c, inv.org)?, org::get_member(c, inv.org, user.id)?))
             })
@@ -231,28 +240,37 @@ impl App {
     }
 
     /// Changes a member's role; ends their sessions in this organisation at once.
-    pub async fn member_set_role(&self, p: &Principal, meta: &RequestMeta, user: UserId, role: Role) -> Result<MemberRow> {
+    /// `role`: a built-in role, or one of the organisation's own (id or name).
+    pub async fn member_set_role(&self, p: &Principal, meta: &RequestMeta, user: UserId, role: &str) -> Result<MemberRow> {
         self.require(p, meta, Permission::MembersManage).await?;
         self.require_recent_proof(p)?;
         let target = {
             let id = p.org;
             self.store().read(move |c| org::get_member(c, id, user)).await?
         };
-        if !p.role.covers(target.role) || !p.role.covers(role) {
+        if !p.role.covers(target.role) {
             return Err(self.deny(p, meta, Permission::MembersManage, Some(("user", user.to_string()))).await);
         }
+        let assigned = self.assignable(p, meta, role, Permission::MembersManage).await?;
+        let (role, custom) = (assigned.role, assigned.custom_id());
         let now = self.clock().now();
         let (p2, meta2) = (p.clone(), meta.clone());
         self.store()
             .write(move |c| {
                 let current = org::get_member(c, p2.org, user)?;
-                if current.role != role {
+                if current.role != role || current.custom_role != custom {
                     if role != Role::Owner {
                         keep_an_owner(c, p2.org, current.role)?;
                     }
-                    org::update_role(c, p2.org, user, role)?;
+                    org::update_role(c, p2.org, user, role, custom)?;
                     let ended = session::revoke_member_sessions(c, p2.org, user, now, "role_changed")?;
-                    let details = json!({ "old_role": current.role, "new_role": role, "sessions_ended": ended });
+                    let details = json!({
+                        "old_role": current.role,
+                        "old_custom_role": current.custom_role,
+                        "new_role": role,
+                        "new_custom_role": custom,
+                        "sessions_ended": ended,
+                    });
                     audit::append(c, by(&p2, &meta2, now, "member.update", ("user", &user.to_string()), details))?;
                 }
                 Ok(org::get_member(c, p2.org, user)?)

@@ -1,7 +1,7 @@
 //! Who is asking, in which organisation, with which role; and where from.
 
 use ironcase_domain::net::AllowList;
-use ironcase_domain::{ApiKeyId, OrgId, Permission, Role, Scope, SessionId, Timestamp, Tlp, UserId};
+use ironcase_domain::{ApiKeyId, Grants, OrgId, Permission, Role, RoleId, Scope, SessionId, Timestamp, Tlp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -18,7 +18,14 @@ pub enum Actor {
 pub struct Principal {
     pub org: OrgId,
     pub actor: Actor,
+    /// The built-in role, or the base of the organisation's own role the
+    /// credential holds: its rank (who may act on whom).
     pub role: Role,
+    /// What the credential may do: the built-in role's permissions, or the
+    /// custom role's. Checked in memory.
+    pub grants: Grants,
+    /// The organisation's own role, when the credential holds one.
+    pub custom_role: Option<RoleId>,
     pub session: Option<SessionId>,
     /// A platform operator acting through a user session.
     pub is_operator: bool,
@@ -91,13 +98,14 @@ impl Principal {
     }
 
     /// Whether the role grants `p` at all (conditions aside).
+    #[inline]
     pub fn has(&self, p: Permission) -> bool {
-        self.role.scope(p).is_some()
+        self.grants.scope(p).is_some()
     }
 
     /// Whether the role grants `p` on an incident with this reporter and assignee.
     pub fn may_on_incident(&self, p: Permission, reporter: UserId, assignee: Option<UserId>) -> bool {
-        match self.role.scope(p) {
+        match self.grants.scope(p) {
             Some(Scope::All) => true,
             Some(Scope::OwnOrAssigned) => {
                 let me = self.user_id();

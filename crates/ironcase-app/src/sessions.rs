@@ -143,6 +143,7 @@ mod tests {
             authenticated_at: Timestamp(0),
             policy: Default::default(),
             ip_allowlist: Default::default(),
+            custom_role: None,
         }
     }
 

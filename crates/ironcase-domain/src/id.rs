@@ -91,6 +91,7 @@ typed_id!(SessionId, "ses");
 typed_id!(IocId, "ioc");
 typed_id!(EvidenceId, "evd");
 typed_id!(InvitationId, "inv");
+typed_id!(RoleId, "rol");
 
 #[cfg(test)]
 mod tests {

@@ -133,6 +133,68 @@ impl Role {
     }
 }
 
+/// What a role grants, one slot per permission: the check a request makes is
+/// an index, whether the role is built in or an organisation's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grants([Option<Scope>; Permission::ALL.len()]);
+
+/// The permissions a custom role's `own_or_assigned` condition narrows:
+/// changes to an incident, allowed only on those the holder reported or is
+/// assigned to.
+pub const INCIDENT_CHANGES: &[Permission] = &[P::IncidentUpdate, P::IncidentDelete, P::CommentCreate, P::EvidenceCreate];
+
+impl Grants {
+    pub fn of(role: Role) -> Grants {
+        let mut g = [None; Permission::ALL.len()];
+        for (p, s) in role.grants() {
+            g[*p as usize] = Some(*s);
+        }
+        Grants(g)
+    }
+
+    /// `base`'s grants, with `grant` added (everywhere) and `revoke` taken
+    /// away; with `own_or_assigned`, [`INCIDENT_CHANGES`] only on the
+    /// holder's own or assigned incidents.
+    pub fn custom(base: Role, grant: &[Permission], revoke: &[Permission], own_or_assigned: bool) -> Grants {
+        let mut g = Grants::of(base).0;
+        for p in grant {
+            g[*p as usize] = Some(All);
+        }
+        for p in revoke {
+            g[*p as usize] = None;
+        }
+        if own_or_assigned {
+            for p in INCIDENT_CHANGES {
+                if g[*p as usize].is_some() {
+                    g[*p as usize] = Some(OwnOrAssigned);
+                }
+            }
+        }
+        Grants(g)
+    }
+
+    /// The scope of `p`, or `None` when not granted.
+    #[inline]
+    pub fn scope(&self, p: Permission) -> Option<Scope> {
+        self.0[p as usize]
+    }
+
+    /// Whether every permission of `other` is granted here at least as
+    /// widely (nobody hands out more than they hold).
+    pub fn covers(&self, other: &Grants) -> bool {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .all(|pair| matches!(pair, (_, None) | (Some(All), Some(_)) | (Some(OwnOrAssigned), Some(OwnOrAssigned))))
+    }
+
+    /// The granted permissions and their scopes, in the order of
+    /// [`Permission::ALL`].
+    pub fn list(&self) -> impl Iterator<Item = (Permission, Scope)> + '_ {
+        Permission::ALL.iter().filter_map(|p| self.scope(*p).map(|s| (*p, s)))
+    }
+}
+
 /// The role table as Markdown, for the docs.
 pub fn role_table_markdown() -> String {
     let mut out = String::from("| permission |");
@@ -171,6 +233,21 @@ mod tests {
             for p in lo.permissions() {
                 assert!(hi.scope(p).is_some(), "{hi} lacks {p} that {lo} has");
             }
+        }
+    }
+
+    #[test]
+    fn custom_grants_add_revoke_and_narrow() {
+        let g = Grants::custom(Role::Analyst, &[P::AuditRead], &[P::EvidenceDownload], false);
+        assert_eq!((g.scope(P::AuditRead), g.scope(P::EvidenceDownload)), (Some(All), None));
+        assert_eq!(g.scope(P::IncidentUpdate), Some(OwnOrAssigned), "the base's own scope stays");
+        assert!(Grants::of(Role::Lead).covers(&g) && !Grants::of(Role::Analyst).covers(&g));
+        let narrow = Grants::custom(Role::Lead, &[], &[], true);
+        assert_eq!((narrow.scope(P::IncidentDelete), narrow.scope(P::IncidentRead)), (Some(OwnOrAssigned), Some(All)));
+        assert!(Grants::of(Role::Lead).covers(&narrow) && !narrow.covers(&Grants::of(Role::Lead)));
+        for r in Role::ALL {
+            assert_eq!(Grants::custom(*r, &[], &[], false), Grants::of(*r));
+            assert!(r.permissions().all(|p| Grants::of(*r).scope(p) == r.scope(p)));
         }
     }
 

@@ -97,6 +97,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Err(ApiError::validation(errors))
 }
 
+/// `deserialize_with` for a field that holds an object (or `null`, where
+/// the field is optional): anything else is refused (serde would read a
+/// struct from an array of its fields).
+pub fn object<'de, D: serde::Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
+    use serde::de::Error;
+    let v = <Value as serde::Deserialize>::deserialize(d)?;
+    if !v.is_object() && !v.is_null() {
+        return Err(D::Error::custom("must be a JSON object"));
+    }
+    serde_json::from_value(v).map_err(D::Error::custom)
+}
+
 const NUL_MESSAGE: &str = "must not contain a NUL character";
 
 /// The path of the first string (or key) in `v` that holds a NUL.

@@ -2,7 +2,7 @@
 
 use crate::{params, Row};
 use ironcase_domain::net::AllowList;
-use ironcase_domain::{ApiKeyId, OrgId, Role, Timestamp, Tlp, UserId};
+use ironcase_domain::{ApiKeyId, OrgId, Role, RoleId, Timestamp, Tlp, UserId};
 
 use crate::{exec, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result, StoreError, Tx};
 
@@ -12,6 +12,8 @@ pub struct ApiKeyRow {
     pub org: OrgId,
     pub name: String,
     pub role: Role,
+    /// An organisation's own role the key holds (`role` is its base).
+    pub custom_role: Option<RoleId>,
     pub key_hash: String,
     pub key_prefix: String,
     pub created_by: UserId,
@@ -43,6 +45,7 @@ fn key(r: &Row<'_, '_>) -> Result<ApiKeyRow> {
         org: parse_id(r, "organization_id")?,
         name: r.get("name")?,
         role: parse_col(r, "role", Role::parse)?,
+        custom_role: crate::parse_opt_id(r, "custom_role_id")?,
         key_hash: r.get("key_hash")?,
         key_prefix: r.get("key_prefix")?,
         created_by: parse_id(r, "created_by")?,
@@ -63,19 +66,20 @@ fn key(r: &Row<'_, '_>) -> Result<ApiKeyRow> {
 }
 
 const COLS: &str =
-    "api_key_id, organization_id, name, role, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at, tlp_max, rate_per_minute, \
+    "api_key_id, organization_id, name, role, custom_role_id, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at, tlp_max, rate_per_minute, \
      allowed_cidrs";
 
 pub fn insert(c: &Tx, k: &ApiKeyRow) -> Result<()> {
     c.scope(k.org)?;
     exec(
         c,
-        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         params![
             k.id.to_string(),
             k.org.to_string(),
             k.name,
             k.role.as_str(),
+            k.custom_role.map(|r| r.to_string()),
             k.key_hash,
             k.key_prefix,
             k.created_by.to_string(),

@@ -1,7 +1,7 @@
 //! Invitations to join an organisation: stored with the hash of their token
 //! only, pending until accepted, revoked or expired.
 
-use ironcase_domain::{InvitationId, OrgId, Role, Timestamp, UserId};
+use ironcase_domain::{InvitationId, OrgId, Role, RoleId, Timestamp, UserId};
 
 use crate::{exec, params, parse_col, parse_id, query_map, query_opt, Conn, Result, Row, StoreError, Tx};
 
@@ -11,6 +11,8 @@ pub struct InvitationRow {
     pub org: OrgId,
     pub email: String,
     pub role: Role,
+    /// An organisation's own role to join with (`role` is its base).
+    pub custom_role: Option<RoleId>,
     pub token_hash: String,
     pub invited_by: UserId,
     pub created_at: Timestamp,
@@ -32,7 +34,8 @@ impl InvitationRow {
     }
 }
 
-const COLS: &str = "organization_id, invitation_id, email, role, token_hash, invited_by, created_at, expires_at, accepted_at, revoked_at";
+const COLS: &str =
+    "organization_id, invitation_id, email, role, custom_role_id, token_hash, invited_by, created_at, expires_at, accepted_at, revoked_at";
 
 fn invitation(r: &Row<'_, '_>) -> Result<InvitationRow> {
     Ok(InvitationRow {
@@ -40,6 +43,7 @@ fn invitation(r: &Row<'_, '_>) -> Result<InvitationRow> {
         org: parse_id(r, "organization_id")?,
         email: r.get("email")?,
         role: parse_col(r, "role", Role::parse)?,
+        custom_role: crate::parse_opt_id(r, "custom_role_id")?,
         token_hash: r.get("token_hash")?,
         invited_by: parse_id(r, "invited_by")?,
         created_at: Timestamp(r.get("created_at")?),
@@ -53,12 +57,13 @@ pub fn insert(c: &Tx, i: &InvitationRow) -> Result<()> {
     c.scope(i.org)?;
     exec(
         c,
-        &format!("insert into invitation ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("insert into invitation ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         params![
             i.org.to_string(),
             i.id.to_string(),
             i.email,
             i.role.as_str(),
+            i.custom_role.map(|r| r.to_string()),
             i.token_hash,
             i.invited_by.to_string(),
             i.created_at.0,

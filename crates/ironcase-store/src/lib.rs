@@ -24,6 +24,7 @@ pub mod org;
 pub mod pg;
 pub mod pipe;
 pub mod reset;
+pub mod role;
 pub mod search;
 pub mod session;
 #[cfg(test)]

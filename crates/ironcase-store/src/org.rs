@@ -2,7 +2,7 @@
 
 use crate::{params, Row};
 use ironcase_domain::net::AllowList;
-use ironcase_domain::{OrgId, Role, Timestamp, UserId};
+use ironcase_domain::{OrgId, Role, RoleId, Timestamp, UserId};
 
 use crate::{
     exec, parse_col, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Lookup, MemoKey, Result, StoreError, Tx, Value,
@@ -325,12 +325,14 @@ pub fn get_user(c: &Conn, id: UserId) -> Result<UserRow> {
     )
 }
 
-pub fn insert_membership(c: &Tx, org: OrgId, user: UserId, role: Role, at: Timestamp) -> Result<()> {
+/// A new member with `role`, or an organisation's own role (`custom`, whose
+/// base `role` is).
+pub fn insert_membership(c: &Tx, org: OrgId, user: UserId, role: Role, custom: Option<RoleId>, at: Timestamp) -> Result<()> {
     c.scope(org)?;
     exec(
         c,
-        "insert into membership (organization_id, user_id, role, created_at) values (?, ?, ?, ?)",
-        params![org.to_string(), user.to_string(), role.as_str(), at.0],
+        "insert into membership (organization_id, user_id, role, custom_role_id, created_at) values (?, ?, ?, ?, ?)",
+        params![org.to_string(), user.to_string(), role.as_str(), custom.map(|r| r.to_string()), at.0],
     )?;
     Ok(())
 }
@@ -376,6 +378,8 @@ pub struct MemberRow {
     pub email: String,
     pub name: String,
     pub role: Role,
+    /// An organisation's own role the member holds (`role` is its base).
+    pub custom_role: Option<RoleId>,
     pub joined_at: Timestamp,
 }
 
@@ -385,6 +389,7 @@ fn member(r: &Row<'_, '_>) -> Result<MemberRow> {
         email: r.get("email")?,
         name: r.get("name")?,
         role: parse_col(r, "role", Role::parse)?,
+        custom_role: parse_opt_id(r, "custom_role_id")?,
         joined_at: Timestamp(r.get("created_at")?),
     })
 }
@@ -395,7 +400,7 @@ pub fn list_members(c: &Conn, org: OrgId, after: Option<(i64, UserId)>, limit: i
     let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
     query_map(
         c,
-        "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join account u on u.user_id = m.user_id \
+        "select m.user_id, u.email, u.name, m.role, m.custom_role_id, m.created_at from membership m join account u on u.user_id = m.user_id \
          where m.organization_id = ? and (m.created_at, m.user_id) > (?, ?) order by m.created_at, m.user_id limit ?",
         params![org.to_string(), at, id, limit],
         member,
@@ -406,19 +411,19 @@ pub fn get_member(c: &Conn, org: OrgId, user: UserId) -> Result<MemberRow> {
     c.scope(org)?;
     query_one(
         c,
-        "select m.user_id, u.email, u.name, m.role, m.created_at from membership m join account u on u.user_id = m.user_id \
+        "select m.user_id, u.email, u.name, m.role, m.custom_role_id, m.created_at from membership m join account u on u.user_id = m.user_id \
          where m.organization_id = ? and m.user_id = ?",
         [org.to_string(), user.to_string()],
         member,
     )
 }
 
-pub fn update_role(c: &Tx, org: OrgId, user: UserId, role: Role) -> Result<()> {
+pub fn update_role(c: &Tx, org: OrgId, user: UserId, role: Role, custom: Option<RoleId>) -> Result<()> {
     c.scope(org)?;
     let n = exec(
         c,
-        "update membership set role = ? where organization_id = ? and user_id = ?",
-        params![role.as_str(), org.to_string(), user.to_string()],
+        "update membership set role = ?, custom_role_id = ? where organization_id = ? and user_id = ?",
+        params![role.as_str(), custom.map(|r| r.to_string()), org.to_string(), user.to_string()],
     )?;
     if n == 0 {
         return Err(StoreError::NotFound);

@@ -17,8 +17,8 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, reset, search, session, Conn, Result, Store, StoreError,
-    Taken, Tx,
+    apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, reset, role, search, session, Conn, Result, Store,
+    StoreError, Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -191,14 +191,14 @@ async fn story(s: Store) {
     let users = [alice.clone(), bob.clone(), carol.clone()];
     w(&s, move |c| {
         users.iter().try_for_each(|u| org::insert_user(c, u))?;
-        org::insert_membership(c, a, al, Role::Owner, Timestamp(30))?;
-        org::insert_membership(c, a, bo, Role::Analyst, Timestamp(31))?;
-        org::insert_membership(c, g, ca, Role::Owner, Timestamp(32))
+        org::insert_membership(c, a, al, Role::Owner, None, Timestamp(30))?;
+        org::insert_membership(c, a, bo, Role::Analyst, None, Timestamp(31))?;
+        org::insert_membership(c, g, ca, Role::Owner, None, Timestamp(32))
     })
     .await;
     let twin = new_user("alice@acme.example", 23);
     assert_eq!(s.write(move |c| org::insert_user(c, &twin)).await.expect_err("an address is taken once").taken(), Some(Taken::Email));
-    let twice = s.write(move |c| org::insert_membership(c, a, bo, Role::Viewer, Timestamp(33))).await.expect_err("one membership");
+    let twice = s.write(move |c| org::insert_membership(c, a, bo, Role::Viewer, None, Timestamp(33))).await.expect_err("one membership");
     assert_eq!(twice.taken(), Some(Taken::Membership));
     let (found, user, role, elsewhere, known, unknown, first) = r(&s, move |c| {
         Ok((
@@ -217,7 +217,7 @@ async fn story(s: Store) {
     assert_eq!((role, elsewhere), (Some(Role::Analyst), None));
     assert!(known && !unknown);
     assert_eq!(first, Some((a, Role::Analyst)));
-    w(&s, move |c| org::update_role(c, a, bo, Role::Lead)).await;
+    w(&s, move |c| org::update_role(c, a, bo, Role::Lead, None)).await;
     let (members, page2, member, leads, count, foreign) = r(&s, move |c| {
         let members = org::list_members(c, a, None, 1)?;
         let page2 = org::list_members(c, a, Some((members[0].joined_at.0, members[0].user_id)), 10)?;
@@ -308,6 +308,49 @@ async fn story(s: Store) {
         org::set_ip_allowlist(c, a, &Default::default())
     })
     .await;
+    // An organisation's own roles: found by id or name in their
+    // organisation only; a member holding one carries it into their session;
+    // one in use is known to be.
+    let reviewer = role::CustomRoleRow {
+        id: ironcase_domain::RoleId::new(),
+        org: a,
+        name: "reviewer".into(),
+        base: Role::Analyst,
+        grant: vec![ironcase_domain::Permission::AuditRead],
+        revoke: vec![ironcase_domain::Permission::EvidenceDownload],
+        own_or_assigned: true,
+        tlp_max: Some(Tlp::Amber),
+        created_at: Timestamp(47),
+        updated_at: Timestamp(47),
+    };
+    let (rid, row) = (reviewer.id, reviewer.clone());
+    let (listed_roles, by_name, theirs_role, auth_role, used) = w(&s, move |c| {
+        role::insert(c, &row)?;
+        org::update_role(c, a, bo, Role::Analyst, Some(rid))?;
+        let auth = session::session_auth(c, s1, Some(a))?.and_then(|x| x.custom_role);
+        let used = role::in_use(c, a, rid, Timestamp(48))?;
+        Ok((role::list(c, a)?, role::find_by_name(c, a, "reviewer")?, role::get(c, g, rid), auth, used))
+    })
+    .await;
+    assert_eq!(listed_roles, std::slice::from_ref(&reviewer));
+    assert_eq!(by_name.as_ref(), Some(&reviewer));
+    assert!(matches!(theirs_role, Err(StoreError::NotFound)), "another organisation's role is not there");
+    assert_eq!(auth_role.as_ref(), Some(&reviewer), "the session carries the role");
+    assert!(used);
+    let renamed = role::CustomRoleRow { name: "auditor".into(), own_or_assigned: false, updated_at: Timestamp(49), ..reviewer.clone() };
+    let r2 = renamed.clone();
+    let (got_role, member_role, still_used, gone) = w(&s, move |c| {
+        role::update(c, &r2)?;
+        let got = role::get(c, a, rid)?;
+        org::update_role(c, a, bo, Role::Lead, None)?;
+        let member = org::get_member(c, a, bo)?.custom_role;
+        let used = role::in_use(c, a, rid, Timestamp(50))?;
+        role::delete(c, a, rid)?;
+        Ok((got, member, used, role::list(c, a)?))
+    })
+    .await;
+    assert_eq!((got_role, member_role, still_used, gone.is_empty()), (renamed, None, false, true));
+
     // A new password ends the account's other sessions, in every organisation.
     let s4 = SessionId::new();
     let elsewhere = session::SessionRow { org: g, ..sess(s4, al, 43) };
@@ -468,6 +511,7 @@ async fn story(s: Store) {
         org: a,
         name: "ci".into(),
         role: Role::Analyst,
+        custom_role: None,
         key_hash: "hash-1".into(),
         key_prefix: "ick_aaaa".into(),
         created_by: al,
@@ -524,6 +568,7 @@ async fn story(s: Store) {
         org: a,
         email: email.into(),
         role: Role::Viewer,
+        custom_role: None,
         token_hash: hash.into(),
         invited_by: al,
         created_at: Timestamp(at),
@@ -946,6 +991,7 @@ fn the_story_calls_every_store_function() {
         ("mfa", include_str!("mfa.rs")),
         ("org", include_str!("org.rs")),
         ("reset", include_str!("reset.rs")),
+        ("role", include_str!("role.rs")),
         ("search", include_str!("search.rs")),
         ("session", include_str!("session.rs")),
     ];

@@ -37,12 +37,13 @@ pub struct NewOwner {
 pub struct CreateOrganization {
     pub name: String,
     pub slug: String,
+    #[serde(deserialize_with = "crate::extract::object")]
     pub owner: NewOwner,
     /// Without it, the configured default plan (enterprise unless configured).
     #[serde(default)]
     pub plan: Option<PlanName>,
     /// Changes to the plan's quotas and features; a quota of `null` is unlimited.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::object")]
     pub overrides: Option<Overrides>,
     /// The parent organisation (an MSSP hosting this customer, say). The
     /// child decides whether the parent may read its data.
@@ -93,7 +94,7 @@ pub async fn list(
 pub struct SetPlan {
     pub plan: PlanName,
     /// Replaces the organisation's overrides; omitted: none.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::object")]
     pub overrides: Option<Overrides>,
 }
 

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use ironcase_app::apikeys::{CreatedKey, KeyChange, NewApiKey};
 use ironcase_app::store::apikey::ApiKeyRow;
 use ironcase_app::Principal;
-use ironcase_domain::{ApiKeyId, Role, Timestamp, Tlp, UserId};
+use ironcase_domain::{ApiKeyId, Role, RoleId, Timestamp, Tlp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,8 +24,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     pub name: String,
-    /// At most the creator's own role.
-    pub role: Role,
+    /// A built-in role or one of the organisation's own (by id or name),
+    /// granting no more than the creator holds.
+    #[schema(min_length = 1, max_length = 64)]
+    pub role: String,
     #[serde(default)]
     pub expires_at: Option<Timestamp>,
     /// The most restricted TLP the key may see: incidents (and indicators)
@@ -59,6 +61,8 @@ pub struct ApiKeyOut {
     pub id: ApiKeyId,
     pub name: String,
     pub role: Role,
+    /// The organisation's own role the key holds, if any.
+    pub custom_role: Option<RoleId>,
     /// The first characters of the key, to recognise it.
     pub prefix: String,
     pub created_by: UserId,
@@ -76,6 +80,7 @@ impl From<ApiKeyRow> for ApiKeyOut {
             id: k.id,
             name: k.name,
             role: k.role,
+            custom_role: k.custom_role,
             prefix: k.key_prefix,
             created_by: k.created_by,
             created_at: k.created_at,
@@ -94,6 +99,7 @@ pub struct ApiKeyCreated {
     pub id: ApiKeyId,
     pub name: String,
     pub role: Role,
+    pub custom_role: Option<RoleId>,
     /// The secret (`ick_…`). Shown only now; store it safely.
     pub key: String,
     pub created_at: Timestamp,
@@ -109,6 +115,7 @@ impl From<CreatedKey> for ApiKeyCreated {
             id: c.row.id,
             name: c.row.name,
             role: c.row.role,
+            custom_role: c.row.custom_role,
             key: c.key,
             created_at: c.row.created_at,
             expires_at: c.row.expires_at,

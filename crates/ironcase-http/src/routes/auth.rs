@@ -173,7 +173,11 @@ pub struct MeOrganization {
 pub struct MeResponse {
     pub user: MeUser,
     pub organization: MeOrganization,
+    /// The built-in role, or the base of the organisation's own role.
     pub role: Role,
+    /// The organisation's own role the credential holds, if any.
+    pub custom_role: Option<ironcase_domain::RoleId>,
+    /// What the credential may do (its role's, custom or built in).
     pub permissions: Vec<Permission>,
     /// `user` or `api_key`.
     pub credential: &'static str,
@@ -199,7 +203,8 @@ pub async fn me(State(s): State<AppState>, p: Principal) -> ApiResult<axum::Json
         user: MeUser { id: me.user.id, email: me.user.email, name: me.user.name },
         organization: MeOrganization { id: me.organization.id, slug: me.organization.slug, name: me.organization.name },
         role: me.role,
-        permissions: me.role.permissions().collect(),
+        custom_role: p.custom_role,
+        permissions: p.grants.list().map(|(p, _)| p).collect(),
         credential: p.actor_kind(),
         is_operator: p.is_operator,
         mfa: MeMfa { totp: me.mfa_enabled, backup_codes_left: me.backup_codes_left },

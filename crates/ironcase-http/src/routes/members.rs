@@ -7,7 +7,7 @@ use ironcase_app::page::parse_keyset;
 use ironcase_app::store::invitation::InvitationRow;
 use ironcase_app::store::org::{MemberRow, OrgRow};
 use ironcase_app::Principal;
-use ironcase_domain::{InvitationId, OrgId, Role, Timestamp, UserId};
+use ironcase_domain::{InvitationId, OrgId, Role, RoleId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -65,13 +65,16 @@ pub struct MemberOut {
     pub user_id: UserId,
     pub email: String,
     pub name: String,
+    /// The built-in role, or the base of the organisation's own role.
     pub role: Role,
+    /// The organisation's own role the member holds (`GET /roles`), if any.
+    pub custom_role: Option<RoleId>,
     pub joined_at: Timestamp,
 }
 
 impl From<MemberRow> for MemberOut {
     fn from(m: MemberRow) -> Self {
-        MemberOut { user_id: m.user_id, email: m.email, name: m.name, role: m.role, joined_at: m.joined_at }
+        MemberOut { user_id: m.user_id, email: m.email, name: m.name, role: m.role, custom_role: m.custom_role, joined_at: m.joined_at }
     }
 }
 
@@ -95,7 +98,9 @@ pub async fn list(
 pub struct AddMember {
     #[schema(min_length = 3, max_length = 254, pattern = "^[^@\\s]+@[^@\\s]+$")]
     pub email: String,
-    pub role: Role,
+    /// A built-in role or one of the organisation's own, by id or name.
+    #[schema(min_length = 1, max_length = 64)]
+    pub role: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -103,6 +108,7 @@ pub struct InvitationOut {
     pub id: InvitationId,
     pub email: String,
     pub role: Role,
+    pub custom_role: Option<RoleId>,
     pub invited_by: UserId,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
@@ -114,6 +120,7 @@ impl From<InvitationRow> for InvitationOut {
             id: i.id,
             email: i.email,
             role: i.role,
+            custom_role: i.custom_role,
             invited_by: i.invited_by,
             created_at: i.created_at,
             expires_at: i.expires_at,
@@ -211,7 +218,10 @@ pub async fn accept(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRole {
-    pub role: Role,
+    /// A built-in role (`owner`, `admin`, `lead`, `senior_analyst`,
+    /// `analyst`, `viewer`) or one of the organisation's own, by id or name.
+    #[schema(min_length = 1, max_length = 64)]
+    pub role: String,
 }
 
 pub(crate) fn user_id(raw: &str) -> ApiResult<UserId> {
@@ -229,7 +239,7 @@ pub async fn set_role(
     Path(id): Path<String>,
     Json(b): Json<SetRole>,
 ) -> ApiResult<axum::Json<MemberOut>> {
-    Ok(axum::Json(s.app.member_set_role(&p, &meta, user_id(&id)?, b.role).await?.into()))
+    Ok(axum::Json(s.app.member_set_role(&p, &meta, user_id(&id)?, &b.role).await?.into()))
 }
 
 /// Removes a member; their sessions here end at once.

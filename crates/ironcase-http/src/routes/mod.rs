@@ -15,6 +15,7 @@ pub mod members;
 pub mod mfa;
 pub mod ops;
 pub mod policy;
+pub mod roles;
 pub mod search;
 pub mod sessions;
 
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(account::router(state.clone()))
         .merge(policy::router())
+        .merge(roles::router())
         .merge(admin::router())
         .merge(members::router())
         .merge(apikeys::router())

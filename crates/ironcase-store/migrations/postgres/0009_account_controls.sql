@@ -20,3 +20,27 @@ create table password_reset (
 );
 create index password_reset_of_account on password_reset (user_id, created_at);
 grant select, insert, update, delete on password_reset to ironcase_app;
+-- An organisation's own roles: a built-in base, permissions added and taken
+-- away, and conditions. Members, invitations and API keys may hold one (the
+-- built-in role stays as its base: the rank).
+create table custom_role (
+    role_id text primary key,
+    organization_id text not null references organization (organization_id),
+    name text not null,
+    base text not null,
+    grants text not null default '',
+    revokes text not null default '',
+    own_or_assigned boolean not null default false,
+    tlp_max text,
+    created_at bigint not null,
+    updated_at bigint not null,
+    unique (organization_id, name)
+);
+alter table membership add column custom_role_id text references custom_role (role_id);
+alter table invitation add column custom_role_id text references custom_role (role_id);
+alter table api_key add column custom_role_id text references custom_role (role_id);
+alter table custom_role enable row level security;
+create policy tenant on custom_role
+    using (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*')
+    with check (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*');
+grant select, insert, update, delete on custom_role to ironcase_app;

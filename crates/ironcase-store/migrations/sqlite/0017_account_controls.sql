@@ -19,3 +19,22 @@ create table password_reset (
     used_at integer
 );
 create index password_reset_of_account on password_reset (user_id, created_at);
+-- An organisation's own roles: a built-in base, permissions added and taken
+-- away, and conditions. Members, invitations and API keys may hold one (the
+-- built-in role stays as its base: the rank).
+create table custom_role (
+    role_id text primary key,
+    organization_id text not null references organization (organization_id),
+    name text not null,
+    base text not null,
+    grants text not null default '',
+    revokes text not null default '',
+    own_or_assigned integer not null default 0,
+    tlp_max text,
+    created_at integer not null,
+    updated_at integer not null,
+    unique (organization_id, name)
+);
+alter table membership add column custom_role_id text references custom_role (role_id);
+alter table invitation add column custom_role_id text references custom_role (role_id);
+alter table api_key add column custom_role_id text references custom_role (role_id);

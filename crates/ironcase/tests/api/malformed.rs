@@ -51,12 +51,12 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             vec!["status", "assignee_id", "z"],
         ),
         (Method::POST, format!("/api/v1/incidents/{inc}/comments"), json!({ "body": {}, "w": 1 }), vec!["body", "w"]),
-        (Method::POST, "/api/v1/members".into(), json!({ "email": false, "name": 1, "role": "god" }), vec!["email", "name", "role"]),
-        (Method::PATCH, format!("/api/v1/members/{}", member.id), json!({ "role": "emperor", "q": 1 }), vec!["role", "q"]),
+        (Method::POST, "/api/v1/members".into(), json!({ "email": false, "name": 1, "role": 7 }), vec!["email", "name", "role"]),
+        (Method::PATCH, format!("/api/v1/members/{}", member.id), json!({ "role": ["emperor"], "q": 1 }), vec!["role", "q"]),
         (
             Method::POST,
             "/api/v1/api-keys".into(),
-            json!({ "name": [], "role": "root", "expires_at": "tomorrow" }),
+            json!({ "name": [], "role": {}, "expires_at": "tomorrow" }),
             vec!["name", "role", "expires_at"],
         ),
         (Method::POST, "/api/v1/admin/organizations".into(), json!({ "name": 1, "slug": 2, "owner": "me" }), vec!["name", "slug", "owner"]),
@@ -105,6 +105,12 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             "/api/v1/organization/ip-allowlist".into(),
             json!({ "cidrs": "10.0.0.0/8", "confirm": 1, "x": 1 }),
             vec!["cidrs", "confirm", "x"],
+        ),
+        (
+            Method::POST,
+            "/api/v1/roles".into(),
+            json!({ "name": 1, "base": "emperor", "grant": "all", "revoke": "none", "conditions": [], "x": 1 }),
+            vec!["name", "base", "grant", "revoke", "conditions", "x"],
         ),
         (Method::POST, "/api/v1/auth/password-reset".into(), json!({ "email": 5, "x": 1 }), vec!["email", "x"]),
         (
@@ -163,6 +169,21 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         .problem(422, "validation_failed");
     app.post("/api/v1/incidents/".to_owned().as_str(), &owner.token, json!({})).await;
     app.post("/api/v1/members", &owner.token, json!({ "email": "not-an-email", "role": "viewer" })).await.problem(422, "validation_failed");
+    // A nested object given as an array of its fields.
+    let r = app.post("/api/v1/roles", &owner.token, json!({ "name": "r", "base": "viewer", "conditions": [true, "red"] })).await;
+    assert_eq!(r.problem(422, "validation_failed").body["errors"][0]["field"], json!("conditions"));
+    let org_body = json!({ "name": "N", "slug": "nested", "owner": ["o@example.com", "O", "correct horse battery staple"] });
+    let r = app.post("/api/v1/admin/organizations", &owner.token, org_body).await.problem(422, "validation_failed");
+    assert_eq!(r.body["errors"][0]["field"], json!("owner"));
+    // A role that is neither built in nor the organisation's own.
+    for (m, path, body) in [
+        (Method::POST, "/api/v1/members".to_owned(), json!({ "email": "g@example.com", "role": "god" })),
+        (Method::PATCH, format!("/api/v1/members/{}", member.id), json!({ "role": "emperor" })),
+        (Method::POST, "/api/v1/api-keys".to_owned(), json!({ "name": "k", "role": "root" })),
+    ] {
+        let r = app.send(m, &path, Some(&owner.token), Some(body), &[]).await.problem(422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], json!("role"), "{}", r.body);
+    }
     let r = app.send(Method::POST, "/api/v1/invitations/accept", None, Some(json!({ "token": 1, "password": [] })), &[]).await;
     assert_eq!(r.problem(422, "validation_failed").body["errors"].as_array().map(Vec::len), Some(2));
     app.accept("ici_not-a-token", PASSWORD).await.problem(404, "not_found");

@@ -19,6 +19,7 @@ async fn another_tenants_objects_are_404_everywhere() {
     let b_member = app.member(&b, "m@beta.test", "analyst", Some("beta")).await;
     let b_key = app.post("/api/v1/api-keys", &b.token, json!({ "name": "b", "role": "viewer" })).await.expect(201);
     let b_key_id = b_key.str("id");
+    let b_role = app.post("/api/v1/roles", &b.token, json!({ "name": "b-role", "base": "viewer" })).await.expect(201).str("id");
     let b_key_secret = b_key.str("key");
     let b_ioc = app
         .post(&format!("/api/v1/incidents/{b_inc_id}/iocs"), &b.token, json!({ "type": "domain", "value": "beta-only.example" }))
@@ -51,6 +52,9 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::DELETE, format!("/api/v1/members/{}", b_member.id), None, vec![]),
         (Method::DELETE, format!("/api/v1/api-keys/{b_key_id}"), None, vec![]),
         (Method::POST, format!("/api/v1/api-keys/{b_key_id}/rotate"), Some(json!({})), vec![]),
+        (Method::GET, format!("/api/v1/roles/{b_role}"), None, vec![]),
+        (Method::PATCH, format!("/api/v1/roles/{b_role}"), Some(json!({ "name": "pwned", "base": "viewer" })), vec![]),
+        (Method::DELETE, format!("/api/v1/roles/{b_role}"), None, vec![]),
         (Method::PATCH, format!("/api/v1/api-keys/{b_key_id}"), Some(json!({ "allowed_cidrs": ["0.0.0.0/0"] })), vec![]),
         (Method::POST, format!("{inc}/iocs"), Some(json!({ "type": "domain", "value": "pwned.example" })), vec![]),
         (Method::GET, format!("{inc}/iocs"), None, vec![]),

@@ -1,0 +1,164 @@
+//! An organisation's own roles: a built-in base with permissions added and
+//! taken away, and conditions. What they grant is computed once
+//! ([`CustomRoleRow::grants`]) and checked in memory.
+
+use ironcase_domain::{Grants, OrgId, Permission, Role, RoleId, Timestamp, Tlp};
+
+use crate::{exec, params, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result, Row, StoreError, Tx};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomRoleRow {
+    pub id: RoleId,
+    pub org: OrgId,
+    pub name: String,
+    pub base: Role,
+    pub grant: Vec<Permission>,
+    pub revoke: Vec<Permission>,
+    /// Changes to incidents only on those the holder reported or is
+    /// assigned to.
+    pub own_or_assigned: bool,
+    /// The most restricted TLP the holder may see.
+    pub tlp_max: Option<Tlp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl CustomRoleRow {
+    pub fn grants(&self) -> Grants {
+        Grants::custom(self.base, &self.grant, &self.revoke, self.own_or_assigned)
+    }
+}
+
+fn permissions(raw: &str) -> Result<Vec<Permission>> {
+    raw.split_ascii_whitespace().map(|p| Permission::parse(p).ok_or_else(|| StoreError::Corrupt(format!("permission {p}")))).collect()
+}
+
+fn stored(ps: &[Permission]) -> String {
+    ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+fn role(r: &Row<'_, '_>) -> Result<CustomRoleRow> {
+    Ok(CustomRoleRow {
+        id: parse_id(r, "role_id")?,
+        org: parse_id(r, "organization_id")?,
+        name: r.get("name")?,
+        base: parse_col(r, "base", Role::parse)?,
+        grant: permissions(&r.get::<_, String>("grants")?)?,
+        revoke: permissions(&r.get::<_, String>("revokes")?)?,
+        own_or_assigned: r.get("own_or_assigned")?,
+        tlp_max: r
+            .get::<_, Option<String>>("tlp_max")?
+            .map(|t| Tlp::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("tlp_max={t}"))))
+            .transpose()?,
+        created_at: Timestamp(r.get("created_at")?),
+        updated_at: Timestamp(r.get("updated_at")?),
+    })
+}
+
+const COLS: &str = "role_id, organization_id, name, base, grants, revokes, own_or_assigned, tlp_max, created_at, updated_at";
+
+pub fn insert(c: &Tx, r: &CustomRoleRow) -> Result<()> {
+    c.scope(r.org)?;
+    exec(
+        c,
+        &format!("insert into custom_role ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        params![
+            r.id.to_string(),
+            r.org.to_string(),
+            r.name,
+            r.base.as_str(),
+            stored(&r.grant),
+            stored(&r.revoke),
+            r.own_or_assigned,
+            r.tlp_max.map(|t| t.as_str()),
+            r.created_at.0,
+            r.updated_at.0
+        ],
+    )?;
+    Ok(())
+}
+
+/// The organisation's roles by name.
+pub fn list(c: &Conn, org: OrgId) -> Result<Vec<CustomRoleRow>> {
+    c.scope(org)?;
+    query_map(c, &format!("select {COLS} from custom_role where organization_id = ? order by name, role_id"), [org.to_string()], role)
+}
+
+pub fn get(c: &Conn, org: OrgId, id: RoleId) -> Result<CustomRoleRow> {
+    c.scope(org)?;
+    query_one(
+        c,
+        &format!("select {COLS} from custom_role where organization_id = ? and role_id = ?"),
+        [org.to_string(), id.to_string()],
+        role,
+    )
+}
+
+pub fn find_by_name(c: &Conn, org: OrgId, name: &str) -> Result<Option<CustomRoleRow>> {
+    c.scope(org)?;
+    query_opt(
+        c,
+        &format!("select {COLS} from custom_role where organization_id = ? and name = ?"),
+        [org.to_string(), name.to_owned()],
+        role,
+    )
+}
+
+/// Changes a role; every session holding it follows at its next request.
+pub fn update(c: &Tx, r: &CustomRoleRow) -> Result<()> {
+    c.scope(r.org)?;
+    let n = exec(
+        c,
+        "update custom_role set name = ?, base = ?, grants = ?, revokes = ?, own_or_assigned = ?, tlp_max = ?, updated_at = ? \
+         where organization_id = ? and role_id = ?",
+        params![
+            r.name,
+            r.base.as_str(),
+            stored(&r.grant),
+            stored(&r.revoke),
+            r.own_or_assigned,
+            r.tlp_max.map(|t| t.as_str()),
+            r.updated_at.0,
+            r.org.to_string(),
+            r.id.to_string()
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    crate::session::note_auth_change(c)
+}
+
+/// Whether a member, a live API key or a pending invitation holds the role.
+pub fn in_use(c: &Conn, org: OrgId, id: RoleId, now: Timestamp) -> Result<bool> {
+    c.scope(org)?;
+    query_one(
+        c,
+        "select exists (select 1 from membership where organization_id = ? and custom_role_id = ?) \
+             or exists (select 1 from api_key where organization_id = ? and custom_role_id = ? and revoked_at is null) \
+             or exists (select 1 from invitation where organization_id = ? and custom_role_id = ? \
+                        and accepted_at is null and revoked_at is null and expires_at > ?)",
+        params![org.to_string(), id.to_string(), org.to_string(), id.to_string(), org.to_string(), id.to_string(), now.0],
+        |r| r.get(0),
+    )
+}
+
+/// Removes a role no one holds any more (see [`in_use`]); spent
+/// invitations and revoked keys that named it forget it.
+pub fn delete(c: &Tx, org: OrgId, id: RoleId) -> Result<()> {
+    c.scope(org)?;
+    exec(
+        c,
+        "update invitation set custom_role_id = null where organization_id = ? and custom_role_id = ?",
+        [org.to_string(), id.to_string()],
+    )?;
+    exec(
+        c,
+        "update api_key set custom_role_id = null where organization_id = ? and custom_role_id = ?",
+        [org.to_string(), id.to_string()],
+    )?;
+    if exec(c, "delete from custom_role where organization_id = ? and role_id = ?", [org.to_string(), id.to_string()])? == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}

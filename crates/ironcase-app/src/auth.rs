@@ -339,7 +339,7 @@ impl App {
 
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| self.inner.dummy_hash.clone());
         let password_ok = verify_password(input.password, hash).await && user.is_some();
-        let (user, (org_id, _role)) = match (user, org_choice) {
+        let (user, (org_id, role)) = match (user, org_choice) {
             (Some(u), Some(choice)) if password_ok => (u, choice),
             _ => {
                 let mut e = anonymous(
@@ -363,6 +363,17 @@ impl App {
             }
         };
 
+        // An organisation that requires single sign-on: passwords are for owners only.
+        if self.store().read_now(move |c| crate::sso::password_login_refused(c, org_id, role)).await? {
+            let mut e =
+                anonymous(&org_id.to_string(), meta, now, "auth.login", "denied", json!({ "reason": "sso_required", "email": email }));
+            e.actor_id = Some(user.id.to_string());
+            self.write_audit(e).await?;
+            return Err(AppError::Refused {
+                code: crate::ErrorCode::SsoRequired,
+                detail: "this organisation signs in through its identity provider: GET /api/v1/auth/sso/{organization}/start".into(),
+            });
+        }
         if mfa_on {
             return Ok(LoginOutcome::MfaRequired(self.mfa_challenge(user.id, org_id, source, meta).await?));
         }

@@ -45,11 +45,13 @@ error_codes! {
     InvalidCredentials = "invalid_credentials", 401, "wrong e-mail or password (the same answer for both)";
     InvalidMfaCode = "invalid_mfa_code", 401, "the second factor's code is wrong or was already used (each code works once)";
     MfaChallengeInvalid = "mfa_challenge_invalid", 401, "the login challenge is unknown, expired or spent: log in again";
+    SsoFailed = "sso_failed", 401, "a single sign-on login did not complete (`detail` says why; every refusal is audited)";
     Forbidden = "forbidden", 403, "the caller's role lacks the permission";
     OrganizationSuspended = "organization_suspended", 403, "the organisation is suspended or inactive";
     QuotaExceeded = "quota_exceeded", 403, "the plan has no room for this create (`quota`, `limit`, `used`)";
     FeatureNotInPlan = "feature_not_in_plan", 403, "the plan does not include the feature (`feature`)";
     MfaEnrollmentRequired = "mfa_enrollment_required", 403, "the organisation requires a second factor and the session may only enrol one";
+    SsoRequired = "sso_required", 403, "the organisation requires single sign-on: password logins are for owners only";
     IpNotAllowed = "ip_not_allowed", 403, "the organisation's (or the API key's) allow-list does not include the client's address";
     ReauthenticationRequired = "reauthentication_required", 403, "a sensitive action needs the session to have proved its identity recently: POST /api/v1/auth/reauthenticate";
     OriginNotAllowed = "origin_not_allowed", 403, "a WebSocket from an origin that is not allowed";

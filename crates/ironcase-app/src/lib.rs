@@ -32,6 +32,7 @@ pub mod roles;
 pub mod search;
 mod sessions;
 pub mod shared;
+pub mod sso;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,8 +98,10 @@ pub struct Settings {
     pub smtp_url: Option<shared::SecretUrl>,
     /// The sender of every message.
     pub mail_from: String,
-    /// Where people reach Ironcase (the links in messages).
+    /// Where people reach Ironcase (the links in messages, the SSO callback).
     pub public_url: String,
+    /// Accept `http://` OpenID issuers (development and tests only).
+    pub sso_allow_insecure_issuer: bool,
 }
 
 impl Default for Settings {
@@ -126,6 +129,7 @@ impl Default for Settings {
             smtp_url: None,
             mail_from: "Ironcase <ironcase@localhost>".into(),
             public_url: "http://127.0.0.1:8080".into(),
+            sso_allow_insecure_issuer: false,
         }
     }
 }
@@ -170,6 +174,10 @@ struct Inner {
     /// Sessions looked up recently (used only with Redis).
     sessions: Arc<sessions::SessionCache>,
     mailer: mail::Mailer,
+    /// Organisations' OpenID providers as discovered, and the client that
+    /// reaches them.
+    sso: sso::Providers,
+    sso_http: reqwest::Client,
 }
 
 impl App {
@@ -213,6 +221,7 @@ impl App {
             }));
             tokio::spawn(auth::poll_auth_epoch(store.clone(), sessions.clone(), hub.closed_signal()));
         }
+        let sso_http = sso::http_client(settings.sso_allow_insecure_issuer)?;
         let mailer = mail::Mailer::new(settings.smtp_url.as_ref(), &settings.mail_from, &settings.public_url)?;
         Ok(App {
             inner: Arc::new(Inner {
@@ -229,6 +238,8 @@ impl App {
                 credential_limiter,
                 ip_denials: ratelimit::Limiter::new(ratelimit::Quota::per_minute(1), settings_max_keys),
                 mailer,
+                sso: sso::Providers::default(),
+                sso_http,
                 credential_blocks: Default::default(),
                 export_limiter,
                 api_limits: apilimits::ApiLimits::new(settings_max_keys),

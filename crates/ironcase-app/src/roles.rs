@@ -69,34 +69,24 @@ impl App {
     /// refused (403, audited) when it grants more than `p` holds. An
     /// organisation's own role needs the plan's `custom_roles`.
     pub(crate) async fn assignable(&self, p: &Principal, meta: &RequestMeta, raw: &str, perm: Permission) -> Result<Assigned> {
-        let assigned = match Role::parse(raw) {
-            Some(role) => Assigned { role, custom: None },
-            None => {
-                let (org, raw) = (p.org, raw.to_owned());
-                let (custom, limits) = self
-                    .store()
-                    .read_now(move |c| {
-                        let found = match raw.parse::<RoleId>() {
-                            Ok(id) => match role::get(c, org, id) {
-                                Ok(r) => Some(r),
-                                Err(ironcase_store::StoreError::NotFound) => None,
-                                Err(e) => return Err(e.into()),
-                            },
-                            Err(_) => role::find_by_name(c, org, &raw)?,
-                        };
-                        Ok::<_, AppError>((found, crate::quotas::limits(c, org)?))
-                    })
-                    .await?;
-                let Some(custom) = custom else {
-                    let mut errs = ValidationErrors::default();
-                    errs.push("role", "is neither a built-in role nor one of the organisation's roles");
-                    return Err(errs.into());
-                };
-                if !limits.has(Feature::CustomRoles) {
-                    return Err(AppError::FeatureNotInPlan("custom_roles"));
-                }
-                Assigned { role: custom.base, custom: Some(custom) }
-            }
+        self.assignable_as(p, meta, raw, perm, "role").await
+    }
+
+    /// [`App::assignable`], naming `field` in a validation error.
+    pub(crate) async fn assignable_as(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        raw: &str,
+        perm: Permission,
+        field: &str,
+    ) -> Result<Assigned> {
+        let (org, r) = (p.org, raw.to_owned());
+        let assigned = self.store().read_now(move |c| resolve(c, org, &r)).await?;
+        let Some(assigned) = assigned else {
+            let mut errs = ValidationErrors::default();
+            errs.push(field, "is neither a built-in role nor one of the organisation's roles");
+            return Err(errs.into());
         };
         if !Self::may_hand_out(p, assigned.role, &assigned.grants()) {
             return Err(self.deny(p, meta, perm, Some(("role", raw.to_owned()))).await);
@@ -240,6 +230,28 @@ impl App {
             })
             .await
     }
+}
+
+/// The role `raw` names in `org`: a built-in role's name, or one of the
+/// organisation's own by id or name (which needs the plan's
+/// `custom_roles`); `None` when there is no such role.
+pub(crate) fn resolve(c: &ironcase_store::Conn, org: ironcase_domain::OrgId, raw: &str) -> Result<Option<Assigned>> {
+    if let Some(role) = Role::parse(raw) {
+        return Ok(Some(Assigned { role, custom: None }));
+    }
+    let found = match raw.parse::<RoleId>() {
+        Ok(id) => match role::get(c, org, id) {
+            Ok(r) => Some(r),
+            Err(ironcase_store::StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+        Err(_) => role::find_by_name(c, org, raw)?,
+    };
+    let Some(custom) = found else { return Ok(None) };
+    if !crate::quotas::limits(c, org)?.has(Feature::CustomRoles) {
+        return Err(AppError::FeatureNotInPlan("custom_roles"));
+    }
+    Ok(Some(Assigned { role: custom.base, custom: Some(custom) }))
 }
 
 /// Another role of the organisation has this name: 409.

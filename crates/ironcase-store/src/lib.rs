@@ -27,6 +27,7 @@ pub mod reset;
 pub mod role;
 pub mod search;
 pub mod session;
+pub mod sso;
 #[cfg(test)]
 mod story;
 mod writer;

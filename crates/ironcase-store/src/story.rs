@@ -17,7 +17,7 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, reset, role, search, session, Conn, Result, Store,
+    apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, reset, role, search, session, sso, Conn, Result, Store,
     StoreError, Taken, Tx,
 };
 
@@ -350,6 +350,65 @@ async fn story(s: Store) {
     })
     .await;
     assert_eq!((got_role, member_role, still_used, gone.is_empty()), (renamed, None, false, true));
+
+    // Single sign-on: an organisation's provider is its own; a pending login
+    // and a one-time code are taken once, and not after they expire.
+    let cfg = sso::SsoConfigRow {
+        org: a,
+        issuer: "https://idp.acme.example".into(),
+        client_id: "ironcase".into(),
+        sealed_secret: b"sealed".to_vec(),
+        scopes: vec!["email".into(), "groups".into()],
+        allowed_domains: vec!["acme.example".into()],
+        group_claim: "groups".into(),
+        role_mapping: r#"{"responders":"analyst"}"#.into(),
+        default_role: Some("viewer".into()),
+        jit: true,
+        sso_required: false,
+        updated_at: Timestamp(47),
+    };
+    let login = |hash: &str, expires: i64| sso::PendingLogin {
+        state_hash: hash.into(),
+        org: a,
+        nonce: "nonce".into(),
+        pkce_verifier: "verifier".into(),
+        binding_hash: "binding".into(),
+        mode: "api".into(),
+        created_at: Timestamp(47),
+        expires_at: Timestamp(expires),
+    };
+    let (c1, l1, l2) = (cfg.clone(), login("state-1", 100), login("state-2", 48));
+    let (mine_cfg, their_cfg, taken, again, expired, linked, unknown, code, code_again, code_expired, removed, gone) = w(&s, move |c| {
+        sso::put_config(c, &c1)?;
+        sso::put_config(c, &sso::SsoConfigRow { jit: false, ..c1.clone() })?;
+        sso::insert_login(c, &l1)?;
+        sso::insert_login(c, &l2)?;
+        sso::link_identity(c, "https://idp.acme.example", "sub-1", bo, Timestamp(47))?;
+        sso::insert_code(c, "code-1", a, bo, Timestamp(60))?;
+        sso::insert_code(c, "code-2", a, bo, Timestamp(48))?;
+        Ok((
+            sso::config(c, a)?,
+            sso::config(c, g)?,
+            sso::take_login(c, "state-1", Timestamp(50))?,
+            sso::take_login(c, "state-1", Timestamp(50))?,
+            sso::take_login(c, "state-2", Timestamp(50))?,
+            sso::identity(c, "https://idp.acme.example", "sub-1")?,
+            sso::identity(c, "https://other.example", "sub-1")?,
+            sso::take_code(c, "code-1", Timestamp(50))?,
+            sso::take_code(c, "code-1", Timestamp(50))?,
+            sso::take_code(c, "code-2", Timestamp(50))?,
+            sso::delete_config(c, a)?,
+            sso::config(c, a)?,
+        ))
+    })
+    .await;
+    assert_eq!(mine_cfg, Some(sso::SsoConfigRow { jit: false, ..cfg }), "replaced");
+    assert!(their_cfg.is_none(), "another organisation's provider is not there");
+    assert_eq!(taken, Some(login("state-1", 100)));
+    assert_eq!((again, expired), (None, None), "once, and not after it expires");
+    assert_eq!((linked, unknown), (Some(bo), None));
+    assert_eq!((code, code_again, code_expired), (Some((a, bo)), None, None));
+    assert!(removed && gone.is_none());
 
     // A new password ends the account's other sessions, in every organisation.
     let s4 = SessionId::new();
@@ -994,6 +1053,7 @@ fn the_story_calls_every_store_function() {
         ("role", include_str!("role.rs")),
         ("search", include_str!("search.rs")),
         ("session", include_str!("session.rs")),
+        ("sso", include_str!("sso.rs")),
     ];
     let story = include_str!("story.rs");
     let mut missing = Vec::new();

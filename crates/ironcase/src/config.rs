@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// [default: http://<bind>]
     #[arg(long, env = "IRONCASE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Accept http:// OpenID issuers for single sign-on (development and
+    /// tests only) [default: false]
+    #[arg(long, env = "IRONCASE_SSO_ALLOW_INSECURE_ISSUER")]
+    pub sso_allow_insecure_issuer: Option<bool>,
 }
 
 const DEFAULT_MAIL_FROM: &str = "Ironcase <ironcase@localhost>";
@@ -151,6 +155,7 @@ struct FileConfig {
     smtp_url: Option<String>,
     mail_from: Option<String>,
     public_url: Option<String>,
+    sso_allow_insecure_issuer: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -195,6 +200,7 @@ pub struct Config {
     pub mail_from: String,
     /// None: `http://<bind>`.
     pub public_url: Option<String>,
+    pub sso_allow_insecure_issuer: bool,
 }
 
 impl Config {
@@ -225,6 +231,7 @@ impl Config {
             smtp_url: None,
             mail_from: DEFAULT_MAIL_FROM.to_owned(),
             public_url: None,
+            sso_allow_insecure_issuer: false,
         }
     }
 
@@ -259,6 +266,7 @@ impl Config {
             smtp_url: args.smtp_url.or(file.smtp_url).map(ironcase_app::shared::SecretUrl::new),
             mail_from: args.mail_from.or(file.mail_from).unwrap_or_else(|| DEFAULT_MAIL_FROM.to_owned()),
             public_url: args.public_url.or(file.public_url),
+            sso_allow_insecure_issuer: args.sso_allow_insecure_issuer.or(file.sso_allow_insecure_issuer).unwrap_or(false),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod roles;
 pub mod search;
 pub mod sessions;
+pub mod sso;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(account::router(state.clone()))
         .merge(policy::router())
         .merge(roles::router())
+        .merge(sso::router(state.clone()))
         .merge(admin::router())
         .merge(members::router())
         .merge(apikeys::router())

@@ -44,3 +44,61 @@ create policy tenant on custom_role
     using (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*')
     with check (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*');
 grant select, insert, update, delete on custom_role to ironcase_app;
+-- Single sign-on per organisation (OpenID Connect). The client secret is
+-- sealed under the master key; lists are space-separated, the role mapping
+-- JSON ({group: role}).
+create table sso_config (
+    organization_id text primary key references organization (organization_id),
+    issuer text not null,
+    client_id text not null,
+    sealed_secret bytea not null,
+    scopes text not null default '',
+    allowed_domains text not null default '',
+    group_claim text not null default 'groups',
+    role_mapping text not null default '{}',
+    default_role text,
+    jit boolean not null default false,
+    sso_required boolean not null default false,
+    updated_at bigint not null
+);
+-- Logins on their way through a provider: the SHA-256 of their state, the
+-- nonce and PKCE verifier the callback needs, the hash of the cookie that
+-- binds the login to the browser that began it. Single-use, 10 minutes.
+create table sso_login (
+    state_hash text primary key,
+    organization_id text not null references organization (organization_id),
+    nonce text not null,
+    pkce_verifier text not null,
+    binding_hash text not null,
+    mode text not null,
+    created_at bigint not null,
+    expires_at bigint not null
+);
+-- Accounts as a provider knows them (issuer, subject).
+create table sso_identity (
+    issuer text not null,
+    subject text not null,
+    user_id text not null references account (user_id),
+    created_at bigint not null,
+    primary key (issuer, subject)
+);
+-- One-time codes a finished login hands to an API client (60 seconds).
+create table sso_code (
+    code_hash text primary key,
+    organization_id text not null references organization (organization_id),
+    user_id text not null references account (user_id),
+    expires_at bigint not null
+);
+alter table sso_config enable row level security;
+create policy tenant on sso_config
+    using (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*')
+    with check (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*');
+alter table sso_login enable row level security;
+create policy tenant on sso_login
+    using (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*')
+    with check (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*');
+alter table sso_code enable row level security;
+create policy tenant on sso_code
+    using (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*')
+    with check (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*');
+grant select, insert, update, delete on sso_config, sso_login, sso_identity, sso_code to ironcase_app;

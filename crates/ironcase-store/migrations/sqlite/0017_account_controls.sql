@@ -38,3 +38,48 @@ create table custom_role (
 alter table membership add column custom_role_id text references custom_role (role_id);
 alter table invitation add column custom_role_id text references custom_role (role_id);
 alter table api_key add column custom_role_id text references custom_role (role_id);
+-- Single sign-on per organisation (OpenID Connect). The client secret is
+-- sealed under the master key; lists are space-separated, the role mapping
+-- JSON ({group: role}).
+create table sso_config (
+    organization_id text primary key references organization (organization_id),
+    issuer text not null,
+    client_id text not null,
+    sealed_secret blob not null,
+    scopes text not null default '',
+    allowed_domains text not null default '',
+    group_claim text not null default 'groups',
+    role_mapping text not null default '{}',
+    default_role text,
+    jit integer not null default 0,
+    sso_required integer not null default 0,
+    updated_at integer not null
+);
+-- Logins on their way through a provider: the SHA-256 of their state, the
+-- nonce and PKCE verifier the callback needs, the hash of the cookie that
+-- binds the login to the browser that began it. Single-use, 10 minutes.
+create table sso_login (
+    state_hash text primary key,
+    organization_id text not null references organization (organization_id),
+    nonce text not null,
+    pkce_verifier text not null,
+    binding_hash text not null,
+    mode text not null,
+    created_at integer not null,
+    expires_at integer not null
+);
+-- Accounts as a provider knows them (issuer, subject).
+create table sso_identity (
+    issuer text not null,
+    subject text not null,
+    user_id text not null references account (user_id),
+    created_at integer not null,
+    primary key (issuer, subject)
+);
+-- One-time codes a finished login hands to an API client (60 seconds).
+create table sso_code (
+    code_hash text primary key,
+    organization_id text not null references organization (organization_id),
+    user_id text not null references account (user_id),
+    expires_at integer not null
+);

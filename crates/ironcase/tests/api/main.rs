@@ -26,5 +26,6 @@ mod quotas;
 mod roles;
 mod scaleout;
 mod search;
+mod sso;
 mod tenancy;
 mod tlp;

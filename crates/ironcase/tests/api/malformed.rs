@@ -112,6 +112,13 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             json!({ "name": 1, "base": "emperor", "grant": "all", "revoke": "none", "conditions": [], "x": 1 }),
             vec!["name", "base", "grant", "revoke", "conditions", "x"],
         ),
+        (
+            Method::PUT,
+            "/api/v1/organization/sso".into(),
+            json!({ "issuer": 1, "client_id": [], "role_mapping": [], "jit": "yes", "x": 1 }),
+            vec!["issuer", "client_id", "role_mapping", "jit", "x"],
+        ),
+        (Method::POST, "/api/v1/auth/sso/token".into(), json!({ "code": 5, "x": 1 }), vec!["code", "x"]),
         (Method::POST, "/api/v1/auth/password-reset".into(), json!({ "email": 5, "x": 1 }), vec!["email", "x"]),
         (
             Method::POST,

@@ -129,8 +129,17 @@ impl App {
     /// Sensitive actions (API keys, members and roles, security settings,
     /// exports, plans) need a session that proved who holds it within
     /// `Settings::reauth_window_secs`: else 403 `reauthentication_required`.
-    /// API keys are not sessions and prove nothing again.
+    /// API keys are not sessions and prove nothing again; a key registered
+    /// with a public key signs such requests instead (RFC 9421).
     pub(crate) fn require_recent_proof(&self, p: &Principal) -> Result<()> {
+        if p.signing_key.is_some() && !p.signed {
+            return Err(AppError::Refused {
+                code: ErrorCode::SignatureRequired,
+                detail:
+                    "this API key signs its sensitive requests: Signature-Input and Signature over @method, @target-uri and content-digest"
+                        .into(),
+            });
+        }
         match p.authenticated_at {
             Some(at) if at.plus_secs(self.settings().reauth_window_secs) <= self.clock().now() => Err(AppError::Refused {
                 code: ErrorCode::ReauthenticationRequired,

@@ -41,6 +41,8 @@ pub struct NewApiKey {
     pub rate_per_minute: Option<u32>,
     /// The ranges the key may call from (within the organisation's).
     pub allowed_cidrs: Vec<String>,
+    /// An Ed25519 public key (base64): sensitive requests must be signed.
+    pub public_key: Option<String>,
 }
 
 /// What `PATCH /api-keys/{id}` changes; `None`: unchanged.
@@ -48,6 +50,8 @@ pub struct NewApiKey {
 pub struct KeyChange {
     pub name: Option<String>,
     pub allowed_cidrs: Option<Vec<String>>,
+    /// `Some(None)`: no public key any more.
+    pub public_key: Option<Option<String>>,
 }
 
 /// Whether `p` may rotate or change the key `k`: it grants no more than
@@ -62,7 +66,7 @@ fn may_act_on(c: &ironcase_store::Tx, p: &Principal, k: &ApiKeyRow) -> Result<bo
 
 impl App {
     pub async fn apikey_create(&self, p: &Principal, meta: &RequestMeta, input: NewApiKey) -> Result<CreatedKey> {
-        let NewApiKey { name, role, expires_at, tlp_max, rate_per_minute, allowed_cidrs } = input;
+        let NewApiKey { name, role, expires_at, tlp_max, rate_per_minute, allowed_cidrs, public_key } = input;
         let name = name.as_str();
         self.require(p, meta, Permission::ApiKeysManage).await?;
         self.require_recent_proof(p)?;
@@ -81,6 +85,7 @@ impl App {
             errs.push("rate_per_minute", format!("must be from 1 to {MAX_RATE_PER_MINUTE}"));
         }
         let allowed_cidrs = AllowList::parse("allowed_cidrs", &allowed_cidrs, &mut errs);
+        let public_key = public_key.and_then(|k| crate::signature::checked_public_key(&k, &mut errs));
         errs.into_result()?;
         let (key, key_hash, key_prefix) = new_api_key();
         let row = ApiKeyRow {
@@ -103,6 +108,7 @@ impl App {
             },
             rate_per_minute,
             allowed_cidrs,
+            public_key,
         };
         let (p2, meta2) = (p.clone(), meta.clone());
         let row = self
@@ -185,6 +191,7 @@ impl App {
         let mut errs = ValidationErrors::default();
         let name = change.name.as_deref().map(|n| validate::text("name", n, 1, 200, &mut errs));
         let cidrs = change.allowed_cidrs.as_deref().map(|c| AllowList::parse("allowed_cidrs", c, &mut errs));
+        let public_key = change.public_key.map(|k| k.and_then(|k| crate::signature::checked_public_key(&k, &mut errs)));
         errs.into_result()?;
         let now = self.clock().now();
         let (p2, meta2) = (p.clone(), meta.clone());
@@ -195,9 +202,14 @@ impl App {
                 if !may_act_on(c, &p2, &old)? {
                     return Err(AppError::Forbidden(format!("missing permission {}", Permission::ApiKeysManage)));
                 }
-                let row = ApiKeyRow { name: name.unwrap_or(old.name), allowed_cidrs: cidrs.unwrap_or(old.allowed_cidrs), ..old };
-                apikey::update(c, p2.org, id, &row.name, &row.allowed_cidrs)?;
-                let details = json!({ "name": row.name, "allowed_cidrs": row.allowed_cidrs.ranges() });
+                let row = ApiKeyRow {
+                    name: name.unwrap_or(old.name),
+                    allowed_cidrs: cidrs.unwrap_or(old.allowed_cidrs),
+                    public_key: public_key.unwrap_or(old.public_key),
+                    ..old
+                };
+                apikey::update(c, &row)?;
+                let details = json!({ "name": row.name, "allowed_cidrs": row.allowed_cidrs.ranges(), "public_key": row.public_key });
                 audit::append(c, by(&p2, &meta2, now, "apikey.update", ("api_key", &id.to_string()), details))?;
                 Ok(row)
             })

@@ -713,6 +713,8 @@ impl App {
             enrolling: auth.mfa_pending,
             authenticated_at: Some(auth.authenticated_at),
             networks: crate::Networks { organization: auth.ip_allowlist, key: Default::default() },
+            signing_key: None,
+            signed: false,
         })
     }
 
@@ -781,6 +783,8 @@ impl App {
             enrolling: false,
             authenticated_at: None,
             networks: crate::Networks { organization: networks, key: row.allowed_cidrs },
+            signing_key: row.public_key.as_deref().and_then(crate::signature::public_key),
+            signed: false,
         })
     }
 }

@@ -96,6 +96,8 @@ impl App {
             enrolling: p.enrolling,
             authenticated_at: None,
             networks: p.networks.clone(),
+            signing_key: p.signing_key,
+            signed: p.signed,
         })
     }
 

@@ -32,6 +32,7 @@ pub mod roles;
 pub mod search;
 mod sessions;
 pub mod shared;
+pub mod signature;
 pub mod sso;
 
 use std::path::{Path, PathBuf};

@@ -212,6 +212,8 @@ impl App {
             enrolling: false,
             authenticated_at: None,
             networks: Default::default(),
+            signing_key: None,
+            signed: false,
         };
         let meta2 = meta.clone();
         // One transaction: a refusal (quota, a race) leaves no account behind.

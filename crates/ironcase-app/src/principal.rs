@@ -44,6 +44,11 @@ pub struct Principal {
     pub authenticated_at: Option<Timestamp>,
     /// Where this credential may be used from.
     pub networks: Networks,
+    /// An API key registered with an Ed25519 public key: its sensitive
+    /// requests must be signed (RFC 9421).
+    pub signing_key: Option<[u8; 32]>,
+    /// This request carried a valid signature of that key.
+    pub signed: bool,
 }
 
 /// The address ranges a request with this credential must come from: the

@@ -846,6 +846,8 @@ fn run_micro() -> anyhow::Result<std::process::ExitCode> {
         enrolling: false,
         authenticated_at: None,
         networks: Default::default(),
+        signing_key: None,
+        signed: false,
     };
     let other = UserId::new();
     let ns = ns_per(50_000_000, |i| {

@@ -97,6 +97,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Err(ApiError::validation(errors))
 }
 
+/// `deserialize_with` for a field where `null` means something (remove it)
+/// and absence means unchanged: `Some(None)` for `null`.
+pub fn double_option<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// `deserialize_with` for a field that holds an object (or `null`, where
 /// the field is optional): anything else is refused (serde would read a
 /// struct from an array of its fields).

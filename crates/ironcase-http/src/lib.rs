@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod page;
 pub mod proxy;
 pub mod routes;
+pub mod signature;
 
 use std::sync::Arc;
 

@@ -133,6 +133,16 @@ pub async fn limit_api(State(state): State<AppState>, mut req: Request, next: Ne
             return next.run(req).await;
         }
     };
+    // A signed request (an API key's, RFC 9421): its signature is checked
+    // now, so that what the handler sees knows it.
+    let (mut req, p) = if crate::signature::is_signed(&req) {
+        match crate::signature::accept(&state, req, p).await {
+            Ok(accepted) => accepted,
+            Err(e) => return axum::response::IntoResponse::into_response(e),
+        }
+    } else {
+        (req, p)
+    };
     // Ending a session only ever takes access away: never refuse it.
     if req.uri().path().ends_with("/auth/logout") {
         req.extensions_mut().insert(p);

@@ -27,6 +27,9 @@ pub struct ApiKeyRow {
     pub rate_per_minute: Option<u32>,
     /// The ranges the key may call from (within the organisation's).
     pub allowed_cidrs: AllowList,
+    /// An Ed25519 public key (base64): the key's sensitive requests must be
+    /// signed with its private half (RFC 9421).
+    pub public_key: Option<String>,
 }
 
 impl std::fmt::Debug for ApiKeyRow {
@@ -62,18 +65,19 @@ fn key(r: &Row<'_, '_>) -> Result<ApiKeyRow> {
             let raw: String = r.get("allowed_cidrs")?;
             AllowList::from_stored(&raw).ok_or_else(|| StoreError::Corrupt("api_key.allowed_cidrs".into()))?
         },
+        public_key: r.get("public_key")?,
     })
 }
 
 const COLS: &str =
     "api_key_id, organization_id, name, role, custom_role_id, key_hash, key_prefix, created_by, created_at, expires_at, revoked_at, last_used_at, tlp_max, rate_per_minute, \
-     allowed_cidrs";
+     allowed_cidrs, public_key";
 
 pub fn insert(c: &Tx, k: &ApiKeyRow) -> Result<()> {
     c.scope(k.org)?;
     exec(
         c,
-        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("insert into api_key ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         params![
             k.id.to_string(),
             k.org.to_string(),
@@ -89,7 +93,8 @@ pub fn insert(c: &Tx, k: &ApiKeyRow) -> Result<()> {
             k.last_used_at.map(|t| t.0),
             k.tlp_max.map(|t| t.as_str()),
             k.rate_per_minute.map(i64::from),
-            k.allowed_cidrs.stored()
+            k.allowed_cidrs.stored(),
+            k.public_key.clone()
         ],
     )?;
     Ok(())
@@ -158,16 +163,30 @@ pub fn replace_secret(c: &Tx, org: OrgId, id: ApiKeyId, hash: &str, prefix: &str
     Ok(())
 }
 
-/// Renames a live key or changes the ranges it may call from.
-pub fn update(c: &Tx, org: OrgId, id: ApiKeyId, name: &str, allowed_cidrs: &AllowList) -> Result<()> {
-    c.scope(org)?;
+/// Renames a live key, changes the ranges it may call from or the public
+/// key its sensitive requests are signed with.
+pub fn update(c: &Tx, k: &ApiKeyRow) -> Result<()> {
+    c.scope(k.org)?;
     let n = exec(
         c,
-        "update api_key set name = ?, allowed_cidrs = ? where organization_id = ? and api_key_id = ? and revoked_at is null",
-        params![name, allowed_cidrs.stored(), org.to_string(), id.to_string()],
+        "update api_key set name = ?, allowed_cidrs = ?, public_key = ? where organization_id = ? and api_key_id = ? and revoked_at is null",
+        params![k.name, k.allowed_cidrs.stored(), k.public_key.clone(), k.org.to_string(), k.id.to_string()],
     )?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+/// Remembers a request signature (its hash) until `expires_at`: false when
+/// it was seen before (a replay). Forgets the expired ones.
+pub fn remember_signature(c: &Tx, hash: &str, expires_at: Timestamp, now: Timestamp) -> Result<bool> {
+    c.platform()?;
+    exec(c, "delete from request_signature where expires_at <= ?", params![now.0])?;
+    let n = exec(
+        c,
+        "insert into request_signature (signature_hash, expires_at) values (?, ?) on conflict (signature_hash) do nothing",
+        params![hash, expires_at.0],
+    )?;
+    Ok(n == 1)
 }

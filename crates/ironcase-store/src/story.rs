@@ -581,14 +581,24 @@ async fn story(s: Store) {
         tlp_max: Some(Tlp::Green),
         rate_per_minute: Some(60),
         allowed_cidrs: Default::default(),
+        public_key: None,
     };
     let k = key.id;
     w(&s, move |c| {
         apikey::insert(c, &key)?;
         apikey::touch(c, k, Timestamp(91))?;
         apikey::replace_secret(c, a, k, "hash-2", "ick_bbbb")?;
-        apikey::update(c, a, k, "ci-renamed", &ironcase_domain::net::AllowList::from_stored("198.51.100.0/24").expect("ranges"))?;
-        assert!(matches!(apikey::update(c, g, k, "theirs", &Default::default()), Err(StoreError::NotFound)));
+        let row = apikey::get(c, a, k)?;
+        let cidrs = ironcase_domain::net::AllowList::from_stored("198.51.100.0/24").expect("ranges");
+        apikey::update(
+            c,
+            &apikey::ApiKeyRow { name: "ci-renamed".into(), allowed_cidrs: cidrs, public_key: Some("pk".into()), ..row.clone() },
+        )?;
+        assert!(matches!(apikey::update(c, &apikey::ApiKeyRow { org: g, ..row }), Err(StoreError::NotFound)));
+        // A request signature is accepted once, until it expires.
+        assert!(apikey::remember_signature(c, "sig-1", Timestamp(200), Timestamp(100))?);
+        assert!(!apikey::remember_signature(c, "sig-1", Timestamp(200), Timestamp(150))?, "a replay");
+        assert!(apikey::remember_signature(c, "sig-1", Timestamp(300), Timestamp(200))?, "forgotten once expired");
         Ok(())
     })
     .await;
@@ -609,6 +619,7 @@ async fn story(s: Store) {
         (got.key_prefix.as_str(), got.name.as_str(), got.last_used_at, got.tlp_max, got.rate_per_minute, got.allowed_cidrs.ranges()),
         ("ick_bbbb", "ci-renamed", Some(Timestamp(91)), Some(Tlp::Green), Some(60), vec!["198.51.100.0/24".to_owned()])
     );
+    assert_eq!(got.public_key.as_deref(), Some("pk"));
     assert!(matches!(foreign, Err(StoreError::NotFound)));
     assert!(old.is_none(), "the replaced secret no longer works");
     assert_eq!(new.map(|x| x.id), Some(k));

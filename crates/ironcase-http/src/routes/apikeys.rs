@@ -43,6 +43,11 @@ pub struct CreateApiKey {
     #[serde(default)]
     #[schema(max_items = 100)]
     pub allowed_cidrs: Vec<String>,
+    /// An Ed25519 public key (its 32 bytes, base64): the key's sensitive
+    /// requests must then carry an HTTP message signature (RFC 9421).
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub public_key: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -54,6 +59,10 @@ pub struct UpdateApiKey {
     #[serde(default)]
     #[schema(max_items = 100)]
     pub allowed_cidrs: Option<Vec<String>>,
+    /// Replaces the Ed25519 public key (base64); null: none any more.
+    #[serde(default, deserialize_with = "crate::extract::double_option")]
+    #[schema(value_type = Option<String>, max_length = 64)]
+    pub public_key: Option<Option<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -72,6 +81,8 @@ pub struct ApiKeyOut {
     pub tlp_max: Option<Tlp>,
     pub rate_per_minute: Option<u32>,
     pub allowed_cidrs: Vec<String>,
+    /// The Ed25519 public key its sensitive requests are signed with.
+    pub public_key: Option<String>,
 }
 
 impl From<ApiKeyRow> for ApiKeyOut {
@@ -89,6 +100,7 @@ impl From<ApiKeyRow> for ApiKeyOut {
             tlp_max: k.tlp_max,
             rate_per_minute: k.rate_per_minute,
             allowed_cidrs: k.allowed_cidrs.ranges(),
+            public_key: k.public_key,
         }
     }
 }
@@ -107,6 +119,7 @@ pub struct ApiKeyCreated {
     pub tlp_max: Option<Tlp>,
     pub rate_per_minute: Option<u32>,
     pub allowed_cidrs: Vec<String>,
+    pub public_key: Option<String>,
 }
 
 impl From<CreatedKey> for ApiKeyCreated {
@@ -122,6 +135,7 @@ impl From<CreatedKey> for ApiKeyCreated {
             tlp_max: c.row.tlp_max,
             rate_per_minute: c.row.rate_per_minute,
             allowed_cidrs: c.row.allowed_cidrs.ranges(),
+            public_key: c.row.public_key,
         }
     }
 }
@@ -142,6 +156,7 @@ pub async fn create(
         tlp_max: b.tlp_max,
         rate_per_minute: b.rate_per_minute,
         allowed_cidrs: b.allowed_cidrs,
+        public_key: b.public_key,
     };
     let created = s.app.apikey_create(&p, &meta, input).await?;
     Ok((StatusCode::CREATED, axum::Json(created.into())))
@@ -185,7 +200,7 @@ pub async fn update(
     Path(id): Path<String>,
     Json(b): Json<UpdateApiKey>,
 ) -> ApiResult<axum::Json<ApiKeyOut>> {
-    let change = KeyChange { name: b.name, allowed_cidrs: b.allowed_cidrs };
+    let change = KeyChange { name: b.name, allowed_cidrs: b.allowed_cidrs, public_key: b.public_key };
     Ok(axum::Json(s.app.apikey_update(&p, &meta, key_id(&id)?, change).await?.into()))
 }
 

@@ -9,7 +9,7 @@ use ironcase_app::store::event::EventRow;
 use ironcase_app::store::incident::{CommentRow, Filter, IncidentRef, IncidentRow, Sort};
 use ironcase_app::{AppError, Principal};
 use ironcase_domain::{Category, CommentId, IncidentId, Resolution, Severity, Status, Timestamp, Tlp, UserId};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -175,10 +175,6 @@ pub async fn list(
     Ok(axum::Json(s.app.incident_list(&p, &meta, &f, sort, cursor, size).await?.into()))
 }
 
-fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchIncident {
@@ -195,7 +191,7 @@ pub struct PatchIncident {
     #[serde(default)]
     pub tags: Option<Vec<String>>,
     /// `null` unassigns.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::extract::double_option")]
     #[schema(value_type = Option<String>)]
     pub assignee_id: Option<Option<UserId>>,
     #[serde(default)]

@@ -102,3 +102,11 @@ create policy tenant on sso_code
     using (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*')
     with check (organization_id = current_setting('app.tenant_id', true) or current_setting('app.tenant_id', true) = '*');
 grant select, insert, update, delete on sso_config, sso_login, sso_identity, sso_code to ironcase_app;
+-- HTTP message signatures (RFC 9421): an API key's Ed25519 public key (raw,
+-- base64), and the signatures already accepted (their SHA-256), each once.
+alter table api_key add column public_key text;
+create table request_signature (
+    signature_hash text primary key,
+    expires_at bigint not null
+);
+grant select, insert, update, delete on request_signature to ironcase_app;

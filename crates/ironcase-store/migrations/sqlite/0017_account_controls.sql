@@ -83,3 +83,10 @@ create table sso_code (
     user_id text not null references account (user_id),
     expires_at integer not null
 );
+-- HTTP message signatures (RFC 9421): an API key's Ed25519 public key (raw,
+-- base64), and the signatures already accepted (their SHA-256), each once.
+alter table api_key add column public_key text;
+create table request_signature (
+    signature_hash text primary key,
+    expires_at integer not null
+);

@@ -26,6 +26,7 @@ mod quotas;
 mod roles;
 mod scaleout;
 mod search;
+mod signing;
 mod sso;
 mod tenancy;
 mod tlp;

@@ -129,8 +129,8 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         (
             Method::PATCH,
             format!("/api/v1/api-keys/{key}"),
-            json!({ "name": 5, "allowed_cidrs": "any", "x": 1 }),
-            vec!["name", "allowed_cidrs", "x"],
+            json!({ "name": 5, "allowed_cidrs": "any", "public_key": [], "x": 1 }),
+            vec!["name", "allowed_cidrs", "public_key", "x"],
         ),
     ];
     let if_match = [("if-match", "\"1\"")];

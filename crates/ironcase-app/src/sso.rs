@@ -16,7 +16,8 @@
 //!   an allowed domain, a member of this organisation (linked now) or, with
 //!   `jit`, a new account. An account that exists but is not a member here
 //!   is refused: a provider an organisation configures speaks only for its
-//!   own members. The mapped role is applied at every login (a group removed
+//!   own members; an address invited here (pending) signs in and so accepts
+//!   the invitation, with its role unless a group maps one. The mapped role is applied at every login (a group removed
 //!   at the provider demotes; no group and no default refuses); owners keep
 //!   theirs (they are managed here, and are the break-glass accounts).
 //! - `?mode=api` answers a one-time code (60 s) that `POST /auth/sso/token`
@@ -640,7 +641,12 @@ impl App {
                     Some(u) => org::membership_role(c, org_id, u.id)?,
                     None => None,
                 };
-                if user.is_some() && membership.is_none() && link {
+                // An invitation to this address, pending: signing in accepts it.
+                let invited = match (&email, membership) {
+                    (Some(e), None) => ironcase_store::invitation::pending_for(c, org_id, e, now)?,
+                    _ => None,
+                };
+                if user.is_some() && membership.is_none() && link && invited.is_none() {
                     // An account of someone else's organisations: not this provider's to speak for.
                     return Ok(Err("account_exists_outside_the_organization"));
                 }
@@ -679,10 +685,21 @@ impl App {
                         u
                     }
                     (existing, _) => {
-                        if !jit {
+                        if !jit && invited.is_none() {
                             return Ok(Err("not_provisioned"));
                         }
-                        let Some(a) = chosen else { return Ok(Err("no_role_for_groups")) };
+                        // The mapped role, else the one the invitation offered.
+                        let offered = match &invited {
+                            Some(i) => Some(Assigned {
+                                role: i.role,
+                                custom: i.custom_role.map(|r| ironcase_store::role::get(c, org_id, r)).transpose()?,
+                            }),
+                            None => None,
+                        };
+                        let Some(a) = chosen.or(offered) else { return Ok(Err("no_role_for_groups")) };
+                        if let Some(i) = &invited {
+                            ironcase_store::invitation::accept(c, org_id, i.id, now)?;
+                        }
                         let limit = crate::quotas::limits(c, org_id)?.quota(ironcase_domain::plan::Quota::Members);
                         if limit.is_some_and(|l| org::count_members(c, org_id).map_or(true, |n| n.max(0) as u64 + 1 > l)) {
                             return Ok(Err("members_quota_exceeded"));
@@ -706,7 +723,10 @@ impl App {
                             }
                         };
                         org::insert_membership(c, org_id, u.id, a.role, a.custom_id(), now)?;
-                        let details = json!({ "email": u.email, "role": a.role, "custom_role": a.custom_id(), "groups": groups });
+                        let details = json!({
+                            "email": u.email, "role": a.role, "custom_role": a.custom_id(), "groups": groups,
+                            "invitation_id": invited.as_ref().map(|i| i.id),
+                        });
                         let mut e = anonymous(&org_id.to_string(), &meta, now, "sso.provisioned", "success", details);
                         e.actor_id = Some(u.id.to_string());
                         ironcase_store::audit::append(c, e)?;

@@ -87,6 +87,10 @@ pub struct BenchArgs {
     /// that two builds are measured by the same load generator.
     #[arg(long)]
     pub server_bin: Option<std::path::PathBuf>,
+    /// The default phases as a member holding one of this many custom
+    /// roles of the organisation (made first), instead of its owner.
+    #[arg(long, default_value_t = 0)]
+    pub custom_roles: usize,
 }
 
 /// With Redis, login limits outlive a run (they are Redis's): runs one after
@@ -158,6 +162,37 @@ impl Server {
             .await?
             .json()
             .await?;
+        Ok(format!("Bearer {}", login["access_token"].as_str().context("login failed")?))
+    }
+
+    /// `n` custom roles made by the owner, and the bearer of a member who
+    /// holds the first (invited, accepted, logged in).
+    async fn custom_role_member(&self, owner: &str, n: usize) -> anyhow::Result<String> {
+        let client = reqwest::Client::new();
+        let call = |path: &str, auth: Option<&str>, body: Value| {
+            let mut r = client.post(format!("{}/api/v1{path}", self.base)).json(&body);
+            if let Some(a) = auth {
+                r = r.header("authorization", a);
+            }
+            let path = path.to_owned();
+            async move {
+                let r = r.send().await?;
+                anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
+                Ok::<Value, anyhow::Error>(r.json().await?)
+            }
+        };
+        let mut first = None;
+        for i in 0..n {
+            let role = json!({ "name": format!("bench-{i}"), "base": "lead", "grant": [], "revoke": ["evidence:delete"] });
+            let made = call("/roles", Some(owner), role).await?;
+            first.get_or_insert(made["id"].as_str().context("a role id")?.to_owned());
+        }
+        let role = first.context("--custom-roles needs at least one")?;
+        let invited = call("/members", Some(owner), json!({ "email": "bench-member@example.org", "role": role })).await?;
+        let token = invited["token"].as_str().context("an invitation token")?;
+        let password = "bench member's long passphrase";
+        call("/invitations/accept", None, json!({ "token": token, "name": "Bench", "password": password })).await?;
+        let login = call("/auth/login", None, json!({ "email": "bench-member@example.org", "password": password })).await?;
         Ok(format!("Bearer {}", login["access_token"].as_str().context("login failed")?))
     }
 }
@@ -476,7 +511,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let server = start_server_with(None, &flags).await?;
     let base = server.base.clone();
     let pid = server.pid;
-    let auth = server.admin_auth().await?;
+    let mut auth = server.admin_auth().await?;
+    if args.custom_roles > 0 {
+        auth = server.custom_role_member(&auth, args.custom_roles).await?;
+        println!("as a member holding one of {} custom roles", args.custom_roles);
+    }
 
     let peak = Arc::new(std::sync::Mutex::new(0.0f64));
     let sampler = {

@@ -96,6 +96,21 @@ pub fn find_by_hash(c: &Conn, hash: &str) -> Result<Option<InvitationRow>> {
     query_opt(c, &format!("select {COLS} from invitation where token_hash = ?"), [hash], invitation)
 }
 
+/// The newest invitation of `email` to `org` still pending at `now` (one
+/// signing in through the organisation's provider accepts it).
+pub fn pending_for(c: &Conn, org: OrgId, email: &str, now: Timestamp) -> Result<Option<InvitationRow>> {
+    c.scope(org)?;
+    query_opt(
+        c,
+        &format!(
+            "select {COLS} from invitation where organization_id = ? and email = ? and accepted_at is null and revoked_at is null \
+             and expires_at > ? order by created_at desc limit 1"
+        ),
+        params![org.to_string(), email, now.0],
+        invitation,
+    )
+}
+
 /// Ends a pending invitation: accepted or revoked (`column`) at `at`.
 fn end(c: &Conn, org: OrgId, id: InvitationId, column: &str, at: Timestamp) -> Result<()> {
     c.scope(org)?;

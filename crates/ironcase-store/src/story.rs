@@ -665,6 +665,16 @@ async fn story(s: Store) {
         ))
     })
     .await;
+    let (for_dave, dave_elsewhere, dave_later) = r(&s, move |c| {
+        Ok((
+            invitation::pending_for(c, a, "dave@example.org", Timestamp(102))?,
+            invitation::pending_for(c, g, "dave@example.org", Timestamp(102))?,
+            invitation::pending_for(c, a, "dave@example.org", Timestamp(5000))?,
+        ))
+    })
+    .await;
+    assert_eq!(for_dave.map(|i| i.id), Some(id1));
+    assert!(dave_elsewhere.is_none() && dave_later.is_none());
     assert_eq!(ids(&pending, |i| i.email.clone()), ["dave@example.org"]);
     assert_eq!(ids(&page2, |i| i.email.clone()), ["erin@example.org"]);
     assert!(expired.is_empty() && elsewhere.is_empty());

@@ -220,6 +220,20 @@ async fn members_sign_in_through_their_organisations_provider() {
     assert_eq!(app.get("/api/v1/auth/me", &demoted).await.expect(200).body["role"], json!("lead"));
     assert_eq!(app.get("/api/v1/auth/me", &again).await.expect(200).body["role"], json!("lead"), "her other sessions follow");
 
+    // Without JIT, an invited address signs in and so accepts its
+    // invitation (the mapped role wins over the one offered); an address
+    // neither member nor invited is refused.
+    config["jit"] = json!(false);
+    app.put_json("/api/v1/organization/sso", &owner.token, config.clone()).await.expect(200);
+    let bob_id = app.get("/api/v1/auth/me", &bob).await.expect(200).body["user"]["id"].as_str().expect("id").to_owned();
+    app.delete(&format!("/api/v1/members/{bob_id}"), &owner.token).await.expect(204);
+    assert!(sso_login(&app, &mut Browser::new(), "bob").await.is_err(), "no longer a member, not invited");
+    app.post("/api/v1/members", &owner.token, json!({ "email": "bob@example.test", "role": "viewer" })).await.expect(201);
+    let bob = sso_login(&app, &mut Browser::new(), "bob").await.expect("the invited address signs in");
+    assert_eq!(app.get("/api/v1/auth/me", &bob).await.expect(200).body["role"], json!("analyst"));
+    let pending = app.get("/api/v1/invitations", &owner.token).await.expect(200);
+    assert_eq!(pending.body["items"].as_array().map(Vec::len), Some(0), "accepted: {}", pending.body);
+
     // SSO required: a member's password login is refused, an owner's is not.
     app.member(&owner, "pw@example.test", "viewer", None).await;
     config["sso_required"] = json!(true);

@@ -55,6 +55,32 @@ fn role(r: &Row<'_, '_>) -> Result<CustomRoleRow> {
     })
 }
 
+/// The columns [`joined`] reads, for a query that joins `custom_role cr`.
+pub(crate) const JOINED_COLS: &str = "cr.role_id as cr_id, cr.organization_id as cr_org, cr.name as cr_name, cr.base as cr_base, \
+     cr.grants as cr_grants, cr.revokes as cr_revokes, cr.own_or_assigned as cr_own, cr.tlp_max as cr_tlp, \
+     cr.created_at as cr_created, cr.updated_at as cr_updated";
+
+/// The custom role a query joined (`left join custom_role cr`, read with
+/// [`JOINED_COLS`]), if the row has one.
+pub(crate) fn joined(r: &Row<'_, '_>) -> Result<Option<CustomRoleRow>> {
+    let Some(id) = crate::parse_opt_id(r, "cr_id")? else { return Ok(None) };
+    Ok(Some(CustomRoleRow {
+        id,
+        org: parse_id(r, "cr_org")?,
+        name: r.get("cr_name")?,
+        base: parse_col(r, "cr_base", Role::parse)?,
+        grant: permissions(&r.get::<_, String>("cr_grants")?)?,
+        revoke: permissions(&r.get::<_, String>("cr_revokes")?)?,
+        own_or_assigned: r.get("cr_own")?,
+        tlp_max: r
+            .get::<_, Option<String>>("cr_tlp")?
+            .map(|t| Tlp::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("tlp_max={t}"))))
+            .transpose()?,
+        created_at: Timestamp(r.get("cr_created")?),
+        updated_at: Timestamp(r.get("cr_updated")?),
+    }))
+}
+
 const COLS: &str = "role_id, organization_id, name, base, grants, revokes, own_or_assigned, tlp_max, created_at, updated_at";
 
 pub fn insert(c: &Tx, r: &CustomRoleRow) -> Result<()> {

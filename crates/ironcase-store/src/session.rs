@@ -2,7 +2,7 @@
 
 use crate::params;
 use ironcase_domain::net::AllowList;
-use ironcase_domain::{OrgId, Role, RoleId, SessionId, Timestamp, UserId};
+use ironcase_domain::{OrgId, Role, SessionId, Timestamp, UserId};
 
 use crate::{exec, parse_id, query_map, query_one, query_opt, Conn, Result, Tx};
 
@@ -318,13 +318,17 @@ pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Optio
     // organisation is checked here as well (found by the store's story).
     let found = query_opt(
         c,
-        "select s.session_id, s.organization_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, m.role, m.custom_role_id, \
-                u.is_operator, o.status, \
+        &format!(
+            "select s.session_id, s.organization_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, m.role, \
+                u.is_operator, o.status, {}, \
                 o.mfa_required and not exists (select 1 from mfa_totp t where t.user_id = s.user_id and t.confirmed_at is not null) \
                 as mfa_pending, s.authenticated_at, o.session_idle_secs, o.session_max_secs, o.ip_allowlist \
          from session s join account u on u.user_id = s.user_id join organization o on o.organization_id = s.organization_id \
          left join membership m on m.organization_id = s.organization_id and m.user_id = s.user_id \
+         left join custom_role cr on cr.role_id = m.custom_role_id \
          where s.session_id = ?",
+            crate::role::JOINED_COLS
+        ),
         [id.to_string()],
         |r| {
             let role: Option<String> = r.get("role")?;
@@ -347,14 +351,10 @@ pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Optio
                     let raw: String = r.get("ip_allowlist")?;
                     AllowList::from_stored(&raw).ok_or_else(|| crate::StoreError::Corrupt("organization.ip_allowlist".into()))?
                 },
-                custom_role: None,
+                custom_role: crate::role::joined(r)?,
             };
-            Ok((auth, crate::parse_opt_id::<RoleId, _>(r, "custom_role_id")?))
+            Ok(auth)
         },
     )?;
-    let Some((mut auth, custom)) = found.filter(|(f, _)| org.is_none_or(|o| f.session.org == o)) else { return Ok(None) };
-    if let Some(id) = custom {
-        auth.custom_role = Some(crate::role::get(c, auth.session.org, id)?);
-    }
-    Ok(Some(auth))
+    Ok(found.filter(|f| org.is_none_or(|o| f.session.org == o)))
 }

@@ -232,6 +232,14 @@ impl QueryParams {
     }
 
     /// Fails with every bad or unknown parameter.
+    /// [`QueryParams::finish`] for a route whose caller may add parameters
+    /// of its own (an identity provider's callback): the ones not read are
+    /// let be.
+    pub fn finish_ignoring_others(mut self) -> Result<(), ApiError> {
+        self.map.clear();
+        self.finish()
+    }
+
     pub fn finish(mut self) -> Result<(), ApiError> {
         let mut unknown: Vec<String> = self.map.drain().map(|(k, _)| k).collect();
         unknown.sort();

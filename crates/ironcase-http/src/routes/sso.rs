@@ -188,7 +188,7 @@ pub struct SsoCode {
 /// with the code in the URL's fragment. A refusal is 401 `sso_failed`.
 #[utoipa::path(get, path = "/auth/sso/callback", tag = "auth",
     params(("code" = Option<String>, Query), ("state" = Option<String>, Query), ("iss" = Option<String>, Query),
-        ("error" = Option<String>, Query), ("error_description" = Option<String>, Query), ("session_state" = Option<String>, Query)),
+        ("error" = Option<String>, Query, description = "the provider refused; other parameters a provider adds are ignored")),
     responses((status = 200, body = SsoCode), (status = 303, description = "to the console"), (status = 401, body = Problem),
         (status = 429, body = Problem)))]
 pub async fn callback(State(s): State<AppState>, Meta(meta): Meta, headers: HeaderMap, mut q: QueryParams) -> ApiResult<Response> {
@@ -199,8 +199,8 @@ pub async fn callback(State(s): State<AppState>, Meta(meta): Meta, headers: Head
         error: q.str("error"),
         binding: binding_cookie(&headers),
     };
-    let _ = (q.str("error_description"), q.str("session_state"));
-    q.finish()?;
+    // Providers add parameters of their own (`session_state`, …).
+    q.finish_ignoring_others()?;
     let clear = (header::SET_COOKIE, cookie(&s, "", 0));
     Ok(match s.app.sso_callback(input, &meta).await? {
         Finished::Api { code } => ([clear], axum::Json(SsoCode { code })).into_response(),

@@ -90,8 +90,9 @@ async fn a_signing_key_signs_its_sensitive_requests() {
     send(&app, &key, "/api/v1/api-keys", &body, &garbled).await.problem(401, "signature_invalid");
 
     // The documented recipe, with openssl and curl.
-    let tools =
-        ["openssl", "curl"].iter().all(|t| std::process::Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let tools = [("openssl", "version"), ("curl", "--version")]
+        .iter()
+        .all(|(t, v)| std::process::Command::new(t).arg(v).output().is_ok_and(|o| o.status.success()));
     if !tools {
         assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI must provide openssl and curl");
         eprintln!("openssl or curl is missing: the signing recipe is not run");
@@ -109,13 +110,15 @@ async fn a_signing_key_signs_its_sensitive_requests() {
     let body_file = dir.path().join("body.json");
     std::fs::write(&body_file, br#"{"name": "from the recipe", "role": "viewer"}"#).expect("body");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/sign-request.sh");
-    let out = std::process::Command::new("bash")
+    // Not blocking the runtime: the server answers on it.
+    let out = tokio::process::Command::new("bash")
         .arg(script)
         .args(["POST", &url])
         .arg(&body_file)
         .args([created.str("id"), created.str("key")])
         .arg(&pem)
         .output()
+        .await
         .expect("run the recipe");
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(answer["name"], json!("from the recipe"), "{answer}");

@@ -121,7 +121,8 @@ async fn through_provider(b: &mut Browser, start: &str, who: &str) -> String {
 /// A whole login in API mode: the tokens' access token.
 async fn sso_login(app: &TestApp, b: &mut Browser, who: &str) -> Result<String, Value> {
     let start = format!("{}/api/v1/auth/sso/default/start?mode=api", app.base);
-    let callback = through_provider(b, &start, who).await;
+    // A provider may add parameters of its own.
+    let callback = format!("{}&session_state=opaque", through_provider(b, &start, who).await);
     let (status, _, body) = b.go(Method::GET, &callback, None).await;
     let body: Value = serde_json::from_str(&body).expect("json");
     if status != StatusCode::OK {

@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -276,4 +279,224 @@ async fn sso_configuration_needs_https_and_the_plan() {
     app.delete("/api/v1/organization/sso", &owner.token).await.problem(404, "not_found");
     app.send(Method::POST, "/api/v1/auth/sso/token", None, Some(json!({ "code": "ics_nope" })), &[]).await.problem(401, "sso_failed");
     app.send(Method::GET, "/api/v1/auth/sso/callback?state=nope&code=x", None, None, &[]).await.problem(401, "sso_failed");
+}
+
+/// A provider of the test's own making (discovery, keys, a token endpoint
+/// that answers whatever ID token the test forged), to show that forged or
+/// misdirected ID tokens are refused.
+mod forged {
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine;
+    use ed25519_dalek::{Signer, SigningKey};
+    use serde_json::{json, Value};
+    use sha2::{Digest, Sha256};
+
+    pub struct Idp {
+        pub issuer: String,
+        pub token: Arc<Mutex<String>>,
+        pub key: SigningKey,
+        _server: tokio::task::JoinHandle<()>,
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+        let mut k = [0u8; 64];
+        k[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
+        let inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).chain(msg.iter().copied()).collect();
+        let inner = Sha256::digest(&inner);
+        let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).chain(inner.iter().copied()).collect();
+        Sha256::digest(&outer).to_vec()
+    }
+
+    impl Idp {
+        pub async fn start() -> Idp {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let issuer = format!("http://{}", listener.local_addr().expect("addr"));
+            let key = SigningKey::from_bytes(&[11u8; 32]);
+            let token = Arc::new(Mutex::new(String::new()));
+            let (iss, x, t) = (issuer.clone(), b64(key.verifying_key().as_bytes()), token.clone());
+            let discovery = json!({
+                "issuer": iss,
+                "authorization_endpoint": format!("{iss}/auth"),
+                "token_endpoint": format!("{iss}/token"),
+                "jwks_uri": format!("{iss}/jwks"),
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["EdDSA", "HS256"],
+            });
+            let jwks = json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "use": "sig", "alg": "EdDSA" }] });
+            let app = axum::Router::new()
+                .route("/.well-known/openid-configuration", axum::routing::get(move || async move { axum::Json(discovery) }))
+                .route("/jwks", axum::routing::get(move || async move { axum::Json(jwks) }))
+                .route(
+                    "/token",
+                    axum::routing::post(move || async move {
+                        let id_token = t.lock().expect("token").clone();
+                        axum::Json(json!({ "access_token": "at", "token_type": "Bearer", "expires_in": 60, "id_token": id_token }))
+                    }),
+                );
+            let server = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            Idp { issuer, token, key, _server: server }
+        }
+
+        /// An EdDSA ID token over `claims`, signed with the provider's key.
+        pub fn signed(&self, claims: &Value) -> String {
+            let head = b64(br#"{"alg":"EdDSA","kid":"k1","typ":"JWT"}"#);
+            let body = b64(claims.to_string().as_bytes());
+            let sig = self.key.sign(format!("{head}.{body}").as_bytes());
+            format!("{head}.{body}.{}", b64(&sig.to_bytes()))
+        }
+
+        /// An HS256 ID token keyed with `secret` (the client secret).
+        pub fn hmac(claims: &Value, secret: &str) -> String {
+            let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+            let body = b64(claims.to_string().as_bytes());
+            format!("{head}.{body}.{}", b64(&hmac_sha256(secret.as_bytes(), format!("{head}.{body}").as_bytes())))
+        }
+
+        /// An unsigned ID token (`alg: none`).
+        pub fn unsigned(claims: &Value) -> String {
+            format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT"}"#), b64(claims.to_string().as_bytes()))
+        }
+    }
+}
+
+/// Makes an ID token from the login's nonce.
+type Forge = Box<dyn Fn(&str) -> String>;
+
+#[tokio::test]
+async fn forged_or_misdirected_id_tokens_are_refused() {
+    let idp = Arc::new(forged::Idp::start().await);
+    let port = spare_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let app = TestApp::spawn_with(|c| {
+        c.bind = format!("127.0.0.1:{port}").parse().expect("addr");
+        c.public_url = Some(base.clone());
+        c.sso_allow_insecure_issuer = true;
+        c.auth_address_limit = Some("100000/60".into());
+    })
+    .await;
+    let owner = app.admin().await;
+    let config = json!({
+        "issuer": idp.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "default_role": "viewer", "jit": true,
+    });
+    app.put_json("/api/v1/organization/sso", &owner.token, config).await.expect(200);
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+
+    // One login with `make` forging its ID token from the nonce: the callback's answer.
+    let forged_token = idp.token.clone();
+    let login = |make: Forge| {
+        let (client, base, token) = (client.clone(), base.clone(), forged_token.clone());
+        async move {
+            let r = client.get(format!("{base}/api/v1/auth/sso/default/start?mode=api")).send().await.expect("start");
+            let cookie =
+                r.headers().get("set-cookie").and_then(|c| c.to_str().ok()).expect("cookie").split(';').next().expect("pair").to_owned();
+            let to = reqwest::Url::parse(r.headers().get("location").and_then(|l| l.to_str().ok()).expect("location")).expect("url");
+            let q: std::collections::HashMap<String, String> = to.query_pairs().into_owned().collect();
+            *token.lock().expect("token") = make(&q["nonce"]);
+            let r = client
+                .get(format!("{base}/api/v1/auth/sso/callback?code=c&state={}", q["state"]))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("callback");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let now = app.clock.now().0 / 1000;
+    let claims = move |nonce: &str| {
+        json!({ "iss": "", "sub": "s1", "aud": CLIENT_ID, "exp": now + 300, "iat": now, "nonce": nonce,
+                "email": "eve@example.test", "email_verified": true })
+    };
+    let iss = idp.issuer.clone();
+    let good = move |nonce: &str| {
+        let mut c = claims(nonce);
+        c["iss"] = json!(iss.clone());
+        c
+    };
+    let key = idp.clone();
+    let cases: Vec<(&str, Forge)> = vec![
+        ("alg none", {
+            let g = good.clone();
+            Box::new(move |n| forged::Idp::unsigned(&g(n)))
+        }),
+        ("HS256 keyed with the client secret", {
+            let g = good.clone();
+            Box::new(move |n| forged::Idp::hmac(&g(n), CLIENT_SECRET))
+        }),
+        ("another audience", {
+            let (g, k) = (good.clone(), key.clone());
+            Box::new(move |n| {
+                let mut c = g(n);
+                c["aud"] = json!("someone-else");
+                k.signed(&c)
+            })
+        }),
+        ("another issuer", {
+            let (g, k) = (good.clone(), key.clone());
+            Box::new(move |n| {
+                let mut c = g(n);
+                c["iss"] = json!("https://evil.example");
+                k.signed(&c)
+            })
+        }),
+        ("another nonce", {
+            let (g, k) = (good.clone(), key.clone());
+            Box::new(move |_| k.signed(&g("not-the-nonce")))
+        }),
+        ("expired", {
+            let (g, k) = (good.clone(), key.clone());
+            Box::new(move |n| {
+                let mut c = g(n);
+                c["exp"] = json!(now - 600);
+                k.signed(&c)
+            })
+        }),
+        ("issued long ago", {
+            let (g, k) = (good.clone(), key.clone());
+            Box::new(move |n| {
+                let mut c = g(n);
+                c["iat"] = json!(now - 7200);
+                k.signed(&c)
+            })
+        }),
+        ("for another party", {
+            let (g, k) = (good.clone(), key.clone());
+            Box::new(move |n| {
+                let mut c = g(n);
+                c["azp"] = json!("someone-else");
+                k.signed(&c)
+            })
+        }),
+        ("a signature that does not verify", {
+            let g = good.clone();
+            Box::new(move |n| {
+                let t = SigningKey::from_bytes(&[12u8; 32]);
+                let head = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0";
+                let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(g(n).to_string());
+                format!(
+                    "{head}.{body}.{}",
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t.sign(format!("{head}.{body}").as_bytes()).to_bytes())
+                )
+            })
+        }),
+    ];
+    for (why, make) in cases {
+        let (status, body) = login(make).await;
+        assert_eq!(status, 401, "{why}: {body}");
+        assert_eq!(body["code"], json!("sso_failed"), "{why}: {body}");
+    }
+    // The same harness with a true token signs in.
+    let k = key.clone();
+    let (status, body) = login(Box::new(move |n| k.signed(&good(n)))).await;
+    assert_eq!(status, 200, "a good token: {body}");
+    let audit = app.get("/api/v1/audit?limit=200", &owner.token).await.expect(200).body.to_string();
+    assert!(audit.contains("id_token_invalid"), "refusals audited with their reason");
 }

@@ -280,7 +280,7 @@ impl App {
         let window_start = now.plus_secs(-self.settings().login_window_secs);
         let device = input.device_token.as_deref().and_then(|t| self.device_of(&email, t));
         let source = login_source(device.as_deref(), meta);
-        let (user, org_choice, failures, mfa_on) = {
+        let (user, org_choice, failures, mfa_on, sso_only) = {
             let (email, slug, source) = (email.clone(), input.organization.clone(), source.clone());
             self.store()
                 .read(move |c| {
@@ -298,7 +298,11 @@ impl App {
                         (Some(u), None) => org::first_membership(c, u.id)?,
                         (None, _) => None,
                     };
-                    Ok::<_, AppError>((user, choice, failures, mfa_on))
+                    let sso_only = match choice {
+                        Some((o, role)) => crate::sso::password_login_refused(c, o, role)?,
+                        None => false,
+                    };
+                    Ok::<_, AppError>((user, choice, failures, mfa_on, sso_only))
                 })
                 .await?
         };
@@ -339,7 +343,7 @@ impl App {
 
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| self.inner.dummy_hash.clone());
         let password_ok = verify_password(input.password, hash).await && user.is_some();
-        let (user, (org_id, role)) = match (user, org_choice) {
+        let (user, (org_id, _role)) = match (user, org_choice) {
             (Some(u), Some(choice)) if password_ok => (u, choice),
             _ => {
                 let mut e = anonymous(
@@ -364,7 +368,7 @@ impl App {
         };
 
         // An organisation that requires single sign-on: passwords are for owners only.
-        if self.store().read_now(move |c| crate::sso::password_login_refused(c, org_id, role)).await? {
+        if sso_only {
             let mut e =
                 anonymous(&org_id.to_string(), meta, now, "auth.login", "denied", json!({ "reason": "sso_required", "email": email }));
             e.actor_id = Some(user.id.to_string());

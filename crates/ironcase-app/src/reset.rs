@@ -34,21 +34,22 @@ impl std::fmt::Debug for ResetLink {
     }
 }
 
+/// Keeps a reset of `user` by its token's hash, unless three were made in
+/// the last hour (false).
+fn open_reset(c: &ironcase_store::Tx, user: UserId, hash: &str, now: Timestamp) -> Result<bool> {
+    if reset::count_since(c, user, now.plus_secs(-3600))? >= RESETS_PER_HOUR {
+        return Ok(false);
+    }
+    reset::insert(c, hash, user, now, now.plus_secs(RESET_TTL_SECS))?;
+    Ok(true)
+}
+
 impl App {
     /// A new reset for `user`, unless three were made this hour: its token.
     async fn new_reset(&self, user: UserId, now: Timestamp) -> Result<Option<String>> {
         let token = format!("{RESET_PREFIX}{}", crypto::random_token(32));
         let hash = crypto::sha256_hex(&token);
-        let made = self
-            .store()
-            .write(move |c| {
-                if reset::count_since(c, user, now.plus_secs(-3600))? >= RESETS_PER_HOUR {
-                    return Ok(false);
-                }
-                reset::insert(c, &hash, user, now, now.plus_secs(RESET_TTL_SECS))?;
-                Ok::<_, AppError>(true)
-            })
-            .await?;
+        let made = self.store().write(move |c| open_reset(c, user, &hash, now)).await?;
         Ok(made.then_some(token))
     }
 
@@ -99,9 +100,8 @@ impl App {
             .write(move |c| {
                 let reason = match account {
                     None => "unknown_account",
-                    Some(u) if reset::count_since(c, u, now.plus_secs(-3600))? >= RESETS_PER_HOUR => "rate_limited",
-                    Some(u) => {
-                        reset::insert(c, &hash, u, now, now.plus_secs(RESET_TTL_SECS))?;
+                    Some(u) if !open_reset(c, u, &hash, now)? => "rate_limited",
+                    Some(_) => {
                         entry.outcome = "success".into();
                         "sent"
                     }

@@ -156,6 +156,8 @@ pub struct SsoConfig {
     pub jit: bool,
     pub sso_required: bool,
     pub updated_at: Timestamp,
+    /// Where the provider sends browsers back (to register there).
+    pub redirect_uri: String,
 }
 
 /// What `PUT /organization/sso` asks for.
@@ -220,8 +222,9 @@ fn failed(reason: &str) -> AppError {
     AppError::Refused { code: ErrorCode::SsoFailed, detail: format!("single sign-on failed: {reason}") }
 }
 
-fn config_view(row: &SsoConfigRow) -> SsoConfig {
+fn config_view(row: &SsoConfigRow, redirect_uri: String) -> SsoConfig {
     SsoConfig {
+        redirect_uri,
         issuer: row.issuer.clone(),
         client_id: row.client_id.clone(),
         scopes: row.scopes.clone(),
@@ -360,7 +363,7 @@ impl App {
         self.require(p, meta, Permission::OrganizationRead).await?;
         let org_id = p.org;
         let row = self.store().read_now(move |c| sso::config(c, org_id)).await?;
-        row.as_ref().map(config_view).ok_or(AppError::NotFound)
+        row.map(|r| config_view(&r, self.callback_url())).ok_or(AppError::NotFound)
     }
 
     /// `PUT /organization/sso`: checks every field, that every mapped role
@@ -431,7 +434,7 @@ impl App {
             errs.push("issuer", e.to_string());
             return Err(errs.into());
         }
-        let view = config_view(&row);
+        let view = config_view(&row, self.callback_url());
         let details = json!({
             "issuer": view.issuer, "client_id": view.client_id, "secret_changed": input.client_secret.is_some(),
             "role_mapping": view.role_mapping, "default_role": view.default_role, "jit": view.jit, "sso_required": view.sso_required,
@@ -616,7 +619,7 @@ impl App {
         let email = claims.email().filter(|_| claims.email_verified() == Some(true)).map(|e| e.as_str().trim().to_lowercase());
         let groups = claims.additional_claims().strings(&row.group_claim);
         let name = claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned());
-        let mapping = config_view(row).role_mapping;
+        let mapping: BTreeMap<String, String> = serde_json::from_str(&row.role_mapping).unwrap_or_default();
         let domain_ok =
             |e: &str| row.allowed_domains.is_empty() || e.rsplit_once('@').is_some_and(|(_, d)| row.allowed_domains.iter().any(|a| a == d));
         if email.as_deref().is_some_and(|e| !domain_ok(e)) {

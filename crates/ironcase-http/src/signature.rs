@@ -12,7 +12,6 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use base64::Engine;
 use ironcase_app::signature::Signed;
 use ironcase_app::{ErrorCode, Principal};
 use sfv::{BareItem, Dictionary, ListEntry, Parser};
@@ -126,14 +125,15 @@ fn signature_base(method: &str, target: &str, digest: &str, input: &str, signatu
     Ok(Signed { base, signature: sig, created, expires, keyid })
 }
 
-/// `Content-Digest: sha-256=:…:` of `body`, as a client sends it.
-pub fn content_digest(body: &[u8]) -> String {
-    format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+
+    /// `Content-Digest: sha-256=:…:` of `body`, as a client sends it.
+    fn content_digest(body: &[u8]) -> String {
+        format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body)))
+    }
 
     #[test]
     fn the_signature_base_follows_rfc_9421() {

@@ -37,25 +37,12 @@ fn stored(ps: &[Permission]) -> String {
     ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" ")
 }
 
+/// A row read with [`JOINED_COLS`] from `custom_role cr`.
 fn role(r: &Row<'_, '_>) -> Result<CustomRoleRow> {
-    Ok(CustomRoleRow {
-        id: parse_id(r, "role_id")?,
-        org: parse_id(r, "organization_id")?,
-        name: r.get("name")?,
-        base: parse_col(r, "base", Role::parse)?,
-        grant: permissions(&r.get::<_, String>("grants")?)?,
-        revoke: permissions(&r.get::<_, String>("revokes")?)?,
-        own_or_assigned: r.get("own_or_assigned")?,
-        tlp_max: r
-            .get::<_, Option<String>>("tlp_max")?
-            .map(|t| Tlp::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("tlp_max={t}"))))
-            .transpose()?,
-        created_at: Timestamp(r.get("created_at")?),
-        updated_at: Timestamp(r.get("updated_at")?),
-    })
+    joined(r)?.ok_or_else(|| StoreError::Corrupt("custom_role without an id".into()))
 }
 
-/// The columns [`joined`] reads, for a query that joins `custom_role cr`.
+/// The columns [`joined`] reads, for a query of (or joining) `custom_role cr`.
 pub(crate) const JOINED_COLS: &str = "cr.role_id as cr_id, cr.organization_id as cr_org, cr.name as cr_name, cr.base as cr_base, \
      cr.grants as cr_grants, cr.revokes as cr_revokes, cr.own_or_assigned as cr_own, cr.tlp_max as cr_tlp, \
      cr.created_at as cr_created, cr.updated_at as cr_updated";
@@ -107,14 +94,19 @@ pub fn insert(c: &Tx, r: &CustomRoleRow) -> Result<()> {
 /// The organisation's roles by name.
 pub fn list(c: &Conn, org: OrgId) -> Result<Vec<CustomRoleRow>> {
     c.scope(org)?;
-    query_map(c, &format!("select {COLS} from custom_role where organization_id = ? order by name, role_id"), [org.to_string()], role)
+    query_map(
+        c,
+        &format!("select {JOINED_COLS} from custom_role cr where cr.organization_id = ? order by cr.name, cr.role_id"),
+        [org.to_string()],
+        role,
+    )
 }
 
 pub fn get(c: &Conn, org: OrgId, id: RoleId) -> Result<CustomRoleRow> {
     c.scope(org)?;
     query_one(
         c,
-        &format!("select {COLS} from custom_role where organization_id = ? and role_id = ?"),
+        &format!("select {JOINED_COLS} from custom_role cr where cr.organization_id = ? and cr.role_id = ?"),
         [org.to_string(), id.to_string()],
         role,
     )
@@ -124,7 +116,7 @@ pub fn find_by_name(c: &Conn, org: OrgId, name: &str) -> Result<Option<CustomRol
     c.scope(org)?;
     query_opt(
         c,
-        &format!("select {COLS} from custom_role where organization_id = ? and name = ?"),
+        &format!("select {JOINED_COLS} from custom_role cr where cr.organization_id = ? and cr.name = ?"),
         [org.to_string(), name.to_owned()],
         role,
     )

@@ -97,7 +97,7 @@ pub struct SsoConfigOut {
     pub updated_at: Timestamp,
 }
 
-fn config_out(s: &AppState, c: SsoConfig) -> SsoConfigOut {
+fn config_out(c: SsoConfig) -> SsoConfigOut {
     SsoConfigOut {
         issuer: c.issuer,
         client_id: c.client_id,
@@ -108,7 +108,7 @@ fn config_out(s: &AppState, c: SsoConfig) -> SsoConfigOut {
         default_role: c.default_role,
         jit: c.jit,
         sso_required: c.sso_required,
-        redirect_uri: format!("{}/api/v1/auth/sso/callback", s.app.settings().public_url.trim_end_matches('/')),
+        redirect_uri: c.redirect_uri,
         updated_at: c.updated_at,
     }
 }
@@ -118,7 +118,7 @@ fn config_out(s: &AppState, c: SsoConfig) -> SsoConfigOut {
     responses((status = 200, body = SsoConfigOut), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_config(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<SsoConfigOut>> {
     let c = s.app.sso_config(&p, &meta).await?;
-    Ok(axum::Json(config_out(&s, c)))
+    Ok(axum::Json(config_out(c)))
 }
 
 /// Sets the organisation's OpenID provider (feature `sso`); its discovery
@@ -144,7 +144,7 @@ pub async fn put_config(
         sso_required: b.sso_required,
     };
     let c = s.app.set_sso_config(&p, &meta, input).await?;
-    Ok(axum::Json(config_out(&s, c)))
+    Ok(axum::Json(config_out(c)))
 }
 
 /// Removes the organisation's OpenID provider.

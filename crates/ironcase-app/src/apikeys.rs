@@ -3,7 +3,7 @@
 
 use ironcase_domain::net::AllowList;
 use ironcase_domain::validate::{self, ValidationErrors};
-use ironcase_domain::{ApiKeyId, Grants, Permission, Timestamp, Tlp};
+use ironcase_domain::{ApiKeyId, Grants, Permission, Sight, Timestamp, Tlp};
 use ironcase_store::apikey::{self, ApiKeyRow};
 use ironcase_store::audit;
 use serde_json::json;
@@ -54,14 +54,18 @@ pub struct KeyChange {
     pub public_key: Option<Option<String>>,
 }
 
-/// Whether `p` may rotate or change the key `k`: it grants no more than
-/// `p` holds (a rotation hands out its new secret).
+/// Whether `p` may rotate or change the key `k`: it grants and sees no
+/// more than `p` (a rotation hands out its new secret).
 fn may_act_on(c: &ironcase_store::Tx, p: &Principal, k: &ApiKeyRow) -> Result<bool> {
-    let grants = match k.custom_role {
-        Some(r) => ironcase_store::role::get(c, k.org, r)?.grants(),
-        None => Grants::of(k.role),
+    let own = Sight { tlp_max: k.tlp_max, categories: None };
+    let (grants, sight) = match k.custom_role {
+        Some(r) => {
+            let role = ironcase_store::role::get(c, k.org, r)?;
+            (role.grants(), role.sight().and(own))
+        }
+        None => (Grants::of(k.role), own),
     };
-    Ok(p.role.covers(k.role) && p.grants.covers(&grants))
+    Ok(p.role.covers(k.role) && p.grants.covers(&grants) && p.sight.covers(sight))
 }
 
 impl App {
@@ -74,7 +78,13 @@ impl App {
         if !self.store().read_now(move |c| crate::quotas::limits(c, org_id)).await?.has(ironcase_domain::plan::Feature::ApiAccess) {
             return Err(AppError::FeatureNotInPlan("api_access"));
         }
-        let assigned = self.assignable(p, meta, &role, Permission::ApiKeysManage).await?;
+        // A key never sees more than its creator.
+        let tlp_max = match (tlp_max, p.sight.tlp_max) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let within = Sight { tlp_max, categories: None };
+        let assigned = self.assignable_as(p, meta, &role, Permission::ApiKeysManage, "role", within).await?;
         let now = self.clock().now();
         let mut errs = ValidationErrors::default();
         let name = validate::text("name", name, 1, 200, &mut errs);
@@ -101,11 +111,7 @@ impl App {
             expires_at,
             revoked_at: None,
             last_used_at: None,
-            // A key never sees more than its creator.
-            tlp_max: match (tlp_max, p.tlp_max) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
+            tlp_max,
             rate_per_minute,
             allowed_cidrs,
             public_key,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use ironcase_domain::{OrgId, Role, SessionId, Timestamp, UserId};
+use ironcase_domain::{OrgId, Role, SessionId, Sight, Timestamp, UserId};
 use ironcase_store::session::{self, SessionRow};
 use ironcase_store::{apikey, audit::NewEntry, org, Store};
 use jsonwebtoken::{Algorithm as JwtAlg, DecodingKey, EncodingKey, Header, Validation};
@@ -700,9 +700,9 @@ impl App {
         if auth.org_status != "active" {
             return Err(AppError::OrganizationSuspended);
         }
-        let (grants, custom_role, tlp_max) = match &auth.custom_role {
-            Some(c) => (c.grants(), Some(c.id), c.tlp_max),
-            None => (ironcase_domain::Grants::of(role), None, None),
+        let (grants, custom_role, sight) = match &auth.custom_role {
+            Some(c) => (c.grants(), Some(c.id), c.sight()),
+            None => (ironcase_domain::Grants::of(role), None, Sight::ALL),
         };
         Ok(Principal {
             org,
@@ -712,7 +712,7 @@ impl App {
             custom_role,
             session: Some(s.id),
             is_operator: auth.is_operator,
-            tlp_max,
+            sight,
             rate_per_minute: None,
             enrolling: auth.mfa_pending,
             authenticated_at: Some(auth.authenticated_at),
@@ -769,11 +769,9 @@ impl App {
                 }
             });
         }
-        // The key's own ceiling and its role's, whichever is lower.
-        let tlp_max = match (row.tlp_max, custom.as_ref().and_then(|c| c.tlp_max)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // The key's own ceiling, within its role's sight.
+        let own = Sight { tlp_max: row.tlp_max, categories: None };
+        let sight = custom.as_ref().map_or(own, |c| c.sight().and(own));
         Ok(Principal {
             org: row.org,
             actor: Actor::ApiKey { key: row.id, owner: row.created_by },
@@ -782,7 +780,7 @@ impl App {
             custom_role: row.custom_role,
             session: None,
             is_operator: false,
-            tlp_max,
+            sight,
             rate_per_minute: row.rate_per_minute,
             enrolling: false,
             authenticated_at: None,

@@ -6,7 +6,7 @@
 //! configured); every export audited before its first byte.
 
 use ironcase_domain::plan::Feature;
-use ironcase_domain::{IncidentId, OrgId, Permission, Timestamp, Tlp};
+use ironcase_domain::{IncidentId, OrgId, Permission, Sight, Timestamp};
 use ironcase_store::evidence::{self, CustodyRow, EvidenceRow};
 use ironcase_store::incident::{self, CommentRow, Filter, IncidentRow, Sort};
 use ironcase_store::ioc::{self, SightingRow};
@@ -32,7 +32,7 @@ pub struct ExportItem {
 pub struct Export {
     app: App,
     org: OrgId,
-    tlp_max: Option<Tlp>,
+    sight: Sight,
     after: Option<(i64, IncidentId)>,
     done: bool,
     pub organization: OrgRow,
@@ -59,7 +59,7 @@ impl App {
         let now = self.clock().now();
         let e = crate::audit::by(p, meta, now, "organization.export", ("organization", &org.to_string()), json!({ "format": "ndjson" }));
         self.write_audit(e).await?;
-        Ok(Export { app: self.clone(), org, tlp_max: p.tlp_max, after: None, done: false, organization, started_at: now, count: 0 })
+        Ok(Export { app: self.clone(), org, sight: p.sight, after: None, done: false, organization, started_at: now, count: 0 })
     }
 }
 
@@ -69,17 +69,17 @@ impl Export {
         if self.done {
             return Ok(None);
         }
-        let (org, after, tlp_max) = (self.org, self.after, self.tlp_max);
+        let (org, after, sight) = (self.org, self.after, self.sight);
         let items = self
             .app
             .store()
             .read(move |c| -> Result<Vec<ExportItem>> {
-                let f = Filter { tlp_max, ..Filter::default() };
+                let f = Filter { sight, ..Filter::default() };
                 let incidents = incident::list(c, org, &f, Sort::CreatedAsc, after, PAGE)?;
                 let mut out = Vec::with_capacity(incidents.len());
                 for i in incidents {
                     let comments = incident::comments(c, org, i.id)?;
-                    let indicators = ioc::for_incident(c, org, i.id, tlp_max, None, i64::MAX)?;
+                    let indicators = ioc::for_incident(c, org, i.id, sight.tlp_max, None, i64::MAX)?;
                     let mut evidence_out = Vec::new();
                     for e in evidence::list(c, org, i.id, None, i64::MAX)? {
                         let custody = evidence::custody(c, org, e.id, 0, i64::MAX)?;

@@ -91,7 +91,7 @@ impl App {
             custom_role: None,
             session: None,
             is_operator: false,
-            tlp_max: p.tlp_max,
+            sight: p.sight,
             rate_per_minute: p.rate_per_minute,
             enrolling: p.enrolling,
             authenticated_at: None,

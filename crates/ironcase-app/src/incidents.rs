@@ -84,20 +84,23 @@ fn check_assignee(c: &Conn, org: ironcase_domain::OrgId, a: Option<UserId>) -> R
 /// The incident, if it is within the principal's TLP ceiling; otherwise it
 /// does not exist for them.
 pub(crate) fn visible(p: &Principal, i: IncidentRow) -> Result<IncidentRow> {
-    if p.may_see(i.tlp) {
+    if p.sight.sees(i.tlp, i.category) {
         Ok(i)
     } else {
         Err(AppError::NotFound)
     }
 }
 
-/// A principal may not mark an incident above its own TLP ceiling: it would
-/// lose sight of it.
-fn check_ceiling(p: &Principal, tlp: Option<Tlp>, errs: &mut ValidationErrors) {
-    if let (Some(t), Some(max)) = (tlp, p.tlp_max) {
+/// A principal may not mark an incident above its own TLP ceiling, nor file
+/// it under a category it does not see: it would lose sight of it.
+fn check_sight(p: &Principal, tlp: Option<Tlp>, category: Option<Category>, errs: &mut ValidationErrors) {
+    if let (Some(t), Some(max)) = (tlp, p.sight.tlp_max) {
         if t > max {
             errs.push("tlp", format!("is above this credential's TLP ceiling ({max})"));
         }
+    }
+    if category.is_some_and(|c| !p.sight.sees_category(c)) {
+        errs.push("category", "is not one of the categories this credential sees");
     }
 }
 
@@ -118,7 +121,7 @@ impl App {
         let title = validate::text("title", &input.title, 1, 300, &mut errs);
         let description = validate::long_text("description", input.description.as_deref().unwrap_or(""), 100_000, &mut errs);
         let tags = validate::tags("tags", input.tags.as_deref().unwrap_or(&[]), &mut errs);
-        check_ceiling(p, input.tlp, &mut errs);
+        check_sight(p, input.tlp, Some(input.category), &mut errs);
         errs.into_result()?;
         let now = self.clock().now();
         let mut row = IncidentRow {
@@ -132,7 +135,7 @@ impl App {
             status: Status::Open,
             resolution: None,
             // A principal with a ceiling below the default files at its ceiling.
-            tlp: input.tlp.unwrap_or_else(|| p.tlp_max.map_or(Tlp::DEFAULT, |m| m.min(Tlp::DEFAULT))),
+            tlp: input.tlp.unwrap_or_else(|| p.sight.tlp_max.map_or(Tlp::DEFAULT, |m| m.min(Tlp::DEFAULT))),
             tags,
             assignee_id: input.assignee_id,
             reporter_id: p.user_id(),
@@ -179,7 +182,7 @@ impl App {
     ) -> Result<Page<IncidentRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let (org, mut f) = (p.org, f.clone());
-        f.tlp_max = p.tlp_max;
+        f.sight = p.sight;
         // A page is at most page::MAX_PAGE rows found through an index that gives the
         // order: short enough to run inline, which costs less than a thread hop.
         let rows = self.store().read_now(move |c| store::list(c, org, &f, sort, cursor, size.fetch())).await?;
@@ -202,7 +205,7 @@ impl App {
         let title = patch.title.as_deref().map(|t| validate::text("title", t, 1, 300, &mut errs));
         let description = patch.description.as_deref().map(|d| validate::long_text("description", d, 100_000, &mut errs));
         let tags = patch.tags.as_deref().map(|t| validate::tags("tags", t, &mut errs));
-        check_ceiling(p, patch.tlp, &mut errs);
+        check_sight(p, patch.tlp, patch.category, &mut errs);
         if patch.resolution.is_some() && patch.status != Some(Status::Closed) {
             errs.push("resolution", "may only be given when closing (status: closed)");
         }

@@ -134,7 +134,7 @@ impl App {
     ) -> Result<Page<SightingRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let incident = self.incident_for(p, r).await?;
-        let (org, tlp_max) = (p.org, p.tlp_max);
+        let (org, tlp_max) = (p.org, p.sight.tlp_max);
         let rows = self.store().read(move |c| store::for_incident(c, org, incident.id, tlp_max, cursor, size.fetch())).await?;
         Ok(Page::cut(rows, size, |last| keyset(last.first_seen.0, last.ioc.id)))
     }
@@ -174,9 +174,9 @@ impl App {
             .read(move |c| {
                 let mut out = Vec::new();
                 for (k, v) in candidates {
-                    if let Some(ioc) = store::find(c, org, k, &v)?.filter(|i| p2.may_see(i.tlp)) {
+                    if let Some(ioc) = store::find(c, org, k, &v)?.filter(|i| p2.sight.sees_tlp(i.tlp)) {
                         let mut sightings = store::sightings(c, org, ioc.id)?;
-                        sightings.retain(|s| p2.may_see(s.incident_tlp));
+                        sightings.retain(|s| p2.sight.sees(s.incident_tlp, s.incident_category));
                         out.push(Lookup { ioc, sightings });
                     }
                 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ironcase_domain::{IncidentId, OrgId, Permission, Timestamp, Tlp};
+use ironcase_domain::{Category, IncidentId, OrgId, Permission, Timestamp, Tlp};
 use ironcase_store::event::{self, LiveRow, TicketHolder};
 use ironcase_store::{apikey, incident, session, Store};
 use serde_json::json;
@@ -50,8 +50,10 @@ pub struct LiveEvent {
     pub org: OrgId,
     pub incident_id: Option<IncidentId>,
     pub kind: String,
-    /// The incident's TLP when the event was read (`None`: no incident).
+    /// The incident's TLP and category when the event was read (`None`: no
+    /// incident).
     pub tlp: Option<Tlp>,
+    pub category: Option<Category>,
     /// `{id, type, incident_id, actor_id, at, data}`.
     pub json: String,
 }
@@ -68,7 +70,15 @@ impl LiveEvent {
             "data": e.data,
         })
         .to_string();
-        LiveEvent { id: e.id, org: e.org, incident_id: e.incident_id, kind: e.kind, tlp: r.incident_tlp, json }
+        LiveEvent {
+            id: e.id,
+            org: e.org,
+            incident_id: e.incident_id,
+            kind: e.kind,
+            tlp: r.incident_tlp,
+            category: r.incident_category,
+            json,
+        }
     }
 }
 
@@ -352,12 +362,12 @@ impl EventStream {
                 if self.incident.is_some_and(|want| want != id) {
                     return false;
                 }
-                // A credential with a TLP ceiling sees only incidents within
-                // it; an incident that is gone has no TLP left to show.
-                match (self.principal.tlp_max, e.tlp) {
-                    (None, _) => true,
-                    (Some(_), Some(t)) => self.principal.may_see(t),
-                    (Some(_), None) => false,
+                // A credential with a limited sight sees only incidents in
+                // it; an incident that is gone has nothing left to show.
+                let sight = self.principal.sight;
+                match (e.tlp, e.category) {
+                    (Some(t), Some(c)) => sight.sees(t, c),
+                    _ => sight.is_all(),
                 }
             }
             None => self.incident.is_none() && self.principal.has(Permission::OrganizationRead),

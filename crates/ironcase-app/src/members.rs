@@ -1,7 +1,7 @@
 //! The organisation and its members.
 
 use ironcase_domain::validate::{self, ValidationErrors};
-use ironcase_domain::{InvitationId, Permission, Role, UserId};
+use ironcase_domain::{InvitationId, Permission, Role, Sight, UserId};
 use ironcase_store::invitation::{self, InvitationRow};
 use ironcase_store::org::{self, MemberRow, OrgRow, UserRow};
 use ironcase_store::{audit, session, Conn};
@@ -207,7 +207,7 @@ impl App {
             custom_role: inv.custom_role,
             session: None,
             is_operator: false,
-            tlp_max: None,
+            sight: Sight::ALL,
             rate_per_minute: None,
             enrolling: false,
             authenticated_at: None,

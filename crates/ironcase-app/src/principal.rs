@@ -1,7 +1,7 @@
 //! Who is asking, in which organisation, with which role; and where from.
 
 use ironcase_domain::net::AllowList;
-use ironcase_domain::{ApiKeyId, Grants, OrgId, Permission, Role, RoleId, Scope, SessionId, Timestamp, Tlp, UserId};
+use ironcase_domain::{ApiKeyId, Grants, OrgId, Permission, Role, RoleId, Scope, SessionId, Sight, Timestamp, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -29,9 +29,10 @@ pub struct Principal {
     pub session: Option<SessionId>,
     /// A platform operator acting through a user session.
     pub is_operator: bool,
-    /// The most restricted TLP this principal may see (an API key's
-    /// ceiling); `None`: no ceiling. Incidents above it do not exist for it.
-    pub tlp_max: Option<Tlp>,
+    /// The incidents this principal sees: a TLP ceiling (an API key's, its
+    /// role's) and the categories of its role. Incidents outside it do not
+    /// exist for it.
+    pub sight: Sight,
     /// Requests per minute this credential is held to, below its plan's.
     pub rate_per_minute: Option<u32>,
     /// A session of a member without a second factor in an organisation
@@ -95,11 +96,6 @@ impl Principal {
             Actor::User(_) => "user",
             Actor::ApiKey { .. } => "api_key",
         }
-    }
-
-    /// Whether an incident (or indicator) of this TLP is within the ceiling.
-    pub fn may_see(&self, tlp: Tlp) -> bool {
-        self.tlp_max.is_none_or(|max| tlp <= max)
     }
 
     /// Whether the role grants `p` at all (conditions aside).

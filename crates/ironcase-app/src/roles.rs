@@ -2,14 +2,15 @@
 //! `custom_roles`): a built-in base with permissions added (`grant`) and
 //! taken away (`revoke`), and conditions (`own_or_assigned`: changes to
 //! incidents only on those the holder reported or is assigned to;
-//! `tlp_max`: incidents above it do not exist for the holder). Nobody creates,
-//! changes or hands out a role that grants more than they hold, nor one
-//! whose base outranks theirs. A change reaches every session holding the
+//! `tlp_max`: incidents above it do not exist for the holder; `categories`:
+//! nor do incidents of other categories). Nobody creates, changes or hands
+//! out a role that grants or sees more than they do, nor one whose base
+//! outranks theirs. A change reaches every session holding the
 //! role at its next request, on every node (the session epoch).
 
 use ironcase_domain::plan::Feature;
 use ironcase_domain::validate::{self, ValidationErrors};
-use ironcase_domain::{Grants, Permission, Role, RoleId, Tlp};
+use ironcase_domain::{Categories, Category, Grants, Permission, Role, RoleId, Sight, Tlp};
 use ironcase_store::role::{self, CustomRoleRow};
 use serde_json::json;
 
@@ -33,6 +34,11 @@ impl Assigned {
         self.custom.as_ref().map_or_else(|| Grants::of(self.role), CustomRoleRow::grants)
     }
 
+    /// The incidents its holder sees.
+    pub fn sight(&self) -> Sight {
+        self.custom.as_ref().map_or(Sight::ALL, CustomRoleRow::sight)
+    }
+
     pub fn custom_id(&self) -> Option<RoleId> {
         self.custom.as_ref().map(|c| c.id)
     }
@@ -47,6 +53,14 @@ pub struct RoleInput {
     pub revoke: Vec<Permission>,
     pub own_or_assigned: bool,
     pub tlp_max: Option<Tlp>,
+    /// The only categories of incidents its holders see (`None`: all).
+    pub categories: Option<Vec<Category>>,
+}
+
+impl RoleInput {
+    fn sight(&self) -> Sight {
+        Sight { tlp_max: self.tlp_max, categories: self.categories.as_deref().map(Categories::of) }
+    }
 }
 
 /// One role as `GET /roles` shows it.
@@ -58,10 +72,11 @@ pub struct RoleView {
 }
 
 impl App {
-    /// Whether `p` may hold out `grants` with base `base`: no higher rank,
-    /// no permission `p` does not hold as widely.
-    fn may_hand_out(p: &Principal, base: Role, grants: &Grants) -> bool {
-        p.role.covers(base) && p.grants.covers(grants)
+    /// Whether `p` may hold out `grants` with base `base`, seeing `sight`:
+    /// no higher rank, no permission `p` does not hold as widely, no
+    /// incident `p` does not see.
+    fn may_hand_out(p: &Principal, base: Role, grants: &Grants, sight: Sight) -> bool {
+        p.role.covers(base) && p.grants.covers(grants) && p.sight.covers(sight)
     }
 
     /// The role a client named (`raw`: a built-in role's name, or one of
@@ -69,10 +84,11 @@ impl App {
     /// refused (403, audited) when it grants more than `p` holds. An
     /// organisation's own role needs the plan's `custom_roles`.
     pub(crate) async fn assignable(&self, p: &Principal, meta: &RequestMeta, raw: &str, perm: Permission) -> Result<Assigned> {
-        self.assignable_as(p, meta, raw, perm, "role").await
+        self.assignable_as(p, meta, raw, perm, "role", Sight::ALL).await
     }
 
-    /// [`App::assignable`], naming `field` in a validation error.
+    /// [`App::assignable`], naming `field` in a validation error; the
+    /// holder will see no more than `within` (an API key's own ceiling).
     pub(crate) async fn assignable_as(
         &self,
         p: &Principal,
@@ -80,6 +96,7 @@ impl App {
         raw: &str,
         perm: Permission,
         field: &str,
+        within: Sight,
     ) -> Result<Assigned> {
         let (org, r) = (p.org, raw.to_owned());
         let assigned = self.store().read_now(move |c| resolve(c, org, &r)).await?;
@@ -88,7 +105,7 @@ impl App {
             errs.push(field, "is neither a built-in role nor one of the organisation's roles");
             return Err(errs.into());
         };
-        if !Self::may_hand_out(p, assigned.role, &assigned.grants()) {
+        if !Self::may_hand_out(p, assigned.role, &assigned.grants(), assigned.sight().and(within)) {
             return Err(self.deny(p, meta, perm, Some(("role", raw.to_owned()))).await);
         }
         Ok(assigned)
@@ -128,9 +145,12 @@ impl App {
         if input.grant.iter().any(|g| input.revoke.contains(g)) {
             errs.push("revoke", "must not name a permission that `grant` names");
         }
+        if input.categories.as_ref().is_some_and(Vec::is_empty) {
+            errs.push("conditions.categories", "must name at least one category (leave it out for every category)");
+        }
         errs.into_result()?;
         let grants = Grants::custom(input.base, &input.grant, &input.revoke, input.own_or_assigned);
-        if !Self::may_hand_out(p, input.base, &grants) {
+        if !Self::may_hand_out(p, input.base, &grants, input.sight()) {
             return Err(self.deny(p, meta, Permission::MembersManage, Some(("role", name))).await);
         }
         Ok((name, grants))
@@ -149,6 +169,7 @@ impl App {
             revoke: input.revoke,
             own_or_assigned: input.own_or_assigned,
             tlp_max: input.tlp_max,
+            categories: input.categories.as_deref().map(Categories::of),
             created_at: now,
             updated_at: now,
         };
@@ -178,7 +199,7 @@ impl App {
         let (name, grants) = self.checked_role(p, meta, &input).await?;
         let org = p.org;
         let old = self.store().read(move |c| role::get(c, org, id)).await?;
-        if !Self::may_hand_out(p, old.base, &old.grants()) {
+        if !Self::may_hand_out(p, old.base, &old.grants(), old.sight()) {
             return Err(self.deny(p, meta, Permission::MembersManage, Some(("role", id.to_string()))).await);
         }
         let now = self.clock().now();
@@ -189,6 +210,7 @@ impl App {
             revoke: input.revoke,
             own_or_assigned: input.own_or_assigned,
             tlp_max: input.tlp_max,
+            categories: input.categories.as_deref().map(Categories::of),
             updated_at: now,
             ..old
         };
@@ -212,7 +234,7 @@ impl App {
         self.require_recent_proof(p)?;
         let (org, now) = (p.org, self.clock().now());
         let old = self.store().read(move |c| role::get(c, org, id)).await?;
-        if !Self::may_hand_out(p, old.base, &old.grants()) {
+        if !Self::may_hand_out(p, old.base, &old.grants(), old.sight()) {
             return Err(self.deny(p, meta, Permission::MembersManage, Some(("role", id.to_string()))).await);
         }
         let e = by(p, meta, now, "role.delete", ("role", &id.to_string()), json!({ "name": old.name }));
@@ -272,6 +294,7 @@ fn role_details(r: &CustomRoleRow, grants: &Grants) -> serde_json::Value {
         "revoke": r.revoke,
         "own_or_assigned": r.own_or_assigned,
         "tlp_max": r.tlp_max,
+        "categories": r.categories.map(Categories::list),
         "permissions": grants.list().map(|(p, _)| p).collect::<Vec<_>>(),
     })
 }

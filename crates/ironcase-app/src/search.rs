@@ -60,7 +60,7 @@ impl App {
         self.require(p, meta, Permission::IncidentRead).await?;
         let parsed = query::parse(q).map_err(|e| AppError::InvalidQuery { position: e.position, message: e.message })?;
         let mut spec = compile(&parsed, p.user_id());
-        spec.tlp_max = p.tlp_max;
+        spec.sight = p.sight;
         let org = p.org;
         // The total is counted, so the page needs no extra row to know whether another follows.
         let limit = size.fetch() - 1;
@@ -81,7 +81,7 @@ impl App {
         let org = p.org;
         let this = self.store().read_now(move |c| ironcase_store::incident::get(c, org, r)).await?;
         let this = crate::incidents::visible(p, this)?;
-        let tlp_max = p.tlp_max;
+        let sight = p.sight;
         // The distinct words of the title and the start of the description;
         // the store keeps those that tell this incident apart.
         let mut words: Vec<String> = Vec::new();
@@ -95,6 +95,6 @@ impl App {
             }
         }
         let limit = size.get() as i64;
-        Ok(self.store().read(move |c| store::similar(c, org, this.id, &words, tlp_max, limit)).await?)
+        Ok(self.store().read(move |c| store::similar(c, org, this.id, &words, sight, limit)).await?)
     }
 }

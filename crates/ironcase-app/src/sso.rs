@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use ironcase_domain::plan::Feature;
 use ironcase_domain::validate::{self, ValidationErrors};
-use ironcase_domain::{OrgId, Permission, Role, Timestamp, UserId};
+use ironcase_domain::{OrgId, Permission, Role, Sight, Timestamp, UserId};
 use ironcase_store::sso::{self, PendingLogin, SsoConfigRow};
 use ironcase_store::{org, Conn};
 use openidconnect::core::{
@@ -406,7 +406,7 @@ impl App {
         errs.into_result()?;
         // Every role it can give is one the caller may give.
         for role in input.role_mapping.values().chain(input.default_role.iter()) {
-            self.assignable_as(p, meta, role, Permission::MembersManage, "role_mapping").await?;
+            self.assignable_as(p, meta, role, Permission::MembersManage, "role_mapping", Sight::ALL).await?;
         }
         let now = self.clock().now();
         let sealed = match (secret, &existing) {

@@ -880,7 +880,7 @@ fn run_micro() -> anyhow::Result<std::process::ExitCode> {
         custom_role: None,
         session: None,
         is_operator: false,
-        tlp_max: None,
+        sight: ironcase_domain::Sight::ALL,
         rate_per_minute: None,
         enrolling: false,
         authenticated_at: None,

@@ -76,6 +76,84 @@ impl Tlp {
     }
 }
 
+/// A set of categories (one bit each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Categories(u16);
+
+impl Categories {
+    pub fn of(list: &[Category]) -> Categories {
+        Categories(list.iter().fold(0, |bits, c| bits | 1 << *c as u16))
+    }
+
+    pub fn contains(self, c: Category) -> bool {
+        self.0 & 1 << c as u16 != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Those in both sets.
+    pub fn and(self, other: Categories) -> Categories {
+        Categories(self.0 & other.0)
+    }
+
+    /// The categories in the set, in declaration order.
+    pub fn list(self) -> Vec<Category> {
+        Category::ALL.iter().copied().filter(|c| self.contains(*c)).collect()
+    }
+}
+
+/// What of an organisation's incidents a credential sees: those at or below
+/// a TLP ceiling, in a set of categories (`None`: no limit). An incident
+/// outside its sight does not exist for the credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sight {
+    pub tlp_max: Option<Tlp>,
+    pub categories: Option<Categories>,
+}
+
+impl Sight {
+    /// No limit.
+    pub const ALL: Sight = Sight { tlp_max: None, categories: None };
+
+    pub fn is_all(self) -> bool {
+        self == Sight::ALL
+    }
+
+    pub fn sees_tlp(self, tlp: Tlp) -> bool {
+        self.tlp_max.is_none_or(|max| tlp <= max)
+    }
+
+    pub fn sees_category(self, c: Category) -> bool {
+        self.categories.is_none_or(|set| set.contains(c))
+    }
+
+    /// Whether an incident of this TLP and category is in sight.
+    pub fn sees(self, tlp: Tlp, category: Category) -> bool {
+        self.sees_tlp(tlp) && self.sees_category(category)
+    }
+
+    /// What both sights see (a key's own ceiling and its role's).
+    pub fn and(self, other: Sight) -> Sight {
+        Sight {
+            tlp_max: match (self.tlp_max, other.tlp_max) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            categories: match (self.categories, other.categories) {
+                (Some(a), Some(b)) => Some(a.and(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+
+    /// Whether everything `other` sees, this sees too.
+    pub fn covers(self, other: Sight) -> bool {
+        self.and(other) == other
+    }
+}
+
 string_enum!(Status {
     Open = "open",
     Triaged = "triaged",

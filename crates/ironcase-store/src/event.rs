@@ -4,7 +4,7 @@
 //! seen id N has seen every committed event below it. Also the single-use
 //! tickets that open a WebSocket stream.
 
-use ironcase_domain::{ApiKeyId, IncidentId, OrgId, SessionId, Timestamp, Tlp};
+use ironcase_domain::{ApiKeyId, Category, IncidentId, OrgId, SessionId, Timestamp, Tlp};
 
 use crate::db::Appendable;
 use crate::{exec, params, parse_id, parse_opt_id, query_map, query_one, query_opt, Conn, Result, Row, Tx};
@@ -77,21 +77,24 @@ pub fn for_incident(c: &Conn, org: OrgId, incident: IncidentId, after: i64, limi
     )
 }
 
-/// An event as live updates carry it: with the current TLP of its incident
-/// (`None` when it has none, or the incident is gone), so that a stream can
-/// hold back what its reader may not see.
+/// An event as live updates carry it: with the current TLP and category of
+/// its incident (`None` when it has none, or the incident is gone), so that
+/// a stream can hold back what its reader may not see.
 #[derive(Debug, Clone)]
 pub struct LiveRow {
     pub event: EventRow,
     pub incident_tlp: Option<Tlp>,
+    pub incident_category: Option<Category>,
 }
 
-const LIVE_COLUMNS: &str = "select e.event_id, e.organization_id, e.incident_id, e.type, e.actor_id, e.data, e.created_at, i.tlp \
+const LIVE_COLUMNS: &str =
+    "select e.event_id, e.organization_id, e.incident_id, e.type, e.actor_id, e.data, e.created_at, i.tlp, i.category \
      from event e left join incident i on i.organization_id = e.organization_id and i.incident_id = e.incident_id";
 
 fn live_row(r: &Row<'_, '_>) -> Result<LiveRow> {
     let data: String = r.get(5)?;
     let tlp: Option<String> = r.get(7)?;
+    let category: Option<String> = r.get(8)?;
     Ok(LiveRow {
         event: EventRow {
             id: r.get(0)?,
@@ -103,6 +106,7 @@ fn live_row(r: &Row<'_, '_>) -> Result<LiveRow> {
             created_at: Timestamp(r.get(6)?),
         },
         incident_tlp: tlp.as_deref().and_then(Tlp::parse),
+        incident_category: category.as_deref().and_then(Category::parse),
     })
 }
 

@@ -3,7 +3,7 @@
 use crate::db::Appendable;
 use crate::Value;
 use crate::{params, Row};
-use ironcase_domain::{Category, CommentId, IncidentId, OrgId, Resolution, Severity, Status, Timestamp, Tlp, UserId};
+use ironcase_domain::{Category, CommentId, IncidentId, OrgId, Resolution, Severity, Sight, Status, Timestamp, Tlp, UserId};
 
 use crate::{exec, parse_col, parse_id, parse_opt_id, query_map, query_one, Conn, Result, StoreError, Tx};
 
@@ -256,12 +256,26 @@ pub struct Filter {
     pub tag: Option<String>,
     pub created_after: Option<Timestamp>,
     pub created_before: Option<Timestamp>,
-    /// Only incidents at or below this TLP (the caller's ceiling).
-    pub tlp_max: Option<Tlp>,
+    /// Only incidents in the caller's sight (its TLP ceiling and categories).
+    pub sight: Sight,
 }
 
 /// `and tlp in (…)` for a ceiling: the levels are a closed set, written as
 /// literals so that no parameter numbering is disturbed.
+/// The condition that keeps only incidents in `sight` (`alias`: the
+/// incident table's, with its dot). The values are the closed enums' own.
+pub(crate) fn sight_clause(alias: &str, sight: Sight) -> String {
+    let mut sql = tlp_clause(alias, sight.tlp_max);
+    if let Some(set) = sight.categories {
+        let list: Vec<String> = set.list().iter().map(|c| format!("'{}'", c.as_str())).collect();
+        match list.is_empty() {
+            true => sql.push_str(" and 1 = 0"),
+            false => sql.push_str(&format!(" and {alias}category in ({})", list.join(", "))),
+        }
+    }
+    sql
+}
+
 pub(crate) fn tlp_clause(alias: &str, max: Option<Tlp>) -> String {
     match max {
         None => String::new(),
@@ -284,7 +298,7 @@ pub fn list(c: &Conn, org: OrgId, f: &Filter, sort: Sort, after: Option<(i64, In
 /// The list's statement. The tenant's incidents, unfiltered, are read down
 /// their index whatever the statistics; filters are left to the planner.
 pub(crate) fn list_query(org: OrgId, f: &Filter, sort: Sort, after: Option<(i64, IncidentId)>, limit: i64) -> crate::db::ListQuery {
-    let mut sql = format!("select {COLS} from incident where organization_id = ?1 and deleted_at is null{}", tlp_clause("", f.tlp_max));
+    let mut sql = format!("select {COLS} from incident where organization_id = ?1 and deleted_at is null{}", sight_clause("", f.sight));
     let mut p: Vec<Value> = vec![Value::Text(org.to_string())];
     let mut bind = |sql: &mut String, clause: &str, v: Value| {
         p.push(v);

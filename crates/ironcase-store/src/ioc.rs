@@ -2,7 +2,7 @@
 
 use crate::{params, Row};
 use ironcase_domain::ioc::IocType;
-use ironcase_domain::{IncidentId, IocId, OrgId, Timestamp, Tlp};
+use ironcase_domain::{Category, IncidentId, IocId, OrgId, Timestamp, Tlp};
 
 use crate::{exec, parse_col, parse_id, query_map, query_opt, Conn, Result, StoreError, Tx};
 
@@ -26,6 +26,7 @@ pub struct SightingRow {
     pub incident_title: String,
     /// The TLP of the incident that saw it.
     pub incident_tlp: Tlp,
+    pub incident_category: Category,
     pub note: Option<String>,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
@@ -53,6 +54,7 @@ fn sighting_row(r: &Row<'_, '_>) -> Result<SightingRow> {
         incident_number: r.get(8)?,
         incident_title: r.get(9)?,
         incident_tlp: parse_col(r, 13, Tlp::parse)?,
+        incident_category: parse_col(r, 14, Category::parse)?,
         note: r.get(10)?,
         first_seen: Timestamp(r.get(11)?),
         last_seen: Timestamp(r.get(12)?),
@@ -122,7 +124,7 @@ pub fn unlink(c: &Tx, org: OrgId, ioc: IocId, incident: IncidentId) -> Result<()
 }
 
 const SIGHTING_SQL: &str = "select i.organization_id, i.ioc_id, i.type, i.value, i.tlp, i.tags, i.created_at, \
-     s.incident_id, n.number, n.title, s.note, s.first_seen, s.last_seen, n.tlp \
+     s.incident_id, n.number, n.title, s.note, s.first_seen, s.last_seen, n.tlp, n.category \
      from ioc_sighting s join ioc i on i.organization_id = s.organization_id and i.ioc_id = s.ioc_id \
      join incident n on n.organization_id = s.organization_id and n.incident_id = s.incident_id and n.deleted_at is null";
 

@@ -2,7 +2,7 @@
 //! taken away, and conditions. What they grant is computed once
 //! ([`CustomRoleRow::grants`]) and checked in memory.
 
-use ironcase_domain::{Grants, OrgId, Permission, Role, RoleId, Timestamp, Tlp};
+use ironcase_domain::{Categories, Category, Grants, OrgId, Permission, Role, RoleId, Sight, Timestamp, Tlp};
 
 use crate::{exec, params, parse_col, parse_id, query_map, query_one, query_opt, Conn, Result, Row, StoreError, Tx};
 
@@ -19,6 +19,8 @@ pub struct CustomRoleRow {
     pub own_or_assigned: bool,
     /// The most restricted TLP the holder may see.
     pub tlp_max: Option<Tlp>,
+    /// The only categories of incidents the holder sees (`None`: all).
+    pub categories: Option<Categories>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -27,6 +29,20 @@ impl CustomRoleRow {
     pub fn grants(&self) -> Grants {
         Grants::custom(self.base, &self.grant, &self.revoke, self.own_or_assigned)
     }
+
+    /// The incidents the holder sees.
+    pub fn sight(&self) -> Sight {
+        Sight { tlp_max: self.tlp_max, categories: self.categories }
+    }
+}
+
+fn categories(raw: &str) -> Result<Categories> {
+    let list = raw.split_ascii_whitespace().map(|c| Category::parse(c).ok_or_else(|| StoreError::Corrupt(format!("category {c}"))));
+    Ok(Categories::of(&list.collect::<Result<Vec<_>>>()?))
+}
+
+fn stored_categories(c: Option<Categories>) -> Option<String> {
+    c.map(|set| set.list().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" "))
 }
 
 fn permissions(raw: &str) -> Result<Vec<Permission>> {
@@ -44,7 +60,7 @@ fn role(r: &Row<'_, '_>) -> Result<CustomRoleRow> {
 
 /// The columns [`joined`] reads, for a query of (or joining) `custom_role cr`.
 pub(crate) const JOINED_COLS: &str = "cr.role_id as cr_id, cr.organization_id as cr_org, cr.name as cr_name, cr.base as cr_base, \
-     cr.grants as cr_grants, cr.revokes as cr_revokes, cr.own_or_assigned as cr_own, cr.tlp_max as cr_tlp, \
+     cr.grants as cr_grants, cr.revokes as cr_revokes, cr.own_or_assigned as cr_own, cr.tlp_max as cr_tlp, cr.categories as cr_categories, \
      cr.created_at as cr_created, cr.updated_at as cr_updated";
 
 /// The custom role a query joined (`left join custom_role cr`, read with
@@ -63,18 +79,19 @@ pub(crate) fn joined(r: &Row<'_, '_>) -> Result<Option<CustomRoleRow>> {
             .get::<_, Option<String>>("cr_tlp")?
             .map(|t| Tlp::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("tlp_max={t}"))))
             .transpose()?,
+        categories: r.get::<_, Option<String>>("cr_categories")?.as_deref().map(categories).transpose()?,
         created_at: Timestamp(r.get("cr_created")?),
         updated_at: Timestamp(r.get("cr_updated")?),
     }))
 }
 
-const COLS: &str = "role_id, organization_id, name, base, grants, revokes, own_or_assigned, tlp_max, created_at, updated_at";
+const COLS: &str = "role_id, organization_id, name, base, grants, revokes, own_or_assigned, tlp_max, categories, created_at, updated_at";
 
 pub fn insert(c: &Tx, r: &CustomRoleRow) -> Result<()> {
     c.scope(r.org)?;
     exec(
         c,
-        &format!("insert into custom_role ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("insert into custom_role ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         params![
             r.id.to_string(),
             r.org.to_string(),
@@ -84,6 +101,7 @@ pub fn insert(c: &Tx, r: &CustomRoleRow) -> Result<()> {
             stored(&r.revoke),
             r.own_or_assigned,
             r.tlp_max.map(|t| t.as_str()),
+            stored_categories(r.categories),
             r.created_at.0,
             r.updated_at.0
         ],
@@ -127,7 +145,7 @@ pub fn update(c: &Tx, r: &CustomRoleRow) -> Result<()> {
     c.scope(r.org)?;
     let n = exec(
         c,
-        "update custom_role set name = ?, base = ?, grants = ?, revokes = ?, own_or_assigned = ?, tlp_max = ?, updated_at = ? \
+        "update custom_role set name = ?, base = ?, grants = ?, revokes = ?, own_or_assigned = ?, tlp_max = ?, categories = ?, updated_at = ? \
          where organization_id = ? and role_id = ?",
         params![
             r.name,
@@ -136,6 +154,7 @@ pub fn update(c: &Tx, r: &CustomRoleRow) -> Result<()> {
             stored(&r.revoke),
             r.own_or_assigned,
             r.tlp_max.map(|t| t.as_str()),
+            stored_categories(r.categories),
             r.updated_at.0,
             r.org.to_string(),
             r.id.to_string()

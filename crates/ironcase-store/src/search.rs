@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use crate::db::Appendable;
 use crate::params;
 use crate::Value;
-use ironcase_domain::{IncidentId, OrgId, Severity, Status, Timestamp, Tlp, UserId};
+use ironcase_domain::{IncidentId, OrgId, Severity, Sight, Status, Timestamp, Tlp, UserId};
 
-use crate::incident::{incident_from_row, tlp_clause, IncidentRow, COLS_I};
+use crate::incident::{incident_from_row, sight_clause, tlp_clause, IncidentRow, COLS_I};
 use crate::{exec, query_map, query_opt, Backend, Conn, Result, Tx};
 
 /// What search covers of an incident, as one text, in document order: title
@@ -145,8 +145,8 @@ pub struct Spec {
     pub iocs: Vec<Vec<(String, String)>>,
     /// Lower-case words and phrases to mark in highlights.
     pub highlight: Vec<String>,
-    /// The caller's TLP ceiling: nothing above it is part of the result.
-    pub tlp_max: Option<Tlp>,
+    /// The caller's sight: nothing outside it is part of the result.
+    pub sight: Sight,
 }
 
 /// A term as an FTS5 string: a phrase of its tokens, quotes doubled.
@@ -267,7 +267,7 @@ fn result_set_sql(backend: Backend, org: OrgId, s: &Spec) -> (String, Vec<Value>
     any_of(&mut p, &mut sql, "status", s.status.iter().map(|v| v.as_str().to_owned()).collect());
     any_of(&mut p, &mut sql, "category", s.category.iter().map(|v| v.as_str().to_owned()).collect());
     any_of(&mut p, &mut sql, "tlp", s.tlp.iter().map(|v| v.as_str().to_owned()).collect());
-    sql.push_str(&tlp_clause("i.", s.tlp_max));
+    sql.push_str(&sight_clause("i.", s.sight));
     for t in &s.tags {
         let v = bind(&mut p, Value::Text(t.clone()));
         sql.push_str(&format!(
@@ -296,7 +296,7 @@ fn result_set_sql(backend: Backend, org: OrgId, s: &Spec) -> (String, Vec<Value>
         sql.push_str(&format!(
             " and i.incident_id in (select g.incident_id from ioc x join ioc_sighting g on g.organization_id = x.organization_id \
              and g.ioc_id = x.ioc_id where x.organization_id = ?1 and ({cond}){})",
-            tlp_clause("x.", s.tlp_max)
+            tlp_clause("x.", s.sight.tlp_max)
         ));
     }
     (sql, p)
@@ -497,9 +497,9 @@ fn telling_words(c: &Conn, words: &[String]) -> Result<Vec<String>> {
 /// Incidents that share indicators with `incident`, or whose text shares its
 /// telling `words` (lower-case, as the index tokenizes them), best first:
 /// each shared indicator weighs more than any text match.
-pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], tlp_max: Option<Tlp>, limit: i64) -> Result<Vec<Similar>> {
+pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], sight: Sight, limit: i64) -> Result<Vec<Similar>> {
     c.scope(org)?;
-    let ceiling = tlp_clause("i.", tlp_max);
+    let ceiling = sight_clause("i.", sight);
     /// Per candidate incident: shared indicators, text score.
     type Reasons = (Vec<(String, String)>, Option<f64>);
     let mut by_id: BTreeMap<String, Reasons> = BTreeMap::new();
@@ -510,7 +510,7 @@ pub fn similar(c: &Conn, org: OrgId, incident: IncidentId, words: &[String], tlp
              join ioc_sighting s2 on s2.organization_id = s1.organization_id and s2.ioc_id = s1.ioc_id and s2.incident_id <> s1.incident_id \
              join ioc x on x.organization_id = s1.organization_id and x.ioc_id = s1.ioc_id \
              where s1.organization_id = ?1 and s1.incident_id = ?2{} order by x.type, x.value limit 10000",
-            tlp_clause("x.", tlp_max)
+            tlp_clause("x.", sight.tlp_max)
         ),
         params![org.to_string(), incident.to_string()],
         |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),

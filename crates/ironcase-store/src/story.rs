@@ -320,6 +320,7 @@ async fn story(s: Store) {
         revoke: vec![ironcase_domain::Permission::EvidenceDownload],
         own_or_assigned: true,
         tlp_max: Some(Tlp::Amber),
+        categories: Some(ironcase_domain::Categories::of(&[Category::Malware, Category::Phishing])),
         created_at: Timestamp(47),
         updated_at: Timestamp(47),
     };
@@ -705,8 +706,13 @@ async fn story(s: Store) {
     .await;
     assert_eq!(numbers, [1, 2, 1], "numbers are per organisation");
     assert_eq!(tagged, ["Phishing wave against finance"]);
-    let (by_id, by_number, foreign, newest, older, oldest) = r(&s, move |c| {
+    let (by_id, by_number, foreign, newest, older, oldest, unseen) = r(&s, move |c| {
         let all = incident::Filter::default();
+        // A sight of other categories (or above their TLP) has none of them.
+        let malware = ironcase_domain::Sight { tlp_max: None, categories: Some(ironcase_domain::Categories::of(&[Category::Malware])) };
+        let green = ironcase_domain::Sight { tlp_max: Some(Tlp::Green), categories: None };
+        let unseen = [malware, green]
+            .map(|sight| incident::list(c, a, &incident::Filter { sight, ..Default::default() }, incident::Sort::CreatedAsc, None, 10));
         let newest = incident::list(c, a, &all, incident::Sort::CreatedDesc, None, 1)?;
         let key = incident::Sort::CreatedDesc.key(&newest[0]);
         let older = incident::list(c, a, &all, incident::Sort::CreatedDesc, Some((key, newest[0].id)), 10)?;
@@ -717,9 +723,11 @@ async fn story(s: Store) {
             newest,
             older,
             incident::list(c, a, &all, incident::Sort::CreatedAsc, None, 10)?,
+            unseen.map(|l| l.map(|l| l.len())),
         ))
     })
     .await;
+    assert!(matches!(unseen, [Ok(0), Ok(0)]), "{unseen:?}");
     assert_eq!((by_id.number, by_number.id), (1, rw));
     assert!(matches!(foreign, (Err(StoreError::NotFound), Err(StoreError::NotFound))), "{foreign:?}");
     assert_eq!(ids(&newest, |i| i.number.to_string()), ["2"]);
@@ -819,7 +827,7 @@ async fn story(s: Store) {
             search::run(c, a, &spec(&["bulletproof"]), 0, 10)?,
             search::run(c, a, &spec(&["phishing"]), 0, 10)?,
             search::run(c, g, &spec(&["bulletproof"]), 0, 10)?,
-            search::similar(c, a, p, &["ransomware".to_owned()], None, 10)?,
+            search::similar(c, a, p, &["ransomware".to_owned()], ironcase_domain::Sight::ALL, 10)?,
         ))
     })
     .await;

@@ -166,8 +166,8 @@ pub async fn list(
         tag: q.str("tag").map(|t| t.to_lowercase()),
         created_after: q.time("created_after"),
         created_before: q.time("created_before"),
-        // The caller's ceiling is set by the use case.
-        tlp_max: None,
+        // The caller's sight is set by the use case.
+        sight: Default::default(),
     };
     let sort = q.parse("sort", Sort::parse, "one of -created_at, created_at, -updated_at, updated_at").unwrap_or(Sort::CreatedDesc);
     let (cursor, size) = q.page(parse_keyset, 50);

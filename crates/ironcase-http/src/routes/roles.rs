@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use ironcase_app::roles::{RoleInput, RoleView};
 use ironcase_app::store::role::CustomRoleRow;
 use ironcase_app::Principal;
-use ironcase_domain::{Permission, Role, RoleId, Scope, Timestamp, Tlp};
+use ironcase_domain::{Category, Permission, Role, RoleId, Scope, Timestamp, Tlp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +31,11 @@ pub struct Conditions {
     /// holder.
     #[serde(default)]
     pub tlp_max: Option<Tlp>,
+    /// Only incidents of these categories exist for the holder (and their
+    /// events, sightings and similar incidents); `null`: every category.
+    #[serde(default)]
+    #[schema(min_items = 1, max_items = 9)]
+    pub categories: Option<Vec<Category>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -60,6 +65,7 @@ impl From<RoleIn> for RoleInput {
             revoke: b.revoke,
             own_or_assigned: b.conditions.own_or_assigned,
             tlp_max: b.conditions.tlp_max,
+            categories: b.conditions.categories,
         }
     }
 }
@@ -101,7 +107,7 @@ impl From<CustomRoleRow> for RoleOut {
             base: r.base,
             grant: r.grant,
             revoke: r.revoke,
-            conditions: Conditions { own_or_assigned: r.own_or_assigned, tlp_max: r.tlp_max },
+            conditions: Conditions { own_or_assigned: r.own_or_assigned, tlp_max: r.tlp_max, categories: r.categories.map(|c| c.list()) },
             created_at: Some(r.created_at),
             updated_at: Some(r.updated_at),
         }

@@ -152,3 +152,88 @@ async fn custom_roles_need_the_plan_and_stay_in_their_organisation() {
     assert_eq!(r.body["feature"], json!("custom_roles"), "{}", r.body);
     app.get("/api/v1/roles", &owner.token).await.expect(200);
 }
+
+#[tokio::test]
+async fn a_role_limited_to_categories_sees_no_incident_of_another() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let role = json!({ "name": "phishing desk", "base": "analyst", "conditions": { "categories": ["phishing"] } });
+    let created = app.post("/api/v1/roles", &owner.token, role).await.expect(201);
+    assert_eq!(created.body["conditions"]["categories"], json!(["phishing"]));
+    let id = created.str("id");
+    let empty = json!({ "name": "nothing", "base": "viewer", "conditions": { "categories": [] } });
+    app.post("/api/v1/roles", &owner.token, empty).await.problem(422, "validation_failed");
+    let bad = json!({ "name": "x", "base": "viewer", "conditions": { "categories": ["gossip"] } });
+    app.post("/api/v1/roles", &owner.token, bad).await.problem(422, "validation_failed");
+
+    let mut ids = Vec::new();
+    for (category, word) in [("phishing", "alpha"), ("malware", "bravo")] {
+        let body = json!({ "title": format!("lure {word}"), "severity": "high", "category": category });
+        let i = app.post("/api/v1/incidents", &owner.token, body).await.expect(201).str("id");
+        let ioc = json!({ "type": "domain", "value": "lure.example" });
+        app.post(&format!("/api/v1/incidents/{i}/iocs"), &owner.token, ioc).await.expect(201);
+        ids.push(i);
+    }
+    let (phish, malware) = (ids[0].clone(), ids[1].clone());
+    let key = app.post("/api/v1/api-keys", &owner.token, json!({ "name": "desk", "role": id })).await.expect(201).str("key");
+    let mut stream = crate::events::SseClient::open(&app, &key, "", None).await;
+
+    let numbers = |r: &crate::helpers::Resp| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i.get("incident").unwrap_or(i)["number"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(numbers(&app.get("/api/v1/incidents", &key).await.expect(200)), ["INC-1"]);
+    app.get(&format!("/api/v1/incidents/{phish}"), &key).await.expect(200);
+    for path in [
+        format!("/api/v1/incidents/{malware}"),
+        "/api/v1/incidents/INC-2".to_owned(),
+        format!("/api/v1/incidents/{malware}/timeline"),
+        format!("/api/v1/incidents/{malware}/iocs"),
+        format!("/api/v1/incidents/{malware}/similar"),
+        format!("/api/v1/events/stream?incident_id={malware}"),
+    ] {
+        app.get(&path, &key).await.problem(404, "not_found");
+    }
+    let found = app.get("/api/v1/search?q=lure", &key).await.expect(200);
+    assert_eq!((found.body["total"].as_i64(), numbers(&found)), (Some(1), vec!["INC-1".to_owned()]));
+    let facet = &found.body["facets"]["category"];
+    assert!(facet["phishing"] == 1 && facet["malware"].as_i64().unwrap_or(0) == 0, "facets count only what the role sees: {facet}");
+    assert_eq!(numbers(&app.get(&format!("/api/v1/incidents/{phish}/similar"), &key).await.expect(200)), Vec::<String>::new());
+    assert_eq!(numbers(&app.get(&format!("/api/v1/incidents/{phish}/similar"), &owner.token).await.expect(200)), ["INC-2"]);
+    let lookup = app.get("/api/v1/iocs?value=lure.example", &key).await.expect(200);
+    let seen: Vec<&str> =
+        lookup.body["items"][0]["incidents"].as_array().expect("incidents").iter().filter_map(|i| i["number"].as_str()).collect();
+    assert_eq!(seen, ["INC-1"]);
+
+    // What it files or changes stays in its sight.
+    let other = json!({ "title": "x", "severity": "low", "category": "malware" });
+    app.post("/api/v1/incidents", &key, other).await.problem(422, "validation_failed");
+    let etag = app.get(&format!("/api/v1/incidents/{phish}"), &key).await.header("etag").expect("etag").to_owned();
+    app.patch(&format!("/api/v1/incidents/{phish}"), &key, json!({ "category": "malware" }), Some(&etag))
+        .await
+        .problem(422, "validation_failed");
+
+    // Live: a comment on the malware incident is held back; the next event
+    // the stream shows is the phishing one's.
+    app.post(&format!("/api/v1/incidents/{malware}/comments"), &owner.token, json!({ "body": "on malware" })).await.expect(201);
+    app.post(&format!("/api/v1/incidents/{phish}/comments"), &owner.token, json!({ "body": "on phishing" })).await.expect(201);
+    let got = stream.next().await.expect("event");
+    assert_eq!((got.event.as_str(), got.data["incident_id"].clone()), ("comment.added", json!(phish)));
+
+    // A holder who may manage members hands out no role that sees more.
+    let manager = json!({ "name": "desk lead", "base": "lead", "grant": ["members:manage"], "conditions": { "categories": ["phishing", "malware"] } });
+    let manager = app.post("/api/v1/roles", &owner.token, manager).await.expect(201).str("id");
+    let token =
+        app.post("/api/v1/members", &owner.token, json!({ "email": "d@example.com", "role": manager })).await.expect(201).str("token");
+    app.accept(&token, PASSWORD).await.expect(201);
+    let lead = app.login("d@example.com", PASSWORD, None).await;
+    app.post("/api/v1/members", &lead.token, json!({ "email": "e@example.com", "role": "viewer" })).await.problem(403, "forbidden");
+    app.post("/api/v1/members", &lead.token, json!({ "email": "e@example.com", "role": id })).await.expect(201);
+    let wider = json!({ "name": "all of it", "base": "viewer" });
+    app.post("/api/v1/roles", &lead.token, wider).await.problem(403, "forbidden");
+    app.shutdown().await;
+}

@@ -243,6 +243,20 @@ mod tests {
     }
 
     #[test]
+    fn sights_meet_and_cover() {
+        let phish = Sight { tlp_max: None, categories: Some(Categories::of(&[Category::Phishing])) };
+        let amber = Sight { tlp_max: Some(Tlp::Amber), categories: None };
+        let both = phish.and(amber);
+        assert!(both.sees(Tlp::Green, Category::Phishing) && !both.sees(Tlp::Red, Category::Phishing));
+        assert!(!both.sees(Tlp::Green, Category::Malware));
+        assert!(Sight::ALL.covers(both) && phish.covers(both) && amber.covers(both));
+        assert!(!both.covers(phish) && !phish.covers(amber) && !phish.covers(Sight::ALL));
+        let none = Categories::of(&[Category::Malware]).and(Categories::of(&[Category::Phishing]));
+        assert!(none.is_empty() && none.list().is_empty());
+        assert_eq!(Categories::of(&Category::ALL.to_vec()).list(), Category::ALL);
+    }
+
+    #[test]
     fn table() {
         use Status::*;
         assert!(transition(Open, Triaged, None).is_ok());

@@ -668,6 +668,7 @@ impl App {
         // Read before the database is: a change committed after it moves it.
         let tag = match &self.inner.redis {
             Some(r) => r.auth_epoch().await.map(|(redis, outages)| crate::sessions::Tag { redis, outages, db: cache.db_epoch() }),
+            None if self.store().backend() == ironcase_store::Backend::Sqlite => Some(cache.local_tag()),
             None => None,
         };
         if let Some(t) = tag {

@@ -221,6 +221,15 @@ impl App {
                 })
             }));
             tokio::spawn(auth::poll_auth_epoch(store.clone(), sessions.clone(), hub.closed_signal()));
+        } else if store.backend() == ironcase_store::Backend::Sqlite {
+            // One node: the changes committed here are all there are (a
+            // CLI's, in the same file, the poll finds).
+            let cache = sessions.clone();
+            store.on_auth_change(Arc::new(move || {
+                cache.changed_here();
+                Box::pin(async {})
+            }));
+            tokio::spawn(auth::poll_auth_epoch(store.clone(), sessions.clone(), hub.closed_signal()));
         }
         let sso_http = sso::http_client(settings.sso_allow_insecure_issuer)?;
         let mailer = mail::Mailer::new(settings.smtp_url.as_ref(), &settings.mail_from, &settings.public_url)?;

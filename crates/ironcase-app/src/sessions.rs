@@ -1,6 +1,7 @@
 //! A node's memory of the sessions behind the access tokens it has checked,
-//! so that most requests authenticate without a database read. Kept only
-//! with Redis, which tells every node at once that it must forget:
+//! so that most requests authenticate without a database read. Kept with
+//! Redis, which tells every node at once that it must forget, and with the
+//! embedded store, which has one node (see the last point):
 //!
 //! - Every write that changes what a session may do (a session revoked, a
 //!   role changed, a member removed, an organisation's status set) calls
@@ -19,6 +20,12 @@
 //! - Only sessions that would be let in are remembered, never longer than
 //!   [`MAX_AGE`]; one that looks expired is read again (a refresh moves the
 //!   expiry forward without a notice).
+//! - With the embedded store and no Redis, the one node's own count of the
+//!   changes it committed stands in for Redis's ([`SessionCache::changed_here`]):
+//!   every change goes through it. A change written by another process into
+//!   the same file (a CLI command) is found by the poll of the database's
+//!   count within a second. PostgreSQL without Redis remembers nothing:
+//!   several nodes may share it with nothing to tell them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -54,6 +61,9 @@ pub(crate) struct SessionCache {
     entries: Mutex<HashMap<SessionId, Entry>>,
     /// The database's count of changes as last polled; -1 before the first.
     db_epoch: AtomicI64,
+    /// Changes committed on this node (the embedded store's stand-in for
+    /// Redis's count).
+    local: AtomicI64,
     /// Sessions of access tokens found here, and read from the database.
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
@@ -64,6 +74,7 @@ impl Default for SessionCache {
         SessionCache {
             entries: Mutex::new(HashMap::new()),
             db_epoch: AtomicI64::new(-1),
+            local: AtomicI64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -110,6 +121,18 @@ impl SessionCache {
             }
             entries.insert(id, Entry { auth: auth.clone(), tag, at: Instant::now() });
         }
+    }
+
+    /// What a session looked up now is valid under, with the embedded store.
+    pub(crate) fn local_tag(&self) -> Tag {
+        Tag { redis: self.local.load(Ordering::Acquire), outages: 0, db: self.db_epoch() }
+    }
+
+    /// A change to what sessions may do committed on this node (the
+    /// embedded store): what was looked up before it is stale.
+    pub(crate) fn changed_here(&self) {
+        self.local.fetch_add(1, Ordering::AcqRel);
+        self.clear();
     }
 
     /// Forgets every session.

@@ -64,21 +64,29 @@ pub fn accept_step(c: &Tx, user: UserId, step: i64, confirm: Option<Timestamp>) 
             "update mfa_totp set last_step = ? where user_id = ? and confirmed_at is not null and last_step < ?",
             params![step, user.to_string(), step],
         )?,
-        Some(at) => exec(
-            c,
-            "update mfa_totp set last_step = ?, confirmed_at = ? where user_id = ? and confirmed_at is null and last_step < ?",
-            params![step, at.0, user.to_string(), step],
-        )?,
+        Some(at) => {
+            let n = exec(
+                c,
+                "update mfa_totp set last_step = ?, confirmed_at = ? where user_id = ? and confirmed_at is null and last_step < ?",
+                params![step, at.0, user.to_string(), step],
+            )?;
+            // An enrolling session (organisation policy) is one no more.
+            if n == 1 {
+                crate::session::note_auth_change(c)?;
+            }
+            n
+        }
     };
     Ok(n == 1)
 }
 
-/// Removes the account's authenticator and backup codes.
+/// Removes the account's authenticator and backup codes (its sessions in
+/// organisations that require a second factor are enrolling again).
 pub fn remove(c: &Tx, user: UserId) -> Result<()> {
     c.platform()?;
     exec(c, "delete from mfa_backup_code where user_id = ?", [user.to_string()])?;
     exec(c, "delete from mfa_totp where user_id = ?", [user.to_string()])?;
-    Ok(())
+    crate::session::note_auth_change(c)
 }
 
 /// Replaces the account's backup codes with these hashes.

@@ -22,6 +22,7 @@ pub mod live;
 pub mod mail;
 pub mod members;
 pub mod mfa;
+mod outbound;
 pub mod page;
 pub mod policy;
 pub mod principal;
@@ -101,8 +102,19 @@ pub struct Settings {
     pub mail_from: String,
     /// Where people reach Ironcase (the links in messages, the SSO callback).
     pub public_url: String,
-    /// Accept `http://` OpenID issuers (development and tests only).
+    /// Accept `http://` OpenID issuers (development and tests only); implies
+    /// `sso_allow_private_issuer`.
     pub sso_allow_insecure_issuer: bool,
+    /// Accept OpenID issuers at private, loopback or link-local addresses
+    /// (a provider inside the operator's own network).
+    pub sso_allow_private_issuer: bool,
+}
+
+impl Settings {
+    /// Whether an OpenID issuer may sit at a non-public address.
+    pub fn sso_allows_private(&self) -> bool {
+        self.sso_allow_private_issuer || self.sso_allow_insecure_issuer
+    }
 }
 
 impl Default for Settings {
@@ -131,6 +143,7 @@ impl Default for Settings {
             mail_from: "Ironcase <ironcase@localhost>".into(),
             public_url: "http://127.0.0.1:8080".into(),
             sso_allow_insecure_issuer: false,
+            sso_allow_private_issuer: false,
         }
     }
 }
@@ -178,7 +191,7 @@ struct Inner {
     /// Organisations' OpenID providers as discovered, and the client that
     /// reaches them.
     sso: sso::Providers,
-    sso_http: reqwest::Client,
+    sso_http: outbound::Guarded,
 }
 
 impl App {
@@ -231,7 +244,7 @@ impl App {
             }));
             tokio::spawn(auth::poll_auth_epoch(store.clone(), sessions.clone(), hub.closed_signal()));
         }
-        let sso_http = sso::http_client(settings.sso_allow_insecure_issuer)?;
+        let sso_http = sso::http_client(settings.sso_allow_insecure_issuer, settings.sso_allows_private())?;
         let mailer = mail::Mailer::new(settings.smtp_url.as_ref(), &settings.mail_from, &settings.public_url)?;
         Ok(App {
             inner: Arc::new(Inner {

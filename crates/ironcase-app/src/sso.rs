@@ -242,11 +242,12 @@ fn chrono_of(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(t.0).unwrap_or_default()
 }
 
-/// The HTTP client every provider is reached with: no redirects followed
-/// (SSRF), `https` only unless the server allows insecure issuers, bounded
+/// The HTTP client every provider is reached with: no redirects followed,
+/// public addresses only unless the server allows private ones (SSRF, see
+/// `outbound.rs`), `https` only unless it allows insecure issuers, bounded
 /// in time.
-pub(crate) fn http_client(allow_insecure: bool) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+pub(crate) fn http_client(allow_insecure: bool, allow_private: bool) -> Result<crate::outbound::Guarded> {
+    let builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .https_only(!allow_insecure)
         // Rare requests: no idle connections kept, which a provider may
@@ -254,9 +255,8 @@ pub(crate) fn http_client(allow_insecure: bool) -> Result<reqwest::Client> {
         .pool_max_idle_per_host(0)
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(10))
-        .user_agent(concat!("ironcase/", env!("CARGO_PKG_VERSION"), " (sso)"))
-        .build()
-        .map_err(|_| AppError::Internal("could not build the SSO HTTP client".into()))
+        .user_agent(concat!("ironcase/", env!("CARGO_PKG_VERSION"), " (sso)"));
+    crate::outbound::Guarded::new(builder, allow_private).map_err(|_| AppError::Internal("could not build the SSO HTTP client".into()))
 }
 
 impl App {
@@ -380,7 +380,16 @@ impl App {
         }
         let mut errs = ValidationErrors::default();
         match url::Url::parse(&input.issuer) {
-            Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && self.settings().sso_allow_insecure_issuer) => {}
+            Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && self.settings().sso_allow_insecure_issuer) => {
+                let (host, port) = (u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(443));
+                if !self.settings().sso_allows_private() && !crate::outbound::host_is_public(host, port).await {
+                    errs.push(
+                        "issuer",
+                        "must be at a public address (this server reaches no private, loopback or link-local address \
+                     for single sign-on unless it runs with --sso-allow-private-issuer)",
+                    );
+                }
+            }
             _ => errs.push("issuer", "must be an https:// URL"),
         }
         let client_id = validate::text("client_id", &input.client_id, 1, 256, &mut errs);

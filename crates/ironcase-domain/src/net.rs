@@ -1,5 +1,7 @@
-//! Address ranges: the proxies whose `X-Forwarded-For` is believed, and the
-//! allow-lists an organisation or an API key is held to.
+//! Address ranges: the proxies whose `X-Forwarded-For` is believed, the
+//! allow-lists an organisation or an API key is held to, and which
+//! addresses are the public Internet's (where the server may be sent by a
+//! tenant).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -127,9 +129,97 @@ impl AllowList {
     }
 }
 
+/// Whether `ip` is an address of the public Internet: not this machine's,
+/// not a private, shared (carrier-grade NAT), link-local (cloud metadata),
+/// documentation, benchmarking, multicast or reserved range, nor an IPv6
+/// form of one (IPv4-mapped, NAT64, 6to4). Requests a tenant points the
+/// server at go only there.
+pub fn is_public(ip: IpAddr) -> bool {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    fn v4(a: Ipv4Addr) -> bool {
+        let [o0, o1, o2, _] = a.octets();
+        !(a.is_unspecified()
+            || a.is_loopback()
+            || a.is_private()
+            || a.is_link_local()
+            || a.is_broadcast()
+            || a.is_multicast()
+            || a.is_documentation()
+            || o0 == 0
+            || (o0 == 100 && (o1 & 0xc0) == 64) // 100.64.0.0/10, shared
+            || (o0 == 192 && o1 == 0 && o2 == 0) // 192.0.0.0/24, protocol assignments
+            || (o0 == 198 && (o1 & 0xfe) == 18) // 198.18.0.0/15, benchmarking
+            || o0 >= 240) // reserved
+    }
+    fn v6(a: Ipv6Addr) -> bool {
+        if let Some(inner) = a.to_ipv4_mapped() {
+            return v4(inner);
+        }
+        let s = a.segments();
+        // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address.
+        if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] {
+            return v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+        }
+        if s[0] == 0x2002 {
+            return v4(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
+        }
+        !(a.is_unspecified()
+            || a.is_loopback()
+            || a.is_multicast()
+            || (s[0] & 0xfe00) == 0xfc00 // unique local
+            || (s[0] & 0xffc0) == 0xfe80 // link-local
+            || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+            || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+            || s[0] == 0x0100 && s[1..4] == [0; 3] // discard-only
+            || s[..6] == [0; 6]) // IPv4-compatible (deprecated)
+    }
+    match ip {
+        IpAddr::V4(a) => v4(a),
+        IpAddr::V6(a) => v6(a),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_internets_addresses_are_public() {
+        let public = ["93.184.215.14", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"];
+        let not = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "198.18.0.1",
+            "192.0.0.8",
+            "192.0.2.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "::127.0.0.1",
+        ];
+        for a in public {
+            assert!(is_public(a.parse().expect(a)), "{a} is public");
+        }
+        for a in not {
+            assert!(!is_public(a.parse().expect(a)), "{a} is not public");
+        }
+    }
 
     #[test]
     fn ranges_parse_print_and_contain() {

@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// tests only) [default: false]
     #[arg(long, env = "IRONCASE_SSO_ALLOW_INSECURE_ISSUER")]
     pub sso_allow_insecure_issuer: Option<bool>,
+    /// Accept OpenID issuers at private, loopback or link-local addresses
+    /// (a provider inside your own network) [default: false]
+    #[arg(long, env = "IRONCASE_SSO_ALLOW_PRIVATE_ISSUER")]
+    pub sso_allow_private_issuer: Option<bool>,
 }
 
 const DEFAULT_MAIL_FROM: &str = "Ironcase <ironcase@localhost>";
@@ -156,6 +160,7 @@ struct FileConfig {
     mail_from: Option<String>,
     public_url: Option<String>,
     sso_allow_insecure_issuer: Option<bool>,
+    sso_allow_private_issuer: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -201,6 +206,7 @@ pub struct Config {
     /// None: `http://<bind>`.
     pub public_url: Option<String>,
     pub sso_allow_insecure_issuer: bool,
+    pub sso_allow_private_issuer: bool,
 }
 
 impl Config {
@@ -232,6 +238,7 @@ impl Config {
             mail_from: DEFAULT_MAIL_FROM.to_owned(),
             public_url: None,
             sso_allow_insecure_issuer: false,
+            sso_allow_private_issuer: false,
         }
     }
 
@@ -267,6 +274,7 @@ impl Config {
             mail_from: args.mail_from.or(file.mail_from).unwrap_or_else(|| DEFAULT_MAIL_FROM.to_owned()),
             public_url: args.public_url.or(file.public_url),
             sso_allow_insecure_issuer: args.sso_allow_insecure_issuer.or(file.sso_allow_insecure_issuer).unwrap_or(false),
+            sso_allow_private_issuer: args.sso_allow_private_issuer.or(file.sso_allow_private_issuer).unwrap_or(false),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -82,6 +82,7 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
         mail_from: cfg.mail_from.clone(),
         public_url: cfg.public_url.clone().unwrap_or_else(|| format!("http://{}", cfg.bind)),
         sso_allow_insecure_issuer: cfg.sso_allow_insecure_issuer,
+        sso_allow_private_issuer: cfg.sso_allow_private_issuer,
         ..Settings::default()
     };
     if let Some(q) = cfg.login_limit.as_deref().and_then(crate::config::parse_limit) {

@@ -265,12 +265,19 @@ async fn members_sign_in_through_their_organisations_provider() {
 }
 
 #[tokio::test]
-async fn sso_configuration_needs_https_and_the_plan() {
+async fn sso_configuration_needs_https_a_public_address_and_the_plan() {
     let app = TestApp::spawn().await;
     let operator = app.admin().await;
     let body = json!({ "issuer": "http://idp.example.test", "client_id": "c", "client_secret": "s" });
     let r = app.put_json("/api/v1/organization/sso", &operator.token, body).await.problem(422, "validation_failed");
     assert_eq!(r.body["errors"][0]["field"], json!("issuer"), "{}", r.body);
+    // Not the server's own network, nor a cloud's metadata service (SSRF).
+    for issuer in ["https://127.0.0.1:1/", "https://localhost/", "https://[::1]/", "https://169.254.169.254/", "https://10.0.0.1/"] {
+        let body = json!({ "issuer": issuer, "client_id": "c", "client_secret": "s" });
+        let r = app.put_json("/api/v1/organization/sso", &operator.token, body).await.problem(422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], json!("issuer"), "{issuer}: {}", r.body);
+        assert!(r.body["errors"][0]["message"].as_str().is_some_and(|m| m.contains("public address")), "{issuer}: {}", r.body);
+    }
     let (org, owner) = app.org(&operator, "small").await;
     let plan = format!("/api/v1/admin/organizations/{}/plan", org["id"].as_str().expect("id"));
     app.send(Method::PUT, &plan, Some(&operator.token), Some(json!({ "plan": "starter" })), &[]).await.expect(200);

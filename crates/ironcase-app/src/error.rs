@@ -53,7 +53,7 @@ error_codes! {
     QuotaExceeded = "quota_exceeded", 403, "the plan has no room for this create (`quota`, `limit`, `used`)";
     FeatureNotInPlan = "feature_not_in_plan", 403, "the plan does not include the feature (`feature`)";
     MfaEnrollmentRequired = "mfa_enrollment_required", 403, "the organisation requires a second factor and the session may only enrol one";
-    SsoRequired = "sso_required", 403, "the organisation requires single sign-on: password logins are for owners only";
+    SsoRequired = "sso_required", 403, "the organisation requires single sign-on: password logins are kept only for the roles it names (break-glass)";
     SignatureRequired = "signature_required", 403, "this API key must sign sensitive requests (RFC 9421 over @method, @target-uri, content-digest)";
     IpNotAllowed = "ip_not_allowed", 403, "the organisation's (or the API key's) allow-list does not include the client's address";
     ReauthenticationRequired = "reauthentication_required", 403, "a sensitive action needs the session to have proved its identity recently: POST /api/v1/auth/reauthenticate";

@@ -155,6 +155,7 @@ pub struct SsoConfig {
     pub default_role: Option<String>,
     pub jit: bool,
     pub sso_required: bool,
+    pub password_roles: Vec<Role>,
     pub updated_at: Timestamp,
     /// Where the provider sends browsers back (to register there).
     pub redirect_uri: String,
@@ -173,6 +174,8 @@ pub struct SsoInput {
     pub default_role: Option<String>,
     pub jit: bool,
     pub sso_required: bool,
+    /// Roles that may still use a password while `sso_required`.
+    pub password_roles: Vec<Role>,
 }
 
 impl std::fmt::Debug for SsoInput {
@@ -234,6 +237,7 @@ fn config_view(row: &SsoConfigRow, redirect_uri: String) -> SsoConfig {
         default_role: row.default_role.clone(),
         jit: row.jit,
         sso_required: row.sso_required,
+        password_roles: row.password_roles.clone(),
         updated_at: row.updated_at,
     }
 }
@@ -435,6 +439,7 @@ impl App {
             default_role: input.default_role,
             jit: input.jit,
             sso_required: input.sso_required,
+            password_roles: input.password_roles.clone(),
             updated_at: now,
         };
         // The provider answers before it is kept.
@@ -447,6 +452,7 @@ impl App {
         let details = json!({
             "issuer": view.issuer, "client_id": view.client_id, "secret_changed": input.client_secret.is_some(),
             "role_mapping": view.role_mapping, "default_role": view.default_role, "jit": view.jit, "sso_required": view.sso_required,
+            "password_roles": view.password_roles,
         });
         let e = by(p, meta, now, "organization.sso", ("organization", &org_id.to_string()), details);
         self.store()
@@ -776,7 +782,8 @@ fn internal<E>(_: E) -> (&'static str, Option<UserId>) {
 }
 
 /// Whether password logins to the organisation are refused for `role`
-/// (single sign-on required; owners may still use a password).
+/// (single sign-on required, and `role` is not one that may still use a
+/// password: break-glass).
 pub(crate) fn password_login_refused(c: &Conn, org: OrgId, role: Role) -> Result<bool> {
-    Ok(role != Role::Owner && sso::config(c, org)?.is_some_and(|s| s.sso_required))
+    Ok(sso::config(c, org)?.is_some_and(|s| s.sso_required && !s.password_roles.contains(&role)))
 }

@@ -548,7 +548,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "mfa", include_str!("../migrations/sqlite/0015_mfa.sql")),
     (16, "session_detail", include_str!("../migrations/sqlite/0016_session_detail.sql")),
     (17, "account_controls", include_str!("../migrations/sqlite/0017_account_controls.sql")),
-    (18, "role_categories", include_str!("../migrations/sqlite/0018_role_categories.sql")),
+    (18, "categories_break_glass", include_str!("../migrations/sqlite/0018_categories_break_glass.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

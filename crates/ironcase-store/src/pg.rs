@@ -18,7 +18,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "mfa", include_str!("../migrations/postgres/0007_mfa.sql")),
     (8, "session_detail", include_str!("../migrations/postgres/0008_session_detail.sql")),
     (9, "account_controls", include_str!("../migrations/postgres/0009_account_controls.sql")),
-    (10, "role_categories", include_str!("../migrations/postgres/0010_role_categories.sql")),
+    (10, "categories_break_glass", include_str!("../migrations/postgres/0010_categories_break_glass.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

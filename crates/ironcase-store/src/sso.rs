@@ -4,7 +4,7 @@
 //! (issuer, subject), and the one-time codes a finished login hands to an
 //! API client.
 
-use ironcase_domain::{OrgId, Timestamp, UserId};
+use ironcase_domain::{OrgId, Role, Timestamp, UserId};
 
 use crate::{exec, params, parse_id, query_opt, Conn, Result, Row, Tx};
 
@@ -23,6 +23,9 @@ pub struct SsoConfigRow {
     pub default_role: Option<String>,
     pub jit: bool,
     pub sso_required: bool,
+    /// The roles that may still sign in with a password while single
+    /// sign-on is required (break-glass).
+    pub password_roles: Vec<Role>,
     pub updated_at: Timestamp,
 }
 
@@ -49,6 +52,11 @@ fn config_row(r: &Row<'_, '_>) -> Result<SsoConfigRow> {
         default_role: r.get("default_role")?,
         jit: r.get("jit")?,
         sso_required: r.get("sso_required")?,
+        password_roles: r
+            .get::<_, String>("password_roles")?
+            .split_ascii_whitespace()
+            .map(|w| Role::parse(w).ok_or_else(|| crate::StoreError::Corrupt(format!("password_roles: {w}"))))
+            .collect::<Result<_>>()?,
         updated_at: Timestamp(r.get("updated_at")?),
     })
 }
@@ -58,7 +66,7 @@ pub fn config(c: &Conn, org: OrgId) -> Result<Option<SsoConfigRow>> {
     query_opt(
         c,
         "select organization_id, issuer, client_id, sealed_secret, scopes, allowed_domains, group_claim, role_mapping, default_role, \
-                jit, sso_required, updated_at from sso_config where organization_id = ?",
+                jit, sso_required, password_roles, updated_at from sso_config where organization_id = ?",
         [org.to_string()],
         config_row,
     )
@@ -70,11 +78,12 @@ pub fn put_config(c: &Tx, s: &SsoConfigRow) -> Result<()> {
     exec(
         c,
         "insert into sso_config (organization_id, issuer, client_id, sealed_secret, scopes, allowed_domains, group_claim, role_mapping, \
-                default_role, jit, sso_required, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                default_role, jit, sso_required, password_roles, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          on conflict (organization_id) do update set issuer = excluded.issuer, client_id = excluded.client_id, \
                 sealed_secret = excluded.sealed_secret, scopes = excluded.scopes, allowed_domains = excluded.allowed_domains, \
                 group_claim = excluded.group_claim, role_mapping = excluded.role_mapping, default_role = excluded.default_role, \
-                jit = excluded.jit, sso_required = excluded.sso_required, updated_at = excluded.updated_at",
+                jit = excluded.jit, sso_required = excluded.sso_required, password_roles = excluded.password_roles, \
+                updated_at = excluded.updated_at",
         params![
             s.org.to_string(),
             s.issuer,
@@ -87,6 +96,7 @@ pub fn put_config(c: &Tx, s: &SsoConfigRow) -> Result<()> {
             s.default_role,
             s.jit,
             s.sso_required,
+            s.password_roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" "),
             s.updated_at.0
         ],
     )?;

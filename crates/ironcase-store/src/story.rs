@@ -365,7 +365,8 @@ async fn story(s: Store) {
         role_mapping: r#"{"responders":"analyst"}"#.into(),
         default_role: Some("viewer".into()),
         jit: true,
-        sso_required: false,
+        sso_required: true,
+        password_roles: vec![Role::Owner, Role::Admin],
         updated_at: Timestamp(47),
     };
     let login = |hash: &str, expires: i64| sso::PendingLogin {

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ironcase_app::sso::{CallbackInput, Finished, SsoConfig, SsoInput, BINDING_COOKIE};
 use ironcase_app::Principal;
-use ironcase_domain::Timestamp;
+use ironcase_domain::{Role, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -65,10 +65,19 @@ pub struct SsoConfigIn {
     /// Make an account (and membership) at its first login.
     #[serde(default)]
     pub jit: bool,
-    /// Members sign in only through the provider; owners may still use a
-    /// password (break-glass).
+    /// Members sign in only through the provider, but for the roles in
+    /// `password_roles`.
     #[serde(default)]
     pub sso_required: bool,
+    /// The roles that may still sign in with a password while
+    /// `sso_required` (break-glass, should the provider fail); `[]`: none.
+    #[serde(default = "owners")]
+    #[schema(max_items = 6)]
+    pub password_roles: Vec<Role>,
+}
+
+fn owners() -> Vec<Role> {
+    vec![Role::Owner]
 }
 
 impl std::fmt::Debug for SsoConfigIn {
@@ -92,6 +101,7 @@ pub struct SsoConfigOut {
     pub default_role: Option<String>,
     pub jit: bool,
     pub sso_required: bool,
+    pub password_roles: Vec<Role>,
     /// Where the provider sends browsers back (register it there).
     pub redirect_uri: String,
     pub updated_at: Timestamp,
@@ -108,6 +118,7 @@ fn config_out(c: SsoConfig) -> SsoConfigOut {
         default_role: c.default_role,
         jit: c.jit,
         sso_required: c.sso_required,
+        password_roles: c.password_roles,
         redirect_uri: c.redirect_uri,
         updated_at: c.updated_at,
     }
@@ -142,6 +153,7 @@ pub async fn put_config(
         default_role: b.default_role,
         jit: b.jit,
         sso_required: b.sso_required,
+        password_roles: b.password_roles,
     };
     let c = s.app.set_sso_config(&p, &meta, input).await?;
     Ok(axum::Json(config_out(c)))

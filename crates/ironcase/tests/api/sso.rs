@@ -244,6 +244,17 @@ async fn members_sign_in_through_their_organisations_provider() {
     app.put_json("/api/v1/organization/sso", &owner.token, config.clone()).await.expect(200);
     app.login_raw("pw@example.test", PASSWORD, None).await.problem(403, "sso_required");
     app.admin().await;
+    // Which roles keep a password (break-glass) is the organisation's
+    // choice: none, or more than the owners.
+    config["password_roles"] = json!([]);
+    let r = app.put_json("/api/v1/organization/sso", &owner.token, config.clone()).await.expect(200);
+    assert_eq!(r.body["password_roles"], json!([]));
+    app.login_raw("admin@localhost", &app.admin_password, None).await.problem(403, "sso_required");
+    config["password_roles"] = json!(["owner", "viewer"]);
+    app.put_json("/api/v1/organization/sso", &owner.token, config.clone()).await.expect(200);
+    app.login_raw("pw@example.test", PASSWORD, None).await.expect(200);
+    config["password_roles"] = json!(["emperor"]);
+    app.put_json("/api/v1/organization/sso", &owner.token, config.clone()).await.problem(422, "validation_failed");
 
     // Browser mode: to the console with the one-time code in the fragment.
     let mut b = Browser::new();

@@ -253,7 +253,7 @@ mod tests {
         assert!(!both.covers(phish) && !phish.covers(amber) && !phish.covers(Sight::ALL));
         let none = Categories::of(&[Category::Malware]).and(Categories::of(&[Category::Phishing]));
         assert!(none.is_empty() && none.list().is_empty());
-        assert_eq!(Categories::of(&Category::ALL.to_vec()).list(), Category::ALL);
+        assert_eq!(Categories::of(Category::ALL).list(), Category::ALL);
     }
 
     #[test]

@@ -465,7 +465,7 @@ impl App {
                 {
                     let Some(rt) = session::get_refresh(c, &hash)? else { return Ok(Refreshed::Invalid) };
                     let Some(auth) = session::session_auth(c, rt.session, None)? else { return Ok(Refreshed::Invalid) };
-                    let s = auth.session;
+                    let s = auth.session.clone();
                     let mut e =
                         anonymous(&s.org.to_string(), &meta, now, "auth.refresh", "success", json!({ "session_id": s.id.to_string() }));
                     e.actor_id = Some(s.user.to_string());
@@ -483,19 +483,9 @@ impl App {
                     if s.revoked_at.is_some() || auth.role.is_none() {
                         return Ok(Refreshed::Invalid);
                     }
-                    // Lived too long, or idle too long (the organisation's
-                    // timeouts, else the server's): the session ends.
-                    let idle = auth.policy.idle_secs.unwrap_or(default_idle);
                     let max = auth.policy.max_secs.unwrap_or(default_max);
                     let seen = session::last_seen(c, s.id)?.unwrap_or(s.created_at);
-                    let ended = if s.created_at.plus_secs(max) <= now {
-                        Some("lifetime_reached")
-                    } else if seen.plus_secs(idle) <= now {
-                        Some("idle_timeout")
-                    } else {
-                        None
-                    };
-                    if let Some(reason) = ended {
+                    if let Some(reason) = timed_out(&auth, seen, now, (default_idle, default_max)) {
                         session::revoke_session(c, s.id, now, reason)?;
                         e.action = "auth.session_expired".into();
                         e.outcome = "denied".into();
@@ -663,7 +653,7 @@ impl App {
     /// The session behind an access token of `org`: remembered from a
     /// recent request when nothing has changed since (see `sessions.rs`),
     /// else read from the database.
-    async fn session_of(&self, sid: SessionId, org: OrgId, now: Timestamp) -> Result<Option<session::SessionAuth>> {
+    pub(crate) async fn session_of(&self, sid: SessionId, org: OrgId, now: Timestamp) -> Result<Option<session::SessionAuth>> {
         let cache = &self.inner.sessions;
         // Read before the database is: a change committed after it moves it.
         let tag = match &self.inner.redis {
@@ -789,6 +779,21 @@ impl App {
             signing_key: row.public_key.as_deref().and_then(crate::signature::public_key),
             signed: false,
         })
+    }
+}
+
+/// Why a session has ended by time at `now`, if it has: lived too long, or
+/// idle too long since `seen` (the organisation's timeouts, else the
+/// server's `defaults`, idle and lifetime in seconds).
+pub(crate) fn timed_out(auth: &session::SessionAuth, seen: Timestamp, now: Timestamp, defaults: (i64, i64)) -> Option<&'static str> {
+    let idle = auth.policy.idle_secs.unwrap_or(defaults.0);
+    let max = auth.policy.max_secs.unwrap_or(defaults.1);
+    if auth.session.created_at.plus_secs(max) <= now {
+        Some("lifetime_reached")
+    } else if seen.plus_secs(idle) <= now {
+        Some("idle_timeout")
+    } else {
+        None
     }
 }
 

@@ -72,6 +72,12 @@ impl MasterKey {
         Ok(out)
     }
 
+    /// A MAC of `msg` under a key derived from this one for `purpose` (hex).
+    pub fn mac_hex(&self, purpose: &str, msg: &[u8]) -> String {
+        let key = hmac_sha256_hex(&self.0, purpose.as_bytes());
+        hmac_sha256_hex(key.as_bytes(), msg)
+    }
+
     pub fn open(&self, sealed: &[u8], aad: &str) -> Result<Vec<u8>> {
         if sealed.len() < 1 + 12 + 16 || sealed[0] != SEAL_V1 {
             return Err(AppError::Internal("sealed value has an unknown format".into()));

@@ -10,6 +10,7 @@ pub mod apikeys;
 pub mod apilimits;
 pub mod audit;
 pub mod auth;
+pub mod browser;
 pub mod clock;
 pub mod crypto;
 pub mod error;

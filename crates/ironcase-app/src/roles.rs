@@ -145,8 +145,10 @@ impl App {
         if input.grant.iter().any(|g| input.revoke.contains(g)) {
             errs.push("revoke", "must not name a permission that `grant` names");
         }
-        if input.categories.as_ref().is_some_and(Vec::is_empty) {
-            errs.push("conditions.categories", "must name at least one category (leave it out for every category)");
+        match input.categories.as_ref().map(Vec::len) {
+            Some(0) => errs.push("conditions.categories", "must name at least one category (leave it out for every category)"),
+            Some(n) if n > Category::ALL.len() => errs.push("conditions.categories", "names a category more than once"),
+            _ => {}
         }
         errs.into_result()?;
         let grants = Grants::custom(input.base, &input.grant, &input.revoke, input.own_or_assigned);

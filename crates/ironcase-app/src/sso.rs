@@ -413,6 +413,9 @@ impl App {
             errs.push("allowed_domains", "at most 50 domain names");
         }
         let group_claim = validate::text("group_claim", &input.group_claim, 1, 64, &mut errs);
+        if input.password_roles.len() > Role::ALL.len() {
+            errs.push("password_roles", "names a role more than once");
+        }
         if input.role_mapping.len() > 100 || input.role_mapping.keys().any(|g| g.is_empty() || g.len() > 256) {
             errs.push("role_mapping", "at most 100 groups, each 1-256 characters");
         }

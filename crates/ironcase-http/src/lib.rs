@@ -1,8 +1,9 @@
-//! The HTTP API: an axum router of thin handlers over [`ironcase_app::App`],
-//! the middleware around them (request ids, metrics, auth), problem+json
-//! errors and the OpenAPI document.
+//! The HTTP faces of [`ironcase_app::App`]: the API (an axum router of thin
+//! handlers, the middleware around them (request ids, metrics, auth),
+//! problem+json errors and the OpenAPI document) and the web console.
 #![forbid(unsafe_code)]
 
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod metrics;

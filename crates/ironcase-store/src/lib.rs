@@ -549,6 +549,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "session_detail", include_str!("../migrations/sqlite/0016_session_detail.sql")),
     (17, "account_controls", include_str!("../migrations/sqlite/0017_account_controls.sql")),
     (18, "categories_break_glass", include_str!("../migrations/sqlite/0018_categories_break_glass.sql")),
+    (19, "browser_session", include_str!("../migrations/sqlite/0019_browser_session.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

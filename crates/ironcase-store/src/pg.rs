@@ -19,6 +19,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "session_detail", include_str!("../migrations/postgres/0008_session_detail.sql")),
     (9, "account_controls", include_str!("../migrations/postgres/0009_account_controls.sql")),
     (10, "categories_break_glass", include_str!("../migrations/postgres/0010_categories_break_glass.sql")),
+    (11, "browser_session", include_str!("../migrations/postgres/0011_browser_session.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

@@ -97,6 +97,22 @@ pub fn touch_session(c: &Tx, id: SessionId, at: Timestamp) -> Result<()> {
     Ok(())
 }
 
+/// Names the session by a browser's cookie: the SHA-256 of its secret.
+pub fn bind_browser(c: &Tx, id: SessionId, hash: &str) -> Result<()> {
+    c.platform()?;
+    exec(c, "update session set browser_hash = ? where session_id = ?", params![hash, id.to_string()])?;
+    Ok(())
+}
+
+/// The session a browser's cookie names (by the hash of its secret): its
+/// id, organisation and when it was last used.
+pub fn by_browser(c: &Conn, hash: &str) -> Result<Option<(SessionId, OrgId, Timestamp)>> {
+    c.platform()?;
+    query_opt(c, "select session_id, organization_id, last_seen_at from session where browser_hash = ?", [hash.to_owned()], |r| {
+        Ok((parse_id(r, 0)?, parse_id(r, 1)?, Timestamp(r.get(2)?)))
+    })
+}
+
 /// When the session was last used.
 pub fn last_seen(c: &Conn, id: SessionId) -> Result<Option<Timestamp>> {
     c.platform()?;

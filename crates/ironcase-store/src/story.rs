@@ -441,6 +441,13 @@ async fn story(s: Store) {
     assert_eq!(page2.iter().map(|x| x.session.id).collect::<Vec<_>>(), [s2]);
     assert!(theirs_listed.is_empty());
     assert_eq!(seen, Some(Timestamp(90)));
+    // A browser's cookie names a session by its hash, whatever the tenant.
+    let (named, unnamed) = w(&s, move |c| {
+        session::bind_browser(c, s2, "browser-hash")?;
+        Ok((session::by_browser(c, "browser-hash")?, session::by_browser(c, "other-hash")?))
+    })
+    .await;
+    assert_eq!((named, unnamed), (Some((s2, a, Timestamp(90))), None));
     let (first_use, second_use) =
         w(&s, move |c| Ok((session::use_refresh(c, "refresh-1", Timestamp(50))?, session::use_refresh(c, "refresh-1", Timestamp(51))?)))
             .await;

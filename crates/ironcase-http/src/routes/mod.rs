@@ -57,7 +57,15 @@ pub fn router(state: AppState) -> Router {
     routes
         .route_layer(axum::middleware::from_fn(middleware::record_route))
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi::finish(doc)))
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .merge(crate::console::router())
+        // A browser asking for a page gets the console's; anyone else a problem.
+        .fallback(|headers: axum::http::HeaderMap| async move {
+            if crate::console::wants_html(&headers) {
+                crate::console::not_found_page()
+            } else {
+                axum::response::IntoResponse::into_response(ApiError::new(ErrorCode::NotFound, "no such route"))
+            }
+        })
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::request_context))

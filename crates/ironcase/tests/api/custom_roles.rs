@@ -165,6 +165,8 @@ async fn a_role_limited_to_categories_sees_no_incident_of_another() {
     app.post("/api/v1/roles", &owner.token, empty).await.problem(422, "validation_failed");
     let bad = json!({ "name": "x", "base": "viewer", "conditions": { "categories": ["gossip"] } });
     app.post("/api/v1/roles", &owner.token, bad).await.problem(422, "validation_failed");
+    let repeated = json!({ "name": "x", "base": "viewer", "conditions": { "categories": vec!["other"; 10] } });
+    app.post("/api/v1/roles", &owner.token, repeated).await.problem(422, "validation_failed");
 
     let mut ids = Vec::new();
     for (category, word) in [("phishing", "alpha"), ("malware", "bravo")] {

@@ -1,0 +1,67 @@
+//! The web console, served at `/` by the same binary as the API: pages
+//! rendered on the server (maud) over the same app use cases as the API, a
+//! cookie bound to the same server-side session as tokens, CSRF tokens on
+//! every state-changing form, and a strict Content-Security-Policy (no
+//! inline script or style; the one script and stylesheet are ours, with
+//! content-hashed names).
+
+mod assets;
+mod incidents;
+mod layout;
+mod session;
+mod signin;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+
+/// Every console answer's security headers.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+                   font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+pub(crate) fn secure_headers(h: &mut HeaderMap) {
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+}
+
+async fn with_headers(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    secure_headers(r.headers_mut());
+    r
+}
+
+/// The console's routes.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(incidents::queue))
+        .route("/signin", get(signin::show).post(signin::password))
+        .route("/signin/mfa", post(signin::mfa))
+        .route("/signout", post(signin::signout))
+        .route("/incidents", post(incidents::create))
+        .route("/incidents/new", get(incidents::new))
+        .route("/incidents/{id}", get(incidents::show))
+        .route("/incidents/{id}/comments", post(incidents::comment))
+        .route("/incidents/{id}/status", post(incidents::status))
+        .route("/assets/{name}", get(assets::serve))
+        .layer(axum::middleware::from_fn(with_headers))
+}
+
+/// Whether a request is a browser's asking for a page (it accepts HTML).
+pub(crate) fn wants_html(h: &HeaderMap) -> bool {
+    h.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+/// The console's page for a path that is nothing.
+pub(crate) fn not_found_page() -> Response {
+    let mut r = layout::not_found().into_response();
+    secure_headers(r.headers_mut());
+    r
+}

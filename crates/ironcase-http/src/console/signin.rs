@@ -1,0 +1,160 @@
+//! Signing in and out: the password step, the second factor when the
+//! account has one, then a cookie for the session the API's own login made.
+//! A failed step shows its page again with what was typed (never the
+//! password) and a sentence a person can act on.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use ironcase_app::auth::{LoginInput, TokenPair};
+use ironcase_app::mfa::{LoginOutcome, SecondFactor};
+use ironcase_app::{AppError, RequestMeta};
+use maud::{html, Markup};
+
+use super::layout::{page, respond, safe_next, Failure};
+use super::session::{clear_cookie, over_tls, set_cookie, Browser, Form};
+use crate::extract::{request_meta, QueryParams};
+use crate::{ApiError, AppState};
+use ironcase_app::ErrorCode;
+
+/// What the sign-in page shows above its form.
+fn notice(ended: bool, signed_out: bool) -> Option<&'static str> {
+    if ended {
+        Some("Your session has ended. Sign in again to go on.")
+    } else if signed_out {
+        Some("You are signed out.")
+    } else {
+        None
+    }
+}
+
+fn password_form(next: &str, email: &str, organization: &str, error: Option<&str>, info: Option<&str>) -> Markup {
+    html! {
+        section.signin {
+            h1 { "Sign in" }
+            @if let Some(i) = info { p.notice role="status" { (i) } }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form method="post" action="/signin" {
+                input type="hidden" name="next" value=(next);
+                label for="email" { "E-mail" }
+                input id="email" name="email" type="email" autocomplete="username" required value=(email) autofocus;
+                label for="password" { "Password" }
+                input id="password" name="password" type="password" autocomplete="current-password" required;
+                label for="organization" { "Organisation (optional)" }
+                input id="organization" name="organization" type="text" value=(organization) placeholder="its short name";
+                button type="submit" { "Sign in" }
+            }
+        }
+    }
+}
+
+fn mfa_form(next: &str, challenge: &str, error: Option<&str>) -> Markup {
+    html! {
+        section.signin {
+            h1 { "Second factor" }
+            p { "Enter the six-digit code from your authenticator app, or one of your backup codes." }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form method="post" action="/signin/mfa" {
+                input type="hidden" name="next" value=(next);
+                input type="hidden" name="challenge" value=(challenge);
+                label for="code" { "Code" }
+                input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required autofocus;
+                label.check {
+                    input type="checkbox" name="backup" value="1";
+                    " This is a backup code"
+                }
+                button type="submit" { "Verify" }
+            }
+        }
+    }
+}
+
+/// The status and a sentence for a refused sign-in step.
+fn refused(e: AppError) -> (StatusCode, String) {
+    let api = ApiError::from(e);
+    let sentence = match api.code {
+        ErrorCode::InvalidCredentials => "The e-mail or password is not right.".into(),
+        ErrorCode::InvalidMfaCode => "That code is not right, or was used already. Try the next one.".into(),
+        ErrorCode::Unauthenticated | ErrorCode::MfaChallengeInvalid => "This sign-in has expired or was used up. Start again.".into(),
+        ErrorCode::RateLimited => format!("Too many attempts. Try again in {} seconds.", api.retry_after.unwrap_or(60)),
+        _ if api.status().is_server_error() => "Something went wrong on our side. Try again in a moment.".into(),
+        _ => api.detail.clone(),
+    };
+    (api.status(), sentence)
+}
+
+/// Someone not signed in yet: the request's facts, and whether the cookie
+/// they get will be `Secure`.
+pub(crate) struct Visitor {
+    meta: RequestMeta,
+    secure: bool,
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Visitor { meta: request_meta(&parts.extensions, &parts.headers), secure: over_tls(state, &parts.extensions, &parts.headers) })
+    }
+}
+
+/// `GET /signin`.
+pub(crate) async fn show(mut q: QueryParams) -> Response {
+    let next = q.str("next").unwrap_or_else(|| "/".into());
+    let ended = q.str("ended").is_some();
+    let signed_out = q.str("signed_out").is_some();
+    respond(StatusCode::OK, page("Sign in", None, password_form(safe_next(&next), "", "", None, notice(ended, signed_out))))
+}
+
+/// The session of a login's tokens, bound to a new cookie; on to `next`.
+async fn signed_in(s: &AppState, meta: &RequestMeta, tokens: TokenPair, next: &str, secure: bool) -> Result<Response, Failure> {
+    let secret = s.app.browser_bind(&tokens, meta).await?;
+    let mut r = Redirect::to(safe_next(next)).into_response();
+    r.headers_mut().insert(header::SET_COOKIE, set_cookie(&secret.0, secure));
+    Ok(r)
+}
+
+/// `POST /signin`.
+pub(crate) async fn password(State(s): State<AppState>, Visitor { meta, secure }: Visitor, form: Form) -> Result<Response, Failure> {
+    let next = safe_next(form.get("next")).to_owned();
+    let (email, organization) = (form.get("email").trim().to_owned(), form.get("organization").trim().to_owned());
+    let input = LoginInput {
+        email: email.clone(),
+        password: form.get("password").to_owned(),
+        organization: form.opt("organization").map(str::to_owned),
+        device_token: None,
+    };
+    match s.app.login(input, &meta).await {
+        Ok(LoginOutcome::Tokens(tokens)) => signed_in(&s, &meta, tokens, &next, secure).await,
+        Ok(LoginOutcome::MfaRequired(ch)) => Ok(respond(StatusCode::OK, page("Second factor", None, mfa_form(&next, &ch.challenge, None)))),
+        Err(e) => {
+            let (status, why) = refused(e);
+            Ok(respond(status, page("Sign in", None, password_form(&next, &email, &organization, Some(&why), None))))
+        }
+    }
+}
+
+/// `POST /signin/mfa`.
+pub(crate) async fn mfa(State(s): State<AppState>, Visitor { meta, secure }: Visitor, form: Form) -> Result<Response, Failure> {
+    let next = safe_next(form.get("next")).to_owned();
+    let challenge = form.get("challenge").to_owned();
+    let code = form.get("code").trim().to_owned();
+    let factor = if form.opt("backup").is_some() { SecondFactor::BackupCode(code) } else { SecondFactor::Code(code) };
+    match s.app.mfa_verify(&challenge, factor, &meta).await {
+        Ok(tokens) => signed_in(&s, &meta, tokens, &next, secure).await,
+        Err(e) => {
+            let (status, why) = refused(e);
+            Ok(respond(status, page("Second factor", None, mfa_form(&next, &challenge, Some(&why)))))
+        }
+    }
+}
+
+/// `POST /signout`: the session ends, cookie and tokens alike.
+pub(crate) async fn signout(State(s): State<AppState>, b: Browser, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    s.app.logout(&b.p, &b.meta).await?;
+    let mut r = Redirect::to("/signin?signed_out=1").into_response();
+    r.headers_mut().insert(header::SET_COOKIE, clear_cookie(b.secure));
+    Ok(r)
+}

@@ -1,0 +1,367 @@
+//! The web console through HTTP, as a browser that follows no redirects by
+//! itself would use it: signing in (with and without a second factor), the
+//! cookie and its flags, the queue and an incident, comments and the
+//! workflow, CSRF and cross-site refusals, what a viewer is shown and may
+//! post, another tenant's incident, the end of a session, the security
+//! headers of every page and the assets' caching. (The same flows in a real
+//! browser are the browser suite's.)
+
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{TestApp, PASSWORD};
+
+/// One browser: its cookie, no redirects followed.
+pub(crate) struct Console {
+    base: String,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+pub(crate) struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The CSRF token the page's forms carry.
+    pub fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+        self.body[at..].split('"').next().expect("token").to_owned()
+    }
+}
+
+impl Console {
+    pub fn new(app: &TestApp) -> Console {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Console { base: app.base.clone(), client, cookie: None }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>, headers: &[(&str, &str)]) -> Page {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).header("accept", "text/html");
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(f) = form {
+            let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(f.iter()).finish();
+            req = req.header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body);
+        }
+        let r = req.send().await.expect("request");
+        let (status, headers) = (r.status(), r.headers().clone());
+        if let Some(set) = headers.get(SET_COOKIE).and_then(|v| v.to_str().ok()) {
+            let pair = set.split(';').next().unwrap_or("").to_owned();
+            self.cookie = if pair.ends_with('=') { None } else { Some(pair) };
+        }
+        Page { status, headers, body: r.text().await.expect("body") }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.send(Method::POST, path, Some(form), &[]).await
+    }
+
+    pub async fn post_with(&mut self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
+        self.send(Method::POST, path, Some(form), headers).await
+    }
+
+    /// Signs in with a password; the page after.
+    pub async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+        self.post("/signin", &[("email", email), ("password", password), ("next", "/")]).await
+    }
+}
+
+fn assert_secure_headers(p: &Page, what: &str) {
+    let csp = p.headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("");
+    for part in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"] {
+        assert!(csp.contains(part), "{what}: CSP {csp:?} lacks {part}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+    assert_eq!(p.headers.get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]), "{what}");
+    assert!(p.headers.get("referrer-policy").is_some(), "{what}");
+    assert!(!p.body.contains("<script>") && !p.body.contains(" style=\""), "{what}: no inline script or style");
+}
+
+#[tokio::test]
+async fn a_member_signs_in_works_an_incident_and_signs_out() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let id = app.incident(&owner, "Beacon to evil.example").await.str("id");
+    let mut b = Console::new(&app);
+
+    // Not signed in: to the sign-in page, and back after.
+    let p = b.get(&format!("/incidents/{id}")).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(p.location(), format!("/signin?next=%2Fincidents%2F{id}"));
+    let p = b.get("/signin").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_secure_headers(&p, "sign-in");
+    assert!(p.body.contains("<label for=\"email\">"), "labelled controls");
+
+    // A wrong password: the page again, the address kept, a sentence.
+    let p = b.sign_in("admin@localhost", "not the password at all").await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert!(p.body.contains("The e-mail or password is not right.") && p.body.contains("value=\"admin@localhost\""), "{}", p.body);
+    assert!(!p.body.contains("not the password at all"), "the password is never shown back");
+    assert!(b.cookie.is_none());
+
+    let p =
+        b.post("/signin", &[("email", "admin@localhost"), ("password", &app.admin_password), ("next", &format!("/incidents/{id}"))]).await;
+    assert_eq!((p.status, p.location()), (StatusCode::SEE_OTHER, format!("/incidents/{id}").as_str()));
+    let set = p.headers.get(SET_COOKIE).and_then(|v| v.to_str().ok()).expect("a cookie");
+    assert!(
+        set.starts_with("ironcase=icw_") && set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"),
+        "{set}"
+    );
+    // Off TLS the cookie cannot be `Secure`, so it cannot take `__Host-`.
+    assert!(!set.contains("Secure"), "{set}");
+    // Sent elsewhere than this console: home instead.
+    let mut other = Console::new(&app);
+    let p = other.post("/signin", &[("email", "admin@localhost"), ("password", &app.admin_password), ("next", "//evil.example/")]).await;
+    assert_eq!(p.location(), "/");
+
+    // The queue, filtered.
+    let p = b.get("/").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_secure_headers(&p, "queue");
+    assert!(p.body.contains("Beacon to evil.example"), "{}", p.body);
+    assert!(!b.get("/?severity=low").await.body.contains("Beacon to evil.example"), "the incident is high");
+
+    // The incident: comment (with the session's CSRF token), then move it.
+    let p = b.get(&format!("/incidents/{id}")).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_secure_headers(&p, "incident");
+    let csrf = p.csrf();
+    let r = b.post(&format!("/incidents/{id}/comments"), &[("csrf", &csrf), ("body", "seen <b>twice</b> on the proxy")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let p = b.get(&format!("/incidents/{id}")).await;
+    assert!(p.body.contains("seen &lt;b&gt;twice&lt;/b&gt; on the proxy"), "escaped, not markup: {}", p.body);
+    let timeline = app.get(&format!("/api/v1/incidents/{id}/timeline"), &owner.token).await.expect(200);
+    assert!(timeline.body.to_string().contains("seen <b>twice</b> on the proxy"), "the same comment through the API");
+    // Only the next statuses are offered; closing needs a resolution.
+    assert!(p.body.contains("value=\"triaged\"") && !p.body.contains("value=\"contained\""), "{}", p.body);
+    let r = b.post(&format!("/incidents/{id}/status"), &[("csrf", &csrf), ("version", "1"), ("status", "closed")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("resolution"), "{}", r.body);
+    let r = b.post(&format!("/incidents/{id}/status"), &[("csrf", &csrf), ("version", "1"), ("status", "triaged")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(app.get(&format!("/api/v1/incidents/{id}"), &owner.token).await.expect(200).body["status"], json!("triaged"));
+    // A stale page: the change is refused, with a sentence.
+    let r = b.post(&format!("/incidents/{id}/status"), &[("csrf", &csrf), ("version", "1"), ("status", "in_progress")]).await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.body);
+
+    // A new incident: a refused form keeps what was typed.
+    let r = b
+        .post(
+            "/incidents",
+            &[
+                ("csrf", &csrf),
+                ("title", ""),
+                ("severity", "high"),
+                ("category", "malware"),
+                ("tlp", "amber"),
+                ("description", "kept text"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("kept text") && r.body.contains("title"), "{}", r.body);
+    let r = b
+        .post(
+            "/incidents",
+            &[
+                ("csrf", &csrf),
+                ("title", "From the console"),
+                ("severity", "low"),
+                ("category", "phishing"),
+                ("tlp", "green"),
+                ("tags", "a, b"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let made = app.get("/api/v1/incidents?severity=low", &owner.token).await.expect(200);
+    assert_eq!(made.body["items"][0]["title"], json!("From the console"));
+    assert_eq!(made.body["items"][0]["tags"], json!(["a", "b"]));
+
+    // Signing out ends the session: the cookie is gone, and a copy of it
+    // is refused with the "session ended" sign-in page.
+    let kept = b.cookie.clone();
+    let r = b.post("/signout", &[("csrf", &csrf)]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/signin?signed_out=1"));
+    assert!(b.cookie.is_none());
+    b.cookie = kept;
+    let p = b.get("/").await;
+    assert_eq!((p.status, p.location()), (StatusCode::SEE_OTHER, "/signin?next=%2F&ended=1"));
+    assert!(b.get("/signin?ended=1").await.body.contains("Your session has ended"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn forms_need_their_csrf_token_and_this_origin() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let id = app.incident(&owner, "csrf target").await.str("id");
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let csrf = b.get("/").await.csrf();
+    let path = format!("/incidents/{id}/comments");
+
+    let r = b.post(&path, &[("body", "no token")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("Form expired"), "{}", r.body);
+    let r = b.post(&path, &[("body", "wrong token"), ("csrf", "0000")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Another session's token is not this one's.
+    let mut other = Console::new(&app);
+    other.sign_in("admin@localhost", &app.admin_password).await;
+    let theirs = other.get("/").await.csrf();
+    assert_ne!(theirs, csrf);
+    assert_eq!(b.post(&path, &[("body", "their token"), ("csrf", &theirs)]).await.status, StatusCode::FORBIDDEN);
+    // From another site, even with the token.
+    let r = b.post_with(&path, &[("body", "cross-site"), ("csrf", &csrf)], &[("origin", "http://evil.example")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b.post_with(&path, &[("body", "cross-site"), ("csrf", &csrf)], &[("sec-fetch-site", "cross-site")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A sign-in posted from another site (login CSRF) is refused too.
+    let mut fresh = Console::new(&app);
+    let r = fresh
+        .post_with("/signin", &[("email", "admin@localhost"), ("password", &app.admin_password)], &[("origin", "http://evil.example")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(fresh.cookie.is_none());
+    let timeline = app.get(&format!("/api/v1/incidents/{id}/timeline"), &owner.token).await.expect(200).body.to_string();
+    assert!(!timeline.contains("comment.added"), "nothing was posted: {timeline}");
+    assert_eq!(b.post(&path, &[("body", "with it"), ("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_edit_controls_and_a_forced_post_is_refused() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let id = app.incident(&owner, "look, do not touch").await.str("id");
+    app.member(&owner, "viewer@example.com", "viewer", None).await;
+    let mut b = Console::new(&app);
+    assert_eq!(b.sign_in("viewer@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    let p = b.get(&format!("/incidents/{id}")).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("look, do not touch"));
+    assert!(!p.body.contains("action=\"/incidents/") && !p.body.contains("Add comment"), "no edit controls: {}", p.body);
+    let csrf = p.csrf(); // the sign-out form's
+    let r = b.post(&format!("/incidents/{id}/comments"), &[("csrf", &csrf), ("body", "forced")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = b.post(&format!("/incidents/{id}/status"), &[("csrf", &csrf), ("version", "1"), ("status", "triaged")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(b.get("/incidents/new").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get(&format!("/api/v1/incidents/{id}"), &owner.token).await.expect(200).body["status"], json!("open"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn another_organisations_incident_is_any_404_and_bad_input_a_clear_page() {
+    let app = TestApp::spawn().await;
+    let operator = app.admin().await;
+    let (_, beta) = app.org(&operator, "beta").await;
+    let theirs = app.incident(&beta, "beta's secret").await.str("id");
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let foreign = b.get(&format!("/incidents/{theirs}")).await;
+    let missing = b.get("/incidents/inc_00000000000000000000000000").await;
+    let garbage = b.get("/incidents/%00%ff").await;
+    assert_eq!((foreign.status, missing.status, garbage.status), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    assert_eq!(foreign.body, missing.body, "another tenant's incident looks like any missing one");
+    assert!(!foreign.body.contains("beta's secret"));
+    assert_secure_headers(&foreign, "404");
+    let csrf = b.get("/").await.csrf();
+    let r = b.post(&format!("/incidents/{theirs}/comments"), &[("csrf", &csrf), ("body", "x")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A path that is nothing: a page for a browser, a problem for a client.
+    assert_eq!(b.get("/no/such/page").await.status, StatusCode::NOT_FOUND);
+    app.send(Method::GET, "/no/such/page", None, None, &[]).await.problem(404, "not_found");
+
+    // Bad filters and forms: a clear page, nothing changed, still serving.
+    for q in ["/?status=exploded", "/?cursor=garbage", "/?limit=0", "/?severity=high&severity=low", "/?utm=1"] {
+        let p = b.get(q).await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+        assert!(p.body.contains("role=\"alert\""), "{q}: {}", p.body);
+    }
+    let r = b.post("/incidents", &[("csrf", &csrf), ("title", "x"), ("severity", "apocalyptic"), ("category", "malware")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = b.post("/incidents", &[("csrf", &csrf), ("title", "nul\0byte"), ("severity", "low"), ("category", "malware")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = b.send(Method::POST, "/signin", None, &[("content-type", "application/json")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/api/v1/incidents", &operator.token).await.expect(200).body["items"].as_array().map(Vec::len), Some(0));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_factor_is_asked_for_and_an_ended_session_ends_the_cookie() {
+    let app = TestApp::spawn_with(|c| c.login_limit = Some("1000/60".into())).await;
+    app.clock.freeze();
+    let owner = app.admin().await;
+    let u = app.member(&owner, "two@example.com", "analyst", None).await;
+    let (secret, _) = crate::mfa::enable(&app, &u).await;
+    let mut b = Console::new(&app);
+    let p = b.sign_in("two@example.com", PASSWORD).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("Second factor") && b.cookie.is_none(), "no session before the second factor");
+    let at = p.body.find("name=\"challenge\" value=\"").expect("challenge") + 24;
+    let challenge = p.body[at..].split('"').next().expect("challenge").to_owned();
+    let r = b.post("/signin/mfa", &[("challenge", &challenge), ("code", "000000"), ("next", "/")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("That code is not right"), "{}", r.body);
+    let r = b.post("/signin/mfa", &[("challenge", &challenge), ("code", &crate::mfa::code(&app, &secret, 1)), ("next", "/")]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/"), "{}", r.body);
+    assert_eq!(b.get("/").await.status, StatusCode::OK);
+
+    // Idle past the timeout (30 minutes): the session ends, with a page that says so.
+    app.clock.advance_secs(31 * 60);
+    let p = b.get("/").await;
+    assert_eq!((p.status, p.location()), (StatusCode::SEE_OTHER, "/signin?next=%2F&ended=1"));
+    // Used within it, it lives on; ended through the API, it ends here too.
+    let mut c = Console::new(&app);
+    c.sign_in("admin@localhost", &app.admin_password).await;
+    app.clock.advance_secs(20 * 60);
+    assert_eq!(c.get("/").await.status, StatusCode::OK);
+    app.clock.advance_secs(20 * 60);
+    assert_eq!(c.get("/").await.status, StatusCode::OK, "idle 20 minutes at a time, never 30");
+    let admin = app.admin().await;
+    app.post("/api/v1/auth/sessions/revoke-others", &admin.token, json!({})).await.expect(200);
+    assert_eq!(c.get("/").await.status, StatusCode::SEE_OTHER, "ended with the account's other sessions");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn assets_are_named_by_their_content_cached_for_a_year_and_compressed() {
+    let app = TestApp::spawn().await;
+    let mut b = Console::new(&app);
+    let p = b.get("/signin").await;
+    let css = p.body.split("href=\"").find_map(|s| s.split('"').next().filter(|h| h.ends_with(".css"))).expect("stylesheet").to_owned();
+    let js = p.body.split("src=\"").find_map(|s| s.split('"').next().filter(|h| h.ends_with(".js"))).expect("script").to_owned();
+    assert!(css.starts_with("/assets/console-") && js.starts_with("/assets/console-"), "{css} {js}");
+    for (path, kind) in [(&css, "text/css"), (&js, "text/javascript")] {
+        let r = app.client.get(app.url(path)).header("accept-encoding", "gzip").send().await.expect("asset");
+        assert_eq!(r.status(), 200);
+        let h = r.headers();
+        assert!(h["content-type"].to_str().unwrap_or("").starts_with(kind));
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(h.get("content-encoding").map(|v| v.as_bytes()), Some(&b"gzip"[..]), "{path}");
+        assert!(h.get("content-security-policy").is_some());
+    }
+    let r = app.client.get(app.url("/assets/console-000000000000.css")).send().await.expect("asset");
+    assert_eq!(r.status(), 404, "an old build's name is not served as this one");
+    app.shutdown().await;
+}

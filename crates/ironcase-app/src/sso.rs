@@ -494,6 +494,19 @@ impl App {
     /// `GET /auth/sso/{slug}/start`: the provider's authorization URL for a
     /// new login of the organisation `slug`. An organisation without SSO
     /// (or unknown) is 404.
+    /// The organisation a person signs in to by single sign-on, from what
+    /// they typed: its short name, or their e-mail address (the
+    /// organisation whose provider takes its domain). `None`: none.
+    pub async fn sso_organization_for(&self, typed: &str) -> Result<Option<String>> {
+        let typed = typed.trim().to_lowercase();
+        let Some((_, domain)) = typed.rsplit_once('@') else { return Ok(Some(typed).filter(|s| !s.is_empty())) };
+        if domain.is_empty() || domain.len() > 253 {
+            return Ok(None);
+        }
+        let domain = domain.to_owned();
+        Ok(self.store().read(move |c| sso::slug_for_domain(c, &domain)).await?)
+    }
+
     pub async fn sso_start(&self, slug: &str, api_mode: bool, meta: &RequestMeta) -> Result<Started> {
         let slug = slug.to_owned();
         let row = self

@@ -12,3 +12,39 @@ document.addEventListener("click", (e) => {
     button.textContent = "Copied";
   });
 });
+
+// Live parts: an element with `data-live` (an event stream of this
+// console) is fetched again, a moment after each event, and replaced by the
+// same element of the fresh page; the server renders it, as on a reload.
+for (const part of document.querySelectorAll("[data-live]")) {
+  let pending = null;
+  const refresh = async () => {
+    pending = null;
+    const r = await fetch(location.href, { headers: { accept: "text/html" }, credentials: "same-origin" });
+    if (!r.ok) return;
+    const fresh = new DOMParser().parseFromString(await r.text(), "text/html").getElementById(part.id);
+    if (fresh) part.replaceChildren(...fresh.childNodes);
+  };
+  const events = new EventSource(part.dataset.live);
+  events.onmessage = () => {};
+  events.addEventListener("error", () => {});
+  const onEvent = () => {
+    if (!pending) pending = setTimeout(refresh, 150);
+  };
+  for (const type of ["incident.created", "incident.updated", "incident.status_changed", "incident.deleted",
+    "comment.added", "ioc.added", "ioc.removed", "evidence.added", "evidence.deleted"]) {
+    events.addEventListener(type, onEvent);
+  }
+  events.addEventListener("end", () => events.close());
+}
+
+// Single sign-on: the one-time code arrives in the URL's fragment.
+const finish = document.getElementById("sso-finish");
+if (finish) {
+  const code = new URLSearchParams(location.hash.slice(1)).get("code");
+  history.replaceState(null, "", location.pathname);
+  if (code) {
+    finish.elements.code.value = code;
+    finish.submit();
+  }
+}

@@ -103,6 +103,24 @@ pub fn put_config(c: &Tx, s: &SsoConfigRow) -> Result<()> {
     Ok(())
 }
 
+/// The slug of the organisation whose provider signs in addresses of
+/// `domain` (lower-case), if one does.
+pub fn slug_for_domain(c: &Conn, domain: &str) -> Result<Option<String>> {
+    c.platform()?;
+    // A domain name, never a pattern.
+    let domain: String = domain.chars().filter(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-')).collect();
+    if domain.is_empty() {
+        return Ok(None);
+    }
+    query_opt(
+        c,
+        "select o.slug from sso_config s join organization o on o.organization_id = s.organization_id \
+         where ' ' || s.allowed_domains || ' ' like ? order by o.slug limit 1",
+        [format!("% {domain} %")],
+        |r| r.get(0),
+    )
+}
+
 /// Removes the organisation's provider; false when it had none.
 pub fn delete_config(c: &Tx, org: OrgId) -> Result<bool> {
     c.scope(org)?;

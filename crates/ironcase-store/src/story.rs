@@ -380,36 +380,39 @@ async fn story(s: Store) {
         expires_at: Timestamp(expires),
     };
     let (c1, l1, l2) = (cfg.clone(), login("state-1", 100), login("state-2", 48));
-    let (mine_cfg, their_cfg, taken, again, expired, linked, unknown, code, code_again, code_expired, removed, gone) = w(&s, move |c| {
-        sso::put_config(c, &c1)?;
-        sso::put_config(c, &sso::SsoConfigRow { jit: false, ..c1.clone() })?;
-        sso::insert_login(c, &l1)?;
-        sso::insert_login(c, &l2)?;
-        sso::link_identity(c, "https://idp.acme.example", "sub-1", bo, Timestamp(47))?;
-        sso::insert_code(c, "code-1", a, bo, Timestamp(60))?;
-        sso::insert_code(c, "code-2", a, bo, Timestamp(48))?;
-        Ok((
-            sso::config(c, a)?,
-            sso::config(c, g)?,
-            sso::take_login(c, "state-1", Timestamp(50))?,
-            sso::take_login(c, "state-1", Timestamp(50))?,
-            sso::take_login(c, "state-2", Timestamp(50))?,
-            sso::identity(c, "https://idp.acme.example", "sub-1")?,
-            sso::identity(c, "https://other.example", "sub-1")?,
-            sso::take_code(c, "code-1", Timestamp(50))?,
-            sso::take_code(c, "code-1", Timestamp(50))?,
-            sso::take_code(c, "code-2", Timestamp(50))?,
-            sso::delete_config(c, a)?,
-            sso::config(c, a)?,
-        ))
-    })
-    .await;
+    let (mine_cfg, their_cfg, taken, again, expired, linked, unknown, code, code_again, code_expired, by_domain, removed, gone) =
+        w(&s, move |c| {
+            sso::put_config(c, &c1)?;
+            sso::put_config(c, &sso::SsoConfigRow { jit: false, ..c1.clone() })?;
+            sso::insert_login(c, &l1)?;
+            sso::insert_login(c, &l2)?;
+            sso::link_identity(c, "https://idp.acme.example", "sub-1", bo, Timestamp(47))?;
+            sso::insert_code(c, "code-1", a, bo, Timestamp(60))?;
+            sso::insert_code(c, "code-2", a, bo, Timestamp(48))?;
+            Ok((
+                sso::config(c, a)?,
+                sso::config(c, g)?,
+                sso::take_login(c, "state-1", Timestamp(50))?,
+                sso::take_login(c, "state-1", Timestamp(50))?,
+                sso::take_login(c, "state-2", Timestamp(50))?,
+                sso::identity(c, "https://idp.acme.example", "sub-1")?,
+                sso::identity(c, "https://other.example", "sub-1")?,
+                sso::take_code(c, "code-1", Timestamp(50))?,
+                sso::take_code(c, "code-1", Timestamp(50))?,
+                sso::take_code(c, "code-2", Timestamp(50))?,
+                (sso::slug_for_domain(c, "acme.example")?, sso::slug_for_domain(c, "acme")?, sso::slug_for_domain(c, "%")?),
+                sso::delete_config(c, a)?,
+                sso::config(c, a)?,
+            ))
+        })
+        .await;
     assert_eq!(mine_cfg, Some(sso::SsoConfigRow { jit: false, ..cfg }), "replaced");
     assert!(their_cfg.is_none(), "another organisation's provider is not there");
     assert_eq!(taken, Some(login("state-1", 100)));
     assert_eq!((again, expired), (None, None), "once, and not after it expires");
     assert_eq!((linked, unknown), (Some(bo), None));
     assert_eq!((code, code_again, code_expired), (Some((a, bo)), None, None));
+    assert_eq!(by_domain, (Some("acme".to_owned()), None, None), "a whole domain, never a pattern");
     assert!(removed && gone.is_none());
 
     // A new password ends the account's other sessions, in every organisation.

@@ -106,6 +106,7 @@ pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryPar
             button type="submit" { "Filter" }
         }
         @for e in &errors { p.error role="alert" { (e) } }
+        div id="queue" data-live="/live" {
         @if rows.is_empty() && errors.is_empty() {
             p.empty { "No incidents match." }
         } @else if !rows.is_empty() {
@@ -127,6 +128,7 @@ pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryPar
             }
         }
         @if let Some(href) = next_href { p.pager { a rel="next" href=(href) { "Next page" } } }
+        }
     };
     Ok(respond(status_code, page("Incidents", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
 }
@@ -184,7 +186,7 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
                 h2 { "Description" }
                 @if i.description.is_empty() { p.empty { "No description." } } @else { div.text { (i.description) } }
             }
-            section.timeline id="timeline" aria-live="polite" {
+            section.timeline id="timeline" aria-live="polite" data-live={ "/live?incident_id=" (i.id) } {
                 h2 { "Timeline" }
                 ol {
                     @for e in &timeline.items { (event(e)) }

@@ -36,6 +36,7 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                     @if let Some(n) = nav {
                         nav aria-label="Main" {
                             a href="/" { "Incidents" }
+                            a href="/search" { "Search" }
                             @if n.p.has(Permission::IncidentCreate) { a href="/incidents/new" { "New incident" } }
                         }
                         form.signout method="post" action="/signout" {

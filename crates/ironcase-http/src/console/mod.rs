@@ -8,6 +8,8 @@
 mod assets;
 mod incidents;
 mod layout;
+mod live;
+mod search;
 mod session;
 mod signin;
 
@@ -44,7 +46,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/", get(incidents::queue))
         .route("/signin", get(signin::show).post(signin::password))
         .route("/signin/mfa", post(signin::mfa))
+        .route("/signin/sso", get(signin::sso).post(signin::sso_finish))
+        .route("/sso", get(signin::sso_landing))
         .route("/signout", post(signin::signout))
+        .route("/search", get(search::search))
+        .route("/live", get(live::stream))
         .route("/incidents", post(incidents::create))
         .route("/incidents/new", get(incidents::new))
         .route("/incidents/{id}", get(incidents::show))

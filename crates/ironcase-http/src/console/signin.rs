@@ -45,6 +45,12 @@ fn password_form(next: &str, email: &str, organization: &str, error: Option<&str
                 input id="organization" name="organization" type="text" value=(organization) placeholder="its short name";
                 button type="submit" { "Sign in" }
             }
+            form.sso method="get" action="/signin/sso" {
+                h2 { "Single sign-on" }
+                label for="sso-org" { "Organisation short name, or your e-mail" }
+                input id="sso-org" name="org" type="text" required;
+                button type="submit" { "Sign in with SSO" }
+            }
         }
     }
 }
@@ -146,6 +152,48 @@ pub(crate) async fn mfa(State(s): State<AppState>, Visitor { meta, secure }: Vis
         Err(e) => {
             let (status, why) = refused(e);
             Ok(respond(status, page("Second factor", None, mfa_form(&next, &challenge, Some(&why)))))
+        }
+    }
+}
+
+/// `GET /signin/sso?org=`: to the organisation's provider (named by its
+/// short name, or found by the domain of an e-mail address).
+pub(crate) async fn sso(State(s): State<AppState>, mut q: QueryParams) -> Result<Response, Failure> {
+    let typed = q.str("org").unwrap_or_default();
+    let slug = s.app.sso_organization_for(&typed).await?;
+    let Some(slug) = slug else {
+        let why = "No organisation signs in with single sign-on for that address. Sign in with your password, or ask your administrator.";
+        return Ok(respond(StatusCode::NOT_FOUND, page("Sign in", None, password_form("/", "", "", Some(why), None))));
+    };
+    let slug: String = form_urlencoded::byte_serialize(slug.as_bytes()).collect();
+    Ok(Redirect::to(&format!("/api/v1/auth/sso/{slug}/start")).into_response())
+}
+
+/// `GET /sso`: where a provider's login lands (the callback sends the
+/// browser here with a one-time code in the URL's fragment, which the
+/// server never sees); the page's script posts it.
+pub(crate) async fn sso_landing() -> Response {
+    let body = html! {
+        section.signin {
+            h1 { "Signing you in" }
+            form id="sso-finish" method="post" action="/signin/sso" {
+                input type="hidden" name="code" value="";
+                noscript { p { "Single sign-on needs JavaScript to finish here. Sign in with your password instead." } }
+                button type="submit" { "Continue" }
+            }
+        }
+    };
+    respond(StatusCode::OK, page("Signing in", None, body))
+}
+
+/// `POST /signin/sso`: the one-time code of a finished provider login, for
+/// a session cookie.
+pub(crate) async fn sso_finish(State(s): State<AppState>, Visitor { meta, secure }: Visitor, form: Form) -> Result<Response, Failure> {
+    match s.app.sso_token(form.get("code"), &meta).await {
+        Ok(tokens) => signed_in(&s, &meta, tokens, "/", secure).await,
+        Err(e) => {
+            let (status, why) = refused(e);
+            Ok(respond(status, page("Sign in", None, password_form("/", "", "", Some(&why), None))))
         }
     }
 }

@@ -82,6 +82,11 @@ pub async fn stream(
     let (since, filter) = stream_query(&mut q, &headers)?;
     q.finish()?;
     let es = s.app.open_stream(&p, &meta, since, filter).await?;
+    Ok(sse(&s, es))
+}
+
+/// An open stream as Server-Sent Events (the API's and the console's).
+pub(crate) fn sse(s: &AppState, es: EventStream) -> Response {
     let body = futures::stream::unfold(Some(es), |state| async move {
         let mut es = state?;
         match es.next().await {
@@ -94,7 +99,7 @@ pub async fn stream(
     // Proxies that buffer responses (nginx) would hold events back.
     res.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
-    Ok(res)
+    res
 }
 
 /// `scheme://host[:port]`, lower-cased, or `None` when it is not an origin.

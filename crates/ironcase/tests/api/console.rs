@@ -365,3 +365,47 @@ async fn assets_are_named_by_their_content_cached_for_a_year_and_compressed() {
     assert_eq!(r.status(), 404, "an old build's name is not served as this one");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn search_shows_highlights_and_facets_and_live_updates_stream_to_the_cookie() {
+    let app = TestApp::spawn().await;
+    let operator = app.admin().await;
+    let (_, beta) = app.org(&operator, "beta").await;
+    app.incident(&beta, "ransomware at beta").await;
+    let body = json!({ "title": "Ransomware <script>alert(1)</script> on shares", "severity": "critical", "category": "malware" });
+    let id = app.post("/api/v1/incidents", &operator.token, body).await.expect(201).str("id");
+    app.incident(&operator, "quiet phishing").await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+
+    let p = b.get("/search?q=ransomware").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_secure_headers(&p, "search");
+    assert!(p.body.contains("1 incidents") && p.body.contains("<mark>"), "{}", p.body);
+    assert!(!p.body.contains("<script>alert(1)"), "escaped: {}", p.body);
+    assert!(!p.body.contains("ransomware at beta"), "nothing of another organisation");
+    assert!(p.body.contains("href=\"/search?q=ransomware+severity%3Acritical\""), "a facet narrows the query: {}", p.body);
+    let p = b.get("/search?q=severity%3A").await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("role=\"alert\""));
+    assert_eq!(b.get("/search?q=x&offset=-1").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Live: the cookie opens the organisation's stream; an event arrives.
+    let mut req = app.client.get(app.url(&format!("/live?incident_id={id}"))).header("cookie", b.cookie.clone().expect("cookie"));
+    req = req.header("accept", "text/event-stream");
+    let mut live = req.send().await.expect("live");
+    assert_eq!(live.status(), 200);
+    assert!(live.headers()["content-type"].to_str().unwrap_or("").starts_with("text/event-stream"));
+    app.post(&format!("/api/v1/incidents/{id}/comments"), &operator.token, json!({ "body": "live one" })).await.expect(201);
+    let mut seen = String::new();
+    while !seen.contains("comment.added") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), live.chunk()).await.expect("an event in time").expect("chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk.expect("more")));
+    }
+    assert!(seen.contains("live one"), "{seen}");
+    let theirs = app.get("/api/v1/incidents", &beta.token).await.expect(200).body["items"][0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(b.get(&format!("/live?incident_id={theirs}")).await.status, StatusCode::NOT_FOUND);
+    let mut stranger = Console::new(&app);
+    assert_eq!(stranger.get("/live").await.status, StatusCode::SEE_OTHER, "no cookie, no stream");
+    app.shutdown().await;
+}

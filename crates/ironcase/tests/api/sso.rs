@@ -264,6 +264,20 @@ async fn members_sign_in_through_their_organisations_provider() {
     let to_console = to_console.expect("location");
     assert!(to_console.starts_with(&format!("{base}/sso#code=ics_")), "{to_console}");
     b.forget(&base);
+    // The console's landing page posts the code (its script reads the
+    // fragment); the session is a cookie's.
+    let code = to_console.split("#code=").nth(1).expect("code").to_owned();
+    let mut console = crate::console::Console::new(&app);
+    assert!(console.get("/sso").await.body.contains("id=\"sso-finish\""));
+    let signed = console.post("/signin/sso", &[("code", &code)]).await;
+    assert_eq!((signed.status.as_u16(), signed.location()), (303, "/"), "{}", signed.body);
+    assert_eq!(console.get("/").await.status.as_u16(), 200);
+    assert_eq!(console.post("/signin/sso", &[("code", &code)]).await.status.as_u16(), 401, "a code works once");
+    // "Sign in with SSO" by the organisation's name or an address of its domain.
+    let mut fresh = crate::console::Console::new(&app);
+    assert_eq!(fresh.get("/signin/sso?org=default").await.location(), "/api/v1/auth/sso/default/start");
+    assert_eq!(fresh.get("/signin/sso?org=someone%40example.test").await.location(), "/api/v1/auth/sso/default/start");
+    assert_eq!(fresh.get("/signin/sso?org=someone%40elsewhere.test").await.status.as_u16(), 404);
 
     let audit = app.get("/api/v1/audit?limit=200", &owner.token).await.expect(200).body.to_string();
     for action in ["organization.sso", "sso.provisioned", "sso.role_mapped", "sso.login"] {

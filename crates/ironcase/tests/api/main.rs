@@ -8,6 +8,7 @@ mod account_sessions;
 mod apikeys;
 mod audit;
 mod auth;
+mod browser;
 mod console;
 mod custom_roles;
 mod email;

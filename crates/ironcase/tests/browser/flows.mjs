@@ -1,0 +1,187 @@
+// The console's main flows in a real browser (Debian's chromium, driven by
+// playwright-core), against a server the Rust test started and filled
+// (tests/api/browser.rs). Every check that fails throws; the process exits
+// non-zero and the Rust test fails with this output. Screenshots of each
+// main page go to SHOTS (at 1280 and 390 px wide), and axe-core checks each
+// for serious or critical accessibility violations.
+
+import { createHmac } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const { BASE, CHROMIUM, SHOTS, FIXTURE } = process.env;
+const fx = JSON.parse(FIXTURE);
+mkdirSync(SHOTS, { recursive: true });
+
+function check(ok, what) {
+  if (!ok) throw new Error(`check failed: ${what}`);
+  console.log(`ok - ${what}`);
+}
+
+// RFC 6238 with SHA-1, 30 s, 6 digits, from a base32 secret.
+function totp(secret, stepsAhead = 0) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) + stepsAhead));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const o = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+const pagesSeen = [];
+
+async function context(width = 1280) {
+  const ctx = await browser.newContext({ viewport: { width, height: 900 } });
+  ctx.on("response", (r) => {
+    const type = r.headers()["content-type"] || "";
+    if (r.url().startsWith(BASE) && type.startsWith("text/html")) {
+      pagesSeen.push([r.url(), r.headers()["content-security-policy"] || ""]);
+    }
+  });
+  return ctx;
+}
+
+async function signIn(page, email, password) {
+  await page.goto(`${BASE}/signin`);
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await page.click("form[action='/signin'] button[type=submit]");
+}
+
+// axe-core, in a context that lets it inject itself past the page's CSP.
+async function accessible(url, cookies, name) {
+  const ctx = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 900 } });
+  await ctx.addCookies(cookies);
+  const page = await ctx.newPage();
+  await page.goto(url);
+  await page.addScriptTag({ content: AXE });
+  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  check(bad.length === 0, `${name}: no serious or critical accessibility violation ${JSON.stringify(bad.map((v) => [v.id, v.nodes.map((n) => n.target)]))}`);
+  await ctx.close();
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+// 1. The owner signs in, files an incident through the form, and works it.
+const ownerCtx = await context();
+const owner = await ownerCtx.newPage();
+await owner.goto(`${BASE}/`);
+check(owner.url().startsWith(`${BASE}/signin?next=`), "not signed in: to the sign-in page");
+await shot(owner, "signin");
+await signIn(owner, fx.owner.email, fx.owner.password);
+await owner.waitForURL(`${BASE}/`);
+check(await owner.isVisible("table.queue"), "the queue after signing in");
+await shot(owner, "queue");
+await owner.click("a[href='/incidents/new']");
+await owner.fill("#title", "Beaconing from the build server");
+await owner.selectOption("#severity", "high");
+await owner.selectOption("#category", "malware");
+await owner.fill("#tags", "build, c2");
+await owner.fill("#description", "Outbound to 203.0.113.7 every 60 s.");
+await owner.click("form.incident-new button[type=submit]");
+await owner.waitForURL(/\/incidents\/inc_/);
+const incidentUrl = owner.url();
+check((await owner.textContent("h1")).includes("Beaconing from the build server"), "the new incident's page");
+
+// 2. An analyst watches the same incident in a second browser.
+const analystCtx = await context();
+const analyst = await analystCtx.newPage();
+await signIn(analyst, fx.analyst.email, fx.analyst.password);
+await analyst.waitForURL(`${BASE}/`);
+await analyst.goto(incidentUrl);
+
+// 3. The owner comments and moves it; the analyst sees both without reloading.
+await owner.fill("#body", "Isolated the host; imaging now.");
+await owner.click("form.comment button[type=submit]");
+await owner.waitForSelector("text=Isolated the host; imaging now.");
+await analyst.waitForSelector("text=Isolated the host; imaging now.", { timeout: 5000 });
+check(true, "a comment appears live in another member's browser");
+await owner.selectOption("form.workflow #status", "triaged");
+await owner.click("form.workflow button[type=submit]");
+await owner.waitForSelector(".badge.status-triaged");
+await analyst.waitForSelector("text=moved it from open to triaged", { timeout: 5000 });
+check(true, "a status change appears live too");
+await shot(owner, "incident");
+
+// 4. Search with facets.
+await owner.goto(`${BASE}/search?q=beaconing`);
+check((await owner.textContent(".hits")).includes("Beaconing from the build server"), "search finds it");
+check(await owner.isVisible("aside.facets a"), "facets with counts");
+await owner.click("aside.facets section.facet:first-child a");
+check(owner.url().includes("severity%3A"), "a facet narrows the query");
+await shot(owner, "search");
+
+// 5. A viewer, signing in with the keyboard only, sees no edit controls; a
+//    forced post is refused.
+const viewerCtx = await context();
+const viewer = await viewerCtx.newPage();
+await viewer.goto(`${BASE}/signin`);
+await viewer.focus("#email");
+await viewer.keyboard.type(fx.viewer.email);
+await viewer.keyboard.press("Tab");
+await viewer.keyboard.type(fx.viewer.password);
+await viewer.keyboard.press("Enter");
+await viewer.waitForURL(`${BASE}/`);
+check(true, "signing in works from the keyboard");
+await viewer.goto(incidentUrl);
+check((await viewer.locator("form.comment, form.workflow").count()) === 0, "a viewer sees no edit controls");
+const forced = await viewer.evaluate(async (url) => {
+  const r = await fetch(`${url}/comments`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "body=forced" });
+  return r.status;
+}, incidentUrl);
+check(forced === 403, `a forced post is refused (${forced})`);
+const csrf = await viewer.getAttribute("form.signout input[name=csrf]", "value");
+const withToken = await viewer.evaluate(async ([url, token]) => {
+  const r = await fetch(`${url}/comments`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `csrf=${token}&body=forced` });
+  return r.status;
+}, [incidentUrl, csrf]);
+check(withToken === 403, `even with the session's CSRF token, the role refuses (${withToken})`);
+
+// 6. Another organisation's incident is a 404 page like any other.
+const res = await owner.goto(`${BASE}/incidents/${fx.foreign_incident}`);
+check(res.status() === 404 && (await owner.textContent("h1")) === "Not found", "another organisation's incident is a 404 page");
+await shot(owner, "not-found");
+
+// 7. A second factor at sign-in.
+const mfaCtx = await context();
+const mfa = await mfaCtx.newPage();
+await signIn(mfa, fx.mfa.email, fx.mfa.password);
+await mfa.waitForSelector("#code");
+await mfa.fill("#code", totp(fx.mfa.secret, 1));
+await mfa.click("form[action='/signin/mfa'] button[type=submit]");
+await mfa.waitForURL(`${BASE}/`);
+check(true, "signing in with a second factor");
+
+// 8. At 390 px wide: nothing wider than the screen.
+const narrowCtx = await context(390);
+await narrowCtx.addCookies(await ownerCtx.cookies());
+const narrow = await narrowCtx.newPage();
+for (const [path, name] of [["/", "queue-390"], [new URL(incidentUrl).pathname, "incident-390"], ["/search?q=beaconing", "search-390"]]) {
+  await narrow.goto(`${BASE}${path}`);
+  const wide = await narrow.evaluate(() => document.documentElement.scrollWidth);
+  check(wide <= 392, `${name}: fits 390 px (${wide})`);
+  await shot(narrow, name);
+}
+
+// 9. Accessibility of the main pages.
+const cookies = await ownerCtx.cookies();
+for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"]]) {
+  await accessible(`${BASE}${path}`, path === "/signin" ? [] : cookies, name);
+}
+
+// 10. Every page carried the Content-Security-Policy.
+const bare = pagesSeen.filter(([, csp]) => !csp.includes("default-src 'self'") || csp.includes("unsafe-inline"));
+check(pagesSeen.length > 10 && bare.length === 0, `the CSP on every page (${pagesSeen.length} seen) ${JSON.stringify(bare)}`);
+
+await browser.close();
+console.log(`screenshots in ${SHOTS}`);

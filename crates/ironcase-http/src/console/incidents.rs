@@ -4,8 +4,7 @@
 //! role may not use are not drawn, and posting them anyway is refused by
 //! the app.
 
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use ironcase_app::incidents::{parse_ref, IfMatch, IncidentPatch, NewIncident};
@@ -16,22 +15,10 @@ use ironcase_app::AppError;
 use ironcase_domain::{Category, IncidentId, Permission, Resolution, Severity, Status, Tlp};
 use maud::{html, Markup};
 
-use super::layout::{page, respond, select, Failure, Nav};
+use super::layout::{page, respond, select, Failure, Nav, Ref};
 use super::session::{Browser, Form};
 use crate::extract::QueryParams;
 use crate::{ApiError, AppState};
-
-/// An incident's reference from the path; one that is not even text is as
-/// missing as any other.
-pub(crate) struct Ref(String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Ref {
-    type Rejection = Failure;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
-        Path::<String>::from_request_parts(parts, state).await.map(|Path(v)| Ref(v)).map_err(|_| Failure::NotFound)
-    }
-}
 
 fn names<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|v| f(*v)).collect()

@@ -38,6 +38,8 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                             a href="/" { "Incidents" }
                             a href="/search" { "Search" }
                             @if n.p.has(Permission::IncidentCreate) { a href="/incidents/new" { "New incident" } }
+                            @if n.p.has(Permission::ApiKeysManage) { a href="/keys" { "API keys" } }
+                            a href="/account" { "My account" }
                         }
                         form.signout method="post" action="/signout" {
                             input type="hidden" name="csrf" value=(n.csrf);
@@ -58,6 +60,21 @@ pub(crate) fn respond(status: StatusCode, m: Markup) -> Response {
     r
 }
 
+/// An id from the path (`{id}`); one that is not even text is as missing
+/// as any other.
+pub(crate) struct Ref(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ref {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Failure> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Ref(v))
+            .map_err(|_| Failure::NotFound)
+    }
+}
+
 /// Why a console request did not get its page.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -71,6 +88,12 @@ pub(crate) enum Failure {
     /// A form without its session's CSRF token.
     Csrf,
     BadRequest(String),
+    /// A sensitive action whose session proved itself too long ago: the
+    /// password again, then on to `next`.
+    Reauthenticate {
+        csrf: String,
+        next: String,
+    },
     /// Anything else the app refused, as the API would say it.
     App(ApiError),
 }
@@ -139,6 +162,7 @@ impl IntoResponse for Failure {
                 "This form was not sent from a page of your current session. Go back, reload the page and try again.",
             ),
             Failure::BadRequest(why) => message(StatusCode::BAD_REQUEST, "Bad request", &why),
+            Failure::Reauthenticate { csrf, next } => super::account::reauth_page(&csrf, &next, None),
             Failure::App(e) => {
                 let status = e.status();
                 let title = status.canonical_reason().unwrap_or("Error");

@@ -5,8 +5,10 @@
 //! inline script or style; the one script and stylesheet are ours, with
 //! content-hashed names).
 
+mod account;
 mod assets;
 mod incidents;
+mod keys;
 mod layout;
 mod live;
 mod search;
@@ -56,6 +58,15 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/comments", post(incidents::comment))
         .route("/incidents/{id}/status", post(incidents::status))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/account", get(account::show))
+        .route("/account/sessions/{id}/end", post(account::end_session))
+        .route("/account/sessions/end-others", post(account::end_others))
+        .route("/account/password", post(account::password))
+        .route("/account/mfa", post(account::mfa_enroll))
+        .route("/account/mfa/confirm", post(account::mfa_confirm))
+        .route("/reauthenticate", post(account::reauthenticate))
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(with_headers))
 }

@@ -149,6 +149,17 @@ impl<S: Send + Sync> FromRequest<S> for Form {
 }
 
 impl Browser {
+    /// A refusal as a page; one for want of a recent proof of identity asks
+    /// for the password, then goes on to `next`.
+    pub fn failure(&self, e: ironcase_app::AppError, next: &str) -> Failure {
+        match e {
+            ironcase_app::AppError::Refused { code: ironcase_app::ErrorCode::ReauthenticationRequired, .. } => {
+                Failure::Reauthenticate { csrf: self.csrf.clone(), next: next.to_owned() }
+            }
+            e => e.into(),
+        }
+    }
+
     /// Refuses a form without this session's CSRF token.
     pub fn check(&self, state: &AppState, form: &Form) -> Result<(), Failure> {
         if state.app.csrf_valid(&self.p, form.get("csrf")) {

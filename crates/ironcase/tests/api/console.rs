@@ -409,3 +409,86 @@ async fn search_shows_highlights_and_facets_and_live_updates_stream_to_the_cooki
     assert_eq!(stranger.get("/live").await.status, StatusCode::SEE_OTHER, "no cookie, no stream");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn api_keys_are_shown_once_and_old_proofs_ask_for_the_password() {
+    let app = TestApp::spawn().await;
+    app.clock.freeze();
+    let owner = app.admin().await;
+    app.member(&owner, "viewer@example.com", "viewer", None).await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get("/keys").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_secure_headers(&p, "keys");
+    let csrf = p.csrf();
+    let made = b.post("/keys", &[("csrf", &csrf), ("name", "siem"), ("role", "analyst"), ("tlp_max", "")]).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let at = made.body.find("id=\"new-key\">").expect("the key") + 13;
+    let key = made.body[at..].split('<').next().expect("key").to_owned();
+    assert!(key.starts_with("ick_"), "{key}");
+    assert!(made.body.contains("data-copy=\"new-key\""), "a copy button");
+    assert!(!b.get("/keys").await.body.contains(&key), "shown once");
+    app.get("/api/v1/incidents", &key).await.expect(200);
+    let bad = b.post("/keys", &[("csrf", &csrf), ("name", ""), ("role", "analyst")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let id = app.get("/api/v1/api-keys", &owner.token).await.expect(200).body["items"][0]["id"].as_str().expect("id").to_owned();
+    let r = b.post(&format!("/keys/{id}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/keys"));
+    app.get("/api/v1/incidents", &key).await.problem(401, "unauthenticated");
+    assert_eq!(b.post("/keys/apk_nope/revoke", &[("csrf", &csrf)]).await.status, StatusCode::NOT_FOUND);
+
+    // Eleven minutes on, a new key needs the password again.
+    app.clock.advance_secs(11 * 60);
+    let r = b.post("/keys", &[("csrf", &csrf), ("name", "later"), ("role", "viewer")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("Confirm it is you") && r.body.contains("action=\"/reauthenticate\""), "{}", r.body);
+    let wrong = b.post("/reauthenticate", &[("csrf", &csrf), ("password", "not it at all!!"), ("next", "/keys")]).await;
+    assert!(wrong.body.contains("role=\"alert\""), "{}", wrong.body);
+    let ok = b.post("/reauthenticate", &[("csrf", &csrf), ("password", &app.admin_password), ("next", "/keys")]).await;
+    assert_eq!((ok.status, ok.location()), (StatusCode::SEE_OTHER, "/keys"), "{}", ok.body);
+    assert_eq!(b.post("/keys", &[("csrf", &csrf), ("name", "later"), ("role", "viewer")]).await.status, StatusCode::CREATED);
+
+    // A viewer has no keys page.
+    let mut v = Console::new(&app);
+    v.sign_in("viewer@example.com", PASSWORD).await;
+    assert!(!v.get("/").await.body.contains("href=\"/keys\""));
+    assert_eq!(v.get("/keys").await.status, StatusCode::FORBIDDEN);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn my_account_ends_sessions_changes_the_password_and_turns_on_a_second_factor() {
+    let app = TestApp::spawn().await;
+    app.clock.freeze();
+    let owner = app.admin().await;
+    app.member(&owner, "me@example.com", "analyst", None).await;
+    let mut b = Console::new(&app);
+    b.sign_in("me@example.com", PASSWORD).await;
+    let mut elsewhere = Console::new(&app);
+    elsewhere.sign_in("me@example.com", PASSWORD).await;
+    let p = b.get("/account").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("me@example.com") && p.body.contains("this one"), "{}", p.body);
+    let csrf = p.csrf();
+    let r = b.post("/account/sessions/end-others", &[("csrf", &csrf)]).await;
+    assert!(r.body.contains("Ended 2 other sessions"), "the other browser and the helper's login: {}", r.body);
+    assert_eq!(elsewhere.get("/").await.status, StatusCode::SEE_OTHER, "the other browser is signed out");
+
+    let weak = b.post("/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", "password1234")]).await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(weak.body.contains("role=\"alert\""));
+
+    let e = b.post("/account/mfa", &[("csrf", &csrf)]).await;
+    assert_eq!(e.status, StatusCode::OK);
+    assert!(e.body.contains("src=\"data:image/svg+xml;base64,"), "the QR code, drawn here");
+    let at = e.body.find("id=\"totp-secret\">").expect("secret") + 17;
+    let secret = e.body[at..].split('<').next().expect("secret").to_owned();
+    let wrong = b.post("/account/mfa/confirm", &[("csrf", &csrf), ("code", "000000")]).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let on = b.post("/account/mfa/confirm", &[("csrf", &csrf), ("code", &crate::mfa::code(&app, &secret, 0))]).await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+    assert!(on.body.matches('\n').count() >= 10, "ten backup codes: {}", on.body);
+    assert!(b.get("/account").await.body.contains("An authenticator app is on"));
+    app.shutdown().await;
+}

@@ -121,6 +121,19 @@ await owner.click("aside.facets section.facet:first-child a");
 check(owner.url().includes("severity%3A"), "a facet narrows the query");
 await shot(owner, "search");
 
+// 4b. An API key, shown once with a copy button; my account.
+await owner.goto(`${BASE}/keys`);
+await owner.fill("#name", "siem forwarder");
+await owner.click("form.key-new button[type=submit]");
+const key = (await owner.textContent("#new-key")).trim();
+check(key.startsWith("ick_") && (await owner.isVisible("button[data-copy=new-key]")), "a new API key is shown with a copy button");
+await shot(owner, "keys");
+await owner.goto(`${BASE}/keys`);
+check(!(await owner.content()).includes(key), "the key is shown once");
+await owner.goto(`${BASE}/account`);
+check(await owner.isVisible("text=Sessions"), "my account");
+await shot(owner, "account");
+
 // 5. A viewer, signing in with the keyboard only, sees no edit controls; a
 //    forced post is refused.
 const viewerCtx = await context();
@@ -175,7 +188,7 @@ for (const [path, name] of [["/", "queue-390"], [new URL(incidentUrl).pathname, 
 
 // 9. Accessibility of the main pages.
 const cookies = await ownerCtx.cookies();
-for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"]]) {
+for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"]]) {
   await accessible(`${BASE}${path}`, path === "/signin" ? [] : cookies, name);
 }
 

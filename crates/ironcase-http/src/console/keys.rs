@@ -1,0 +1,120 @@
+//! API keys: the organisation's keys, a new one (its secret shown once,
+//! with a copy button), revoking one. Making a key is a sensitive action:
+//! without a recent proof of identity the page asks for the password first.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use ironcase_app::apikeys::NewApiKey;
+use ironcase_app::page::PageSize;
+use ironcase_app::AppError;
+use ironcase_domain::{ApiKeyId, Role, Tlp};
+use maud::{html, Markup};
+
+use super::layout::{page, respond, select, Failure, Nav, Ref};
+use super::session::{Browser, Form};
+use crate::{ApiError, AppState};
+
+async fn keys_page(
+    s: &AppState,
+    b: &Browser,
+    created: Option<(String, String)>,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Result<Response, Failure> {
+    let keys = s.app.apikey_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?;
+    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let tlps: Vec<&str> = Tlp::ALL.iter().map(|t| t.as_str()).collect();
+    let body = html! {
+        h1 { "API keys" }
+        @if let Some((name, key)) = &created {
+            section.created role="status" {
+                h2 { "Key “" (name) "” made" }
+                p { "Copy it now: it is shown this once and kept only as a hash." }
+                code id="new-key" { (key) }
+                " " button type="button" data-copy="new-key" { "Copy" }
+            }
+        }
+        @for e in &errors { p.error role="alert" { (e) } }
+        @if keys.items.is_empty() { p.empty { "No keys yet." } } @else {
+            table.keys {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Prefix" } th scope="col" { "Role" } th scope="col" { "TLP ceiling" } th scope="col" { "Last used" } th scope="col" { span.visually-hidden { "Actions" } } } }
+                tbody {
+                    @for k in &keys.items {
+                        tr {
+                            td { (k.name) }
+                            td { code { (k.key_prefix) "…" } }
+                            td { (k.role.as_str()) @if k.custom_role.is_some() { " (custom)" } }
+                            td { (k.tlp_max.map_or("none", Tlp::as_str)) }
+                            td { (k.last_used_at.map_or("never".to_owned(), |t| t.to_rfc3339())) }
+                            td {
+                                @if k.revoked_at.is_some() { "revoked" } @else {
+                                    form method="post" action={ "/keys/" (k.id) "/revoke" } {
+                                        input type="hidden" name="csrf" value=(b.csrf);
+                                        button type="submit" aria-label={ "Revoke " (k.name) } { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (new_key_form(b, &roles, &tlps))
+    };
+    Ok(respond(status, page("API keys", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+}
+
+fn new_key_form(b: &Browser, roles: &[&str], tlps: &[&str]) -> Markup {
+    html! {
+        form.key-new method="post" action="/keys" {
+            h2 { "New key" }
+            input type="hidden" name="csrf" value=(b.csrf);
+            label for="name" { "Name" }
+            input id="name" name="name" type="text" required maxlength="200";
+            (select("role", "Role", roles, Some("analyst"), None))
+            (select("tlp_max", "TLP ceiling", tlps, None, Some("none")))
+            button type="submit" { "Make key" }
+        }
+    }
+}
+
+/// `GET /keys`.
+pub(crate) async fn list(State(s): State<AppState>, b: Browser) -> Result<Response, Failure> {
+    keys_page(&s, &b, None, Vec::new(), StatusCode::OK).await
+}
+
+/// `POST /keys`: the new key, shown once.
+pub(crate) async fn create(State(s): State<AppState>, b: Browser, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let tlp_max = match form.opt("tlp_max") {
+        None => None,
+        Some(t) => Some(Tlp::parse(t).ok_or_else(|| Failure::BadRequest("choose a TLP ceiling from the list".into()))?),
+    };
+    let input = NewApiKey {
+        name: form.get("name").to_owned(),
+        role: form.get("role").to_owned(),
+        expires_at: None,
+        tlp_max,
+        rate_per_minute: None,
+        allowed_cidrs: Vec::new(),
+        public_key: None,
+    };
+    match s.app.apikey_create(&b.p, &b.meta, input).await {
+        Ok(k) => keys_page(&s, &b, Some((k.row.name.clone(), k.key)), Vec::new(), StatusCode::CREATED).await,
+        Err(AppError::Validation(v)) => {
+            let api = ApiError::from(AppError::Validation(v));
+            let errors = api.errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+            keys_page(&s, &b, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(b.failure(e, "/keys")),
+    }
+}
+
+/// `POST /keys/{id}/revoke`.
+pub(crate) async fn revoke(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id: ApiKeyId = raw.parse().map_err(|_| Failure::NotFound)?;
+    s.app.apikey_revoke(&b.p, &b.meta, id).await.map_err(|e| b.failure(e, "/keys"))?;
+    Ok(Redirect::to("/keys").into_response())
+}

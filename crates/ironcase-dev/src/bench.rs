@@ -165,6 +165,15 @@ impl Server {
         Ok(format!("Bearer {}", login["access_token"].as_str().context("login failed")?))
     }
 
+    /// The console's cookie of the owner, signed in through the sign-in form.
+    async fn console_cookie(&self) -> anyhow::Result<String> {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let form = [("email", "admin@localhost"), ("password", self.password.as_str())];
+        let r = client.post(format!("{}/signin", self.base)).form(&form).send().await?;
+        let set = r.headers().get(reqwest::header::SET_COOKIE).and_then(|v| v.to_str().ok()).context("no console cookie")?;
+        Ok(set.split(';').next().unwrap_or_default().to_owned())
+    }
+
     /// `n` custom roles made by the owner, and the bearer of a member who
     /// holds the first (invited, accepted, logged in).
     async fn custom_role_member(&self, owner: &str, n: usize) -> anyhow::Result<String> {
@@ -442,6 +451,10 @@ fn get_request(path: &str, auth: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nhost: bench\r\nauthorization: {auth}\r\n\r\n").into_bytes()
 }
 
+fn page_request(path: &str, cookie: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nhost: bench\r\naccept: text/html\r\ncookie: {cookie}\r\n\r\n").into_bytes()
+}
+
 fn post_request(path: &str, auth: &str, body: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nhost: bench\r\nauthorization: {auth}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
@@ -608,6 +621,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         phase("GET /incidents?limit=50&severity=…", &addr, args.clients, args.seconds, args.max_requests, list, status_is(200)),
     )
     .await;
+    print(&r, peak_now());
+
+    // The console's pages over the same data, with its cookie.
+    let cookie = server.console_cookie().await?;
+    let c = cookie.clone();
+    let queue: Render = Arc::new(move |n| {
+        const SEV: [&str; 4] = ["low", "medium", "high", "critical"];
+        page_request(&format!("/?severity={}", SEV[(n % 4) as usize]), &c)
+    });
+    let r =
+        with_cpu(pid, phase("console GET / (queue, 50 rows)", &addr, args.clients, args.seconds, args.max_requests, queue, status_is(200)))
+            .await;
+    print(&r, peak_now());
+    let (c, pool) = (cookie.clone(), all_ids.clone());
+    let incident: Render = Arc::new(move |n| {
+        let id = &pool[(n.wrapping_mul(2_654_435_761) % pool.len() as u64) as usize];
+        page_request(&format!("/incidents/{id}"), &c)
+    });
+    let r =
+        with_cpu(pid, phase("console GET /incidents/{id}", &addr, args.clients, args.seconds, args.max_requests, incident, status_is(200)))
+            .await;
     print(&r, peak_now());
 
     sampler.abort();

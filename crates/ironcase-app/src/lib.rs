@@ -282,6 +282,12 @@ impl App {
         &self.inner.clock
     }
 
+    /// The console's link to `page` with `token` in its fragment, as the
+    /// e-mail would carry it (an invitation shown to the admin instead).
+    pub fn link(&self, page: &str, token: &str) -> String {
+        self.mailer().link(page, token)
+    }
+
     pub(crate) fn mailer(&self) -> &mail::Mailer {
         &self.inner.mailer
     }

@@ -48,3 +48,13 @@ if (finish) {
     finish.submit();
   }
 }
+
+// Links e-mailed with a token in the fragment (an invitation, a password
+// reset): the token goes into the form, and out of the address bar.
+for (const form of document.querySelectorAll("form.token-form")) {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (token) {
+    form.elements.token.value = token;
+    history.replaceState(null, "", location.pathname);
+  }
+}

@@ -38,7 +38,9 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                             a href="/" { "Incidents" }
                             a href="/search" { "Search" }
                             @if n.p.has(Permission::IncidentCreate) { a href="/incidents/new" { "New incident" } }
+                            @if n.p.has(Permission::MembersRead) { a href="/members" { "Members" } }
                             @if n.p.has(Permission::ApiKeysManage) { a href="/keys" { "API keys" } }
+                            @if n.p.has(Permission::AuditRead) { a href="/audit" { "Audit" } }
                             a href="/account" { "My account" }
                         }
                         form.signout method="post" action="/signout" {

@@ -6,6 +6,7 @@
 //! content-hashed names).
 
 mod account;
+mod admin;
 mod assets;
 mod incidents;
 mod keys;
@@ -14,6 +15,7 @@ mod live;
 mod search;
 mod session;
 mod signin;
+mod tokens;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -67,6 +69,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/account/mfa", post(account::mfa_enroll))
         .route("/account/mfa/confirm", post(account::mfa_confirm))
         .route("/reauthenticate", post(account::reauthenticate))
+        .route("/members", get(admin::members).post(admin::invite))
+        .route("/members/{id}/remove", post(admin::remove))
+        .route("/invitations/{id}/revoke", post(admin::withdraw))
+        .route("/audit", get(admin::audit))
+        .route("/invitation", get(tokens::invitation).post(tokens::accept))
+        .route("/reset-password", get(tokens::reset).post(tokens::reset_confirm))
+        .route("/forgot", get(tokens::forgot).post(tokens::forgot_send))
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(with_headers))
 }

@@ -18,12 +18,16 @@ use crate::extract::{request_meta, QueryParams};
 use crate::{ApiError, AppState};
 use ironcase_app::ErrorCode;
 
-/// What the sign-in page shows above its form.
-fn notice(ended: bool, signed_out: bool) -> Option<&'static str> {
-    if ended {
+/// What the sign-in page shows above its form, for why it was opened.
+fn notice(q: &mut QueryParams) -> Option<&'static str> {
+    if q.str("ended").is_some() {
         Some("Your session has ended. Sign in again to go on.")
-    } else if signed_out {
+    } else if q.str("signed_out").is_some() {
         Some("You are signed out.")
+    } else if q.str("joined").is_some() {
+        Some("You have joined. Sign in to begin.")
+    } else if q.str("reset").is_some() {
+        Some("Your password is set. Sign in with it.")
     } else {
         None
     }
@@ -44,6 +48,7 @@ fn password_form(next: &str, email: &str, organization: &str, error: Option<&str
                 label for="organization" { "Organisation (optional)" }
                 input id="organization" name="organization" type="text" value=(organization) placeholder="its short name";
                 button type="submit" { "Sign in" }
+                p { a href="/forgot" { "Forgot your password?" } }
             }
             form.sso method="get" action="/signin/sso" {
                 h2 { "Single sign-on" }
@@ -93,8 +98,8 @@ fn refused(e: AppError) -> (StatusCode, String) {
 /// Someone not signed in yet: the request's facts, and whether the cookie
 /// they get will be `Secure`.
 pub(crate) struct Visitor {
-    meta: RequestMeta,
-    secure: bool,
+    pub(crate) meta: RequestMeta,
+    pub(crate) secure: bool,
 }
 
 impl FromRequestParts<AppState> for Visitor {
@@ -108,9 +113,9 @@ impl FromRequestParts<AppState> for Visitor {
 /// `GET /signin`.
 pub(crate) async fn show(mut q: QueryParams) -> Response {
     let next = q.str("next").unwrap_or_else(|| "/".into());
-    let ended = q.str("ended").is_some();
-    let signed_out = q.str("signed_out").is_some();
-    respond(StatusCode::OK, page("Sign in", None, password_form(safe_next(&next), "", "", None, notice(ended, signed_out))))
+    let organization = q.str("organization").unwrap_or_default();
+    let info = notice(&mut q);
+    respond(StatusCode::OK, page("Sign in", None, password_form(safe_next(&next), "", &organization, None, info)))
 }
 
 /// The session of a login's tokens, bound to a new cookie; on to `next`.

@@ -492,3 +492,101 @@ async fn my_account_ends_sessions_changes_the_password_and_turns_on_a_second_fac
     assert!(b.get("/account").await.body.contains("An authenticator app is on"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn members_are_invited_and_join_through_the_console_and_the_audit_log_verifies() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    app.member(&owner, "viewer@example.com", "viewer", None).await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get("/members").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("viewer@example.com") && p.body.contains("action=\"/members\""), "{}", p.body);
+    let csrf = p.csrf();
+    // No SMTP here: the link is shown once, to pass on.
+    let r = b.post("/members", &[("csrf", &csrf), ("email", "new@example.com"), ("role", "analyst")]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let at = r.body.find("/invitation#token=").expect("the link") + 18;
+    let token: String = r.body[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
+    let bad = b.post("/members", &[("csrf", &csrf), ("email", "not an address"), ("role", "analyst")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let mut invitee = Console::new(&app);
+    assert!(invitee.get("/invitation").await.body.contains("class=\"token-form\""));
+    let wrong = invitee.post("/invitation", &[("token", "inv_nope"), ("name", "New"), ("password", PASSWORD)]).await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+    assert!(wrong.body.contains("not valid any more") && wrong.body.contains("value=\"New\""), "{}", wrong.body);
+    let joined = invitee.post("/invitation", &[("token", &token), ("name", "New Member"), ("password", PASSWORD)]).await;
+    assert_eq!((joined.status, joined.location()), (StatusCode::SEE_OTHER, "/signin?joined=1&organization=default"), "{}", joined.body);
+    assert!(invitee.get(joined.location()).await.body.contains("You have joined"));
+    assert_eq!(invitee.sign_in("new@example.com", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    assert!(b.get("/members").await.body.contains("New Member"));
+
+    // Withdrawn invitations and removed members.
+    b.post("/members", &[("csrf", &csrf), ("email", "later@example.com"), ("role", "viewer")]).await;
+    let pending = app.get("/api/v1/invitations", &owner.token).await.expect(200);
+    let inv = pending.body["items"][0]["id"].as_str().expect("invitation").to_owned();
+    assert_eq!(b.post(&format!("/invitations/{inv}/revoke"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    let members = app.get("/api/v1/members", &owner.token).await.expect(200);
+    let new_id = members.body["items"].as_array().expect("members").iter().find(|m| m["email"] == "new@example.com").expect("member")
+        ["user_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(b.post(&format!("/members/{new_id}/remove"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(invitee.get("/").await.status, StatusCode::SEE_OTHER, "a removed member is signed out");
+
+    // The audit log, verified.
+    let a = b.get("/audit").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("The chain verifies") && a.body.contains("member.invite"), "{}", a.body);
+    assert!(!b.get("/audit?action=member.remove").await.body.contains("member.invite"));
+    assert_eq!(b.get("/audit?before=x").await.status, StatusCode::BAD_REQUEST);
+
+    // A viewer reads the members, manages nothing, and has no audit log.
+    let mut v = Console::new(&app);
+    v.sign_in("viewer@example.com", PASSWORD).await;
+    let m = v.get("/members").await;
+    assert!(m.status == StatusCode::OK && !m.body.contains("action=\"/members\""), "{}", m.body);
+    assert_eq!(v.get("/audit").await.status, StatusCode::FORBIDDEN);
+    let forced = v.post("/members", &[("csrf", &m.csrf()), ("email", "x@example.com"), ("role", "owner")]).await;
+    assert_eq!(forced.status, StatusCode::FORBIDDEN);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_forgotten_password_gets_the_same_answer_for_any_address() {
+    let app = TestApp::spawn().await;
+    let mut b = Console::new(&app);
+    let known = b.post("/forgot", &[("email", "admin@localhost")]).await;
+    let unknown = b.post("/forgot", &[("email", "nobody@example.com")]).await;
+    assert_eq!((known.status, unknown.status), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(known.body, unknown.body, "nothing tells whether an account exists");
+    assert!(b.get("/signin").await.body.contains("href=\"/forgot\""));
+    let r = b.post("/reset-password", &[("token", "rst_nope"), ("password", "a new long passphrase here")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("not valid any more"), "{}", r.body);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_queue_with_its_assets_weighs_under_150_kb() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    for n in 0..60 {
+        let body = json!({ "title": format!("A fairly long incident title number {n} about beaconing"), "severity": "high", "category": "malware", "tags": ["a", "b"] });
+        app.post("/api/v1/incidents", &owner.token, body).await.expect(201);
+    }
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get("/").await;
+    assert_eq!(p.body.matches("<tr>").count(), 51, "a header and 50 rows");
+    let mut total = p.body.len();
+    for asset in p.body.split('"').filter(|s| s.starts_with("/assets/")) {
+        total += app.client.get(app.url(asset)).send().await.expect("asset").bytes().await.expect("bytes").len();
+    }
+    assert!(total <= 150 * 1024, "the queue weighs {total} bytes uncompressed with its assets");
+    eprintln!("queue page with 50 rows and its assets: {total} bytes uncompressed");
+    app.shutdown().await;
+}

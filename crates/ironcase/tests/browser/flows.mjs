@@ -134,6 +134,29 @@ await owner.goto(`${BASE}/account`);
 check(await owner.isVisible("text=Sessions"), "my account");
 await shot(owner, "account");
 
+// 4c. A member invited through the console joins through the link.
+await owner.goto(`${BASE}/members`);
+await owner.fill("form.invite #email", "joiner@example.com");
+await owner.click("form.invite button[type=submit]");
+const note = await owner.textContent("p.notice");
+const link = note.slice(note.indexOf("http"));
+check(link.includes("/invitation#token=ici_"), `an invitation's link, shown once (${link})`);
+await shot(owner, "members");
+const joinerCtx = await context();
+const joiner = await joinerCtx.newPage();
+await joiner.goto(link.replace(/^https?:\/\/[^/]+/, BASE));
+check(!joiner.url().includes("token="), "the token leaves the address bar");
+await joiner.fill("#name", "Jo Iner");
+await joiner.fill("#password", "correct horse battery staple");
+await joiner.click("form.token-form button[type=submit]");
+await joiner.waitForURL(/\/signin\?joined=1/);
+await signIn(joiner, "joiner@example.com", "correct horse battery staple");
+await joiner.waitForURL(`${BASE}/`);
+check(await joiner.isVisible("table.queue"), "the invited member joins and signs in");
+await owner.goto(`${BASE}/audit`);
+check((await owner.textContent("main")).includes("The chain verifies"), "the audit log and its verification");
+await shot(owner, "audit");
+
 // 5. A viewer, signing in with the keyboard only, sees no edit controls; a
 //    forced post is refused.
 const viewerCtx = await context();
@@ -188,7 +211,7 @@ for (const [path, name] of [["/", "queue-390"], [new URL(incidentUrl).pathname, 
 
 // 9. Accessibility of the main pages.
 const cookies = await ownerCtx.cookies();
-for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"]]) {
+for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"], ["/members", "members"], ["/audit", "audit log"]]) {
   await accessible(`${BASE}${path}`, path === "/signin" ? [] : cookies, name);
 }
 

@@ -1,0 +1,179 @@
+//! Organisation administration: members and invitations (a role for each;
+//! an invitation e-mailed, or its link shown once when the server sends no
+//! e-mail), and the audit log with its verification status.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use ironcase_app::members::NewMember;
+use ironcase_app::page::PageSize;
+use ironcase_app::store::audit::Filter as AuditFilter;
+use ironcase_app::AppError;
+use ironcase_domain::{InvitationId, Permission, Role, UserId};
+use maud::html;
+
+use super::layout::{page, respond, select, Failure, Nav, Ref};
+use super::session::{Browser, Form};
+use crate::extract::QueryParams;
+use crate::{ApiError, AppState};
+
+async fn members_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec<String>, status: StatusCode) -> Result<Response, Failure> {
+    let members = s.app.member_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?;
+    let manage = b.p.has(Permission::MembersManage);
+    let invitations = if manage { s.app.invitation_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?.items } else { Vec::new() };
+    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let body = html! {
+        h1 { "Members" }
+        @for n in &notes { p.notice role="status" { (n) } }
+        @for e in &errors { p.error role="alert" { (e) } }
+        table.members {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "E-mail" } th scope="col" { "Role" } th scope="col" { "Joined" } @if manage { th scope="col" { span.visually-hidden { "Actions" } } } } }
+            tbody {
+                @for m in &members.items {
+                    tr {
+                        td { (m.name) }
+                        td { (m.email) }
+                        td { (m.role.as_str()) @if m.custom_role.is_some() { " (custom)" } }
+                        td { (m.joined_at.to_rfc3339().get(..10).unwrap_or("")) }
+                        @if manage {
+                            td {
+                                @if m.user_id != b.p.user_id() {
+                                    form method="post" action={ "/members/" (m.user_id) "/remove" } {
+                                        input type="hidden" name="csrf" value=(b.csrf);
+                                        button type="submit" aria-label={ "Remove " (m.email) } { "Remove" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if manage {
+            h2 { "Pending invitations" }
+            @if invitations.is_empty() { p.empty { "None." } } @else {
+                ul.invitations {
+                    @for i in &invitations {
+                        li {
+                            (i.email) " as " (i.role.as_str()) " until " (i.expires_at.to_rfc3339().get(..10).unwrap_or(""))
+                            form.inline method="post" action={ "/invitations/" (i.id) "/revoke" } {
+                                input type="hidden" name="csrf" value=(b.csrf);
+                                button type="submit" aria-label={ "Withdraw the invitation of " (i.email) } { "Withdraw" }
+                            }
+                        }
+                    }
+                }
+            }
+            form.invite method="post" action="/members" {
+                h2 { "Invite" }
+                input type="hidden" name="csrf" value=(b.csrf);
+                label for="email" { "E-mail" }
+                input id="email" name="email" type="email" required;
+                (select("role", "Role", &roles, Some("analyst"), None))
+                button type="submit" { "Invite" }
+            }
+        }
+    };
+    Ok(respond(status, page("Members", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+}
+
+/// `GET /members`.
+pub(crate) async fn members(State(s): State<AppState>, b: Browser) -> Result<Response, Failure> {
+    members_page(&s, &b, Vec::new(), Vec::new(), StatusCode::OK).await
+}
+
+/// `POST /members`: an invitation; its link shown once when no e-mail goes out.
+pub(crate) async fn invite(State(s): State<AppState>, b: Browser, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let input = NewMember { email: form.get("email").trim().to_owned(), role: form.get("role").to_owned() };
+    match s.app.member_invite(&b.p, &b.meta, input).await {
+        Ok((inv, token)) => {
+            let note = match token {
+                Some(t) => format!("Invited {}. Pass on this link (shown once): {}", inv.email, s.app.link("invitation", &t)),
+                None => format!("Invited {}: the link is on its way by e-mail.", inv.email),
+            };
+            members_page(&s, &b, vec![note], Vec::new(), StatusCode::CREATED).await
+        }
+        Err(e @ (AppError::Validation(_) | AppError::Conflict { .. } | AppError::QuotaExceeded { .. })) => {
+            let api = ApiError::from(e);
+            let errors = if api.errors.is_empty() {
+                vec![api.detail.clone()]
+            } else {
+                api.errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect()
+            };
+            members_page(&s, &b, Vec::new(), errors, api.status()).await
+        }
+        Err(e) => Err(b.failure(e, "/members")),
+    }
+}
+
+/// `POST /members/{id}/remove`.
+pub(crate) async fn remove(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id: UserId = raw.parse().map_err(|_| Failure::NotFound)?;
+    s.app.member_remove(&b.p, &b.meta, id).await.map_err(|e| b.failure(e, "/members"))?;
+    Ok(Redirect::to("/members").into_response())
+}
+
+/// `POST /invitations/{id}/revoke`.
+pub(crate) async fn withdraw(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id: InvitationId = raw.parse().map_err(|_| Failure::NotFound)?;
+    s.app.invitation_revoke(&b.p, &b.meta, id).await.map_err(|e| b.failure(e, "/members"))?;
+    Ok(Redirect::to("/members").into_response())
+}
+
+/// `GET /audit`: the newest entries, filtered by action or outcome, with
+/// whether the organisation's chain verifies.
+pub(crate) async fn audit(State(s): State<AppState>, b: Browser, mut q: QueryParams) -> Result<Response, Failure> {
+    let action = q.str("action").map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
+    let outcome = q.str("outcome").filter(|o| !o.is_empty());
+    let before = q.parse("before", |v| v.parse::<i64>().ok().filter(|n| *n > 0), "an entry's sequence number");
+    q.finish().map_err(|e| Failure::BadRequest(e.errors.first().map_or(e.detail.clone(), |f| format!("{}: {}", f.field, f.message))))?;
+    let f = AuditFilter { action: action.clone(), outcome: outcome.clone(), ..AuditFilter::default() };
+    let entries = s.app.audit_list(&b.p, &b.meta, &f, before, PageSize::default_of(100)).await?;
+    let verified = s.app.audit_verify(&b.p, &b.meta).await?;
+    let next = entries.next_cursor.as_ref().map(|c| {
+        let mut pairs = form_urlencoded::Serializer::new(String::new());
+        if let Some(a) = &action {
+            pairs.append_pair("action", a);
+        }
+        if let Some(o) = &outcome {
+            pairs.append_pair("outcome", o);
+        }
+        pairs.append_pair("before", c);
+        format!("/audit?{}", pairs.finish())
+    });
+    let body = html! {
+        h1 { "Audit log" }
+        @if verified.ok {
+            p.notice role="status" { "The chain verifies: " (verified.entries) " entries, each sealing the one before." }
+        } @else {
+            p.error role="alert" { "The chain does not verify from entry " (verified.first_bad_seq.unwrap_or(0)) ": " (verified.reason.as_deref().unwrap_or("")) }
+        }
+        form.filters method="get" action="/audit" {
+            label for="action" { "Action" }
+            input id="action" name="action" type="text" value=(action.as_deref().unwrap_or("")) placeholder="incident.create";
+            (select("outcome", "Outcome", &["success", "denied", "failure"], outcome.as_deref(), Some("any")))
+            button type="submit" { "Filter" }
+        }
+        table.audit {
+            thead { tr { th scope="col" { "#" } th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Action" } th scope="col" { "On" } th scope="col" { "Outcome" } th scope="col" { "From" } } }
+            tbody {
+                @for e in &entries.items {
+                    tr {
+                        td { (e.seq) }
+                        td { (e.at.to_rfc3339()) }
+                        td { (e.actor_id.as_deref().unwrap_or("—")) }
+                        td { (e.action) }
+                        td { (e.resource_type.as_deref().unwrap_or("")) " " (e.resource_id.as_deref().unwrap_or("")) }
+                        td { (e.outcome) }
+                        td { (e.source_ip.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+        @if let Some(href) = next { p.pager { a rel="next" href=(href) { "Older entries" } } }
+    };
+    Ok(respond(StatusCode::OK, page("Audit log", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+}

@@ -2,7 +2,9 @@
 //! status workflow), delete, comment, timeline.
 
 use ironcase_domain::validate::{self, ValidationErrors};
-use ironcase_domain::{transition, Category, CommentId, IncidentId, Milestone, Permission, Resolution, Severity, Status, Tlp, UserId};
+use ironcase_domain::{
+    transition, Category, CommentId, IncidentId, Milestone, Permission, Resolution, Severity, Status, Timestamp, Tlp, UserId,
+};
 use ironcase_store::event::{self, EventRow};
 use ironcase_store::incident::{self as store, CommentRow, Filter, IncidentRef, IncidentRow, Sort};
 use ironcase_store::{audit, org, search, Conn};
@@ -21,6 +23,15 @@ pub struct NewIncident {
     pub tlp: Option<Tlp>,
     pub tags: Option<Vec<String>>,
     pub assignee_id: Option<UserId>,
+}
+
+/// What the dashboard shows.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub by_status: Vec<(String, i64)>,
+    pub by_severity: Vec<(String, i64)>,
+    /// Each day's start, and the incidents opened and closed that day.
+    pub per_day: Vec<(Timestamp, i64, i64)>,
 }
 
 /// A partial update; `None` leaves a field alone. `assignee_id: Some(None)` unassigns.
@@ -162,6 +173,35 @@ impl App {
                 Ok(row)
             })
             .await
+    }
+
+    /// The dashboard's figures: live incidents by status and by severity,
+    /// and opened and closed per day over the last `days` days (UTC),
+    /// within the caller's sight.
+    pub async fn dashboard(&self, p: &Principal, meta: &RequestMeta, days: i64) -> Result<Dashboard> {
+        self.require(p, meta, Permission::IncidentRead).await?;
+        let (org, sight) = (p.org, p.sight);
+        let today = self.clock().now().0.div_euclid(86_400_000);
+        let first = today - days + 1;
+        let (by_status, by_severity, counted) = self
+            .store()
+            .read(move |c| {
+                Ok::<_, AppError>((
+                    store::counts(c, org, sight, store::CountBy::Status)?,
+                    store::counts(c, org, sight, store::CountBy::Severity)?,
+                    store::per_day(c, org, sight, Timestamp(first * 86_400_000))?,
+                ))
+            })
+            .await?;
+        let per_day = (first..=today)
+            .map(|d| {
+                counted
+                    .iter()
+                    .find(|(day, _, _)| *day == d)
+                    .map_or((Timestamp(d * 86_400_000), 0, 0), |(_, o, c)| (Timestamp(d * 86_400_000), *o, *c))
+            })
+            .collect();
+        Ok(Dashboard { by_status, by_severity, per_day })
     }
 
     pub async fn incident_get(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<IncidentRow> {

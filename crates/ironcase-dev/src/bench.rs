@@ -644,6 +644,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             .await;
     print(&r, peak_now());
 
+    let c = cookie.clone();
+    let dashboard: Render = Arc::new(move |_| page_request("/dashboard", &c));
+    let r = with_cpu(pid, phase("console GET /dashboard", &addr, args.clients, args.seconds, args.max_requests, dashboard, status_is(200)))
+        .await;
+    print(&r, peak_now());
+
     sampler.abort();
     println!("server peak private RSS over the run: {:.1} MB", peak_now());
     let mut child = server.child;

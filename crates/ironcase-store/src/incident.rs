@@ -286,6 +286,60 @@ pub(crate) fn tlp_clause(alias: &str, max: Option<Tlp>) -> String {
     }
 }
 
+/// What the organisation's live incidents are counted by.
+#[derive(Debug, Clone, Copy)]
+pub enum CountBy {
+    Status,
+    Severity,
+}
+
+/// How many of the organisation's live incidents in `sight` have each value
+/// of the column.
+pub fn counts(c: &Conn, org: OrgId, sight: Sight, by: CountBy) -> Result<Vec<(String, i64)>> {
+    c.scope(org)?;
+    let col = match by {
+        CountBy::Status => "status",
+        CountBy::Severity => "severity",
+    };
+    query_map(
+        c,
+        &format!(
+            "select {col}, count(*) from incident where organization_id = ? and deleted_at is null{} group by {col} order by {col}",
+            sight_clause("", sight)
+        ),
+        [org.to_string()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// Incidents opened, and closed, per UTC day since `since`: `(day, opened,
+/// closed)` for the days that had any, the day as days since 1970.
+pub fn per_day(c: &Conn, org: OrgId, sight: Sight, since: Timestamp) -> Result<Vec<(i64, i64, i64)>> {
+    c.scope(org)?;
+    let ceiling = sight_clause("", sight);
+    let mut days: std::collections::BTreeMap<i64, (i64, i64)> = std::collections::BTreeMap::new();
+    for (col, opened) in [("created_at", true), ("closed_at", false)] {
+        let rows: Vec<(i64, i64)> = query_map(
+            c,
+            &format!(
+                "select {col} / 86400000, count(*) from incident where organization_id = ? and deleted_at is null \
+                 and {col} >= ?{ceiling} group by {col} / 86400000"
+            ),
+            params![org.to_string(), since.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        for (day, n) in rows {
+            let e = days.entry(day).or_default();
+            if opened {
+                e.0 = n;
+            } else {
+                e.1 = n;
+            }
+        }
+    }
+    Ok(days.into_iter().map(|(d, (o, cl))| (d, o, cl)).collect())
+}
+
 /// One page after the cursor `(key, id)`.
 pub fn list(c: &Conn, org: OrgId, f: &Filter, sort: Sort, after: Option<(i64, IncidentId)>, limit: i64) -> Result<Vec<IncidentRow>> {
     c.scope(org)?;

@@ -739,6 +739,21 @@ async fn story(s: Store) {
     })
     .await;
     assert!(matches!(unseen, [Ok(0), Ok(0)]), "{unseen:?}");
+    // The dashboard's counts: by status and severity, and per day, within a sight.
+    let (by_status, by_severity, days, none_seen) = r(&s, move |c| {
+        let malware = ironcase_domain::Sight { tlp_max: None, categories: Some(ironcase_domain::Categories::of(&[Category::Malware])) };
+        Ok((
+            incident::counts(c, a, ironcase_domain::Sight::ALL, incident::CountBy::Status)?,
+            incident::counts(c, a, ironcase_domain::Sight::ALL, incident::CountBy::Severity)?,
+            incident::per_day(c, a, ironcase_domain::Sight::ALL, Timestamp(0))?,
+            incident::counts(c, a, malware, incident::CountBy::Status)?,
+        ))
+    })
+    .await;
+    assert_eq!(by_status, [("open".to_owned(), 2)]);
+    assert_eq!(by_severity.iter().map(|(_, n)| n).sum::<i64>(), 2);
+    assert_eq!(days, [(0, 2, 0)], "both opened on the first day, none closed");
+    assert!(none_seen.is_empty());
     assert_eq!((by_id.number, by_number.id), (1, rw));
     assert!(matches!(foreign, (Err(StoreError::NotFound), Err(StoreError::NotFound))), "{foreign:?}");
     assert_eq!(ids(&newest, |i| i.number.to_string()), ["2"]);

@@ -37,6 +37,7 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/" { "Incidents" }
                             a href="/search" { "Search" }
+                            a href="/dashboard" { "Dashboard" }
                             @if n.p.has(Permission::IncidentCreate) { a href="/incidents/new" { "New incident" } }
                             @if n.p.has(Permission::MembersRead) { a href="/members" { "Members" } }
                             @if n.p.has(Permission::ApiKeysManage) { a href="/keys" { "API keys" } }

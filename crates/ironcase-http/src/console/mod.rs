@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod assets;
+mod dashboard;
 mod incidents;
 mod keys;
 mod layout;
@@ -54,6 +55,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/sso", get(signin::sso_landing))
         .route("/signout", post(signin::signout))
         .route("/search", get(search::search))
+        .route("/dashboard", get(dashboard::show))
         .route("/live", get(live::stream))
         .route("/incidents", post(incidents::create))
         .route("/incidents/new", get(incidents::new))

@@ -590,3 +590,26 @@ async fn the_queue_with_its_assets_weighs_under_150_kb() {
     eprintln!("queue page with 50 rows and its assets: {total} bytes uncompressed");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_counts_the_organisations_own_incidents() {
+    let app = TestApp::spawn().await;
+    let operator = app.admin().await;
+    let (_, beta) = app.org(&operator, "beta").await;
+    for _ in 0..3 {
+        app.incident(&beta, "beta's").await;
+    }
+    let body = json!({ "title": "low one", "severity": "low", "category": "other" });
+    app.post("/api/v1/incidents", &operator.token, body).await.expect(201);
+    app.incident(&operator, "high one").await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get("/dashboard").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_secure_headers(&p, "dashboard");
+    assert_eq!(p.body.matches("<svg").count(), 3, "{}", p.body);
+    assert!(p.body.contains("<th scope=\"row\">open</th><td>2</td>"), "two open, none of beta's: {}", p.body);
+    assert!(p.body.contains("<th scope=\"row\">low</th><td>1</td>") && p.body.contains("<th scope=\"row\">high</th><td>1</td>"));
+    assert!(p.body.contains("(2 opened, 0 closed)"), "{}", p.body);
+    app.shutdown().await;
+}

@@ -156,6 +156,9 @@ check(await joiner.isVisible("table.queue"), "the invited member joins and signs
 await owner.goto(`${BASE}/audit`);
 check((await owner.textContent("main")).includes("The chain verifies"), "the audit log and its verification");
 await shot(owner, "audit");
+await owner.goto(`${BASE}/dashboard`);
+check((await owner.locator("figure.chart svg").count()) === 3, "the dashboard's three charts");
+await shot(owner, "dashboard");
 
 // 5. A viewer, signing in with the keyboard only, sees no edit controls; a
 //    forced post is refused.
@@ -211,7 +214,7 @@ for (const [path, name] of [["/", "queue-390"], [new URL(incidentUrl).pathname, 
 
 // 9. Accessibility of the main pages.
 const cookies = await ownerCtx.cookies();
-for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"], ["/members", "members"], ["/audit", "audit log"]]) {
+for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"], ["/members", "members"], ["/audit", "audit log"], ["/dashboard", "dashboard"]]) {
   await accessible(`${BASE}${path}`, path === "/signin" ? [] : cookies, name);
 }
 

@@ -54,6 +54,14 @@ impl App {
         Ok(self.store().read_now(move |c| org::get_org(c, id)).await?)
     }
 
+    /// What to call the members among `users` (their names, else their
+    /// addresses); those who are not members are left out.
+    pub async fn member_names(&self, p: &Principal, meta: &RequestMeta, users: Vec<UserId>) -> Result<Vec<(UserId, String)>> {
+        self.require(p, meta, Permission::IncidentRead).await?;
+        let org = p.org;
+        Ok(self.store().read_now(move |c| org::member_names(c, org, &users)).await?)
+    }
+
     /// Members, oldest first, after `cursor` (a keyset: joined, user id).
     pub async fn member_list(
         &self,

@@ -407,6 +407,28 @@ pub fn list_members(c: &Conn, org: OrgId, after: Option<(i64, UserId)>, limit: i
     )
 }
 
+/// The names (else e-mail addresses) of those of `users` who are members of
+/// `org` (at most 100 asked at once).
+pub fn member_names(c: &Conn, org: OrgId, users: &[UserId]) -> Result<Vec<(UserId, String)>> {
+    c.scope(org)?;
+    let users = &users[..users.len().min(100)];
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; users.len()].join(", ");
+    let mut p = vec![crate::Value::Text(org.to_string())];
+    p.extend(users.iter().map(|u| crate::Value::Text(u.to_string())));
+    query_map(
+        c,
+        &format!(
+            "select m.user_id, case when u.name = '' then u.email else u.name end from membership m \
+             join account u on u.user_id = m.user_id where m.organization_id = ? and m.user_id in ({marks})"
+        ),
+        p,
+        |r| Ok((parse_id(r, 0)?, r.get(1)?)),
+    )
+}
+
 pub fn get_member(c: &Conn, org: OrgId, user: UserId) -> Result<MemberRow> {
     c.scope(org)?;
     query_one(

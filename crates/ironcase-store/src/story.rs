@@ -218,7 +218,7 @@ async fn story(s: Store) {
     assert!(known && !unknown);
     assert_eq!(first, Some((a, Role::Analyst)));
     w(&s, move |c| org::update_role(c, a, bo, Role::Lead, None)).await;
-    let (members, page2, member, leads, count, foreign) = r(&s, move |c| {
+    let (members, page2, member, leads, count, foreign, named) = r(&s, move |c| {
         let members = org::list_members(c, a, None, 1)?;
         let page2 = org::list_members(c, a, Some((members[0].joined_at.0, members[0].user_id)), 10)?;
         Ok((
@@ -228,9 +228,15 @@ async fn story(s: Store) {
             org::count_role(c, a, Role::Lead)?,
             org::count_members(c, a)?,
             org::get_member(c, g, bo),
+            org::member_names(c, a, &[al, bo, ca])?,
         ))
     })
     .await;
+    let mut named: Vec<UserId> = named.into_iter().map(|(u, _)| u).collect();
+    named.sort();
+    let mut expected = vec![al, bo];
+    expected.sort();
+    assert_eq!(named, expected, "only the organisation's members are named");
     assert_eq!(ids(&members, |m| m.email.clone()), ["alice@acme.example"]);
     assert_eq!(ids(&page2, |m| m.email.clone()), ["bob@acme.example"]);
     assert_eq!((member.role, leads, count), (Role::Lead, 1, 2));

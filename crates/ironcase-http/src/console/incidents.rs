@@ -141,6 +141,11 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
     let r = parse_ref(raw).ok_or(Failure::NotFound)?;
     let i = s.app.incident_get(&b.p, &b.meta, r).await?;
     let timeline = s.app.incident_timeline(&b.p, &b.meta, r, None, ironcase_app::page::PageSize::default_of(200)).await?;
+    let mut actors: Vec<ironcase_domain::UserId> = timeline.items.iter().filter_map(|e| e.actor_id.as_deref()?.parse().ok()).collect();
+    actors.sort();
+    actors.dedup();
+    let people: std::collections::HashMap<String, String> =
+        s.app.member_names(&b.p, &b.meta, actors).await?.into_iter().map(|(u, n)| (u.to_string(), n)).collect();
     let may_update = b.p.may_on_incident(Permission::IncidentUpdate, i.reporter_id, i.assignee_id);
     let may_comment = b.p.may_on_incident(Permission::CommentCreate, i.reporter_id, i.assignee_id);
     let body = html! {
@@ -176,7 +181,7 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
             section.timeline id="timeline" aria-live="polite" data-live={ "/live?incident_id=" (i.id) } {
                 h2 { "Timeline" }
                 ol {
-                    @for e in &timeline.items { (event(e)) }
+                    @for e in &timeline.items { (event(e, &people)) }
                 }
             }
             @if may_comment {
@@ -193,7 +198,20 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
     Ok(respond(status, page(&title, Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
 }
 
-fn event(e: &EventRow) -> Markup {
+/// Who did it, as people call them: a member's name, an API key, a former
+/// member.
+fn actor(id: Option<&str>, names: &std::collections::HashMap<String, String>) -> String {
+    match id {
+        None => "Ironcase".into(),
+        Some(id) => match names.get(id) {
+            Some(n) => n.clone(),
+            None if id.starts_with(ironcase_domain::ApiKeyId::PREFIX) => "an API key".into(),
+            None => "a former member".into(),
+        },
+    }
+}
+
+fn event(e: &EventRow, names: &std::collections::HashMap<String, String>) -> Markup {
     let what = match e.kind.as_str() {
         "incident.created" => "created the incident".to_owned(),
         "comment.added" => "commented".to_owned(),
@@ -207,7 +225,7 @@ fn event(e: &EventRow) -> Markup {
     html! {
         li {
             time datetime=(e.created_at.to_rfc3339()) { (when(e.created_at)) }
-            " " span.actor { (e.actor_id.as_deref().unwrap_or("system")) } " " (what)
+            " " span.actor { (actor(e.actor_id.as_deref(), names)) } " " (what)
             @if let Some(body) = e.data["body"].as_str() { div.text { (body) } }
         }
     }

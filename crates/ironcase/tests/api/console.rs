@@ -147,6 +147,7 @@ async fn a_member_signs_in_works_an_incident_and_signs_out() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let p = b.get(&format!("/incidents/{id}")).await;
     assert!(p.body.contains("seen &lt;b&gt;twice&lt;/b&gt; on the proxy"), "escaped, not markup: {}", p.body);
+    assert!(!p.body.contains("usr_") && p.body.contains("commented"), "people are named, not numbered: {}", p.body);
     let timeline = app.get(&format!("/api/v1/incidents/{id}/timeline"), &owner.token).await.expect(200);
     assert!(timeline.body.to_string().contains("seen <b>twice</b> on the proxy"), "the same comment through the API");
     // Only the next statuses are offered; closing needs a resolution.

@@ -146,6 +146,7 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
     actors.dedup();
     let people: std::collections::HashMap<String, String> =
         s.app.member_names(&b.p, &b.meta, actors).await?.into_iter().map(|(u, n)| (u.to_string(), n)).collect();
+    let iocs = super::indicators::of_incident(s, b, raw).await?;
     let may_update = b.p.may_on_incident(Permission::IncidentUpdate, i.reporter_id, i.assignee_id);
     let may_comment = b.p.may_on_incident(Permission::CommentCreate, i.reporter_id, i.assignee_id);
     let body = html! {
@@ -178,6 +179,7 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
                 h2 { "Description" }
                 @if i.description.is_empty() { p.empty { "No description." } } @else { div.text { (i.description) } }
             }
+            (super::indicators::section(&i.id.to_string(), &iocs, may_update, &b.csrf))
             section.timeline id="timeline" aria-live="polite" data-live={ "/live?incident_id=" (i.id) } {
                 h2 { "Timeline" }
                 ol {
@@ -238,7 +240,7 @@ pub(crate) async fn show(State(s): State<AppState>, b: Browser, Ref(raw): Ref) -
 
 /// A refused change shown on the incident's page with what was typed; any
 /// other refusal as its own page.
-async fn refused(s: &AppState, b: &Browser, raw: &str, e: AppError, comment: String) -> Result<Response, Failure> {
+pub(crate) async fn refused(s: &AppState, b: &Browser, raw: &str, e: AppError, comment: String) -> Result<Response, Failure> {
     match e {
         e @ (AppError::Validation(_) | AppError::Conflict { .. } | AppError::VersionConflict | AppError::InvalidTransition(_)) => {
             let api = ApiError::from(e);

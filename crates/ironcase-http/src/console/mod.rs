@@ -10,6 +10,7 @@ mod admin;
 mod assets;
 mod dashboard;
 mod incidents;
+mod indicators;
 mod keys;
 mod layout;
 mod live;
@@ -62,6 +63,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/comments", post(incidents::comment))
         .route("/incidents/{id}/status", post(incidents::status))
+        .route("/incidents/{id}/iocs", post(indicators::add))
+        .route("/incidents/{id}/iocs/extract", post(indicators::extract))
+        .route("/indicators", get(indicators::lookup))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/account", get(account::show))

@@ -614,3 +614,36 @@ async fn the_dashboard_counts_the_organisations_own_incidents() {
     assert!(p.body.contains("(2 opened, 0 closed)"), "{}", p.body);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn indicators_are_added_found_in_pasted_text_and_linked_to_the_incidents_that_saw_them() {
+    let app = TestApp::spawn().await;
+    let operator = app.admin().await;
+    let (_, beta) = app.org(&operator, "beta").await;
+    let theirs = app.incident(&beta, "beta's").await.str("id");
+    let one = app.incident(&operator, "first sighting").await.str("id");
+    let two = app.incident(&operator, "second sighting").await.str("id");
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let csrf = b.get(&format!("/incidents/{one}")).await.csrf();
+    let r = b.post(&format!("/incidents/{one}/iocs"), &[("csrf", &csrf), ("ioc-type", "domain"), ("value", "Evil.Example")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let bad = b.post(&format!("/incidents/{one}/iocs"), &[("csrf", &csrf), ("ioc-type", "ipv4"), ("value", "999.1.1.1")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("role=\"alert\"") && bad.body.contains("first sighting"), "the incident's page, with why");
+    let text = "beacon to evil[.]example and hxxp://198.51.100.7/x then 198.51.100.7";
+    let r = b.post(&format!("/incidents/{two}/iocs/extract"), &[("csrf", &csrf), ("text", text)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let p = b.get(&format!("/incidents/{two}")).await;
+    assert!(p.body.contains("<code>evil.example</code>") && p.body.contains("<code>198.51.100.7</code>"), "{}", p.body);
+    let l = b.get("/indicators?type=domain&value=evil.example").await;
+    assert!(
+        l.body.contains("Seen in 2 incidents") && l.body.contains("first sighting") && l.body.contains("second sighting"),
+        "{}",
+        l.body
+    );
+    assert_eq!(b.get("/indicators?type=nope&value=x").await.status, StatusCode::BAD_REQUEST);
+    let r = b.post(&format!("/incidents/{theirs}/iocs"), &[("csrf", &csrf), ("ioc-type", "domain"), ("value", "x.example")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "another organisation's incident");
+    app.shutdown().await;
+}

@@ -111,6 +111,13 @@ await owner.click("form.workflow button[type=submit]");
 await owner.waitForSelector(".badge.status-triaged");
 await analyst.waitForSelector("text=moved it from open to triaged", { timeout: 5000 });
 check(true, "a status change appears live too");
+await owner.fill("#ioc-text", "C2 at evil-c2[.]example, dropped from hxxp://203.0.113.7/stage2");
+await owner.click("form.ioc-extract button[type=submit]");
+await owner.waitForSelector("#indicators code:text('evil-c2.example')");
+check((await owner.locator("#indicators li").count()) >= 2, "indicators found in pasted text");
+await owner.click("#indicators a:has-text('evil-c2.example')");
+check((await owner.textContent("main")).includes("Seen in 1 incidents"), "an indicator links to the incidents that saw it");
+await owner.goto(incidentUrl);
 await shot(owner, "incident");
 
 // 4. Search with facets.

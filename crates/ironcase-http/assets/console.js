@@ -58,3 +58,29 @@ for (const form of document.querySelectorAll("form.token-form")) {
     history.replaceState(null, "", location.pathname);
   }
 }
+
+// Evidence uploads show their progress; without this script the form posts
+// as usual.
+for (const form of document.querySelectorAll("form.evidence-upload")) {
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const bar = form.querySelector("progress");
+    const button = form.querySelector("button[type=submit]");
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.upload.addEventListener("progress", (p) => {
+      if (p.lengthComputable) bar.value = Math.round((100 * p.loaded) / p.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status < 400) location.assign(xhr.responseURL || location.href);
+      else {
+        // The server's page for the refusal, in place of this one's main part.
+        const main = new DOMParser().parseFromString(xhr.responseText, "text/html").querySelector("main");
+        if (main) document.querySelector("main").replaceWith(main);
+      }
+    });
+    bar.hidden = false;
+    button.disabled = true;
+    xhr.send(new FormData(form));
+  });
+}

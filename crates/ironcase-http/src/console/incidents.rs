@@ -147,6 +147,7 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
     let people: std::collections::HashMap<String, String> =
         s.app.member_names(&b.p, &b.meta, actors).await?.into_iter().map(|(u, n)| (u.to_string(), n)).collect();
     let iocs = super::indicators::of_incident(s, b, raw).await?;
+    let files = super::evidence::of_incident(s, b, raw).await?;
     let may_update = b.p.may_on_incident(Permission::IncidentUpdate, i.reporter_id, i.assignee_id);
     let may_comment = b.p.may_on_incident(Permission::CommentCreate, i.reporter_id, i.assignee_id);
     let body = html! {
@@ -180,6 +181,7 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
                 @if i.description.is_empty() { p.empty { "No description." } } @else { div.text { (i.description) } }
             }
             (super::indicators::section(&i.id.to_string(), &iocs, may_update, &b.csrf))
+            (super::evidence::section(&i.id.to_string(), &files, b.p.may_on_incident(Permission::EvidenceCreate, i.reporter_id, i.assignee_id), &b.csrf))
             section.timeline id="timeline" aria-live="polite" data-live={ "/live?incident_id=" (i.id) } {
                 h2 { "Timeline" }
                 ol {

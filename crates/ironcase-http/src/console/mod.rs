@@ -9,6 +9,7 @@ mod account;
 mod admin;
 mod assets;
 mod dashboard;
+mod evidence;
 mod incidents;
 mod indicators;
 mod keys;
@@ -66,6 +67,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/incidents/{id}/iocs", post(indicators::add))
         .route("/incidents/{id}/iocs/extract", post(indicators::extract))
         .route("/indicators", get(indicators::lookup))
+        .route("/incidents/{id}/evidence", post(evidence::upload).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/evidence/{id}", get(evidence::show))
+        .route("/evidence/{id}/content", get(evidence::download))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/account", get(account::show))

@@ -251,6 +251,18 @@ fn disposition(name: &str) -> String {
         (status = 404, body = Problem), (status = 410, body = Problem), (status = 500, body = Problem, description = "`integrity_failure`")))]
 pub async fn content(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<Response> {
     let (row, download) = s.app.evidence_download(&p, &meta, path_id(&id)?).await?;
+    Ok(streamed(&s, p, meta, row, download))
+}
+
+/// A download's bytes as a response, checked as they stream (the API's and
+/// the console's).
+pub(crate) fn streamed(
+    s: &AppState,
+    p: Principal,
+    meta: ironcase_app::RequestMeta,
+    row: ironcase_app::store::evidence::EvidenceRow,
+    download: ironcase_app::evidence::Download,
+) -> Response {
     let size = download.size();
     let (app, row2) = (s.app.clone(), row.clone());
     let stream = futures::stream::unfold(Some(download), move |state| {
@@ -287,7 +299,7 @@ pub async fn content(State(s): State<AppState>, p: Principal, Meta(meta): Meta, 
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", row.sha256)) {
         h.insert(header::ETAG, v);
     }
-    Ok(res)
+    res
 }
 
 #[derive(Serialize, ToSchema)]

@@ -647,3 +647,44 @@ async fn indicators_are_added_found_in_pasted_text_and_linked_to_the_incidents_t
     assert_eq!(r.status, StatusCode::NOT_FOUND, "another organisation's incident");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn evidence_is_uploaded_downloaded_and_its_custody_shown() {
+    let app = TestApp::spawn().await;
+    let operator = app.admin().await;
+    let (_, beta) = app.org(&operator, "beta").await;
+    let theirs = app.incident(&beta, "beta's").await.str("id");
+    let id = app.incident(&operator, "with a capture").await.str("id");
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let csrf = b.get(&format!("/incidents/{id}")).await.csrf();
+    let cookie = b.cookie.clone().expect("cookie");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let upload = |to: String, csrf: String| {
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf)
+            .text("evidence-kind", "network_capture")
+            .part("file", reqwest::multipart::Part::bytes(b"pcap bytes".to_vec()).file_name("c2.pcap"));
+        client.post(app.url(&to)).header("cookie", cookie.clone()).multipart(form).send()
+    };
+    let r = upload(format!("/incidents/{id}/evidence"), "wrong".into()).await.expect("upload");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no CSRF token, no upload");
+    let r = upload(format!("/incidents/{theirs}/evidence"), csrf.clone()).await.expect("upload");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = upload(format!("/incidents/{id}/evidence"), csrf.clone()).await.expect("upload");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let p = b.get(&format!("/incidents/{id}")).await;
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"pcap bytes"));
+    assert!(p.body.contains("c2.pcap") && p.body.contains(&sha), "{}", p.body);
+    let at = p.body.find("href=\"/evidence/").expect("evidence link") + 16;
+    let evidence: String = p.body[at..].chars().take_while(|c| *c != '"' && *c != '/').collect();
+    let d = b.get(&format!("/evidence/{evidence}/content")).await;
+    assert_eq!((d.status, d.body.as_str()), (StatusCode::OK, "pcap bytes"));
+    let page = b.get(&format!("/evidence/{evidence}")).await;
+    assert!(page.body.contains("Chain of custody") && page.body.contains("uploaded") && page.body.contains("downloaded"), "{}", page.body);
+    let theirs_evidence =
+        app.upload(&beta.token, &theirs, json!({ "name": "x", "kind": "other" }), b"x".to_vec()).await.expect(201).str("id");
+    assert_eq!(b.get(&format!("/evidence/{theirs_evidence}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.get(&format!("/evidence/{theirs_evidence}/content")).await.status, StatusCode::NOT_FOUND);
+    app.shutdown().await;
+}

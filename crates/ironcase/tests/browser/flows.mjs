@@ -118,6 +118,20 @@ check((await owner.locator("#indicators li").count()) >= 2, "indicators found in
 await owner.click("#indicators a:has-text('evil-c2.example')");
 check((await owner.textContent("main")).includes("Seen in 1 incidents"), "an indicator links to the incidents that saw it");
 await owner.goto(incidentUrl);
+const capture = Buffer.from("GET /stage2 HTTP/1.1\r\nHost: 203.0.113.7\r\n\r\n".repeat(20000));
+await owner.setInputFiles("#evidence-file", { name: "stage2.pcap", mimeType: "application/octet-stream", buffer: capture });
+await owner.click("form.evidence-upload button[type=submit]");
+await owner.waitForSelector("#evidence a:text('stage2.pcap')");
+const expected = (await import("node:crypto")).createHash("sha256").update(capture).digest("hex");
+check((await owner.textContent("#evidence")).includes(expected), "evidence uploads, with its SHA-256 shown");
+const [download] = await Promise.all([owner.waitForEvent("download"), owner.click("#evidence a[download]")]);
+const got = (await import("node:crypto")).createHash("sha256").update(readFileSync(await download.path())).digest("hex");
+check(got === expected, "the download is the file uploaded");
+await owner.click("#evidence a:text('stage2.pcap')");
+const custody = await owner.textContent("ol.custody");
+check(custody.includes("uploaded") && custody.includes("downloaded"), "the chain of custody records both");
+await shot(owner, "evidence");
+await owner.goto(incidentUrl);
 await shot(owner, "incident");
 
 // 4. Search with facets.

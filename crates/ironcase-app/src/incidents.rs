@@ -222,7 +222,8 @@ impl App {
     ) -> Result<Page<IncidentRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;
         let (org, mut f) = (p.org, f.clone());
-        f.sight = p.sight;
+        // A filter may narrow the caller's sight, never widen it.
+        f.sight = f.sight.and(p.sight);
         // A page is at most page::MAX_PAGE rows found through an index that gives the
         // order: short enough to run inline, which costs less than a thread hop.
         let rows = self.store().read_now(move |c| store::list(c, org, &f, sort, cursor, size.fetch())).await?;

@@ -49,10 +49,21 @@ pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryPar
     let severity = q.parse("severity", Severity::parse, "a severity");
     let category = q.parse("category", Category::parse, "a category");
     let tag = q.str("tag").map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty());
+    let tlp = q.parse("tlp", Tlp::parse, "a TLP");
+    let mine = q.parse("assignee", |v| (v == "me").then_some(()), "`me`").is_some();
     let sort = q.parse("sort", Sort::parse, "a sort").unwrap_or(Sort::CreatedDesc);
     let (cursor, size) = q.page(parse_keyset::<IncidentId>, 50);
     let problem = q.finish().err();
-    let f = Filter { status, severity, category, tag: tag.clone(), ..Filter::default() };
+    let f = Filter {
+        status,
+        severity,
+        category,
+        tag: tag.clone(),
+        assignee_id: mine.then(|| b.p.user_id()),
+        // At most this TLP: a narrower sight than the credential's own.
+        sight: ironcase_domain::Sight { tlp_max: tlp, categories: None },
+        ..Filter::default()
+    };
     let (rows, next, errors) = match problem {
         Some(e) => (Vec::new(), None, field_errors(&e)),
         None => {
@@ -66,6 +77,8 @@ pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryPar
         ("severity", severity.map(|v| v.as_str().to_owned())),
         ("category", category.map(|v| v.as_str().to_owned())),
         ("tag", tag.clone()),
+        ("tlp", tlp.map(|v| v.as_str().to_owned())),
+        ("assignee", mine.then(|| "me".to_owned())),
         ("sort", Some(sort_name(sort).to_owned())),
     ] {
         if let Some(v) = v {
@@ -87,8 +100,10 @@ pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryPar
             (select("status", "Status", &names(Status::ALL, Status::as_str), status.map(Status::as_str), Some("any")))
             (select("severity", "Severity", &names(Severity::ALL, Severity::as_str), severity.map(Severity::as_str), Some("any")))
             (select("category", "Category", &names(Category::ALL, Category::as_str), category.map(Category::as_str), Some("any")))
+            (select("tlp", "TLP at most", &names(Tlp::ALL, Tlp::as_str), tlp.map(Tlp::as_str), Some("any")))
             label for="tag" { "Tag" }
             input id="tag" name="tag" type="text" value=(tag.as_deref().unwrap_or(""));
+            label.check { input type="checkbox" name="assignee" value="me" checked[mine]; " Assigned to me" }
             (select("sort", "Order", &["-created_at", "created_at", "-updated_at", "updated_at"], Some(sort_name(sort)), None))
             button type="submit" { "Filter" }
         }
@@ -148,6 +163,12 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
         s.app.member_names(&b.p, &b.meta, actors).await?.into_iter().map(|(u, n)| (u.to_string(), n)).collect();
     let iocs = super::indicators::of_incident(s, b, raw).await?;
     let files = super::evidence::of_incident(s, b, raw).await?;
+    let similar = s.app.similar(&b.p, &b.meta, r, ironcase_app::page::PageSize::default_of(5)).await?;
+    let members = if b.p.has(Permission::MembersRead) {
+        s.app.member_list(&b.p, &b.meta, None, ironcase_app::page::PageSize::default_of(200)).await?.items
+    } else {
+        Vec::new()
+    };
     let may_update = b.p.may_on_incident(Permission::IncidentUpdate, i.reporter_id, i.assignee_id);
     let may_comment = b.p.may_on_incident(Permission::CommentCreate, i.reporter_id, i.assignee_id);
     let body = html! {
@@ -176,11 +197,52 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
                     button type="submit" { "Change status" }
                 }
             }
+            @if may_update {
+                details.edit {
+                    summary { "Edit the incident" }
+                    form.incident-edit method="post" action={ "/incidents/" (i.id) "/edit" } {
+                        input type="hidden" name="csrf" value=(b.csrf);
+                        input type="hidden" name="version" value=(i.version);
+                        label for="edit-title" { "Title" }
+                        input id="edit-title" name="title" type="text" required maxlength="300" value=(i.title);
+                        (select("edit-severity", "Severity", &names(Severity::ALL, Severity::as_str), Some(i.severity.as_str()), None))
+                        (select("edit-tlp", "TLP", &names(Tlp::ALL, Tlp::as_str), Some(i.tlp.as_str()), None))
+                        label for="edit-assignee" { "Assignee" }
+                        select id="edit-assignee" name="assignee" {
+                            option value="" selected[i.assignee_id.is_none()] { "nobody" }
+                            @for m in &members {
+                                option value=(m.user_id) selected[i.assignee_id == Some(m.user_id)] { (if m.name.is_empty() { &m.email } else { &m.name }) }
+                            }
+                        }
+                        label for="edit-tags" { "Tags (comma-separated)" }
+                        input id="edit-tags" name="tags" type="text" value=(i.tags.join(", "));
+                        button type="submit" { "Save" }
+                    }
+                }
+            }
             section.description {
                 h2 { "Description" }
                 @if i.description.is_empty() { p.empty { "No description." } } @else { div.text { (i.description) } }
             }
             (super::indicators::section(&i.id.to_string(), &iocs, may_update, &b.csrf))
+            @if !similar.is_empty() {
+                section.similar {
+                    h2 { "Similar incidents" }
+                    ul {
+                        @for m in &similar {
+                            li {
+                                a href={ "/incidents/" (m.incident.id) } { "INC-" (m.incident.number) " " (m.incident.title) }
+                                " · "
+                                @if !m.shared_iocs.is_empty() {
+                                    "shares " (m.shared_iocs.len()) " indicators ("
+                                    (m.shared_iocs.iter().take(3).map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(", ")) ")"
+                                    @if m.text_score.is_some() { " and words" }
+                                } @else { "shares words" }
+                            }
+                        }
+                    }
+                }
+            }
             (super::evidence::section(&i.id.to_string(), &files, b.p.may_on_incident(Permission::EvidenceCreate, i.reporter_id, i.assignee_id), &b.csrf))
             section.timeline id="timeline" aria-live="polite" data-live={ "/live?incident_id=" (i.id) } {
                 h2 { "Timeline" }
@@ -283,6 +345,39 @@ pub(crate) async fn status(State(s): State<AppState>, b: Browser, Ref(raw): Ref,
         return refused(&s, &b, &raw, invalid("version", "the page was not loaded whole; reload it"), String::new()).await;
     };
     let patch = IncidentPatch { status: Some(to), resolution, ..IncidentPatch::default() };
+    match s.app.incident_update(&b.p, &b.meta, r, IfMatch::Versions(vec![version]), patch).await {
+        Ok(i) => Ok(Redirect::to(&format!("/incidents/{}", i.id)).into_response()),
+        Err(e) => refused(&s, &b, &raw, e, String::new()).await,
+    }
+}
+
+/// `POST /incidents/{ref}/edit`: title, severity, TLP, assignee and tags,
+/// at the version the page showed.
+pub(crate) async fn update(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let r = parse_ref(&raw).ok_or(Failure::NotFound)?;
+    let (Some(severity), Some(tlp)) = (Severity::parse(form.get("edit-severity")), Tlp::parse(form.get("edit-tlp"))) else {
+        return refused(&s, &b, &raw, invalid("severity", "choose a severity and a TLP from the lists"), String::new()).await;
+    };
+    let assignee = match form.opt("assignee") {
+        None => None,
+        Some(a) => match a.parse::<ironcase_domain::UserId>() {
+            Ok(u) => Some(u),
+            Err(_) => return refused(&s, &b, &raw, invalid("assignee", "choose a member from the list"), String::new()).await,
+        },
+    };
+    let Ok(version) = form.get("version").parse::<i64>() else {
+        return refused(&s, &b, &raw, invalid("version", "the page was not loaded whole; reload it"), String::new()).await;
+    };
+    let tags: Vec<String> = form.get("tags").split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+    let patch = IncidentPatch {
+        title: Some(form.get("title").to_owned()),
+        severity: Some(severity),
+        tlp: Some(tlp),
+        assignee_id: Some(assignee),
+        tags: Some(tags),
+        ..IncidentPatch::default()
+    };
     match s.app.incident_update(&b.p, &b.meta, r, IfMatch::Versions(vec![version]), patch).await {
         Ok(i) => Ok(Redirect::to(&format!("/incidents/{}", i.id)).into_response()),
         Err(e) => refused(&s, &b, &raw, e, String::new()).await,

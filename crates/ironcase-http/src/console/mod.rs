@@ -64,6 +64,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/comments", post(incidents::comment))
         .route("/incidents/{id}/status", post(incidents::status))
+        .route("/incidents/{id}/edit", post(incidents::update))
         .route("/incidents/{id}/iocs", post(indicators::add))
         .route("/incidents/{id}/iocs/extract", post(indicators::extract))
         .route("/indicators", get(indicators::lookup))

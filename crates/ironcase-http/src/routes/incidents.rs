@@ -166,7 +166,7 @@ pub async fn list(
         tag: q.str("tag").map(|t| t.to_lowercase()),
         created_after: q.time("created_after"),
         created_before: q.time("created_before"),
-        // The caller's sight is set by the use case.
+        // Narrowed to the caller's sight by the use case.
         sight: Default::default(),
     };
     let sort = q.parse("sort", Sort::parse, "one of -created_at, created_at, -updated_at, updated_at").unwrap_or(Sort::CreatedDesc);

@@ -688,3 +688,42 @@ async fn evidence_is_uploaded_downloaded_and_its_custody_shown() {
     assert_eq!(b.get(&format!("/evidence/{theirs_evidence}/content")).await.status, StatusCode::NOT_FOUND);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_incident_is_edited_assigned_and_found_by_tlp_assignee_and_similarity() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let a = app.incident(&owner, "Ransomware on the file server").await.str("id");
+    app.incident(&owner, "Ransomware note found on the file server").await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get(&format!("/incidents/{a}")).await;
+    assert!(p.body.contains("Similar incidents") && p.body.contains("Ransomware note found"), "{}", p.body);
+    let csrf = p.csrf();
+    let me = app.get("/api/v1/auth/me", &owner.token).await.expect(200).body["user"]["id"].as_str().expect("id").to_owned();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("version", "1"),
+        ("title", "Ransomware on FS01"),
+        ("edit-severity", "critical"),
+        ("edit-tlp", "red"),
+        ("assignee", me.as_str()),
+        ("tags", "fs01, ransomware"),
+    ];
+    let r = b.post(&format!("/incidents/{a}/edit"), &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let got = app.get(&format!("/api/v1/incidents/{a}"), &owner.token).await.expect(200);
+    assert_eq!(
+        (got.body["severity"].clone(), got.body["tlp"].clone(), got.body["assignee_id"].clone()),
+        (json!("critical"), json!("red"), json!(me))
+    );
+    assert_eq!(got.body["tags"], json!(["fs01", "ransomware"]));
+    let stale = b.post(&format!("/incidents/{a}/edit"), &form).await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    let q = b.get("/?assignee=me").await;
+    assert!(q.body.contains("Ransomware on FS01") && !q.body.contains("Ransomware note found"), "{}", q.body);
+    let q = b.get("/?tlp=amber").await;
+    assert!(!q.body.contains("Ransomware on FS01") && q.body.contains("Ransomware note found"), "red is above amber: {}", q.body);
+    assert_eq!(b.get("/?assignee=you").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.shutdown().await;
+}

@@ -42,6 +42,7 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                             @if n.p.has(Permission::MembersRead) { a href="/members" { "Members" } }
                             @if n.p.has(Permission::ApiKeysManage) { a href="/keys" { "API keys" } }
                             @if n.p.has(Permission::AuditRead) { a href="/audit" { "Audit" } }
+                            @if n.p.has(Permission::OrganizationRead) { a href="/settings" { "Organisation" } }
                             a href="/account" { "My account" }
                         }
                         form.signout method="post" action="/signout" {
@@ -166,6 +167,20 @@ impl IntoResponse for Failure {
             ),
             Failure::BadRequest(why) => message(StatusCode::BAD_REQUEST, "Bad request", &why),
             Failure::Reauthenticate { csrf, next } => super::account::reauth_page(&csrf, &next, None),
+            Failure::App(e) if e.code == ironcase_app::ErrorCode::MfaEnrollmentRequired => respond(
+                StatusCode::FORBIDDEN,
+                page(
+                    "Second factor needed",
+                    None,
+                    html! {
+                        section.message {
+                            h1 { "Second factor needed" }
+                            p { "Your organisation requires a second factor. Set one up to go on." }
+                            p { a href="/account" { "Set up an authenticator" } }
+                        }
+                    },
+                ),
+            ),
             Failure::App(e) => {
                 let status = e.status();
                 let title = status.canonical_reason().unwrap_or("Error");

@@ -17,6 +17,7 @@ mod layout;
 mod live;
 mod search;
 mod session;
+mod settings;
 mod signin;
 mod tokens;
 
@@ -84,6 +85,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/members/{id}/remove", post(admin::remove))
         .route("/invitations/{id}/revoke", post(admin::withdraw))
         .route("/audit", get(admin::audit))
+        .route("/settings", get(settings::show))
+        .route("/settings/mfa", post(settings::mfa))
+        .route("/settings/sessions", post(settings::sessions))
+        .route("/settings/allowlist", post(settings::allowlist))
         .route("/invitation", get(tokens::invitation).post(tokens::accept))
         .route("/reset-password", get(tokens::reset).post(tokens::reset_confirm))
         .route("/forgot", get(tokens::forgot).post(tokens::forgot_send))

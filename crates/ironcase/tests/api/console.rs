@@ -147,7 +147,7 @@ async fn a_member_signs_in_works_an_incident_and_signs_out() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let p = b.get(&format!("/incidents/{id}")).await;
     assert!(p.body.contains("seen &lt;b&gt;twice&lt;/b&gt; on the proxy"), "escaped, not markup: {}", p.body);
-    assert!(!p.body.contains("usr_") && p.body.contains("commented"), "people are named, not numbered: {}", p.body);
+    assert!(p.body.contains("<span class=\"actor\">Administrator</span> commented"), "people are named, not numbered: {}", p.body);
     let timeline = app.get(&format!("/api/v1/incidents/{id}/timeline"), &owner.token).await.expect(200);
     assert!(timeline.body.to_string().contains("seen <b>twice</b> on the proxy"), "the same comment through the API");
     // Only the next statuses are offered; closing needs a resolution.
@@ -725,5 +725,52 @@ async fn an_incident_is_edited_assigned_and_found_by_tlp_assignee_and_similarity
     let q = b.get("/?tlp=amber").await;
     assert!(!q.body.contains("Ransomware on FS01") && q.body.contains("Ransomware note found"), "red is above amber: {}", q.body);
     assert_eq!(b.get("/?assignee=you").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_organisation_page_shows_usage_and_sets_its_policies() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    app.member(&owner, "viewer@example.com", "viewer", None).await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get("/settings").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("<meter id=\"quota-storage_bytes\"") && p.body.contains("members: 2 (no limit)"), "{}", p.body);
+    let csrf = p.csrf();
+    let r = b.post("/settings/sessions", &[("csrf", &csrf), ("idle", "45"), ("max", "8")]).await;
+    assert!(r.body.contains("Saved."), "{}", r.body);
+    let policy = app.get("/api/v1/organization/session-policy", &owner.token).await.expect(200);
+    assert_eq!(
+        (policy.body["idle_timeout_secs"].clone(), policy.body["absolute_timeout_secs"].clone()),
+        (json!(2700), json!(28800)),
+        "{}",
+        policy.body
+    );
+    let r = b.post("/settings/sessions", &[("csrf", &csrf), ("idle", "1"), ("max", "8")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = b.post("/settings/sessions", &[("csrf", &csrf), ("idle", "lots"), ("max", "8")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // An allow-list that leaves out this address is refused unless confirmed.
+    let r = b.post("/settings/allowlist", &[("csrf", &csrf), ("cidrs", "10.0.0.0/8")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let r = b.post("/settings/allowlist", &[("csrf", &csrf), ("cidrs", "127.0.0.0/8\n::1/128")]).await;
+    assert!(r.body.contains("Saved.") && r.body.contains("127.0.0.0/8"), "{}", r.body);
+    // A viewer sees the usage, not the policies, and cannot post them.
+    let mut v = Console::new(&app);
+    v.sign_in("viewer@example.com", PASSWORD).await;
+    let vp = v.get("/settings").await;
+    assert!(vp.status == StatusCode::OK && !vp.body.contains("action=\"/settings/mfa\""), "{}", vp.body);
+    assert_eq!(v.post("/settings/mfa", &[("csrf", &vp.csrf())]).await.status, StatusCode::FORBIDDEN);
+    let r = b.post("/settings/mfa", &[("csrf", &csrf), ("required", "1")]).await;
+    assert!(r.body.contains("Saved.") && r.body.contains("checked"), "{}", r.body);
+    // Then a member without a second factor is sent to set one up.
+    let mut late = Console::new(&app);
+    late.sign_in("viewer@example.com", PASSWORD).await;
+    let q = late.get("/").await;
+    assert_eq!(q.status, StatusCode::FORBIDDEN);
+    assert!(q.body.contains("href=\"/account\""), "{}", q.body);
+    assert!(late.get("/account").await.body.contains("Set up an authenticator"));
     app.shutdown().await;
 }

@@ -180,6 +180,9 @@ await shot(owner, "audit");
 await owner.goto(`${BASE}/dashboard`);
 check((await owner.locator("figure.chart svg").count()) === 3, "the dashboard's three charts");
 await shot(owner, "dashboard");
+await owner.goto(`${BASE}/settings`);
+check(await owner.isVisible("meter"), "the plan's usage as bars");
+await shot(owner, "organisation");
 
 // 5. A viewer, signing in with the keyboard only, sees no edit controls; a
 //    forced post is refused.
@@ -235,7 +238,7 @@ for (const [path, name] of [["/", "queue-390"], [new URL(incidentUrl).pathname, 
 
 // 9. Accessibility of the main pages.
 const cookies = await ownerCtx.cookies();
-for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"], ["/members", "members"], ["/audit", "audit log"], ["/dashboard", "dashboard"]]) {
+for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"], ["/members", "members"], ["/audit", "audit log"], ["/dashboard", "dashboard"], ["/settings", "organisation"]]) {
   await accessible(`${BASE}${path}`, path === "/signin" ? [] : cookies, name);
 }
 

@@ -44,6 +44,7 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                             @if n.p.has(Permission::AuditRead) { a href="/audit" { "Audit" } }
                             @if n.p.has(Permission::OrganizationRead) { a href="/settings" { "Organisation" } }
                             a href="/account" { "My account" }
+                            @if n.p.is_operator { a href="/platform/organizations" { "Platform" } }
                         }
                         form.signout method="post" action="/signout" {
                             input type="hidden" name="csrf" value=(n.csrf);

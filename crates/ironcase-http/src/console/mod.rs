@@ -15,6 +15,7 @@ mod indicators;
 mod keys;
 mod layout;
 mod live;
+mod platform;
 mod search;
 mod session;
 mod settings;
@@ -85,6 +86,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/members/{id}/remove", post(admin::remove))
         .route("/invitations/{id}/revoke", post(admin::withdraw))
         .route("/audit", get(admin::audit))
+        .route("/platform/organizations", get(platform::list).post(platform::create))
+        .route("/platform/organizations/{id}/plan", post(platform::plan))
+        .route("/platform/organizations/{id}/status", post(platform::status))
         .route("/settings", get(settings::show))
         .route("/settings/mfa", post(settings::mfa))
         .route("/settings/sessions", post(settings::sessions))

@@ -774,3 +774,68 @@ async fn the_organisation_page_shows_usage_and_sets_its_policies() {
     assert!(late.get("/account").await.body.contains("Set up an authenticator"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn operators_manage_organisations_and_nobody_else_may() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    app.org(&owner, "beta").await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get("/platform/organizations").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("<code>beta</code>"), "{}", p.body);
+    let csrf = p.csrf();
+    let made = b
+        .post(
+            "/platform/organizations",
+            &[
+                ("csrf", &csrf),
+                ("name", "Gamma Corp"),
+                ("slug", "gamma"),
+                ("owner_email", "owner@gamma.test"),
+                ("owner_name", "G"),
+                ("owner_password", "a long enough first password"),
+                ("plan", "starter"),
+                ("parent", "beta"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let again = b
+        .post(
+            "/platform/organizations",
+            &[
+                ("csrf", &csrf),
+                ("name", "Gamma again"),
+                ("slug", "gamma"),
+                ("owner_email", "x@gamma.test"),
+                ("owner_name", "X"),
+                ("owner_password", "a long enough first password"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    let orgs = app.get("/api/v1/admin/organizations", &owner.token).await.expect(200);
+    let gamma = orgs.body["items"].as_array().expect("orgs").iter().find(|o| o["slug"] == "gamma").expect("gamma").clone();
+    assert_eq!(gamma["plan"], json!("starter"));
+    let gid = gamma["id"].as_str().expect("id").to_owned();
+    let r = b.post(&format!("/platform/organizations/{gid}/status"), &[("csrf", &csrf), ("status-gamma", "suspended")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = b.post(&format!("/platform/organizations/{gid}/plan"), &[("csrf", &csrf), ("plan-gamma", "enterprise")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let gamma = app.get("/api/v1/admin/organizations", &owner.token).await.expect(200).body["items"]
+        .as_array()
+        .expect("orgs")
+        .iter()
+        .find(|o| o["slug"] == "gamma")
+        .cloned()
+        .expect("gamma");
+    assert_eq!((gamma["status"].clone(), gamma["plan"].clone()), (json!("suspended"), json!("enterprise")));
+    // An organisation's owner is not an operator.
+    let mut o = Console::new(&app);
+    o.sign_in("owner@beta.test", PASSWORD).await;
+    assert!(!o.get("/").await.body.contains("/platform/"));
+    assert_eq!(o.get("/platform/organizations").await.status, StatusCode::FORBIDDEN);
+    app.shutdown().await;
+}

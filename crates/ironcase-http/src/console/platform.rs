@@ -1,0 +1,153 @@
+//! For platform operators: every organisation, a new one (with its owner,
+//! plan and parent), and each one's plan and status. The app refuses anyone
+//! else, as it does through the API.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use ironcase_app::admin::NewOrganization;
+use ironcase_app::page::PageSize;
+use ironcase_app::AppError;
+use ironcase_domain::plan::{OrgStatus, PlanName};
+use ironcase_domain::OrgId;
+use maud::html;
+
+use super::layout::{page, respond, select, Failure, Nav, Ref};
+use super::session::{Browser, Form};
+use crate::{ApiError, AppState};
+
+async fn orgs_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec<String>, status: StatusCode) -> Result<Response, Failure> {
+    let orgs = s.app.org_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?;
+    let plans: Vec<&str> = PlanName::ALL.iter().map(|p| p.as_str()).collect();
+    let statuses: Vec<&str> = OrgStatus::ALL.iter().map(|p| p.as_str()).collect();
+    let body = html! {
+        h1 { "Organisations" }
+        @for n in &notes { p.notice role="status" { (n) } }
+        @for e in &errors { p.error role="alert" { (e) } }
+        table.orgs {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Short name" } th scope="col" { "Plan" } th scope="col" { "Status" } th scope="col" { "Parent" } } }
+            tbody {
+                @for o in &orgs.items {
+                    tr {
+                        td { (o.name) }
+                        td { code { (o.slug) } }
+                        td {
+                            form.inline method="post" action={ "/platform/organizations/" (o.id) "/plan" } {
+                                input type="hidden" name="csrf" value=(b.csrf);
+                                (select(&format!("plan-{}", o.slug), "Plan", &plans, Some(o.plan.as_str()), None))
+                                button type="submit" aria-label={ "Set the plan of " (o.name) } { "Set" }
+                            }
+                        }
+                        td {
+                            form.inline method="post" action={ "/platform/organizations/" (o.id) "/status" } {
+                                input type="hidden" name="csrf" value=(b.csrf);
+                                (select(&format!("status-{}", o.slug), "Status", &statuses, Some(o.status.as_str()), None))
+                                button type="submit" aria-label={ "Set the status of " (o.name) } { "Set" }
+                            }
+                        }
+                        td { (o.parent_id.and_then(|p| orgs.items.iter().find(|x| x.id == p)).map_or("", |x| x.slug.as_str())) }
+                    }
+                }
+            }
+        }
+        form.org-new method="post" action="/platform/organizations" {
+            h2 { "New organisation" }
+            input type="hidden" name="csrf" value=(b.csrf);
+            label for="name" { "Name" } input id="name" name="name" type="text" required;
+            label for="slug" { "Short name" } input id="slug" name="slug" type="text" required pattern="[a-z0-9-]+";
+            label for="owner_email" { "Owner's e-mail" } input id="owner_email" name="owner_email" type="email" required;
+            label for="owner_name" { "Owner's name" } input id="owner_name" name="owner_name" type="text" required;
+            label for="owner_password" { "Owner's first password (a new account; an existing one keeps its own)" }
+            input id="owner_password" name="owner_password" type="password" autocomplete="new-password";
+            (select("plan", "Plan", &plans, None, Some("the default")))
+            label for="parent" { "Parent's short name (optional)" } input id="parent" name="parent" type="text";
+            button type="submit" { "Create" }
+        }
+    };
+    Ok(respond(status, page("Organisations", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+}
+
+async fn refused(s: &AppState, b: &Browser, e: AppError) -> Result<Response, Failure> {
+    match e {
+        e @ (AppError::Validation(_) | AppError::Conflict { .. }) => {
+            let api = ApiError::from(e);
+            let errors = if api.errors.is_empty() {
+                vec![api.detail.clone()]
+            } else {
+                api.errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect()
+            };
+            orgs_page(s, b, Vec::new(), errors, api.status()).await
+        }
+        e => Err(b.failure(e, "/platform/organizations")),
+    }
+}
+
+/// `GET /platform/organizations`.
+pub(crate) async fn list(State(s): State<AppState>, b: Browser) -> Result<Response, Failure> {
+    orgs_page(&s, &b, Vec::new(), Vec::new(), StatusCode::OK).await
+}
+
+/// `POST /platform/organizations`.
+pub(crate) async fn create(State(s): State<AppState>, b: Browser, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let plan = match form.opt("plan") {
+        None => None,
+        Some(p) => Some(PlanName::parse(p).ok_or_else(|| Failure::BadRequest("choose a plan from the list".into()))?),
+    };
+    let parent = match form.opt("parent") {
+        None => None,
+        Some(slug) => {
+            let orgs = s.app.org_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?;
+            match orgs.items.into_iter().find(|o| o.slug == slug) {
+                Some(o) => Some(o.id),
+                None => {
+                    let mut errs = ironcase_domain::ValidationErrors::default();
+                    errs.push("parent", "is not an organisation's short name");
+                    return refused(&s, &b, errs.into()).await;
+                }
+            }
+        }
+    };
+    let input = NewOrganization {
+        name: form.get("name").trim().to_owned(),
+        slug: form.get("slug").trim().to_owned(),
+        owner_email: form.get("owner_email").trim().to_owned(),
+        owner_name: form.get("owner_name").trim().to_owned(),
+        owner_password: form.opt("owner_password").map(str::to_owned),
+        plan,
+        overrides: None,
+        parent,
+    };
+    match s.app.org_create(&b.p, &b.meta, input).await {
+        Ok(o) => orgs_page(&s, &b, vec![format!("Created {}.", o.name)], Vec::new(), StatusCode::CREATED).await,
+        Err(e) => refused(&s, &b, e).await,
+    }
+}
+
+fn org_id(raw: &str) -> Result<OrgId, Failure> {
+    raw.parse().map_err(|_| Failure::NotFound)
+}
+
+/// `POST /platform/organizations/{id}/plan` (the select is `plan-{slug}`).
+pub(crate) async fn plan(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id = org_id(&raw)?;
+    let chosen = form.0.iter().find(|(k, _)| k.starts_with("plan-")).and_then(|(_, v)| PlanName::parse(v));
+    let plan = chosen.ok_or_else(|| Failure::BadRequest("choose a plan from the list".into()))?;
+    match s.app.org_set_plan(&b.p, &b.meta, id, plan, Default::default()).await {
+        Ok(_) => Ok(Redirect::to("/platform/organizations").into_response()),
+        Err(e) => refused(&s, &b, e).await,
+    }
+}
+
+/// `POST /platform/organizations/{id}/status` (the select is `status-{slug}`).
+pub(crate) async fn status(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id = org_id(&raw)?;
+    let chosen = form.0.iter().find(|(k, _)| k.starts_with("status-")).and_then(|(_, v)| OrgStatus::parse(v));
+    let status = chosen.ok_or_else(|| Failure::BadRequest("choose a status from the list".into()))?;
+    match s.app.org_set_status(&b.p, &b.meta, id, status).await {
+        Ok(_) => Ok(Redirect::to("/platform/organizations").into_response()),
+        Err(e) => refused(&s, &b, e).await,
+    }
+}

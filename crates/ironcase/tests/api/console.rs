@@ -839,3 +839,122 @@ async fn operators_manage_organisations_and_nobody_else_may() {
     assert_eq!(o.get("/platform/organizations").await.status, StatusCode::FORBIDDEN);
     app.shutdown().await;
 }
+
+/// Every console route with an id in its path, given another organisation's
+/// object, answers the one 404 page; every form route refuses a body that
+/// is not a form, a NUL, and a missing CSRF token; nothing answers 5xx.
+#[tokio::test]
+async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
+    let app = TestApp::spawn().await;
+    let operator = app.admin().await;
+    let (_, beta) = app.org(&operator, "beta").await;
+    let incident = app.incident(&beta, "beta's").await.str("id");
+    let evidence = app.upload(&beta.token, &incident, json!({ "name": "x", "kind": "other" }), b"x".to_vec()).await.expect(201).str("id");
+    let key = app.post("/api/v1/api-keys", &beta.token, json!({ "name": "k", "role": "viewer" })).await.expect(201).body["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let me = app.get("/api/v1/auth/me", &beta.token).await.expect(200);
+    let user = me.body["user"]["id"].as_str().expect("user").to_owned();
+    let session =
+        app.get("/api/v1/auth/sessions", &beta.token).await.expect(200).body["items"][0]["id"].as_str().expect("session").to_owned();
+    app.post("/api/v1/members", &beta.token, json!({ "email": "i@beta.test", "role": "viewer" })).await.expect(201);
+    let invitation = app.get("/api/v1/invitations", &beta.token).await.expect(200).body["items"][0]["id"].as_str().expect("inv").to_owned();
+
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let csrf = b.get("/").await.csrf();
+    let gets = [
+        format!("/incidents/{incident}"),
+        format!("/evidence/{evidence}"),
+        format!("/evidence/{evidence}/content"),
+        format!("/live?incident_id={incident}"),
+    ];
+    let not_found = b.get("/incidents/inc_00000000000000000000000000").await.body;
+    for path in &gets {
+        let p = b.get(path).await;
+        assert_eq!(p.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(p.body, not_found, "{path}: like any 404");
+    }
+    let posts = [
+        format!("/incidents/{incident}/comments"),
+        format!("/incidents/{incident}/status"),
+        format!("/incidents/{incident}/edit"),
+        format!("/incidents/{incident}/iocs"),
+        format!("/incidents/{incident}/iocs/extract"),
+        format!("/keys/{key}/revoke"),
+        format!("/members/{user}/remove"),
+        format!("/invitations/{invitation}/revoke"),
+        format!("/account/sessions/{session}/end"),
+    ];
+    for path in &posts {
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("body", "x"),
+            ("status", "triaged"),
+            ("version", "1"),
+            ("title", "x"),
+            ("edit-severity", "low"),
+            ("edit-tlp", "clear"),
+            ("ioc-type", "domain"),
+            ("value", "x.example"),
+            ("text", "x.example"),
+        ];
+        let r = b.post(path, &fields).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.body);
+    }
+    // Still there, all of it.
+    app.get(&format!("/api/v1/incidents/{incident}"), &beta.token).await.expect(200);
+    assert_eq!(app.get("/api/v1/api-keys", &beta.token).await.expect(200).body["items"][0]["revoked_at"], json!(null));
+    app.get("/api/v1/auth/me", &beta.token).await.expect(200);
+
+    let own = app.incident(&operator, "ours").await.str("id");
+    let forms = [
+        "/signin".to_owned(),
+        "/signin/mfa".to_owned(),
+        "/signin/sso".to_owned(),
+        "/incidents".to_owned(),
+        format!("/incidents/{own}/comments"),
+        format!("/incidents/{own}/status"),
+        format!("/incidents/{own}/edit"),
+        format!("/incidents/{own}/iocs"),
+        format!("/incidents/{own}/iocs/extract"),
+        "/keys".to_owned(),
+        "/members".to_owned(),
+        "/account/sessions/end-others".to_owned(),
+        "/account/password".to_owned(),
+        "/account/mfa".to_owned(),
+        "/account/mfa/confirm".to_owned(),
+        "/reauthenticate".to_owned(),
+        "/settings/mfa".to_owned(),
+        "/settings/sessions".to_owned(),
+        "/settings/allowlist".to_owned(),
+        "/platform/organizations".to_owned(),
+        "/invitation".to_owned(),
+        "/reset-password".to_owned(),
+        "/forgot".to_owned(),
+    ];
+    for path in &forms {
+        let json = b.send(Method::POST, path, None, &[("content-type", "application/json")]).await;
+        assert_eq!(json.status, StatusCode::BAD_REQUEST, "{path}: not a form");
+        let nul = b.post(path, &[("csrf", &csrf), ("x", "a\0b")]).await;
+        assert_eq!(nul.status, StatusCode::BAD_REQUEST, "{path}: a NUL");
+        let cross = b.post_with(path, &[("csrf", &csrf)], &[("origin", "http://evil.example")]).await;
+        assert_eq!(cross.status, StatusCode::FORBIDDEN, "{path}: from another site");
+        let garbage = b.post(path, &[("csrf", &csrf), ("status", "\u{202e}x"), ("version", "-1"), ("email", "@"), ("code", "x")]).await;
+        assert!(!garbage.status.is_server_error(), "{path}: {}", garbage.status);
+    }
+    for path in forms
+        .iter()
+        .filter(|p| !["/signin", "/signin/mfa", "/signin/sso", "/invitation", "/reset-password", "/forgot"].contains(&p.as_str()))
+    {
+        let r = b.post(path, &[("x", "y")]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: without the CSRF token");
+    }
+    assert_eq!(b.get("/").await.status, StatusCode::OK, "still serving, still signed in");
+    // Signing out, last: not a form, or without the token, it is refused.
+    assert_eq!(b.send(Method::POST, "/signout", None, &[("content-type", "application/json")]).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(b.post("/signout", &[("x", "y")]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(b.get("/").await.status, StatusCode::OK);
+    app.shutdown().await;
+}

@@ -39,7 +39,7 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                             a href="/search" { "Search" }
                             a href="/dashboard" { "Dashboard" }
                             @if n.p.has(Permission::IncidentCreate) { a href="/incidents/new" { "New incident" } }
-                            @if n.p.has(Permission::MembersRead) { a href="/members" { "Members" } }
+                            @if n.p.has(Permission::MembersRead) { a href="/members" { "Members" } a href="/roles" { "Roles" } }
                             @if n.p.has(Permission::ApiKeysManage) { a href="/keys" { "API keys" } }
                             @if n.p.has(Permission::AuditRead) { a href="/audit" { "Audit" } }
                             @if n.p.has(Permission::OrganizationRead) { a href="/settings" { "Organisation" } }

@@ -16,6 +16,7 @@ mod keys;
 mod layout;
 mod live;
 mod platform;
+mod roles;
 mod search;
 mod session;
 mod settings;
@@ -86,6 +87,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/members/{id}/remove", post(admin::remove))
         .route("/invitations/{id}/revoke", post(admin::withdraw))
         .route("/audit", get(admin::audit))
+        .route("/roles", get(roles::list).post(roles::create))
+        .route("/roles/{id}/delete", post(roles::delete))
         .route("/platform/organizations", get(platform::list).post(platform::create))
         .route("/platform/organizations/{id}/plan", post(platform::plan))
         .route("/platform/organizations/{id}/status", post(platform::status))

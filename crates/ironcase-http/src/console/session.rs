@@ -107,10 +107,16 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 /// A posted form (`application/x-www-form-urlencoded`), its fields by
-/// name; a field given twice keeps its first value.
-pub(crate) struct Form(pub HashMap<String, String>);
+/// name (a field given twice keeps its first value there; `all` has them
+/// all, for a group of checkboxes).
+pub(crate) struct Form(pub HashMap<String, String>, Vec<(String, String)>);
 
 impl Form {
+    /// Every value of a field given once per ticked checkbox.
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.1.iter().filter(|(name, _)| name == k).map(|(_, v)| v.as_str()).collect()
+    }
+
     pub fn get(&self, k: &str) -> &str {
         self.0.get(k).map(String::as_str).unwrap_or("")
     }
@@ -137,14 +143,18 @@ impl<S: Send + Sync> FromRequest<S> for Form {
             return Err(Failure::BadRequest("the form did not arrive as a form".into()));
         }
         let body = Bytes::from_request(req, state).await.map_err(|_| Failure::BadRequest("the form is too large".into()))?;
-        let mut fields = HashMap::new();
+        let (mut fields, mut all) = (HashMap::new(), Vec::new());
         for (k, v) in form_urlencoded::parse(&body) {
-            if v.contains('\0') {
+            if v.contains('\0') || k.contains('\0') {
                 return Err(Failure::BadRequest("a field holds a NUL character".into()));
             }
+            if all.len() >= 1000 {
+                return Err(Failure::BadRequest("the form has too many fields".into()));
+            }
+            all.push((k.to_string(), v.to_string()));
             fields.entry(k.into_owned()).or_insert_with(|| v.into_owned());
         }
-        Ok(Form(fields))
+        Ok(Form(fields, all))
     }
 }
 

@@ -860,6 +860,7 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         app.get("/api/v1/auth/sessions", &beta.token).await.expect(200).body["items"][0]["id"].as_str().expect("session").to_owned();
     app.post("/api/v1/members", &beta.token, json!({ "email": "i@beta.test", "role": "viewer" })).await.expect(201);
     let invitation = app.get("/api/v1/invitations", &beta.token).await.expect(200).body["items"][0]["id"].as_str().expect("inv").to_owned();
+    let role = app.post("/api/v1/roles", &beta.token, json!({ "name": "theirs", "base": "viewer" })).await.expect(201).str("id");
 
     let mut b = Console::new(&app);
     b.sign_in("admin@localhost", &app.admin_password).await;
@@ -886,6 +887,7 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/members/{user}/remove"),
         format!("/invitations/{invitation}/revoke"),
         format!("/account/sessions/{session}/end"),
+        format!("/roles/{role}/delete"),
     ];
     for path in &posts {
         let fields = [
@@ -930,6 +932,7 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         "/settings/sessions".to_owned(),
         "/settings/allowlist".to_owned(),
         "/platform/organizations".to_owned(),
+        "/roles".to_owned(),
         "/invitation".to_owned(),
         "/reset-password".to_owned(),
         "/forgot".to_owned(),
@@ -956,5 +959,42 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
     assert_eq!(b.send(Method::POST, "/signout", None, &[("content-type", "application/json")]).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(b.post("/signout", &[("x", "y")]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(b.get("/").await.status, StatusCode::OK);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn custom_roles_are_made_with_their_conditions_and_removed() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get("/roles").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("analyst (built in)"), "{}", p.body);
+    let csrf = p.csrf();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "phishing desk"),
+        ("base", "analyst"),
+        ("grant", "audit:read"),
+        ("revoke", "evidence:download"),
+        ("revoke", "incident:delete"),
+        ("own_or_assigned", "1"),
+        ("tlp_max", "amber"),
+        ("category", "phishing"),
+        ("category", "malware"),
+    ];
+    let r = b.post("/roles", &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let roles = app.get("/api/v1/roles", &owner.token).await.expect(200);
+    let made = roles.body["items"].as_array().expect("roles").iter().find(|r| r["name"] == "phishing desk").cloned().expect("made");
+    assert_eq!(made["revoke"], json!(["evidence:download", "incident:delete"]));
+    assert_eq!(made["conditions"], json!({ "own_or_assigned": true, "tlp_max": "amber", "categories": ["malware", "phishing"] }));
+    assert_eq!(b.post("/roles", &form).await.status, StatusCode::CONFLICT, "the name is taken");
+    let bad = b.post("/roles", &[("csrf", csrf.as_str()), ("name", "x"), ("base", "analyst"), ("grant", "root:all")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let id = made["id"].as_str().expect("id");
+    assert_eq!(b.post(&format!("/roles/{id}/delete"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert!(!b.get("/roles").await.body.contains("phishing desk"));
     app.shutdown().await;
 }

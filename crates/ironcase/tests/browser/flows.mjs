@@ -238,7 +238,7 @@ for (const [path, name] of [["/", "queue-390"], [new URL(incidentUrl).pathname, 
 
 // 9. Accessibility of the main pages.
 const cookies = await ownerCtx.cookies();
-for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"], ["/members", "members"], ["/audit", "audit log"], ["/dashboard", "dashboard"], ["/settings", "organisation"], ["/platform/organizations", "organisations"]]) {
+for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"], ["/members", "members"], ["/audit", "audit log"], ["/dashboard", "dashboard"], ["/settings", "organisation"], ["/platform/organizations", "organisations"], ["/roles", "roles"]]) {
   await accessible(`${BASE}${path}`, path === "/signin" ? [] : cookies, name);
 }
 

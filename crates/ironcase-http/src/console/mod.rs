@@ -21,6 +21,7 @@ mod search;
 mod session;
 mod settings;
 mod signin;
+mod sso;
 mod tokens;
 
 use axum::extract::Request;
@@ -96,6 +97,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/settings/mfa", post(settings::mfa))
         .route("/settings/sessions", post(settings::sessions))
         .route("/settings/allowlist", post(settings::allowlist))
+        .route("/settings/sso", get(sso::show).post(sso::save))
+        .route("/settings/sso/delete", post(sso::delete))
         .route("/invitation", get(tokens::invitation).post(tokens::accept))
         .route("/reset-password", get(tokens::reset).post(tokens::reset_confirm))
         .route("/forgot", get(tokens::forgot).post(tokens::forgot_send))

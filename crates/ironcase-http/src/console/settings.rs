@@ -55,6 +55,7 @@ async fn settings_page(
         @if let Some((mfa, timeouts, ranges)) = &policies {
             section {
                 h2 { "Policies" }
+                p { a href="/settings/sso" { "Single sign-on" } }
                 form method="post" action="/settings/mfa" {
                     input type="hidden" name="csrf" value=(b.csrf);
                     label.check { input type="checkbox" name="required" value="1" checked[*mfa]; " Every member needs a second factor" }

@@ -933,6 +933,8 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         "/settings/allowlist".to_owned(),
         "/platform/organizations".to_owned(),
         "/roles".to_owned(),
+        "/settings/sso".to_owned(),
+        "/settings/sso/delete".to_owned(),
         "/invitation".to_owned(),
         "/reset-password".to_owned(),
         "/forgot".to_owned(),
@@ -996,5 +998,30 @@ async fn custom_roles_are_made_with_their_conditions_and_removed() {
     let id = made["id"].as_str().expect("id");
     assert_eq!(b.post(&format!("/roles/{id}/delete"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
     assert!(!b.get("/roles").await.body.contains("phishing desk"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn single_sign_on_is_configured_on_its_page_with_reasons_for_a_refusal() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get("/settings/sso").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("name=\"issuer\"") && !p.body.contains("Turn single sign-on off"), "{}", p.body);
+    let csrf = p.csrf();
+    let base = [("csrf", csrf.as_str()), ("client_id", "ironcase"), ("client_secret", "s3cret"), ("password_roles", "owner")];
+    let mut private = base.to_vec();
+    private.push(("issuer", "https://10.1.2.3/"));
+    let r = b.post("/settings/sso", &private).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("public address"), "{}", r.body);
+    assert!(!r.body.contains("s3cret"), "the secret is never shown back");
+    let mut mapping = base.to_vec();
+    mapping.extend([("issuer", "https://idp.example.test/"), ("role_mapping", "responders analyst")]);
+    let r = b.post("/settings/sso", &mapping).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("group = role"), "{}", r.body);
     app.shutdown().await;
 }

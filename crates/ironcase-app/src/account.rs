@@ -21,6 +21,14 @@ pub struct SessionView {
 }
 
 impl App {
+    /// The organisations the caller's account belongs to, `(slug, name)`:
+    /// where it may sign in next (each its own session, under its own
+    /// policies).
+    pub async fn my_organizations(&self, p: &Principal) -> Result<Vec<(String, String)>> {
+        let user = Self::session_user(p)?;
+        Ok(self.store().read_now(move |c| ironcase_store::org::organizations_of(c, user)).await?)
+    }
+
     /// `GET /auth/sessions`: the caller's live sessions in this organisation.
     pub async fn my_sessions(&self, p: &Principal, cursor: Option<(i64, SessionId)>, size: PageSize) -> Result<Page<SessionView>> {
         let user = Self::session_user(p)?;

@@ -362,6 +362,19 @@ pub fn is_member_by_email(c: &Conn, org: OrgId, email: &str) -> Result<bool> {
 }
 
 /// The organisation a user joined first, with their role there.
+/// The organisations an account belongs to: `(slug, name)`, by name (at
+/// most 200).
+pub fn organizations_of(c: &Conn, user: UserId) -> Result<Vec<(String, String)>> {
+    c.platform()?;
+    query_map(
+        c,
+        "select o.slug, o.name from membership m join organization o on o.organization_id = m.organization_id \
+         where m.user_id = ? order by o.name, o.slug limit 200",
+        [user.to_string()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
 pub fn first_membership(c: &Conn, user: UserId) -> Result<Option<(OrgId, Role)>> {
     c.platform()?;
     query_opt(

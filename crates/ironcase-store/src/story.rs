@@ -218,7 +218,7 @@ async fn story(s: Store) {
     assert!(known && !unknown);
     assert_eq!(first, Some((a, Role::Analyst)));
     w(&s, move |c| org::update_role(c, a, bo, Role::Lead, None)).await;
-    let (members, page2, member, leads, count, foreign, named) = r(&s, move |c| {
+    let (members, page2, member, leads, count, foreign, named, bobs) = r(&s, move |c| {
         let members = org::list_members(c, a, None, 1)?;
         let page2 = org::list_members(c, a, Some((members[0].joined_at.0, members[0].user_id)), 10)?;
         Ok((
@@ -229,6 +229,7 @@ async fn story(s: Store) {
             org::count_members(c, a)?,
             org::get_member(c, g, bo),
             org::member_names(c, a, &[al, bo, ca])?,
+            org::organizations_of(c, bo)?,
         ))
     })
     .await;
@@ -237,6 +238,7 @@ async fn story(s: Store) {
     let mut expected = vec![al, bo];
     expected.sort();
     assert_eq!(named, expected, "only the organisation's members are named");
+    assert_eq!(bobs, [("acme".to_owned(), "ACME".to_owned())]);
     assert_eq!(ids(&members, |m| m.email.clone()), ["alice@acme.example"]);
     assert_eq!(ids(&page2, |m| m.email.clone()), ["bob@acme.example"]);
     assert_eq!((member.role, leads, count), (Role::Lead, 1, 2));

@@ -30,11 +30,27 @@ fn sentences(e: AppError) -> (StatusCode, Vec<String>) {
 async fn account_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec<String>, status: StatusCode) -> Result<Response, Failure> {
     let me = s.app.me(&b.p).await?;
     let sessions = s.app.my_sessions(&b.p, None, PageSize::default_of(100)).await?;
+    let orgs = s.app.my_organizations(&b.p).await?;
     let body = html! {
         h1 { "My account" }
         p { (me.user.email) " · " (me.role.as_str()) " in " (me.organization.name) }
         @for n in &notes { p.notice role="status" { (n) } }
         @for e in &errors { p.error role="alert" { (e) } }
+        @if orgs.len() > 1 {
+            section.switcher {
+                h2 { "Organisations" }
+                p { "Each organisation is its own sign-in, under its own policies." }
+                ul {
+                    @for (slug, name) in &orgs {
+                        li {
+                            @if *slug == me.organization.slug { (name) " (this one)" } @else {
+                                a href={ "/signin?organization=" (slug) } { "Sign in to " (name) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         section {
             h2 { "Sessions" }
             table.sessions {

@@ -1025,3 +1025,25 @@ async fn single_sign_on_is_configured_on_its_page_with_reasons_for_a_refusal() {
     assert!(r.body.contains("group = role"), "{}", r.body);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_account_in_two_organisations_switches_by_signing_in_to_the_other() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let (_, beta) = app.org(&owner, "beta").await;
+    app.member(&owner, "two@example.com", "analyst", None).await;
+    // The same account joins beta too (it accepts with its own password).
+    let token = app.invite(&beta, "two@example.com", "viewer").await;
+    app.accept(&token, PASSWORD).await.expect(201);
+    app.incident(&beta, "only in beta").await;
+    let mut b = Console::new(&app);
+    b.sign_in("two@example.com", PASSWORD).await;
+    let p = b.get("/account").await;
+    assert!(p.body.contains("href=\"/signin?organization=beta\""), "{}", p.body);
+    let form = b.get("/signin?organization=beta").await;
+    assert!(form.body.contains("value=\"beta\""), "the organisation is filled in");
+    let r = b.post("/signin", &[("email", "two@example.com"), ("password", PASSWORD), ("organization", "beta"), ("next", "/")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(b.get("/").await.body.contains("only in beta"), "now in beta");
+    app.shutdown().await;
+}

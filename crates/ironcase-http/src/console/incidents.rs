@@ -163,7 +163,6 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
         s.app.member_names(&b.p, &b.meta, actors).await?.into_iter().map(|(u, n)| (u.to_string(), n)).collect();
     let iocs = super::indicators::of_incident(s, b, raw).await?;
     let files = super::evidence::of_incident(s, b, raw).await?;
-    let similar = s.app.similar(&b.p, &b.meta, r, ironcase_app::page::PageSize::default_of(5)).await?;
     let members = if b.p.has(Permission::MembersRead) {
         s.app.member_list(&b.p, &b.meta, None, ironcase_app::page::PageSize::default_of(200)).await?.items
     } else {
@@ -225,24 +224,8 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
                 @if i.description.is_empty() { p.empty { "No description." } } @else { div.text { (i.description) } }
             }
             (super::indicators::section(&i.id.to_string(), &iocs, may_update, &b.csrf))
-            @if !similar.is_empty() {
-                section.similar {
-                    h2 { "Similar incidents" }
-                    ul {
-                        @for m in &similar {
-                            li {
-                                a href={ "/incidents/" (m.incident.id) } { "INC-" (m.incident.number) " " (m.incident.title) }
-                                " · "
-                                @if !m.shared_iocs.is_empty() {
-                                    "shares " (m.shared_iocs.len()) " indicators ("
-                                    (m.shared_iocs.iter().take(3).map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(", ")) ")"
-                                    @if m.text_score.is_some() { " and words" }
-                                } @else { "shares words" }
-                            }
-                        }
-                    }
-                }
-            }
+            // Its own page: finding them reads the organisation's text index.
+            p.similar { a href={ "/incidents/" (i.id) "/similar" } { "Similar incidents" } }
             (super::evidence::section(&i.id.to_string(), &files, b.p.may_on_incident(Permission::EvidenceCreate, i.reporter_id, i.assignee_id), &b.csrf))
             section.timeline id="timeline" aria-live="polite" data-live={ "/live?incident_id=" (i.id) } {
                 h2 { "Timeline" }
@@ -295,6 +278,33 @@ fn event(e: &EventRow, names: &std::collections::HashMap<String, String>) -> Mar
             @if let Some(body) = e.data["body"].as_str() { div.text { (body) } }
         }
     }
+}
+
+/// `GET /incidents/{ref}/similar`: incidents that share its indicators or
+/// its telling words, with the reasons.
+pub(crate) async fn similar(State(s): State<AppState>, b: Browser, Ref(raw): Ref) -> Result<Response, Failure> {
+    let r = parse_ref(&raw).ok_or(Failure::NotFound)?;
+    let i = s.app.incident_get(&b.p, &b.meta, r).await?;
+    let similar = s.app.similar(&b.p, &b.meta, r, ironcase_app::page::PageSize::default_of(20)).await?;
+    let body = html! {
+        p.number { a href={ "/incidents/" (i.id) } { "INC-" (i.number) " " (i.title) } }
+        h1 { "Similar incidents" }
+        @if similar.is_empty() { p.empty { "None share its indicators or its words." } }
+        ul.similar {
+            @for m in &similar {
+                li {
+                    a href={ "/incidents/" (m.incident.id) } { "INC-" (m.incident.number) " " (m.incident.title) }
+                    " · "
+                    @if !m.shared_iocs.is_empty() {
+                        "shares " (m.shared_iocs.len()) " indicators ("
+                        (m.shared_iocs.iter().take(3).map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(", ")) ")"
+                        @if m.text_score.is_some() { " and words" }
+                    } @else { "shares words" }
+                }
+            }
+        }
+    };
+    Ok(respond(StatusCode::OK, page("Similar incidents", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
 }
 
 /// `GET /incidents/{ref}`.

@@ -66,6 +66,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/incidents", post(incidents::create))
         .route("/incidents/new", get(incidents::new))
         .route("/incidents/{id}", get(incidents::show))
+        .route("/incidents/{id}/similar", get(incidents::similar))
         .route("/incidents/{id}/comments", post(incidents::comment))
         .route("/incidents/{id}/status", post(incidents::status))
         .route("/incidents/{id}/edit", post(incidents::update))

@@ -698,7 +698,9 @@ async fn an_incident_is_edited_assigned_and_found_by_tlp_assignee_and_similarity
     let mut b = Console::new(&app);
     b.sign_in("admin@localhost", &app.admin_password).await;
     let p = b.get(&format!("/incidents/{a}")).await;
-    assert!(p.body.contains("Similar incidents") && p.body.contains("Ransomware note found"), "{}", p.body);
+    assert!(p.body.contains(&format!("href=\"/incidents/{a}/similar\"")), "{}", p.body);
+    let sim = b.get(&format!("/incidents/{a}/similar")).await;
+    assert!(sim.body.contains("Ransomware note found") && sim.body.contains("shares words"), "{}", sim.body);
     let csrf = p.csrf();
     let me = app.get("/api/v1/auth/me", &owner.token).await.expect(200).body["user"]["id"].as_str().expect("id").to_owned();
     let form = [
@@ -869,6 +871,7 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/incidents/{incident}"),
         format!("/evidence/{evidence}"),
         format!("/evidence/{evidence}/content"),
+        format!("/incidents/{incident}/similar"),
         format!("/live?incident_id={incident}"),
     ];
     let not_found = b.get("/incidents/inc_00000000000000000000000000").await.body;

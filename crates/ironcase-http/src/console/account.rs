@@ -13,19 +13,9 @@ use ironcase_app::AppError;
 use ironcase_domain::SessionId;
 use maud::{html, Markup};
 
-use super::layout::{page, respond, safe_next, Failure, Nav, Ref};
+use super::layout::{page, respond, safe_next, sentences, Failure, Nav, Ref};
 use super::session::{Browser, Form};
-use crate::{ApiError, AppState};
-
-fn sentences(e: AppError) -> (StatusCode, Vec<String>) {
-    let api = ApiError::from(e);
-    let list = if api.errors.is_empty() {
-        vec![api.detail.clone()]
-    } else {
-        api.errors.iter().map(|f| format!("{}: {}", f.field.replace('_', " "), f.message)).collect()
-    };
-    (api.status(), list)
-}
+use crate::AppState;
 
 async fn account_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec<String>, status: StatusCode) -> Result<Response, Failure> {
     let me = s.app.me(&b.p).await?;

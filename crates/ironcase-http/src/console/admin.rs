@@ -12,10 +12,10 @@ use ironcase_app::AppError;
 use ironcase_domain::{InvitationId, Permission, Role, UserId};
 use maud::html;
 
-use super::layout::{page, respond, select, Failure, Nav, Ref};
+use super::layout::{page, respond, select, sentences, Failure, Nav, Ref};
 use super::session::{Browser, Form};
 use crate::extract::QueryParams;
-use crate::{ApiError, AppState};
+use crate::AppState;
 
 async fn members_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec<String>, status: StatusCode) -> Result<Response, Failure> {
     let members = s.app.member_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?;
@@ -95,13 +95,8 @@ pub(crate) async fn invite(State(s): State<AppState>, b: Browser, form: Form) ->
             members_page(&s, &b, vec![note], Vec::new(), StatusCode::CREATED).await
         }
         Err(e @ (AppError::Validation(_) | AppError::Conflict { .. } | AppError::QuotaExceeded { .. })) => {
-            let api = ApiError::from(e);
-            let errors = if api.errors.is_empty() {
-                vec![api.detail.clone()]
-            } else {
-                api.errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect()
-            };
-            members_page(&s, &b, Vec::new(), errors, api.status()).await
+            let (status, errors) = sentences(e);
+            members_page(&s, &b, Vec::new(), errors, status).await
         }
         Err(e) => Err(b.failure(e, "/members")),
     }

@@ -15,10 +15,10 @@ use ironcase_app::AppError;
 use ironcase_domain::{Category, IncidentId, Permission, Resolution, Severity, Status, Tlp};
 use maud::{html, Markup};
 
-use super::layout::{page, respond, select, Failure, Nav, Ref};
+use super::layout::{page, reasons, respond, select, sentences, Failure, Nav, Ref};
 use super::session::{Browser, Form};
 use crate::extract::QueryParams;
-use crate::{ApiError, AppState};
+use crate::AppState;
 
 fn names<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|v| f(*v)).collect()
@@ -32,15 +32,6 @@ fn when(t: ironcase_domain::Timestamp) -> String {
 
 fn badge(kind: &str, value: &str) -> Markup {
     html! { span class={ "badge " (kind) "-" (value.replace('+', "-")) } { (value.replace('_', " ")) } }
-}
-
-/// The field errors of a refused change, as sentences.
-fn field_errors(e: &ApiError) -> Vec<String> {
-    if e.errors.is_empty() {
-        vec![e.detail.clone()]
-    } else {
-        e.errors.iter().map(|f| format!("{}: {}", f.field.replace('_', " "), f.message)).collect()
-    }
 }
 
 /// `GET /`: the queue, filtered and sorted, one page at a time.
@@ -65,7 +56,7 @@ pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryPar
         ..Filter::default()
     };
     let (rows, next, errors) = match problem {
-        Some(e) => (Vec::new(), None, field_errors(&e)),
+        Some(e) => (Vec::new(), None, reasons(&e)),
         None => {
             let page = s.app.incident_list(&b.p, &b.meta, &f, sort, cursor, size).await?;
             (page.items, page.next_cursor, Vec::new())
@@ -317,9 +308,8 @@ pub(crate) async fn show(State(s): State<AppState>, b: Browser, Ref(raw): Ref) -
 pub(crate) async fn refused(s: &AppState, b: &Browser, raw: &str, e: AppError, comment: String) -> Result<Response, Failure> {
     match e {
         e @ (AppError::Validation(_) | AppError::Conflict { .. } | AppError::VersionConflict | AppError::InvalidTransition(_)) => {
-            let api = ApiError::from(e);
-            let status = api.status();
-            incident_page(s, b, raw, Typed { errors: field_errors(&api), comment }, status).await
+            let (status, errors) = sentences(e);
+            incident_page(s, b, raw, Typed { errors, comment }, status).await
         }
         e => Err(e.into()),
     }
@@ -464,9 +454,8 @@ pub(crate) async fn create(State(s): State<AppState>, b: Browser, form: Form) ->
     match result {
         Ok(i) => Ok(Redirect::to(&format!("/incidents/{}", i.id)).into_response()),
         Err(e @ (AppError::Validation(_) | AppError::QuotaExceeded { .. })) => {
-            let api = ApiError::from(e);
-            let status = api.status();
-            let body = new_form(&b, Some(&form), &field_errors(&api));
+            let (status, errors) = sentences(e);
+            let body = new_form(&b, Some(&form), &errors);
             Ok(respond(status, page("New incident", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
         }
         Err(e) => Err(e.into()),

@@ -11,9 +11,9 @@ use ironcase_app::AppError;
 use ironcase_domain::{ApiKeyId, Role, Tlp};
 use maud::{html, Markup};
 
-use super::layout::{page, respond, select, Failure, Nav, Ref};
+use super::layout::{page, respond, select, sentences, Failure, Nav, Ref};
 use super::session::{Browser, Form};
-use crate::{ApiError, AppState};
+use crate::AppState;
 
 async fn keys_page(
     s: &AppState,
@@ -102,10 +102,9 @@ pub(crate) async fn create(State(s): State<AppState>, b: Browser, form: Form) ->
     };
     match s.app.apikey_create(&b.p, &b.meta, input).await {
         Ok(k) => keys_page(&s, &b, Some((k.row.name.clone(), k.key)), Vec::new(), StatusCode::CREATED).await,
-        Err(AppError::Validation(v)) => {
-            let api = ApiError::from(AppError::Validation(v));
-            let errors = api.errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
-            keys_page(&s, &b, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+        Err(e @ AppError::Validation(_)) => {
+            let (status, errors) = sentences(e);
+            keys_page(&s, &b, None, errors, status).await
         }
         Err(e) => Err(b.failure(e, "/keys")),
     }

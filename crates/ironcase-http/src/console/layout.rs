@@ -113,6 +113,22 @@ impl From<AppError> for Failure {
     }
 }
 
+/// A refusal as the status and the sentences a page shows: each bad
+/// field's reason, else the refusal's own.
+pub(crate) fn sentences(e: AppError) -> (StatusCode, Vec<String>) {
+    let api = ApiError::from(e);
+    (api.status(), reasons(&api))
+}
+
+/// Each bad field's reason, else the refusal's own.
+pub(crate) fn reasons(api: &ApiError) -> Vec<String> {
+    if api.errors.is_empty() {
+        vec![api.detail.clone()]
+    } else {
+        api.errors.iter().map(|f| format!("{}: {}", f.field.replace('_', " "), f.message)).collect()
+    }
+}
+
 /// Where the sign-in page sends someone back to: a path of this console
 /// only (never another site).
 pub(crate) fn safe_next(next: &str) -> &str {

@@ -12,9 +12,9 @@ use ironcase_domain::plan::{OrgStatus, PlanName};
 use ironcase_domain::OrgId;
 use maud::html;
 
-use super::layout::{page, respond, select, Failure, Nav, Ref};
+use super::layout::{page, respond, select, sentences, Failure, Nav, Ref};
 use super::session::{Browser, Form};
-use crate::{ApiError, AppState};
+use crate::AppState;
 
 async fn orgs_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec<String>, status: StatusCode) -> Result<Response, Failure> {
     let orgs = s.app.org_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?;
@@ -70,13 +70,8 @@ async fn orgs_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec<St
 async fn refused(s: &AppState, b: &Browser, e: AppError) -> Result<Response, Failure> {
     match e {
         e @ (AppError::Validation(_) | AppError::Conflict { .. }) => {
-            let api = ApiError::from(e);
-            let errors = if api.errors.is_empty() {
-                vec![api.detail.clone()]
-            } else {
-                api.errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect()
-            };
-            orgs_page(s, b, Vec::new(), errors, api.status()).await
+            let (status, errors) = sentences(e);
+            orgs_page(s, b, Vec::new(), errors, status).await
         }
         e => Err(b.failure(e, "/platform/organizations")),
     }

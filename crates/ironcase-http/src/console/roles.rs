@@ -12,9 +12,9 @@ use ironcase_app::AppError;
 use ironcase_domain::{Category, Permission, Role, RoleId, Tlp};
 use maud::html;
 
-use super::layout::{page, respond, select, Failure, Nav, Ref};
+use super::layout::{page, respond, select, sentences, Failure, Nav, Ref};
 use super::session::{Browser, Form};
-use crate::{ApiError, AppState};
+use crate::AppState;
 
 async fn roles_page(s: &AppState, b: &Browser, errors: Vec<String>, status: StatusCode) -> Result<Response, Failure> {
     let roles = s.app.roles_list(&b.p, &b.meta).await?;
@@ -89,13 +89,8 @@ pub(crate) async fn create(State(s): State<AppState>, b: Browser, form: Form) ->
     match s.app.role_create(&b.p, &b.meta, input).await {
         Ok(_) => Ok(Redirect::to("/roles").into_response()),
         Err(e @ (AppError::Validation(_) | AppError::Conflict { .. })) => {
-            let api = ApiError::from(e);
-            let errors = if api.errors.is_empty() {
-                vec![api.detail.clone()]
-            } else {
-                api.errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect()
-            };
-            roles_page(&s, &b, errors, api.status()).await
+            let (status, errors) = sentences(e);
+            roles_page(&s, &b, errors, status).await
         }
         Err(e) => Err(b.failure(e, "/roles")),
     }
@@ -108,8 +103,8 @@ pub(crate) async fn delete(State(s): State<AppState>, b: Browser, Ref(raw): Ref,
     match s.app.role_delete(&b.p, &b.meta, id).await {
         Ok(()) => Ok(Redirect::to("/roles").into_response()),
         Err(e @ AppError::Conflict { .. }) => {
-            let api = ApiError::from(e);
-            roles_page(&s, &b, vec![api.detail.clone()], api.status()).await
+            let (status, errors) = sentences(e);
+            roles_page(&s, &b, errors, status).await
         }
         Err(e) => Err(b.failure(e, "/roles")),
     }

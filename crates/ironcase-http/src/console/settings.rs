@@ -11,9 +11,9 @@ use ironcase_app::AppError;
 use ironcase_domain::Permission;
 use maud::html;
 
-use super::layout::{page, respond, Failure, Nav};
+use super::layout::{page, respond, sentences, Failure, Nav};
 use super::session::{Browser, Form};
-use crate::{ApiError, AppState};
+use crate::AppState;
 
 async fn settings_page(
     s: &AppState,
@@ -86,13 +86,8 @@ async fn settings_page(
 async fn refused(s: &AppState, b: &Browser, e: AppError) -> Result<Response, Failure> {
     match e {
         e @ (AppError::Validation(_) | AppError::Conflict { .. }) => {
-            let api = ApiError::from(e);
-            let errors = if api.errors.is_empty() {
-                vec![api.detail.clone()]
-            } else {
-                api.errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect()
-            };
-            settings_page(s, b, Vec::new(), errors, api.status()).await
+            let (status, errors) = sentences(e);
+            settings_page(s, b, Vec::new(), errors, status).await
         }
         e => Err(b.failure(e, "/settings")),
     }

@@ -12,9 +12,9 @@ use ironcase_app::AppError;
 use ironcase_domain::Role;
 use maud::html;
 
-use super::layout::{page, respond, Failure, Nav};
+use super::layout::{page, respond, sentences, Failure, Nav};
 use super::session::{Browser, Form};
-use crate::{ApiError, AppState};
+use crate::AppState;
 
 fn words(s: &str) -> Vec<String> {
     s.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).map(str::to_owned).collect()
@@ -106,13 +106,8 @@ pub(crate) async fn save(State(s): State<AppState>, b: Browser, form: Form) -> R
     match s.app.set_sso_config(&b.p, &b.meta, input).await {
         Ok(_) => sso_page(&s, &b, vec!["Saved.".into()], Vec::new(), StatusCode::OK).await,
         Err(e @ (AppError::Validation(_) | AppError::Conflict { .. })) => {
-            let api = ApiError::from(e);
-            let errors = if api.errors.is_empty() {
-                vec![api.detail.clone()]
-            } else {
-                api.errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect()
-            };
-            sso_page(&s, &b, Vec::new(), errors, api.status()).await
+            let (status, errors) = sentences(e);
+            sso_page(&s, &b, Vec::new(), errors, status).await
         }
         Err(e) => Err(b.failure(e, "/settings/sso")),
     }

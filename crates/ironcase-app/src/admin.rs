@@ -52,6 +52,13 @@ impl App {
         Ok(())
     }
 
+    /// An organisation by its slug, for an operator (`None`: no such one).
+    pub async fn org_by_slug(&self, p: &Principal, meta: &RequestMeta, slug: &str) -> Result<Option<OrgRow>> {
+        self.operator_only(p, meta).await?;
+        let slug = slug.to_owned();
+        Ok(self.store().read_now(move |c| org::find_org_by_slug(c, &slug)).await?)
+    }
+
     pub async fn org_create(&self, p: &Principal, meta: &RequestMeta, input: NewOrganization) -> Result<OrgRow> {
         self.operator_only(p, meta).await?;
         let mut errs = ValidationErrors::default();

@@ -6,19 +6,29 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use ironcase_app::members::NewMember;
-use ironcase_app::page::PageSize;
+use ironcase_app::page::{parse_keyset, PageSize};
 use ironcase_app::store::audit::Filter as AuditFilter;
 use ironcase_app::AppError;
 use ironcase_domain::{InvitationId, Permission, Role, UserId};
 use maud::html;
 
-use super::layout::{page, respond, select, sentences, Failure, Nav, Ref};
+use super::layout::{next_link, page, reasons, respond, select, sentences, Failure, Nav, Ref};
 use super::session::{Browser, Form};
 use crate::extract::QueryParams;
 use crate::AppState;
 
-async fn members_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec<String>, status: StatusCode) -> Result<Response, Failure> {
-    let members = s.app.member_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?;
+/// Members a page.
+const PER_PAGE: u32 = 50;
+
+async fn members_page(
+    s: &AppState,
+    b: &Browser,
+    cursor: Option<(i64, UserId)>,
+    notes: Vec<String>,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Result<Response, Failure> {
+    let members = s.app.member_list(&b.p, &b.meta, cursor, PageSize::default_of(PER_PAGE)).await?;
     let manage = b.p.has(Permission::MembersManage);
     let invitations = if manage { s.app.invitation_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?.items } else { Vec::new() };
     let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
@@ -49,6 +59,7 @@ async fn members_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec
                 }
             }
         }
+        (next_link("/members", members.next_cursor.as_deref()))
         @if manage {
             h2 { "Pending invitations" }
             @if invitations.is_empty() { p.empty { "None." } } @else {
@@ -77,9 +88,11 @@ async fn members_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec
     Ok(respond(status, page("Members", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
 }
 
-/// `GET /members`.
-pub(crate) async fn members(State(s): State<AppState>, b: Browser) -> Result<Response, Failure> {
-    members_page(&s, &b, Vec::new(), Vec::new(), StatusCode::OK).await
+/// `GET /members?cursor=`.
+pub(crate) async fn members(State(s): State<AppState>, b: Browser, mut q: QueryParams) -> Result<Response, Failure> {
+    let (cursor, _) = q.page(parse_keyset::<UserId>, PER_PAGE);
+    q.finish().map_err(|e| Failure::BadRequest(reasons(&e).join("; ")))?;
+    members_page(&s, &b, cursor, Vec::new(), Vec::new(), StatusCode::OK).await
 }
 
 /// `POST /members`: an invitation; its link shown once when no e-mail goes out.
@@ -92,11 +105,11 @@ pub(crate) async fn invite(State(s): State<AppState>, b: Browser, form: Form) ->
                 Some(t) => format!("Invited {}. Pass on this link (shown once): {}", inv.email, s.app.link("invitation", &t)),
                 None => format!("Invited {}: the link is on its way by e-mail.", inv.email),
             };
-            members_page(&s, &b, vec![note], Vec::new(), StatusCode::CREATED).await
+            members_page(&s, &b, None, vec![note], Vec::new(), StatusCode::CREATED).await
         }
         Err(e @ (AppError::Validation(_) | AppError::Conflict { .. } | AppError::QuotaExceeded { .. })) => {
             let (status, errors) = sentences(e);
-            members_page(&s, &b, Vec::new(), errors, status).await
+            members_page(&s, &b, None, Vec::new(), errors, status).await
         }
         Err(e) => Err(b.failure(e, "/members")),
     }

@@ -11,18 +11,24 @@ use ironcase_app::AppError;
 use ironcase_domain::{ApiKeyId, Role, Tlp};
 use maud::{html, Markup};
 
-use super::layout::{page, respond, select, sentences, Failure, Nav, Ref};
+use super::layout::{next_link, page, reasons, respond, select, sentences, Failure, Nav, Ref};
 use super::session::{Browser, Form};
+use crate::extract::QueryParams;
 use crate::AppState;
+use ironcase_app::page::parse_keyset;
+
+/// Keys a page.
+const PER_PAGE: u32 = 50;
 
 async fn keys_page(
     s: &AppState,
     b: &Browser,
+    cursor: Option<(i64, ApiKeyId)>,
     created: Option<(String, String)>,
     errors: Vec<String>,
     status: StatusCode,
 ) -> Result<Response, Failure> {
-    let keys = s.app.apikey_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?;
+    let keys = s.app.apikey_list(&b.p, &b.meta, cursor, PageSize::default_of(PER_PAGE)).await?;
     let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
     let tlps: Vec<&str> = Tlp::ALL.iter().map(|t| t.as_str()).collect();
     let body = html! {
@@ -60,6 +66,7 @@ async fn keys_page(
                 }
             }
         }
+        (next_link("/keys", keys.next_cursor.as_deref()))
         (new_key_form(b, &roles, &tlps))
     };
     Ok(respond(status, page("API keys", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
@@ -79,9 +86,11 @@ fn new_key_form(b: &Browser, roles: &[&str], tlps: &[&str]) -> Markup {
     }
 }
 
-/// `GET /keys`.
-pub(crate) async fn list(State(s): State<AppState>, b: Browser) -> Result<Response, Failure> {
-    keys_page(&s, &b, None, Vec::new(), StatusCode::OK).await
+/// `GET /keys?cursor=`.
+pub(crate) async fn list(State(s): State<AppState>, b: Browser, mut q: QueryParams) -> Result<Response, Failure> {
+    let (cursor, _) = q.page(parse_keyset::<ApiKeyId>, PER_PAGE);
+    q.finish().map_err(|e| Failure::BadRequest(reasons(&e).join("; ")))?;
+    keys_page(&s, &b, cursor, None, Vec::new(), StatusCode::OK).await
 }
 
 /// `POST /keys`: the new key, shown once.
@@ -101,10 +110,10 @@ pub(crate) async fn create(State(s): State<AppState>, b: Browser, form: Form) ->
         public_key: None,
     };
     match s.app.apikey_create(&b.p, &b.meta, input).await {
-        Ok(k) => keys_page(&s, &b, Some((k.row.name.clone(), k.key)), Vec::new(), StatusCode::CREATED).await,
+        Ok(k) => keys_page(&s, &b, None, Some((k.row.name.clone(), k.key)), Vec::new(), StatusCode::CREATED).await,
         Err(e @ AppError::Validation(_)) => {
             let (status, errors) = sentences(e);
-            keys_page(&s, &b, None, errors, status).await
+            keys_page(&s, &b, None, None, errors, status).await
         }
         Err(e) => Err(b.failure(e, "/keys")),
     }

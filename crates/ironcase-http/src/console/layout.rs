@@ -209,6 +209,15 @@ impl IntoResponse for Failure {
     }
 }
 
+/// The link to the page after this one of a list, when there is one.
+pub(crate) fn next_link(path: &str, cursor: Option<&str>) -> Markup {
+    html! {
+        @if let Some(c) = cursor {
+            p.pager { a rel="next" href={ (path) "?cursor=" (form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()) } { "Next page" } }
+        }
+    }
+}
+
 /// One labelled select of a closed set, with `current` chosen and an
 /// "any" choice first when `any` is given.
 pub(crate) fn select(name: &str, label: &str, options: &[&str], current: Option<&str>, any: Option<&str>) -> Markup {

@@ -12,12 +12,24 @@ use ironcase_domain::plan::{OrgStatus, PlanName};
 use ironcase_domain::OrgId;
 use maud::html;
 
-use super::layout::{page, respond, select, sentences, Failure, Nav, Ref};
+use super::layout::{next_link, page, reasons, respond, select, sentences, Failure, Nav, Ref};
 use super::session::{Browser, Form};
+use crate::extract::QueryParams;
 use crate::AppState;
+use ironcase_app::page::parse_keyset;
 
-async fn orgs_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec<String>, status: StatusCode) -> Result<Response, Failure> {
-    let orgs = s.app.org_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?;
+/// Organisations a page.
+const PER_PAGE: u32 = 50;
+
+async fn orgs_page(
+    s: &AppState,
+    b: &Browser,
+    cursor: Option<(i64, OrgId)>,
+    notes: Vec<String>,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Result<Response, Failure> {
+    let orgs = s.app.org_list(&b.p, &b.meta, cursor, PageSize::default_of(PER_PAGE)).await?;
     let plans: Vec<&str> = PlanName::ALL.iter().map(|p| p.as_str()).collect();
     let statuses: Vec<&str> = OrgStatus::ALL.iter().map(|p| p.as_str()).collect();
     let body = html! {
@@ -45,11 +57,12 @@ async fn orgs_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec<St
                                 button type="submit" aria-label={ "Set the status of " (o.name) } { "Set" }
                             }
                         }
-                        td { (o.parent_id.and_then(|p| orgs.items.iter().find(|x| x.id == p)).map_or("", |x| x.slug.as_str())) }
+                        td { @if let Some(parent) = o.parent_id { code { (parent) } } }
                     }
                 }
             }
         }
+        (next_link("/platform/organizations", orgs.next_cursor.as_deref()))
         form.org-new method="post" action="/platform/organizations" {
             h2 { "New organisation" }
             input type="hidden" name="csrf" value=(b.csrf);
@@ -71,15 +84,17 @@ async fn refused(s: &AppState, b: &Browser, e: AppError) -> Result<Response, Fai
     match e {
         e @ (AppError::Validation(_) | AppError::Conflict { .. }) => {
             let (status, errors) = sentences(e);
-            orgs_page(s, b, Vec::new(), errors, status).await
+            orgs_page(s, b, None, Vec::new(), errors, status).await
         }
         e => Err(b.failure(e, "/platform/organizations")),
     }
 }
 
-/// `GET /platform/organizations`.
-pub(crate) async fn list(State(s): State<AppState>, b: Browser) -> Result<Response, Failure> {
-    orgs_page(&s, &b, Vec::new(), Vec::new(), StatusCode::OK).await
+/// `GET /platform/organizations?cursor=`.
+pub(crate) async fn list(State(s): State<AppState>, b: Browser, mut q: QueryParams) -> Result<Response, Failure> {
+    let (cursor, _) = q.page(parse_keyset::<OrgId>, PER_PAGE);
+    q.finish().map_err(|e| Failure::BadRequest(reasons(&e).join("; ")))?;
+    orgs_page(&s, &b, cursor, Vec::new(), Vec::new(), StatusCode::OK).await
 }
 
 /// `POST /platform/organizations`.
@@ -91,17 +106,14 @@ pub(crate) async fn create(State(s): State<AppState>, b: Browser, form: Form) ->
     };
     let parent = match form.opt("parent") {
         None => None,
-        Some(slug) => {
-            let orgs = s.app.org_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?;
-            match orgs.items.into_iter().find(|o| o.slug == slug) {
-                Some(o) => Some(o.id),
-                None => {
-                    let mut errs = ironcase_domain::ValidationErrors::default();
-                    errs.push("parent", "is not an organisation's short name");
-                    return refused(&s, &b, errs.into()).await;
-                }
+        Some(slug) => match s.app.org_by_slug(&b.p, &b.meta, slug).await? {
+            Some(o) => Some(o.id),
+            None => {
+                let mut errs = ironcase_domain::ValidationErrors::default();
+                errs.push("parent", "is not an organisation's short name");
+                return refused(&s, &b, errs.into()).await;
             }
-        }
+        },
     };
     let input = NewOrganization {
         name: form.get("name").trim().to_owned(),
@@ -114,7 +126,7 @@ pub(crate) async fn create(State(s): State<AppState>, b: Browser, form: Form) ->
         parent,
     };
     match s.app.org_create(&b.p, &b.meta, input).await {
-        Ok(o) => orgs_page(&s, &b, vec![format!("Created {}.", o.name)], Vec::new(), StatusCode::CREATED).await,
+        Ok(o) => orgs_page(&s, &b, None, vec![format!("Created {}.", o.name)], Vec::new(), StatusCode::CREATED).await,
         Err(e) => refused(&s, &b, e).await,
     }
 }

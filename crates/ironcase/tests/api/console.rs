@@ -1050,3 +1050,24 @@ async fn an_account_in_two_organisations_switches_by_signing_in_to_the_other() {
     assert!(b.get("/").await.body.contains("only in beta"), "now in beta");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_keys_page_walks_past_its_largest_page() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    for n in 0..51 {
+        app.post("/api/v1/api-keys", &owner.token, json!({ "name": format!("key {n:02}"), "role": "viewer" })).await.expect(201);
+    }
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let first = b.get("/keys").await;
+    let at = first.body.find("rel=\"next\" href=\"").expect("a next page") + 17;
+    let next: String = first.body[at..].split('"').next().expect("href").replace("&amp;", "&");
+    let second = b.get(&next).await;
+    assert_eq!(second.status, StatusCode::OK, "{next}");
+    let names = |body: &str| (0..51).filter(|n| body.contains(&format!("<td>key {n:02}</td>"))).count();
+    assert_eq!((names(&first.body), names(&second.body)), (50, 1), "every key once, across two pages");
+    assert!(!second.body.contains("rel=\"next\""));
+    assert_eq!(b.get("/keys?cursor=garbage").await.status, StatusCode::BAD_REQUEST);
+    app.shutdown().await;
+}

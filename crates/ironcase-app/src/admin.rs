@@ -59,6 +59,17 @@ impl App {
         Ok(self.store().read_now(move |c| org::find_org_by_slug(c, &slug)).await?)
     }
 
+    /// An organisation with its plan and that plan's overrides, for an
+    /// operator.
+    pub async fn org_plan(&self, p: &Principal, meta: &RequestMeta, id: OrgId) -> Result<(OrgRow, PlanName, Overrides)> {
+        self.operator_only(p, meta).await?;
+        let (row, (plan, overrides, _)) =
+            self.store().read_now(move |c| Ok::<_, AppError>((org::get_org(c, id)?, org::plan_of(c, id)?))).await?;
+        let plan = PlanName::parse(&plan).ok_or_else(|| AppError::Internal(format!("plan {plan}")))?;
+        let overrides = serde_json::from_str(&overrides).map_err(|e| AppError::Internal(format!("overrides: {e}")))?;
+        Ok((row, plan, overrides))
+    }
+
     pub async fn org_create(&self, p: &Principal, meta: &RequestMeta, input: NewOrganization) -> Result<OrgRow> {
         self.operator_only(p, meta).await?;
         let mut errs = ValidationErrors::default();

@@ -34,6 +34,19 @@ impl App {
             .await
     }
 
+    /// Whether this organisation lets its parent read; `None` when it has no
+    /// parent.
+    pub async fn parent_access(&self, p: &Principal, meta: &RequestMeta) -> Result<Option<bool>> {
+        self.require(p, meta, Permission::OrganizationManage).await?;
+        let id = p.org;
+        self.store()
+            .read_now(move |c| match org::get_org(c, id)?.parent_id {
+                None => Ok(None),
+                Some(_) => Ok(Some(org::parent_access(c, id)?)),
+            })
+            .await
+    }
+
     /// `GET /organization/children`: with whether each lets the parent read,
     /// oldest first, after `cursor` (a keyset: created, id).
     pub async fn children(

@@ -550,6 +550,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (17, "account_controls", include_str!("../migrations/sqlite/0017_account_controls.sql")),
     (18, "categories_break_glass", include_str!("../migrations/sqlite/0018_categories_break_glass.sql")),
     (19, "browser_session", include_str!("../migrations/sqlite/0019_browser_session.sql")),
+    (20, "incident_tally", include_str!("../migrations/sqlite/0020_incident_tally.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

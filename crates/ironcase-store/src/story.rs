@@ -1073,6 +1073,44 @@ async fn story(s: Store) {
     let twice = s.write(move |c| incident::soft_delete(c, a, rw, Timestamp(501))).await;
     assert!(matches!(twice, Err(StoreError::NotFound)));
 
+    // The tallies follow every write (created, edited, closed, re-filed,
+    // seeded in bulk, deleted): what they count is what a list finds.
+    let mut brief = new_incident(a, al, "Short-lived", &[], 3 * 86_400_000);
+    let gone = new_incident(a, al, "Filed by mistake", &[], 3 * 86_400_000 + 1);
+    let gone_id = gone.id;
+    w(&s, move |c| {
+        brief = create_incident(c, brief)?;
+        create_incident(c, gone)?;
+        let mut closed = brief.clone();
+        (closed.status, closed.category, closed.tlp) = (Status::Closed, Category::Malware, Tlp::Green);
+        (closed.closed_at, closed.version) = (Some(Timestamp(5 * 86_400_000)), brief.version + 1);
+        assert!(incident::update(c, &closed, brief.version, false)?);
+        incident::soft_delete(c, a, gone_id, Timestamp(5 * 86_400_000))
+    })
+    .await;
+    let (statuses, days, green, phishing_days, listed) = r(&s, move |c| {
+        let green = ironcase_domain::Sight { tlp_max: Some(Tlp::Green), categories: None };
+        let phishing = ironcase_domain::Sight { tlp_max: None, categories: Some(ironcase_domain::Categories::of(&[Category::Phishing])) };
+        Ok((
+            incident::counts(c, a, ironcase_domain::Sight::ALL, incident::CountBy::Status)?,
+            incident::per_day(c, a, ironcase_domain::Sight::ALL, Timestamp(86_400_000))?,
+            incident::counts(c, a, green, incident::CountBy::Severity)?,
+            incident::per_day(c, a, phishing, Timestamp(0))?,
+            incident::list(c, a, &incident::Filter::default(), incident::Sort::CreatedAsc, None, 100)?,
+        ))
+    })
+    .await;
+    let mut expected: std::collections::BTreeMap<String, i64> = Default::default();
+    for i in &listed {
+        *expected.entry(i.status.as_str().to_owned()).or_default() += 1;
+    }
+    assert_eq!(statuses, expected.into_iter().collect::<Vec<_>>());
+    assert!(statuses.contains(&("closed".to_owned(), 1)));
+    assert_eq!(days, [(3, 1, 0), (5, 0, 1)], "the deleted one left day 3; the closed one counts on day 5");
+    assert_eq!(green, [("high".to_owned(), 1)], "only the re-filed one is green");
+    let phishing_opened: i64 = phishing_days.iter().map(|d| d.1).sum();
+    assert_eq!(phishing_opened, listed.iter().filter(|i| i.category == Category::Phishing).count() as i64);
+
     // A member leaves: the membership goes, the account stays.
     w(&s, move |c| org::delete_membership(c, a, bo)).await;
     let (role, account, auth) =

@@ -32,6 +32,13 @@ async fn members_page(
     let manage = b.p.has(Permission::MembersManage);
     let invitations = if manage { s.app.invitation_list(&b.p, &b.meta, None, PageSize::default_of(200)).await?.items } else { Vec::new() };
     let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    // A member's role may also be one of the organisation's own (by name).
+    let custom: Vec<String> = if manage {
+        s.app.roles_list(&b.p, &b.meta).await?.into_iter().filter_map(|r| r.custom.map(|c| c.name)).collect()
+    } else {
+        Vec::new()
+    };
+    let assignable: Vec<&str> = roles.iter().copied().chain(custom.iter().map(String::as_str)).collect();
     let body = html! {
         h1 { "Members" }
         @for n in &notes { p.notice role="status" { (n) } }
@@ -41,9 +48,19 @@ async fn members_page(
             tbody {
                 @for m in &members.items {
                     tr {
-                        td { (m.name) }
+                        td { @if manage { a href={ "/members/" (m.user_id) } { (m.name) } } @else { (m.name) } }
                         td { (m.email) }
-                        td { (m.role.as_str()) @if m.custom_role.is_some() { " (custom)" } }
+                        td {
+                            @if manage && m.user_id != b.p.user_id() && m.custom_role.is_none() {
+                                form.inline method="post" action={ "/members/" (m.user_id) "/role" } {
+                                    input type="hidden" name="csrf" value=(b.csrf);
+                                    (select(&format!("role-{}", m.user_id), &format!("Role of {}", m.email), &assignable, Some(m.role.as_str()), None))
+                                    button type="submit" aria-label={ "Change the role of " (m.email) } { "Set" }
+                                }
+                            } @else {
+                                (m.role.as_str()) @if m.custom_role.is_some() { " (custom)" }
+                            }
+                        }
                         td { (m.joined_at.to_rfc3339().get(..10).unwrap_or("")) }
                         @if manage {
                             td {
@@ -121,6 +138,122 @@ pub(crate) async fn remove(State(s): State<AppState>, b: Browser, Ref(raw): Ref,
     let id: UserId = raw.parse().map_err(|_| Failure::NotFound)?;
     s.app.member_remove(&b.p, &b.meta, id).await.map_err(|e| b.failure(e, "/members"))?;
     Ok(Redirect::to("/members").into_response())
+}
+
+fn member_id(raw: &str) -> Result<UserId, Failure> {
+    raw.parse().map_err(|_| Failure::NotFound)
+}
+
+/// `POST /members/{id}/role` (the select is `role-{id}`): a built-in role
+/// or one of the organisation's own, by name.
+pub(crate) async fn set_role(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id = member_id(&raw)?;
+    let role = form.get(&format!("role-{id}")).to_owned();
+    match s.app.member_set_role(&b.p, &b.meta, id, &role).await {
+        Ok(m) => members_page(&s, &b, None, vec![format!("{} is now {}.", m.email, role)], Vec::new(), StatusCode::OK).await,
+        Err(e @ (AppError::Validation(_) | AppError::Conflict { .. } | AppError::FeatureNotInPlan(_))) => {
+            let (status, errors) = sentences(e);
+            members_page(&s, &b, None, Vec::new(), errors, status).await
+        }
+        Err(e) => Err(b.failure(e, "/members")),
+    }
+}
+
+async fn member_page(
+    s: &AppState,
+    b: &Browser,
+    id: UserId,
+    notes: Vec<String>,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Result<Response, Failure> {
+    let sessions = s.app.member_sessions(&b.p, &b.meta, id, None, PageSize::default_of(100)).await?;
+    let name = s.app.member_names(&b.p, &b.meta, vec![id]).await?.into_iter().next().map_or_else(|| id.to_string(), |(_, n)| n);
+    let body = html! {
+        h1 { (name) }
+        @for n in &notes { p.notice role="status" { (n) } }
+        @for e in &errors { p.error role="alert" { (e) } }
+        section {
+            h2 { "Sessions here" }
+            @if sessions.items.is_empty() { p.empty { "None live." } } @else {
+                table.sessions {
+                    thead { tr { th scope="col" { "Started" } th scope="col" { "From" } th scope="col" { "Last seen" } } }
+                    tbody {
+                        @for v in &sessions.items {
+                            tr {
+                                td { (v.detail.session.created_at.to_rfc3339()) }
+                                td { (v.detail.origin.source_ip.as_deref().unwrap_or("?")) " " (v.detail.origin.user_agent.as_deref().unwrap_or("")) }
+                                td { (v.detail.last_seen_at.to_rfc3339()) }
+                            }
+                        }
+                    }
+                }
+            }
+            form method="post" action={ "/members/" (id) "/sessions/end" } {
+                input type="hidden" name="csrf" value=(b.csrf);
+                button type="submit" { "End every session of " (name) }
+            }
+        }
+        section {
+            h2 { "Recovery" }
+            p { "For a member who lost their authenticator or password. Each is recorded in the audit log." }
+            form method="post" action={ "/members/" (id) "/mfa/reset" } {
+                input type="hidden" name="csrf" value=(b.csrf);
+                button type="submit" { "Remove their second factor" }
+            }
+            form method="post" action={ "/members/" (id) "/password-reset" } {
+                input type="hidden" name="csrf" value=(b.csrf);
+                button type="submit" { "Send a password reset" }
+            }
+        }
+        p { a href="/members" { "All members" } }
+    };
+    Ok(respond(status, page(&name, Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+}
+
+/// `GET /members/{id}`: a member's sessions, and their recovery (owners and
+/// admins over the member's role).
+pub(crate) async fn member(State(s): State<AppState>, b: Browser, Ref(raw): Ref) -> Result<Response, Failure> {
+    member_page(&s, &b, member_id(&raw)?, Vec::new(), Vec::new(), StatusCode::OK).await
+}
+
+/// `POST /members/{id}/sessions/end`.
+pub(crate) async fn end_sessions(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id = member_id(&raw)?;
+    let n = s.app.end_member_sessions(&b.p, &b.meta, id).await.map_err(|e| b.failure(e, &format!("/members/{id}")))?;
+    member_page(&s, &b, id, vec![format!("Ended {n} session(s).")], Vec::new(), StatusCode::OK).await
+}
+
+/// `POST /members/{id}/mfa/reset`.
+pub(crate) async fn reset_mfa(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id = member_id(&raw)?;
+    match s.app.member_mfa_reset(&b.p, &b.meta, id).await {
+        Ok(()) => {
+            let note = "Their second factor is removed and their sessions here ended: they enrol again at the next sign-in.";
+            member_page(&s, &b, id, vec![note.into()], Vec::new(), StatusCode::OK).await
+        }
+        Err(e @ AppError::Conflict { .. }) => {
+            let (status, errors) = sentences(e);
+            member_page(&s, &b, id, Vec::new(), errors, status).await
+        }
+        Err(e) => Err(b.failure(e, &format!("/members/{id}"))),
+    }
+}
+
+/// `POST /members/{id}/password-reset`: the link by e-mail, or shown once
+/// when the server sends none.
+pub(crate) async fn reset_password(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id = member_id(&raw)?;
+    let link = s.app.member_password_reset(&b.p, &b.meta, id).await.map_err(|e| b.failure(e, &format!("/members/{id}")))?;
+    let note = match link {
+        Some(l) => format!("Pass on this link (shown once): {}", l.url),
+        None => "The reset link is on its way by e-mail.".into(),
+    };
+    member_page(&s, &b, id, vec![note], Vec::new(), StatusCode::OK).await
 }
 
 /// `POST /invitations/{id}/revoke`.

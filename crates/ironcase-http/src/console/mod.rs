@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod assets;
+mod children;
 mod dashboard;
 mod evidence;
 mod incidents;
@@ -78,6 +79,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/evidence/{id}/content", get(evidence::download))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/keys/{id}/rotate", post(keys::rotate))
+        .route("/keys/{id}/edit", post(keys::edit))
         .route("/account", get(account::show))
         .route("/account/sessions/{id}/end", post(account::end_session))
         .route("/account/sessions/end-others", post(account::end_others))
@@ -86,18 +89,28 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/account/mfa/confirm", post(account::mfa_confirm))
         .route("/reauthenticate", post(account::reauthenticate))
         .route("/members", get(admin::members).post(admin::invite))
+        .route("/members/{id}", get(admin::member))
+        .route("/members/{id}/role", post(admin::set_role))
+        .route("/members/{id}/sessions/end", post(admin::end_sessions))
+        .route("/members/{id}/mfa/reset", post(admin::reset_mfa))
+        .route("/members/{id}/password-reset", post(admin::reset_password))
         .route("/members/{id}/remove", post(admin::remove))
         .route("/invitations/{id}/revoke", post(admin::withdraw))
         .route("/audit", get(admin::audit))
         .route("/roles", get(roles::list).post(roles::create))
         .route("/roles/{id}/delete", post(roles::delete))
         .route("/platform/organizations", get(platform::list).post(platform::create))
+        .route("/platform/organizations/{id}", get(platform::show))
         .route("/platform/organizations/{id}/plan", post(platform::plan))
         .route("/platform/organizations/{id}/status", post(platform::status))
         .route("/settings", get(settings::show))
         .route("/settings/mfa", post(settings::mfa))
         .route("/settings/sessions", post(settings::sessions))
         .route("/settings/allowlist", post(settings::allowlist))
+        .route("/settings/parent-access", post(settings::parent_access))
+        .route("/children", get(children::list))
+        .route("/children/{id}", get(children::incidents))
+        .route("/children/{id}/audit", get(children::audit))
         .route("/settings/sso", get(sso::show).post(sso::save))
         .route("/settings/sso/delete", post(sso::delete))
         .route("/invitation", get(tokens::invitation).post(tokens::accept))

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use ironcase_app::admin::NewOrganization;
 use ironcase_app::page::PageSize;
 use ironcase_app::AppError;
-use ironcase_domain::plan::{OrgStatus, PlanName};
+use ironcase_domain::plan::{Feature, OrgStatus, Overrides, PlanName, Quota};
 use ironcase_domain::OrgId;
 use maud::html;
 
@@ -43,13 +43,7 @@ async fn orgs_page(
                     tr {
                         td { (o.name) }
                         td { code { (o.slug) } }
-                        td {
-                            form.inline method="post" action={ "/platform/organizations/" (o.id) "/plan" } {
-                                input type="hidden" name="csrf" value=(b.csrf);
-                                (select(&format!("plan-{}", o.slug), "Plan", &plans, Some(o.plan.as_str()), None))
-                                button type="submit" aria-label={ "Set the plan of " (o.name) } { "Set" }
-                            }
-                        }
+                        td { a href={ "/platform/organizations/" (o.id) } aria-label={ "Plan of " (o.name) } { (o.plan) } }
                         td {
                             form.inline method="post" action={ "/platform/organizations/" (o.id) "/status" } {
                                 input type="hidden" name="csrf" value=(b.csrf);
@@ -135,15 +129,102 @@ fn org_id(raw: &str) -> Result<OrgId, Failure> {
     raw.parse().map_err(|_| Failure::NotFound)
 }
 
-/// `POST /platform/organizations/{id}/plan` (the select is `plan-{slug}`).
+/// An override as a person writes it: empty keeps the plan's value,
+/// `unlimited` lifts the quota, a whole number sets it.
+fn quota_text(o: &Overrides, q: Quota) -> String {
+    match o.quotas.get(&q) {
+        None => String::new(),
+        Some(None) => "unlimited".into(),
+        Some(Some(n)) => n.to_string(),
+    }
+}
+
+async fn org_page(s: &AppState, b: &Browser, id: OrgId, errors: Vec<String>, status: StatusCode) -> Result<Response, Failure> {
+    let (o, plan, overrides) = s.app.org_plan(&b.p, &b.meta, id).await?;
+    let plans: Vec<&str> = PlanName::ALL.iter().map(|p| p.as_str()).collect();
+    let defaults = plan.defaults();
+    let body = html! {
+        h1 { (o.name) }
+        p { code { (o.slug) } ", " (o.status) @if let Some(parent) = o.parent_id { ", a child of " code { (parent) } } }
+        @for e in &errors { p.error role="alert" { (e) } }
+        form.plan method="post" action={ "/platform/organizations/" (o.id) "/plan" } {
+            input type="hidden" name="csrf" value=(b.csrf);
+            (select("plan", "Plan", &plans, Some(plan.as_str()), None))
+            fieldset {
+                legend { "Quotas: empty keeps the plan's, “unlimited” lifts it" }
+                @for q in Quota::ALL {
+                    @let name = format!("quota-{}", q.as_str());
+                    label for=(name) { (q.as_str()) " (plan: " (defaults.quota(*q).map_or("unlimited".to_owned(), |n| n.to_string())) ")" }
+                    input id=(name) name=(name) type="text" inputmode="numeric" value=(quota_text(&overrides, *q));
+                }
+            }
+            fieldset {
+                legend { "Features" }
+                @for f in Feature::ALL {
+                    @let name = format!("feature-{}", f.as_str());
+                    @let chosen = match overrides.features.get(f) { None => "plan", Some(true) => "on", Some(false) => "off" };
+                    @let label = format!("{} (plan: {})", f.as_str(), if defaults.has(*f) { "on" } else { "off" });
+                    (select(&name, &label, &["plan", "on", "off"], Some(chosen), None))
+                }
+            }
+            button type="submit" { "Save the plan" }
+        }
+        p { a href="/platform/organizations" { "All organisations" } }
+    };
+    Ok(respond(status, page(&o.name, Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+}
+
+/// `GET /platform/organizations/{id}`: its plan and overrides.
+pub(crate) async fn show(State(s): State<AppState>, b: Browser, Ref(raw): Ref) -> Result<Response, Failure> {
+    let id = org_id(&raw)?;
+    org_page(&s, &b, id, Vec::new(), StatusCode::OK).await
+}
+
+/// `POST /platform/organizations/{id}/plan`: the plan and every override,
+/// as the form shows them (a field left empty keeps the plan's value).
 pub(crate) async fn plan(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
     b.check(&s, &form)?;
     let id = org_id(&raw)?;
-    let chosen = form.0.iter().find(|(k, _)| k.starts_with("plan-")).and_then(|(_, v)| PlanName::parse(v));
-    let plan = chosen.ok_or_else(|| Failure::BadRequest("choose a plan from the list".into()))?;
-    match s.app.org_set_plan(&b.p, &b.meta, id, plan, Default::default()).await {
-        Ok(_) => Ok(Redirect::to("/platform/organizations").into_response()),
-        Err(e) => refused(&s, &b, e).await,
+    let plan = PlanName::parse(form.get("plan")).ok_or_else(|| Failure::BadRequest("choose a plan from the list".into()))?;
+    let mut overrides = Overrides::default();
+    let mut errs = ironcase_domain::ValidationErrors::default();
+    for q in Quota::ALL {
+        let field = format!("quota-{}", q.as_str());
+        match form.get(&field).trim() {
+            "" => {}
+            "unlimited" => {
+                overrides.quotas.insert(*q, None);
+            }
+            n => match n.parse::<u64>() {
+                Ok(n) => {
+                    overrides.quotas.insert(*q, Some(n));
+                }
+                Err(_) => errs.push(&field, "must be empty, a whole number or “unlimited”"),
+            },
+        }
+    }
+    for f in Feature::ALL {
+        match form.get(&format!("feature-{}", f.as_str())) {
+            "on" => {
+                overrides.features.insert(*f, true);
+            }
+            "off" => {
+                overrides.features.insert(*f, false);
+            }
+            _ => {}
+        }
+    }
+    let result = match errs.is_empty() {
+        true => s.app.org_change_plan(&b.p, &b.meta, id, plan, overrides).await,
+        false => Err(errs.into()),
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/platform/organizations/{id}")).into_response()),
+        Err(e @ AppError::Validation(_)) => {
+            let (status, errors) = sentences(e);
+            org_page(&s, &b, id, errors, status).await
+        }
+        Err(e) => Err(b.failure(e, &format!("/platform/organizations/{id}"))),
     }
 }
 

@@ -29,6 +29,7 @@ async fn settings_page(
             s.app.mfa_policy(&b.p, &b.meta).await?,
             s.app.session_policy(&b.p, &b.meta).await?,
             s.app.ip_allowlist(&b.p, &b.meta).await?.ranges(),
+            s.app.parent_access(&b.p, &b.meta).await?,
         ))
     } else {
         None
@@ -52,7 +53,7 @@ async fn settings_page(
             p { "Features: "
                 @for (f, on) in &usage.features { span class={ "badge " @if *on { "on" } @else { "off" } } { (f.as_str().replace('_', " ")) } " " } }
         }
-        @if let Some((mfa, timeouts, ranges)) = &policies {
+        @if let Some((mfa, timeouts, ranges, parent)) = &policies {
             section {
                 h2 { "Policies" }
                 p { a href="/settings/sso" { "Single sign-on" } }
@@ -76,6 +77,15 @@ async fn settings_page(
                     label.check { input type="checkbox" name="confirm" value="1"; " Even if it leaves out the address I am using now" }
                     button type="submit" { "Save" }
                 }
+                @if let Some(granted) = parent {
+                    form method="post" action="/settings/parent-access" {
+                        input type="hidden" name="csrf" value=(b.csrf);
+                        label.check { input type="checkbox" name="granted" value="1" checked[*granted];
+                            " Let the parent organisation read (never change) our incidents, evidence details and audit log" }
+                        button type="submit" { "Save" }
+                    }
+                }
+                p { a href="/children" { "Organisations under this one" } }
             }
         }
     };
@@ -127,6 +137,15 @@ pub(crate) async fn allowlist(State(s): State<AppState>, b: Browser, form: Form)
     b.check(&s, &form)?;
     let ranges: Vec<String> = form.get("cidrs").lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect();
     match s.app.set_ip_allowlist(&b.p, &b.meta, &ranges, form.opt("confirm").is_some()).await {
+        Ok(_) => settings_page(&s, &b, vec!["Saved.".into()], Vec::new(), StatusCode::OK).await,
+        Err(e) => refused(&s, &b, e).await,
+    }
+}
+
+/// `POST /settings/parent-access`.
+pub(crate) async fn parent_access(State(s): State<AppState>, b: Browser, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    match s.app.parent_access_set(&b.p, &b.meta, form.opt("granted").is_some()).await {
         Ok(_) => settings_page(&s, &b, vec!["Saved.".into()], Vec::new(), StatusCode::OK).await,
         Err(e) => refused(&s, &b, e).await,
     }

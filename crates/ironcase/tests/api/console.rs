@@ -824,7 +824,7 @@ async fn operators_manage_organisations_and_nobody_else_may() {
     let gid = gamma["id"].as_str().expect("id").to_owned();
     let r = b.post(&format!("/platform/organizations/{gid}/status"), &[("csrf", &csrf), ("status-gamma", "suspended")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let r = b.post(&format!("/platform/organizations/{gid}/plan"), &[("csrf", &csrf), ("plan-gamma", "enterprise")]).await;
+    let r = b.post(&format!("/platform/organizations/{gid}/plan"), &[("csrf", &csrf), ("plan", "enterprise")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let gamma = app.get("/api/v1/admin/organizations", &owner.token).await.expect(200).body["items"]
         .as_array()
@@ -849,7 +849,8 @@ async fn operators_manage_organisations_and_nobody_else_may() {
 async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
     let app = TestApp::spawn().await;
     let operator = app.admin().await;
-    let (_, beta) = app.org(&operator, "beta").await;
+    let (beta_org, beta) = app.org(&operator, "beta").await;
+    let beta_org = beta_org["id"].as_str().expect("id").to_owned();
     let incident = app.incident(&beta, "beta's").await.str("id");
     let evidence = app.upload(&beta.token, &incident, json!({ "name": "x", "kind": "other" }), b"x".to_vec()).await.expect(201).str("id");
     let key = app.post("/api/v1/api-keys", &beta.token, json!({ "name": "k", "role": "viewer" })).await.expect(201).body["id"]
@@ -873,6 +874,12 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/evidence/{evidence}/content"),
         format!("/incidents/{incident}/similar"),
         format!("/live?incident_id={incident}"),
+        format!("/members/{user}"),
+        format!("/children/{beta_org}"),
+        format!("/children/{beta_org}/audit"),
+        "/members/not-an-id".to_owned(),
+        "/children/x".to_owned(),
+        "/platform/organizations/x".to_owned(),
     ];
     let not_found = b.get("/incidents/inc_00000000000000000000000000").await.body;
     for path in &gets {
@@ -887,7 +894,13 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/incidents/{incident}/iocs"),
         format!("/incidents/{incident}/iocs/extract"),
         format!("/keys/{key}/revoke"),
+        format!("/keys/{key}/rotate"),
+        format!("/keys/{key}/edit"),
         format!("/members/{user}/remove"),
+        format!("/members/{user}/role"),
+        format!("/members/{user}/sessions/end"),
+        format!("/members/{user}/mfa/reset"),
+        format!("/members/{user}/password-reset"),
         format!("/invitations/{invitation}/revoke"),
         format!("/account/sessions/{session}/end"),
         format!("/roles/{role}/delete"),
@@ -914,7 +927,11 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
     app.get("/api/v1/auth/me", &beta.token).await.expect(200);
 
     let own = app.incident(&operator, "ours").await.str("id");
+    let own_key = app.post("/api/v1/api-keys", &operator.token, json!({ "name": "mine", "role": "viewer" })).await.expect(201).str("id");
     let forms = [
+        format!("/keys/{own_key}/edit"),
+        format!("/platform/organizations/{beta_org}/plan"),
+        "/settings/parent-access".to_owned(),
         "/signin".to_owned(),
         "/signin/mfa".to_owned(),
         "/signin/sso".to_owned(),
@@ -1069,5 +1086,141 @@ async fn the_keys_page_walks_past_its_largest_page() {
     assert_eq!((names(&first.body), names(&second.body)), (50, 1), "every key once, across two pages");
     assert!(!second.body.contains("rel=\"next\""));
     assert_eq!(b.get("/keys?cursor=garbage").await.status, StatusCode::BAD_REQUEST);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn administrators_change_roles_recover_members_rotate_keys_and_set_plans() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let member = app.member(&owner, "m@localhost", "analyst", None).await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let csrf = b.get("/members").await.csrf();
+
+    // A role changed from the list; a role that does not exist is a sentence.
+    let id = member.id.clone();
+    let field = format!("role-{id}");
+    let r = b.post(&format!("/members/{id}/role"), &[("csrf", &csrf), (&field, "viewer")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("m@localhost is now viewer"), "{}", r.body);
+    let members = app.get("/api/v1/members", &owner.token).await.expect(200);
+    let row = members.body["items"].as_array().expect("members").iter().find(|m| m["user_id"] == id.as_str()).cloned().expect("member");
+    assert_eq!(row["role"], "viewer");
+    let r = b.post(&format!("/members/{id}/role"), &[("csrf", &csrf), (&field, "emperor")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("role=\"alert\""), "{}", r.body);
+
+    // The member's page: their sessions (a new role ended the old ones),
+    // ended; a second factor they never had is a sentence; a password reset
+    // link shown once (no e-mail here).
+    let member = app.login("m@localhost", PASSWORD, None).await;
+    let p = b.get(&format!("/members/{id}")).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("<td>"), "a live session is listed: {}", p.body);
+    let r = b.post(&format!("/members/{id}/sessions/end"), &[("csrf", &csrf)]).await;
+    assert!(r.body.contains("Ended 1 session(s)."), "{}", r.body);
+    app.get("/api/v1/auth/me", &member.token).await.problem(401, "unauthenticated");
+    let r = b.post(&format!("/members/{id}/mfa/reset"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("role=\"alert\"") && r.body.contains("no authenticator"), "{}", r.body);
+    let r = b.post(&format!("/members/{id}/password-reset"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("/reset-password#token=icp_"), "{}", r.body);
+    let audit = app.get("/api/v1/audit?action=member.sessions_ended", &owner.token).await.expect(200);
+    assert_eq!(audit.body["items"].as_array().map(Vec::len), Some(1));
+
+    // A key rotated (the new secret shown once, the old one dead at once),
+    // then held to an address range, with a refusal for a range that is not one.
+    let made = app.post("/api/v1/api-keys", &owner.token, json!({ "name": "siem", "role": "viewer" })).await.expect(201);
+    let (key_id, old) = (made.str("id"), made.str("key"));
+    let r = b.post(&format!("/keys/{key_id}/rotate"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let at = r.body.find("<code id=\"new-key\">").expect("the new key, once") + 19;
+    let new = r.body[at..].split('<').next().expect("key").to_owned();
+    app.get("/api/v1/auth/me", &old).await.problem(401, "unauthenticated");
+    app.get("/api/v1/auth/me", &new).await.expect(200);
+    assert!(!b.get("/keys").await.body.contains(&new), "shown once");
+    let r = b.post(&format!("/keys/{key_id}/edit"), &[("csrf", &csrf), ("cidrs", "not a range"), ("public_key", "")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    app.get("/api/v1/auth/me", &new).await.expect(200);
+    let r = b.post(&format!("/keys/{key_id}/edit"), &[("csrf", &csrf), ("cidrs", "192.0.2.0/24\n"), ("public_key", "")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    app.get("/api/v1/auth/me", &new).await.expect(403);
+    assert!(b.get("/keys").await.body.contains("192.0.2.0/24"), "the range is shown to change");
+
+    // An operator sets a plan with overrides; what the form leaves empty is
+    // the plan's, and a later save keeps what it shows.
+    let (beta, beta_owner) = app.org(&owner, "beta").await;
+    let beta_id = beta["id"].as_str().expect("id").to_owned();
+    let p = b.get(&format!("/platform/organizations/{beta_id}")).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("plan", "starter"),
+        ("quota-members", "3"),
+        ("quota-storage_bytes", "unlimited"),
+        ("feature-webhooks", "on"),
+    ];
+    let r = b.post(&format!("/platform/organizations/{beta_id}/plan"), &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let usage = app.get("/api/v1/organization/usage", &beta_owner.token).await.expect(200);
+    assert_eq!(usage.body["plan"], "starter");
+    let quota = |name: &str| usage.body["quotas"].as_array().expect("quotas").iter().find(|q| q["quota"] == name).cloned().expect("quota");
+    assert_eq!((quota("members")["limit"].clone(), quota("storage_bytes")["limit"].clone()), (json!(3), json!(null)));
+    assert_eq!(usage.body["features"]["webhooks"], true, "{}", usage.body);
+    let p = b.get(&format!("/platform/organizations/{beta_id}")).await;
+    assert!(p.body.contains("name=\"quota-members\" type=\"text\" inputmode=\"numeric\" value=\"3\""), "{}", p.body);
+    let r = b
+        .post(&format!("/platform/organizations/{beta_id}/plan"), &[("csrf", &csrf), ("plan", "starter"), ("quota-members", "lots")])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("whole number"), "{}", r.body);
+    assert_eq!(b.get("/platform/organizations/org_00000000000000000000000000").await.status, StatusCode::NOT_FOUND);
+    // Not an operator: the page is not theirs.
+    let mut beta_browser = Console::new(&app);
+    beta_browser.sign_in("owner@beta.test", PASSWORD).await;
+    assert_eq!(beta_browser.get(&format!("/platform/organizations/{beta_id}")).await.status, StatusCode::FORBIDDEN);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_parent_reads_its_childs_incidents_and_audit_only_while_granted() {
+    let app = TestApp::spawn().await;
+    let op = app.admin().await;
+    let parent_id = app.get("/api/v1/organization", &op.token).await.expect(200).str("id");
+    let body = json!({ "name": "Kid", "slug": "kid", "parent_id": parent_id, "owner": { "email": "o@kid.test", "name": "O", "password": PASSWORD } });
+    let kid = app.post("/api/v1/admin/organizations", &op.token, body).await.expect(201).str("id");
+    let kid_owner = app.login("o@kid.test", PASSWORD, Some("kid")).await;
+    app.incident(&kid_owner, "Kid's phishing").await;
+    let mut parent = Console::new(&app);
+    parent.sign_in("admin@localhost", &app.admin_password).await;
+    let p = parent.get("/children").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("Kid") && p.body.contains("<td>no</td>"), "{}", p.body);
+    assert_eq!(parent.get(&format!("/children/{kid}")).await.status, StatusCode::NOT_FOUND, "not granted");
+
+    // The child's owner grants it on the settings page.
+    let mut child = Console::new(&app);
+    child.sign_in("o@kid.test", PASSWORD).await;
+    let s = child.get("/settings").await;
+    assert!(s.body.contains("action=\"/settings/parent-access\""), "{}", s.body);
+    let r = child.post("/settings/parent-access", &[("csrf", &s.csrf()), ("granted", "1")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("checked"), "{}", r.body);
+
+    let p = parent.get(&format!("/children/{kid}")).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("Kid&#39;s phishing") || p.body.contains("Kid's phishing"), "{}", p.body);
+    assert!(!p.body.contains("<form method=\"post\""), "read-only");
+    let a = parent.get(&format!("/children/{kid}/audit")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.contains("organization.child_read"), "each look is recorded: {}", a.body);
+    assert_eq!(parent.get(&format!("/children/{kid}?cursor=%00")).await.status, StatusCode::BAD_REQUEST);
+
+    // Withdrawn: a 404 page again.
+    let s = child.get("/settings").await;
+    child.post("/settings/parent-access", &[("csrf", &s.csrf())]).await;
+    assert_eq!(parent.get(&format!("/children/{kid}")).await.status, StatusCode::NOT_FOUND);
     app.shutdown().await;
 }

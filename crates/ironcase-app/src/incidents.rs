@@ -3,7 +3,8 @@
 
 use ironcase_domain::validate::{self, ValidationErrors};
 use ironcase_domain::{
-    transition, Category, CommentId, IncidentId, Milestone, Permission, Resolution, Severity, Status, Timestamp, Tlp, UserId,
+    transition, Category, CommentId, EvidenceId, IncidentId, IocId, Milestone, Permission, Resolution, Severity, Status, Timestamp, Tlp,
+    UserId,
 };
 use ironcase_store::event::{self, EventRow};
 use ironcase_store::incident::{self as store, CommentRow, Filter, IncidentRef, IncidentRow, Sort};
@@ -23,6 +24,26 @@ pub struct NewIncident {
     pub tlp: Option<Tlp>,
     pub tags: Option<Vec<String>>,
     pub assignee_id: Option<UserId>,
+}
+
+/// Where each long part of an incident's page starts: the previous page's
+/// cursor of its timeline, indicators and files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ViewCursors {
+    pub events: Option<i64>,
+    pub iocs: Option<(i64, IocId)>,
+    pub files: Option<(i64, EvidenceId)>,
+}
+
+/// An incident's page: see [`App::incident_view`].
+#[derive(Debug)]
+pub struct IncidentView {
+    pub incident: IncidentRow,
+    pub timeline: Page<EventRow>,
+    pub iocs: Page<ironcase_store::ioc::SightingRow>,
+    pub files: Page<ironcase_store::evidence::EvidenceRow>,
+    /// What to call the members the timeline names.
+    pub names: Vec<(UserId, String)>,
 }
 
 /// What the dashboard shows.
@@ -230,6 +251,17 @@ impl App {
         Ok(Page::cut(rows, size, |last| keyset(sort.key(last), last.id)))
     }
 
+    /// The queue's facets for `f`: how many incidents in the caller's sight
+    /// have each status, severity and category (each leaving out `f`'s own
+    /// condition on it). From the tallies unless `f` names an assignee, a
+    /// tag or a time.
+    pub async fn incident_facets(&self, p: &Principal, meta: &RequestMeta, f: &Filter) -> Result<Vec<(store::CountBy, String, i64)>> {
+        self.require(p, meta, Permission::IncidentRead).await?;
+        let (org, mut f) = (p.org, f.clone());
+        f.sight = f.sight.and(p.sight);
+        Ok(self.store().read_now(move |c| store::facets(c, org, &f)).await?)
+    }
+
     pub async fn incident_update(
         &self,
         p: &Principal,
@@ -380,6 +412,37 @@ impl App {
                 }
             })
             .await
+    }
+
+    /// Everything an incident's page shows, read once in one snapshot: the
+    /// incident, a page each of its timeline, indicators (those in the
+    /// caller's sight) and files from the cursors in `at`, and the names of
+    /// the members the timeline mentions.
+    pub async fn incident_view(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef, at: ViewCursors) -> Result<IncidentView> {
+        self.require(p, meta, Permission::IncidentRead).await?;
+        let (org, p2) = (p.org, p.clone());
+        let (events, iocs, files) = (PageSize::default_of(200), PageSize::default_of(200), PageSize::default_of(100));
+        let (incident, timeline, sightings, evidence, names) = self
+            .store()
+            .read(move |c| {
+                let i = visible(&p2, store::get(c, org, r)?)?;
+                let timeline = event::for_incident(c, org, i.id, at.events.unwrap_or(0), events.fetch())?;
+                let sightings = ironcase_store::ioc::for_incident(c, org, i.id, p2.sight.tlp_max, at.iocs, iocs.fetch())?;
+                let evidence = ironcase_store::evidence::list(c, org, i.id, at.files, files.fetch())?;
+                let mut actors: Vec<UserId> = timeline.iter().filter_map(|e| e.actor_id.as_deref()?.parse().ok()).collect();
+                actors.sort();
+                actors.dedup();
+                let names = org::member_names(c, org, &actors)?;
+                Ok::<_, AppError>((i, timeline, sightings, evidence, names))
+            })
+            .await?;
+        Ok(IncidentView {
+            incident,
+            timeline: Page::cut(timeline, events, |last| last.id.to_string()),
+            iocs: Page::cut(sightings, iocs, |last| keyset(last.first_seen.0, last.ioc.id)),
+            files: Page::cut(evidence, files, |last| keyset(last.created_at.0, last.id)),
+            names,
+        })
     }
 
     /// The incident's events, oldest first, after event `after` (the cursor).

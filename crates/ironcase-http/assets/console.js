@@ -38,6 +38,11 @@ for (const part of document.querySelectorAll("[data-live]")) {
   events.addEventListener("end", () => events.close());
 }
 
+// Single sign-on: on to the organisation's provider (a link, not the sign-in
+// form's redirect, which the page's form-action would stop at our origin).
+const onward = document.getElementById("sso-continue");
+if (onward) location.replace(onward.href);
+
 // Single sign-on: the one-time code arrives in the URL's fragment.
 const finish = document.getElementById("sso-finish");
 if (finish) {

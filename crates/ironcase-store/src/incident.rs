@@ -287,10 +287,82 @@ pub(crate) fn tlp_clause(alias: &str, max: Option<Tlp>) -> String {
 }
 
 /// What the organisation's live incidents are counted by.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CountBy {
     Status,
     Severity,
+    Category,
+}
+
+impl CountBy {
+    pub const ALL: [CountBy; 3] = [CountBy::Status, CountBy::Severity, CountBy::Category];
+
+    fn column(self) -> &'static str {
+        match self {
+            CountBy::Status => "status",
+            CountBy::Severity => "severity",
+            CountBy::Category => "category",
+        }
+    }
+}
+
+/// The queue's facets: for each of status, severity and category, how many
+/// incidents matching `f` have each value, leaving out `f`'s own condition
+/// on that column (so the other choices show what they would find). From
+/// the tallies when `f` is only on those columns; from the incidents, by
+/// the same conditions as the list, when it names an assignee, a tag or a
+/// time.
+pub fn facets(c: &Conn, org: OrgId, f: &Filter) -> Result<Vec<(CountBy, String, i64)>> {
+    c.scope(org)?;
+    let tallied = f.assignee_id.is_none() && f.tag.is_none() && f.created_after.is_none() && f.created_before.is_none();
+    if f.tag.is_some() {
+        c.sees(&TAGS)?;
+    }
+    let mut out = Vec::new();
+    for by in CountBy::ALL {
+        let (from, count) = if tallied { ("incident_tally", "sum(n)") } else { ("incident", "count(*)") };
+        let col = by.column();
+        let mut sql = format!("select {col}, cast({count} as bigint) from {from} where organization_id = ?1");
+        if !tallied {
+            sql.push_str(" and deleted_at is null");
+        }
+        sql.push_str(&sight_clause("", f.sight));
+        let mut p: Vec<Value> = vec![Value::Text(org.to_string())];
+        let mut bind = |sql: &mut String, clause: &str, v: Value| {
+            p.push(v);
+            sql.push_str(&clause.replace('$', &format!("?{}", p.len())));
+        };
+        let dims = [
+            (CountBy::Status, f.status.map(Status::as_str)),
+            (CountBy::Severity, f.severity.map(Severity::as_str)),
+            (CountBy::Category, f.category.map(Category::as_str)),
+        ];
+        for (d, v) in dims {
+            if let (Some(v), true) = (v, d != by) {
+                bind(&mut sql, &format!(" and {} = $", d.column()), Value::Text(v.into()));
+            }
+        }
+        if let Some(a) = f.assignee_id {
+            bind(&mut sql, " and assignee_id = $", Value::Text(a.to_string()));
+        }
+        if let Some(t) = &f.tag {
+            bind(
+                &mut sql,
+                " and incident_id in (select incident_id from incident_tag where organization_id = ?1 and tag = $)",
+                Value::Text(t.clone()),
+            );
+        }
+        if let Some(t) = f.created_after {
+            bind(&mut sql, " and created_at > $", Value::Integer(t.0));
+        }
+        if let Some(t) = f.created_before {
+            bind(&mut sql, " and created_at < $", Value::Integer(t.0));
+        }
+        sql.push_str(&format!(" group by {col} having {count} > 0 order by {col}"));
+        let rows: Vec<(String, i64)> = query_map(c, &sql, p, |r| Ok((r.get(0)?, r.get(1)?)))?;
+        out.extend(rows.into_iter().map(|(v, n)| (by, v, n)));
+    }
+    Ok(out)
 }
 
 /// How many of the organisation's live incidents in `sight` have each value
@@ -298,10 +370,7 @@ pub enum CountBy {
 /// on SQLite, 12 on PostgreSQL): a few hundred rows at any size.
 pub fn counts(c: &Conn, org: OrgId, sight: Sight, by: CountBy) -> Result<Vec<(String, i64)>> {
     c.scope(org)?;
-    let col = match by {
-        CountBy::Status => "status",
-        CountBy::Severity => "severity",
-    };
+    let col = by.column();
     query_map(
         c,
         &format!(

@@ -55,7 +55,7 @@ async fn members_page(
                                 form.inline method="post" action={ "/members/" (m.user_id) "/role" } {
                                     input type="hidden" name="csrf" value=(b.csrf);
                                     (select(&format!("role-{}", m.user_id), &format!("Role of {}", m.email), &assignable, Some(m.role.as_str()), None))
-                                    button type="submit" aria-label={ "Change the role of " (m.email) } { "Set" }
+                                    button type="submit" aria-label={ "Set the role of " (m.email) } { "Set" }
                                 }
                             } @else {
                                 (m.role.as_str()) @if m.custom_role.is_some() { " (custom)" }

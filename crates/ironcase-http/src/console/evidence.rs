@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use ironcase_app::evidence::NewEvidence;
 use ironcase_app::incidents::parse_ref;
-use ironcase_app::page::PageSize;
+use ironcase_app::page::{Page, PageSize};
 use ironcase_app::store::evidence::EvidenceRow;
 use ironcase_domain::{EvidenceId, EvidenceKind};
 use maud::{html, Markup};
 
-use super::layout::{page, respond, select, Failure, Nav, Ref};
+use super::layout::{more, page, respond, select, Failure, Nav, Ref};
 use super::session::{same_origin, Browser};
 use crate::AppState;
 
@@ -27,14 +27,14 @@ fn size(n: i64) -> String {
 
 /// The incident page's section: its files, and the upload form when
 /// `may_add`.
-pub(crate) fn section(incident: &str, rows: &[EvidenceRow], may_add: bool, csrf: &str) -> Markup {
+pub(crate) fn section(incident: &str, rows: &Page<EvidenceRow>, may_add: bool, csrf: &str) -> Markup {
     let kinds: Vec<&str> = EvidenceKind::ALL.iter().map(|k| k.as_str()).collect();
     html! {
         section.evidence id="evidence" {
             h2 { "Evidence" }
-            @if rows.is_empty() { p.empty { "No files yet." } } @else {
+            @if rows.items.is_empty() { p.empty { "No files yet." } } @else {
                 ul {
-                    @for e in rows {
+                    @for e in &rows.items {
                         li {
                             a href={ "/evidence/" (e.id) } { (e.name) } " · " (e.kind.as_str().replace('_', " ")) " · " (size(e.size))
                             @if e.blob_key.is_some() { " · " a href={ "/evidence/" (e.id) "/content" } download { "download" } } @else { " · deleted" }
@@ -44,6 +44,7 @@ pub(crate) fn section(incident: &str, rows: &[EvidenceRow], may_add: bool, csrf:
                     }
                 }
             }
+            (more(incident, "files", rows.next_cursor.as_deref(), "evidence", "More files"))
             @if may_add {
                 // The fields come before the file: the server reads them first.
                 form.evidence-upload method="post" action={ "/incidents/" (incident) "/evidence" } enctype="multipart/form-data" {
@@ -57,12 +58,6 @@ pub(crate) fn section(incident: &str, rows: &[EvidenceRow], may_add: bool, csrf:
             }
         }
     }
-}
-
-/// The incident's files (the first 100), for its page.
-pub(crate) async fn of_incident(s: &AppState, b: &Browser, raw: &str) -> Result<Vec<EvidenceRow>, Failure> {
-    let r = parse_ref(raw).ok_or(Failure::NotFound)?;
-    Ok(s.app.evidence_list(&b.p, &b.meta, r, None, PageSize::default_of(100)).await?.items)
 }
 
 /// `POST /incidents/{ref}/evidence`: `csrf`, `evidence-kind`, then `file`.

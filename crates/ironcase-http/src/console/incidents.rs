@@ -7,15 +7,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use ironcase_app::incidents::{parse_ref, IfMatch, IncidentPatch, NewIncident};
-use ironcase_app::page::parse_keyset;
+use ironcase_app::incidents::{parse_ref, IfMatch, IncidentPatch, IncidentView, NewIncident, ViewCursors};
+use ironcase_app::page::{parse_keyset, parse_seq};
 use ironcase_app::store::event::EventRow;
-use ironcase_app::store::incident::{Filter, Sort};
+use ironcase_app::store::incident::{CountBy, Filter, Sort};
 use ironcase_app::AppError;
 use ironcase_domain::{Category, IncidentId, Permission, Resolution, Severity, Status, Tlp};
 use maud::{html, Markup};
 
-use super::layout::{page, reasons, respond, select, sentences, Failure, Nav, Ref};
+use super::layout::{more, page, reasons, respond, select, sentences, Failure, Nav, Ref};
 use super::session::{Browser, Form};
 use crate::extract::QueryParams;
 use crate::AppState;
@@ -55,11 +55,12 @@ pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryPar
         sight: ironcase_domain::Sight { tlp_max: tlp, categories: None },
         ..Filter::default()
     };
-    let (rows, next, errors) = match problem {
-        Some(e) => (Vec::new(), None, reasons(&e)),
+    let (rows, next, facets, errors) = match problem {
+        Some(e) => (Vec::new(), None, Vec::new(), reasons(&e)),
         None => {
             let page = s.app.incident_list(&b.p, &b.meta, &f, sort, cursor, size).await?;
-            (page.items, page.next_cursor, Vec::new())
+            let facets = s.app.incident_facets(&b.p, &b.meta, &f).await?;
+            (page.items, page.next_cursor, facets, Vec::new())
         }
     };
     let mut filters: Vec<(&str, String)> = Vec::new();
@@ -84,6 +85,20 @@ pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryPar
         pairs.append_pair("cursor", &c);
         format!("/?{}", pairs.finish())
     });
+    // A facet's value: the queue with that value chosen, the rest kept.
+    let narrowed = |field: &str, value: &str| {
+        let mut pairs = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in filters.iter().filter(|(k, _)| *k != field) {
+            pairs.append_pair(k, v);
+        }
+        pairs.append_pair(field, value);
+        format!("/?{}", pairs.finish())
+    };
+    let chosen = |by: CountBy| match by {
+        CountBy::Status => status.map(Status::as_str),
+        CountBy::Severity => severity.map(Severity::as_str),
+        CountBy::Category => category.map(Category::as_str),
+    };
     let status_code = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let body = html! {
         h1 { "Incidents" }
@@ -99,7 +114,26 @@ pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryPar
             button type="submit" { "Filter" }
         }
         @for e in &errors { p.error role="alert" { (e) } }
-        div id="queue" data-live="/live" {
+        div.results id="queue" data-live="/live" {
+        @if !facets.is_empty() {
+            aside.facets aria-label="Facets" {
+                @for by in CountBy::ALL {
+                    @let field = match by { CountBy::Status => "status", CountBy::Severity => "severity", CountBy::Category => "category" };
+                    section.facet {
+                        h2 { (field) }
+                        ul {
+                            @for (_, value, n) in facets.iter().filter(|(b, _, _)| *b == by) {
+                                li {
+                                    a href=(narrowed(field, value)) aria-current=[(chosen(by) == Some(value.as_str())).then_some("true")] { (value.replace('_', " ")) }
+                                    " " span.count { (n) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        div.list {
         @if rows.is_empty() && errors.is_empty() {
             p.empty { "No incidents match." }
         } @else if !rows.is_empty() {
@@ -122,6 +156,7 @@ pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryPar
         }
         @if let Some(href) = next_href { p.pager { a rel="next" href=(href) { "Next page" } } }
         }
+        }
     };
     Ok(respond(status_code, page("Incidents", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
 }
@@ -141,19 +176,14 @@ fn sort_name(s: Sort) -> &'static str {
 struct Typed {
     errors: Vec<String>,
     comment: String,
+    /// Where each long part starts (its previous page's cursor).
+    after: ViewCursors,
 }
 
 async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, status: StatusCode) -> Result<Response, Failure> {
     let r = parse_ref(raw).ok_or(Failure::NotFound)?;
-    let i = s.app.incident_get(&b.p, &b.meta, r).await?;
-    let timeline = s.app.incident_timeline(&b.p, &b.meta, r, None, ironcase_app::page::PageSize::default_of(200)).await?;
-    let mut actors: Vec<ironcase_domain::UserId> = timeline.items.iter().filter_map(|e| e.actor_id.as_deref()?.parse().ok()).collect();
-    actors.sort();
-    actors.dedup();
-    let people: std::collections::HashMap<String, String> =
-        s.app.member_names(&b.p, &b.meta, actors).await?.into_iter().map(|(u, n)| (u.to_string(), n)).collect();
-    let iocs = super::indicators::of_incident(s, b, raw).await?;
-    let files = super::evidence::of_incident(s, b, raw).await?;
+    let IncidentView { incident: i, timeline, iocs, files, names: people } = s.app.incident_view(&b.p, &b.meta, r, typed.after).await?;
+    let people: std::collections::HashMap<String, String> = people.into_iter().map(|(u, n)| (u.to_string(), n)).collect();
     let members = if b.p.has(Permission::MembersRead) {
         s.app.member_list(&b.p, &b.meta, None, ironcase_app::page::PageSize::default_of(200)).await?.items
     } else {
@@ -223,6 +253,7 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
                 ol {
                     @for e in &timeline.items { (event(e, &people)) }
                 }
+                (more(&i.id.to_string(), "events", timeline.next_cursor.as_deref(), "timeline", "Later events"))
             }
             @if may_comment {
                 form.comment method="post" action={ "/incidents/" (i.id) "/comments" } {
@@ -298,9 +329,15 @@ pub(crate) async fn similar(State(s): State<AppState>, b: Browser, Ref(raw): Ref
     Ok(respond(StatusCode::OK, page("Similar incidents", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
 }
 
-/// `GET /incidents/{ref}`.
-pub(crate) async fn show(State(s): State<AppState>, b: Browser, Ref(raw): Ref) -> Result<Response, Failure> {
-    incident_page(&s, &b, &raw, Typed::default(), StatusCode::OK).await
+/// `GET /incidents/{ref}?events=&iocs=&files=`: each part from its cursor.
+pub(crate) async fn show(State(s): State<AppState>, b: Browser, Ref(raw): Ref, mut q: QueryParams) -> Result<Response, Failure> {
+    let after = ViewCursors {
+        events: q.parse("events", parse_seq, "a timeline cursor"),
+        iocs: q.parse("iocs", parse_keyset, "an indicators cursor"),
+        files: q.parse("files", parse_keyset, "a files cursor"),
+    };
+    q.finish().map_err(|e| Failure::BadRequest(reasons(&e).join("; ")))?;
+    incident_page(&s, &b, &raw, Typed { after, ..Typed::default() }, StatusCode::OK).await
 }
 
 /// A refused change shown on the incident's page with what was typed; any
@@ -309,7 +346,7 @@ pub(crate) async fn refused(s: &AppState, b: &Browser, raw: &str, e: AppError, c
     match e {
         e @ (AppError::Validation(_) | AppError::Conflict { .. } | AppError::VersionConflict | AppError::InvalidTransition(_)) => {
             let (status, errors) = sentences(e);
-            incident_page(s, b, raw, Typed { errors, comment }, status).await
+            incident_page(s, b, raw, Typed { errors, comment, after: ViewCursors::default() }, status).await
         }
         e => Err(e.into()),
     }

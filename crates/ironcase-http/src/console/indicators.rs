@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use ironcase_app::incidents::parse_ref;
 use ironcase_app::iocs::NewIoc;
-use ironcase_app::page::PageSize;
+use ironcase_app::page::Page;
 use ironcase_app::store::ioc::SightingRow;
 use ironcase_domain::ioc::IocType;
 use maud::{html, Markup};
 
-use super::layout::{page, respond, select, Failure, Nav, Ref};
+use super::layout::{more, page, respond, select, Failure, Nav, Ref};
 use super::session::{Browser, Form};
 use crate::extract::QueryParams;
 use crate::AppState;
@@ -25,14 +25,14 @@ fn lookup_href(kind: IocType, value: &str) -> String {
 
 /// The incident page's section: its indicators, and the forms to add some
 /// when `may_change`.
-pub(crate) fn section(incident: &str, rows: &[SightingRow], may_change: bool, csrf: &str) -> Markup {
+pub(crate) fn section(incident: &str, rows: &Page<SightingRow>, may_change: bool, csrf: &str) -> Markup {
     let kinds: Vec<&str> = IocType::ALL.iter().map(|k| k.as_str()).collect();
     html! {
         section.indicators id="indicators" {
             h2 { "Indicators" }
-            @if rows.is_empty() { p.empty { "None yet." } } @else {
+            @if rows.items.is_empty() { p.empty { "None yet." } } @else {
                 ul {
-                    @for s in rows {
+                    @for s in &rows.items {
                         li {
                             span.badge { (s.ioc.kind.as_str()) } " "
                             a href=(lookup_href(s.ioc.kind, &s.ioc.value)) { code { (s.ioc.value) } }
@@ -41,6 +41,7 @@ pub(crate) fn section(incident: &str, rows: &[SightingRow], may_change: bool, cs
                     }
                 }
             }
+            (more(incident, "iocs", rows.next_cursor.as_deref(), "indicators", "More indicators"))
             @if may_change {
                 form.ioc-add method="post" action={ "/incidents/" (incident) "/iocs" } {
                     input type="hidden" name="csrf" value=(csrf);
@@ -58,12 +59,6 @@ pub(crate) fn section(incident: &str, rows: &[SightingRow], may_change: bool, cs
             }
         }
     }
-}
-
-/// The incident's indicators (the first 200), for its page.
-pub(crate) async fn of_incident(s: &AppState, b: &Browser, raw: &str) -> Result<Vec<SightingRow>, Failure> {
-    let r = parse_ref(raw).ok_or(Failure::NotFound)?;
-    Ok(s.app.ioc_list(&b.p, &b.meta, r, None, PageSize::default_of(200)).await?.items)
 }
 
 /// `POST /incidents/{ref}/iocs` (the select is named `ioc-type`).

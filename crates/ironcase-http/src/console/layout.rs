@@ -218,6 +218,18 @@ pub(crate) fn next_link(path: &str, cursor: Option<&str>) -> Markup {
     }
 }
 
+/// The link to the next part of one section of an incident's page (its
+/// timeline, indicators or files), back at that section.
+pub(crate) fn more(incident: &str, param: &str, cursor: Option<&str>, section: &str, label: &str) -> Markup {
+    html! {
+        @if let Some(c) = cursor {
+            p.pager {
+                a rel="next" href={ "/incidents/" (incident) "?" (param) "=" (form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()) "#" (section) } { (label) }
+            }
+        }
+    }
+}
+
 /// One labelled select of a closed set, with `current` chosen and an
 /// "any" choice first when `any` is given.
 pub(crate) fn select(name: &str, label: &str, options: &[&str], current: Option<&str>, any: Option<&str>) -> Markup {

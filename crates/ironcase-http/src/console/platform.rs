@@ -43,7 +43,7 @@ async fn orgs_page(
                     tr {
                         td { (o.name) }
                         td { code { (o.slug) } }
-                        td { a href={ "/platform/organizations/" (o.id) } aria-label={ "Plan of " (o.name) } { (o.plan) } }
+                        td { a href={ "/platform/organizations/" (o.id) } { (o.plan) } }
                         td {
                             form.inline method="post" action={ "/platform/organizations/" (o.id) "/status" } {
                                 input type="hidden" name="csrf" value=(b.csrf);

@@ -171,7 +171,16 @@ pub(crate) async fn sso(State(s): State<AppState>, mut q: QueryParams) -> Result
         return Ok(respond(StatusCode::NOT_FOUND, page("Sign in", None, password_form("/", "", "", Some(why), None))));
     };
     let slug: String = form_urlencoded::byte_serialize(slug.as_bytes()).collect();
-    Ok(Redirect::to(&format!("/api/v1/auth/sso/{slug}/start")).into_response())
+    // Not a redirect: a form's navigation may not end at another origin
+    // (the page's `form-action 'self'`), so this page links on, and its
+    // script follows the link at once.
+    let body = html! {
+        section.signin {
+            h1 { "Single sign-on" }
+            p { a id="sso-continue" href={ "/api/v1/auth/sso/" (slug) "/start" } { "Continue to your organisation's sign-in" } }
+        }
+    };
+    Ok(respond(StatusCode::OK, page("Single sign-on", None, body)))
 }
 
 /// `GET /sso`: where a provider's login lands (the callback sends the

@@ -1,6 +1,6 @@
 //! The console in a real browser: starts the server, fills it (members of
 //! each role, a second factor, another organisation's incident), and runs
-//! `tests/browser/flows.mjs` (playwright-core driving Debian's chromium),
+//! `tests/browser/flows.mjs`, with a real OpenID provider for single sign-on (playwright-core driving Debian's chromium),
 //! which fails on the first broken flow. Without chromium or the npm
 //! packages a developer's run says why and skips; with `CI=true` it fails.
 
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, PASSWORD};
+use crate::helpers::{spare_port, TestApp, PASSWORD};
 
 fn chromium() -> Option<PathBuf> {
     let candidates = [std::env::var("CHROMIUM").ok(), Some("/usr/bin/chromium".into()), Some("/usr/bin/chromium-browser".into())];
@@ -40,9 +40,33 @@ async fn the_main_flows_work_in_a_real_browser() {
         eprintln!("skipped: the browser flows need {why}");
         return;
     }
-    let app = TestApp::spawn_with(|c| c.login_limit = Some("1000/60".into())).await;
+    // The organisation's provider: a real one (oidc-provider), which the
+    // browser signs in at through its own login form.
+    let (port, idp_port) = (spare_port(), spare_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let idp = crate::sso::start_provider(idp_port, &format!("{base}/api/v1/auth/sso/callback"));
+    let app = TestApp::spawn_with(|c| {
+        c.login_limit = Some("1000/60".into());
+        c.bind = format!("127.0.0.1:{port}").parse().expect("addr");
+        c.public_url = Some(base.clone());
+        c.sso_allow_insecure_issuer = true;
+    })
+    .await;
     let owner = app.admin().await;
-    app.member(&owner, "analyst@example.com", "analyst", None).await;
+    if idp.is_some() {
+        let config = json!({
+            "issuer": format!("http://127.0.0.1:{idp_port}"),
+            "client_id": crate::sso::CLIENT_ID,
+            "client_secret": crate::sso::CLIENT_SECRET,
+            "scopes": ["groups"],
+            "allowed_domains": ["example.test"],
+            "role_mapping": { "responders": "analyst" },
+            "jit": true,
+        });
+        app.put_json("/api/v1/organization/sso", &owner.token, config).await.expect(200);
+    }
+    let analyst = app.member(&owner, "analyst@example.com", "analyst", None).await;
+    let organization = app.get("/api/v1/organization", &owner.token).await.expect(200).str("id");
     app.member(&owner, "viewer@example.com", "viewer", None).await;
     let mfa = app.member(&owner, "mfa@example.com", "analyst", None).await;
     let (secret, _) = crate::mfa::enable(&app, &mfa).await;
@@ -55,6 +79,9 @@ async fn the_main_flows_work_in_a_real_browser() {
         "viewer": { "email": "viewer@example.com", "password": PASSWORD },
         "mfa": { "email": "mfa@example.com", "password": PASSWORD, "secret": secret },
         "foreign_incident": foreign,
+        "analyst_id": analyst.id,
+        "organization_id": organization,
+        "sso": idp.is_some().then(|| json!({ "organization": "default", "login": "bob", "email": "bob@example.test" })),
     });
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     let out = tokio::process::Command::new("node")

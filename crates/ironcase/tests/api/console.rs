@@ -1224,3 +1224,96 @@ async fn a_parent_reads_its_childs_incidents_and_audit_only_while_granted() {
     assert_eq!(parent.get(&format!("/children/{kid}")).await.status, StatusCode::NOT_FOUND);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_queue_counts_its_facets_within_the_other_filters() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let (_, beta) = app.org(&owner, "beta").await;
+    app.incident(&beta, "beta's").await;
+    for (title, severity, category, tags) in
+        [("a", "high", "phishing", json!(["q4"])), ("b", "high", "malware", json!([])), ("c", "low", "phishing", json!(["q4"]))]
+    {
+        let body = json!({ "title": title, "severity": severity, "category": category, "tags": tags });
+        app.post("/api/v1/incidents", &owner.token, body).await.expect(201);
+    }
+    let b_id = app.get("/api/v1/incidents?severity=high&category=malware", &owner.token).await.expect(200).body["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.patch(&format!("/api/v1/incidents/{b_id}"), &owner.token, json!({ "status": "triaged" }), Some("\"1\"")).await.expect(200);
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let facet = |body: &str, field: &str, value: &str| -> Option<i64> {
+        let href = format!("{field}={value}\"");
+        let at = body.find(&href)?;
+        let rest = &body[at..];
+        let n = rest.find("<span class=\"count\">")? + 20;
+        rest[n..].split('<').next()?.parse().ok()
+    };
+    // Unfiltered: the organisation's own three, by status, severity, category.
+    let p = b.get("/").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("aside class=\"facets\""), "{}", p.body);
+    assert_eq!(facet(&p.body, "status", "open"), Some(2), "{}", p.body);
+    assert_eq!(facet(&p.body, "status", "triaged"), Some(1));
+    assert_eq!(facet(&p.body, "severity", "high"), Some(2));
+    assert_eq!(facet(&p.body, "category", "phishing"), Some(2));
+    // Filtered by status: the other facets count within it; its own still
+    // shows the other statuses.
+    let p = b.get("/?status=open").await;
+    assert_eq!(facet(&p.body, "severity", "high"), Some(1), "{}", p.body);
+    assert_eq!(facet(&p.body, "severity", "low"), Some(1));
+    assert_eq!(facet(&p.body, "category", "malware"), None);
+    assert!(p.body.contains("aria-current=\"true\""));
+    // A tag (not kept in the tallies): counted from the incidents.
+    let p = b.get("/?tag=q4").await;
+    assert_eq!(facet(&p.body, "category", "phishing"), Some(2), "{}", p.body);
+    assert_eq!(facet(&p.body, "status", "triaged"), None);
+    assert_eq!(facet(&p.body, "severity", "low"), Some(1));
+    // Deleting one takes it out of the counts.
+    let c_id =
+        app.get("/api/v1/incidents?severity=low", &owner.token).await.expect(200).body["items"][0]["id"].as_str().expect("id").to_owned();
+    app.delete(&format!("/api/v1/incidents/{c_id}"), &owner.token).await.expect(204);
+    let p = b.get("/").await;
+    assert_eq!(facet(&p.body, "severity", "low"), None, "{}", p.body);
+    assert_eq!(facet(&p.body, "status", "open"), Some(1));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_incidents_long_parts_page_on_from_its_page() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let id = app.incident(&owner, "Many indicators").await.str("id");
+    let text: Vec<String> = (0..205).map(|n| format!("host{n:03}.evil.example")).collect();
+    app.post(&format!("/api/v1/incidents/{id}/iocs/extract"), &owner.token, json!({ "text": text.join(" "), "save": true }))
+        .await
+        .expect(200);
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get(&format!("/incidents/{id}")).await;
+    assert_eq!(p.status, StatusCode::OK);
+    let link = |body: &str, label: &str| -> String {
+        let end = body.find(&format!("\">{label}</a>")).unwrap_or_else(|| panic!("a link to {label}: {body}"));
+        let start = body[..end].rfind("href=\"").expect("href") + 6;
+        body[start..end].replace("&amp;", "&")
+    };
+    let seen = |body: &str| (0..205).filter(|n| body.contains(&format!("<code>host{n:03}.evil.example</code>"))).count();
+    assert_eq!(seen(&p.body), 200, "a page of indicators");
+    let more = link(&p.body, "More indicators");
+    assert!(more.ends_with("#indicators"), "{more}");
+    let rest = b.get(more.trim_end_matches("#indicators")).await;
+    assert_eq!(rest.status, StatusCode::OK);
+    assert_eq!(seen(&rest.body), 5, "the rest on the next");
+    assert!(!rest.body.contains(">More indicators</a>"));
+    // The timeline pages on the same way.
+    let later = link(&p.body, "Later events");
+    let rest = b.get(later.trim_end_matches("#timeline")).await;
+    assert_eq!(rest.status, StatusCode::OK);
+    assert!(rest.body.contains("<section class=\"timeline\""));
+    // A cursor that is not one is refused with a reason.
+    let bad = b.get(&format!("/incidents/{id}?iocs=x")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    app.shutdown().await;
+}

@@ -36,6 +36,7 @@ mod sessions;
 pub mod shared;
 pub mod signature;
 pub mod sso;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -109,6 +110,15 @@ pub struct Settings {
     /// Accept OpenID issuers at private, loopback or link-local addresses
     /// (a provider inside the operator's own network).
     pub sso_allow_private_issuer: bool,
+    /// Deliver webhooks to private, loopback or link-local addresses (tests,
+    /// and receivers inside the operator's network).
+    pub webhook_allow_private: bool,
+    /// Accept `http://` webhook endpoints (development and tests only).
+    pub webhook_allow_http: bool,
+    /// The waits between a message's attempts; past the last it has failed.
+    pub webhook_backoff: Vec<std::time::Duration>,
+    /// How long a receiver has to answer.
+    pub webhook_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -145,6 +155,10 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             sso_allow_insecure_issuer: false,
             sso_allow_private_issuer: false,
+            webhook_allow_private: false,
+            webhook_allow_http: false,
+            webhook_backoff: webhooks::default_backoff(),
+            webhook_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -193,6 +207,9 @@ struct Inner {
     /// reaches them.
     sso: sso::Providers,
     sso_http: outbound::Guarded,
+    /// Sends webhooks: public addresses only (unless allowed), no
+    /// redirects, the receiver's time-out.
+    webhook_http: reqwest::Client,
 }
 
 impl App {
@@ -247,6 +264,11 @@ impl App {
         }
         let sso_http = sso::http_client(settings.sso_allow_insecure_issuer, settings.sso_allows_private())?;
         let mailer = mail::Mailer::new(settings.smtp_url.as_ref(), &settings.mail_from, &settings.public_url)?;
+        let webhook_http = outbound::client(
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(settings.webhook_timeout),
+            settings.webhook_allow_private,
+        )
+        .map_err(|e| AppError::Internal(format!("webhook client: {e}")))?;
         Ok(App {
             inner: Arc::new(Inner {
                 store,
@@ -264,6 +286,7 @@ impl App {
                 mailer,
                 sso: sso::Providers::default(),
                 sso_http,
+                webhook_http,
                 credential_blocks: Default::default(),
                 export_limiter,
                 api_limits: apilimits::ApiLimits::new(settings_max_keys),

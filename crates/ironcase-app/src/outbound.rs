@@ -1,4 +1,5 @@
-//! Requests to addresses an organisation chose (its OpenID provider): they
+//! Requests to addresses an organisation chose (its OpenID provider, its
+//! webhook endpoints): they
 //! reach the public Internet only unless the operator allows more, so that
 //! a tenant cannot point the server at the server's own network, a cloud's
 //! metadata service or another tenant's internal services (SSRF).
@@ -42,6 +43,19 @@ fn literal(host: &str) -> Option<IpAddr> {
     host.trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
+/// Whether `host` is a literal address that is not public (which the
+/// resolver never sees: it is checked before each request).
+pub(crate) fn literal_is_private(host: &str) -> bool {
+    literal(host).is_some_and(|ip| !is_public(ip))
+}
+
+/// A reqwest client whose names resolve to public addresses only, unless
+/// `allow_private` (webhooks; literal addresses are checked per request
+/// with [`literal_is_private`]).
+pub(crate) fn client(builder: reqwest::ClientBuilder, allow_private: bool) -> reqwest::Result<reqwest::Client> {
+    if allow_private { builder } else { builder.dns_resolver(Arc::new(PublicOnly)) }.build()
+}
+
 /// Whether `host` (a name or a literal address) is reachable at public
 /// addresses only: a literal that is public, or a name whose every address
 /// is. Checked when a tenant sets an address, to refuse it with a reason;
@@ -69,8 +83,7 @@ pub(crate) struct Guarded {
 
 impl Guarded {
     pub(crate) fn new(builder: reqwest::ClientBuilder, allow_private: bool) -> reqwest::Result<Guarded> {
-        let builder = if allow_private { builder } else { builder.dns_resolver(Arc::new(PublicOnly)) };
-        Ok(Guarded { client: builder.build()?, allow_private })
+        Ok(Guarded { client: client(builder, allow_private)?, allow_private })
     }
 }
 
@@ -82,7 +95,7 @@ impl<'c> AsyncHttpClient<'c> for Guarded {
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         let host = request.uri().host().unwrap_or("");
-        if !self.allow_private && literal(host).is_some_and(|ip| !is_public(ip)) {
+        if !self.allow_private && literal_is_private(host) {
             let refused = HttpClientError::Other(format!("{host} is not a public address"));
             return Box::pin(async move { Err(refused) });
         }

@@ -92,6 +92,8 @@ typed_id!(IocId, "ioc");
 typed_id!(EvidenceId, "evd");
 typed_id!(InvitationId, "inv");
 typed_id!(RoleId, "rol");
+typed_id!(WebhookId, "whk");
+typed_id!(MessageId, "msg");
 
 #[cfg(test)]
 mod tests {

@@ -30,6 +30,7 @@ pub mod session;
 pub mod sso;
 #[cfg(test)]
 mod story;
+pub mod webhook;
 mod writer;
 
 #[cfg(test)]
@@ -551,6 +552,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (18, "categories_break_glass", include_str!("../migrations/sqlite/0018_categories_break_glass.sql")),
     (19, "browser_session", include_str!("../migrations/sqlite/0019_browser_session.sql")),
     (20, "incident_tally", include_str!("../migrations/sqlite/0020_incident_tally.sql")),
+    (21, "webhooks", include_str!("../migrations/sqlite/0021_webhooks.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

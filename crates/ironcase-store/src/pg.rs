@@ -21,6 +21,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "categories_break_glass", include_str!("../migrations/postgres/0010_categories_break_glass.sql")),
     (11, "browser_session", include_str!("../migrations/postgres/0011_browser_session.sql")),
     (12, "incident_tally", include_str!("../migrations/postgres/0012_incident_tally.sql")),
+    (13, "webhooks", include_str!("../migrations/postgres/0013_webhooks.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

@@ -17,8 +17,8 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, reset, role, search, session, sso, Conn, Result, Store,
-    StoreError, Taken, Tx,
+    apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, reset, role, search, session, sso, webhook, Conn, Result,
+    Store, StoreError, Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -1108,8 +1108,114 @@ async fn story(s: Store) {
     assert!(statuses.contains(&("closed".to_owned(), 1)));
     assert_eq!(days, [(3, 1, 0), (5, 0, 1)], "the deleted one left day 3; the closed one counts on day 5");
     assert_eq!(green, [("high".to_owned(), 1)], "only the re-filed one is green");
+    // The queue's facets: from the tallies, and (with a tag) from the
+    // incidents; each leaves out its own column's condition.
+    let (plain, tagged) = r(&s, move |c| {
+        let open = incident::Filter { status: Some(Status::Open), ..Default::default() };
+        let tag = incident::Filter { tag: Some("seed".into()), status: Some(Status::Open), ..Default::default() };
+        Ok((incident::facets(c, a, &open)?, incident::facets(c, a, &tag)?))
+    })
+    .await;
+    assert!(plain.contains(&(incident::CountBy::Status, "closed".to_owned(), 1)), "its own column unfiltered: {plain:?}");
+    assert!(!plain.iter().any(|(by, v, _)| *by == incident::CountBy::Category && v == "malware"), "the closed one is not open: {plain:?}");
+    assert_eq!(tagged.iter().filter(|(by, _, _)| *by == incident::CountBy::Status).map(|(_, _, n)| n).sum::<i64>(), 1, "{tagged:?}");
     let phishing_opened: i64 = phishing_days.iter().map(|d| d.1).sum();
     assert_eq!(phishing_opened, listed.iter().filter(|i| i.category == Category::Phishing).count() as i64);
+
+    // Webhooks: an endpoint starts after the newest event; its messages are
+    // made by cursor, leased one at a time per endpoint, and their attempts
+    // recorded; a failed one is replayed.
+    let hook = webhook::WebhookRow {
+        org: a,
+        id: ironcase_domain::WebhookId::new(),
+        url: "https://hooks.example/ironcase".into(),
+        description: "SOAR".into(),
+        event_types: vec!["incident.created".into()],
+        enabled: true,
+        sealed_secret: vec![1, 2, 3],
+        sealed_previous: None,
+        previous_until: None,
+        event_cursor: 0,
+        failing_since: None,
+        disabled_reason: None,
+        created_at: Timestamp(600),
+        updated_at: Timestamp(600),
+    };
+    let hook_id = hook.id;
+    let message = |n: i64| webhook::MessageRow {
+        org: a,
+        id: ironcase_domain::MessageId::new(),
+        webhook_id: hook_id,
+        event_id: Some(n),
+        kind: "incident.created".into(),
+        payload: format!("{{\"n\":{n}}}"),
+        status: "pending".into(),
+        attempts: 0,
+        next_at: Timestamp(600 + n),
+        created_at: Timestamp(600 + n),
+        finished_at: None,
+    };
+    let (first, second) = (message(1), message(2));
+    let first_id = first.id;
+    let (newest, cursor, due_one) = w(&s, move |c| {
+        let mut hook = hook;
+        hook.event_cursor = webhook::last_event(c, a)?;
+        webhook::insert(c, &hook)?;
+        hook.description = "SOAR, tier 1".into();
+        webhook::update(c, &hook)?;
+        webhook::advance(c, a, hook_id, hook.event_cursor + 5)?;
+        webhook::insert_message(c, &first)?;
+        webhook::insert_message(c, &second)?;
+        let claimed = webhook::claim(c, Timestamp(700), Timestamp(800), 10)?;
+        Ok((hook.event_cursor, webhook::get(c, a, hook_id)?.event_cursor, claimed.iter().map(|d| d.message.id).collect::<Vec<_>>()))
+    })
+    .await;
+    assert!(newest > 0 && cursor == newest + 5);
+    assert_eq!(due_one, [first_id], "one at a time per endpoint, the oldest first");
+    let (leased, enabled) = r(&s, move |c| Ok((webhook::any_due(c, Timestamp(750))?, webhook::enabled(c)?.len()))).await;
+    assert!(!leased, "the second waits for the first");
+    assert_eq!(enabled, 1);
+    let attempt = webhook::AttemptRow {
+        org: a,
+        id: 0,
+        webhook_id: hook_id,
+        message_id: first_id,
+        at: Timestamp(701),
+        status_code: Some(500),
+        latency_ms: 3,
+        success: false,
+        error: None,
+        response: "busy".into(),
+    };
+    let replayed = w(&s, move |c| {
+        webhook::record(c, &attempt, "failed", Timestamp(701))?;
+        webhook::set_failing(c, a, hook_id, Some(Timestamp(701)))?;
+        webhook::replay(c, a, hook_id, None, Timestamp(0), Timestamp(702))
+    })
+    .await;
+    assert_eq!(replayed, 1);
+    let (tried, failed, pending, listed, theirs) = r(&s, move |c| {
+        Ok((
+            webhook::attempts(c, a, hook_id, Some(false), None, 10)?,
+            webhook::messages(c, a, hook_id, "failed", None, 10)?,
+            webhook::messages(c, a, hook_id, "pending", None, 10)?,
+            webhook::list(c, a, None, 10)?,
+            webhook::list(c, g, None, 10)?,
+        ))
+    })
+    .await;
+    assert_eq!((tried.len(), tried[0].response.as_str(), tried[0].id), (1, "busy", 1));
+    assert!(failed.is_empty() && pending.len() == 2, "replayed");
+    assert_eq!((listed.len(), listed[0].description.as_str(), listed[0].failing_since), (1, "SOAR, tier 1", Some(Timestamp(701))));
+    assert!(theirs.is_empty(), "another tenant's endpoints are not listed");
+    w(&s, move |c| {
+        webhook::disable(c, a, hook_id, "the receiver answered 410 Gone", Timestamp(703))?;
+        assert!(webhook::enabled(c)?.is_empty());
+        webhook::delete(c, a, hook_id)
+    })
+    .await;
+    let gone = r(&s, move |c| Ok(webhook::get(c, a, hook_id))).await;
+    assert!(matches!(gone, Err(StoreError::NotFound)));
 
     // A member leaves: the membership goes, the account stays.
     w(&s, move |c| org::delete_membership(c, a, bo)).await;
@@ -1155,6 +1261,7 @@ fn the_story_calls_every_store_function() {
         ("search", include_str!("search.rs")),
         ("session", include_str!("session.rs")),
         ("sso", include_str!("sso.rs")),
+        ("webhook", include_str!("webhook.rs")),
     ];
     let story = include_str!("story.rs");
     let mut missing = Vec::new();

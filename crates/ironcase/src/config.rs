@@ -109,6 +109,19 @@ pub struct ServeArgs {
     /// (a provider inside your own network) [default: false]
     #[arg(long, env = "IRONCASE_SSO_ALLOW_PRIVATE_ISSUER")]
     pub sso_allow_private_issuer: Option<bool>,
+    /// Deliver webhooks to private, loopback or link-local addresses
+    /// (receivers inside your own network, tests) [default: false]
+    #[arg(long, env = "IRONCASE_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: Option<bool>,
+    /// Accept http:// webhook endpoints (development and tests only)
+    /// [default: false]
+    #[arg(long, env = "IRONCASE_WEBHOOK_ALLOW_HTTP")]
+    pub webhook_allow_http: Option<bool>,
+    /// The waits between a webhook message's attempts, in seconds,
+    /// comma-separated; past the last the message has failed
+    /// [default: 5,300,1800,7200,18000,36000,36000]
+    #[arg(long, env = "IRONCASE_WEBHOOK_RETRIES", value_delimiter = ',')]
+    pub webhook_retries: Option<Vec<f64>>,
 }
 
 const DEFAULT_MAIL_FROM: &str = "Ironcase <ironcase@localhost>";
@@ -161,6 +174,9 @@ struct FileConfig {
     public_url: Option<String>,
     sso_allow_insecure_issuer: Option<bool>,
     sso_allow_private_issuer: Option<bool>,
+    webhook_allow_private: Option<bool>,
+    webhook_allow_http: Option<bool>,
+    webhook_retries: Option<Vec<f64>>,
 }
 
 /// The resolved configuration.
@@ -207,6 +223,10 @@ pub struct Config {
     pub public_url: Option<String>,
     pub sso_allow_insecure_issuer: bool,
     pub sso_allow_private_issuer: bool,
+    pub webhook_allow_private: bool,
+    pub webhook_allow_http: bool,
+    /// The waits between a webhook message's attempts; none: the default.
+    pub webhook_retries: Option<Vec<std::time::Duration>>,
 }
 
 impl Config {
@@ -239,6 +259,9 @@ impl Config {
             public_url: None,
             sso_allow_insecure_issuer: false,
             sso_allow_private_issuer: false,
+            webhook_allow_private: false,
+            webhook_allow_http: false,
+            webhook_retries: None,
         }
     }
 
@@ -275,6 +298,19 @@ impl Config {
             public_url: args.public_url.or(file.public_url),
             sso_allow_insecure_issuer: args.sso_allow_insecure_issuer.or(file.sso_allow_insecure_issuer).unwrap_or(false),
             sso_allow_private_issuer: args.sso_allow_private_issuer.or(file.sso_allow_private_issuer).unwrap_or(false),
+            webhook_allow_private: args.webhook_allow_private.or(file.webhook_allow_private).unwrap_or(false),
+            webhook_allow_http: args.webhook_allow_http.or(file.webhook_allow_http).unwrap_or(false),
+            webhook_retries: match args.webhook_retries.or(file.webhook_retries) {
+                None => None,
+                Some(secs) => Some(
+                    secs.into_iter()
+                        .map(|s| {
+                            std::time::Duration::try_from_secs_f64(s)
+                                .map_err(|_| anyhow::anyhow!("--webhook-retries: {s} is not a wait in seconds"))
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?,
+                ),
+            },
         };
         cfg.validate()?;
         Ok(cfg)

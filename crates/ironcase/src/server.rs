@@ -83,8 +83,13 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
         public_url: cfg.public_url.clone().unwrap_or_else(|| format!("http://{}", cfg.bind)),
         sso_allow_insecure_issuer: cfg.sso_allow_insecure_issuer,
         sso_allow_private_issuer: cfg.sso_allow_private_issuer,
+        webhook_allow_private: cfg.webhook_allow_private,
+        webhook_allow_http: cfg.webhook_allow_http,
         ..Settings::default()
     };
+    if let Some(waits) = &cfg.webhook_retries {
+        settings.webhook_backoff = waits.clone();
+    }
     if let Some(q) = cfg.login_limit.as_deref().and_then(crate::config::parse_limit) {
         settings.login_per_account_and_address = q;
     }
@@ -122,6 +127,8 @@ pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
         HttpConfig { max_body_bytes: cfg.max_body_bytes, trusted_proxies, allowed_origins, metrics_token_sha256: metrics_token },
     );
     let (stop, stopped) = oneshot::channel::<()>();
+    // Webhook deliveries, until the app closes (with the live hub).
+    tokio::spawn(ironcase_app::webhooks::dispatch(app.clone()));
     let live = app.live().clone();
     let done = tokio::spawn(ironcase_http::serve(listener, router, async move {
         let _ = stopped.await;

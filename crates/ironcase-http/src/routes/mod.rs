@@ -19,6 +19,7 @@ pub mod roles;
 pub mod search;
 pub mod sessions;
 pub mod sso;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(search::router())
         .merge(events::router())
         .merge(export::router())
+        .merge(webhooks::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
     let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v1", api).merge(ops::router()).split_for_parts();
     routes

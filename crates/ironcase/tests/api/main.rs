@@ -32,3 +32,4 @@ mod signing;
 mod sso;
 mod tenancy;
 mod tlp;
+mod webhooks;

@@ -32,6 +32,8 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     let key = app.post("/api/v1/api-keys", &owner.token, json!({ "name": "k", "role": "viewer" })).await.expect(201).str("id");
     let evd = app.upload(&owner.token, &inc, json!({ "name": "e.txt", "kind": "other" }), b"evidence".to_vec()).await.expect(201).str("id");
     let org = app.get("/api/v1/organization", &owner.token).await.expect(200).str("id");
+    let hook_body = json!({ "url": "https://93.184.215.14/h", "event_types": ["quota.exceeded"] });
+    let hook = app.post("/api/v1/webhooks", &owner.token, hook_body).await.expect(201).str("id");
     let before_audit = app.get("/api/v1/audit/verify", &owner.token).await.body["entries"].as_i64().expect("entries");
 
     // (method, path, a body with wrong types and an unknown field, fields that must be named)
@@ -132,6 +134,19 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             json!({ "name": 5, "allowed_cidrs": "any", "public_key": [], "x": 1 }),
             vec!["name", "allowed_cidrs", "public_key", "x"],
         ),
+        (
+            Method::POST,
+            "/api/v1/webhooks".into(),
+            json!({ "url": 5, "event_types": "all", "enabled": "yes", "x": 1 }),
+            vec!["url", "event_types", "enabled", "x"],
+        ),
+        (Method::PATCH, format!("/api/v1/webhooks/{hook}"), json!({ "url": [], "enabled": 3, "y": 1 }), vec!["url", "enabled", "y"]),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{hook}/replay"),
+            json!({ "message_id": 5, "since": "yesterday", "z": 1 }),
+            vec!["message_id", "since", "z"],
+        ),
     ];
     let if_match = [("if-match", "\"1\"")];
     for (m, path, wrong, fields) in &endpoints {
@@ -221,7 +236,14 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         let r = app.get(&format!("/api/v1/incidents?{q}"), &owner.token).await;
         r.problem(422, "validation_failed");
     }
-    for path in [format!("/api/v1/incidents/{inc}/timeline?limit="), format!("/api/v1/incidents/{inc}/similar?limit=")] {
+    for path in [
+        format!("/api/v1/incidents/{inc}/timeline?limit="),
+        format!("/api/v1/incidents/{inc}/similar?limit="),
+        format!("/api/v1/webhooks/{hook}/attempts?outcome=maybe"),
+        format!("/api/v1/webhooks/{hook}/attempts?cursor=x"),
+        format!("/api/v1/webhooks/{hook}/messages?status=lost"),
+        "/api/v1/webhooks?limit=0".to_owned(),
+    ] {
         app.get(&path, &owner.token).await.problem(422, "validation_failed");
     }
     // An empty cursor is the first page.
@@ -238,6 +260,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         "/api/v1/members/nope",
         "/api/v1/api-keys/nope",
         "/api/v1/api-keys/key_zz/rotate",
+        "/api/v1/webhooks/nope",
         "/api/v1/evidence/nope",
         "/api/v1/evidence/evd_zz/content",
         "/api/v1/evidence/inc_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b/custody",
@@ -274,6 +297,8 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     assert_eq!(t.body["version"], 1);
     assert_eq!(app.get("/api/v1/members", &owner.token).await.body["items"].as_array().map(Vec::len), Some(2));
     assert_eq!(app.get("/api/v1/api-keys", &owner.token).await.body["items"][0]["id"], key.as_str());
+    let h = app.get(&format!("/api/v1/webhooks/{hook}"), &owner.token).await.expect(200);
+    assert_eq!((h.body["url"].clone(), h.body["enabled"].clone()), (json!("https://93.184.215.14/h"), json!(true)));
     let v = app.get("/api/v1/audit/verify", &owner.token).await.expect(200);
     assert_eq!(v.body["ok"], true);
     // Failed logins are audited (two bad-credential attempts never reach the

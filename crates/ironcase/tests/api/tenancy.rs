@@ -21,6 +21,12 @@ async fn another_tenants_objects_are_404_everywhere() {
     let b_key_id = b_key.str("id");
     let b_role = app.post("/api/v1/roles", &b.token, json!({ "name": "b-role", "base": "viewer" })).await.expect(201).str("id");
     let b_key_secret = b_key.str("key");
+    let b_hook = app
+        .post("/api/v1/webhooks", &b.token, json!({ "url": "https://93.184.215.14/beta", "event_types": ["quota.exceeded"] }))
+        .await
+        .expect(201)
+        .str("id");
+    let hook = format!("/api/v1/webhooks/{b_hook}");
     let b_ioc = app
         .post(&format!("/api/v1/incidents/{b_inc_id}/iocs"), &b.token, json!({ "type": "domain", "value": "beta-only.example" }))
         .await
@@ -78,6 +84,14 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::GET, format!("/api/v1/members/{}/sessions", b_member.id), None, vec![]),
         (Method::DELETE, format!("/api/v1/members/{}/sessions", b_member.id), None, vec![]),
         (Method::DELETE, format!("/api/v1/auth/sessions/{b_session}"), None, vec![]),
+        (Method::GET, hook.clone(), None, vec![]),
+        (Method::PATCH, hook.clone(), Some(json!({ "url": "https://93.184.215.14/pwned" })), vec![]),
+        (Method::POST, format!("{hook}/test"), Some(json!({})), vec![]),
+        (Method::POST, format!("{hook}/rotate-secret"), Some(json!({})), vec![]),
+        (Method::POST, format!("{hook}/replay"), Some(json!({})), vec![]),
+        (Method::GET, format!("{hook}/attempts"), None, vec![]),
+        (Method::GET, format!("{hook}/messages"), None, vec![]),
+        (Method::DELETE, hook.clone(), None, vec![]),
     ];
     for (m, path, body, headers) in &attempts {
         let r = app.send(m.clone(), path, Some(&a.token), body.clone(), headers).await;
@@ -119,6 +133,8 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert!(!members.body.to_string().contains(&b_member.id));
     let keys = app.get("/api/v1/api-keys", &a.token).await.expect(200);
     assert!(!keys.body.to_string().contains(&b_key_id));
+    assert_eq!(app.get("/api/v1/webhooks", &a.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get(&hook, &b.token).await.expect(200).body["url"], "https://93.184.215.14/beta", "unchanged");
     // INC-1 names a different incident in each organisation.
     let a_inc = app.incident(&a, "alpha").await;
     assert_eq!(a_inc.body["number"], "INC-1");

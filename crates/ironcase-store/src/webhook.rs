@@ -1,0 +1,456 @@
+//! Webhook endpoints, their outbox of messages and the log of every attempt
+//! to deliver one. Messages are made from the event log by each endpoint's
+//! cursor (`enqueue`), in the write that moves the cursor, so an event is
+//! enqueued once per endpoint whichever node runs it. Due messages are
+//! leased in a write (`claim`): writes take turns across nodes, so no two
+//! nodes hold the same attempt; a lease that runs out (its node died) makes
+//! the message due again.
+
+use ironcase_domain::{MessageId, OrgId, Timestamp, WebhookId};
+
+use crate::event::EVENTS;
+use crate::{exec, params, parse_id, query_map, query_one, query_opt, Conn, Result, Row, StoreError, Tx};
+
+#[derive(Clone)]
+pub struct WebhookRow {
+    pub org: OrgId,
+    pub id: WebhookId,
+    pub url: String,
+    pub description: String,
+    /// The event types it receives; `["*"]`: all.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    pub sealed_secret: Vec<u8>,
+    /// The secret before the last rotation, still signing until `previous_until`.
+    pub sealed_previous: Option<Vec<u8>>,
+    pub previous_until: Option<Timestamp>,
+    /// The last event looked at.
+    pub event_cursor: i64,
+    /// Since when every attempt has failed (`None`: the last one succeeded).
+    pub failing_since: Option<Timestamp>,
+    pub disabled_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for WebhookRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRow").field("id", &self.id).field("org", &self.org).field("enabled", &self.enabled).finish_non_exhaustive()
+    }
+}
+
+impl WebhookRow {
+    pub fn wants(&self, kind: &str) -> bool {
+        self.event_types.iter().any(|t| t == "*" || t == kind)
+    }
+}
+
+const COLS: &str = "organization_id, webhook_id, url, description, event_types, enabled, sealed_secret, sealed_previous, previous_until, \
+     event_cursor, failing_since, disabled_reason, created_at, updated_at";
+
+fn webhook(r: &Row<'_, '_>) -> Result<WebhookRow> {
+    let types: String = r.get(4)?;
+    Ok(WebhookRow {
+        org: parse_id(r, 0)?,
+        id: parse_id(r, 1)?,
+        url: r.get(2)?,
+        description: r.get(3)?,
+        event_types: types.split_ascii_whitespace().map(str::to_owned).collect(),
+        enabled: r.get::<_, i64>(5)? != 0,
+        sealed_secret: r.get(6)?,
+        sealed_previous: r.get(7)?,
+        previous_until: r.get::<_, Option<i64>>(8)?.map(Timestamp),
+        event_cursor: r.get(9)?,
+        failing_since: r.get::<_, Option<i64>>(10)?.map(Timestamp),
+        disabled_reason: r.get(11)?,
+        created_at: Timestamp(r.get(12)?),
+        updated_at: Timestamp(r.get(13)?),
+    })
+}
+
+/// The organisation's newest event id: a new endpoint starts after it.
+pub fn last_event(c: &Conn, org: OrgId) -> Result<i64> {
+    c.scope(org)?;
+    c.sees(&EVENTS)?;
+    query_one(c, "select coalesce(max(event_id), 0) from event where organization_id = ?", [org.to_string()], |r| r.get(0))
+}
+
+pub fn insert(c: &Tx, w: &WebhookRow) -> Result<()> {
+    c.scope(w.org)?;
+    exec(
+        c,
+        &format!("insert into webhook ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        params![
+            w.org.to_string(),
+            w.id.to_string(),
+            w.url,
+            w.description,
+            w.event_types.join(" "),
+            i64::from(w.enabled),
+            w.sealed_secret,
+            w.sealed_previous,
+            w.previous_until.map(|t| t.0),
+            w.event_cursor,
+            w.failing_since.map(|t| t.0),
+            w.disabled_reason,
+            w.created_at.0,
+            w.updated_at.0
+        ],
+    )?;
+    Ok(())
+}
+
+/// Writes what a person may change (URL, description, types, enabled, the
+/// secrets) and the failure state that enabling clears.
+pub fn update(c: &Tx, w: &WebhookRow) -> Result<()> {
+    c.scope(w.org)?;
+    let n = exec(
+        c,
+        "update webhook set url = ?, description = ?, event_types = ?, enabled = ?, sealed_secret = ?, sealed_previous = ?, \
+         previous_until = ?, failing_since = ?, disabled_reason = ?, updated_at = ? where organization_id = ? and webhook_id = ?",
+        params![
+            w.url,
+            w.description,
+            w.event_types.join(" "),
+            i64::from(w.enabled),
+            w.sealed_secret,
+            w.sealed_previous,
+            w.previous_until.map(|t| t.0),
+            w.failing_since.map(|t| t.0),
+            w.disabled_reason,
+            w.updated_at.0,
+            w.org.to_string(),
+            w.id.to_string()
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn get(c: &Conn, org: OrgId, id: WebhookId) -> Result<WebhookRow> {
+    c.scope(org)?;
+    query_opt(
+        c,
+        &format!("select {COLS} from webhook where organization_id = ? and webhook_id = ?"),
+        [org.to_string(), id.to_string()],
+        webhook,
+    )?
+    .ok_or(StoreError::NotFound)
+}
+
+/// The organisation's endpoints oldest first, after `(created_at, id)`.
+pub fn list(c: &Conn, org: OrgId, after: Option<(i64, WebhookId)>, limit: i64) -> Result<Vec<WebhookRow>> {
+    c.scope(org)?;
+    let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
+    query_map(
+        c,
+        &format!(
+            "select {COLS} from webhook where organization_id = ? and (created_at > ? or (created_at = ? and webhook_id > ?)) \
+             order by created_at, webhook_id limit ?"
+        ),
+        params![org.to_string(), at, at, id, limit],
+        webhook,
+    )
+}
+
+/// Deletes an endpoint with its messages and attempts.
+pub fn delete(c: &Tx, org: OrgId, id: WebhookId) -> Result<()> {
+    c.scope(org)?;
+    let (o, i) = (org.to_string(), id.to_string());
+    let n = exec(c, "delete from webhook where organization_id = ? and webhook_id = ?", [&o, &i])?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    exec(c, "delete from webhook_message where organization_id = ? and webhook_id = ?", [&o, &i])?;
+    exec(c, "delete from webhook_attempt where organization_id = ? and webhook_id = ?", [&o, &i])?;
+    Ok(())
+}
+
+/// A message to deliver.
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    pub org: OrgId,
+    pub id: MessageId,
+    pub webhook_id: WebhookId,
+    pub event_id: Option<i64>,
+    pub kind: String,
+    /// The body sent, exactly: `{type, timestamp, data}`.
+    pub payload: String,
+    /// `pending`, `delivered` or `failed` (retries exhausted: the dead letters).
+    pub status: String,
+    pub attempts: i64,
+    pub next_at: Timestamp,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+const MESSAGE_COLS: &str =
+    "organization_id, message_id, webhook_id, event_id, type, payload, status, attempts, next_at, created_at, finished_at";
+
+fn message(r: &Row<'_, '_>) -> Result<MessageRow> {
+    Ok(MessageRow {
+        org: parse_id(r, 0)?,
+        id: parse_id(r, 1)?,
+        webhook_id: parse_id(r, 2)?,
+        event_id: r.get(3)?,
+        kind: r.get(4)?,
+        payload: r.get(5)?,
+        status: r.get(6)?,
+        attempts: r.get(7)?,
+        next_at: Timestamp(r.get(8)?),
+        created_at: Timestamp(r.get(9)?),
+        finished_at: r.get::<_, Option<i64>>(10)?.map(Timestamp),
+    })
+}
+
+pub fn insert_message(c: &Tx, m: &MessageRow) -> Result<()> {
+    c.scope(m.org)?;
+    exec(
+        c,
+        &format!("insert into webhook_message ({MESSAGE_COLS}, lease_until) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)"),
+        params![
+            m.org.to_string(),
+            m.id.to_string(),
+            m.webhook_id.to_string(),
+            m.event_id,
+            m.kind,
+            m.payload,
+            m.status,
+            m.attempts,
+            m.next_at.0,
+            m.created_at.0,
+            m.finished_at.map(|t| t.0)
+        ],
+    )?;
+    Ok(())
+}
+
+/// Every enabled endpoint, of every organisation (the dispatcher's).
+pub fn enabled(c: &Conn) -> Result<Vec<WebhookRow>> {
+    c.platform()?;
+    query_map(c, &format!("select {COLS} from webhook where enabled = 1 order by organization_id, webhook_id"), params![], webhook)
+}
+
+/// Moves an endpoint's cursor to `to` (the last event looked at).
+pub fn advance(c: &Tx, org: OrgId, id: WebhookId, to: i64) -> Result<()> {
+    c.scope(org)?;
+    exec(
+        c,
+        "update webhook set event_cursor = ? where organization_id = ? and webhook_id = ? and event_cursor < ?",
+        params![to, org.to_string(), id.to_string(), to],
+    )?;
+    Ok(())
+}
+
+/// The messages that may go now: pending, due, not leased, of an enabled
+/// endpoint, and the oldest pending one of that endpoint (in order, one at
+/// a time per endpoint). `m` is the message, `w` its endpoint.
+const SENDABLE: &str = "m.status = 'pending' and m.next_at <= ? and (m.lease_until is null or m.lease_until < ?) and w.enabled = 1 \
+     and not exists (select 1 from webhook_message e where e.organization_id = m.organization_id and e.webhook_id = m.webhook_id \
+         and e.status = 'pending' and (e.created_at < m.created_at or (e.created_at = m.created_at and e.message_id < m.message_id)))";
+
+/// Whether `claim` would find anything at `now` (a read, so that an idle
+/// dispatcher writes nothing).
+pub fn any_due(c: &Conn, now: Timestamp) -> Result<bool> {
+    c.platform()?;
+    Ok(query_opt(
+        c,
+        &format!(
+            "select m.next_at from webhook_message m join webhook w on w.organization_id = m.organization_id and w.webhook_id = m.webhook_id \
+             where {SENDABLE} limit 1"
+        ),
+        params![now.0, now.0],
+        |r| r.get::<_, i64>(0),
+    )?
+    .is_some())
+}
+
+/// A leased message with what sending it needs.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub message: MessageRow,
+    pub url: String,
+    pub sealed_secret: Vec<u8>,
+    pub sealed_previous: Option<Vec<u8>>,
+    pub previous_until: Option<Timestamp>,
+}
+
+/// Leases up to `limit` due messages until `lease_until`: for each enabled
+/// endpoint, only its oldest pending message (messages go out in order, one
+/// at a time per endpoint), and none another node holds.
+pub fn claim(c: &Tx, now: Timestamp, lease_until: Timestamp, limit: i64) -> Result<Vec<Due>> {
+    c.platform()?;
+    let due: Vec<Due> = query_map(
+        c,
+        &format!(
+            "select m.organization_id, m.message_id, m.webhook_id, m.event_id, m.type, m.payload, m.status, m.attempts, m.next_at, \
+         m.created_at, m.finished_at, w.url, w.sealed_secret, w.sealed_previous, w.previous_until \
+         from webhook_message m join webhook w on w.organization_id = m.organization_id and w.webhook_id = m.webhook_id \
+         where {SENDABLE} \
+         order by m.next_at limit ?"
+        ),
+        params![now.0, now.0, limit],
+        |r| {
+            Ok(Due {
+                message: message(r)?,
+                url: r.get(11)?,
+                sealed_secret: r.get(12)?,
+                sealed_previous: r.get(13)?,
+                previous_until: r.get::<_, Option<i64>>(14)?.map(Timestamp),
+            })
+        },
+    )?;
+    for d in &due {
+        exec(
+            c,
+            "update webhook_message set lease_until = ? where organization_id = ? and message_id = ?",
+            params![lease_until.0, d.message.org.to_string(), d.message.id.to_string()],
+        )?;
+    }
+    Ok(due)
+}
+
+/// One attempt to deliver a message.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub org: OrgId,
+    pub id: i64,
+    pub webhook_id: WebhookId,
+    pub message_id: MessageId,
+    pub at: Timestamp,
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub success: bool,
+    pub error: Option<String>,
+    pub response: String,
+}
+
+/// Records an attempt (its id: the endpoint's next) and the message's
+/// outcome: `next_at` to try again then, or `status` final.
+pub fn record(c: &Tx, a: &AttemptRow, status: &str, next_at: Timestamp) -> Result<()> {
+    c.scope(a.org)?;
+    let id: i64 =
+        query_one(c, "select coalesce(max(attempt_id), 0) + 1 from webhook_attempt where organization_id = ?", [a.org.to_string()], |r| {
+            r.get(0)
+        })?;
+    exec(
+        c,
+        "insert into webhook_attempt (organization_id, attempt_id, webhook_id, message_id, at, status_code, latency_ms, success, error, response) \
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            a.org.to_string(),
+            id,
+            a.webhook_id.to_string(),
+            a.message_id.to_string(),
+            a.at.0,
+            a.status_code,
+            a.latency_ms,
+            i64::from(a.success),
+            a.error,
+            a.response
+        ],
+    )?;
+    let finished = (status != "pending").then_some(a.at.0);
+    exec(
+        c,
+        "update webhook_message set status = ?, attempts = attempts + 1, next_at = ?, lease_until = null, finished_at = ? \
+         where organization_id = ? and message_id = ?",
+        params![status, next_at.0, finished, a.org.to_string(), a.message_id.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Records whether the endpoint's last attempt failed: `failing_since` is
+/// the first failure of the run (`None`: it succeeded).
+pub fn set_failing(c: &Tx, org: OrgId, id: WebhookId, failing_since: Option<Timestamp>) -> Result<()> {
+    c.scope(org)?;
+    exec(
+        c,
+        "update webhook set failing_since = ? where organization_id = ? and webhook_id = ?",
+        params![failing_since.map(|t| t.0), org.to_string(), id.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Turns an endpoint off, saying why (its receiver is gone, or it failed
+/// for days); its pending messages wait for it to be enabled again.
+pub fn disable(c: &Tx, org: OrgId, id: WebhookId, reason: &str, at: Timestamp) -> Result<()> {
+    c.scope(org)?;
+    exec(
+        c,
+        "update webhook set enabled = 0, disabled_reason = ?, updated_at = ? where organization_id = ? and webhook_id = ?",
+        params![reason, at.0, org.to_string(), id.to_string()],
+    )?;
+    Ok(())
+}
+
+/// The endpoint's attempts newest first, before attempt `before`; only
+/// successes or failures when `success` says so.
+pub fn attempts(c: &Conn, org: OrgId, id: WebhookId, success: Option<bool>, before: Option<i64>, limit: i64) -> Result<Vec<AttemptRow>> {
+    c.scope(org)?;
+    let outcome = match success {
+        None => "",
+        Some(true) => " and success = 1",
+        Some(false) => " and success = 0",
+    };
+    query_map(
+        c,
+        &format!(
+            "select organization_id, attempt_id, webhook_id, message_id, at, status_code, latency_ms, success, error, response \
+             from webhook_attempt where organization_id = ? and webhook_id = ? and attempt_id < ?{outcome} order by attempt_id desc limit ?"
+        ),
+        params![org.to_string(), id.to_string(), before.unwrap_or(i64::MAX), limit],
+        |r| {
+            Ok(AttemptRow {
+                org: parse_id(r, 0)?,
+                id: r.get(1)?,
+                webhook_id: parse_id(r, 2)?,
+                message_id: parse_id(r, 3)?,
+                at: Timestamp(r.get(4)?),
+                status_code: r.get(5)?,
+                latency_ms: r.get(6)?,
+                success: r.get::<_, i64>(7)? != 0,
+                error: r.get(8)?,
+                response: r.get(9)?,
+            })
+        },
+    )
+}
+
+/// The endpoint's messages of `status` oldest first, after `(created_at, id)`.
+pub fn messages(c: &Conn, org: OrgId, id: WebhookId, status: &str, after: Option<(i64, MessageId)>, limit: i64) -> Result<Vec<MessageRow>> {
+    c.scope(org)?;
+    let (at, mid) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
+    query_map(
+        c,
+        &format!(
+            "select {MESSAGE_COLS} from webhook_message where organization_id = ? and webhook_id = ? and status = ? \
+             and (created_at > ? or (created_at = ? and message_id > ?)) order by created_at, message_id limit ?"
+        ),
+        params![org.to_string(), id.to_string(), status, at, at, mid, limit],
+        message,
+    )
+}
+
+/// Sends a finished message again from `now` (same id, attempts counted
+/// on); how many. `message`: that one; else every failed one created at or
+/// after `since`.
+pub fn replay(c: &Tx, org: OrgId, id: WebhookId, message: Option<MessageId>, since: Timestamp, now: Timestamp) -> Result<usize> {
+    c.scope(org)?;
+    match message {
+        Some(m) => exec(
+            c,
+            "update webhook_message set status = 'pending', next_at = ?, lease_until = null, finished_at = null \
+             where organization_id = ? and webhook_id = ? and message_id = ? and status <> 'pending'",
+            params![now.0, org.to_string(), id.to_string(), m.to_string()],
+        ),
+        None => exec(
+            c,
+            "update webhook_message set status = 'pending', next_at = ?, lease_until = null, finished_at = null \
+             where organization_id = ? and webhook_id = ? and status = 'failed' and created_at >= ?",
+            params![now.0, org.to_string(), id.to_string(), since.0],
+        ),
+    }
+}

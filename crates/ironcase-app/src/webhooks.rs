@@ -463,9 +463,14 @@ impl App {
         self.store()
             .write(move |c| {
                 for (attempt, previous_failures) in sent {
+                    // An endpoint deleted while its message was out: nothing to record.
+                    let w = match store::get(c, attempt.org, attempt.webhook_id) {
+                        Ok(w) => w,
+                        Err(ironcase_store::StoreError::NotFound) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
                     let (status, next_at, gone) = outcome(&attempt, previous_failures, &backoff, now);
                     store::record(c, &attempt, status, next_at)?;
-                    let w = store::get(c, attempt.org, attempt.webhook_id)?;
                     if attempt.success {
                         store::set_failing(c, w.org, w.id, None)?;
                         continue;

@@ -74,6 +74,7 @@ error_codes! {
     RoleInUse = "role_in_use", 409, "members, API keys or pending invitations hold the role";
     WouldLockOut = "would_lock_out", 409, "the allow-list would exclude the caller's own address; send `confirm: true` to apply it anyway";
     NoParent = "no_parent", 409, "the organisation has no parent to grant access to";
+    AlertPromoted = "alert_promoted", 409, "the alert was already promoted into an incident (`detail` names it): triage goes on there";
     EvidenceDeleted = "evidence_deleted", 410, "the evidence was deleted; its record and custody remain";
     VersionConflict = "version_conflict", 412, "the resource changed since the `If-Match` version was read";
     PayloadTooLarge = "payload_too_large", 413, "the body or file is larger than its limit";

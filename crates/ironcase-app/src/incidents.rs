@@ -123,9 +123,24 @@ pub(crate) fn visible(p: &Principal, i: IncidentRow) -> Result<IncidentRow> {
     }
 }
 
+/// Inside a write: files `row` (validated, in `p`'s sight) as a new
+/// incident: the quota charged, its number, search document, event and
+/// audit entry.
+pub(crate) fn insert_new(c: &ironcase_store::Tx, p: &Principal, meta: &RequestMeta, row: &mut IncidentRow, now: Timestamp) -> Result<()> {
+    check_assignee(c, p.org, row.assignee_id)?;
+    crate::quotas::charge_incident(c, p, meta, now)?;
+    row.number = org::next_incident_number(c, p.org)?;
+    store::insert(c, row)?;
+    search::index_new(c, row)?;
+    let data = json!({ "number": row.number, "title": row.title, "severity": row.severity, "category": row.category, "tlp": row.tlp });
+    event::append(c, p.org, Some(row.id), "incident.created", Some(&p.actor_id()), &data, now)?;
+    audit::append(c, by(p, meta, now, "incident.create", ("incident", &row.id.to_string()), data))?;
+    Ok(())
+}
+
 /// A principal may not mark an incident above its own TLP ceiling, nor file
 /// it under a category it does not see: it would lose sight of it.
-fn check_sight(p: &Principal, tlp: Option<Tlp>, category: Option<Category>, errs: &mut ValidationErrors) {
+pub(crate) fn check_sight(p: &Principal, tlp: Option<Tlp>, category: Option<Category>, errs: &mut ValidationErrors) {
     if let (Some(t), Some(max)) = (tlp, p.sight.tlp_max) {
         if t > max {
             errs.push("tlp", format!("is above this credential's TLP ceiling ({max})"));
@@ -182,15 +197,7 @@ impl App {
         let (p2, meta) = (p.clone(), meta.clone());
         self.store()
             .write(move |c| {
-                check_assignee(c, p2.org, row.assignee_id)?;
-                crate::quotas::charge_incident(c, &p2, &meta, now)?;
-                row.number = org::next_incident_number(c, p2.org)?;
-                store::insert(c, &row)?;
-                search::index_new(c, &row)?;
-                let data =
-                    json!({ "number": row.number, "title": row.title, "severity": row.severity, "category": row.category, "tlp": row.tlp });
-                event::append(c, p2.org, Some(row.id), "incident.created", Some(&p2.actor_id()), &data, now)?;
-                audit::append(c, by(&p2, &meta, now, "incident.create", ("incident", &row.id.to_string()), data))?;
+                insert_new(c, &p2, &meta, &mut row, now)?;
                 Ok(row)
             })
             .await

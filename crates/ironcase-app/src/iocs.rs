@@ -48,7 +48,7 @@ fn invalid(kind: IocType, value: &str) -> AppError {
 /// Returns the indicator and whether the link is new. The caller re-indexes
 /// the incident for search (once, however many it links).
 #[allow(clippy::too_many_arguments)]
-fn link_one(
+pub(crate) fn link_one(
     c: &Tx,
     p: &Principal,
     meta: &RequestMeta,

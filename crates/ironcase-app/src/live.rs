@@ -41,6 +41,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "evidence.deleted",
     "quota.warning",
     "quota.exceeded",
+    "alert.created",
+    "alert.promoted",
+    "webhook.disabled",
 ];
 
 /// One event, serialised once for every subscriber.

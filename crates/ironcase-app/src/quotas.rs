@@ -61,9 +61,14 @@ fn note_crossing(c: &Tx, p: &Principal, meta: &RequestMeta, now: Timestamp, s: S
 
 /// Charges one incident to this month's quota, or refuses.
 pub(crate) fn charge_incident(c: &Tx, p: &Principal, meta: &RequestMeta, now: Timestamp) -> Result<()> {
+    charge(c, p, meta, Quota::IncidentsPerMonth, now)
+}
+
+/// Charges one to this month's count of a monthly quota (incidents,
+/// alerts), or refuses.
+pub(crate) fn charge(c: &Tx, p: &Principal, meta: &RequestMeta, q: Quota, now: Timestamp) -> Result<()> {
     let l = limits(c, p.org)?;
     let (period, _) = month(now);
-    let q = Quota::IncidentsPerMonth;
     // Counted first: a refusal returns an error, and the request's savepoint
     // takes the count back with everything else.
     let after = org::usage_add(c, p.org, q.as_str(), &period, 1)?.max(0) as u64;
@@ -136,7 +141,9 @@ impl App {
                     .map(|q| {
                         let (used, resets_at) = match q {
                             Quota::Members => (Some(org::count_members(c, org_id)?.max(0) as u64), None),
-                            Quota::IncidentsPerMonth => (Some(org::usage(c, org_id, q.as_str(), &period)?.max(0) as u64), Some(reset)),
+                            Quota::IncidentsPerMonth | Quota::AlertsPerMonth => {
+                                (Some(org::usage(c, org_id, q.as_str(), &period)?.max(0) as u64), Some(reset))
+                            }
                             Quota::StorageBytes => (Some(evidence::stored_bytes(c, org_id)?.max(0) as u64), None),
                             _ => (None, None),
                         };

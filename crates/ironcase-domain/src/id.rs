@@ -94,6 +94,7 @@ typed_id!(InvitationId, "inv");
 typed_id!(RoleId, "rol");
 typed_id!(WebhookId, "whk");
 typed_id!(MessageId, "msg");
+typed_id!(AlertId, "alr");
 
 #[cfg(test)]
 mod tests {

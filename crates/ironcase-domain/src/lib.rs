@@ -2,6 +2,7 @@
 //! that, once constructed, is valid ("parse, don't validate").
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod audit;
 pub mod evidence;
 pub mod id;
@@ -14,6 +15,7 @@ pub mod role;
 pub mod timestamp;
 pub mod validate;
 
+pub use alert::AlertStatus;
 pub use evidence::{CustodyAction, EvidenceKind};
 pub use id::*;
 pub use incident::*;

@@ -21,6 +21,7 @@ string_enum!(Quota {
     MaxEvidenceBytes = "max_evidence_bytes",
     ApiPerMinute = "api_per_minute",
     ApiPerDay = "api_per_day",
+    AlertsPerMonth = "alerts_per_month",
 });
 
 string_enum!(Feature {
@@ -70,11 +71,11 @@ impl PlanName {
     pub fn defaults(self) -> Limits {
         use Feature as F;
         use Quota as Q;
-        let (members, incidents, storage, max_file, per_minute, per_day) = match self {
-            PlanName::Free => (Some(3), Some(100), Some(GB), Some(100 * MB), Some(10), Some(1_000)),
-            PlanName::Starter => (Some(10), Some(1_000), Some(10 * GB), Some(GB), Some(100), Some(10_000)),
-            PlanName::Professional => (Some(50), Some(10_000), Some(100 * GB), Some(10 * GB), Some(1_000), Some(100_000)),
-            PlanName::Enterprise => (None, None, Some(TB), Some(50 * GB), None, None),
+        let (members, incidents, storage, max_file, per_minute, per_day, alerts) = match self {
+            PlanName::Free => (Some(3), Some(100), Some(GB), Some(100 * MB), Some(10), Some(1_000), Some(1_000)),
+            PlanName::Starter => (Some(10), Some(1_000), Some(10 * GB), Some(GB), Some(100), Some(10_000), Some(100_000)),
+            PlanName::Professional => (Some(50), Some(10_000), Some(100 * GB), Some(10 * GB), Some(1_000), Some(100_000), Some(1_000_000)),
+            PlanName::Enterprise => (None, None, Some(TB), Some(50 * GB), None, None, None),
         };
         let quotas = BTreeMap::from([
             (Q::Members, members),
@@ -83,6 +84,7 @@ impl PlanName {
             (Q::MaxEvidenceBytes, max_file),
             (Q::ApiPerMinute, per_minute),
             (Q::ApiPerDay, per_day),
+            (Q::AlertsPerMonth, alerts),
         ]);
         // Paid tiers add integrations; nothing a security team needs to be
         // safe (API access, export) is withheld above the free tier.

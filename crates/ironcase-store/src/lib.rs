@@ -9,6 +9,7 @@
 //! writer spending its time in thread wake-ups rather than in SQLite.
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod apikey;
 pub mod audit;
 pub mod blob;
@@ -553,6 +554,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (19, "browser_session", include_str!("../migrations/sqlite/0019_browser_session.sql")),
     (20, "incident_tally", include_str!("../migrations/sqlite/0020_incident_tally.sql")),
     (21, "webhooks", include_str!("../migrations/sqlite/0021_webhooks.sql")),
+    (22, "alerts", include_str!("../migrations/sqlite/0022_alerts.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "browser_session", include_str!("../migrations/postgres/0011_browser_session.sql")),
     (12, "incident_tally", include_str!("../migrations/postgres/0012_incident_tally.sql")),
     (13, "webhooks", include_str!("../migrations/postgres/0013_webhooks.sql")),
+    (14, "alerts", include_str!("../migrations/postgres/0014_alerts.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

@@ -17,8 +17,8 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, reset, role, search, session, sso, webhook, Conn, Result,
-    Store, StoreError, Taken, Tx,
+    alert, apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, reset, role, search, session, sso, webhook, Conn,
+    Result, Store, StoreError, Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -1217,6 +1217,72 @@ async fn story(s: Store) {
     let gone = r(&s, move |c| Ok(webhook::get(c, a, hook_id))).await;
     assert!(matches!(gone, Err(StoreError::NotFound)));
 
+    // Alerts: found again by source reference, grouped by dedup key within
+    // the window, listed with filters, triaged.
+    let new_alert = |source_ref: &str, at: i64| alert::AlertRow {
+        org: a,
+        id: ironcase_domain::AlertId::new(),
+        source: "splunk".into(),
+        source_ref: source_ref.into(),
+        kind: "suspicious_login".into(),
+        title: format!("Impossible travel {source_ref}"),
+        description: String::new(),
+        severity: Severity::High,
+        tlp: Tlp::Amber,
+        observables: serde_json::json!([{ "type": "ipv4", "value": "198.51.100.23" }]),
+        occurred_at: Timestamp(at),
+        raw: None,
+        dedup_key: Some("j.doe".into()),
+        status: ironcase_domain::AlertStatus::New,
+        count: 1,
+        first_seen: Timestamp(at),
+        last_seen: Timestamp(at),
+        incident_id: None,
+        dismiss_reason: None,
+        snoozed_until: None,
+        created_at: Timestamp(at),
+        updated_at: Timestamp(at),
+    };
+    let (one, two) = (new_alert("sp-1", 900), new_alert("sp-2", 901));
+    let (one_id, two_id) = (one.id, two.id);
+    let (again, group, theirs) = w(&s, move |c| {
+        alert::insert(c, &one)?;
+        alert::insert(c, &two)?;
+        alert::bump(c, a, one_id, Timestamp(950))?;
+        let mut dismissed = alert::get(c, a, two_id)?;
+        (dismissed.status, dismissed.dismiss_reason) = (ironcase_domain::AlertStatus::Dismissed, Some("noise".into()));
+        alert::set_triage(c, &dismissed)?;
+        Ok((
+            alert::by_ref(c, a, "splunk", "sp-1")?,
+            alert::group_for(c, a, "j.doe", Timestamp(940))?,
+            alert::by_ref(c, g, "splunk", "sp-1")?,
+        ))
+    })
+    .await;
+    assert_eq!(again.map(|x| x.id), Some(one_id));
+    assert_eq!(group.map(|x| (x.id, x.count, x.last_seen)), Some((one_id, 2, Timestamp(950))), "the open one, not the dismissed one");
+    assert!(theirs.is_none());
+    let (all, dismissed, found, amber_only) = r(&s, move |c| {
+        let f = |status, text: Option<&str>, tlp_max| alert::Filter {
+            status,
+            text: text.map(str::to_owned),
+            tlp_max,
+            now: Timestamp(1000),
+            ..Default::default()
+        };
+        Ok((
+            alert::list(c, a, &f(None, None, None), None, 10)?,
+            alert::list(c, a, &f(Some(ironcase_domain::AlertStatus::Dismissed), None, None), None, 10)?,
+            alert::list(c, a, &f(None, Some("SP-1"), None), None, 10)?,
+            alert::list(c, a, &f(None, None, Some(Tlp::Green)), None, 10)?,
+        ))
+    })
+    .await;
+    assert_eq!(ids(&all, |x| x.source_ref.clone()), ["sp-2", "sp-1"], "newest first");
+    assert_eq!(ids(&dismissed, |x| x.source_ref.clone()), ["sp-2"]);
+    assert_eq!(ids(&found, |x| x.source_ref.clone()), ["sp-1"], "case-insensitive words of the title");
+    assert!(amber_only.is_empty(), "above the ceiling");
+
     // A member leaves: the membership goes, the account stays.
     w(&s, move |c| org::delete_membership(c, a, bo)).await;
     let (role, account, auth) =
@@ -1246,6 +1312,7 @@ fn the_story_on_postgres() {
 #[test]
 fn the_story_calls_every_store_function() {
     let modules = [
+        ("alert", include_str!("alert.rs")),
         ("apikey", include_str!("apikey.rs")),
         ("audit", include_str!("audit.rs")),
         ("bulk", include_str!("bulk.rs")),

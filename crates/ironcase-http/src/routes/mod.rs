@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod alerts;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(export::router())
         .merge(webhooks::router())
+        .merge(alerts::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
     let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v1", api).merge(ops::router()).split_for_parts();
     routes

@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod account_sessions;
+mod alerts;
 mod apikeys;
 mod audit;
 mod auth;

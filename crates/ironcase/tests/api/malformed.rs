@@ -34,6 +34,8 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     let org = app.get("/api/v1/organization", &owner.token).await.expect(200).str("id");
     let hook_body = json!({ "url": "https://93.184.215.14/h", "event_types": ["quota.exceeded"] });
     let hook = app.post("/api/v1/webhooks", &owner.token, hook_body).await.expect(201).str("id");
+    let alert_body = json!({ "source": "edr", "source_ref": "m-1", "type": "x", "title": "an alert", "severity": "low" });
+    let alert = app.post("/api/v1/alerts", &owner.token, alert_body).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
     let before_audit = app.get("/api/v1/audit/verify", &owner.token).await.body["entries"].as_i64().expect("entries");
 
     // (method, path, a body with wrong types and an unknown field, fields that must be named)
@@ -147,6 +149,21 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             json!({ "message_id": 5, "since": "yesterday", "z": 1 }),
             vec!["message_id", "since", "z"],
         ),
+        (
+            Method::POST,
+            "/api/v1/alerts".into(),
+            json!({ "source": 1, "source_ref": [], "type": {}, "title": 2, "severity": "apocalyptic", "observables": "x", "q": 1 }),
+            vec!["source", "source_ref", "type", "title", "severity", "observables", "q"],
+        ),
+        (Method::POST, "/api/v1/alerts/batch".into(), json!({ "alerts": {}, "w": 1 }), vec!["alerts", "w"]),
+        (
+            Method::POST,
+            format!("/api/v1/alerts/{alert}/promote"),
+            json!({ "incident_id": 5, "severity": "huge", "category": 1, "v": 1 }),
+            vec!["incident_id", "severity", "category", "v"],
+        ),
+        (Method::POST, format!("/api/v1/alerts/{alert}/dismiss"), json!({ "reason": [], "u": 1 }), vec!["reason", "u"]),
+        (Method::POST, format!("/api/v1/alerts/{alert}/snooze"), json!({ "until": "later", "t": 1 }), vec!["until", "t"]),
     ];
     let if_match = [("if-match", "\"1\"")];
     for (m, path, wrong, fields) in &endpoints {
@@ -165,7 +182,9 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         }
         let r = raw(&app, m.clone(), path, token, "text/plain", b"{}".to_vec(), h).await;
         r.problem(415, "unsupported_media_type");
-        let huge = format!("{{\"title\": \"{}\"}}", "a".repeat(100 * 1024));
+        // The alert batch has a limit of its own (16 MiB).
+        let over = if path.ends_with("/alerts/batch") { 17 * 1024 * 1024 } else { 100 * 1024 };
+        let huge = format!("{{\"title\": \"{}\"}}", "a".repeat(over));
         let r = raw(&app, m.clone(), path, token, "application/json", huge.into_bytes(), h).await;
         r.problem(413, "payload_too_large");
         let r = raw(&app, m.clone(), path, token, "application/json", serde_json::to_vec(wrong).expect("json"), h)
@@ -243,6 +262,10 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         format!("/api/v1/webhooks/{hook}/attempts?cursor=x"),
         format!("/api/v1/webhooks/{hook}/messages?status=lost"),
         "/api/v1/webhooks?limit=0".to_owned(),
+        "/api/v1/alerts?status=lost".to_owned(),
+        "/api/v1/alerts?severity=huge".to_owned(),
+        "/api/v1/alerts?cursor=x".to_owned(),
+        "/api/v1/alerts?limit=500".to_owned(),
     ] {
         app.get(&path, &owner.token).await.problem(422, "validation_failed");
     }
@@ -297,6 +320,8 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     assert_eq!(t.body["version"], 1);
     assert_eq!(app.get("/api/v1/members", &owner.token).await.body["items"].as_array().map(Vec::len), Some(2));
     assert_eq!(app.get("/api/v1/api-keys", &owner.token).await.body["items"][0]["id"], key.as_str());
+    app.get("/api/v1/alerts/nope", &owner.token).await.problem(404, "not_found");
+    assert_eq!(app.get(&format!("/api/v1/alerts/{alert}"), &owner.token).await.expect(200).body["status"], "new");
     let h = app.get(&format!("/api/v1/webhooks/{hook}"), &owner.token).await.expect(200);
     assert_eq!((h.body["url"].clone(), h.body["enabled"].clone()), (json!("https://93.184.215.14/h"), json!(true)));
     let v = app.get("/api/v1/audit/verify", &owner.token).await.expect(200);

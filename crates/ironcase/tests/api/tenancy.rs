@@ -27,6 +27,11 @@ async fn another_tenants_objects_are_404_everywhere() {
         .expect(201)
         .str("id");
     let hook = format!("/api/v1/webhooks/{b_hook}");
+    let b_alert_body = json!({ "source": "edr", "source_ref": "b-1", "type": "x", "title": "beta alert", "severity": "low" });
+    let b_alert = app.post("/api/v1/alerts", &b.token, b_alert_body).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
+    let alert = format!("/api/v1/alerts/{b_alert}");
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_millis() as i64;
+    let tomorrow = ironcase_domain::Timestamp(now_ms + 86_400_000).to_rfc3339();
     let b_ioc = app
         .post(&format!("/api/v1/incidents/{b_inc_id}/iocs"), &b.token, json!({ "type": "domain", "value": "beta-only.example" }))
         .await
@@ -92,6 +97,11 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::GET, format!("{hook}/attempts"), None, vec![]),
         (Method::GET, format!("{hook}/messages"), None, vec![]),
         (Method::DELETE, hook.clone(), None, vec![]),
+        (Method::GET, alert.clone(), None, vec![]),
+        (Method::POST, format!("{alert}/promote"), Some(json!({})), vec![]),
+        (Method::POST, format!("{alert}/dismiss"), Some(json!({ "reason": "pwned" })), vec![]),
+        (Method::POST, format!("{alert}/snooze"), Some(json!({ "until": tomorrow })), vec![]),
+        (Method::POST, format!("{alert}/acknowledge"), Some(json!({})), vec![]),
     ];
     for (m, path, body, headers) in &attempts {
         let r = app.send(m.clone(), path, Some(&a.token), body.clone(), headers).await;
@@ -134,6 +144,12 @@ async fn another_tenants_objects_are_404_everywhere() {
     let keys = app.get("/api/v1/api-keys", &a.token).await.expect(200);
     assert!(!keys.body.to_string().contains(&b_key_id));
     assert_eq!(app.get("/api/v1/webhooks", &a.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get("/api/v1/alerts", &a.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get(&alert, &b.token).await.expect(200).body["status"], "new", "untouched");
+    // Their alert promoted into our incident, or ours into theirs: neither exists for the other.
+    let a_alert_body = json!({ "source": "edr", "source_ref": "a-1", "type": "x", "title": "alpha alert", "severity": "low" });
+    let a_alert = app.post("/api/v1/alerts", &a.token, a_alert_body).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
+    app.post(&format!("/api/v1/alerts/{a_alert}/promote"), &a.token, json!({ "incident_id": b_inc_id })).await.problem(404, "not_found");
     assert_eq!(app.get(&hook, &b.token).await.expect(200).body["url"], "https://93.184.215.14/beta", "unchanged");
     // INC-1 names a different incident in each organisation.
     let a_inc = app.incident(&a, "alpha").await;

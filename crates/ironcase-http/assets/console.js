@@ -32,7 +32,7 @@ for (const part of document.querySelectorAll("[data-live]")) {
     if (!pending) pending = setTimeout(refresh, 150);
   };
   for (const type of ["incident.created", "incident.updated", "incident.status_changed", "incident.deleted",
-    "comment.added", "ioc.added", "ioc.removed", "evidence.added", "evidence.deleted"]) {
+    "comment.added", "ioc.added", "ioc.removed", "evidence.added", "evidence.deleted", "alert.created", "alert.promoted"]) {
     events.addEventListener(type, onEvent);
   }
   events.addEventListener("end", () => events.close());

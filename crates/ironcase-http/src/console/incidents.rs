@@ -15,24 +15,10 @@ use ironcase_app::AppError;
 use ironcase_domain::{Category, IncidentId, Permission, Resolution, Severity, Status, Tlp};
 use maud::{html, Markup};
 
-use super::layout::{more, page, reasons, respond, select, sentences, Failure, Nav, Ref};
+use super::layout::{badge, more, names, page, reasons, respond, select, sentences, when, Failure, Nav, Ref};
 use super::session::{Browser, Form};
 use crate::extract::QueryParams;
 use crate::AppState;
-
-fn names<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Vec<&'static str> {
-    all.iter().map(|v| f(*v)).collect()
-}
-
-fn when(t: ironcase_domain::Timestamp) -> String {
-    // `2026-12-04T21:49:49.123Z` as `2026-12-04 21:49`.
-    let s = t.to_rfc3339();
-    s.get(..16).map(|d| d.replace('T', " ")).unwrap_or(s)
-}
-
-fn badge(kind: &str, value: &str) -> Markup {
-    html! { span class={ "badge " (kind) "-" (value.replace('+', "-")) } { (value.replace('_', " ")) } }
-}
 
 /// `GET /`: the queue, filtered and sorted, one page at a time.
 pub(crate) async fn queue(State(s): State<AppState>, b: Browser, mut q: QueryParams) -> Result<Response, Failure> {

@@ -36,6 +36,7 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                     @if let Some(n) = nav {
                         nav aria-label="Main" {
                             a href="/" { "Incidents" }
+                            @if n.p.has(Permission::IncidentRead) { a href="/alerts" { "Alerts" } }
                             a href="/search" { "Search" }
                             a href="/dashboard" { "Dashboard" }
                             @if n.p.has(Permission::IncidentCreate) { a href="/incidents/new" { "New incident" } }
@@ -216,6 +217,22 @@ pub(crate) fn next_link(path: &str, cursor: Option<&str>) -> Markup {
             p.pager { a rel="next" href={ (path) "?cursor=" (form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()) } { "Next page" } }
         }
     }
+}
+
+/// The `as_str` names of a closed set, for a select.
+pub(crate) fn names<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|v| f(*v)).collect()
+}
+
+/// A time as a person reads it: `2026-12-04T21:49:49.123Z` as `2026-12-04 21:49`.
+pub(crate) fn when(t: ironcase_domain::Timestamp) -> String {
+    let s = t.to_rfc3339();
+    s.get(..16).map(|d| d.replace('T', " ")).unwrap_or(s)
+}
+
+/// A value as a coloured badge (`severity-high`, `status-open`, `tlp-amber`).
+pub(crate) fn badge(kind: &str, value: &str) -> Markup {
+    html! { span class={ "badge " (kind) "-" (value.replace('+', "-")) } { (value.replace('_', " ")) } }
 }
 
 /// The link to the next part of one section of an incident's page (its

@@ -7,6 +7,7 @@
 
 mod account;
 mod admin;
+mod alerts;
 mod assets;
 mod children;
 mod dashboard;
@@ -24,6 +25,7 @@ mod settings;
 mod signin;
 mod sso;
 mod tokens;
+mod webhooks;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -62,6 +64,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/sso", get(signin::sso_landing))
         .route("/signout", post(signin::signout))
         .route("/search", get(search::search))
+        .route("/alerts", get(alerts::queue))
+        .route("/alerts/{id}", get(alerts::show))
+        .route("/alerts/{id}/promote", post(alerts::promote))
+        .route("/alerts/{id}/dismiss", post(alerts::dismiss))
+        .route("/alerts/{id}/snooze", post(alerts::snooze))
+        .route("/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/dashboard", get(dashboard::show))
         .route("/live", get(live::stream))
         .route("/incidents", post(incidents::create))
@@ -112,6 +120,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/children/{id}", get(children::incidents))
         .route("/children/{id}/audit", get(children::audit))
         .route("/settings/sso", get(sso::show).post(sso::save))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::show))
+        .route("/webhooks/{id}/enabled", post(webhooks::enabled))
+        .route("/webhooks/{id}/test", post(webhooks::test))
+        .route("/webhooks/{id}/rotate-secret", post(webhooks::rotate))
+        .route("/webhooks/{id}/replay", post(webhooks::replay))
+        .route("/webhooks/{id}/delete", post(webhooks::delete))
         .route("/settings/sso/delete", post(sso::delete))
         .route("/invitation", get(tokens::invitation).post(tokens::accept))
         .route("/reset-password", get(tokens::reset).post(tokens::reset_confirm))

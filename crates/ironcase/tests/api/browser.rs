@@ -67,6 +67,9 @@ async fn the_main_flows_work_in_a_real_browser() {
     }
     let analyst = app.member(&owner, "analyst@example.com", "analyst", None).await;
     let organization = app.get("/api/v1/organization", &owner.token).await.expect(200).str("id");
+    let alert_body = json!({ "source": "splunk", "source_ref": "b-1", "type": "login", "title": "Impossible travel for j.doe", "severity": "high",
+        "observables": [{ "type": "ipv4", "value": "198.51.100.23" }] });
+    let alert = app.post("/api/v1/alerts", &owner.token, alert_body).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
     app.member(&owner, "viewer@example.com", "viewer", None).await;
     let mfa = app.member(&owner, "mfa@example.com", "analyst", None).await;
     let (secret, _) = crate::mfa::enable(&app, &mfa).await;
@@ -81,6 +84,7 @@ async fn the_main_flows_work_in_a_real_browser() {
         "foreign_incident": foreign,
         "analyst_id": analyst.id,
         "organization_id": organization,
+        "alert_id": alert,
         "sso": idp.is_some().then(|| json!({ "organization": "default", "login": "bob", "email": "bob@example.test" })),
     });
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");

@@ -864,6 +864,10 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
     app.post("/api/v1/members", &beta.token, json!({ "email": "i@beta.test", "role": "viewer" })).await.expect(201);
     let invitation = app.get("/api/v1/invitations", &beta.token).await.expect(200).body["items"][0]["id"].as_str().expect("inv").to_owned();
     let role = app.post("/api/v1/roles", &beta.token, json!({ "name": "theirs", "base": "viewer" })).await.expect(201).str("id");
+    let alert_body = json!({ "source": "edr", "source_ref": "b-1", "type": "x", "title": "beta alert", "severity": "low" });
+    let alert = app.post("/api/v1/alerts", &beta.token, alert_body).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
+    let hook_body = json!({ "url": "https://93.184.215.14/beta", "event_types": ["quota.exceeded"] });
+    let hook = app.post("/api/v1/webhooks", &beta.token, hook_body).await.expect(201).str("id");
 
     let mut b = Console::new(&app);
     b.sign_in("admin@localhost", &app.admin_password).await;
@@ -880,6 +884,10 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         "/members/not-an-id".to_owned(),
         "/children/x".to_owned(),
         "/platform/organizations/x".to_owned(),
+        format!("/alerts/{alert}"),
+        format!("/webhooks/{hook}"),
+        "/alerts/x".to_owned(),
+        "/webhooks/x".to_owned(),
     ];
     let not_found = b.get("/incidents/inc_00000000000000000000000000").await.body;
     for path in &gets {
@@ -901,6 +909,15 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/members/{user}/sessions/end"),
         format!("/members/{user}/mfa/reset"),
         format!("/members/{user}/password-reset"),
+        format!("/alerts/{alert}/promote"),
+        format!("/alerts/{alert}/dismiss"),
+        format!("/alerts/{alert}/snooze"),
+        format!("/alerts/{alert}/acknowledge"),
+        format!("/webhooks/{hook}/enabled"),
+        format!("/webhooks/{hook}/test"),
+        format!("/webhooks/{hook}/rotate-secret"),
+        format!("/webhooks/{hook}/replay"),
+        format!("/webhooks/{hook}/delete"),
         format!("/invitations/{invitation}/revoke"),
         format!("/account/sessions/{session}/end"),
         format!("/roles/{role}/delete"),
@@ -917,6 +934,9 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
             ("ioc-type", "domain"),
             ("value", "x.example"),
             ("text", "x.example"),
+            ("reason", "x"),
+            ("hours", "24"),
+            ("enabled", "0"),
         ];
         let r = b.post(path, &fields).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.body);
@@ -925,10 +945,20 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
     app.get(&format!("/api/v1/incidents/{incident}"), &beta.token).await.expect(200);
     assert_eq!(app.get("/api/v1/api-keys", &beta.token).await.expect(200).body["items"][0]["revoked_at"], json!(null));
     app.get("/api/v1/auth/me", &beta.token).await.expect(200);
+    assert_eq!(app.get(&format!("/api/v1/alerts/{alert}"), &beta.token).await.expect(200).body["status"], "new");
+    let theirs = app.get(&format!("/api/v1/webhooks/{hook}"), &beta.token).await.expect(200);
+    assert_eq!((theirs.body["enabled"].clone(), theirs.body["url"].clone()), (json!(true), json!("https://93.184.215.14/beta")));
 
     let own = app.incident(&operator, "ours").await.str("id");
     let own_key = app.post("/api/v1/api-keys", &operator.token, json!({ "name": "mine", "role": "viewer" })).await.expect(201).str("id");
+    let own_alert_body = json!({ "source": "edr", "source_ref": "o-1", "type": "x", "title": "our alert", "severity": "low" });
+    let own_alert =
+        app.post("/api/v1/alerts", &operator.token, own_alert_body).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
     let forms = [
+        "/webhooks".to_owned(),
+        format!("/alerts/{own_alert}/promote"),
+        format!("/alerts/{own_alert}/dismiss"),
+        format!("/alerts/{own_alert}/snooze"),
         format!("/keys/{own_key}/edit"),
         format!("/platform/organizations/{beta_org}/plan"),
         "/settings/parent-access".to_owned(),
@@ -1315,5 +1345,109 @@ async fn an_incidents_long_parts_page_on_from_its_page() {
     // A cursor that is not one is refused with a reason.
     let bad = b.get(&format!("/incidents/{id}?iocs=x")).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn alerts_are_triaged_promoted_and_dismissed_in_the_console() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let seen = app.incident(&owner, "Earlier phishing").await.str("id");
+    app.post(&format!("/api/v1/incidents/{seen}/iocs"), &owner.token, json!({ "type": "domain", "value": "evil.example" }))
+        .await
+        .expect(201);
+    let send = |r: &str| {
+        json!({ "source": "splunk", "source_ref": r, "type": "login", "title": format!("Impossible travel {r}"), "severity": "high",
+                "observables": [{ "type": "domain", "value": "evil.example" }], "raw": { "rule": "travel" } })
+    };
+    let one = app.post("/api/v1/alerts", &owner.token, send("a-1")).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
+    let two = app.post("/api/v1/alerts", &owner.token, send("a-2")).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let q = b.get("/alerts").await;
+    assert_eq!(q.status, StatusCode::OK);
+    assert_secure_headers(&q, "alerts");
+    assert!(q.body.contains("Impossible travel a-1") && q.body.contains("Impossible travel a-2") && q.body.contains("data-live=\"/live\""));
+    assert!(!b.get("/alerts?status=dismissed").await.body.contains("Impossible travel"));
+    assert_eq!(b.get("/alerts?status=lost").await.status, StatusCode::BAD_REQUEST);
+    let p = b.get(&format!("/alerts/{one}")).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("<code>evil.example</code>") && p.body.contains("INC-1 Earlier phishing"), "seen in: {}", p.body);
+    assert!(p.body.contains("&quot;rule&quot;: &quot;travel&quot;") || p.body.contains("\"rule\": \"travel\""), "the raw payload");
+    let csrf = p.csrf();
+    // Promoted into a new incident: to its page, the observable an indicator.
+    let r = b
+        .post(&format!("/alerts/{one}/promote"), &[("csrf", &csrf), ("title", "Travel for j.doe"), ("category", "unauthorized_access")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let incident = b.get(r.location()).await;
+    assert!(incident.body.contains("Travel for j.doe") && incident.body.contains("<code>evil.example</code>"), "{}", incident.body);
+    let p = b.get(&format!("/alerts/{one}")).await;
+    assert!(p.body.contains("Promoted into") && !p.body.contains("form class=\"promote\""), "no second promotion offered");
+    let again = b.post(&format!("/alerts/{one}/promote"), &[("csrf", &csrf), ("category", "other")]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.body.contains("role=\"alert\""));
+    // Merging into an incident that is not there is a sentence; dismissing needs a reason.
+    let r = b.post(&format!("/alerts/{two}/promote"), &[("csrf", &csrf), ("incident", "INC-99")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("not an incident you can see"));
+    let r = b.post(&format!("/alerts/{two}/dismiss"), &[("csrf", &csrf), ("reason", "  ")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(b.post(&format!("/alerts/{two}/snooze"), &[("csrf", &csrf), ("hours", "0")]).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(b.post(&format!("/alerts/{two}/snooze"), &[("csrf", &csrf), ("hours", "24")]).await.status, StatusCode::SEE_OTHER);
+    assert!(b.get("/alerts?status=snoozed").await.body.contains("Impossible travel a-2"));
+    assert_eq!(b.post(&format!("/alerts/{two}/acknowledge"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    let r = b.post(&format!("/alerts/{two}/dismiss"), &[("csrf", &csrf), ("reason", "known scanner")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let a = app.get(&format!("/api/v1/alerts/{two}"), &owner.token).await.expect(200);
+    assert_eq!((a.body["status"].clone(), a.body["dismiss_reason"].clone()), (json!("dismissed"), json!("known scanner")));
+    // A viewer sees the queue and no triage.
+    app.member(&owner, "v@localhost", "viewer", None).await;
+    let mut v = Console::new(&app);
+    v.sign_in("v@localhost", PASSWORD).await;
+    let p = v.get(&format!("/alerts/{two}")).await;
+    assert!(p.status == StatusCode::OK && !p.body.contains("action=\"/alerts/"), "{}", p.body);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn webhooks_are_managed_in_the_console() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get("/webhooks").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_secure_headers(&p, "webhooks");
+    let csrf = p.csrf();
+    let r = b.post("/webhooks", &[("csrf", &csrf), ("url", "http://127.0.0.1/hook"), ("event", "*")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("must be https") && r.body.contains("role=\"alert\""), "{}", r.body);
+    let r = b
+        .post(
+            "/webhooks",
+            &[("csrf", &csrf), ("url", "https://93.184.215.14/hook"), ("event", "incident.created"), ("event", "alert.created")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let at = r.body.find("<code id=\"new-secret\">").expect("the secret, once") + 22;
+    assert!(r.body[at..].starts_with("whsec_"));
+    let listed = b.get("/webhooks").await;
+    assert!(listed.body.contains("incident.created, alert.created") && !listed.body.contains("whsec_"), "shown once");
+    let start = listed.body.find("href=\"/webhooks/whk_").expect("a link") + 16;
+    let id = listed.body[start..].split('"').next().expect("id").to_owned();
+    let page = b.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let r = b.post(&format!("/webhooks/{id}/rotate-secret"), &[("csrf", &csrf)]).await;
+    assert!(r.body.contains("id=\"new-secret\">whsec_") && r.body.contains("for 24 hours"), "{}", r.body);
+    let r = b.post(&format!("/webhooks/{id}/test"), &[("csrf", &csrf)]).await;
+    assert!(r.body.contains("Test message msg_"), "{}", r.body);
+    assert_eq!(b.post(&format!("/webhooks/{id}/enabled"), &[("csrf", &csrf), ("enabled", "0")]).await.status, StatusCode::SEE_OTHER);
+    assert!(b.get("/webhooks").await.body.contains("<td>off</td>"));
+    let r = b.post(&format!("/webhooks/{id}/replay"), &[("csrf", &csrf)]).await;
+    assert!(r.body.contains("0 message(s) sent again."), "{}", r.body);
+    assert_eq!(b.post(&format!("/webhooks/{id}/replay"), &[("csrf", &csrf), ("message", "nope")]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.post(&format!("/webhooks/{id}/delete"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get(&format!("/webhooks/{id}")).await.status, StatusCode::NOT_FOUND);
     app.shutdown().await;
 }

@@ -242,6 +242,15 @@ await analyst.keyboard.press("Enter");
 await analyst.waitForSelector("text=moved it from open to");
 check(true, "commented and moved on from the keyboard");
 
+// 5c. An alert from a detection tool, promoted into an incident.
+await owner.goto(`${BASE}/alerts`);
+await owner.click(`a[href='/alerts/${fx.alert_id}']`);
+await shot(owner, "alert");
+await owner.selectOption("form.promote #category", "unauthorized_access");
+await owner.click("form.promote button[type=submit]");
+await owner.waitForURL(/\/incidents\/inc_/);
+check((await owner.textContent("#indicators")).includes("198.51.100.23"), "an alert promoted: its observable is the incident's indicator");
+
 // 6. Another organisation's incident is a 404 page like any other.
 const res = await owner.goto(`${BASE}/incidents/${fx.foreign_incident}`);
 check(res.status() === 404 && (await owner.textContent("h1")) === "Not found", "another organisation's incident is a 404 page");
@@ -295,7 +304,7 @@ for (const [path, name] of [["/", "queue-390"], [new URL(incidentUrl).pathname, 
 
 // 9. Accessibility of the main pages.
 const cookies = await ownerCtx.cookies();
-for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"], ["/members", "members"], ["/audit", "audit log"], ["/dashboard", "dashboard"], ["/settings", "organisation"], ["/platform/organizations", "organisations"], ["/roles", "roles"], ["/settings/sso", "single sign-on"], [`/members/${fx.analyst_id}`, "a member"], [`/platform/organizations/${fx.organization_id}`, "an organisation's plan"], ["/children", "organisations under this one"]]) {
+for (const [path, name] of [["/signin", "sign-in"], ["/", "queue"], [new URL(incidentUrl).pathname, "incident"], ["/search?q=beaconing", "search"], ["/incidents/new", "new incident"], ["/keys", "API keys"], ["/account", "my account"], ["/members", "members"], ["/audit", "audit log"], ["/dashboard", "dashboard"], ["/settings", "organisation"], ["/platform/organizations", "organisations"], ["/roles", "roles"], ["/settings/sso", "single sign-on"], [`/members/${fx.analyst_id}`, "a member"], [`/platform/organizations/${fx.organization_id}`, "an organisation's plan"], ["/children", "organisations under this one"], ["/alerts", "alerts"], [`/alerts/${fx.alert_id}`, "an alert"], ["/webhooks", "webhooks"]]) {
   await accessible(`${BASE}${path}`, path === "/signin" ? [] : cookies, name);
 }
 

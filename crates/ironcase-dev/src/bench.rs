@@ -91,11 +91,23 @@ pub struct BenchArgs {
     /// roles of the organisation (made first), instead of its owner.
     #[arg(long, default_value_t = 0)]
     pub custom_roles: usize,
+    /// Instead of the default phases, alert intake: one alert per request,
+    /// then batches of 1,000 (alerts per second).
+    #[arg(long)]
+    pub alerts: bool,
+    /// Instead of the default phases, webhook deliveries to a receiver in
+    /// this process, from this many endpoints: deliveries per second while
+    /// incidents are created for `--seconds`, then the time from a commit to
+    /// its first delivery.
+    #[arg(long)]
+    pub webhooks: Option<usize>,
 }
 
 /// With Redis, login limits outlive a run (they are Redis's): runs one after
 /// another log the same account in from the same address, so their servers
 /// allow it more often.
+mod integrations;
+
 const BENCH_LOGINS: [&str; 4] = ["--login-limit", "1000/60", "--auth-address-limit", "1000/60"];
 
 /// The server binary of this run (`--server-bin`, else this one).
@@ -514,6 +526,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     if let Some(clients) = args.logins {
         return run_logins(&args, clients).await;
+    }
+    if args.alerts {
+        return integrations::run_alerts(&args).await;
+    }
+    if let Some(endpoints) = args.webhooks {
+        return integrations::run_webhooks(&args, endpoints).await;
     }
     let (mut flags, _db) = backend_flags(&args).await?;
     // With Redis, as several nodes run: shared limits, sessions remembered.

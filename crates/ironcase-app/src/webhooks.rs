@@ -33,8 +33,9 @@ const DISABLE_AFTER_MS: i64 = 5 * 24 * 3600 * 1000;
 /// The most of an answer kept in the attempt log, and read at all.
 const LOGGED_ANSWER: usize = 1024;
 const READ_ANSWER: usize = 64 * 1024;
-/// Messages leased at once by one node, and how long a lease holds.
-const CLAIM: i64 = 256;
+/// Messages of one endpoint leased at once (a run, sent in order), and how
+/// long a lease holds.
+const RUN: i64 = 100;
 const LEASE_MS: i64 = 60_000;
 /// Most endpoints an organisation may have.
 const MAX_ENDPOINTS: usize = 50;
@@ -447,68 +448,92 @@ impl App {
             .await
     }
 
-    /// One round of the dispatcher: enqueue, lease what is due, send it all
-    /// at once, record the outcomes. How many were sent.
+    /// One round of the dispatcher: enqueue, lease what is due (a run of
+    /// messages per endpoint, in order), send the runs at once (each in
+    /// order, stopping at its first failure), record the outcomes. How many
+    /// were sent.
     pub async fn webhook_round(&self) -> Result<usize> {
         self.webhook_enqueue().await?;
         let now = self.clock().now();
         if !self.store().read_now(move |c| store::any_due(c, now)).await? {
             return Ok(0);
         }
-        let due = self.store().write(move |c| store::claim(c, now, Timestamp(now.0 + LEASE_MS), CLAIM)).await?;
-        let n = due.len();
-        let sent = futures::future::join_all(due.into_iter().map(|d| self.webhook_send(d))).await;
+        let runs = self.store().write(move |c| store::claim(c, now, Timestamp(now.0 + LEASE_MS), RUN)).await?;
+        let results = futures::future::join_all(runs.into_iter().map(|run| self.webhook_send_run(run))).await;
+        let n = results.iter().map(|(sent, _)| sent.len()).sum();
         let backoff = self.settings().webhook_backoff.clone();
         let now = self.clock().now();
         self.store()
             .write(move |c| {
-                for (attempt, previous_failures) in sent {
-                    // An endpoint deleted while its message was out: nothing to record.
-                    let w = match store::get(c, attempt.org, attempt.webhook_id) {
-                        Ok(w) => w,
-                        Err(ironcase_store::StoreError::NotFound) => continue,
-                        Err(e) => return Err(e.into()),
-                    };
-                    let (status, next_at, gone) = outcome(&attempt, previous_failures, &backoff, now);
-                    store::record(c, &attempt, status, next_at)?;
-                    if attempt.success {
-                        store::set_failing(c, w.org, w.id, None)?;
-                        continue;
+                for (sent, untried) in results {
+                    for m in untried {
+                        store::release(c, m.org, m.id)?;
                     }
-                    let since = w.failing_since.unwrap_or(attempt.at);
-                    store::set_failing(c, w.org, w.id, Some(since))?;
-                    let reason = match (gone, now.0 - since.0 >= DISABLE_AFTER_MS) {
-                        (true, _) => Some("the receiver answered 410 Gone"),
-                        (false, true) => Some("every attempt failed for 5 days"),
-                        _ => None,
-                    };
-                    if let (Some(reason), true) = (reason, w.enabled) {
-                        store::disable(c, w.org, w.id, reason, now)?;
-                        let data = json!({ "webhook_id": w.id, "url": w.url, "reason": reason });
-                        event::append(c, w.org, None, "webhook.disabled", None, &data, now)?;
-                        ironcase_store::audit::append(
-                            c,
-                            ironcase_store::audit::NewEntry {
-                                tenant: w.org.to_string(),
-                                at: now,
-                                actor_id: None,
-                                actor_kind: "system".into(),
-                                action: "webhook.disabled".into(),
-                                resource_type: Some("webhook".into()),
-                                resource_id: Some(w.id.to_string()),
-                                outcome: "success".into(),
-                                request_id: None,
-                                source_ip: None,
-                                user_agent: None,
-                                details: data,
-                            },
-                        )?;
+                    for (attempt, previous_failures) in sent {
+                        // An endpoint deleted while its message was out: nothing to record.
+                        let w = match store::get(c, attempt.org, attempt.webhook_id) {
+                            Ok(w) => w,
+                            Err(ironcase_store::StoreError::NotFound) => continue,
+                            Err(e) => return Err(e.into()),
+                        };
+                        let (status, next_at, gone) = outcome(&attempt, previous_failures, &backoff, now);
+                        store::record(c, &attempt, status, next_at)?;
+                        if attempt.success {
+                            store::set_failing(c, w.org, w.id, None)?;
+                            continue;
+                        }
+                        let since = w.failing_since.unwrap_or(attempt.at);
+                        store::set_failing(c, w.org, w.id, Some(since))?;
+                        let reason = match (gone, now.0 - since.0 >= DISABLE_AFTER_MS) {
+                            (true, _) => Some("the receiver answered 410 Gone"),
+                            (false, true) => Some("every attempt failed for 5 days"),
+                            _ => None,
+                        };
+                        if let (Some(reason), true) = (reason, w.enabled) {
+                            store::disable(c, w.org, w.id, reason, now)?;
+                            let data = json!({ "webhook_id": w.id, "url": w.url, "reason": reason });
+                            event::append(c, w.org, None, "webhook.disabled", None, &data, now)?;
+                            ironcase_store::audit::append(
+                                c,
+                                ironcase_store::audit::NewEntry {
+                                    tenant: w.org.to_string(),
+                                    at: now,
+                                    actor_id: None,
+                                    actor_kind: "system".into(),
+                                    action: "webhook.disabled".into(),
+                                    resource_type: Some("webhook".into()),
+                                    resource_id: Some(w.id.to_string()),
+                                    outcome: "success".into(),
+                                    request_id: None,
+                                    source_ip: None,
+                                    user_agent: None,
+                                    details: data,
+                                },
+                            )?;
+                        }
                     }
                 }
                 Ok::<_, AppError>(())
             })
             .await?;
         Ok(n)
+    }
+
+    /// Sends one endpoint's run in order, stopping at the first failure:
+    /// the attempts made (each with the failures before it), and the
+    /// messages not tried.
+    async fn webhook_send_run(&self, run: Vec<Due>) -> (Vec<(AttemptRow, i64)>, Vec<MessageRow>) {
+        let mut sent = Vec::with_capacity(run.len());
+        let mut rest = run.into_iter();
+        for d in rest.by_ref() {
+            let (attempt, failures) = self.webhook_send(d).await;
+            let ok = attempt.success;
+            sent.push((attempt, failures));
+            if !ok {
+                break;
+            }
+        }
+        (sent, rest.map(|d| d.message).collect())
     }
 
     /// Sends one message, signed with the endpoint's secret (and the

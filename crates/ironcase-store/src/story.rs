@@ -1156,7 +1156,7 @@ async fn story(s: Store) {
         finished_at: None,
     };
     let (first, second) = (message(1), message(2));
-    let first_id = first.id;
+    let (first_id, second_id) = (first.id, second.id);
     let (newest, cursor, due_one) = w(&s, move |c| {
         let mut hook = hook;
         hook.event_cursor = webhook::last_event(c, a)?;
@@ -1167,13 +1167,20 @@ async fn story(s: Store) {
         webhook::insert_message(c, &first)?;
         webhook::insert_message(c, &second)?;
         let claimed = webhook::claim(c, Timestamp(700), Timestamp(800), 10)?;
-        Ok((hook.event_cursor, webhook::get(c, a, hook_id)?.event_cursor, claimed.iter().map(|d| d.message.id).collect::<Vec<_>>()))
+        // The second is given back (its run stopped before it): it still
+        // waits for the first, which is leased.
+        webhook::release(c, a, second_id)?;
+        Ok((
+            hook.event_cursor,
+            webhook::get(c, a, hook_id)?.event_cursor,
+            claimed.iter().map(|run| run.iter().map(|d| d.message.id).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        ))
     })
     .await;
     assert!(newest > 0 && cursor == newest + 5);
-    assert_eq!(due_one, [first_id], "one at a time per endpoint, the oldest first");
+    assert_eq!(due_one, [vec![first_id, second_id]], "one run per endpoint, in order");
     let (leased, enabled) = r(&s, move |c| Ok((webhook::any_due(c, Timestamp(750))?, webhook::enabled(c)?.len()))).await;
-    assert!(!leased, "the second waits for the first");
+    assert!(!leased, "the second waits for the first, which is leased");
     assert_eq!(enabled, 1);
     let attempt = webhook::AttemptRow {
         org: a,

@@ -244,27 +244,36 @@ pub fn advance(c: &Tx, org: OrgId, id: WebhookId, to: i64) -> Result<()> {
     Ok(())
 }
 
-/// The messages that may go now: pending, due, not leased, of an enabled
-/// endpoint, and the oldest pending one of that endpoint (in order, one at
-/// a time per endpoint). `m` is the message, `w` its endpoint.
-const SENDABLE: &str = "m.status = 'pending' and m.next_at <= ? and (m.lease_until is null or m.lease_until < ?) and w.enabled = 1 \
-     and not exists (select 1 from webhook_message e where e.organization_id = m.organization_id and e.webhook_id = m.webhook_id \
-         and e.status = 'pending' and (e.created_at < m.created_at or (e.created_at = m.created_at and e.message_id < m.message_id)))";
-
-/// Whether `claim` would find anything at `now` (a read, so that an idle
-/// dispatcher writes nothing).
-pub fn any_due(c: &Conn, now: Timestamp) -> Result<bool> {
-    c.platform()?;
-    Ok(query_opt(
+/// An endpoint's pending messages in order (the head first), at most `limit`.
+fn pending_of(c: &Conn, w: &WebhookRow, limit: i64) -> Result<Vec<(MessageRow, Option<i64>)>> {
+    c.scope(w.org)?;
+    query_map(
         c,
         &format!(
-            "select m.next_at from webhook_message m join webhook w on w.organization_id = m.organization_id and w.webhook_id = m.webhook_id \
-             where {SENDABLE} limit 1"
+            "select {MESSAGE_COLS}, lease_until from webhook_message where organization_id = ? and webhook_id = ? and status = 'pending' \
+             order by created_at, message_id limit ?"
         ),
-        params![now.0, now.0],
-        |r| r.get::<_, i64>(0),
-    )?
-    .is_some())
+        params![w.org.to_string(), w.id.to_string(), limit],
+        |r| Ok((message(r)?, r.get(11)?)),
+    )
+}
+
+/// What may go now from one endpoint's pending messages: its head and the
+/// messages after it, in order, while they are due and not leased; nothing
+/// when the head waits (a retry's back-off) or another node holds it.
+fn sendable(pending: Vec<(MessageRow, Option<i64>)>, now: Timestamp) -> Vec<MessageRow> {
+    pending.into_iter().take_while(|(m, lease)| m.next_at <= now && lease.is_none_or(|l| l < now.0)).map(|(m, _)| m).collect()
+}
+
+/// Whether `claim` would find anything at `now` (reads only, so that an
+/// idle dispatcher writes nothing).
+pub fn any_due(c: &Conn, now: Timestamp) -> Result<bool> {
+    for w in enabled(c)? {
+        if !sendable(pending_of(c, &w, 1)?, now).is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A leased message with what sending it needs.
@@ -277,39 +286,47 @@ pub struct Due {
     pub previous_until: Option<Timestamp>,
 }
 
-/// Leases up to `limit` due messages until `lease_until`: for each enabled
-/// endpoint, only its oldest pending message (messages go out in order, one
-/// at a time per endpoint), and none another node holds.
-pub fn claim(c: &Tx, now: Timestamp, lease_until: Timestamp, limit: i64) -> Result<Vec<Due>> {
-    c.platform()?;
-    let due: Vec<Due> = query_map(
-        c,
-        &format!(
-            "select m.organization_id, m.message_id, m.webhook_id, m.event_id, m.type, m.payload, m.status, m.attempts, m.next_at, \
-         m.created_at, m.finished_at, w.url, w.sealed_secret, w.sealed_previous, w.previous_until \
-         from webhook_message m join webhook w on w.organization_id = m.organization_id and w.webhook_id = m.webhook_id \
-         where {SENDABLE} \
-         order by m.next_at limit ?"
-        ),
-        params![now.0, now.0, limit],
-        |r| {
-            Ok(Due {
-                message: message(r)?,
-                url: r.get(11)?,
-                sealed_secret: r.get(12)?,
-                sealed_previous: r.get(13)?,
-                previous_until: r.get::<_, Option<i64>>(14)?.map(Timestamp),
+/// Leases, until `lease_until`, up to `per_endpoint` messages of each
+/// enabled endpoint whose head is sendable: in order, one run per endpoint
+/// (messages go out in order, one at a time per endpoint), none another
+/// node holds.
+pub fn claim(c: &Tx, now: Timestamp, lease_until: Timestamp, per_endpoint: i64) -> Result<Vec<Vec<Due>>> {
+    let mut runs = Vec::new();
+    for w in enabled(c)? {
+        let run: Vec<Due> = sendable(pending_of(c, &w, per_endpoint)?, now)
+            .into_iter()
+            .map(|message| Due {
+                message,
+                url: w.url.clone(),
+                sealed_secret: w.sealed_secret.clone(),
+                sealed_previous: w.sealed_previous.clone(),
+                previous_until: w.previous_until,
             })
-        },
-    )?;
-    for d in &due {
-        exec(
-            c,
-            "update webhook_message set lease_until = ? where organization_id = ? and message_id = ?",
-            params![lease_until.0, d.message.org.to_string(), d.message.id.to_string()],
-        )?;
+            .collect();
+        for d in &run {
+            exec(
+                c,
+                "update webhook_message set lease_until = ? where organization_id = ? and message_id = ?",
+                params![lease_until.0, d.message.org.to_string(), d.message.id.to_string()],
+            )?;
+        }
+        if !run.is_empty() {
+            runs.push(run);
+        }
     }
-    Ok(due)
+    Ok(runs)
+}
+
+/// Gives back the lease of a message that was not tried (its endpoint's
+/// run stopped at a failure before it).
+pub fn release(c: &Tx, org: OrgId, message: MessageId) -> Result<()> {
+    c.scope(org)?;
+    exec(
+        c,
+        "update webhook_message set lease_until = null where organization_id = ? and message_id = ?",
+        params![org.to_string(), message.to_string()],
+    )?;
+    Ok(())
 }
 
 /// One attempt to deliver a message.

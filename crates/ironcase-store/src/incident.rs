@@ -306,6 +306,34 @@ impl CountBy {
     }
 }
 
+/// The conditions of `f` (but its sight), each a clause with one `$` for
+/// its value, handed to `bind`; `except`'s own condition left out (a
+/// facet's). The list and the facets filter alike through it.
+fn conditions(f: &Filter, except: Option<CountBy>, bind: &mut dyn FnMut(&str, Value)) {
+    let dims = [
+        (CountBy::Status, f.status.map(Status::as_str)),
+        (CountBy::Severity, f.severity.map(Severity::as_str)),
+        (CountBy::Category, f.category.map(Category::as_str)),
+    ];
+    for (d, v) in dims {
+        if let (Some(v), false) = (v, except == Some(d)) {
+            bind(&format!(" and {} = $", d.column()), Value::Text(v.into()));
+        }
+    }
+    if let Some(a) = f.assignee_id {
+        bind(" and assignee_id = $", Value::Text(a.to_string()));
+    }
+    if let Some(t) = &f.tag {
+        bind(" and incident_id in (select incident_id from incident_tag where organization_id = ?1 and tag = $)", Value::Text(t.clone()));
+    }
+    if let Some(t) = f.created_after {
+        bind(" and created_at > $", Value::Integer(t.0));
+    }
+    if let Some(t) = f.created_before {
+        bind(" and created_at < $", Value::Integer(t.0));
+    }
+}
+
 /// The queue's facets: for each of status, severity and category, how many
 /// incidents matching `f` have each value, leaving out `f`'s own condition
 /// on that column (so the other choices show what they would find). From
@@ -332,32 +360,7 @@ pub fn facets(c: &Conn, org: OrgId, f: &Filter) -> Result<Vec<(CountBy, String, 
             p.push(v);
             sql.push_str(&clause.replace('$', &format!("?{}", p.len())));
         };
-        let dims = [
-            (CountBy::Status, f.status.map(Status::as_str)),
-            (CountBy::Severity, f.severity.map(Severity::as_str)),
-            (CountBy::Category, f.category.map(Category::as_str)),
-        ];
-        for (d, v) in dims {
-            if let (Some(v), true) = (v, d != by) {
-                bind(&mut sql, &format!(" and {} = $", d.column()), Value::Text(v.into()));
-            }
-        }
-        if let Some(a) = f.assignee_id {
-            bind(&mut sql, " and assignee_id = $", Value::Text(a.to_string()));
-        }
-        if let Some(t) = &f.tag {
-            bind(
-                &mut sql,
-                " and incident_id in (select incident_id from incident_tag where organization_id = ?1 and tag = $)",
-                Value::Text(t.clone()),
-            );
-        }
-        if let Some(t) = f.created_after {
-            bind(&mut sql, " and created_at > $", Value::Integer(t.0));
-        }
-        if let Some(t) = f.created_before {
-            bind(&mut sql, " and created_at < $", Value::Integer(t.0));
-        }
+        conditions(f, Some(by), &mut |clause, v| bind(&mut sql, clause, v));
         sql.push_str(&format!(" group by {col} having {count} > 0 order by {col}"));
         let rows: Vec<(String, i64)> = query_map(c, &sql, p, |r| Ok((r.get(0)?, r.get(1)?)))?;
         out.extend(rows.into_iter().map(|(v, n)| (by, v, n)));
@@ -417,31 +420,7 @@ pub(crate) fn list_query(org: OrgId, f: &Filter, sort: Sort, after: Option<(i64,
         p.push(v);
         sql.push_str(&clause.replace('$', &format!("?{}", p.len())));
     };
-    if let Some(s) = f.status {
-        bind(&mut sql, " and status = $", Value::Text(s.as_str().into()));
-    }
-    if let Some(s) = f.severity {
-        bind(&mut sql, " and severity = $", Value::Text(s.as_str().into()));
-    }
-    if let Some(s) = f.category {
-        bind(&mut sql, " and category = $", Value::Text(s.as_str().into()));
-    }
-    if let Some(a) = f.assignee_id {
-        bind(&mut sql, " and assignee_id = $", Value::Text(a.to_string()));
-    }
-    if let Some(t) = &f.tag {
-        bind(
-            &mut sql,
-            " and incident_id in (select incident_id from incident_tag where organization_id = ?1 and tag = $)",
-            Value::Text(t.clone()),
-        );
-    }
-    if let Some(t) = f.created_after {
-        bind(&mut sql, " and created_at > $", Value::Integer(t.0));
-    }
-    if let Some(t) = f.created_before {
-        bind(&mut sql, " and created_at < $", Value::Integer(t.0));
-    }
+    conditions(f, None, &mut |clause, v| bind(&mut sql, clause, v));
     let col = sort.column();
     let (cmp, dir) = if sort.desc() { ("<", "desc") } else { (">", "asc") };
     if let Some((key, id)) = after {

@@ -10,7 +10,8 @@
 //! (or no answer within the time-out) is tried again after the next step of
 //! the back-off, with jitter; past the last step the message has failed (a
 //! dead letter, replayable). An endpoint failing for five days is disabled,
-//! with an event `webhook.disabled`.
+//! with an event `webhook.disabled`, an audit entry and an e-mail to the
+//! owners (when the server sends e-mail).
 
 use std::time::Duration;
 
@@ -463,8 +464,10 @@ impl App {
         let n = results.iter().map(|(sent, _)| sent.len()).sum();
         let backoff = self.settings().webhook_backoff.clone();
         let now = self.clock().now();
-        self.store()
+        let disabled = self
+            .store()
             .write(move |c| {
+                let mut disabled = Vec::new();
                 for (sent, untried) in results {
                     for m in untried {
                         store::release(c, m.org, m.id)?;
@@ -493,6 +496,7 @@ impl App {
                             store::disable(c, w.org, w.id, reason, now)?;
                             let data = json!({ "webhook_id": w.id, "url": w.url, "reason": reason });
                             event::append(c, w.org, None, "webhook.disabled", None, &data, now)?;
+                            disabled.push((w.org, w.id, w.url.clone(), reason));
                             ironcase_store::audit::append(
                                 c,
                                 ironcase_store::audit::NewEntry {
@@ -513,10 +517,38 @@ impl App {
                         }
                     }
                 }
-                Ok::<_, AppError>(())
+                Ok::<_, AppError>(disabled)
             })
             .await?;
+        for (org, id, url, reason) in disabled {
+            self.tell_owners_disabled(org, id, &url, reason).await;
+        }
         Ok(n)
+    }
+
+    /// E-mails the organisation's owners that an endpoint was turned off
+    /// (when the server sends e-mail); a failure is logged, never retried.
+    async fn tell_owners_disabled(&self, org: OrgId, id: WebhookId, url: &str, reason: &str) {
+        if !self.mailer().enabled() {
+            return;
+        }
+        let owners = match self.store().read(move |c| ironcase_store::org::list_members(c, org, None, 200)).await {
+            Ok(m) => m.into_iter().filter(|m| m.role == ironcase_domain::Role::Owner).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the owners to tell of a disabled webhook");
+                return;
+            }
+        };
+        let page = format!("{}/webhooks/{id}", self.settings().public_url.trim_end_matches('/'));
+        let body = format!(
+            "Ironcase turned off a webhook endpoint of your organisation:\n\n  {url}\n\nWhy: {reason}.\n\n\
+             Messages for it wait until it is turned on again: {page}\n"
+        );
+        for o in owners {
+            if self.mailer().send(&o.email, "A webhook endpoint was turned off", body.clone()).await.is_err() {
+                tracing::warn!(webhook = %id, "could not e-mail an owner that a webhook was turned off");
+            }
+        }
     }
 
     /// Sends one endpoint's run in order, stopping at the first failure:

@@ -12,14 +12,14 @@ use serde_json::json;
 use crate::helpers::{spare_port, Reaped, TestApp, PASSWORD};
 
 /// aiosmtpd on a spare port, keeping what it receives in a Maildir.
-struct Smtp {
+pub(crate) struct Smtp {
     _server: Reaped,
     dir: tempfile::TempDir,
     port: u16,
 }
 
 impl Smtp {
-    fn start() -> Option<Smtp> {
+    pub(crate) fn start() -> Option<Smtp> {
         let installed = std::process::Command::new("python3").args(["-c", "import aiosmtpd"]).status().is_ok_and(|s| s.success());
         if !installed {
             assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI must provide aiosmtpd (pip install aiosmtpd)");
@@ -46,7 +46,7 @@ impl Smtp {
         panic!("aiosmtpd did not come up");
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
@@ -70,7 +70,7 @@ impl Smtp {
     }
 
     /// The messages to `to`, waiting up to 10 s for the `n`th.
-    async fn to(&self, to: &str, n: usize) -> Vec<String> {
+    pub(crate) async fn to(&self, to: &str, n: usize) -> Vec<String> {
         for _ in 0..400 {
             if self.received(to).len() >= n {
                 break;
@@ -83,7 +83,7 @@ impl Smtp {
 
 /// A quoted-printable body as a mail client reads it (RFC 2045 6.7): soft
 /// line breaks joined, `=XX` decoded.
-fn decode_qp(body: &str) -> String {
+pub(crate) fn decode_qp(body: &str) -> String {
     let joined = body.replace("=\r\n", "").replace("=\n", "");
     let bytes = joined.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -237,3 +237,27 @@ async fn endpoints_must_be_https_at_public_addresses_on_a_plan_with_webhooks() {
     app.get("/api/v1/webhooks", &analyst.token).await.problem(403, "forbidden");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn owners_are_told_by_email_when_an_endpoint_is_turned_off() {
+    let Some(rx) = Receiver::start() else { return };
+    let Some(smtp) = crate::email::Smtp::start() else { return };
+    let url = smtp.url();
+    let app = TestApp::spawn_with(move |c| {
+        c.webhook_allow_private = true;
+        c.webhook_allow_http = true;
+        c.smtp_url = Some(ironcase_app::shared::SecretUrl::new(url));
+        c.public_url = Some("https://ironcase.example".into());
+    })
+    .await;
+    let owner = app.admin().await;
+    let (id, _) = endpoint(&app, &owner, &format!("{}/gone", rx.url), json!(["incident.created"])).await;
+    rx.control(json!({ "status": 410 })).await;
+    app.incident(&owner, "Into a closed door").await;
+    let mail = smtp.to("admin@localhost", 1).await;
+    assert_eq!(mail.len(), 1, "one e-mail to the owner");
+    let mail = [crate::email::decode_qp(&mail[0])];
+    assert!(mail[0].contains("A webhook endpoint was turned off") && mail[0].contains("410 Gone"), "{}", mail[0]);
+    assert!(mail[0].contains(&format!("https://ironcase.example/webhooks/{id}")), "{}", mail[0]);
+    app.shutdown().await;
+}

@@ -289,7 +289,11 @@ impl App {
         self.require(p, meta, perm).await?;
         let mut errs = ValidationErrors::default();
         let title = how.title.as_deref().map(|t| validate::text("title", t, 1, 300, &mut errs));
-        crate::incidents::check_sight(p, None, how.category, &mut errs);
+        // A new incident is filed in `other` unless told: within the sight too.
+        let category = how.category.unwrap_or(Category::Other);
+        if how.incident.is_none() {
+            crate::incidents::check_sight(p, None, Some(category), &mut errs);
+        }
         errs.into_result()?;
         let (now, p2, meta2) = (self.clock().now(), p.clone(), meta.clone());
         let done = self
@@ -329,7 +333,7 @@ impl App {
                             .trim_start()
                             .to_owned(),
                             severity: how.severity.unwrap_or(alert.severity),
-                            category: how.category.unwrap_or(Category::Other),
+                            category,
                             status: Status::Open,
                             resolution: None,
                             tlp: alert.tlp,

@@ -201,6 +201,15 @@ async fn alerts_keep_to_the_tlp_ceiling_the_roles_and_the_plan() {
     app.get("/api/v1/alerts", &viewer.token).await.expect(200);
     app.post("/api/v1/alerts", &viewer.token, alert("v-1")).await.problem(403, "forbidden");
     app.post(&format!("/api/v1/alerts/{red}/dismiss"), &viewer.token, json!({ "reason": "x" })).await.problem(403, "forbidden");
+    // A role that sees only phishing files promotions only there.
+    let role = json!({ "name": "phishing desk", "base": "analyst", "conditions": { "categories": ["phishing"] } });
+    app.post("/api/v1/roles", &owner.token, role).await.expect(201);
+    let desk = app.member(&owner, "desk@localhost", "phishing desk", None).await;
+    let mine = app.post("/api/v1/alerts", &desk.token, alert("d-1")).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
+    let r = app.post(&format!("/api/v1/alerts/{mine}/promote"), &desk.token, json!({})).await.problem(422, "validation_failed");
+    assert!(r.body.to_string().contains("category"), "{}", r.body);
+    let r = app.post(&format!("/api/v1/alerts/{mine}/promote"), &desk.token, json!({ "category": "phishing" })).await.expect(200);
+    assert_eq!(r.body["incident"]["category"], "phishing");
     // The plan's monthly quota.
     let body = json!({ "name": "Small", "slug": "small", "plan": "free", "overrides": { "quotas": { "alerts_per_month": 2 } },
         "owner": { "email": "o@small.test", "name": "O", "password": PASSWORD } });

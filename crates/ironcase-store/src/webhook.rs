@@ -451,21 +451,21 @@ pub fn messages(c: &Conn, org: OrgId, id: WebhookId, status: &str, after: Option
     )
 }
 
-/// Sends a finished message again from `now` (same id, attempts counted
-/// on); how many. `message`: that one; else every failed one created at or
+/// Sends a finished message again from `now` (same id; its back-off starts
+/// over, its earlier attempts stay in the log); how many. `message`: that one; else every failed one created at or
 /// after `since`.
 pub fn replay(c: &Tx, org: OrgId, id: WebhookId, message: Option<MessageId>, since: Timestamp, now: Timestamp) -> Result<usize> {
     c.scope(org)?;
     match message {
         Some(m) => exec(
             c,
-            "update webhook_message set status = 'pending', next_at = ?, lease_until = null, finished_at = null \
+            "update webhook_message set status = 'pending', attempts = 0, next_at = ?, lease_until = null, finished_at = null \
              where organization_id = ? and webhook_id = ? and message_id = ? and status <> 'pending'",
             params![now.0, org.to_string(), id.to_string(), m.to_string()],
         ),
         None => exec(
             c,
-            "update webhook_message set status = 'pending', next_at = ?, lease_until = null, finished_at = null \
+            "update webhook_message set status = 'pending', attempts = 0, next_at = ?, lease_until = null, finished_at = null \
              where organization_id = ? and webhook_id = ? and status = 'failed' and created_at >= ?",
             params![now.0, org.to_string(), id.to_string(), since.0],
         ),

@@ -152,6 +152,8 @@ pub struct MessageOut {
     pub event_id: Option<i64>,
     /// `pending`, `delivered` or `failed` (retries exhausted).
     pub status: String,
+    /// Attempts since it was queued or last replayed (the attempt log keeps
+    /// them all).
     pub attempts: i64,
     /// When the next attempt is due (pending messages).
     pub next_attempt_at: Option<Timestamp>,

@@ -154,6 +154,9 @@ async fn deliveries_are_signed_retried_rotated_and_replayed() {
     assert_eq!(r.expect(202).body["messages"], 1);
     let log = rx.wait_for(9).await;
     assert_eq!((log[8]["id"].clone(), log[8]["status"].clone()), (failed["id"].clone(), json!(200)));
+    let delivered = app.get(&format!("/api/v1/webhooks/{id}/messages?status=delivered"), &owner.token).await.expect(200);
+    let replayed = delivered.body["items"].as_array().expect("items").iter().find(|m| m["id"] == failed["id"]).cloned().expect("delivered");
+    assert_eq!(replayed["attempts"], 1, "a replay starts its back-off over");
     let r = app.post(&format!("/api/v1/webhooks/{id}/replay"), &owner.token, json!({ "message_id": failed["id"] })).await.expect(202);
     assert_eq!(r.body["messages"], 1, "a delivered message may be sent again too");
     rx.wait_for(10).await;

@@ -244,3 +244,57 @@ async fn an_incidents_indicators_walk_past_their_largest_page_within_a_keys_tlp(
     let seen = walk(&app, &key, &format!("/api/v1/incidents/{inc}/iocs"), 50, ioc_id).await;
     assert_eq!(seen.into_iter().collect::<HashSet<_>>(), green);
 }
+
+#[tokio::test]
+async fn alerts_webhooks_and_their_attempts_and_messages_walk_past_their_largest_page() {
+    // Every delivery fails at once (nobody listens, no retries): one
+    // attempt and one failed message per incident.
+    let app = TestApp::spawn_with(|c| {
+        c.webhook_allow_private = true;
+        c.webhook_allow_http = true;
+        c.webhook_retries = Some(Vec::new());
+    })
+    .await;
+    let owner = app.admin().await;
+    let n = MAX as usize + 1;
+    let alerts: Vec<Value> = (0..n)
+        .map(|i| json!({ "source": "edr", "source_ref": format!("p-{i}"), "type": "x", "title": format!("paged {i}"), "severity": "low" }))
+        .collect();
+    let made = app.post("/api/v1/alerts/batch", &owner.token, json!({ "alerts": alerts })).await.expect(200);
+    let made: HashSet<String> = made.body["items"].as_array().expect("items").iter().map(|i| id(&i["alert"])).collect();
+    assert_eq!(walk(&app, &owner.token, "/api/v1/alerts", MAX, id).await.into_iter().collect::<HashSet<_>>(), made);
+    assert_eq!(walk(&app, &owner.token, "/api/v1/alerts?severity=low", 7, id).await.len(), n);
+
+    let nobody = format!("http://127.0.0.1:{}/", spare_port());
+    let mut hooks = HashSet::new();
+    for types in [json!(["incident.created"]), json!(["alert.created"]), json!(["quota.exceeded"])] {
+        hooks
+            .insert(app.post("/api/v1/webhooks", &owner.token, json!({ "url": nobody, "event_types": types })).await.expect(201).str("id"));
+    }
+    // An organisation has at most 50 endpoints: walked at a small page.
+    assert_eq!(walk(&app, &owner.token, "/api/v1/webhooks", 2, id).await.into_iter().collect::<HashSet<_>>(), hooks);
+    // The oldest: the one that receives `incident.created`.
+    let hook = id(&app.get("/api/v1/webhooks?limit=1", &owner.token).await.expect(200).body["items"][0]);
+    for i in 0..n {
+        app.incident(&owner, &format!("to nobody {i}")).await;
+    }
+    let failed = format!("/api/v1/webhooks/{hook}/messages?status=failed");
+    let mut ready = false;
+    for _ in 0..400 {
+        if walk(&app, &owner.token, &failed, MAX, id).await.len() == n {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "every message failed once");
+    let attempts = walk(&app, &owner.token, &format!("/api/v1/webhooks/{hook}/attempts"), MAX, |a| a["id"].to_string()).await;
+    assert_eq!(attempts.len(), n);
+    let ids: Vec<i64> = attempts.iter().map(|s| s.parse().expect("attempt id")).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    for path in ["/api/v1/alerts".to_owned(), "/api/v1/webhooks".to_owned(), failed.clone(), format!("/api/v1/webhooks/{hook}/attempts")] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let r = app.get(&format!("{path}{sep}limit={}", MAX + 1), &owner.token).await.problem(422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], "limit");
+    }
+}

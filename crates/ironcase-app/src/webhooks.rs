@@ -472,49 +472,57 @@ impl App {
                     for m in untried {
                         store::release(c, m.org, m.id)?;
                     }
+                    // A run is one endpoint's: read once; deleted while its
+                    // messages were out, there is nothing to record.
+                    let Some((first, _)) = sent.first() else { continue };
+                    let w = match store::get(c, first.org, first.webhook_id) {
+                        Ok(w) => w,
+                        Err(ironcase_store::StoreError::NotFound) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    let mut last = None;
                     for (attempt, previous_failures) in sent {
-                        // An endpoint deleted while its message was out: nothing to record.
-                        let w = match store::get(c, attempt.org, attempt.webhook_id) {
-                            Ok(w) => w,
-                            Err(ironcase_store::StoreError::NotFound) => continue,
-                            Err(e) => return Err(e.into()),
-                        };
                         let (status, next_at, gone) = outcome(&attempt, previous_failures, &backoff, now);
                         store::record(c, &attempt, status, next_at)?;
-                        if attempt.success {
+                        last = Some((attempt, gone));
+                    }
+                    // A run stops at its first failure: only its last attempt may have failed.
+                    let Some((attempt, gone)) = last else { continue };
+                    if attempt.success {
+                        if w.failing_since.is_some() {
                             store::set_failing(c, w.org, w.id, None)?;
-                            continue;
                         }
-                        let since = w.failing_since.unwrap_or(attempt.at);
-                        store::set_failing(c, w.org, w.id, Some(since))?;
-                        let reason = match (gone, now.0 - since.0 >= DISABLE_AFTER_MS) {
-                            (true, _) => Some("the receiver answered 410 Gone"),
-                            (false, true) => Some("every attempt failed for 5 days"),
-                            _ => None,
-                        };
-                        if let (Some(reason), true) = (reason, w.enabled) {
-                            store::disable(c, w.org, w.id, reason, now)?;
-                            let data = json!({ "webhook_id": w.id, "url": w.url, "reason": reason });
-                            event::append(c, w.org, None, "webhook.disabled", None, &data, now)?;
-                            disabled.push((w.org, w.id, w.url.clone(), reason));
-                            ironcase_store::audit::append(
-                                c,
-                                ironcase_store::audit::NewEntry {
-                                    tenant: w.org.to_string(),
-                                    at: now,
-                                    actor_id: None,
-                                    actor_kind: "system".into(),
-                                    action: "webhook.disabled".into(),
-                                    resource_type: Some("webhook".into()),
-                                    resource_id: Some(w.id.to_string()),
-                                    outcome: "success".into(),
-                                    request_id: None,
-                                    source_ip: None,
-                                    user_agent: None,
-                                    details: data,
-                                },
-                            )?;
-                        }
+                        continue;
+                    }
+                    let since = w.failing_since.unwrap_or(attempt.at);
+                    store::set_failing(c, w.org, w.id, Some(since))?;
+                    let reason = match (gone, now.0 - since.0 >= DISABLE_AFTER_MS) {
+                        (true, _) => Some("the receiver answered 410 Gone"),
+                        (false, true) => Some("every attempt failed for 5 days"),
+                        _ => None,
+                    };
+                    if let (Some(reason), true) = (reason, w.enabled) {
+                        store::disable(c, w.org, w.id, reason, now)?;
+                        let data = json!({ "webhook_id": w.id, "url": w.url, "reason": reason });
+                        event::append(c, w.org, None, "webhook.disabled", None, &data, now)?;
+                        disabled.push((w.org, w.id, w.url.clone(), reason));
+                        ironcase_store::audit::append(
+                            c,
+                            ironcase_store::audit::NewEntry {
+                                tenant: w.org.to_string(),
+                                at: now,
+                                actor_id: None,
+                                actor_kind: "system".into(),
+                                action: "webhook.disabled".into(),
+                                resource_type: Some("webhook".into()),
+                                resource_id: Some(w.id.to_string()),
+                                outcome: "success".into(),
+                                request_id: None,
+                                source_ip: None,
+                                user_agent: None,
+                                details: data,
+                            },
+                        )?;
                     }
                 }
                 Ok::<_, AppError>(disabled)

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod admin;
 pub mod alerts;
+pub mod analyzers;
 pub mod apikeys;
 pub mod apilimits;
 pub mod audit;
@@ -24,6 +25,7 @@ pub mod live;
 pub mod mail;
 pub mod members;
 pub mod mfa;
+pub mod notifications;
 mod outbound;
 pub mod page;
 pub mod policy;

@@ -44,6 +44,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "alert.created",
     "alert.promoted",
     "webhook.disabled",
+    "ioc.analyzed",
 ];
 
 /// One event, serialised once for every subscriber.

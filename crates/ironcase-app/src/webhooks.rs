@@ -78,11 +78,48 @@ impl std::fmt::Debug for WithSecret {
     }
 }
 
-fn new_secret() -> String {
+/// The three uses of the outbox's endpoints, each with its own API: what
+/// kinds of endpoint it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Webhooks,
+    Channels,
+    Analyzers,
+}
+
+impl Family {
+    pub fn kinds(self) -> &'static [&'static str] {
+        match self {
+            Family::Webhooks => &["webhook"],
+            Family::Channels => crate::notifications::CHANNEL_KINDS,
+            Family::Analyzers => &["analyzer"],
+        }
+    }
+}
+
+/// An endpoint of the family: another family's is not found.
+pub(crate) fn endpoint(c: &ironcase_store::Conn, org: OrgId, id: WebhookId, family: Family) -> Result<WebhookRow> {
+    let w = store::get(c, org, id)?;
+    if !family.kinds().contains(&w.kind.as_str()) {
+        return Err(AppError::NotFound);
+    }
+    Ok(w)
+}
+
+/// Fails (422 on `field`) when the organisation has as many endpoints of
+/// the family as it may.
+pub(crate) fn room_for_one(c: &ironcase_store::Conn, org: OrgId, family: Family, field: &str) -> Result<()> {
+    if store::list(c, org, family.kinds(), None, MAX_ENDPOINTS as i64 + 1)?.len() >= MAX_ENDPOINTS {
+        return Err(ValidationErrors::one(field, format!("an organisation may have at most {MAX_ENDPOINTS} of these")).into());
+    }
+    Ok(())
+}
+
+pub(crate) fn new_secret() -> String {
     format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(crypto::random_bytes::<32>()))
 }
 
-fn aad(org: OrgId, id: WebhookId) -> String {
+pub(crate) fn aad(org: OrgId, id: WebhookId) -> String {
     format!("webhook:{org}:{id}")
 }
 
@@ -96,8 +133,34 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Option<String
     Some(base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
 }
 
+/// What the enqueuing round has read once and may need again: incidents
+/// by id, and each organisation's members with their preferences.
+#[derive(Default)]
+pub(crate) struct Seen {
+    pub incidents: std::collections::HashMap<ironcase_domain::IncidentId, Option<ironcase_store::incident::IncidentRow>>,
+    pub audiences: std::collections::HashMap<OrgId, std::sync::Arc<crate::notifications::Audience>>,
+}
+
+/// A webhook's body: the event as the API shows it.
+fn webhook_payload(e: &ironcase_store::event::EventRow) -> String {
+    json!({ "type": e.kind, "timestamp": e.created_at, "data": event_json(e) }).to_string()
+}
+
+/// An event as the API shows it.
+pub(crate) fn event_json(e: &ironcase_store::event::EventRow) -> serde_json::Value {
+    json!({ "id": e.id, "type": e.kind, "incident_id": e.incident_id, "actor_id": e.actor_id, "at": e.created_at, "data": e.data })
+}
+
 impl App {
-    async fn webhooks_allowed(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
+    /// Whether the principal may manage the family's endpoints.
+    pub(crate) async fn family_allowed(&self, p: &Principal, meta: &RequestMeta, family: Family) -> Result<()> {
+        match family {
+            Family::Channels => self.require(p, meta, Permission::OrganizationManage).await,
+            Family::Webhooks | Family::Analyzers => self.webhooks_allowed(p, meta).await,
+        }
+    }
+
+    pub(crate) async fn webhooks_allowed(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
         self.require(p, meta, Permission::OrganizationManage).await?;
         let org = p.org;
         let limits = self.store().read_now(move |c| crate::quotas::limits(c, org)).await?;
@@ -110,7 +173,7 @@ impl App {
     /// Checks an endpoint's address: `https` (or `http` where the operator
     /// allows it), a host at public addresses (unless allowed), no
     /// credentials or fragment.
-    async fn checked_url(&self, raw: &str, errs: &mut ValidationErrors) -> String {
+    pub(crate) async fn checked_url(&self, raw: &str, errs: &mut ValidationErrors) -> String {
         let url = validate::text("url", raw, 1, 2000, errs);
         let Ok(u) = reqwest::Url::parse(&url) else {
             errs.push("url", "must be an absolute URL");
@@ -137,14 +200,14 @@ impl App {
         url
     }
 
-    fn checked_types(types: &[String], errs: &mut ValidationErrors) -> Vec<String> {
+    pub(crate) fn checked_types(field: &str, types: &[String], errs: &mut ValidationErrors) -> Vec<String> {
         if types.is_empty() || types.len() > 50 {
-            errs.push("event_types", "must list 1 to 50 event types, or \"*\"");
+            errs.push(field, "must list 1 to 50 event types, or \"*\"");
         }
         let mut out: Vec<String> = Vec::new();
         for (i, t) in types.iter().enumerate() {
             if t != "*" && !crate::live::EVENT_TYPES.contains(&t.as_str()) {
-                errs.push(&format!("event_types[{i}]"), format!("is not an event type ({})", crate::live::EVENT_TYPES.join(", ")));
+                errs.push(&format!("{field}[{i}]"), format!("is not an event type ({})", crate::live::EVENT_TYPES.join(", ")));
             } else if !out.contains(t) {
                 out.push(t.clone());
             }
@@ -159,7 +222,7 @@ impl App {
         let mut errs = ValidationErrors::default();
         let url = self.checked_url(&input.url, &mut errs).await;
         let description = validate::text("description", input.description.as_deref().unwrap_or(""), 0, 500, &mut errs);
-        let event_types = Self::checked_types(&input.event_types, &mut errs);
+        let event_types = Self::checked_types("event_types", &input.event_types, &mut errs);
         errs.into_result()?;
         let (org, id, now, secret) = (p.org, WebhookId::new(), self.clock().now(), new_secret());
         let sealed = self.inner.master.seal(secret.as_bytes(), &aad(org, id))?;
@@ -167,11 +230,7 @@ impl App {
         let row = self
             .store()
             .write(move |c| {
-                if store::list(c, org, None, MAX_ENDPOINTS as i64 + 1)?.len() >= MAX_ENDPOINTS {
-                    let mut errs = ValidationErrors::default();
-                    errs.push("url", format!("an organisation may have at most {MAX_ENDPOINTS} endpoints"));
-                    return Err(AppError::from(errs));
-                }
+                room_for_one(c, org, Family::Webhooks, "url")?;
                 let row = WebhookRow {
                     org,
                     id,
@@ -187,11 +246,14 @@ impl App {
                     disabled_reason: None,
                     created_at: now,
                     updated_at: now,
+                    kind: "webhook".into(),
+                    config: "{}".into(),
+                    sealed_url: None,
                 };
                 store::insert(c, &row)?;
                 let details = json!({ "url": row.url, "event_types": row.event_types });
                 ironcase_store::audit::append(c, by(&p2, &meta2, now, "webhook.create", ("webhook", &id.to_string()), details))?;
-                Ok(row)
+                Ok::<_, AppError>(row)
             })
             .await?;
         Ok(WithSecret { webhook: row, secret })
@@ -206,14 +268,14 @@ impl App {
     ) -> Result<Page<WebhookRow>> {
         self.webhooks_allowed(p, meta).await?;
         let org = p.org;
-        let rows = self.store().read(move |c| store::list(c, org, cursor, size.fetch())).await?;
+        let rows = self.store().read(move |c| store::list(c, org, Family::Webhooks.kinds(), cursor, size.fetch())).await?;
         Ok(Page::cut(rows, size, |last| keyset(last.created_at.0, last.id)))
     }
 
     pub async fn webhook_get(&self, p: &Principal, meta: &RequestMeta, id: WebhookId) -> Result<WebhookRow> {
         self.webhooks_allowed(p, meta).await?;
         let org = p.org;
-        Ok(self.store().read_now(move |c| store::get(c, org, id)).await?)
+        self.store().read_now(move |c| endpoint(c, org, id, Family::Webhooks)).await
     }
 
     /// `PATCH /webhooks/{id}`.
@@ -225,13 +287,13 @@ impl App {
             None => None,
         };
         let description = change.description.as_deref().map(|d| validate::text("description", d, 0, 500, &mut errs));
-        let types = change.event_types.as_deref().map(|t| Self::checked_types(t, &mut errs));
+        let types = change.event_types.as_deref().map(|t| Self::checked_types("event_types", t, &mut errs));
         errs.into_result()?;
         let (org, now, p2, meta2) = (p.org, self.clock().now(), p.clone(), meta.clone());
         let row = self
             .store()
             .write(move |c| {
-                let mut w = store::get(c, org, id)?;
+                let mut w = endpoint(c, org, id, Family::Webhooks)?;
                 if let Some(u) = url {
                     w.url = u;
                 }
@@ -263,6 +325,7 @@ impl App {
         let (org, now, p2, meta2) = (p.org, self.clock().now(), p.clone(), meta.clone());
         self.store()
             .write(move |c| {
+                endpoint(c, org, id, Family::Webhooks)?;
                 store::delete(c, org, id)?;
                 ironcase_store::audit::append(c, by(&p2, &meta2, now, "webhook.delete", ("webhook", &id.to_string()), json!({})))?;
                 Ok::<_, AppError>(())
@@ -281,7 +344,7 @@ impl App {
         let row = self
             .store()
             .write(move |c| {
-                let mut w = store::get(c, org, id)?;
+                let mut w = endpoint(c, org, id, Family::Webhooks)?;
                 w.sealed_previous = Some(std::mem::replace(&mut w.sealed_secret, sealed));
                 w.previous_until = Some(Timestamp(now.0 + PREVIOUS_SECRET_FOR_MS));
                 w.updated_at = now;
@@ -301,7 +364,7 @@ impl App {
         let payload = json!({ "type": "webhook.test", "timestamp": now, "data": { "webhook_id": id } }).to_string();
         self.store()
             .write(move |c| {
-                store::get(c, org, id)?;
+                endpoint(c, org, id, Family::Webhooks)?;
                 let m = MessageRow {
                     org,
                     id: message,
@@ -322,22 +385,25 @@ impl App {
         Ok(message)
     }
 
-    /// `GET /webhooks/{id}/attempts`: newest first, before attempt `before`.
+    /// `GET /webhooks/{id}/attempts` (and a channel's or an analyzer's):
+    /// newest first, before attempt `before`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn webhook_attempts(
         &self,
         p: &Principal,
         meta: &RequestMeta,
+        family: Family,
         id: WebhookId,
         success: Option<bool>,
         before: Option<i64>,
         size: PageSize,
     ) -> Result<Page<AttemptRow>> {
-        self.webhooks_allowed(p, meta).await?;
+        self.family_allowed(p, meta, family).await?;
         let org = p.org;
         let rows = self
             .store()
             .read(move |c| {
-                store::get(c, org, id)?;
+                endpoint(c, org, id, family)?;
                 Ok::<_, AppError>(store::attempts(c, org, id, success, before, size.fetch())?)
             })
             .await?;
@@ -346,21 +412,23 @@ impl App {
 
     /// `GET /webhooks/{id}/messages?status=`: pending, delivered, or failed
     /// (the dead letters), oldest first.
+    #[allow(clippy::too_many_arguments)]
     pub async fn webhook_messages(
         &self,
         p: &Principal,
         meta: &RequestMeta,
+        family: Family,
         id: WebhookId,
         status: &str,
         cursor: Option<(i64, MessageId)>,
         size: PageSize,
     ) -> Result<Page<MessageRow>> {
-        self.webhooks_allowed(p, meta).await?;
+        self.family_allowed(p, meta, family).await?;
         let (org, status) = (p.org, status.to_owned());
         let rows = self
             .store()
             .read(move |c| {
-                store::get(c, org, id)?;
+                endpoint(c, org, id, family)?;
                 Ok::<_, AppError>(store::messages(c, org, id, &status, cursor, size.fetch())?)
             })
             .await?;
@@ -373,16 +441,17 @@ impl App {
         &self,
         p: &Principal,
         meta: &RequestMeta,
+        family: Family,
         id: WebhookId,
         message: Option<MessageId>,
         since: Option<Timestamp>,
     ) -> Result<usize> {
-        self.webhooks_allowed(p, meta).await?;
+        self.family_allowed(p, meta, family).await?;
         let (org, now, p2, meta2) = (p.org, self.clock().now(), p.clone(), meta.clone());
         let n = self
             .store()
             .write(move |c| {
-                store::get(c, org, id)?;
+                endpoint(c, org, id, family)?;
                 let n = store::replay(c, org, id, message, since.unwrap_or(Timestamp(0)), now)?;
                 if message.is_some() && n == 0 {
                     return Err(AppError::NotFound);
@@ -413,34 +482,40 @@ impl App {
         if !behind {
             return Ok(0);
         }
-        let now = self.clock().now();
+        let (now, base) = (self.clock().now(), self.settings().public_url.trim_end_matches('/').to_owned());
+        let mailer = self.mailer().enabled();
         self.store()
             .write(move |c| {
                 let mut made = 0;
+                let mut seen = Seen::default();
                 for w in store::enabled(c)? {
                     let events = event::org_after(c, w.org, w.event_cursor, 1000)?;
                     let Some(last) = events.last().map(|e| e.event.id) else { continue };
-                    for e in events.into_iter().filter(|e| w.wants(&e.event.kind)) {
+                    for e in events {
                         let e = e.event;
-                        let data = json!({
-                            "id": e.id, "type": e.kind, "incident_id": e.incident_id, "actor_id": e.actor_id, "at": e.created_at, "data": e.data,
-                        });
-                        let payload = json!({ "type": e.kind, "timestamp": e.created_at, "data": data }).to_string();
-                        let m = MessageRow {
-                            org: w.org,
-                            id: MessageId::new(),
-                            webhook_id: w.id,
-                            event_id: Some(e.id),
-                            kind: e.kind,
-                            payload,
-                            status: "pending".into(),
-                            attempts: 0,
-                            next_at: now,
-                            created_at: now,
-                            finished_at: None,
+                        let bodies = match w.kind.as_str() {
+                            "webhook" if w.wants(&e.kind) => vec![webhook_payload(&e)],
+                            "webhook" => Vec::new(),
+                            "analyzer" => crate::analyzers::payloads(c, &w, &e)?,
+                            _ => crate::notifications::payloads(c, &w, &e, &mut seen, &base, mailer)?,
                         };
-                        store::insert_message(c, &m)?;
-                        made += 1;
+                        for payload in bodies {
+                            let m = MessageRow {
+                                org: w.org,
+                                id: MessageId::new(),
+                                webhook_id: w.id,
+                                event_id: Some(e.id),
+                                kind: e.kind.clone(),
+                                payload,
+                                status: "pending".into(),
+                                attempts: 0,
+                                next_at: now,
+                                created_at: now,
+                                finished_at: None,
+                            };
+                            store::insert_message(c, &m)?;
+                            made += 1;
+                        }
                     }
                     store::advance(c, w.org, w.id, last)?;
                 }
@@ -474,16 +549,19 @@ impl App {
                     }
                     // A run is one endpoint's: read once; deleted while its
                     // messages were out, there is nothing to record.
-                    let Some((first, _)) = sent.first() else { continue };
+                    let Some(first) = sent.first().map(|s| &s.attempt) else { continue };
                     let w = match store::get(c, first.org, first.webhook_id) {
                         Ok(w) => w,
                         Err(ironcase_store::StoreError::NotFound) => continue,
                         Err(e) => return Err(e.into()),
                     };
                     let mut last = None;
-                    for (attempt, previous_failures) in sent {
-                        let (status, next_at, gone) = outcome(&attempt, previous_failures, &backoff, now);
+                    for Sent { attempt, failures, report } in sent {
+                        let (status, next_at, gone) = outcome(&attempt, failures, &backoff, now);
                         store::record(c, &attempt, status, next_at)?;
+                        if let Some(report) = report {
+                            crate::analyzers::keep(c, &w, report, now)?;
+                        }
                         last = Some((attempt, gone));
                     }
                     // A run stops at its first failure: only its last attempt may have failed.
@@ -562,13 +640,13 @@ impl App {
     /// Sends one endpoint's run in order, stopping at the first failure:
     /// the attempts made (each with the failures before it), and the
     /// messages not tried.
-    async fn webhook_send_run(&self, run: Vec<Due>) -> (Vec<(AttemptRow, i64)>, Vec<MessageRow>) {
+    async fn webhook_send_run(&self, run: Vec<Due>) -> (Vec<Sent>, Vec<MessageRow>) {
         let mut sent = Vec::with_capacity(run.len());
         let mut rest = run.into_iter();
         for d in rest.by_ref() {
-            let (attempt, failures) = self.webhook_send(d).await;
-            let ok = attempt.success;
-            sent.push((attempt, failures));
+            let s = self.webhook_send(d).await;
+            let ok = s.attempt.success;
+            sent.push(s);
             if !ok {
                 break;
             }
@@ -576,10 +654,11 @@ impl App {
         (sent, rest.map(|d| d.message).collect())
     }
 
-    /// Sends one message, signed with the endpoint's secret (and the
-    /// previous one while it still signs): the attempt, and how many
-    /// attempts failed before it.
-    async fn webhook_send(&self, d: Due) -> (AttemptRow, i64) {
+    /// Sends one message: an e-mail for an e-mail channel; else a POST,
+    /// signed with the endpoint's secret (and the previous one while it
+    /// still signs) where the receiver checks signatures. An analyzer's
+    /// answer must be a report.
+    async fn webhook_send(&self, d: Due) -> Sent {
         let m = &d.message;
         let started = std::time::Instant::now();
         let at = self.clock().now();
@@ -595,49 +674,99 @@ impl App {
             error: None,
             response: String::new(),
         };
-        let timestamp = at.0.div_euclid(1000);
-        let mut signatures = Vec::new();
-        let secrets = [Some(&d.sealed_secret), d.sealed_previous.as_ref().filter(|_| d.previous_until.is_some_and(|u| u > at))];
-        for sealed in secrets.into_iter().flatten() {
-            match self.inner.master.open(sealed, &aad(m.org, m.webhook_id)).ok().and_then(|s| String::from_utf8(s).ok()) {
-                Some(secret) => signatures.extend(sign(&secret, &m.id.to_string(), timestamp, &m.payload).map(|s| format!("v1,{s}"))),
-                None => tracing::error!(webhook = %m.webhook_id, "a webhook secret does not open"),
-            }
-        }
-        let result = async {
-            let url = reqwest::Url::parse(&d.url).map_err(|_| "the endpoint's URL does not parse".to_owned())?;
-            if !self.settings().webhook_allow_private && crate::outbound::literal_is_private(url.host_str().unwrap_or("")) {
-                return Err("the endpoint is not at a public address".to_owned());
-            }
-            let r = self
-                .inner
-                .webhook_http
-                .post(url)
-                .header("content-type", "application/json")
-                .header("user-agent", "Ironcase-Webhooks/1")
-                .header("webhook-id", m.id.to_string())
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signatures.join(" "))
-                .body(m.payload.clone())
-                .send()
-                .await
-                .map_err(|e| describe(&e))?;
-            let status = r.status().as_u16();
-            let body = read_some(r).await;
-            Ok::<_, String>((status, body))
-        }
-        .await;
+        let mut report = None;
+        let result = if d.kind == "email" { self.send_email(m).await } else { self.post(&d, at).await };
         attempt.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         match result {
             Ok((status, body)) => {
-                attempt.status_code = Some(i64::from(status));
-                attempt.success = (200..300).contains(&status);
+                attempt.status_code = status.map(i64::from);
+                attempt.success = status.is_none_or(|s| (200..300).contains(&s));
                 attempt.response = String::from_utf8_lossy(&body[..body.len().min(LOGGED_ANSWER)]).into_owned();
+                if attempt.success && d.kind == "analyzer" {
+                    match crate::analyzers::parse_report(m, &body) {
+                        Ok(r) => report = Some(r),
+                        Err(why) => (attempt.success, attempt.error) = (false, Some(why)),
+                    }
+                }
             }
             Err(e) => attempt.error = Some(e),
         }
-        (attempt, m.attempts)
+        Sent { attempt, failures: m.attempts, report }
     }
+
+    /// An e-mail channel's message: one e-mail (`{to, subject, body}`).
+    async fn send_email(&self, m: &MessageRow) -> std::result::Result<(Option<u16>, Vec<u8>), String> {
+        #[derive(serde::Deserialize)]
+        struct Mail {
+            to: String,
+            subject: String,
+            body: String,
+        }
+        let mail: Mail = serde_json::from_str(&m.payload).map_err(|_| "the message is not an e-mail".to_owned())?;
+        if !self.mailer().enabled() {
+            return Err("this server does not send e-mail".into());
+        }
+        self.mailer().send(&mail.to, &mail.subject, mail.body).await.map_err(|_| "the mail server did not take it".to_owned())?;
+        Ok((None, b"sent".to_vec()))
+    }
+
+    /// A POST of the message to the endpoint's address: its status and the
+    /// start of its answer.
+    async fn post(&self, d: &Due, at: Timestamp) -> std::result::Result<(Option<u16>, Vec<u8>), String> {
+        let m = &d.message;
+        let timestamp = at.0.div_euclid(1000);
+        let mut signatures = Vec::new();
+        if SIGNED.contains(&d.kind.as_str()) {
+            let secrets = [Some(&d.sealed_secret), d.sealed_previous.as_ref().filter(|_| d.previous_until.is_some_and(|u| u > at))];
+            for sealed in secrets.into_iter().flatten() {
+                match self.inner.master.open(sealed, &aad(m.org, m.webhook_id)).ok().and_then(|s| String::from_utf8(s).ok()) {
+                    Some(secret) => signatures.extend(sign(&secret, &m.id.to_string(), timestamp, &m.payload).map(|s| format!("v1,{s}"))),
+                    None => tracing::error!(webhook = %m.webhook_id, "a webhook secret does not open"),
+                }
+            }
+        }
+        let address = match &d.sealed_url {
+            Some(sealed) => self
+                .inner
+                .master
+                .open(sealed, &crate::notifications::url_aad(m.org, m.webhook_id))
+                .ok()
+                .and_then(|u| String::from_utf8(u).ok())
+                .ok_or_else(|| "the endpoint's address does not open".to_owned())?,
+            None => d.url.clone(),
+        };
+        let url = reqwest::Url::parse(&address).map_err(|_| "the endpoint's URL does not parse".to_owned())?;
+        if !self.settings().webhook_allow_private && crate::outbound::literal_is_private(url.host_str().unwrap_or("")) {
+            return Err("the endpoint is not at a public address".to_owned());
+        }
+        let mut request = self
+            .inner
+            .webhook_http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("user-agent", "Ironcase-Webhooks/1")
+            .body(m.payload.clone());
+        if !signatures.is_empty() {
+            request = request
+                .header("webhook-id", m.id.to_string())
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signatures.join(" "));
+        }
+        let r = request.send().await.map_err(|e| describe(&e))?;
+        let status = r.status().as_u16();
+        Ok((Some(status), read_some(r).await))
+    }
+}
+
+/// The kinds whose receivers check Standard Webhooks signatures.
+const SIGNED: &[&str] = &["webhook", "generic", "analyzer"];
+
+/// One attempt made: how many failed before it, and the report it brought
+/// (an analyzer's).
+struct Sent {
+    attempt: AttemptRow,
+    failures: i64,
+    report: Option<crate::analyzers::Report>,
 }
 
 /// A transport error as the attempt log says it (never the URL's secrets:

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "Ironcase API", description = "Multi-tenant incident response. Errors are RFC 9457 problem+json with a stable `code`."),
     components(schemas(crate::error::Problem)),
-    tags((name = "auth"), (name = "incidents"), (name = "iocs"), (name = "evidence"), (name = "search"), (name = "events"), (name = "organization"), (name = "api-keys"), (name = "webhooks"), (name = "alerts"), (name = "audit"), (name = "admin"), (name = "operations"))
+    tags((name = "auth"), (name = "incidents"), (name = "iocs"), (name = "evidence"), (name = "search"), (name = "events"), (name = "organization"), (name = "api-keys"), (name = "webhooks"), (name = "notifications"), (name = "analyzers"), (name = "alerts"), (name = "audit"), (name = "admin"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

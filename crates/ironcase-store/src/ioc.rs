@@ -173,3 +173,15 @@ pub fn sighting(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Resul
         sighting_row,
     )
 }
+
+/// One indicator by id.
+pub fn get(c: &Conn, org: OrgId, id: IocId) -> Result<IocRow> {
+    c.scope(org)?;
+    query_opt(
+        c,
+        &format!("select {IOC_COLS} from ioc i where i.organization_id = ? and i.ioc_id = ?"),
+        [org.to_string(), id.to_string()],
+        ioc,
+    )?
+    .ok_or(StoreError::NotFound)
+}

@@ -21,9 +21,11 @@ pub mod incident;
 pub mod invitation;
 pub mod ioc;
 pub mod mfa;
+pub mod notification;
 pub mod org;
 pub mod pg;
 pub mod pipe;
+pub mod report;
 pub mod reset;
 pub mod role;
 pub mod search;
@@ -555,6 +557,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (20, "incident_tally", include_str!("../migrations/sqlite/0020_incident_tally.sql")),
     (21, "webhooks", include_str!("../migrations/sqlite/0021_webhooks.sql")),
     (22, "alerts", include_str!("../migrations/sqlite/0022_alerts.sql")),
+    (23, "notifications", include_str!("../migrations/sqlite/0023_notifications.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

@@ -23,6 +23,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "incident_tally", include_str!("../migrations/postgres/0012_incident_tally.sql")),
     (13, "webhooks", include_str!("../migrations/postgres/0013_webhooks.sql")),
     (14, "alerts", include_str!("../migrations/postgres/0014_alerts.sql")),
+    (15, "notifications", include_str!("../migrations/postgres/0015_notifications.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

@@ -17,8 +17,8 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    alert, apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, org, reset, role, search, session, sso, webhook, Conn,
-    Result, Store, StoreError, Taken, Tx,
+    alert, apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, notification, org, report, reset, role, search, session,
+    sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -1140,6 +1140,9 @@ async fn story(s: Store) {
         disabled_reason: None,
         created_at: Timestamp(600),
         updated_at: Timestamp(600),
+        kind: "webhook".into(),
+        config: "{}".into(),
+        sealed_url: None,
     };
     let hook_id = hook.id;
     let message = |n: i64| webhook::MessageRow {
@@ -1206,8 +1209,8 @@ async fn story(s: Store) {
             webhook::attempts(c, a, hook_id, Some(false), None, 10)?,
             webhook::messages(c, a, hook_id, "failed", None, 10)?,
             webhook::messages(c, a, hook_id, "pending", None, 10)?,
-            webhook::list(c, a, None, 10)?,
-            webhook::list(c, g, None, 10)?,
+            webhook::list(c, a, &["webhook"], None, 10)?,
+            webhook::list(c, g, &["webhook"], None, 10)?,
         ))
     })
     .await;
@@ -1215,6 +1218,8 @@ async fn story(s: Store) {
     assert!(failed.is_empty() && pending.len() == 2, "replayed");
     assert_eq!((listed.len(), listed[0].description.as_str(), listed[0].failing_since), (1, "SOAR, tier 1", Some(Timestamp(701))));
     assert!(theirs.is_empty(), "another tenant's endpoints are not listed");
+    let other_kinds = r(&s, move |c| webhook::list(c, a, &["email", "analyzer"], None, 10)).await;
+    assert!(other_kinds.is_empty(), "a webhook is not a channel or an analyzer");
     w(&s, move |c| {
         webhook::disable(c, a, hook_id, "the receiver answered 410 Gone", Timestamp(703))?;
         assert!(webhook::enabled(c)?.is_empty());
@@ -1290,6 +1295,53 @@ async fn story(s: Store) {
     assert_eq!(ids(&found, |x| x.source_ref.clone()), ["sp-1"], "case-insensitive words of the title");
     assert!(amber_only.is_empty(), "above the ceiling");
 
+    // Notification preferences: none until a member sets them; one row each.
+    let pref = notification::PrefRow {
+        org: a,
+        account: bo,
+        email: true,
+        event_types: vec!["incident.created".into()],
+        only_assigned: true,
+        updated_at: Timestamp(800),
+    };
+    let (before, set, all, theirs) = {
+        let before = r(&s, move |c| notification::get(c, a, bo)).await;
+        let p2 = pref.clone();
+        w(&s, move |c| notification::put(c, &p2)).await;
+        let p3 = notification::PrefRow { only_assigned: false, ..pref.clone() };
+        w(&s, move |c| notification::put(c, &p3)).await;
+        r(&s, move |c| Ok((before, notification::get(c, a, bo)?, notification::of_org(c, a)?, notification::of_org(c, g)?))).await
+    };
+    assert!(before.is_none());
+    assert_eq!(set.map(|p| (p.only_assigned, p.event_types)), Some((false, vec!["incident.created".to_owned()])));
+    assert!(all.len() == 1 && theirs.is_empty(), "{all:?}");
+
+    // Analyzers' reports: the latest of each analyzer on an indicator.
+    let analyzer = ironcase_domain::WebhookId::new();
+    let report = |verdict: &str, at: i64| report::ReportRow {
+        org: a,
+        ioc: x,
+        analyzer,
+        analyzer_name: "sandbox".into(),
+        verdict: verdict.into(),
+        summary: "seen in a campaign".into(),
+        link: None,
+        raw: "{}".into(),
+        at: Timestamp(at),
+    };
+    let (r1, r2) = (report("unknown", 801), report("malicious", 802));
+    w(&s, move |c| {
+        report::put(c, &r1)?;
+        report::put(c, &r2)
+    })
+    .await;
+    let (mine, theirs, found) = r(&s, move |c| Ok((report::of_ioc(c, a, x)?, report::of_ioc(c, g, x)?, ioc::get(c, a, x)?))).await;
+    assert_eq!(mine.iter().map(|r| r.verdict.as_str()).collect::<Vec<_>>(), ["malicious"]);
+    assert!(theirs.is_empty());
+    assert_eq!(found.value, "evil.example");
+    let missing = r(&s, move |c| Ok(ioc::get(c, g, x))).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+
     // A member leaves: the membership goes, the account stays.
     w(&s, move |c| org::delete_membership(c, a, bo)).await;
     let (role, account, auth) =
@@ -1329,7 +1381,9 @@ fn the_story_calls_every_store_function() {
         ("invitation", include_str!("invitation.rs")),
         ("ioc", include_str!("ioc.rs")),
         ("mfa", include_str!("mfa.rs")),
+        ("notification", include_str!("notification.rs")),
         ("org", include_str!("org.rs")),
+        ("report", include_str!("report.rs")),
         ("reset", include_str!("reset.rs")),
         ("role", include_str!("role.rs")),
         ("search", include_str!("search.rs")),

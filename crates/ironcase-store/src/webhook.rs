@@ -31,11 +31,24 @@ pub struct WebhookRow {
     pub disabled_reason: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// What the endpoint is: `webhook`; a notification channel (`email`,
+    /// `slack`, `teams`, `generic`); or an `analyzer`.
+    pub kind: String,
+    /// Its settings as the app keeps them (JSON).
+    pub config: String,
+    /// Its address when the address is itself a secret (sealed); `url`
+    /// then shows only where it goes.
+    pub sealed_url: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for WebhookRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookRow").field("id", &self.id).field("org", &self.org).field("enabled", &self.enabled).finish_non_exhaustive()
+        f.debug_struct("WebhookRow")
+            .field("id", &self.id)
+            .field("org", &self.org)
+            .field("kind", &self.kind)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
     }
 }
 
@@ -46,7 +59,7 @@ impl WebhookRow {
 }
 
 const COLS: &str = "organization_id, webhook_id, url, description, event_types, enabled, sealed_secret, sealed_previous, previous_until, \
-     event_cursor, failing_since, disabled_reason, created_at, updated_at";
+     event_cursor, failing_since, disabled_reason, created_at, updated_at, kind, config, sealed_url";
 
 fn webhook(r: &Row<'_, '_>) -> Result<WebhookRow> {
     let types: String = r.get(4)?;
@@ -65,6 +78,9 @@ fn webhook(r: &Row<'_, '_>) -> Result<WebhookRow> {
         disabled_reason: r.get(11)?,
         created_at: Timestamp(r.get(12)?),
         updated_at: Timestamp(r.get(13)?),
+        kind: r.get(14)?,
+        config: r.get(15)?,
+        sealed_url: r.get(16)?,
     })
 }
 
@@ -79,7 +95,7 @@ pub fn insert(c: &Tx, w: &WebhookRow) -> Result<()> {
     c.scope(w.org)?;
     exec(
         c,
-        &format!("insert into webhook ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &format!("insert into webhook ({COLS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         params![
             w.org.to_string(),
             w.id.to_string(),
@@ -94,7 +110,10 @@ pub fn insert(c: &Tx, w: &WebhookRow) -> Result<()> {
             w.failing_since.map(|t| t.0),
             w.disabled_reason,
             w.created_at.0,
-            w.updated_at.0
+            w.updated_at.0,
+            w.kind,
+            w.config,
+            w.sealed_url
         ],
     )?;
     Ok(())
@@ -107,7 +126,8 @@ pub fn update(c: &Tx, w: &WebhookRow) -> Result<()> {
     let n = exec(
         c,
         "update webhook set url = ?, description = ?, event_types = ?, enabled = ?, sealed_secret = ?, sealed_previous = ?, \
-         previous_until = ?, failing_since = ?, disabled_reason = ?, updated_at = ? where organization_id = ? and webhook_id = ?",
+         previous_until = ?, failing_since = ?, disabled_reason = ?, updated_at = ?, config = ?, sealed_url = ? \
+         where organization_id = ? and webhook_id = ?",
         params![
             w.url,
             w.description,
@@ -119,6 +139,8 @@ pub fn update(c: &Tx, w: &WebhookRow) -> Result<()> {
             w.failing_since.map(|t| t.0),
             w.disabled_reason,
             w.updated_at.0,
+            w.config,
+            w.sealed_url,
             w.org.to_string(),
             w.id.to_string()
         ],
@@ -140,15 +162,21 @@ pub fn get(c: &Conn, org: OrgId, id: WebhookId) -> Result<WebhookRow> {
     .ok_or(StoreError::NotFound)
 }
 
-/// The organisation's endpoints oldest first, after `(created_at, id)`.
-pub fn list(c: &Conn, org: OrgId, after: Option<(i64, WebhookId)>, limit: i64) -> Result<Vec<WebhookRow>> {
+/// The organisation's endpoints of the given kinds oldest first, after
+/// `(created_at, id)`.
+pub fn list(c: &Conn, org: OrgId, kinds: &[&str], after: Option<(i64, WebhookId)>, limit: i64) -> Result<Vec<WebhookRow>> {
     c.scope(org)?;
     let (at, id) = after.map_or((i64::MIN, String::new()), |(at, id)| (at, id.to_string()));
+    // The kinds are the app's constants; each is checked to be a plain word.
+    if kinds.is_empty() || !kinds.iter().all(|k| k.bytes().all(|b| b.is_ascii_lowercase())) {
+        return Ok(Vec::new());
+    }
+    let kinds = kinds.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
     query_map(
         c,
         &format!(
-            "select {COLS} from webhook where organization_id = ? and (created_at > ? or (created_at = ? and webhook_id > ?)) \
-             order by created_at, webhook_id limit ?"
+            "select {COLS} from webhook where organization_id = ? and kind in ({kinds}) \
+             and (created_at > ? or (created_at = ? and webhook_id > ?)) order by created_at, webhook_id limit ?"
         ),
         params![org.to_string(), at, at, id, limit],
         webhook,
@@ -280,7 +308,9 @@ pub fn any_due(c: &Conn, now: Timestamp) -> Result<bool> {
 #[derive(Debug, Clone)]
 pub struct Due {
     pub message: MessageRow,
+    pub kind: String,
     pub url: String,
+    pub sealed_url: Option<Vec<u8>>,
     pub sealed_secret: Vec<u8>,
     pub sealed_previous: Option<Vec<u8>>,
     pub previous_until: Option<Timestamp>,
@@ -297,7 +327,9 @@ pub fn claim(c: &Tx, now: Timestamp, lease_until: Timestamp, per_endpoint: i64) 
             .into_iter()
             .map(|message| Due {
                 message,
+                kind: w.kind.clone(),
                 url: w.url.clone(),
+                sealed_url: w.sealed_url.clone(),
                 sealed_secret: w.sealed_secret.clone(),
                 sealed_previous: w.sealed_previous.clone(),
                 previous_until: w.previous_until,

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use ironcase_app::page::{parse_keyset, PageSize};
-use ironcase_app::webhooks::{NewWebhook, WebhookChange};
+use ironcase_app::webhooks::{Family, NewWebhook, WebhookChange};
 use ironcase_app::AppError;
 use ironcase_domain::{MessageId, WebhookId};
 use maud::{html, Markup};
@@ -122,8 +122,8 @@ async fn endpoint_page(
     status: StatusCode,
 ) -> Result<Response, Failure> {
     let w = s.app.webhook_get(&b.p, &b.meta, id).await?;
-    let attempts = s.app.webhook_attempts(&b.p, &b.meta, id, None, None, PageSize::default_of(50)).await?;
-    let dead = s.app.webhook_messages(&b.p, &b.meta, id, "failed", None, PageSize::default_of(50)).await?;
+    let attempts = s.app.webhook_attempts(&b.p, &b.meta, Family::Webhooks, id, None, None, PageSize::default_of(50)).await?;
+    let dead = s.app.webhook_messages(&b.p, &b.meta, Family::Webhooks, id, "failed", None, PageSize::default_of(50)).await?;
     let body = html! {
         h1 { (w.url) }
         p { (w.description) }
@@ -240,7 +240,11 @@ pub(crate) async fn replay(State(s): State<AppState>, b: Browser, Ref(raw): Ref,
         Some(m) => Some(m.parse::<MessageId>().map_err(|_| Failure::NotFound)?),
         None => None,
     };
-    let n = s.app.webhook_replay(&b.p, &b.meta, id, message, None).await.map_err(|e| b.failure(e, &format!("/webhooks/{id}")))?;
+    let n = s
+        .app
+        .webhook_replay(&b.p, &b.meta, Family::Webhooks, id, message, None)
+        .await
+        .map_err(|e| b.failure(e, &format!("/webhooks/{id}")))?;
     endpoint_page(&s, &b, id, None, vec![format!("{n} message(s) sent again.")], StatusCode::OK).await
 }
 

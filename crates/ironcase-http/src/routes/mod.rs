@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod alerts;
+pub mod analyzers;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod incidents;
 pub mod iocs;
 pub mod members;
 pub mod mfa;
+pub mod notifications;
 pub mod ops;
 pub mod policy;
 pub mod roles;
@@ -55,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(export::router())
         .merge(webhooks::router())
+        .merge(notifications::router())
+        .merge(analyzers::router())
         .merge(alerts::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
     let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v1", api).merge(ops::router()).split_for_parts();

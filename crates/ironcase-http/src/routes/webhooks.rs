@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ironcase_app::store::webhook::{AttemptRow, MessageRow, WebhookRow};
-use ironcase_app::webhooks::{NewWebhook, WebhookChange, WithSecret};
+use ironcase_app::webhooks::{Family, NewWebhook, WebhookChange, WithSecret};
 use ironcase_app::Principal;
 use ironcase_domain::{MessageId, Timestamp, WebhookId};
 use serde::{Deserialize, Serialize};
@@ -301,6 +301,18 @@ pub async fn attempts(
     p: Principal,
     Meta(meta): Meta,
     Path(id): Path<String>,
+    q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<AttemptOut>>> {
+    attempts_of(s, p, meta, Family::Webhooks, &id, q).await
+}
+
+/// The attempts of an endpoint of any family (webhooks, channels, analyzers).
+pub(crate) async fn attempts_of(
+    s: AppState,
+    p: Principal,
+    meta: ironcase_app::RequestMeta,
+    family: Family,
+    id: &str,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<AttemptOut>>> {
     let outcome = q.parse(
@@ -314,7 +326,7 @@ pub async fn attempts(
     );
     let (before, size) = q.page(ironcase_app::page::parse_seq, 50);
     q.finish()?;
-    Ok(axum::Json(s.app.webhook_attempts(&p, &meta, webhook_id(&id)?, outcome, before, size).await?.into()))
+    Ok(axum::Json(s.app.webhook_attempts(&p, &meta, family, webhook_id(id)?, outcome, before, size).await?.into()))
 }
 
 /// The endpoint's messages of one status, oldest first: `failed` is the
@@ -328,6 +340,18 @@ pub async fn messages(
     p: Principal,
     Meta(meta): Meta,
     Path(id): Path<String>,
+    q: QueryParams,
+) -> ApiResult<axum::Json<PageOut<MessageOut>>> {
+    messages_of(s, p, meta, Family::Webhooks, &id, q).await
+}
+
+/// The messages of an endpoint of any family.
+pub(crate) async fn messages_of(
+    s: AppState,
+    p: Principal,
+    meta: ironcase_app::RequestMeta,
+    family: Family,
+    id: &str,
     mut q: QueryParams,
 ) -> ApiResult<axum::Json<PageOut<MessageOut>>> {
     let status =
@@ -335,7 +359,7 @@ pub async fn messages(
     let (cursor, size) = q.page(ironcase_app::page::parse_keyset, 50);
     q.finish()?;
     let status = status.unwrap_or_else(|| "failed".into());
-    Ok(axum::Json(s.app.webhook_messages(&p, &meta, webhook_id(&id)?, &status, cursor, size).await?.into()))
+    Ok(axum::Json(s.app.webhook_messages(&p, &meta, family, webhook_id(id)?, &status, cursor, size).await?.into()))
 }
 
 /// Sends one finished message again (same id), or every failed one since
@@ -350,10 +374,22 @@ pub async fn replay(
     Path(id): Path<String>,
     Json(b): Json<Replay>,
 ) -> ApiResult<(StatusCode, axum::Json<Replayed>)> {
+    replay_of(s, p, meta, Family::Webhooks, &id, b).await
+}
+
+/// Replays messages of an endpoint of any family.
+pub(crate) async fn replay_of(
+    s: AppState,
+    p: Principal,
+    meta: ironcase_app::RequestMeta,
+    family: Family,
+    id: &str,
+    b: Replay,
+) -> ApiResult<(StatusCode, axum::Json<Replayed>)> {
     let message = match b.message_id {
         Some(m) => Some(m.parse::<MessageId>().map_err(|_| ApiError::not_found())?),
         None => None,
     };
-    let messages = s.app.webhook_replay(&p, &meta, webhook_id(&id)?, message, b.since).await?;
+    let messages = s.app.webhook_replay(&p, &meta, family, webhook_id(id)?, message, b.since).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Replayed { messages })))
 }

@@ -105,7 +105,7 @@ pub(crate) fn decode_qp(body: &str) -> String {
 }
 
 /// The token in a message's link (`…#token=<token>`), and the link's page.
-fn link(message: &str) -> (String, String) {
+pub(crate) fn link(message: &str) -> (String, String) {
     let message = &decode_qp(message);
     let at = message.find("#token=").expect("a link with a token");
     let start = message[..at].rfind("https://").expect("the link");

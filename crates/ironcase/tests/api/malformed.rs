@@ -34,6 +34,12 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
     let org = app.get("/api/v1/organization", &owner.token).await.expect(200).str("id");
     let hook_body = json!({ "url": "https://93.184.215.14/h", "event_types": ["quota.exceeded"] });
     let hook = app.post("/api/v1/webhooks", &owner.token, hook_body).await.expect(201).str("id");
+    let channel_body = json!({ "name": "c", "kind": "generic", "url": "https://93.184.215.14/c", "rules": [{ "event_types": ["*"] }] });
+    let channel = app.post("/api/v1/notification-channels", &owner.token, channel_body).await.expect(201).str("id");
+    let analyzer = app.post("/api/v1/analyzers", &owner.token, json!({ "name": "a", "url": "https://93.184.215.14/a" })).await;
+    let analyzer = analyzer.expect(201).str("id");
+    let ioc = app.post(&format!("/api/v1/incidents/{inc}/iocs"), &owner.token, json!({ "type": "domain", "value": "m.example" })).await;
+    let ioc = ioc.expect(201).str("id");
     let alert_body = json!({ "source": "edr", "source_ref": "m-1", "type": "x", "title": "an alert", "severity": "low" });
     let alert = app.post("/api/v1/alerts", &owner.token, alert_body).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
     let before_audit = app.get("/api/v1/audit/verify", &owner.token).await.body["entries"].as_i64().expect("entries");
@@ -158,6 +164,50 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         (Method::POST, "/api/v1/alerts/batch".into(), json!({ "alerts": {}, "w": 1 }), vec!["alerts", "w"]),
         (
             Method::POST,
+            "/api/v1/notification-channels".into(),
+            json!({ "name": 1, "kind": [], "url": 2, "rules": "all", "members": "yes", "max_tlp": "purple", "q": 1 }),
+            vec!["name", "kind", "url", "rules", "members", "max_tlp", "q"],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/notification-channels/{channel}"),
+            json!({ "rules": [{ "event_types": "x", "severities": ["huge"] }], "enabled": 3, "y": 1 }),
+            vec!["rules[0].event_types", "enabled", "y"],
+        ),
+        (
+            Method::POST,
+            "/api/v1/notification-channels/preview".into(),
+            json!({ "kind": 1, "event_type": [], "template": {}, "z": 1 }),
+            vec!["kind", "event_type", "template", "z"],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/notification-channels/{channel}/replay"),
+            json!({ "message_id": 5, "since": "yesterday", "z": 1 }),
+            vec!["message_id", "since", "z"],
+        ),
+        (
+            Method::PUT,
+            "/api/v1/auth/notifications".into(),
+            json!({ "email": "yes", "event_types": 1, "only_assigned": [], "w": 1 }),
+            vec!["email", "event_types", "only_assigned", "w"],
+        ),
+        (
+            Method::POST,
+            "/api/v1/analyzers".into(),
+            json!({ "name": 1, "url": [], "ioc_types": ["shoe"], "max_tlp": 3, "x": 1 }),
+            vec!["name", "url", "ioc_types[0]", "max_tlp", "x"],
+        ),
+        (Method::PATCH, format!("/api/v1/analyzers/{analyzer}"), json!({ "url": [], "enabled": 3, "y": 1 }), vec!["url", "enabled", "y"]),
+        (
+            Method::POST,
+            format!("/api/v1/analyzers/{analyzer}/replay"),
+            json!({ "message_id": 5, "since": "yesterday", "z": 1 }),
+            vec!["message_id", "since", "z"],
+        ),
+        (Method::POST, format!("/api/v1/iocs/{ioc}/analyze"), json!({ "analyzers": "all", "q": 1 }), vec!["analyzers", "q"]),
+        (
+            Method::POST,
             format!("/api/v1/alerts/{alert}/promote"),
             json!({ "incident_id": 5, "severity": "huge", "category": 1, "v": 1 }),
             vec!["incident_id", "severity", "category", "v"],
@@ -262,6 +312,12 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         format!("/api/v1/webhooks/{hook}/attempts?cursor=x"),
         format!("/api/v1/webhooks/{hook}/messages?status=lost"),
         "/api/v1/webhooks?limit=0".to_owned(),
+        format!("/api/v1/notification-channels/{channel}/attempts?outcome=maybe"),
+        format!("/api/v1/notification-channels/{channel}/messages?status=lost"),
+        "/api/v1/notification-channels?limit=0".to_owned(),
+        format!("/api/v1/analyzers/{analyzer}/attempts?cursor=x"),
+        format!("/api/v1/analyzers/{analyzer}/messages?status=lost"),
+        "/api/v1/analyzers?cursor=x".to_owned(),
         "/api/v1/alerts?status=lost".to_owned(),
         "/api/v1/alerts?severity=huge".to_owned(),
         "/api/v1/alerts?cursor=x".to_owned(),
@@ -284,12 +340,15 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         "/api/v1/api-keys/nope",
         "/api/v1/api-keys/key_zz/rotate",
         "/api/v1/webhooks/nope",
+        "/api/v1/notification-channels/nope",
+        "/api/v1/analyzers/nope",
+        "/api/v1/iocs/nope/reports",
         "/api/v1/evidence/nope",
         "/api/v1/evidence/evd_zz/content",
         "/api/v1/evidence/inc_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b/custody",
         "/api/v1/incidents/INC-0/evidence",
     ] {
-        let m = if p.starts_with("/api/v1/incidents") || p.starts_with("/api/v1/evidence") {
+        let m = if p.starts_with("/api/v1/incidents") || p.starts_with("/api/v1/evidence") || p.starts_with("/api/v1/iocs") {
             Method::GET
         } else if p.ends_with("rotate") {
             Method::POST

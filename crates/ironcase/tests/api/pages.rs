@@ -273,6 +273,16 @@ async fn alerts_webhooks_and_their_attempts_and_messages_walk_past_their_largest
     }
     // An organisation has at most 50 endpoints: walked at a small page.
     assert_eq!(walk(&app, &owner.token, "/api/v1/webhooks", 2, id).await.into_iter().collect::<HashSet<_>>(), hooks);
+    // Channels and analyzers, likewise.
+    let (mut channels, mut analyzers) = (HashSet::new(), HashSet::new());
+    for i in 0..3 {
+        let body = json!({ "name": format!("c{i}"), "kind": "generic", "url": nobody, "rules": [{ "event_types": ["quota.exceeded"] }] });
+        channels.insert(app.post("/api/v1/notification-channels", &owner.token, body).await.expect(201).str("id"));
+        let body = json!({ "name": format!("a{i}"), "url": nobody });
+        analyzers.insert(app.post("/api/v1/analyzers", &owner.token, body).await.expect(201).str("id"));
+    }
+    assert_eq!(walk(&app, &owner.token, "/api/v1/notification-channels", 2, id).await.into_iter().collect::<HashSet<_>>(), channels);
+    assert_eq!(walk(&app, &owner.token, "/api/v1/analyzers", 2, id).await.into_iter().collect::<HashSet<_>>(), analyzers);
     // The oldest: the one that receives `incident.created`.
     let hook = id(&app.get("/api/v1/webhooks?limit=1", &owner.token).await.expect(200).body["items"][0]);
     for i in 0..n {

@@ -27,6 +27,13 @@ async fn another_tenants_objects_are_404_everywhere() {
         .expect(201)
         .str("id");
     let hook = format!("/api/v1/webhooks/{b_hook}");
+    let b_channel_body =
+        json!({ "name": "beta", "kind": "generic", "url": "https://93.184.215.14/chan", "rules": [{ "event_types": ["*"] }] });
+    let b_channel = app.post("/api/v1/notification-channels", &b.token, b_channel_body).await.expect(201).str("id");
+    let channel = format!("/api/v1/notification-channels/{b_channel}");
+    let b_analyzer_body = json!({ "name": "beta", "url": "https://93.184.215.14/analyze" });
+    let b_analyzer = app.post("/api/v1/analyzers", &b.token, b_analyzer_body).await.expect(201).str("id");
+    let analyzer = format!("/api/v1/analyzers/{b_analyzer}");
     let b_alert_body = json!({ "source": "edr", "source_ref": "b-1", "type": "x", "title": "beta alert", "severity": "low" });
     let b_alert = app.post("/api/v1/alerts", &b.token, b_alert_body).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
     let alert = format!("/api/v1/alerts/{b_alert}");
@@ -97,6 +104,20 @@ async fn another_tenants_objects_are_404_everywhere() {
         (Method::GET, format!("{hook}/attempts"), None, vec![]),
         (Method::GET, format!("{hook}/messages"), None, vec![]),
         (Method::DELETE, hook.clone(), None, vec![]),
+        (Method::GET, channel.clone(), None, vec![]),
+        (Method::PATCH, channel.clone(), Some(json!({ "name": "pwned" })), vec![]),
+        (Method::GET, format!("{channel}/attempts"), None, vec![]),
+        (Method::GET, format!("{channel}/messages"), None, vec![]),
+        (Method::POST, format!("{channel}/replay"), Some(json!({})), vec![]),
+        (Method::DELETE, channel.clone(), None, vec![]),
+        (Method::GET, analyzer.clone(), None, vec![]),
+        (Method::PATCH, analyzer.clone(), Some(json!({ "name": "pwned" })), vec![]),
+        (Method::GET, format!("{analyzer}/attempts"), None, vec![]),
+        (Method::GET, format!("{analyzer}/messages"), None, vec![]),
+        (Method::POST, format!("{analyzer}/replay"), Some(json!({})), vec![]),
+        (Method::DELETE, analyzer.clone(), None, vec![]),
+        (Method::POST, format!("/api/v1/iocs/{b_ioc}/analyze"), Some(json!({})), vec![]),
+        (Method::GET, format!("/api/v1/iocs/{b_ioc}/reports"), None, vec![]),
         (Method::GET, alert.clone(), None, vec![]),
         (Method::POST, format!("{alert}/promote"), Some(json!({})), vec![]),
         (Method::POST, format!("{alert}/dismiss"), Some(json!({ "reason": "pwned" })), vec![]),
@@ -144,6 +165,10 @@ async fn another_tenants_objects_are_404_everywhere() {
     let keys = app.get("/api/v1/api-keys", &a.token).await.expect(200);
     assert!(!keys.body.to_string().contains(&b_key_id));
     assert_eq!(app.get("/api/v1/webhooks", &a.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get("/api/v1/notification-channels", &a.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get("/api/v1/analyzers", &a.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get(&channel, &b.token).await.expect(200).body["name"], "beta", "untouched");
+    assert_eq!(app.get(&analyzer, &b.token).await.expect(200).body["name"], "beta", "untouched");
     assert_eq!(app.get("/api/v1/alerts", &a.token).await.expect(200).body["items"], json!([]));
     assert_eq!(app.get(&alert, &b.token).await.expect(200).body["status"], "new", "untouched");
     // Their alert promoted into our incident, or ours into theirs: neither exists for the other.
@@ -159,6 +184,11 @@ async fn another_tenants_objects_are_404_everywhere() {
     // The other way round, with an API key.
     let r = app.get(&format!("/api/v1/incidents/{}", a_inc.str("id")), &b_key_secret).await;
     r.problem(404, "not_found");
+    // Their analyzer, named on our indicator, is no analyzer of ours.
+    let a_iocs = format!("/api/v1/incidents/{}/iocs", a_inc.str("id"));
+    let a_ioc = app.post(&a_iocs, &a.token, json!({ "type": "domain", "value": "alpha.example" })).await.expect(201).str("id");
+    let r = app.post(&format!("/api/v1/iocs/{a_ioc}/analyze"), &a.token, json!({ "analyzers": [b_analyzer] })).await;
+    assert_eq!(r.problem(422, "validation_failed").body["errors"][0]["field"], "analyzers[0]");
 
     // Nothing of beta changed.
     let still = app.get(&inc, &b.token).await.expect(200);

@@ -13,16 +13,16 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spare_port, Reaped, TestApp, User};
 
-struct Receiver {
+pub(crate) struct Receiver {
     _process: Reaped,
-    url: String,
+    pub(crate) url: String,
     client: reqwest::Client,
 }
 
 impl Receiver {
     /// The receiver on a spare port, once it listens; `None` (the test
     /// stops) without the library outside CI.
-    fn start() -> Option<Receiver> {
+    pub(crate) fn start() -> Option<Receiver> {
         let installed = std::process::Command::new("python3").args(["-c", "import standardwebhooks"]).status().is_ok_and(|s| s.success());
         if !installed {
             assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI must provide standardwebhooks (pip install standardwebhooks)");
@@ -44,17 +44,17 @@ impl Receiver {
         Some(Receiver { _process: process, url: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() })
     }
 
-    async fn control(&self, state: Value) {
+    pub(crate) async fn control(&self, state: Value) {
         self.client.post(format!("{}/__control", self.url)).json(&state).send().await.expect("control");
     }
 
-    async fn log(&self) -> Vec<Value> {
+    pub(crate) async fn log(&self) -> Vec<Value> {
         let r = self.client.get(format!("{}/__log", self.url)).send().await.expect("log");
         r.json::<Vec<Value>>().await.expect("json")
     }
 
     /// The log once it holds `n` deliveries (at most 10 s).
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Value> {
         for _ in 0..200 {
             let log = self.log().await;
             if log.len() >= n {
@@ -66,7 +66,7 @@ impl Receiver {
     }
 }
 
-async fn spawn() -> TestApp {
+pub(crate) async fn spawn() -> TestApp {
     TestApp::spawn_with(|c| {
         c.webhook_allow_private = true;
         c.webhook_allow_http = true;
@@ -75,7 +75,7 @@ async fn spawn() -> TestApp {
     .await
 }
 
-async fn until<F, Fut>(what: &str, mut f: F)
+pub(crate) async fn until<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -3,10 +3,11 @@ reference library (`standardwebhooks` from PyPI), which no one here wrote.
 
     python3 receiver.py <port>
 
-POST /__control {"secrets": [...], "fail": n, "status": s} sets the secrets
-to verify with, how many next deliveries get a 500, and the status after
-them; GET /__log lists what arrived: id, type, the event id, whether each
-secret verifies it, and the status answered.
+POST /__control {"secrets": [...], "fail": n, "status": s, "answer": v} sets
+the secrets to verify with, how many next deliveries get a 500, the status
+after them, and the JSON answered (an analyzer's report; default the text
+"received"); GET /__log lists what arrived: its path, id, type, the event id,
+the body, whether each secret verifies it, and the status answered.
 """
 import json
 import sys
@@ -16,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks.webhooks import Webhook
 
 lock = threading.Lock()
-state = {"secrets": [], "fail": 0, "status": 200}
+state = {"secrets": [], "fail": 0, "status": 200, "answer": None}
 log = []
 
 
@@ -56,7 +57,10 @@ class Handler(BaseHTTPRequestHandler):
                 status = state["status"]
             payload = json.loads(body)
             data = payload.get("data") or {}
+            answer = b"received" if state["answer"] is None else json.dumps(state["answer"]).encode()
             log.append({
+                "path": self.path,
+                "body": payload,
                 "id": headers.get("webhook-id"),
                 "type": payload.get("type"),
                 "event_id": data.get("id"),
@@ -64,7 +68,7 @@ class Handler(BaseHTTPRequestHandler):
                 "verified": verified,
                 "status": status,
             })
-        self._answer(status, b"received")
+        self._answer(status, answer)
 
     def log_message(self, *args):
         pass

@@ -392,6 +392,14 @@ impl App {
         Ok(queued)
     }
 
+    /// The indicator's type and value, if the principal sees it.
+    pub async fn ioc_identity(&self, p: &Principal, meta: &RequestMeta, id: IocId) -> Result<(IocType, String)> {
+        self.require(p, meta, Permission::IncidentRead).await?;
+        let (org, p2) = (p.org, p.clone());
+        let ioc = self.store().read_now(move |c| visible_ioc(c, &p2, org, id)).await?;
+        Ok((ioc.kind, ioc.value))
+    }
+
     /// `GET /iocs/{id}/reports`: each analyzer's latest, newest first.
     pub async fn ioc_reports(&self, p: &Principal, meta: &RequestMeta, id: IocId) -> Result<Vec<ReportRow>> {
         self.require(p, meta, Permission::IncidentRead).await?;

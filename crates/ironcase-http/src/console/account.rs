@@ -68,6 +68,7 @@ async fn account_page(s: &AppState, b: &Browser, notes: Vec<String>, errors: Vec
                 button type="submit" { "End all other sessions" }
             }
         }
+        p { a href="/account/notifications" { "What I receive by e-mail" } }
         section {
             h2 { "Password" }
             form method="post" action="/account/password" {

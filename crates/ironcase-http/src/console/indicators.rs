@@ -9,10 +9,12 @@ use ironcase_app::incidents::parse_ref;
 use ironcase_app::iocs::NewIoc;
 use ironcase_app::page::Page;
 use ironcase_app::store::ioc::SightingRow;
+use ironcase_app::AppError;
 use ironcase_domain::ioc::IocType;
+use ironcase_domain::IocId;
 use maud::{html, Markup};
 
-use super::layout::{more, page, respond, select, Failure, Nav, Ref};
+use super::layout::{badge, more, page, respond, select, sentences, when, Failure, Nav, Ref};
 use super::session::{Browser, Form};
 use crate::extract::QueryParams;
 use crate::AppState;
@@ -88,7 +90,24 @@ pub(crate) async fn lookup(State(s): State<AppState>, b: Browser, mut q: QueryPa
     let kind = q.parse("type", IocType::parse, "an indicator type");
     let value = q.str("value").unwrap_or_default();
     q.finish().map_err(|e| Failure::BadRequest(e.errors.first().map_or(e.detail.clone(), |f| format!("{}: {}", f.field, f.message))))?;
-    let found = if value.trim().is_empty() { Vec::new() } else { s.app.ioc_lookup(&b.p, &b.meta, kind, &value).await? };
+    lookup_page(&s, &b, kind, &value, Vec::new(), StatusCode::OK).await
+}
+
+/// The indicators of that value, each with the incidents that saw it, the
+/// analyzers' reports, and a button that sends it to them.
+async fn lookup_page(
+    s: &AppState,
+    b: &Browser,
+    kind: Option<IocType>,
+    value: &str,
+    notes: Vec<String>,
+    status: StatusCode,
+) -> Result<Response, Failure> {
+    let found = if value.trim().is_empty() { Vec::new() } else { s.app.ioc_lookup(&b.p, &b.meta, kind, value).await? };
+    let mut reports = Vec::with_capacity(found.len());
+    for l in &found {
+        reports.push(s.app.ioc_reports(&b.p, &b.meta, l.ioc.id).await?);
+    }
     let body = html! {
         h1 { "Indicator" }
         form.filters method="get" action="/indicators" role="search" {
@@ -96,8 +115,9 @@ pub(crate) async fn lookup(State(s): State<AppState>, b: Browser, mut q: QueryPa
             input id="value" name="value" type="text" value=(value);
             button type="submit" { "Look up" }
         }
+        @for n in &notes { p.notice role="status" { (n) } }
         @if found.is_empty() && !value.trim().is_empty() { p.empty { "No incident saw it." } }
-        @for l in &found {
+        @for (l, reports) in found.iter().zip(&reports) {
             section {
                 h2 { (l.ioc.kind.as_str()) " " code { (l.ioc.value) } }
                 p { "Seen in " (l.sightings.len()) " incidents:" }
@@ -106,8 +126,38 @@ pub(crate) async fn lookup(State(s): State<AppState>, b: Browser, mut q: QueryPa
                         li { a href={ "/incidents/" (s.incident_id) } { "INC-" (s.incident_number) " " (s.incident_title) } }
                     }
                 }
+                h3 { "Analysis" }
+                @if reports.is_empty() { p.empty { "No reports yet." } } @else {
+                    ul.reports {
+                        @for r in reports {
+                            li {
+                                (badge("verdict", &r.verdict)) " " strong { (r.analyzer_name) } " · " (when(r.at))
+                                @if !r.summary.is_empty() { " — " (r.summary) }
+                                @if let Some(link) = &r.link { " " a href=(link) rel="noopener noreferrer" target="_blank" { "details" } }
+                            }
+                        }
+                    }
+                }
+                form.inline method="post" action={ "/indicators/" (l.ioc.id) "/analyze" } {
+                    input type="hidden" name="csrf" value=(b.csrf);
+                    button type="submit" { "Send to the analyzers" }
+                }
             }
         }
     };
-    Ok(respond(StatusCode::OK, page("Indicator", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+    Ok(respond(status, page("Indicator", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+}
+
+/// `POST /indicators/{id}/analyze`: sent to every analyzer that may have
+/// it; the indicator's page says so, or why not.
+pub(crate) async fn analyze(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id: IocId = raw.parse().map_err(|_| Failure::NotFound)?;
+    let (kind, value) = s.app.ioc_identity(&b.p, &b.meta, id).await?;
+    let note = match s.app.ioc_analyze(&b.p, &b.meta, id, None).await {
+        Ok(q) => format!("Sent to {} analyzer(s); their reports appear here when they answer.", q.len()),
+        Err(e @ AppError::Validation(_)) => sentences(e).1.join(" "),
+        Err(e) => return Err(b.failure(e, &lookup_href(kind, &value))),
+    };
+    lookup_page(&s, &b, Some(kind), &value, vec![note], StatusCode::OK).await
 }

@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod alerts;
+mod analyzers;
 mod assets;
 mod children;
 mod dashboard;
@@ -17,6 +18,7 @@ mod indicators;
 mod keys;
 mod layout;
 mod live;
+mod notifications;
 mod platform;
 mod roles;
 mod search;
@@ -82,6 +84,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/incidents/{id}/iocs", post(indicators::add))
         .route("/incidents/{id}/iocs/extract", post(indicators::extract))
         .route("/indicators", get(indicators::lookup))
+        .route("/indicators/{id}/analyze", post(indicators::analyze))
         .route("/incidents/{id}/evidence", post(evidence::upload).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/evidence/{id}", get(evidence::show))
         .route("/evidence/{id}/content", get(evidence::download))
@@ -127,6 +130,17 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/webhooks/{id}/rotate-secret", post(webhooks::rotate))
         .route("/webhooks/{id}/replay", post(webhooks::replay))
         .route("/webhooks/{id}/delete", post(webhooks::delete))
+        .route("/notifications", get(notifications::list).post(notifications::create))
+        .route("/notifications/{id}", get(notifications::show))
+        .route("/notifications/{id}/enabled", post(notifications::enabled))
+        .route("/notifications/{id}/replay", post(notifications::replay))
+        .route("/notifications/{id}/delete", post(notifications::delete))
+        .route("/account/notifications", get(notifications::prefs).post(notifications::set_prefs))
+        .route("/analyzers", get(analyzers::list).post(analyzers::create))
+        .route("/analyzers/{id}", get(analyzers::show))
+        .route("/analyzers/{id}/enabled", post(analyzers::enabled))
+        .route("/analyzers/{id}/replay", post(analyzers::replay))
+        .route("/analyzers/{id}/delete", post(analyzers::delete))
         .route("/settings/sso/delete", post(sso::delete))
         .route("/invitation", get(tokens::invitation).post(tokens::accept))
         .route("/reset-password", get(tokens::reset).post(tokens::reset_confirm))

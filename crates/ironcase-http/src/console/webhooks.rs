@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use ironcase_app::page::{parse_keyset, PageSize};
+use ironcase_app::store::webhook::{AttemptRow, MessageRow};
 use ironcase_app::webhooks::{Family, NewWebhook, WebhookChange};
 use ironcase_app::AppError;
 use ironcase_domain::{MessageId, WebhookId};
@@ -150,19 +151,30 @@ async fn endpoint_page(
                 button type="submit" { "Delete" }
             }
         }
+        (dead_letters(&format!("/webhooks/{}", w.id), &dead.items, &b.csrf))
+        (attempts_table(&attempts.items))
+        p { a href="/webhooks" { "All endpoints" } }
+    };
+    Ok(respond(status, page("Webhook", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+}
+
+/// An endpoint's failed messages (of any family), each replayable, and
+/// all at once; `base` is the endpoint's page.
+pub(super) fn dead_letters(base: &str, dead: &[MessageRow], csrf: &str) -> Markup {
+    html! {
         section {
             h2 { "Failed messages" }
-            @if dead.items.is_empty() { p.empty { "None." } } @else {
-                form method="post" action={ "/webhooks/" (w.id) "/replay" } {
-                    input type="hidden" name="csrf" value=(b.csrf);
+            @if dead.is_empty() { p.empty { "None." } } @else {
+                form method="post" action={ (base) "/replay" } {
+                    input type="hidden" name="csrf" value=(csrf);
                     button type="submit" { "Send every failed message again" }
                 }
                 ul.dead {
-                    @for m in &dead.items {
+                    @for m in dead {
                         li {
                             code { (m.id) } " " (m.kind) " · " (m.attempts) " attempts · " (when(m.created_at))
-                            form.inline method="post" action={ "/webhooks/" (w.id) "/replay" } {
-                                input type="hidden" name="csrf" value=(b.csrf);
+                            form.inline method="post" action={ (base) "/replay" } {
+                                input type="hidden" name="csrf" value=(csrf);
                                 input type="hidden" name="message" value=(m.id);
                                 button type="submit" aria-label={ "Send " (m.id) " again" } { "Send again" }
                             }
@@ -171,19 +183,25 @@ async fn endpoint_page(
                 }
             }
         }
+    }
+}
+
+/// An endpoint's attempts, newest first.
+pub(super) fn attempts_table(attempts: &[AttemptRow]) -> Markup {
+    html! {
         section {
             h2 { "Attempts" }
-            @if attempts.items.is_empty() { p.empty { "None yet." } } @else {
+            @if attempts.is_empty() { p.empty { "None yet." } } @else {
                 table.attempts {
                     thead { tr { th scope="col" { "When" } th scope="col" { "Message" } th scope="col" { "Answer" } th scope="col" { "Time" } } }
                     tbody {
-                        @for a in &attempts.items {
+                        @for a in attempts {
                             tr {
                                 td { (when(a.at)) }
                                 td { code { (a.message_id) } }
                                 td {
                                     (badge("outcome", if a.success { "delivered" } else { "failed" })) " "
-                                    @if let Some(c) = a.status_code { (c) } @else { (a.error.as_deref().unwrap_or("")) }
+                                    @if let Some(c) = a.status_code { (c) " " } (a.error.as_deref().unwrap_or(""))
                                 }
                                 td { (a.latency_ms) " ms" }
                             }
@@ -192,9 +210,15 @@ async fn endpoint_page(
                 }
             }
         }
-        p { a href="/webhooks" { "All endpoints" } }
-    };
-    Ok(respond(status, page("Webhook", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+    }
+}
+
+/// `message` from a replay form: one message, or (absent) every failed one.
+pub(super) fn replayed(form: &Form) -> Result<Option<MessageId>, Failure> {
+    match form.opt("message") {
+        Some(m) => m.parse::<MessageId>().map(Some).map_err(|_| Failure::NotFound),
+        None => Ok(None),
+    }
 }
 
 fn hook_id(raw: &str) -> Result<WebhookId, Failure> {
@@ -236,10 +260,7 @@ pub(crate) async fn rotate(State(s): State<AppState>, b: Browser, Ref(raw): Ref,
 pub(crate) async fn replay(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
     b.check(&s, &form)?;
     let id = hook_id(&raw)?;
-    let message = match form.opt("message") {
-        Some(m) => Some(m.parse::<MessageId>().map_err(|_| Failure::NotFound)?),
-        None => None,
-    };
+    let message = replayed(&form)?;
     let n = s
         .app
         .webhook_replay(&b.p, &b.meta, Family::Webhooks, id, message, None)

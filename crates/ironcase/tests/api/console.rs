@@ -868,6 +868,12 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
     let alert = app.post("/api/v1/alerts", &beta.token, alert_body).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
     let hook_body = json!({ "url": "https://93.184.215.14/beta", "event_types": ["quota.exceeded"] });
     let hook = app.post("/api/v1/webhooks", &beta.token, hook_body).await.expect(201).str("id");
+    let channel_body = json!({ "name": "beta", "kind": "generic", "url": "https://93.184.215.14/c", "rules": [{ "event_types": ["*"] }] });
+    let channel = app.post("/api/v1/notification-channels", &beta.token, channel_body).await.expect(201).str("id");
+    let analyzer = app.post("/api/v1/analyzers", &beta.token, json!({ "name": "beta", "url": "https://93.184.215.14/a" })).await;
+    let analyzer = analyzer.expect(201).str("id");
+    let ioc = app.post(&format!("/api/v1/incidents/{incident}/iocs"), &beta.token, json!({ "type": "domain", "value": "b.example" })).await;
+    let ioc = ioc.expect(201).str("id");
 
     let mut b = Console::new(&app);
     b.sign_in("admin@localhost", &app.admin_password).await;
@@ -888,6 +894,11 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/webhooks/{hook}"),
         "/alerts/x".to_owned(),
         "/webhooks/x".to_owned(),
+        format!("/notifications/{channel}"),
+        format!("/analyzers/{analyzer}"),
+        format!("/webhooks/{channel}"),
+        "/notifications/x".to_owned(),
+        "/analyzers/x".to_owned(),
     ];
     let not_found = b.get("/incidents/inc_00000000000000000000000000").await.body;
     for path in &gets {
@@ -918,6 +929,14 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/webhooks/{hook}/rotate-secret"),
         format!("/webhooks/{hook}/replay"),
         format!("/webhooks/{hook}/delete"),
+        format!("/notifications/{channel}/enabled"),
+        format!("/notifications/{channel}/replay"),
+        format!("/notifications/{channel}/delete"),
+        format!("/analyzers/{analyzer}/enabled"),
+        format!("/analyzers/{analyzer}/replay"),
+        format!("/analyzers/{analyzer}/delete"),
+        format!("/indicators/{ioc}/analyze"),
+        "/indicators/x/analyze".to_owned(),
         format!("/invitations/{invitation}/revoke"),
         format!("/account/sessions/{session}/end"),
         format!("/roles/{role}/delete"),
@@ -948,6 +967,10 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
     assert_eq!(app.get(&format!("/api/v1/alerts/{alert}"), &beta.token).await.expect(200).body["status"], "new");
     let theirs = app.get(&format!("/api/v1/webhooks/{hook}"), &beta.token).await.expect(200);
     assert_eq!((theirs.body["enabled"].clone(), theirs.body["url"].clone()), (json!(true), json!("https://93.184.215.14/beta")));
+    assert_eq!(app.get(&format!("/api/v1/notification-channels/{channel}"), &beta.token).await.expect(200).body["enabled"], true);
+    assert_eq!(app.get(&format!("/api/v1/analyzers/{analyzer}"), &beta.token).await.expect(200).body["enabled"], true);
+    let r = app.get(&format!("/api/v1/analyzers/{analyzer}/messages?status=pending"), &beta.token).await.expect(200);
+    assert_eq!(r.body["items"], json!([]), "nothing was sent to their analyzer");
 
     let own = app.incident(&operator, "ours").await.str("id");
     let own_key = app.post("/api/v1/api-keys", &operator.token, json!({ "name": "mine", "role": "viewer" })).await.expect(201).str("id");
@@ -956,6 +979,9 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         app.post("/api/v1/alerts", &operator.token, own_alert_body).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();
     let forms = [
         "/webhooks".to_owned(),
+        "/notifications".to_owned(),
+        "/analyzers".to_owned(),
+        "/account/notifications".to_owned(),
         format!("/alerts/{own_alert}/promote"),
         format!("/alerts/{own_alert}/dismiss"),
         format!("/alerts/{own_alert}/snooze"),
@@ -1407,6 +1433,104 @@ async fn alerts_are_triaged_promoted_and_dismissed_in_the_console() {
     v.sign_in("v@localhost", PASSWORD).await;
     let p = v.get(&format!("/alerts/{two}")).await;
     assert!(p.status == StatusCode::OK && !p.body.contains("action=\"/alerts/"), "{}", p.body);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn channels_analyzers_and_preferences_are_managed_in_the_console() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let p = b.get("/notifications").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_secure_headers(&p, "notifications");
+    let csrf = p.csrf();
+
+    // A preview, then a template that does not render: said, nothing made.
+    let preview = [("csrf", csrf.as_str()), ("kind", "slack"), ("event_type", "incident.status_changed"), ("template", "{{ summary }}!")];
+    let r = b.post("/notifications", &[&preview[..], &[("do", "preview")]].concat()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Status changed to contained!"), "{}", r.body);
+    let broken = [
+        ("csrf", csrf.as_str()),
+        ("do", "create"),
+        ("name", "x"),
+        ("kind", "slack"),
+        ("url", "https://93.184.215.14/s"),
+        ("event", "*"),
+        ("template", "{{ oops"),
+    ];
+    let r = b.post("/notifications", &broken).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("does not render") && r.body.contains("role=\"alert\""), "{}", r.body);
+    // A Slack channel: its address is not shown again.
+    let slack = [
+        ("csrf", csrf.as_str()),
+        ("do", "create"),
+        ("name", "SOC room"),
+        ("kind", "slack"),
+        ("url", "https://93.184.215.14/services/T0/B0/SECRET"),
+        ("event", "incident.created"),
+        ("severity", "critical"),
+        ("max_tlp", "green"),
+    ];
+    let r = b.post("/notifications", &slack).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let listed = b.get("/notifications").await;
+    assert!(listed.body.contains("SOC room") && listed.body.contains("incident.created · critical"), "{}", listed.body);
+    assert!(!listed.body.contains("SECRET"));
+    let start = listed.body.find("href=\"/notifications/whk_").expect("a link") + 21;
+    let id = listed.body[start..].split('"').next().expect("id").to_owned();
+    let page = b.get(&format!("/notifications/{id}")).await;
+    assert!(
+        page.status == StatusCode::OK && page.body.contains("https://93.184.215.14/…") && !page.body.contains("SECRET"),
+        "{}",
+        page.body
+    );
+    assert_eq!(b.post(&format!("/notifications/{id}/enabled"), &[("csrf", &csrf), ("enabled", "0")]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get(&format!("/api/v1/notification-channels/{id}"), &owner.token).await.expect(200).body["enabled"], false);
+    let r = b.post(&format!("/notifications/{id}/replay"), &[("csrf", &csrf)]).await;
+    assert!(r.body.contains("0 message(s) sent again."), "{}", r.body);
+    assert_eq!(b.post(&format!("/notifications/{id}/delete"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get(&format!("/notifications/{id}")).await.status, StatusCode::NOT_FOUND);
+
+    // My e-mail preferences.
+    let r =
+        b.post("/account/notifications", &[("csrf", &csrf), ("email", "1"), ("only_assigned", "1"), ("event", "incident.created")]).await;
+    assert!(r.status == StatusCode::OK && r.body.contains("Saved."), "{}", r.body);
+    let prefs = app.get("/api/v1/auth/notifications", &owner.token).await.expect(200);
+    assert_eq!(prefs.body, json!({ "email": true, "event_types": ["incident.created"], "only_assigned": true }));
+
+    // An analyzer (its secret once), and an indicator sent to it from the indicator's page.
+    let r = b
+        .post(
+            "/analyzers",
+            &[("csrf", &csrf), ("name", "Sandbox"), ("url", "https://93.184.215.14/a"), ("type", "domain"), ("max_tlp", "amber")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(r.body.contains("id=\"new-secret\">whsec_"), "{}", r.body);
+    let listed = b.get("/analyzers").await;
+    assert!(listed.body.contains("Sandbox") && !listed.body.contains("whsec_"));
+    let incident = app.incident(&owner, "With a domain").await.str("id");
+    let ioc =
+        app.post(&format!("/api/v1/incidents/{incident}/iocs"), &owner.token, json!({ "type": "ipv4", "value": "198.51.100.9" })).await;
+    let ioc = ioc.expect(201).str("id");
+    let look = b.get("/indicators?value=198.51.100.9").await;
+    assert!(look.body.contains("No reports yet.") && look.body.contains(&format!("/indicators/{ioc}/analyze")), "{}", look.body);
+    let r = b.post(&format!("/indicators/{ioc}/analyze"), &[("csrf", &csrf)]).await;
+    assert!(r.status == StatusCode::OK && r.body.contains("Sent to 1 analyzer(s)"), "{}", r.body);
+    let red = app
+        .post(
+            &format!("/api/v1/incidents/{incident}/iocs"),
+            &owner.token,
+            json!({ "type": "ipv4", "value": "198.51.100.10", "tlp": "red" }),
+        )
+        .await;
+    let red = red.expect(201).str("id");
+    let r = b.post(&format!("/indicators/{red}/analyze"), &[("csrf", &csrf)]).await;
+    assert!(r.body.contains("no enabled analyzer may receive this indicator"), "{}", r.body);
     app.shutdown().await;
 }
 

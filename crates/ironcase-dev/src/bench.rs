@@ -101,6 +101,15 @@ pub struct BenchArgs {
     /// its first delivery.
     #[arg(long)]
     pub webhooks: Option<usize>,
+    /// With `--webhooks`: the endpoints are notification channels (generic
+    /// webhooks with a message template) instead of webhooks.
+    #[arg(long)]
+    pub channels: bool,
+    /// With `--webhooks`: the receiver is down (it drops every connection)
+    /// for this many seconds from the first create, then back; the run
+    /// waits, with the default back-off, until every message arrived.
+    #[arg(long)]
+    pub outage: Option<u64>,
 }
 
 /// With Redis, login limits outlive a run (they are Redis's): runs one after

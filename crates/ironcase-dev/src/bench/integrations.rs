@@ -62,6 +62,8 @@ pub(super) async fn run_alerts(args: &BenchArgs) -> anyhow::Result<std::process:
 /// arrived.
 #[derive(Default)]
 struct Seen {
+    /// While set, every connection is dropped unanswered.
+    down: std::sync::atomic::AtomicBool,
     count: AtomicU64,
     first: Mutex<std::collections::HashMap<String, Instant>>,
 }
@@ -73,6 +75,10 @@ async fn receiver(seen: Arc<Seen>) -> anyhow::Result<u16> {
     let port = listener.local_addr()?.port();
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
+            if seen.down.load(Ordering::Relaxed) {
+                drop(s);
+                continue;
+            }
             let seen = seen.clone();
             tokio::spawn(async move {
                 let mut s = tokio::io::BufStream::new(s);
@@ -134,14 +140,28 @@ pub(super) async fn run_webhooks(args: &BenchArgs, endpoints: usize) -> anyhow::
     let (pid, auth) = (server.pid, server.admin_auth().await?);
     let client = reqwest::Client::new();
     for i in 0..endpoints {
-        let body = json!({ "url": format!("http://127.0.0.1:{port}/hook/{i}"), "event_types": ["incident.created"] });
-        let r = client.post(format!("{}/api/v1/webhooks", server.base)).header("authorization", &auth).json(&body).send().await?;
+        let url = format!("http://127.0.0.1:{port}/hook/{i}");
+        let (path, body) = if args.channels {
+            let template = "[{{ incident.severity | upper }}] {{ incident.title }}: {{ summary }} {{ url }}";
+            let rules = json!([{ "event_types": ["incident.created"] }]);
+            ("notification-channels", json!({ "name": format!("bench {i}"), "kind": "generic", "url": url, "rules": rules, "template": template }))
+        } else {
+            ("webhooks", json!({ "url": url, "event_types": ["incident.created"] }))
+        };
+        let r = client.post(format!("{}/api/v1/{path}", server.base)).header("authorization", &auth).json(&body).send().await?;
         anyhow::ensure!(r.status() == 201, "creating an endpoint: {}", r.status());
     }
-    println!(
-        "ironcase bench --webhooks: {endpoints} endpoints, {} clients creating for {} s, server pid {pid}",
-        args.clients, args.seconds
-    );
+    let kind = if args.channels { "notification channels" } else { "webhook endpoints" };
+    println!("ironcase bench --webhooks: {endpoints} {kind}, {} clients creating for {} s, server pid {pid}", args.clients, args.seconds);
+    if let Some(outage) = args.outage {
+        println!("the receiver is down for the first {outage} s");
+        seen.down.store(true, Ordering::Relaxed);
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(outage)).await;
+            seen.down.store(false, Ordering::Relaxed);
+        });
+    }
     let addr = server.base.trim_start_matches("http://").to_owned();
     let a = auth.clone();
     let create: Render = Arc::new(move |n| {
@@ -162,9 +182,16 @@ pub(super) async fn run_webhooks(args: &BenchArgs, endpoints: usize) -> anyhow::
     .await;
     print(&r, 0.0);
     let want = r.ok * endpoints as u64;
-    let deadline = Instant::now() + Duration::from_secs(600);
+    // Past an outage, the next try may be a back-off step away (30 min after 5 min).
+    let wait = if args.outage.is_some() { 3 * 3600 } else { 600 };
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    let mut said = Instant::now();
     while seen.count.load(Ordering::Relaxed) < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        if said.elapsed() > Duration::from_secs(60) {
+            println!("  {} s: {} of {want} delivered", started.elapsed().as_secs(), seen.count.load(Ordering::Relaxed));
+            said = Instant::now();
+        }
     }
     let got = seen.count.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();

@@ -583,7 +583,7 @@ impl App {
                         store::disable(c, w.org, w.id, reason, now)?;
                         let data = json!({ "webhook_id": w.id, "url": w.url, "reason": reason });
                         event::append(c, w.org, None, "webhook.disabled", None, &data, now)?;
-                        disabled.push((w.org, w.id, w.url.clone(), reason));
+                        disabled.push((w.org, w.id, w.kind.clone(), format!("{} ({})", w.description, w.url), reason));
                         ironcase_store::audit::append(
                             c,
                             ironcase_store::audit::NewEntry {
@@ -606,15 +606,15 @@ impl App {
                 Ok::<_, AppError>(disabled)
             })
             .await?;
-        for (org, id, url, reason) in disabled {
-            self.tell_owners_disabled(org, id, &url, reason).await;
+        for (org, id, kind, what, reason) in disabled {
+            self.tell_owners_disabled(org, id, &kind, &what, reason).await;
         }
         Ok(n)
     }
 
     /// E-mails the organisation's owners that an endpoint was turned off
     /// (when the server sends e-mail); a failure is logged, never retried.
-    async fn tell_owners_disabled(&self, org: OrgId, id: WebhookId, url: &str, reason: &str) {
+    async fn tell_owners_disabled(&self, org: OrgId, id: WebhookId, kind: &str, what: &str, reason: &str) {
         if !self.mailer().enabled() {
             return;
         }
@@ -625,13 +625,20 @@ impl App {
                 return;
             }
         };
-        let page = format!("{}/webhooks/{id}", self.settings().public_url.trim_end_matches('/'));
+        let (noun, path) = match kind {
+            "webhook" => ("A webhook endpoint", "webhooks"),
+            "analyzer" => ("An analyzer", "analyzers"),
+            _ => ("A notification channel", "notifications"),
+        };
+        let page = format!("{}/{path}/{id}", self.settings().public_url.trim_end_matches('/'));
         let body = format!(
-            "Ironcase turned off a webhook endpoint of your organisation:\n\n  {url}\n\nWhy: {reason}.\n\n\
-             Messages for it wait until it is turned on again: {page}\n"
+            "Ironcase turned off {} of your organisation:\n\n  {what}\n\nWhy: {reason}.\n\n\
+             Messages for it wait until it is turned on again: {page}\n",
+            noun.to_lowercase()
         );
+        let subject = format!("{noun} was turned off");
         for o in owners {
-            if self.mailer().send(&o.email, "A webhook endpoint was turned off", body.clone()).await.is_err() {
+            if self.mailer().send(&o.email, &subject, body.clone()).await.is_err() {
                 tracing::warn!(webhook = %id, "could not e-mail an owner that a webhook was turned off");
             }
         }

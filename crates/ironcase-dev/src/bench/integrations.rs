@@ -144,7 +144,10 @@ pub(super) async fn run_webhooks(args: &BenchArgs, endpoints: usize) -> anyhow::
         let (path, body) = if args.channels {
             let template = "[{{ incident.severity | upper }}] {{ incident.title }}: {{ summary }} {{ url }}";
             let rules = json!([{ "event_types": ["incident.created"] }]);
-            ("notification-channels", json!({ "name": format!("bench {i}"), "kind": "generic", "url": url, "rules": rules, "template": template }))
+            (
+                "notification-channels",
+                json!({ "name": format!("bench {i}"), "kind": "generic", "url": url, "rules": rules, "template": template }),
+            )
         } else {
             ("webhooks", json!({ "url": url, "event_types": ["incident.created"] }))
         };

@@ -54,7 +54,7 @@ pub struct CreateAnalyzer {
 #[serde(deny_unknown_fields)]
 pub struct UpdateAnalyzer {
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default)]
     #[schema(min_length = 1, max_length = 2000)]

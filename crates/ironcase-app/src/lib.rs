@@ -13,6 +13,7 @@ pub mod apilimits;
 pub mod audit;
 pub mod auth;
 pub mod browser;
+pub mod checkpoints;
 pub mod clock;
 pub mod crypto;
 pub mod error;
@@ -122,6 +123,11 @@ pub struct Settings {
     pub webhook_backoff: Vec<std::time::Duration>,
     /// How long a receiver has to answer.
     pub webhook_timeout: std::time::Duration,
+    /// A tenant's audit tree gets a signed checkpoint once this many
+    /// entries are past the last one…
+    pub audit_checkpoint_every: u64,
+    /// …or this long after the last one, when any entry is past it.
+    pub audit_checkpoint_interval: std::time::Duration,
 }
 
 impl Settings {
@@ -162,6 +168,8 @@ impl Default for Settings {
             webhook_allow_http: false,
             webhook_backoff: webhooks::default_backoff(),
             webhook_timeout: std::time::Duration::from_secs(10),
+            audit_checkpoint_every: 1000,
+            audit_checkpoint_interval: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -181,6 +189,8 @@ struct Inner {
     clock: Clock,
     settings: Settings,
     tokens: auth::TokenKeys,
+    /// The Ed25519 keys that sign audit checkpoints.
+    audit_keys: checkpoints::AuditKeys,
     /// A real argon2id hash to verify against when the e-mail is unknown, so
     /// that a wrong address takes as long as a wrong password.
     dummy_hash: String,
@@ -226,6 +236,7 @@ impl App {
         settings: Settings,
     ) -> Result<App> {
         let tokens = auth::TokenKeys::load_or_create(&store, &master, clock.now()).await?;
+        let audit_keys = checkpoints::AuditKeys::load_or_create(&store, &master, &settings.public_url, clock.now()).await?;
         let dummy_hash = auth::hash_password("not a real password, only for timing".to_owned()).await?;
         let auth_limiter = ratelimit::Limiter::new(settings.auth_per_address, settings.limiter_max_keys).named("auth");
         let settings_max_keys = settings.limiter_max_keys;
@@ -281,6 +292,7 @@ impl App {
                 clock,
                 settings,
                 tokens,
+                audit_keys,
                 dummy_hash,
                 auth_limiter,
                 login_limiter,

@@ -31,9 +31,15 @@ pub struct Canonical<'a> {
 }
 
 impl Canonical<'_> {
-    pub fn hash(&self, prev_hash: &str) -> String {
+    /// The entry's bytes: what the chain hashes (with the previous hash)
+    /// and what the Merkle tree takes as its leaf.
+    pub fn bytes(&self) -> Vec<u8> {
         // Serialising a struct of strings and integers cannot fail.
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn hash(&self, prev_hash: &str) -> String {
+        let bytes = self.bytes();
         let mut h = Sha256::new();
         h.update(&bytes);
         h.update(prev_hash.as_bytes());

@@ -300,3 +300,140 @@ pub fn tenants(c: &Conn) -> Result<Vec<String>> {
         r.get(0)
     })
 }
+
+impl EntryRow {
+    /// The entry's leaf in its tenant's Merkle tree (before RFC 6962's
+    /// `0x00` prefix): the same bytes the chain hashes.
+    pub fn leaf(&self) -> Vec<u8> {
+        self.canonical().bytes()
+    }
+
+    /// Whether the entry hashes to its `hash` after `prev_hash`.
+    pub fn hashes_right(&self) -> bool {
+        self.canonical().hash(&self.prev_hash) == self.hash
+    }
+}
+
+/// The tenant's entries in order from sequence number `from`, at most `limit`.
+pub fn entries_from(c: &Conn, tenant: &str, from: i64, limit: i64) -> Result<Vec<EntryRow>> {
+    c.scope(tenant)?;
+    c.sees(&ENTRIES)?;
+    query_map(
+        c,
+        &format!("select {COLS} from audit_log where organization_id = ? and seq >= ? order by seq limit ?"),
+        params![tenant, from, limit],
+        entry,
+    )
+}
+
+/// The chain's head: its last sequence number and hash.
+pub fn head(c: &Conn, tenant: &str) -> Result<Option<(i64, String)>> {
+    c.scope(tenant)?;
+    c.sees(&ENTRIES)?;
+    query_opt(c, "select seq, hash from audit_head where organization_id = ?", [tenant], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })
+}
+
+/// The Merkle tree's stored hashes (hex) at these indexes, in their order;
+/// `NotFound` when one is missing.
+pub fn tree_hashes(c: &Conn, tenant: &str, idx: &[i64]) -> Result<Vec<String>> {
+    c.scope(tenant)?;
+    if idx.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; idx.len()].join(", ");
+    let mut p: Vec<Value> = vec![Value::Text(tenant.to_owned())];
+    p.extend(idx.iter().map(|i| Value::Integer(*i)));
+    let found: std::collections::HashMap<i64, String> =
+        query_map(c, &format!("select idx, hash from audit_tree where organization_id = ? and idx in ({marks})"), p, |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?
+        .into_iter()
+        .collect();
+    idx.iter().map(|i| found.get(i).cloned().ok_or(crate::StoreError::NotFound)).collect()
+}
+
+/// Stores the tree's hashes (hex) at `from`, `from + 1`, ….
+pub fn put_tree_hashes(c: &Tx, tenant: &str, from: i64, hashes: &[String]) -> Result<()> {
+    c.scope(tenant)?;
+    for (n, chunk) in hashes.chunks(300).enumerate() {
+        let start = from + (n * 300) as i64;
+        let marks = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let mut p: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+        for (i, h) in chunk.iter().enumerate() {
+            p.extend([Value::Text(tenant.to_owned()), Value::Integer(start + i as i64), Value::Text(h.clone())]);
+        }
+        crate::exec(c, &format!("insert into audit_tree (organization_id, idx, hash) values {marks}"), p)?;
+    }
+    Ok(())
+}
+
+/// A signed checkpoint of a tenant's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub tenant: String,
+    pub size: i64,
+    /// The root at `size`, hex.
+    pub root: String,
+    /// The C2SP signed note.
+    pub note: String,
+    pub key_id: String,
+    pub at: Timestamp,
+}
+
+const CHECKPOINT_COLS: &str = "organization_id, size, root, note, key_id, at";
+
+fn checkpoint(r: &Row<'_, '_>) -> Result<CheckpointRow> {
+    Ok(CheckpointRow { tenant: r.get(0)?, size: r.get(1)?, root: r.get(2)?, note: r.get(3)?, key_id: r.get(4)?, at: Timestamp(r.get(5)?) })
+}
+
+pub fn put_checkpoint(c: &Tx, k: &CheckpointRow) -> Result<()> {
+    c.scope(&k.tenant)?;
+    crate::exec(
+        c,
+        &format!("insert into audit_checkpoint ({CHECKPOINT_COLS}) values (?, ?, ?, ?, ?, ?)"),
+        params![k.tenant, k.size, k.root, k.note, k.key_id, k.at.0],
+    )?;
+    Ok(())
+}
+
+/// The tenant's latest checkpoint (the tree is built up to its size).
+pub fn latest_checkpoint(c: &Conn, tenant: &str) -> Result<Option<CheckpointRow>> {
+    c.scope(tenant)?;
+    query_opt(
+        c,
+        &format!("select {CHECKPOINT_COLS} from audit_checkpoint where organization_id = ? order by size desc limit 1"),
+        [tenant],
+        checkpoint,
+    )
+}
+
+/// The tenant's checkpoints of sizes above `after`, smallest first.
+pub fn checkpoints(c: &Conn, tenant: &str, after: i64, limit: i64) -> Result<Vec<CheckpointRow>> {
+    c.scope(tenant)?;
+    query_map(
+        c,
+        &format!("select {CHECKPOINT_COLS} from audit_checkpoint where organization_id = ? and size > ? order by size limit ?"),
+        params![tenant, after, limit],
+        checkpoint,
+    )
+}
+
+/// Every chain's head sequence number, of every tenant (the checkpoint job's).
+pub fn heads(c: &Conn) -> Result<Vec<(String, i64)>> {
+    c.platform()?;
+    c.sees(&ENTRIES)?;
+    query_map(c, "select organization_id, seq from audit_head order by organization_id", params![], |r| Ok((r.get(0)?, r.get(1)?)))
+}
+
+/// Every tenant's latest checkpoint: its size and time.
+pub fn checkpoint_heads(c: &Conn) -> Result<Vec<(String, i64, i64)>> {
+    c.platform()?;
+    query_map(
+        c,
+        "select organization_id, max(size), max(at) from audit_checkpoint group by organization_id order by organization_id",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+}

@@ -558,6 +558,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (21, "webhooks", include_str!("../migrations/sqlite/0021_webhooks.sql")),
     (22, "alerts", include_str!("../migrations/sqlite/0022_alerts.sql")),
     (23, "notifications", include_str!("../migrations/sqlite/0023_notifications.sql")),
+    (24, "audit_tree", include_str!("../migrations/sqlite/0024_audit_tree.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

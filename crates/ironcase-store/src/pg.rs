@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "webhooks", include_str!("../migrations/postgres/0013_webhooks.sql")),
     (14, "alerts", include_str!("../migrations/postgres/0014_alerts.sql")),
     (15, "notifications", include_str!("../migrations/postgres/0015_notifications.sql")),
+    (16, "audit_tree", include_str!("../migrations/postgres/0016_audit_tree.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

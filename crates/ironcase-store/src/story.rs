@@ -1022,6 +1022,45 @@ async fn story(s: Store) {
     want.sort();
     assert_eq!(tenants, want);
 
+    // The chain as leaves: read in order from a sequence number; the tree's
+    // stored hashes and signed checkpoints kept per tenant.
+    let (from_two, head, heads) =
+        r(&s, move |c| Ok((audit::entries_from(c, &a.to_string(), 2, 10)?, audit::head(c, &a.to_string())?, audit::heads(c)?))).await;
+    assert_eq!(from_two.iter().map(|x| x.seq).collect::<Vec<_>>(), [2, 3]);
+    assert!(from_two.iter().all(|x| x.hashes_right() && !x.leaf().is_empty()));
+    assert_eq!(head.map(|h| h.0), Some(3));
+    assert!(heads.contains(&(a.to_string(), 3)) && heads.contains(&(g.to_string(), 1)), "{heads:?}");
+    let k = audit::CheckpointRow {
+        tenant: a.to_string(),
+        size: 2,
+        root: "ab".repeat(32),
+        note: "note".into(),
+        key_id: "ak_1".into(),
+        at: Timestamp(311),
+    };
+    let k2 = audit::CheckpointRow { size: 3, at: Timestamp(312), ..k.clone() };
+    w(&s, move |c| {
+        audit::put_tree_hashes(c, &a.to_string(), 0, &["00".repeat(32), "11".repeat(32), "22".repeat(32)])?;
+        audit::put_checkpoint(c, &k)?;
+        audit::put_checkpoint(c, &k2)
+    })
+    .await;
+    let (hashes, missing, latest, after_two, theirs, signed) = r(&s, move |c| {
+        Ok((
+            audit::tree_hashes(c, &a.to_string(), &[2, 0])?,
+            audit::tree_hashes(c, &g.to_string(), &[0]),
+            audit::latest_checkpoint(c, &a.to_string())?,
+            audit::checkpoints(c, &a.to_string(), 2, 10)?,
+            audit::latest_checkpoint(c, &g.to_string())?,
+            audit::checkpoint_heads(c)?,
+        ))
+    })
+    .await;
+    assert_eq!(hashes, ["22".repeat(32), "00".repeat(32)]);
+    assert!(matches!(missing, Err(StoreError::NotFound)), "another tenant's tree is not this one's");
+    assert_eq!((latest.map(|k| k.size), after_two.len(), theirs), (Some(3), 1, None));
+    assert_eq!(signed, [(a.to_string(), 3, 312)]);
+
     // A bulk load: numbered after the last incident, indexed, analysed.
     let seeded = bulk::SeedIncident {
         row: new_incident(a, al, "Seeded credential stuffing", &["seed"], 400),

@@ -122,6 +122,13 @@ pub struct ServeArgs {
     /// [default: 5,300,1800,7200,18000,36000,36000]
     #[arg(long, env = "IRONCASE_WEBHOOK_RETRIES", value_delimiter = ',')]
     pub webhook_retries: Option<Vec<f64>>,
+    /// A signed audit checkpoint once this many entries are past the last
+    /// one [default: 1000]
+    #[arg(long, env = "IRONCASE_AUDIT_CHECKPOINT_EVERY")]
+    pub audit_checkpoint_every: Option<u64>,
+    /// …or this many seconds after the last one [default: 300]
+    #[arg(long, env = "IRONCASE_AUDIT_CHECKPOINT_SECONDS")]
+    pub audit_checkpoint_seconds: Option<u64>,
 }
 
 const DEFAULT_MAIL_FROM: &str = "Ironcase <ironcase@localhost>";
@@ -177,6 +184,8 @@ struct FileConfig {
     webhook_allow_private: Option<bool>,
     webhook_allow_http: Option<bool>,
     webhook_retries: Option<Vec<f64>>,
+    audit_checkpoint_every: Option<u64>,
+    audit_checkpoint_seconds: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -227,6 +236,8 @@ pub struct Config {
     pub webhook_allow_http: bool,
     /// The waits between a webhook message's attempts; none: the default.
     pub webhook_retries: Option<Vec<std::time::Duration>>,
+    pub audit_checkpoint_every: u64,
+    pub audit_checkpoint_seconds: u64,
 }
 
 impl Config {
@@ -262,6 +273,8 @@ impl Config {
             webhook_allow_private: false,
             webhook_allow_http: false,
             webhook_retries: None,
+            audit_checkpoint_every: 1000,
+            audit_checkpoint_seconds: 300,
         }
     }
 
@@ -300,6 +313,8 @@ impl Config {
             sso_allow_private_issuer: args.sso_allow_private_issuer.or(file.sso_allow_private_issuer).unwrap_or(false),
             webhook_allow_private: args.webhook_allow_private.or(file.webhook_allow_private).unwrap_or(false),
             webhook_allow_http: args.webhook_allow_http.or(file.webhook_allow_http).unwrap_or(false),
+            audit_checkpoint_every: args.audit_checkpoint_every.or(file.audit_checkpoint_every).unwrap_or(1000).max(1),
+            audit_checkpoint_seconds: args.audit_checkpoint_seconds.or(file.audit_checkpoint_seconds).unwrap_or(300).max(1),
             webhook_retries: match args.webhook_retries.or(file.webhook_retries) {
                 None => None,
                 Some(secs) => Some(

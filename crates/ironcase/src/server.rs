@@ -85,6 +85,8 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
         sso_allow_private_issuer: cfg.sso_allow_private_issuer,
         webhook_allow_private: cfg.webhook_allow_private,
         webhook_allow_http: cfg.webhook_allow_http,
+        audit_checkpoint_every: cfg.audit_checkpoint_every,
+        audit_checkpoint_interval: std::time::Duration::from_secs(cfg.audit_checkpoint_seconds),
         ..Settings::default()
     };
     if let Some(waits) = &cfg.webhook_retries {
@@ -129,6 +131,7 @@ pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
     let (stop, stopped) = oneshot::channel::<()>();
     // Webhook deliveries, until the app closes (with the live hub).
     tokio::spawn(ironcase_app::webhooks::dispatch(app.clone()));
+    tokio::spawn(ironcase_app::checkpoints::run(app.clone()));
     let live = app.live().clone();
     let done = tokio::spawn(ironcase_http::serve(listener, router, async move {
         let _ = stopped.await;

@@ -1,8 +1,12 @@
 //! `/audit`: the organisation's audit log and its verification.
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use ironcase_app::checkpoints::{Consistency, ExportLine, Inclusion};
 use ironcase_app::page::parse_seq;
-use ironcase_app::store::audit::{EntryRow, Filter};
+use ironcase_app::store::audit::{CheckpointRow, EntryRow, Filter};
 use ironcase_app::Principal;
 use ironcase_domain::Timestamp;
 use serde::Serialize;
@@ -16,7 +20,14 @@ use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(verify))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(verify))
+        .routes(routes!(public_key))
+        .routes(routes!(checkpoint))
+        .routes(routes!(inclusion))
+        .routes(routes!(consistency))
+        .routes(routes!(export))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -103,4 +114,189 @@ pub struct VerifyOut {
 pub async fn verify(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<VerifyOut>> {
     let v = s.app.audit_verify(&p, &meta).await?;
     Ok(axum::Json(VerifyOut { ok: v.ok, entries: v.entries, head: v.head, first_bad_seq: v.first_bad_seq, reason: v.reason }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublicKeyOut {
+    pub id: String,
+    /// The verifier key as C2SP signed notes write it: `name+hash+base64(0x01 ‖ Ed25519 key)`.
+    pub vkey: String,
+    /// Whether it signs new checkpoints (the others verified older ones).
+    pub current: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublicKeys {
+    pub keys: Vec<PublicKeyOut>,
+}
+
+/// The keys that sign audit checkpoints. Public: anyone holding a
+/// checkpoint checks it with them.
+#[utoipa::path(get, path = "/audit/public-key", tag = "audit", responses((status = 200, body = PublicKeys)))]
+pub async fn public_key(State(s): State<AppState>) -> axum::Json<PublicKeys> {
+    let keys = s.app.audit_public_keys().into_iter().map(|k| PublicKeyOut { id: k.id, vkey: k.vkey, current: k.current }).collect();
+    axum::Json(PublicKeys { keys })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointOut {
+    /// Entries in the tree.
+    pub size: i64,
+    /// The RFC 6962 root, base64.
+    pub root: String,
+    /// The C2SP signed note: origin, size, root, and a signature line.
+    pub note: String,
+    pub signed_at: Timestamp,
+}
+
+fn b64_hex(hex_str: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(hex::decode(hex_str).unwrap_or_default())
+}
+
+impl From<CheckpointRow> for CheckpointOut {
+    fn from(k: CheckpointRow) -> Self {
+        CheckpointOut { size: k.size, root: b64_hex(&k.root), note: k.note, signed_at: k.at }
+    }
+}
+
+/// The organisation's latest signed checkpoint of its audit log; 404 until
+/// the first is signed.
+#[utoipa::path(get, path = "/audit/checkpoint", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = CheckpointOut), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn checkpoint(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<CheckpointOut>> {
+    Ok(axum::Json(s.app.audit_checkpoint(&p, &meta).await?.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InclusionOut {
+    pub seq: i64,
+    /// The tree size the proof is for.
+    pub size: i64,
+    /// The leaf's index in the tree (`seq - 1`).
+    pub leaf_index: i64,
+    /// `SHA-256(0x00 ‖ entry)`, base64.
+    pub leaf_hash: String,
+    /// The root at `size`, base64.
+    pub root: String,
+    /// The audit path, leaf to root, base64 (RFC 6962).
+    pub proof: Vec<String>,
+}
+
+impl From<Inclusion> for InclusionOut {
+    fn from(i: Inclusion) -> Self {
+        InclusionOut {
+            seq: i.seq,
+            size: i.size,
+            leaf_index: i.seq - 1,
+            leaf_hash: i.leaf_hash.to_string(),
+            root: i.root.to_string(),
+            proof: i.proof.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// Proves that entry `seq` is in the tree of `size` entries (default: the
+/// latest checkpoint's).
+#[utoipa::path(get, path = "/audit/proof/inclusion", tag = "audit", security(("bearer" = [])),
+    params(("seq" = i64, Query, minimum = 1), ("size" = Option<i64>, Query, minimum = 1)),
+    responses((status = 200, body = InclusionOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn inclusion(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<InclusionOut>> {
+    let seq = q.parse("seq", |v| v.parse::<i64>().ok(), "an entry's sequence number");
+    let size = q.parse("size", |v| v.parse::<i64>().ok(), "a tree size");
+    if seq.is_none() {
+        q.error("seq", "is required: an entry's sequence number");
+    }
+    q.finish()?;
+    Ok(axum::Json(s.app.audit_inclusion(&p, &meta, seq.unwrap_or(0), size).await?.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConsistencyOut {
+    pub from: i64,
+    pub to: i64,
+    /// The roots at `from` and `to`, base64.
+    pub from_root: String,
+    pub to_root: String,
+    /// The consistency proof, base64 (RFC 6962).
+    pub proof: Vec<String>,
+}
+
+impl From<Consistency> for ConsistencyOut {
+    fn from(c: Consistency) -> Self {
+        ConsistencyOut {
+            from: c.from,
+            to: c.to,
+            from_root: c.from_root.to_string(),
+            to_root: c.to_root.to_string(),
+            proof: c.proof.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// Proves that the tree of `to` entries (default: the latest checkpoint's)
+/// extends the tree of `from`: nothing before `from` was changed.
+#[utoipa::path(get, path = "/audit/proof/consistency", tag = "audit", security(("bearer" = [])),
+    params(("from" = i64, Query, minimum = 1), ("to" = Option<i64>, Query, minimum = 1)),
+    responses((status = 200, body = ConsistencyOut), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn consistency(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    mut q: QueryParams,
+) -> ApiResult<axum::Json<ConsistencyOut>> {
+    let from = q.parse("from", |v| v.parse::<i64>().ok(), "a tree size");
+    let to = q.parse("to", |v| v.parse::<i64>().ok(), "a tree size");
+    if from.is_none() {
+        q.error("from", "is required: a tree size");
+    }
+    q.finish()?;
+    Ok(axum::Json(s.app.audit_consistency(&p, &meta, from.unwrap_or(0), to).await?.into()))
+}
+
+fn line(l: &ExportLine) -> Bytes {
+    let mut b = serde_json::to_vec(l).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+/// The organisation's whole audit log as newline-delimited JSON, for
+/// `ironcase audit verify --export`: a `header` line (the log's origin), one
+/// `entry` line each (every field the chain hashes), every signed
+/// `checkpoint`, and an `end` line with the count. Streamed; audited.
+#[utoipa::path(get, path = "/audit/export", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, description = "the log", content_type = "application/x-ndjson"), (status = 403, body = Problem)))]
+pub async fn export(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<Response> {
+    let ex = s.app.audit_export_start(&p, &meta).await?;
+    let header = ExportLine::Header { tenant: p.org.to_string(), origin: ex.origin.clone(), exported_at: ex.started_at };
+    let body = futures::stream::unfold((Some(header), Some(ex), 0i64), |(header, ex, count)| async move {
+        if let Some(h) = header {
+            return Some((Ok::<_, std::io::Error>(line(&h)), (None, ex, count)));
+        }
+        let mut ex = ex?;
+        match ex.next_lines().await {
+            Ok(Some(lines)) => {
+                let n = lines.iter().filter(|l| matches!(l, ExportLine::Entry(_))).count() as i64;
+                let mut buf = Vec::new();
+                for l in &lines {
+                    buf.extend_from_slice(&line(l));
+                }
+                Some((Ok(Bytes::from(buf)), (None, Some(ex), count + n)))
+            }
+            Ok(None) => Some((Ok(line(&ExportLine::End { entries: count })), (None, None, count))),
+            Err(e) => {
+                tracing::error!(error = %e, "the audit export stopped");
+                Some((Err(std::io::Error::other("the export stopped")), (None, None, count)))
+            }
+        }
+    });
+    let mut res = Response::new(Body::from_stream(body));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    res.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"ironcase-audit.ndjson\""));
+    Ok(res)
 }

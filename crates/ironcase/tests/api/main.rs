@@ -9,6 +9,7 @@ mod alerts;
 mod analyzers;
 mod apikeys;
 mod audit;
+mod audit_proofs;
 mod auth;
 mod browser;
 mod console;

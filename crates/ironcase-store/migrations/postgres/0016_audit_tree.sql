@@ -1,0 +1,39 @@
+-- Each audit chain (an organisation's, and the platform's) is also the
+-- leaves of an RFC 6962 Merkle tree. `audit_tree` keeps the tree's stored
+-- hashes (the numbering of Go's sumdb/tlog: about two per entry), so that a
+-- root, an inclusion proof or a consistency proof reads O(log n) rows.
+-- `audit_checkpoint` keeps each signed checkpoint (a C2SP signed note over
+-- origin, size and root): the tree is built up to the latest one.
+create table audit_tree (
+    organization_id text not null,
+    idx bigint not null,
+    hash text not null, -- hex
+    primary key (organization_id, idx)
+);
+
+create table audit_checkpoint (
+    organization_id text not null,
+    size bigint not null,
+    root text not null, -- hex
+    note text not null,
+    key_id text not null,
+    at bigint not null,
+    primary key (organization_id, size)
+);
+
+do $$
+declare
+    t text;
+begin
+    foreach t in array array['audit_tree', 'audit_checkpoint']
+    loop
+        execute format('alter table %I enable row level security', t);
+        execute format(
+            'create policy tenant on %I using (organization_id = current_setting(''app.tenant_id'', true) '
+            'or current_setting(''app.tenant_id'', true) = ''*'') '
+            'with check (organization_id = current_setting(''app.tenant_id'', true) '
+            'or current_setting(''app.tenant_id'', true) = ''*'')', t);
+        execute format('grant select, insert, update, delete on %I to ironcase_app', t);
+    end loop;
+end
+$$;

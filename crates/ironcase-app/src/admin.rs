@@ -295,6 +295,35 @@ impl App {
         Ok(self.store().write(move |c| ironcase_store::bulk::seed_incidents(c, org, &by.to_string(), &mut items)).await?)
     }
 
+    /// Appends `n` audit entries (numbered from `from`) to the
+    /// organisation's chain in one write: a long log for the audit
+    /// benchmarks.
+    pub async fn seed_audit(&self, org: OrgId, by: UserId, from: u64, n: u64) -> Result<()> {
+        let now = self.clock().now();
+        self.store()
+            .write(move |c| {
+                for i in from..from + n {
+                    let entry = audit::NewEntry {
+                        tenant: org.to_string(),
+                        at: ironcase_domain::Timestamp(now.0 + i as i64),
+                        actor_id: Some(by.to_string()),
+                        actor_kind: "cli".to_owned(),
+                        action: "dev.seed.entry".to_owned(),
+                        resource_type: Some("incident".to_owned()),
+                        resource_id: Some(format!("INC-{i}")),
+                        outcome: "success".to_owned(),
+                        request_id: None,
+                        source_ip: Some("192.0.2.1".to_owned()),
+                        user_agent: Some("ironcase dev seed".to_owned()),
+                        details: json!({ "n": i }),
+                    };
+                    audit::append(c, entry)?;
+                }
+                Ok::<_, AppError>(())
+            })
+            .await
+    }
+
     /// Audits a finished load.
     pub async fn seed_finished(&self, org: OrgId, by: UserId, incidents: u64) -> Result<()> {
         let now = self.clock().now();

@@ -30,6 +30,12 @@ pub struct BenchArgs {
     /// beforehand by `ironcase dev seed` (its organisation `default`).
     #[arg(long)]
     pub seeded: Option<std::path::PathBuf>,
+    /// Instead of the default phases, the provable audit log of this data
+    /// directory, filled beforehand by `ironcase dev seed --audit-entries N`:
+    /// how fast its tree is built and signed, inclusion and consistency
+    /// proofs at its size, and the offline verification of its export.
+    #[arg(long)]
+    pub audit_proofs: Option<std::path::PathBuf>,
     /// Concurrent clients for the latency phases of `--seeded`.
     #[arg(long, default_value_t = 4)]
     pub scale_clients: usize,
@@ -115,6 +121,7 @@ pub struct BenchArgs {
 /// With Redis, login limits outlive a run (they are Redis's): runs one after
 /// another log the same account in from the same address, so their servers
 /// allow it more often.
+mod audit;
 mod integrations;
 
 const BENCH_LOGINS: [&str; 4] = ["--login-limit", "1000/60", "--auth-address-limit", "1000/60"];
@@ -526,6 +533,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         let admin = args.postgres.clone().context("--wire needs --postgres")?;
         let db = tokio::task::spawn_blocking(move || BenchDb::create(&admin)).await??;
         return crate::wire::run(&db.url, args.max_requests.min(200_000)).await;
+    }
+    if let Some(dir) = args.audit_proofs.clone() {
+        return audit::run_audit_proofs(&args, &dir).await;
     }
     if let Some(dir) = args.seeded.clone() {
         return run_seeded(&args, &dir).await;

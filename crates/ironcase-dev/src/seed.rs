@@ -33,6 +33,10 @@ pub struct SeedArgs {
     /// Incidents per write job (several jobs share one commit).
     #[arg(long, default_value_t = 2_000)]
     pub batch: u64,
+    /// Audit entries to add to the organisation's chain (for the audit
+    /// benchmarks: `bench --audit-proofs`).
+    #[arg(long, default_value_t = 0)]
+    pub audit_entries: u64,
     /// Fill this PostgreSQL database instead of the data directory's SQLite
     /// one (the data directory still holds the master key).
     #[arg(long, env = "IRONCASE_DATABASE_URL")]
@@ -454,6 +458,22 @@ pub async fn run(app: &ironcase_app::App, password_file: Option<PathBuf>, args: 
     }
     for p in pending {
         p.await.context("seed task")??;
+    }
+    if args.audit_entries > 0 {
+        let bar = indicatif::ProgressBar::new(args.audit_entries).with_style(
+            indicatif::ProgressStyle::with_template("audit entries {bar:40} {pos}/{len} {per_sec} {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let t0 = Instant::now();
+        let mut written = 0;
+        while written < args.audit_entries {
+            let n = 20_000.min(args.audit_entries - written);
+            app.seed_audit(org, reporter, written, n).await?;
+            written += n;
+            bar.set_position(written);
+        }
+        bar.finish_and_clear();
+        println!("{written} audit entries in {:.1} s", t0.elapsed().as_secs_f64());
     }
     app.seed_finished(org, reporter, args.incidents).await?;
     app.store().close().await;

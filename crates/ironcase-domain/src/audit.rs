@@ -7,6 +7,146 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::incident::string_enum;
+
+string_enum!(
+    /// What an entry is about, for compliance queries.
+    AuditCategory {
+        Authentication = "authentication",
+        Authorization = "authorization",
+        Data = "data",
+        Configuration = "configuration",
+        Security = "security",
+        Compliance = "compliance",
+    }
+);
+
+string_enum!(
+    /// How much an entry matters to someone watching for trouble.
+    AuditSeverity { Info = "info", Warning = "warning", Critical = "critical" }
+);
+
+/// A rule: an action equal to this, or (ending in `.`) starting with it.
+type Pattern = &'static str;
+
+/// Each category's actions (checked in this order; the rest are configuration).
+const CATEGORIES: &[(AuditCategory, &[Pattern])] = &[
+    (
+        AuditCategory::Security,
+        &[
+            "apikey.",
+            "member.mfa_reset",
+            "member.password_reset",
+            "member.sessions_ended",
+            "organization.ip_allowlist",
+            "organization.mfa_policy",
+            "organization.session_policy",
+            "organization.sso",
+            "organization.sso_removed",
+            "evidence.integrity_failure",
+            "webhook.rotate_secret",
+            "auth.refresh_reuse",
+            "auth.mfa.replay_refused",
+        ],
+    ),
+    (AuditCategory::Authentication, &["auth.", "sso."]),
+    (AuditCategory::Authorization, &["access.", "role.", "member.update", "organization.parent_access"]),
+    (AuditCategory::Compliance, &["audit.", "organization.export", "organization.child_read", "privacy.", "retention.", "compliance."]),
+    (AuditCategory::Data, &["incident.", "comment.", "ioc.", "evidence.", "alert."]),
+];
+
+/// Actions that are signs of compromise or change what protects the rest.
+const CRITICAL: &[Pattern] = &[
+    "evidence.integrity_failure",
+    "auth.refresh_reuse",
+    "auth.mfa.replay_refused",
+    "organization.status",
+    "organization.sso_removed",
+    "member.mfa_reset",
+    "evidence.delete",
+    "incident.delete",
+];
+
+/// Actions worth a look even when they succeed (a refusal or failure always is).
+const WARNING: &[Pattern] = &[
+    "access.denied",
+    "auth.bad_credentials",
+    "auth.ip_not_allowed",
+    "auth.mfa.failed",
+    "auth.mfa.disabled",
+    "auth.mfa.backup_code_used",
+    "auth.password_reset",
+    "apikey.revoke",
+    "member.remove",
+    "role.delete",
+    "webhook.disabled",
+    "quota.exceeded",
+    "organization.plan",
+    "organization.mfa_policy",
+    "organization.parent_access",
+];
+
+fn matches(action: &str, p: Pattern) -> bool {
+    if p.ends_with('.') {
+        action.starts_with(p)
+    } else {
+        action == p
+    }
+}
+
+/// The entry's category, from its action.
+pub fn category(action: &str) -> AuditCategory {
+    CATEGORIES.iter().find(|(_, ps)| ps.iter().any(|p| matches(action, p))).map_or(AuditCategory::Configuration, |(c, _)| *c)
+}
+
+/// The entry's severity, from its action and outcome.
+pub fn severity(action: &str, outcome: &str) -> AuditSeverity {
+    if CRITICAL.iter().any(|p| matches(action, p)) {
+        AuditSeverity::Critical
+    } else if outcome != "success" || WARNING.iter().any(|p| matches(action, p)) {
+        AuditSeverity::Warning
+    } else {
+        AuditSeverity::Info
+    }
+}
+
+/// A SQL condition (over columns `action` and `outcome`) true exactly for
+/// the entries [`category`] puts in `c`; the patterns are constants, so the
+/// text holds no input.
+pub fn category_sql(c: AuditCategory) -> String {
+    let any = |ps: &[Pattern]| ps.iter().map(|p| pattern_sql(p)).collect::<Vec<_>>().join(" or ");
+    let mut before = Vec::new();
+    for (cat, ps) in CATEGORIES {
+        if *cat == c {
+            let earlier = if before.is_empty() { String::new() } else { format!(" and not ({})", before.join(" or ")) };
+            return format!("(({}){earlier})", any(ps));
+        }
+        before.push(any(ps));
+    }
+    format!("(not ({}))", before.join(" or "))
+}
+
+/// A SQL condition true exactly for the entries [`severity`] gives `s`.
+pub fn severity_sql(s: AuditSeverity) -> String {
+    let any = |ps: &[Pattern]| ps.iter().map(|p| pattern_sql(p)).collect::<Vec<_>>().join(" or ");
+    let (critical, warning) = (any(CRITICAL), format!("(outcome <> 'success' or {})", any(WARNING)));
+    match s {
+        AuditSeverity::Critical => format!("({critical})"),
+        AuditSeverity::Warning => format!("(not ({critical}) and {warning})"),
+        AuditSeverity::Info => format!("(not ({critical}) and not {warning})"),
+    }
+}
+
+fn pattern_sql(p: Pattern) -> String {
+    // Patterns are lowercase words and dots: no quote, `%` or `_` of LIKE's
+    // own but `_`, which `substr` sidesteps.
+    if p.ends_with('.') {
+        format!("substr(action, 1, {}) = '{p}'", p.len())
+    } else {
+        format!("action = '{p}'")
+    }
+}
+
 /// The hash that precedes the first entry of every chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -50,6 +190,25 @@ impl Canonical<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn categories_and_severities_follow_the_action() {
+        assert_eq!(category("auth.login"), AuditCategory::Authentication);
+        assert_eq!(category("auth.refresh_reuse"), AuditCategory::Security);
+        assert_eq!(category("access.denied"), AuditCategory::Authorization);
+        assert_eq!(category("incident.update"), AuditCategory::Data);
+        assert_eq!(category("audit.export"), AuditCategory::Compliance);
+        assert_eq!(category("webhook.create"), AuditCategory::Configuration);
+        assert_eq!(severity("incident.update", "success"), AuditSeverity::Info);
+        assert_eq!(severity("incident.update", "denied"), AuditSeverity::Warning);
+        assert_eq!(severity("evidence.integrity_failure", "failure"), AuditSeverity::Critical);
+        assert!(CATEGORIES
+            .iter()
+            .flat_map(|(_, ps)| ps.iter())
+            .chain(CRITICAL)
+            .chain(WARNING)
+            .all(|p| p.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_')));
+    }
 
     fn entry(seq: i64, action: &str) -> Canonical<'_> {
         Canonical {

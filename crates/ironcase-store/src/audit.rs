@@ -171,6 +171,10 @@ pub struct Filter {
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     pub outcome: Option<String>,
+    pub source_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub category: Option<ironcase_domain::audit::AuditCategory>,
+    pub severity: Option<ironcase_domain::audit::AuditSeverity>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
 }
@@ -194,11 +198,21 @@ pub(crate) fn list_query(tenant: &str, f: &Filter, before: Option<i64>, limit: i
         ("resource_type", &f.resource_type),
         ("resource_id", &f.resource_id),
         ("outcome", &f.outcome),
+        ("source_ip", &f.source_ip),
+        ("request_id", &f.request_id),
     ] {
         if let Some(v) = v {
             sql.push_str(&format!(" and {col} = ?"));
             p.push(Value::Text(v.clone()));
         }
+    }
+    // Derived from the action (and outcome) by the domain's rules, as SQL
+    // made of its constants.
+    if let Some(c) = f.category {
+        sql.push_str(&format!(" and {}", ironcase_domain::audit::category_sql(c)));
+    }
+    if let Some(s) = f.severity {
+        sql.push_str(&format!(" and {}", ironcase_domain::audit::severity_sql(s)));
     }
     for (clause, v) in [(" and at >= ?", f.from.map(|t| t.0)), (" and at < ?", f.to.map(|t| t.0)), (" and seq < ?", before)] {
         if let Some(v) = v {
@@ -213,6 +227,10 @@ pub(crate) fn list_query(tenant: &str, f: &Filter, before: Option<i64>, limit: i
         && f.resource_type.is_none()
         && f.resource_id.is_none()
         && f.outcome.is_none()
+        && f.source_ip.is_none()
+        && f.request_id.is_none()
+        && f.category.is_none()
+        && f.severity.is_none()
         && f.from.is_none()
         && f.to.is_none();
     crate::db::ListQuery { sql, params: p, in_index_order }

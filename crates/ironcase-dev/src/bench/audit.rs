@@ -13,7 +13,9 @@ use serde_json::Value;
 use super::{get_request, login, phase, print, start_server_with, with_cpu, Answer, BenchArgs, Check, Render};
 
 pub(super) async fn run_audit_proofs(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<std::process::ExitCode> {
-    let extra: Vec<String> = args.database_url.iter().flat_map(|u| ["--database-url".to_owned(), u.clone()]).collect();
+    // Checkpoints as often as the job comes round, so that the tree's pace is the job's.
+    let mut extra: Vec<String> = args.database_url.iter().flat_map(|u| ["--database-url".to_owned(), u.clone()]).collect();
+    extra.extend(["--audit-checkpoint-seconds", "1"].map(str::to_owned));
     let server = start_server_with(Some(dir), &extra).await?;
     let (base, pid) = (server.base.clone(), server.pid);
     let token = login(&base, &server.password).await?;

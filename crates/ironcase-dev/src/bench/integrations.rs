@@ -205,6 +205,11 @@ pub(super) async fn run_webhooks(args: &BenchArgs, endpoints: usize) -> anyhow::
         cpu * 1e6 / got.max(1) as f64
     );
     anyhow::ensure!(got >= want, "not every message arrived");
+    if args.outage.is_some() {
+        // Past a long outage the bench's token has expired; the latency
+        // phase belongs to the runs without one.
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
 
     // Latency: one incident at a time.
     let mut lat = Vec::new();

@@ -8,6 +8,7 @@ use ironcase_app::checkpoints::{Consistency, ExportLine, Inclusion};
 use ironcase_app::page::parse_seq;
 use ironcase_app::store::audit::{CheckpointRow, EntryRow, Filter};
 use ironcase_app::Principal;
+use ironcase_domain::audit::{AuditCategory, AuditSeverity};
 use ironcase_domain::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -40,6 +41,10 @@ pub struct AuditEntryOut {
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     pub outcome: String,
+    /// From the action: authentication, authorization, data, configuration, security or compliance.
+    pub category: AuditCategory,
+    /// From the action and outcome: info, warning or critical.
+    pub severity: AuditSeverity,
     pub request_id: Option<String>,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
@@ -51,6 +56,7 @@ pub struct AuditEntryOut {
 
 impl From<EntryRow> for AuditEntryOut {
     fn from(e: EntryRow) -> Self {
+        let (category, severity) = (ironcase_domain::audit::category(&e.action), ironcase_domain::audit::severity(&e.action, &e.outcome));
         AuditEntryOut {
             seq: e.seq,
             at: e.at,
@@ -59,6 +65,8 @@ impl From<EntryRow> for AuditEntryOut {
             action: e.action,
             resource_type: e.resource_type,
             resource_id: e.resource_id,
+            category,
+            severity,
             outcome: e.outcome,
             request_id: e.request_id,
             source_ip: e.source_ip,
@@ -73,7 +81,11 @@ impl From<EntryRow> for AuditEntryOut {
 /// Audit entries, newest first.
 #[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = [])),
     params(("action" = Option<String>, Query), ("actor_id" = Option<String>, Query), ("resource_type" = Option<String>, Query),
-        ("resource_id" = Option<String>, Query), ("outcome" = Option<String>, Query), ("from" = Option<String>, Query),
+        ("resource_id" = Option<String>, Query), ("outcome" = Option<String>, Query),
+        ("category" = Option<String>, Query, description = "authentication, authorization, data, configuration, security or compliance"),
+        ("severity" = Option<String>, Query, description = "info, warning or critical"),
+        ("source_ip" = Option<String>, Query), ("request_id" = Option<String>, Query, description = "every entry of one request (correlation)"),
+        ("from" = Option<String>, Query),
         ("to" = Option<String>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "default 50"),
         ("cursor" = Option<String>, Query)),
     responses((status = 200, body = PageOut<AuditEntryOut>), (status = 403, body = Problem), (status = 422, body = Problem)))]
@@ -89,6 +101,10 @@ pub async fn list(
         resource_type: q.str("resource_type"),
         resource_id: q.str("resource_id"),
         outcome: q.str("outcome"),
+        source_ip: q.str("source_ip"),
+        request_id: q.str("request_id"),
+        category: q.parse("category", AuditCategory::parse, "authentication, authorization, data, configuration, security or compliance"),
+        severity: q.parse("severity", AuditSeverity::parse, "info, warning or critical"),
         from: q.time("from"),
         to: q.time("to"),
     };
@@ -265,14 +281,102 @@ fn line(l: &ExportLine) -> Bytes {
     Bytes::from(b)
 }
 
-/// The organisation's whole audit log as newline-delimited JSON, for
-/// `ironcase audit verify --export`: a `header` line (the log's origin), one
-/// `entry` line each (every field the chain hashes), every signed
-/// `checkpoint`, and an `end` line with the count. Streamed; audited.
+/// The CSV export's columns.
+const CSV_COLUMNS: [&str; 15] = [
+    "seq",
+    "at",
+    "actor_id",
+    "actor_kind",
+    "action",
+    "category",
+    "severity",
+    "resource_type",
+    "resource_id",
+    "outcome",
+    "request_id",
+    "source_ip",
+    "user_agent",
+    "details",
+    "hash",
+];
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, a tab or
+/// a carriage return first) is neutralised with a leading `'`.
+fn cell(v: &str) -> std::borrow::Cow<'_, str> {
+    match v.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{v}").into(),
+        _ => v.into(),
+    }
+}
+
+fn csv_rows(lines: &[ExportLine], header: bool) -> Bytes {
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    if header {
+        let _ = w.write_record(CSV_COLUMNS);
+    }
+    for l in lines {
+        let ExportLine::Entry(e) = l else { continue };
+        let at = Timestamp(e.at).to_rfc3339();
+        let (category, severity) = (ironcase_domain::audit::category(&e.action), ironcase_domain::audit::severity(&e.action, &e.outcome));
+        let seq = e.seq.to_string();
+        let o = |v: &Option<String>| v.clone().unwrap_or_default();
+        let row = [
+            seq,
+            at,
+            o(&e.actor_id),
+            e.actor_kind.clone(),
+            e.action.clone(),
+            category.as_str().to_owned(),
+            severity.as_str().to_owned(),
+            o(&e.resource_type),
+            o(&e.resource_id),
+            e.outcome.clone(),
+            o(&e.request_id),
+            o(&e.source_ip),
+            o(&e.user_agent),
+            e.details.clone(),
+            e.hash.clone(),
+        ];
+        let _ = w.write_record(row.iter().map(|v| cell(v).into_owned()));
+    }
+    Bytes::from(w.into_inner().unwrap_or_default())
+}
+
+/// The organisation's whole audit log. `format=ndjson` (the default) is
+/// for `ironcase audit verify --export`: a `header` line (the log's origin),
+/// one `entry` line each (every field the chain hashes), every signed
+/// `checkpoint`, and an `end` line with the count. `format=csv` is for
+/// people: one row per entry (RFC 4180; columns `seq, at, actor_id,
+/// actor_kind, action, category, severity, resource_type, resource_id,
+/// outcome, request_id, source_ip, user_agent, details, hash`), cells a
+/// spreadsheet would run as formulas neutralised. Streamed; a recent sign-in
+/// needed; audited.
 #[utoipa::path(get, path = "/audit/export", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, description = "the log", content_type = "application/x-ndjson"), (status = 403, body = Problem)))]
-pub async fn export(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<Response> {
+    params(("format" = Option<String>, Query, description = "ndjson (default) or csv")),
+    responses((status = 200, description = "the log", content(("application/x-ndjson"), ("text/csv"))),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn export(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<Response> {
+    let csv = q.parse("format", |v| matches!(v, "ndjson" | "csv").then(|| v == "csv"), "ndjson or csv").unwrap_or(false);
+    q.finish()?;
     let ex = s.app.audit_export_start(&p, &meta).await?;
+    if csv {
+        let body = futures::stream::unfold((true, Some(ex)), |(first, ex)| async move {
+            let mut ex = ex?;
+            match ex.next_lines().await {
+                Ok(Some(lines)) => Some((Ok::<_, std::io::Error>(csv_rows(&lines, first)), (false, Some(ex)))),
+                Ok(None) if first => Some((Ok(csv_rows(&[], true)), (false, None))),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "the audit export stopped");
+                    Some((Err(std::io::Error::other("the export stopped")), (false, None)))
+                }
+            }
+        });
+        let mut res = Response::new(Body::from_stream(body));
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+        res.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"ironcase-audit.csv\""));
+        return Ok(res);
+    }
     let header = ExportLine::Header { tenant: p.org.to_string(), origin: ex.origin.clone(), exported_at: ex.started_at };
     let body = futures::stream::unfold((Some(header), Some(ex), 0i64), |(header, ex, count)| async move {
         if let Some(h) = header {

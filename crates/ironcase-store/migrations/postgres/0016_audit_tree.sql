@@ -4,6 +4,10 @@
 -- root, an inclusion proof or a consistency proof reads O(log n) rows.
 -- `audit_checkpoint` keeps each signed checkpoint (a C2SP signed note over
 -- origin, size and root): the tree is built up to the latest one.
+-- The audit log is queried by source address and request id too.
+create index audit_log_source_ip on audit_log (organization_id, source_ip, seq);
+create index audit_log_request on audit_log (organization_id, request_id, seq);
+
 create table audit_tree (
     organization_id text not null,
     idx bigint not null,

@@ -255,24 +255,29 @@ impl App {
     async fn extend_tree(&self, tenant: String, upto: i64) -> Result<bool> {
         let now = self.clock().now();
         let (key_id, key) = (self.inner.audit_keys.current.0.clone(), self.inner.audit_keys.current.1.clone());
-        self.store()
-            .write(move |c| {
-                let last = store::latest_checkpoint(c, &tenant)?;
+        // Reading the entries and hashing them take no turn of the writer
+        // (which every change waits for); the write only stores the result,
+        // if no other node stored it first.
+        let t = tenant.clone();
+        let built = self
+            .store()
+            .read_now(move |c| {
+                let last = store::latest_checkpoint(c, &t)?;
                 let size = last.as_ref().map_or(0, |k| k.size);
                 if size >= upto {
-                    return Ok(true);
+                    return Ok::<_, AppError>(None);
                 }
                 let mut prev = match size {
                     0 => ironcase_domain::audit::GENESIS.to_owned(),
-                    _ => store::entries_from(c, &tenant, size, 1)?.pop().map(|e| e.hash).ok_or(StoreError::NotFound)?,
+                    _ => store::entries_from(c, &t, size, 1)?.pop().map(|e| e.hash).ok_or(StoreError::NotFound)?,
                 };
-                let entries = store::entries_from(c, &tenant, size + 1, CHUNK.min(upto - size))?;
-                let reader = TreeReader::new(c, &tenant);
+                let entries = store::entries_from(c, &t, size + 1, CHUNK.min(upto - size))?;
+                let reader = TreeReader::new(c, &t);
                 let mut new = Vec::with_capacity(entries.len() * 2);
                 for (i, e) in entries.iter().enumerate() {
                     let n = (size + i as i64) as u64;
                     if e.seq != n as i64 + 1 || e.prev_hash != prev || !e.hashes_right() {
-                        return Err(AppError::Internal(format!("audit chain of {tenant} does not check out at {}: not signed", n + 1)));
+                        return Err(AppError::Internal(format!("audit chain of {t} does not check out at {}: not signed", n + 1)));
                     }
                     prev = e.hash.clone();
                     let hashes = tlog_tiles::stored_hashes_for_record_hash(n, leaf_hash(e), &reader).map_err(|x| reader.error(x))?;
@@ -285,21 +290,30 @@ impl App {
                 }
                 let new_size = size + entries.len() as i64;
                 if new_size == size {
-                    return Ok(true);
+                    return Ok(None);
+                }
+                let root = tlog_tiles::tree_hash(new_size as u64, &reader).map_err(|x| reader.error(x))?;
+                Ok(Some((size, new_size, new, root)))
+            })
+            .await?;
+        let Some((size, new_size, new, root)) = built else { return Ok(true) };
+        let text = tlog_tiles::Checkpoint::new(&origin(&tenant), new_size as u64, root, "")
+            .map_err(|_| AppError::Internal("a checkpoint's origin is empty".into()))?
+            .to_bytes();
+        let note = sign_note(&String::from_utf8_lossy(&text), KEY_NAME, &key);
+        let k = CheckpointRow { tenant: tenant.clone(), size: new_size, root: hex::encode(root.0), note, key_id, at: now };
+        self.store()
+            .write(move |c| {
+                // Another node got there first: its tree is this one.
+                if store::latest_checkpoint(c, &tenant)?.map_or(0, |k| k.size) != size {
+                    return Ok::<_, AppError>(());
                 }
                 store::put_tree_hashes(c, &tenant, tlog_tiles::stored_hash_count(size as u64) as i64, &new)?;
-                let root = tlog_tiles::tree_hash(new_size as u64, &reader).map_err(|x| reader.error(x))?;
-                let text = tlog_tiles::Checkpoint::new(&origin(&tenant), new_size as u64, root, "")
-                    .map_err(|_| AppError::Internal("a checkpoint's origin is empty".into()))?
-                    .to_bytes();
-                let note = sign_note(&String::from_utf8_lossy(&text), KEY_NAME, &key);
-                store::put_checkpoint(
-                    c,
-                    &CheckpointRow { tenant: tenant.clone(), size: new_size, root: hex::encode(root.0), note, key_id, at: now },
-                )?;
-                Ok(new_size >= upto)
+                store::put_checkpoint(c, &k)?;
+                Ok(())
             })
-            .await
+            .await?;
+        Ok(new_size >= upto)
     }
 
     /// One round of the checkpoint job: every tenant whose chain is

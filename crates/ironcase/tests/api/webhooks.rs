@@ -154,7 +154,14 @@ async fn deliveries_are_signed_retried_rotated_and_replayed() {
     assert_eq!(r.expect(202).body["messages"], 1);
     let log = rx.wait_for(9).await;
     assert_eq!((log[8]["id"].clone(), log[8]["status"].clone()), (failed["id"].clone(), json!(200)));
-    let delivered = app.get(&format!("/api/v1/webhooks/{id}/messages?status=delivered"), &owner.token).await.expect(200);
+    // The receiver has it; the server records the attempt when the answer is read.
+    let delivered_path = format!("/api/v1/webhooks/{id}/messages?status=delivered");
+    let (dp, fid) = (delivered_path.as_str(), &failed["id"]);
+    until("the replay is recorded", || async move {
+        a.get(dp, t).await.body["items"].as_array().is_some_and(|m| m.iter().any(|m| m["id"] == *fid))
+    })
+    .await;
+    let delivered = app.get(&delivered_path, &owner.token).await.expect(200);
     let replayed = delivered.body["items"].as_array().expect("items").iter().find(|m| m["id"] == failed["id"]).cloned().expect("delivered");
     assert_eq!(replayed["attempts"], 1, "a replay starts its back-off over");
     let r = app.post(&format!("/api/v1/webhooks/{id}/replay"), &owner.token, json!({ "message_id": failed["id"] })).await.expect(202);

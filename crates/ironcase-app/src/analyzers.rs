@@ -301,10 +301,7 @@ impl App {
                     w.url = u;
                 }
                 if let Some(on) = change.enabled {
-                    if on && !w.enabled {
-                        (w.disabled_reason, w.failing_since) = (None, None);
-                    }
-                    w.enabled = on;
+                    crate::webhooks::switch(&mut w, on);
                 }
                 w.updated_at = now;
                 store::update(c, &w)?;
@@ -314,21 +311,6 @@ impl App {
             })
             .await?;
         Ok(Analyzer::of(row))
-    }
-
-    /// `DELETE /analyzers/{id}`: with its messages and attempts; its
-    /// reports stay on the indicators, under its name.
-    pub async fn analyzer_delete(&self, p: &Principal, meta: &RequestMeta, id: WebhookId) -> Result<()> {
-        self.family_allowed(p, meta, Family::Analyzers).await?;
-        let (org, now, p2, meta2) = (p.org, self.clock().now(), p.clone(), meta.clone());
-        self.store()
-            .write(move |c| {
-                endpoint(c, org, id, Family::Analyzers)?;
-                store::delete(c, org, id)?;
-                ironcase_store::audit::append(c, by(&p2, &meta2, now, "analyzer.delete", ("analyzer", &id.to_string()), json!({})))?;
-                Ok::<_, AppError>(())
-            })
-            .await
     }
 
     /// `POST /iocs/{id}/analyze`: sends the indicator to the analyzers

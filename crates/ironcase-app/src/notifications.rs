@@ -666,10 +666,7 @@ impl App {
                 }
                 w.config = config_json;
                 if let Some(on) = change.enabled {
-                    if on && !w.enabled {
-                        (w.disabled_reason, w.failing_since) = (None, None);
-                    }
-                    w.enabled = on;
+                    crate::webhooks::switch(&mut w, on);
                 }
                 w.updated_at = now;
                 store::update(c, &w)?;
@@ -679,20 +676,6 @@ impl App {
             })
             .await?;
         Ok(Channel::of(row))
-    }
-
-    /// `DELETE /notification-channels/{id}`: with its messages and attempts.
-    pub async fn channel_delete(&self, p: &Principal, meta: &RequestMeta, id: WebhookId) -> Result<()> {
-        self.family_allowed(p, meta, Family::Channels).await?;
-        let (org, now, p2, meta2) = (p.org, self.clock().now(), p.clone(), meta.clone());
-        self.store()
-            .write(move |c| {
-                endpoint(c, org, id, Family::Channels)?;
-                store::delete(c, org, id)?;
-                ironcase_store::audit::append(c, by(&p2, &meta2, now, "channel.delete", ("channel", &id.to_string()), json!({})))?;
-                Ok::<_, AppError>(())
-            })
-            .await
     }
 
     /// `POST /notification-channels/preview`: a template rendered for an

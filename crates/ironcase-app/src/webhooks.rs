@@ -88,6 +88,15 @@ pub enum Family {
 }
 
 impl Family {
+    /// What its audit entries call one.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Family::Webhooks => "webhook",
+            Family::Channels => "channel",
+            Family::Analyzers => "analyzer",
+        }
+    }
+
     pub fn kinds(self) -> &'static [&'static str] {
         match self {
             Family::Webhooks => &["webhook"],
@@ -113,6 +122,15 @@ pub(crate) fn room_for_one(c: &ironcase_store::Conn, org: OrgId, family: Family,
         return Err(ValidationErrors::one(field, format!("an organisation may have at most {MAX_ENDPOINTS} of these")).into());
     }
     Ok(())
+}
+
+/// Turns an endpoint on or off; turning it on clears why it was turned
+/// off and its run of failures.
+pub(crate) fn switch(w: &mut WebhookRow, on: bool) {
+    if on && !w.enabled {
+        (w.disabled_reason, w.failing_since) = (None, None);
+    }
+    w.enabled = on;
 }
 
 pub(crate) fn new_secret() -> String {
@@ -304,10 +322,7 @@ impl App {
                     w.event_types = t;
                 }
                 if let Some(on) = change.enabled {
-                    if on && !w.enabled {
-                        (w.disabled_reason, w.failing_since) = (None, None);
-                    }
-                    w.enabled = on;
+                    switch(&mut w, on);
                 }
                 w.updated_at = now;
                 store::update(c, &w)?;
@@ -319,15 +334,19 @@ impl App {
         Ok(row)
     }
 
-    /// `DELETE /webhooks/{id}`: with its messages and attempts.
-    pub async fn webhook_delete(&self, p: &Principal, meta: &RequestMeta, id: WebhookId) -> Result<()> {
-        self.webhooks_allowed(p, meta).await?;
+    /// `DELETE /webhooks/{id}`, `/notification-channels/{id}`,
+    /// `/analyzers/{id}`: the endpoint with its messages and attempts (an
+    /// analyzer's reports stay on the indicators, under its name).
+    pub async fn endpoint_delete(&self, p: &Principal, meta: &RequestMeta, family: Family, id: WebhookId) -> Result<()> {
+        self.family_allowed(p, meta, family).await?;
         let (org, now, p2, meta2) = (p.org, self.clock().now(), p.clone(), meta.clone());
+        let kind = family.noun();
         self.store()
             .write(move |c| {
-                endpoint(c, org, id, Family::Webhooks)?;
+                endpoint(c, org, id, family)?;
                 store::delete(c, org, id)?;
-                ironcase_store::audit::append(c, by(&p2, &meta2, now, "webhook.delete", ("webhook", &id.to_string()), json!({})))?;
+                let action = format!("{kind}.delete");
+                ironcase_store::audit::append(c, by(&p2, &meta2, now, &action, (kind, &id.to_string()), json!({})))?;
                 Ok::<_, AppError>(())
             })
             .await

@@ -178,6 +178,6 @@ pub(crate) async fn replay(State(s): State<AppState>, b: Browser, Ref(raw): Ref,
 pub(crate) async fn delete(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
     b.check(&s, &form)?;
     let id = analyzer_id(&raw)?;
-    s.app.analyzer_delete(&b.p, &b.meta, id).await.map_err(|e| b.failure(e, "/analyzers"))?;
+    s.app.endpoint_delete(&b.p, &b.meta, Family::Analyzers, id).await.map_err(|e| b.failure(e, "/analyzers"))?;
     Ok(Redirect::to("/analyzers").into_response())
 }

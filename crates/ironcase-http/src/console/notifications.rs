@@ -275,7 +275,7 @@ pub(crate) async fn replay(State(s): State<AppState>, b: Browser, Ref(raw): Ref,
 pub(crate) async fn delete(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
     b.check(&s, &form)?;
     let id = channel_id(&raw)?;
-    s.app.channel_delete(&b.p, &b.meta, id).await.map_err(|e| b.failure(e, "/notifications"))?;
+    s.app.endpoint_delete(&b.p, &b.meta, Family::Channels, id).await.map_err(|e| b.failure(e, "/notifications"))?;
     Ok(Redirect::to("/notifications").into_response())
 }
 

@@ -273,6 +273,6 @@ pub(crate) async fn replay(State(s): State<AppState>, b: Browser, Ref(raw): Ref,
 pub(crate) async fn delete(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
     b.check(&s, &form)?;
     let id = hook_id(&raw)?;
-    s.app.webhook_delete(&b.p, &b.meta, id).await.map_err(|e| b.failure(e, "/webhooks"))?;
+    s.app.endpoint_delete(&b.p, &b.meta, Family::Webhooks, id).await.map_err(|e| b.failure(e, "/webhooks"))?;
     Ok(Redirect::to("/webhooks").into_response())
 }

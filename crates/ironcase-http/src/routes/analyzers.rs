@@ -233,7 +233,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/analyzers/{id}", tag = "analyzers", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn delete(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    s.app.analyzer_delete(&p, &meta, analyzer_id(&id)?).await?;
+    s.app.endpoint_delete(&p, &meta, Family::Analyzers, analyzer_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

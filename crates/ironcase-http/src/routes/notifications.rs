@@ -311,7 +311,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/notification-channels/{id}", tag = "notifications", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn delete(State(s): State<AppState>, p: Principal, Meta(meta): Meta, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    s.app.channel_delete(&p, &meta, channel_id(&id)?).await?;
+    s.app.endpoint_delete(&p, &meta, Family::Channels, channel_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

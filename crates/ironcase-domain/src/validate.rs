@@ -52,7 +52,8 @@ pub fn text(field: &str, raw: &str, min: usize, max: usize, errs: &mut Validatio
     let n = t.chars().count();
     if n < min {
         errs.push(field, format!("must be at least {min} characters"));
-    } else if n > max {
+    } else if n > max || raw.chars().count() > max {
+        // As sent, too: the OpenAPI document bounds the raw string.
         errs.push(field, format!("must be at most {max} characters"));
     } else if t.contains(['\n', '\r']) || has_control(t) {
         errs.push(field, "must be a single line without control characters");

@@ -136,6 +136,9 @@ async fn alerts_are_triaged_promoted_merged_dismissed_and_snoozed() {
 
     // Dismissed with a reason; snoozed until later; acknowledged.
     app.post(&format!("/api/v1/alerts/{c}/dismiss"), &owner.token, json!({ "reason": "" })).await.problem(422, "validation_failed");
+    // Longer than the document allows as sent, even if it trims short (schemathesis found it).
+    let padded = format!("/x{}", "\r".repeat(1000));
+    app.post(&format!("/api/v1/alerts/{c}/dismiss"), &owner.token, json!({ "reason": padded })).await.problem(422, "validation_failed");
     let d = app.post(&format!("/api/v1/alerts/{c}/dismiss"), &owner.token, json!({ "reason": "known scanner" })).await.expect(200);
     assert_eq!((d.body["status"].clone(), d.body["dismiss_reason"].clone()), (json!("dismissed"), json!("known scanner")));
     let e = app.post("/api/v1/alerts", &owner.token, alert("a-4")).await.expect(201).body["alert"]["id"].as_str().expect("id").to_owned();

@@ -27,10 +27,11 @@ string_enum!(
 );
 
 /// A rule: an action equal to this, or (ending in `.`) starting with it.
-type Pattern = &'static str;
+/// The store turns the same tables into its SQL filters.
+pub type Pattern = &'static str;
 
 /// Each category's actions (checked in this order; the rest are configuration).
-const CATEGORIES: &[(AuditCategory, &[Pattern])] = &[
+pub const CATEGORIES: &[(AuditCategory, &[Pattern])] = &[
     (
         AuditCategory::Security,
         &[
@@ -56,7 +57,7 @@ const CATEGORIES: &[(AuditCategory, &[Pattern])] = &[
 ];
 
 /// Actions that are signs of compromise or change what protects the rest.
-const CRITICAL: &[Pattern] = &[
+pub const CRITICAL: &[Pattern] = &[
     "evidence.integrity_failure",
     "auth.refresh_reuse",
     "auth.mfa.replay_refused",
@@ -68,7 +69,7 @@ const CRITICAL: &[Pattern] = &[
 ];
 
 /// Actions worth a look even when they succeed (a refusal or failure always is).
-const WARNING: &[Pattern] = &[
+pub const WARNING: &[Pattern] = &[
     "access.denied",
     "auth.bad_credentials",
     "auth.ip_not_allowed",
@@ -107,43 +108,6 @@ pub fn severity(action: &str, outcome: &str) -> AuditSeverity {
         AuditSeverity::Warning
     } else {
         AuditSeverity::Info
-    }
-}
-
-/// A SQL condition (over columns `action` and `outcome`) true exactly for
-/// the entries [`category`] puts in `c`; the patterns are constants, so the
-/// text holds no input.
-pub fn category_sql(c: AuditCategory) -> String {
-    let any = |ps: &[Pattern]| ps.iter().map(|p| pattern_sql(p)).collect::<Vec<_>>().join(" or ");
-    let mut before = Vec::new();
-    for (cat, ps) in CATEGORIES {
-        if *cat == c {
-            let earlier = if before.is_empty() { String::new() } else { format!(" and not ({})", before.join(" or ")) };
-            return format!("(({}){earlier})", any(ps));
-        }
-        before.push(any(ps));
-    }
-    format!("(not ({}))", before.join(" or "))
-}
-
-/// A SQL condition true exactly for the entries [`severity`] gives `s`.
-pub fn severity_sql(s: AuditSeverity) -> String {
-    let any = |ps: &[Pattern]| ps.iter().map(|p| pattern_sql(p)).collect::<Vec<_>>().join(" or ");
-    let (critical, warning) = (any(CRITICAL), format!("(outcome <> 'success' or {})", any(WARNING)));
-    match s {
-        AuditSeverity::Critical => format!("({critical})"),
-        AuditSeverity::Warning => format!("(not ({critical}) and {warning})"),
-        AuditSeverity::Info => format!("(not ({critical}) and not {warning})"),
-    }
-}
-
-fn pattern_sql(p: Pattern) -> String {
-    // Patterns are lowercase words and dots: no quote, `%` or `_` of LIKE's
-    // own but `_`, which `substr` sidesteps.
-    if p.ends_with('.') {
-        format!("substr(action, 1, {}) = '{p}'", p.len())
-    } else {
-        format!("action = '{p}'")
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::db::Appendable;
 use crate::Value;
 use crate::{params, Row};
-use ironcase_domain::audit::{Canonical, GENESIS};
+use ironcase_domain::audit::{AuditCategory, AuditSeverity, Canonical, Pattern, CATEGORIES, CRITICAL, GENESIS, WARNING};
 use ironcase_domain::Timestamp;
 
 use crate::{query_map, query_opt, Conn, MemoKey, Result, Tx};
@@ -209,10 +209,10 @@ pub(crate) fn list_query(tenant: &str, f: &Filter, before: Option<i64>, limit: i
     // Derived from the action (and outcome) by the domain's rules, as SQL
     // made of its constants.
     if let Some(c) = f.category {
-        sql.push_str(&format!(" and {}", ironcase_domain::audit::category_sql(c)));
+        sql.push_str(&format!(" and {}", category_sql(c)));
     }
     if let Some(s) = f.severity {
-        sql.push_str(&format!(" and {}", ironcase_domain::audit::severity_sql(s)));
+        sql.push_str(&format!(" and {}", severity_sql(s)));
     }
     for (clause, v) in [(" and at >= ?", f.from.map(|t| t.0)), (" and at < ?", f.to.map(|t| t.0)), (" and seq < ?", before)] {
         if let Some(v) = v {
@@ -234,6 +234,40 @@ pub(crate) fn list_query(tenant: &str, f: &Filter, before: Option<i64>, limit: i
         && f.from.is_none()
         && f.to.is_none();
     crate::db::ListQuery { sql, params: p, in_index_order }
+}
+
+/// A condition (over `action` and `outcome`) true exactly for the entries
+/// `domain::audit::category` puts in `c`: the domain's pattern tables as SQL
+/// (constants: the text holds no input).
+fn category_sql(c: AuditCategory) -> String {
+    let mut before = Vec::new();
+    for (cat, ps) in CATEGORIES {
+        if *cat == c {
+            let earlier = if before.is_empty() { String::new() } else { format!(" and not ({})", before.join(" or ")) };
+            return format!("(({}){earlier})", any_sql(ps));
+        }
+        before.push(any_sql(ps));
+    }
+    format!("(not ({}))", before.join(" or "))
+}
+
+/// A condition true exactly for the entries `domain::audit::severity` gives `s`.
+fn severity_sql(s: AuditSeverity) -> String {
+    let (critical, warning) = (any_sql(CRITICAL), format!("(outcome <> 'success' or {})", any_sql(WARNING)));
+    match s {
+        AuditSeverity::Critical => format!("({critical})"),
+        AuditSeverity::Warning => format!("(not ({critical}) and {warning})"),
+        AuditSeverity::Info => format!("(not ({critical}) and not {warning})"),
+    }
+}
+
+/// Any of the patterns: a prefix (ending in `.`) or the whole action.
+/// Patterns are lowercase words, `_` and dots; `substr` sidesteps LIKE's `_`.
+fn any_sql(ps: &[Pattern]) -> String {
+    ps.iter()
+        .map(|p| if p.ends_with('.') { format!("substr(action, 1, {}) = '{p}'", p.len()) } else { format!("action = '{p}'") })
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// The outcome of re-computing a chain.

@@ -57,6 +57,24 @@ pub(crate) fn anonymous(
     }
 }
 
+/// An entry for something the server did by itself (a job).
+pub(crate) fn system(tenant: &str, at: Timestamp, action: &str, resource: (&str, &str), details: serde_json::Value) -> NewEntry {
+    NewEntry {
+        tenant: tenant.to_owned(),
+        at,
+        actor_id: None,
+        actor_kind: "system".to_owned(),
+        action: action.to_owned(),
+        resource_type: Some(resource.0.to_owned()),
+        resource_id: Some(resource.1.to_owned()),
+        outcome: "success".to_owned(),
+        request_id: None,
+        source_ip: None,
+        user_agent: None,
+        details,
+    }
+}
+
 /// Where an offline command finds the data.
 pub enum Offline<'a> {
     /// The embedded database, opened read-only (a server may be running).

@@ -269,7 +269,11 @@ impl App {
                 }
                 let mut prev = match size {
                     0 => ironcase_domain::audit::GENESIS.to_owned(),
-                    _ => store::entries_from(c, &t, size, 1)?.pop().map(|e| e.hash).ok_or(StoreError::NotFound)?,
+                    _ => match store::entries_from(c, &t, size, 1)?.pop().filter(|e| e.seq == size) {
+                        Some(e) => e.hash,
+                        // Retention pruned up to this checkpoint.
+                        None => store::pruned(c, &t)?.filter(|p| p.0 == size).map(|p| p.1).ok_or(StoreError::NotFound)?,
+                    },
                 };
                 let entries = store::entries_from(c, &t, size + 1, CHUNK.min(upto - size))?;
                 let reader = TreeReader::new(c, &t);
@@ -485,6 +489,15 @@ pub enum ExportLine {
         origin: String,
         exported_at: Timestamp,
     },
+    /// After the header, when retention removed the first `size` entries:
+    /// the last removed one's hash (the next entry's `prev_hash`) and the
+    /// tree's hashes over them (hex; the roots of its complete subtrees,
+    /// largest first), which a checkpoint of `size` or more signs.
+    Pruned {
+        size: i64,
+        hash: String,
+        frontier: Vec<String>,
+    },
     Entry(Box<ExportedEntry>),
     /// After the entries: every signed checkpoint up to the last entry.
     Checkpoint {
@@ -504,6 +517,9 @@ pub struct AuditExport {
     next: i64,
     head: i64,
     checkpoints_done: bool,
+    /// The pruned prefix: its size, and its line until written.
+    pruned_size: i64,
+    pruned: Option<ExportLine>,
     pub origin: String,
     pub started_at: Timestamp,
 }
@@ -523,14 +539,40 @@ impl App {
         let e = crate::audit::by(p, meta, now, "audit.export", ("organization", &tenant), serde_json::json!({ "format": "ndjson" }));
         self.write_audit(e).await?;
         let t = tenant.clone();
-        let head = self.store().read_now(move |c| Ok::<_, AppError>(store::head(c, &t)?.map_or(0, |h| h.0))).await?;
-        Ok(AuditExport { app: self.clone(), origin: origin(&tenant), tenant, next: 1, head, checkpoints_done: false, started_at: now })
+        let (head, pruned) = self
+            .store()
+            .read_now(move |c| {
+                let head = store::head(c, &t)?.map_or(0, |h| h.0);
+                let Some((size, hash)) = store::pruned(c, &t)? else { return Ok::<_, AppError>((head, None)) };
+                let idx: Vec<i64> = frontier(size as u64).into_iter().map(|i| i as i64).collect();
+                let frontier = store::tree_hashes(c, &t, &idx)?;
+                Ok((head, Some(ExportLine::Pruned { size, hash, frontier })))
+            })
+            .await?;
+        let pruned_size = match &pruned {
+            Some(ExportLine::Pruned { size, .. }) => *size,
+            _ => 0,
+        };
+        Ok(AuditExport {
+            app: self.clone(),
+            origin: origin(&tenant),
+            tenant,
+            next: pruned_size + 1,
+            head,
+            checkpoints_done: false,
+            pruned_size,
+            pruned,
+            started_at: now,
+        })
     }
 }
 
 impl AuditExport {
     /// The next lines (entries, then checkpoints); `None` when all were read.
     pub async fn next_lines(&mut self) -> Result<Option<Vec<ExportLine>>> {
+        if let Some(l) = self.pruned.take() {
+            return Ok(Some(vec![l]));
+        }
         let (tenant, from, head) = (self.tenant.clone(), self.next, self.head);
         if from <= head {
             let n = EXPORT_PAGE.min(head - from + 1);
@@ -542,7 +584,9 @@ impl AuditExport {
             return Ok(None);
         }
         self.checkpoints_done = true;
-        let rows = self.app.store().read(move |c| Ok::<_, AppError>(store::checkpoints(c, &tenant, 0, i64::MAX)?)).await?;
+        // Those over a pruned prefix only: the others' entries are gone.
+        let after = (self.pruned_size - 1).max(0);
+        let rows = self.app.store().read(move |c| Ok::<_, AppError>(store::checkpoints(c, &tenant, after, i64::MAX)?)).await?;
         Ok(Some(rows.into_iter().filter(|k| k.size <= head).map(|k| ExportLine::Checkpoint { size: k.size, note: k.note }).collect()))
     }
 }
@@ -551,6 +595,9 @@ impl AuditExport {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExportReport {
     pub tenant: String,
+    /// Entries retention removed before the first in the file (their tree
+    /// hashes stand for them).
+    pub pruned: i64,
     pub entries: i64,
     /// The checkpoints whose signature and root checked out.
     pub checkpoints: i64,
@@ -564,28 +611,64 @@ pub struct ExportReport {
     pub reason: Option<String>,
 }
 
-/// The in-memory tree of an offline verification.
+/// The in-memory tree of an offline verification: the stored hashes from
+/// `base` on, and below it those of a pruned prefix's complete subtrees.
 #[derive(Default)]
-struct MemoryTree(Vec<Hash>);
+struct MemoryTree {
+    base: u64,
+    frontier: HashMap<u64, Hash>,
+    hashes: Vec<Hash>,
+}
+
+fn frontier_len(n: u64) -> usize {
+    n.count_ones() as usize
+}
+
+/// The stored-hash indexes of the complete subtrees of a tree of `n`
+/// leaves, largest first: all a tree needs of its first `n` leaves to grow.
+pub fn frontier(n: u64) -> Vec<u64> {
+    let (mut out, mut start) = (Vec::new(), 0u64);
+    for level in (0..64u8).rev() {
+        if n & (1 << level) != 0 {
+            out.push(tlog_tiles::stored_hash_index(level, start >> level));
+            start += 1 << level;
+        }
+    }
+    out
+}
 
 impl MemoryTree {
+    /// A tree whose first `n` leaves were pruned, from their subtrees' hashes.
+    fn pruned(n: u64, hashes: &[Hash]) -> MemoryTree {
+        let frontier = frontier(n).into_iter().zip(hashes.iter().copied()).collect();
+        MemoryTree { base: tlog_tiles::stored_hash_count(n), frontier, hashes: Vec::new() }
+    }
+
+    fn get(&self, i: u64) -> Option<Hash> {
+        match i.checked_sub(self.base) {
+            Some(j) => self.hashes.get(j as usize).copied(),
+            None => self.frontier.get(&i).copied(),
+        }
+    }
+
     /// Appends record `n`'s stored hashes (what `tlog_tiles::stored_hashes`
     /// returns, without its allocations): the leaf, then each subtree it
     /// completes.
     fn push(&mut self, n: u64, leaf: Hash) {
         let mut h = leaf;
-        self.0.push(h);
+        self.hashes.push(h);
         for i in 0..(n + 1).trailing_zeros() {
-            let left = self.0[tlog_tiles::stored_hash_index(i as u8, (n >> i) - 1) as usize];
+            // A frontier short of a hash makes a root no checkpoint signs.
+            let left = self.get(tlog_tiles::stored_hash_index(i as u8, (n >> i) - 1)).unwrap_or(Hash([0; 32]));
             h = tlog_tiles::node_hash(left, h);
-            self.0.push(h);
+            self.hashes.push(h);
         }
     }
 }
 
 impl HashReader for MemoryTree {
     fn read_hashes(&self, indexes: &[u64]) -> std::result::Result<Vec<Hash>, tlog_tiles::Error> {
-        indexes.iter().map(|i| self.0.get(*i as usize).copied().ok_or(tlog_tiles::Error::IndexesNotInTree)).collect()
+        indexes.iter().map(|i| self.get(*i).ok_or(tlog_tiles::Error::IndexesNotInTree)).collect()
     }
 }
 
@@ -626,6 +709,7 @@ struct EntryRef<'a> {
 /// A line of the export, parsed and, for an entry, hashed (by a worker).
 enum Item {
     Header { tenant: String, origin: String },
+    Pruned { size: i64, hash: String, frontier: Vec<String> },
     Entry(Checked),
     Checkpoint(String),
     End(i64),
@@ -712,6 +796,7 @@ fn item(line: &[u8], buf: &mut Vec<u8>) -> std::result::Result<Item, String> {
     } else {
         return match serde_json::from_str::<ExportLine>(line).map_err(|e| format!("not an audit export line ({e})"))? {
             ExportLine::Header { tenant, origin, .. } => Ok(Item::Header { tenant, origin }),
+            ExportLine::Pruned { size, hash, frontier } => Ok(Item::Pruned { size, hash, frontier }),
             ExportLine::Entry(e) => {
                 let json = serde_json::to_string(&e).map_err(|e| e.to_string())?;
                 let json = format!(r#"{{"kind":"entry",{}"#, &json[1..]);
@@ -876,8 +961,22 @@ pub fn verify_export(
                 r.tenant = t;
                 origin_line = Some(origin);
             }
+            Item::Pruned { size, hash, frontier } => {
+                let hashes: Option<Vec<Hash>> = frontier.iter().map(|h| hex32(h).map(Hash)).collect();
+                match (r.entries, hex32(&hash), hashes, u64::try_from(size)) {
+                    (0, Some(h), Some(hashes), Ok(n)) if n > 0 && hashes.len() == frontier_len(n) => {
+                        r.pruned = size;
+                        prev = h;
+                        tree = MemoryTree::pruned(n, &hashes);
+                    }
+                    _ => {
+                        let at = r.pruned + r.entries + 1;
+                        fail(&mut r, at, "its pruned prefix is not well formed")
+                    }
+                }
+            }
             Item::Entry(e) => {
-                let expected = r.entries + 1;
+                let expected = r.pruned + r.entries + 1;
                 r.entries += 1;
                 if r.first_bad_seq.is_some() {
                     return Ok(());
@@ -907,18 +1006,19 @@ pub fn verify_export(
     if let Some(k) = extra {
         notes.push((None, k.to_owned()));
     }
-    let built = r.first_bad_seq.map_or(r.entries, |s| s - 1);
+    let last = r.pruned + r.entries;
+    let built = r.first_bad_seq.map_or(last, |s| s - 1);
     if r.first_bad_seq.is_none() {
-        r.head = (r.entries > 0).then(|| hex::encode(prev));
+        r.head = (last > 0).then(|| hex::encode(prev));
         if ended != Some(r.entries) {
-            let next = r.entries + 1;
+            let next = last + 1;
             fail(&mut r, next, "the file ends before its end line: entries may be missing");
         }
     }
     // Each checkpoint: signed by a known key, for this log, over the root of
     // the entries up to its size.
     notes.sort_by_key(|(s, _)| s.unwrap_or(i64::MAX));
-    let mut proven_upto = 0i64;
+    let mut proven_upto = r.pruned;
     for (_, note) in &notes {
         let text = match verify_note(note, keys) {
             Ok(t) => t,
@@ -933,12 +1033,13 @@ pub fn verify_export(
             fail(&mut r, proven_upto + 1, &format!("a checkpoint is of another log ({o})"));
             continue;
         }
-        if size > r.entries {
-            let held = r.entries;
-            fail(&mut r, held + 1, &format!("a checkpoint signs {size} entries; the file holds {held}"));
+        if size > last {
+            fail(&mut r, last + 1, &format!("a checkpoint signs {size} entries; the file holds up to {last}"));
             continue;
         }
-        if size > built {
+        // A checkpoint within a pruned prefix (one kept from before) proves
+        // nothing this file holds.
+        if size < r.pruned || size > built {
             continue;
         }
         let ours = tlog_tiles::tree_hash(size as u64, &tree).map_err(|e| e.to_string())?;
@@ -949,6 +1050,10 @@ pub fn verify_export(
         }
         r.checkpoints += 1;
         proven_upto = size;
+    }
+    if r.pruned > 0 && r.checkpoints == 0 {
+        let at = r.pruned + 1;
+        fail(&mut r, at, "no checkpoint signs the pruned prefix");
     }
     r.proven = proven_upto;
     r.ok = r.first_bad_seq.is_none();

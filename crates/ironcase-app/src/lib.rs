@@ -34,6 +34,7 @@ pub mod principal;
 pub mod quotas;
 pub mod ratelimit;
 pub mod reset;
+pub mod retention;
 pub mod roles;
 pub mod search;
 mod sessions;
@@ -128,6 +129,8 @@ pub struct Settings {
     pub audit_checkpoint_every: u64,
     /// …or this long after the last one, when any entry is past it.
     pub audit_checkpoint_interval: std::time::Duration,
+    /// How often the retention job applies the organisations' policies.
+    pub retention_interval_secs: u64,
 }
 
 impl Settings {
@@ -170,6 +173,7 @@ impl Default for Settings {
             webhook_timeout: std::time::Duration::from_secs(10),
             audit_checkpoint_every: 1000,
             audit_checkpoint_interval: std::time::Duration::from_secs(300),
+            retention_interval_secs: 300,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod ioc;
 pub mod net;
 pub mod plan;
 pub mod query;
+pub mod retention;
 pub mod role;
 pub mod timestamp;
 pub mod validate;

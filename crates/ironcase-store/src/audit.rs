@@ -287,8 +287,9 @@ pub fn verify(c: &Conn, tenant: &str) -> Result<Verification> {
     c.scope(tenant)?;
     c.sees(&ENTRIES)?;
     let mut v = Verification { tenant: tenant.to_owned(), ok: true, entries: 0, head: None, first_bad_seq: None, reason: None };
-    let mut prev = GENESIS.to_owned();
-    let mut expected_seq = 1i64;
+    // A pruned chain starts after its pruned prefix, from the hash recorded
+    // for it.
+    let (mut expected_seq, mut prev) = pruned(c, tenant)?.map_or((1, GENESIS.to_owned()), |(s, h)| (s + 1, h));
     {
         let mut stop = None;
         c.each_row(&format!("select {COLS} from audit_log where organization_id = ? order by seq"), [tenant], |r| {
@@ -488,4 +489,58 @@ pub fn checkpoint_heads(c: &Conn) -> Result<Vec<(String, i64, i64)>> {
         params![],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
+}
+
+/// How far the tenant's chain was pruned: the last removed entry's sequence
+/// number and hash (the next entry's `prev_hash`).
+pub fn pruned(c: &Conn, tenant: &str) -> Result<Option<(i64, String)>> {
+    c.scope(tenant)?;
+    query_opt(c, "select seq, hash from audit_pruned where organization_id = ?", [tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+}
+
+/// The largest sequence number, at most `upto`, up to which every entry
+/// still held is older than `cutoff` (the pruned point when none is).
+pub fn prunable(c: &Conn, tenant: &str, cutoff: Timestamp, upto: i64) -> Result<i64> {
+    c.scope(tenant)?;
+    c.sees(&ENTRIES)?;
+    let from = pruned(c, tenant)?.map_or(0, |p| p.0);
+    if upto <= from {
+        return Ok(from);
+    }
+    let young: Option<i64> = crate::query_one(
+        c,
+        "select min(seq) from audit_log where organization_id = ? and seq > ? and seq <= ? and at >= ?",
+        params![tenant, from, upto, cutoff.0],
+        |r| r.get(0),
+    )?;
+    Ok(young.map_or(upto, |s| s - 1))
+}
+
+/// Removes the tenant's entries up to sequence number `upto` (a prefix of
+/// the chain), recording the last one's hash so the rest still links.
+/// Their leaves stay in the tree, so checkpoints and proofs still hold.
+pub fn prune(c: &Tx, tenant: &str, upto: i64, at: Timestamp) -> Result<i64> {
+    c.scope(tenant)?;
+    c.sees(&ENTRIES)?;
+    let Some(hash) =
+        query_opt(c, "select hash from audit_log where organization_id = ? and seq = ?", params![tenant, upto], |r| r.get::<_, String>(0))?
+    else {
+        return Ok(0);
+    };
+    let n = crate::exec(c, "delete from audit_log where organization_id = ? and seq <= ?", params![tenant, upto])?;
+    crate::exec(
+        c,
+        "insert into audit_pruned (organization_id, seq, hash, at) values (?, ?, ?, ?) \
+         on conflict (organization_id) do update set seq = excluded.seq, hash = excluded.hash, at = excluded.at",
+        params![tenant, upto, hash.as_str(), at.0],
+    )?;
+    Ok(n as i64)
+}
+
+/// The largest checkpoint size at most `size` (pruning stops at one).
+pub fn checkpoint_at_most(c: &Conn, tenant: &str, size: i64) -> Result<Option<i64>> {
+    c.scope(tenant)?;
+    crate::query_one(c, "select max(size) from audit_checkpoint where organization_id = ? and size <= ?", params![tenant, size], |r| {
+        r.get(0)
+    })
 }

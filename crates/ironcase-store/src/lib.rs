@@ -27,6 +27,7 @@ pub mod pg;
 pub mod pipe;
 pub mod report;
 pub mod reset;
+pub mod retention;
 pub mod role;
 pub mod search;
 pub mod session;
@@ -559,6 +560,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (22, "alerts", include_str!("../migrations/sqlite/0022_alerts.sql")),
     (23, "notifications", include_str!("../migrations/sqlite/0023_notifications.sql")),
     (24, "audit_tree", include_str!("../migrations/sqlite/0024_audit_tree.sql")),
+    (25, "retention", include_str!("../migrations/sqlite/0025_retention.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

@@ -17,8 +17,8 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    alert, apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, notification, org, report, reset, role, search, session,
-    sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
+    alert, apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, notification, org, report, reset, retention, role, search,
+    session, sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -1381,6 +1381,79 @@ async fn story(s: Store) {
     let missing = r(&s, move |c| Ok(ioc::get(c, g, x))).await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
 
+    // Retention: policies per kind; a closed incident is due from its
+    // closing, unless held; removing it takes what is its own. Audit
+    // entries go as a prefix, up to a checkpoint, and the rest still links.
+    use ironcase_domain::retention::RetentionKind;
+    let mut closed = new_incident(a, al, "Closed long ago", &["old"], 500);
+    (closed.status, closed.closed_at, closed.resolution) =
+        (Status::Closed, Some(Timestamp(510)), Some(ironcase_domain::Resolution::FalsePositive));
+    let closed_id = closed.id;
+    w(&s, move |c| {
+        create_incident(c, closed)?;
+        retention::set_policies(c, a, &[(RetentionKind::ClosedIncidents, Some(30)), (RetentionKind::Alerts, Some(5))], Timestamp(520))?;
+        retention::set_policies(c, a, &[(RetentionKind::Alerts, None)], Timestamp(521))
+    })
+    .await;
+    let (policies, orgs, due, due_g) = r(&s, move |c| {
+        Ok((
+            retention::policies(c, a)?,
+            retention::organizations(c)?,
+            retention::count_due(c, a, RetentionKind::ClosedIncidents, Timestamp(600))?,
+            retention::count_due(c, g, RetentionKind::ClosedIncidents, Timestamp(600))?,
+        ))
+    })
+    .await;
+    assert_eq!(policies, [(RetentionKind::ClosedIncidents, 30)]);
+    assert_eq!((orgs, due, due_g), (vec![a], 2, 0), "this one and the one deleted at 500");
+    let hold = retention::HoldRow { org: a, incident_id: closed_id, reason: "matter".into(), set_by: None, set_at: Timestamp(530) };
+    let (new, again) = w(&s, move |c| Ok((retention::hold_put(c, &hold)?, retention::hold_put(c, &hold)?))).await;
+    assert!(new && !again, "a second hold replaces the first");
+    let (held, holds, theirs, due) = r(&s, move |c| {
+        Ok((
+            retention::held(c, a, closed_id)?,
+            retention::holds(c, a, None, 10)?,
+            retention::holds(c, g, None, 10)?,
+            retention::count_due(c, a, RetentionKind::ClosedIncidents, Timestamp(600))?,
+        ))
+    })
+    .await;
+    assert_eq!((held.map(|h| h.reason), holds.len(), theirs.len(), due), (Some("matter".into()), 1, 0, 1));
+    let (lifted, removed) = w(&s, move |c| {
+        Ok((
+            retention::hold_remove(c, a, closed_id)?,
+            retention::remove_due(c, a, RetentionKind::ClosedIncidents, Timestamp(600), 10, Timestamp(600))?,
+        ))
+    })
+    .await;
+    assert!(lifted);
+    assert_eq!(removed.count, 2);
+    let gone = r(&s, move |c| Ok(incident::get(c, a, incident::IncidentRef::Id(closed_id)))).await;
+    assert!(matches!(gone, Err(StoreError::NotFound)));
+    let (mine, other, mine_again) = w(&s, move |c| {
+        Ok((
+            retention::take_lease(c, "story", "n1", Timestamp(600), Timestamp(700))?,
+            retention::take_lease(c, "story", "n2", Timestamp(650), Timestamp(750))?,
+            retention::take_lease(c, "story", "n2", Timestamp(701), Timestamp(800))?,
+        ))
+    })
+    .await;
+    assert!(mine && !other && mine_again, "a lease passes on only once it has run out");
+    let (upto, young, at_most) = r(&s, move |c| {
+        let t = a.to_string();
+        Ok((
+            audit::prunable(c, &t, Timestamp(i64::MAX), 3)?,
+            audit::prunable(c, &t, Timestamp(305), 3)?,
+            audit::checkpoint_at_most(c, &t, 2)?,
+        ))
+    })
+    .await;
+    assert_eq!((upto, young, at_most), (3, 2, Some(2)));
+    let pruned = w(&s, move |c| audit::prune(c, &a.to_string(), 2, Timestamp(900))).await;
+    let (mark, check) = r(&s, move |c| Ok((audit::pruned(c, &a.to_string())?, audit::verify(c, &a.to_string())?))).await;
+    assert_eq!((pruned, mark.map(|m| m.0)), (2, Some(2)));
+    assert!(check.ok, "the rest of the chain links to the pruned prefix: {check:?}");
+
     // A member leaves: the membership goes, the account stays.
     w(&s, move |c| org::delete_membership(c, a, bo)).await;
     let (role, account, auth) =
@@ -1424,6 +1497,7 @@ fn the_story_calls_every_store_function() {
         ("org", include_str!("org.rs")),
         ("report", include_str!("report.rs")),
         ("reset", include_str!("reset.rs")),
+        ("retention", include_str!("retention.rs")),
         ("role", include_str!("role.rs")),
         ("search", include_str!("search.rs")),
         ("session", include_str!("session.rs")),

@@ -69,7 +69,7 @@ fn verify_export_file(export: &std::path::Path, keys: &[NoteVerifier], checkpoin
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let line = serde_json::json!({
-        "tenant": r.tenant, "ok": r.ok, "entries": r.entries, "head": r.head, "checkpoints": r.checkpoints,
+        "tenant": r.tenant, "ok": r.ok, "pruned": r.pruned, "entries": r.entries, "head": r.head, "checkpoints": r.checkpoints,
         "proven_by_checkpoint": r.proven, "first_bad_seq": r.first_bad_seq, "reason": r.reason,
         "entries_per_second": (r.entries as f64 / secs.max(1e-9)).round(),
     });

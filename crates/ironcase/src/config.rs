@@ -129,6 +129,9 @@ pub struct ServeArgs {
     /// …or this many seconds after the last one [default: 300]
     #[arg(long, env = "IRONCASE_AUDIT_CHECKPOINT_SECONDS")]
     pub audit_checkpoint_seconds: Option<u64>,
+    /// Seconds between rounds of the retention job [default: 300]
+    #[arg(long, env = "IRONCASE_RETENTION_SECONDS")]
+    pub retention_seconds: Option<u64>,
 }
 
 const DEFAULT_MAIL_FROM: &str = "Ironcase <ironcase@localhost>";
@@ -186,6 +189,7 @@ struct FileConfig {
     webhook_retries: Option<Vec<f64>>,
     audit_checkpoint_every: Option<u64>,
     audit_checkpoint_seconds: Option<u64>,
+    retention_seconds: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -238,6 +242,7 @@ pub struct Config {
     pub webhook_retries: Option<Vec<std::time::Duration>>,
     pub audit_checkpoint_every: u64,
     pub audit_checkpoint_seconds: u64,
+    pub retention_seconds: u64,
 }
 
 impl Config {
@@ -275,6 +280,7 @@ impl Config {
             webhook_retries: None,
             audit_checkpoint_every: 1000,
             audit_checkpoint_seconds: 300,
+            retention_seconds: 300,
         }
     }
 
@@ -315,6 +321,7 @@ impl Config {
             webhook_allow_http: args.webhook_allow_http.or(file.webhook_allow_http).unwrap_or(false),
             audit_checkpoint_every: args.audit_checkpoint_every.or(file.audit_checkpoint_every).unwrap_or(1000).max(1),
             audit_checkpoint_seconds: args.audit_checkpoint_seconds.or(file.audit_checkpoint_seconds).unwrap_or(300).max(1),
+            retention_seconds: args.retention_seconds.or(file.retention_seconds).unwrap_or(300).max(1),
             webhook_retries: match args.webhook_retries.or(file.webhook_retries) {
                 None => None,
                 Some(secs) => Some(

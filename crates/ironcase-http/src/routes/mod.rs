@@ -18,6 +18,7 @@ pub mod mfa;
 pub mod notifications;
 pub mod ops;
 pub mod policy;
+pub mod retention;
 pub mod roles;
 pub mod search;
 pub mod sessions;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(notifications::router())
         .merge(analyzers::router())
         .merge(alerts::router())
+        .merge(retention::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
     let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v1", api).merge(ops::router()).split_for_parts();
     routes

@@ -29,6 +29,7 @@ mod ops;
 mod pages;
 mod process;
 mod quotas;
+mod retention;
 mod roles;
 mod scaleout;
 mod search;

@@ -213,6 +213,14 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             vec!["incident_id", "severity", "category", "v"],
         ),
         (Method::POST, format!("/api/v1/alerts/{alert}/dismiss"), json!({ "reason": [], "u": 1 }), vec!["reason", "u"]),
+        (
+            Method::PUT,
+            "/api/v1/retention".into(),
+            json!({ "policies": [{ "kind": "forever", "days": "ten" }], "t": 1 }),
+            vec!["policies", "policies[0].days", "t"],
+        ),
+        (Method::POST, "/api/v1/retention/preview".into(), json!({ "policies": {}, "s": 1 }), vec!["policies", "s"]),
+        (Method::PUT, format!("/api/v1/incidents/{inc}/legal-hold"), json!({ "reason": 7, "r": 1 }), vec!["reason", "r"]),
         (Method::POST, format!("/api/v1/alerts/{alert}/snooze"), json!({ "until": "later", "t": 1 }), vec!["until", "t"]),
     ];
     let if_match = [("if-match", "\"1\"")];
@@ -327,6 +335,8 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         "/api/v1/alerts?severity=huge".to_owned(),
         "/api/v1/alerts?cursor=x".to_owned(),
         "/api/v1/alerts?limit=500".to_owned(),
+        "/api/v1/legal-holds?cursor=x".to_owned(),
+        "/api/v1/legal-holds?limit=0".to_owned(),
     ] {
         app.get(&path, &owner.token).await.problem(422, "validation_failed");
     }
@@ -352,6 +362,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         "/api/v1/evidence/evd_zz/content",
         "/api/v1/evidence/inc_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b/custody",
         "/api/v1/incidents/INC-0/evidence",
+        "/api/v1/incidents/INC-0/legal-hold",
     ] {
         let m = if p.starts_with("/api/v1/incidents") || p.starts_with("/api/v1/evidence") || p.starts_with("/api/v1/iocs") {
             Method::GET

@@ -307,4 +307,14 @@ async fn alerts_webhooks_and_their_attempts_and_messages_walk_past_their_largest
         let r = app.get(&format!("{path}{sep}limit={}", MAX + 1), &owner.token).await.problem(422, "validation_failed");
         assert_eq!(r.body["errors"][0]["field"], "limit");
     }
+    // Legal holds, several set in one millisecond (the clock stands still).
+    app.clock.freeze();
+    let mut held = HashSet::new();
+    for i in 0..5 {
+        let inc = app.incident(&owner, &format!("held {i}")).await.str("id");
+        app.put_json(&format!("/api/v1/incidents/{inc}/legal-hold"), &owner.token, json!({ "reason": "r" })).await.expect(200);
+        held.insert(inc);
+    }
+    let by_incident = |v: &Value| v["incident_id"].as_str().expect("incident id").to_owned();
+    assert_eq!(walk(&app, &owner.token, "/api/v1/legal-holds", 2, by_incident).await.into_iter().collect::<HashSet<_>>(), held);
 }

@@ -60,7 +60,12 @@ async fn another_tenants_objects_are_404_everywhere() {
     let b_session =
         app.get("/api/v1/auth/sessions", &b_member.token).await.expect(200).body["items"][0]["id"].as_str().expect("a session").to_owned();
     let inc = format!("/api/v1/incidents/{b_inc_id}");
+    app.put_json(&format!("{inc}/legal-hold"), &b.token, json!({ "reason": "beta matter" })).await.expect(200);
+    app.put_json("/api/v1/retention", &b.token, json!({ "policies": [{ "kind": "alerts", "days": 1 }] })).await.expect(200);
     let attempts: Vec<Attempt> = vec![
+        (Method::GET, format!("{inc}/legal-hold"), None, vec![]),
+        (Method::PUT, format!("{inc}/legal-hold"), Some(json!({ "reason": "pwned" })), vec![]),
+        (Method::DELETE, format!("{inc}/legal-hold"), None, vec![]),
         (Method::GET, inc.clone(), None, vec![]),
         (Method::PATCH, inc.clone(), Some(json!({ "title": "pwned" })), vec![("if-match", "\"1\"")]),
         (Method::DELETE, inc.clone(), None, vec![]),
@@ -165,6 +170,14 @@ async fn another_tenants_objects_are_404_everywhere() {
     let keys = app.get("/api/v1/api-keys", &a.token).await.expect(200);
     assert!(!keys.body.to_string().contains(&b_key_id));
     assert_eq!(app.get("/api/v1/webhooks", &a.token).await.expect(200).body["items"], json!([]));
+    // Holds and retention are each organisation's own.
+    assert_eq!(app.get("/api/v1/legal-holds", &a.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get(&format!("{inc}/legal-hold"), &b.token).await.expect(200).body["reason"], "beta matter");
+    let mine = app.get("/api/v1/retention", &a.token).await.expect(200);
+    assert!(mine.body["policies"].as_array().expect("policies").iter().all(|p| p["days"].is_null()), "{}", mine.body);
+    let preview =
+        app.post("/api/v1/retention/preview", &a.token, json!({ "policies": [{ "kind": "alerts", "days": 1 }] })).await.expect(200);
+    assert!(preview.body["kinds"].as_array().expect("kinds").iter().all(|k| k["count"] == 0), "{}", preview.body);
     assert_eq!(app.get("/api/v1/notification-channels", &a.token).await.expect(200).body["items"], json!([]));
     assert_eq!(app.get("/api/v1/analyzers", &a.token).await.expect(200).body["items"], json!([]));
     assert_eq!(app.get(&channel, &b.token).await.expect(200).body["name"], "beta", "untouched");

@@ -1,0 +1,56 @@
+-- Retention: how long each organisation keeps each kind of its data (no
+-- row: forever), the incidents a legal hold protects from it, and how far
+-- an audit chain was pruned (the last removed entry's sequence number and
+-- hash, so the rest of the chain still links, and the tree's stored hashes
+-- stay). `job_lease` lets one node at a time run a background job.
+create table retention_policy (
+    organization_id text not null,
+    kind text not null,
+    days bigint not null,
+    updated_at bigint not null,
+    primary key (organization_id, kind)
+);
+
+create table legal_hold (
+    organization_id text not null,
+    incident_id text not null,
+    reason text not null,
+    set_by text,
+    set_at bigint not null,
+    primary key (organization_id, incident_id)
+);
+
+create table audit_pruned (
+    organization_id text primary key,
+    seq bigint not null,
+    hash text not null,
+    at bigint not null
+);
+
+create table job_lease (
+    name text primary key,
+    holder text not null,
+    until bigint not null
+);
+
+create index evidence_created on evidence (organization_id, created_at);
+create index incident_closed on incident (organization_id, closed_at) where closed_at is not null;
+create index session_ended on session (organization_id, expires_at);
+
+do $$
+declare
+    t text;
+begin
+    foreach t in array array['retention_policy', 'legal_hold', 'audit_pruned']
+    loop
+        execute format('alter table %I enable row level security', t);
+        execute format(
+            'create policy tenant on %I using (organization_id = current_setting(''app.tenant_id'', true) '
+            'or current_setting(''app.tenant_id'', true) = ''*'') '
+            'with check (organization_id = current_setting(''app.tenant_id'', true) '
+            'or current_setting(''app.tenant_id'', true) = ''*'')', t);
+        execute format('grant select, insert, update, delete on %I to ironcase_app', t);
+    end loop;
+end
+$$;
+grant select, insert, update, delete on job_lease to ironcase_app;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use ironcase_app::incidents::{parse_ref, IfMatch, IncidentPatch, IncidentView, NewIncident, ViewCursors};
 use ironcase_app::page::{parse_keyset, parse_seq};
 use ironcase_app::store::event::EventRow;
-use ironcase_app::store::incident::{CountBy, Filter, Sort};
+use ironcase_app::store::incident::{CountBy, Filter, IncidentRef, Sort};
 use ironcase_app::AppError;
 use ironcase_domain::{Category, IncidentId, Permission, Resolution, Severity, Status, Tlp};
 use maud::{html, Markup};
@@ -177,6 +177,11 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
     };
     let may_update = b.p.may_on_incident(Permission::IncidentUpdate, i.reporter_id, i.assignee_id);
     let may_comment = b.p.may_on_incident(Permission::CommentCreate, i.reporter_id, i.assignee_id);
+    let hold = match s.app.legal_hold(&b.p, &b.meta, IncidentRef::Id(i.id)).await {
+        Ok(h) => Some(h),
+        Err(AppError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
     let body = html! {
         article.incident {
             header {
@@ -192,6 +197,7 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
                 @if !i.tags.is_empty() { p.tags { @for t in &i.tags { span.tag { (t) } " " } } }
             }
             @for e in &typed.errors { p.error role="alert" { (e) } }
+            (super::retention::hold_section(&i.id.to_string(), hold.as_ref(), b.p.has(Permission::OrganizationManage), &b.csrf))
             @if may_update && !i.status.next().is_empty() {
                 form.workflow method="post" action={ "/incidents/" (i.id) "/status" } {
                     input type="hidden" name="csrf" value=(b.csrf);

@@ -20,6 +20,7 @@ mod layout;
 mod live;
 mod notifications;
 mod platform;
+mod retention;
 mod roles;
 mod search;
 mod session;
@@ -119,6 +120,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/settings/sessions", post(settings::sessions))
         .route("/settings/allowlist", post(settings::allowlist))
         .route("/settings/parent-access", post(settings::parent_access))
+        .route("/settings/retention", get(retention::show).post(retention::save))
+        .route("/settings/retention/preview", post(retention::preview))
+        .route("/settings/retention/run", post(retention::run))
+        .route("/incidents/{id}/legal-hold", post(retention::hold))
+        .route("/incidents/{id}/legal-hold/lift", post(retention::lift))
         .route("/children", get(children::list))
         .route("/children/{id}", get(children::incidents))
         .route("/children/{id}/audit", get(children::audit))

@@ -940,6 +940,8 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/invitations/{invitation}/revoke"),
         format!("/account/sessions/{session}/end"),
         format!("/roles/{role}/delete"),
+        format!("/incidents/{incident}/legal-hold"),
+        format!("/incidents/{incident}/legal-hold/lift"),
     ];
     for path in &posts {
         let fields = [
@@ -988,6 +990,11 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/keys/{own_key}/edit"),
         format!("/platform/organizations/{beta_org}/plan"),
         "/settings/parent-access".to_owned(),
+        "/settings/retention".to_owned(),
+        "/settings/retention/preview".to_owned(),
+        "/settings/retention/run".to_owned(),
+        format!("/incidents/{own}/legal-hold"),
+        format!("/incidents/{own}/legal-hold/lift"),
         "/signin".to_owned(),
         "/signin/mfa".to_owned(),
         "/signin/sso".to_owned(),
@@ -1573,5 +1580,44 @@ async fn webhooks_are_managed_in_the_console() {
     assert_eq!(b.post(&format!("/webhooks/{id}/replay"), &[("csrf", &csrf), ("message", "nope")]).await.status, StatusCode::NOT_FOUND);
     assert_eq!(b.post(&format!("/webhooks/{id}/delete"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
     assert_eq!(b.get(&format!("/webhooks/{id}")).await.status, StatusCode::NOT_FOUND);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn retention_is_set_previewed_and_applied_and_incidents_are_held_from_the_console() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let incident = app.incident(&owner, "keep me").await.str("id");
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let page = b.get("/settings/retention").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let mut form = vec![("csrf", csrf.as_str()), ("closed_incidents", "30"), ("audit", "10"), ("alerts", ""), ("evidence", "")];
+    form.extend([("events", ""), ("sessions", "")]);
+    let refused = b.post("/settings/retention", &form).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("must be from 90"), "{}", refused.body);
+    assert!(refused.body.contains(r#"value="10""#), "what was typed is kept");
+    form[2] = ("audit", "365");
+    let saved = b.post("/settings/retention", &form).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    let policies = app.get("/api/v1/retention", &owner.token).await.expect(200);
+    let days: Vec<_> = policies.body["policies"].as_array().expect("policies").iter().map(|p| p["days"].clone()).collect();
+    assert_eq!(days, [json!(30), json!(null), json!(null), json!(null), json!(365), json!(null)]);
+    let preview = b.post("/settings/retention/preview", &form).await;
+    assert!(preview.body.contains("Would go now (nothing changed)"), "{}", preview.body);
+    let run = b.post("/settings/retention/run", &[("csrf", csrf.as_str())]).await;
+    assert!(run.body.contains("Removed"), "{}", run.body);
+
+    let held = b.post(&format!("/incidents/{incident}/legal-hold"), &[("csrf", csrf.as_str()), ("reason", "matter 12")]).await;
+    assert_eq!(held.status, StatusCode::SEE_OTHER);
+    let page = b.get(&format!("/incidents/{incident}")).await;
+    assert!(page.body.contains("Legal hold") && page.body.contains("matter 12"), "{}", page.body);
+    assert_eq!(app.get(&format!("/api/v1/incidents/{incident}/legal-hold"), &owner.token).await.expect(200).body["reason"], "matter 12");
+    assert!(b.get("/settings/retention").await.body.contains("matter 12"), "the holds are listed");
+    let lifted = b.post(&format!("/incidents/{incident}/legal-hold/lift"), &[("csrf", csrf.as_str())]).await;
+    assert_eq!(lifted.status, StatusCode::SEE_OTHER);
+    app.get(&format!("/api/v1/incidents/{incident}/legal-hold"), &owner.token).await.problem(404, "not_found");
     app.shutdown().await;
 }

@@ -32,6 +32,24 @@ pub(crate) fn by(
     }
 }
 
+impl App {
+    /// Records a read of `resource` when the organisation audits reads
+    /// (`audit_reads`). A read that cannot be recorded is not served.
+    pub(crate) async fn audit_read(
+        &self,
+        p: &Principal,
+        meta: &RequestMeta,
+        action: &str,
+        resource: (&str, &str),
+        details: serde_json::Value,
+    ) -> Result<()> {
+        if !p.audit_reads {
+            return Ok(());
+        }
+        self.write_audit(by(p, meta, self.clock().now(), action, resource, details)).await
+    }
+}
+
 /// An entry with no principal (logins, refreshes): the caller fills in the rest.
 pub(crate) fn anonymous(
     tenant: &str,

@@ -710,6 +710,7 @@ impl App {
             networks: crate::Networks { organization: auth.ip_allowlist, key: Default::default() },
             signing_key: None,
             signed: false,
+            audit_reads: auth.audit_reads,
         })
     }
 
@@ -735,12 +736,13 @@ impl App {
         if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
             return Err(AppError::Unauthenticated);
         }
-        let (status, limits, networks, custom) = {
+        let (status, limits, networks, custom, audit_reads) = {
             let (id, custom) = (row.org, row.custom_role);
             self.store()
                 .read_now(move |c| {
                     let custom = custom.map(|r| ironcase_store::role::get(c, id, r)).transpose()?;
-                    Ok::<_, AppError>((org::plan_of(c, id)?.2, crate::quotas::limits(c, id)?, org::ip_allowlist(c, id)?, custom))
+                    let (plan, limits) = (org::plan_of(c, id)?.2, crate::quotas::limits(c, id)?);
+                    Ok::<_, AppError>((plan, limits, org::ip_allowlist(c, id)?, custom, org::audit_reads(c, id)?))
                 })
                 .await?
         };
@@ -778,6 +780,7 @@ impl App {
             networks: crate::Networks { organization: networks, key: row.allowed_cidrs },
             signing_key: row.public_key.as_deref().and_then(crate::signature::public_key),
             signed: false,
+            audit_reads,
         })
     }
 }

@@ -300,7 +300,9 @@ impl App {
     }
 
     pub async fn evidence_get(&self, p: &Principal, meta: &RequestMeta, id: EvidenceId) -> Result<EvidenceRow> {
-        Ok(self.evidence_visible(p, meta, id).await?.0)
+        let e = self.evidence_visible(p, meta, id).await?.0;
+        self.audit_read(p, meta, "evidence.read", ("evidence", &e.id.to_string()), json!({ "incident_id": e.incident_id })).await?;
+        Ok(e)
     }
 
     /// The incident's evidence, oldest first (deleted ones as tombstones),
@@ -316,12 +318,14 @@ impl App {
         self.require(p, meta, Permission::IncidentRead).await?;
         let org = p.org;
         let p2 = p.clone();
-        let rows = self
+        let (incident, rows) = self
             .store()
             .read(move |c| {
                 let i = crate::incidents::visible(&p2, incidents::get(c, org, r)?)?;
-                Ok::<_, AppError>(store::list(c, org, i.id, cursor, size.fetch())?)
+                Ok::<_, AppError>((i.id, store::list(c, org, i.id, cursor, size.fetch())?))
             })
+            .await?;
+        self.audit_read(p, meta, "evidence.list", ("incident", &incident.to_string()), json!({ "count": rows.len().min(size.get()) }))
             .await?;
         Ok(Page::cut(rows, size, |last| crate::page::keyset(last.created_at.0, last.id)))
     }

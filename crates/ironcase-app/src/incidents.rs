@@ -234,7 +234,9 @@ impl App {
 
     pub async fn incident_get(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<IncidentRow> {
         self.require(p, meta, Permission::IncidentRead).await?;
-        self.load(p, r).await
+        let i = self.load(p, r).await?;
+        self.audit_read(p, meta, "incident.read", ("incident", &i.id.to_string()), json!({})).await?;
+        Ok(i)
     }
 
     /// One page of incidents after `cursor` (the previous page's keyset:
@@ -255,7 +257,9 @@ impl App {
         // A page is at most page::MAX_PAGE rows found through an index that gives the
         // order: short enough to run inline, which costs less than a thread hop.
         let rows = self.store().read_now(move |c| store::list(c, org, &f, sort, cursor, size.fetch())).await?;
-        Ok(Page::cut(rows, size, |last| keyset(sort.key(last), last.id)))
+        let page = Page::cut(rows, size, |last| keyset(sort.key(last), last.id));
+        self.audit_read(p, meta, "incident.list", ("organization", &org.to_string()), json!({ "count": page.items.len() })).await?;
+        Ok(page)
     }
 
     /// The queue's facets for `f`: how many incidents in the caller's sight
@@ -443,6 +447,7 @@ impl App {
                 Ok::<_, AppError>((i, timeline, sightings, evidence, names))
             })
             .await?;
+        self.audit_read(p, meta, "incident.read", ("incident", &incident.id.to_string()), json!({ "view": "page" })).await?;
         Ok(IncidentView {
             incident,
             timeline: Page::cut(timeline, events, |last| last.id.to_string()),
@@ -465,6 +470,7 @@ impl App {
         let current = self.load(p, r).await?;
         let (org, id) = (p.org, current.id);
         let rows = self.store().read(move |c| event::for_incident(c, org, id, after.unwrap_or(0), size.fetch())).await?;
+        self.audit_read(p, meta, "incident.read", ("incident", &id.to_string()), json!({ "part": "timeline" })).await?;
         Ok(Page::cut(rows, size, |last| last.id.to_string()))
     }
 }

@@ -136,7 +136,9 @@ impl App {
         let incident = self.incident_for(p, r).await?;
         let (org, tlp_max) = (p.org, p.sight.tlp_max);
         let rows = self.store().read(move |c| store::for_incident(c, org, incident.id, tlp_max, cursor, size.fetch())).await?;
-        Ok(Page::cut(rows, size, |last| keyset(last.first_seen.0, last.ioc.id)))
+        let page = Page::cut(rows, size, |last| keyset(last.first_seen.0, last.ioc.id));
+        self.audit_read(p, meta, "ioc.list", ("incident", &incident.id.to_string()), json!({ "count": page.items.len() })).await?;
+        Ok(page)
     }
 
     /// Removes an indicator from an incident; the indicator stays for the others.
@@ -170,7 +172,8 @@ impl App {
         };
         let org = p.org;
         let p2 = p.clone();
-        self.store()
+        let found: Vec<Lookup> = self
+            .store()
             .read(move |c| {
                 let mut out = Vec::new();
                 for (k, v) in candidates {
@@ -180,9 +183,13 @@ impl App {
                         out.push(Lookup { ioc, sightings });
                     }
                 }
-                Ok(out)
+                Ok::<_, AppError>(out)
             })
-            .await
+            .await?;
+        for l in &found {
+            self.audit_read(p, meta, "ioc.read", ("ioc", &l.ioc.id.to_string()), json!({ "sightings": l.sightings.len() })).await?;
+        }
+        Ok(found)
     }
 
     /// Pulls every indicator out of `text`. With `save`, links them all to the

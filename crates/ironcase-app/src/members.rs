@@ -222,6 +222,7 @@ impl App {
             networks: Default::default(),
             signing_key: None,
             signed: false,
+            audit_reads: false,
         };
         let meta2 = meta.clone();
         // One transaction: a refusal (quota, a race) leaves no account behind.

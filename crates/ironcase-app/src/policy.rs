@@ -76,6 +76,30 @@ impl App {
         Ok(t)
     }
 
+    /// `GET /organization/audit-reads`: whether every read of an incident,
+    /// its evidence and indicators is audited.
+    pub async fn audit_reads(&self, p: &Principal, meta: &RequestMeta) -> Result<bool> {
+        self.require(p, meta, Permission::OrganizationRead).await?;
+        let org_id = p.org;
+        Ok(self.store().read_now(move |c| org::audit_reads(c, org_id)).await?)
+    }
+
+    /// `PUT /organization/audit-reads`: every credential follows at once.
+    pub async fn set_audit_reads(&self, p: &Principal, meta: &RequestMeta, on: bool) -> Result<bool> {
+        self.require(p, meta, Permission::OrganizationManage).await?;
+        self.require_recent_proof(p)?;
+        let (org_id, now) = (p.org, self.clock().now());
+        let e = by(p, meta, now, "organization.audit_reads", ("organization", &org_id.to_string()), json!({ "enabled": on }));
+        self.store()
+            .write(move |c| {
+                org::set_audit_reads(c, org_id, on)?;
+                ironcase_store::audit::append(c, e)?;
+                Ok::<_, AppError>(())
+            })
+            .await?;
+        Ok(on)
+    }
+
     /// `GET /organization/ip-allowlist`: the ranges members and keys may
     /// call from (empty: anywhere).
     pub async fn ip_allowlist(&self, p: &Principal, meta: &RequestMeta) -> Result<AllowList> {

@@ -50,6 +50,9 @@ pub struct Principal {
     pub signing_key: Option<[u8; 32]>,
     /// This request carried a valid signature of that key.
     pub signed: bool,
+    /// The organisation audits every read of its incidents, evidence and
+    /// indicators (`audit_reads`).
+    pub audit_reads: bool,
 }
 
 /// The address ranges a request with this credential must come from: the

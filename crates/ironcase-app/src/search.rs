@@ -64,7 +64,10 @@ impl App {
         let org = p.org;
         // The total is counted, so the page needs no extra row to know whether another follows.
         let limit = size.fetch() - 1;
-        self.store().read(move |c| Ok(store::run(c, org, &spec, offset.max(0), limit)?)).await
+        let found: Results = self.store().read(move |c| Ok::<_, AppError>(store::run(c, org, &spec, offset.max(0), limit)?)).await?;
+        let details = serde_json::json!({ "query_length": q.chars().count(), "total": found.total });
+        self.audit_read(p, meta, "incident.search", ("organization", &org.to_string()), details).await?;
+        Ok(found)
     }
 }
 

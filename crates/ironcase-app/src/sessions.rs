@@ -167,6 +167,7 @@ mod tests {
             policy: Default::default(),
             ip_allowlist: Default::default(),
             custom_role: None,
+            audit_reads: false,
         }
     }
 

@@ -964,6 +964,7 @@ fn run_micro() -> anyhow::Result<std::process::ExitCode> {
         networks: Default::default(),
         signing_key: None,
         signed: false,
+        audit_reads: false,
     };
     let other = UserId::new();
     let ns = ns_per(50_000_000, |i| {

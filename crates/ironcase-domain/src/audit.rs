@@ -52,7 +52,10 @@ pub const CATEGORIES: &[(AuditCategory, &[Pattern])] = &[
     ),
     (AuditCategory::Authentication, &["auth.", "sso."]),
     (AuditCategory::Authorization, &["access.", "role.", "member.update", "organization.parent_access"]),
-    (AuditCategory::Compliance, &["audit.", "organization.export", "organization.child_read", "privacy.", "retention.", "compliance."]),
+    (
+        AuditCategory::Compliance,
+        &["audit.", "organization.audit_reads", "organization.export", "organization.child_read", "privacy.", "retention.", "compliance."],
+    ),
     (AuditCategory::Data, &["incident.", "comment.", "ioc.", "evidence.", "alert."]),
 ];
 

@@ -80,6 +80,20 @@ pub fn parent_access(c: &Conn, id: OrgId) -> Result<bool> {
     query_one(c, "select parent_access from organization where organization_id = ?", [id.to_string()], |r| Ok(r.get::<_, i64>(0)? != 0))
 }
 
+/// Whether every read of the organisation's incidents, evidence and
+/// indicators is audited.
+pub fn audit_reads(c: &Conn, id: OrgId) -> Result<bool> {
+    c.scope(id)?;
+    query_one(c, "select audit_reads from organization where organization_id = ?", [id.to_string()], |r| Ok(r.get::<_, i64>(0)? != 0))
+}
+
+/// Turns read auditing on or off; every credential follows at once.
+pub fn set_audit_reads(c: &Tx, id: OrgId, on: bool) -> Result<()> {
+    c.scope(id)?;
+    exec(c, "update organization set audit_reads = ? where organization_id = ?", params![i64::from(on), id.to_string()])?;
+    crate::session::note_auth_change(c)
+}
+
 pub fn set_parent_access(c: &Tx, id: OrgId, granted: bool) -> Result<()> {
     c.scope(id)?;
     exec(c, "update organization set parent_access = ? where organization_id = ?", params![i64::from(granted), id.to_string()])?;

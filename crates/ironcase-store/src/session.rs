@@ -319,6 +319,8 @@ pub struct SessionAuth {
     pub ip_allowlist: AllowList,
     /// The organisation's own role the member holds, if any.
     pub custom_role: Option<crate::role::CustomRoleRow>,
+    /// The organisation audits every read of its incidents.
+    pub audit_reads: bool,
 }
 
 /// The session `id` and what its holder may do. With `org` (the organisation
@@ -338,7 +340,7 @@ pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Optio
             "select s.session_id, s.organization_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, m.role, \
                 u.is_operator, o.status, {}, \
                 o.mfa_required and not exists (select 1 from mfa_totp t where t.user_id = s.user_id and t.confirmed_at is not null) \
-                as mfa_pending, s.authenticated_at, o.session_idle_secs, o.session_max_secs, o.ip_allowlist \
+                as mfa_pending, s.authenticated_at, o.session_idle_secs, o.session_max_secs, o.ip_allowlist, o.audit_reads \
          from session s join account u on u.user_id = s.user_id join organization o on o.organization_id = s.organization_id \
          left join membership m on m.organization_id = s.organization_id and m.user_id = s.user_id \
          left join custom_role cr on cr.role_id = m.custom_role_id \
@@ -368,6 +370,7 @@ pub fn session_auth(c: &Conn, id: SessionId, org: Option<OrgId>) -> Result<Optio
                     AllowList::from_stored(&raw).ok_or_else(|| crate::StoreError::Corrupt("organization.ip_allowlist".into()))?
                 },
                 custom_role: crate::role::joined(r)?,
+                audit_reads: r.get::<_, i64>("audit_reads")? != 0,
             };
             Ok(auth)
         },

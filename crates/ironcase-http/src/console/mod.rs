@@ -120,6 +120,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/settings/sessions", post(settings::sessions))
         .route("/settings/allowlist", post(settings::allowlist))
         .route("/settings/parent-access", post(settings::parent_access))
+        .route("/settings/audit-reads", post(settings::audit_reads))
         .route("/settings/retention", get(retention::show).post(retention::save))
         .route("/settings/retention/preview", post(retention::preview))
         .route("/settings/retention/run", post(retention::run))

@@ -30,6 +30,7 @@ async fn settings_page(
             s.app.session_policy(&b.p, &b.meta).await?,
             s.app.ip_allowlist(&b.p, &b.meta).await?.ranges(),
             s.app.parent_access(&b.p, &b.meta).await?,
+            s.app.audit_reads(&b.p, &b.meta).await?,
         ))
     } else {
         None
@@ -53,7 +54,7 @@ async fn settings_page(
             p { "Features: "
                 @for (f, on) in &usage.features { span class={ "badge " @if *on { "on" } @else { "off" } } { (f.as_str().replace('_', " ")) } " " } }
         }
-        @if let Some((mfa, timeouts, ranges, parent)) = &policies {
+        @if let Some((mfa, timeouts, ranges, parent, reads)) = &policies {
             section {
                 h2 { "Policies" }
                 p { a href="/settings/sso" { "Single sign-on" } " · " a href="/webhooks" { "Webhooks" } " · " a href="/notifications" { "Notifications" } " · " a href="/analyzers" { "Analyzers" } " · " a href="/settings/retention" { "Retention" } }
@@ -75,6 +76,12 @@ async fn settings_page(
                     label for="cidrs" { "Allowed addresses (one range per line; empty: anywhere)" }
                     textarea id="cidrs" name="cidrs" rows="4" { (ranges.join("\n")) }
                     label.check { input type="checkbox" name="confirm" value="1"; " Even if it leaves out the address I am using now" }
+                    button type="submit" { "Save" }
+                }
+                form method="post" action="/settings/audit-reads" {
+                    input type="hidden" name="csrf" value=(b.csrf);
+                    label.check { input type="checkbox" name="enabled" value="1" checked[*reads];
+                        " Record every read of an incident, its evidence and indicators in the audit log" }
                     button type="submit" { "Save" }
                 }
                 @if let Some(granted) = parent {
@@ -137,6 +144,15 @@ pub(crate) async fn allowlist(State(s): State<AppState>, b: Browser, form: Form)
     b.check(&s, &form)?;
     let ranges: Vec<String> = form.get("cidrs").lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect();
     match s.app.set_ip_allowlist(&b.p, &b.meta, &ranges, form.opt("confirm").is_some()).await {
+        Ok(_) => settings_page(&s, &b, vec!["Saved.".into()], Vec::new(), StatusCode::OK).await,
+        Err(e) => refused(&s, &b, e).await,
+    }
+}
+
+/// `POST /settings/audit-reads`.
+pub(crate) async fn audit_reads(State(s): State<AppState>, b: Browser, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    match s.app.set_audit_reads(&b.p, &b.meta, form.opt("enabled").is_some()).await {
         Ok(_) => settings_page(&s, &b, vec!["Saved.".into()], Vec::new(), StatusCode::OK).await,
         Err(e) => refused(&s, &b, e).await,
     }

@@ -15,7 +15,10 @@ use crate::extract::{Json, Meta};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_sessions, put_sessions)).routes(routes!(get_allowlist, put_allowlist))
+    OpenApiRouter::new()
+        .routes(routes!(get_sessions, put_sessions))
+        .routes(routes!(get_allowlist, put_allowlist))
+        .routes(routes!(get_audit_reads, put_audit_reads))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -108,4 +111,33 @@ pub async fn put_allowlist(
     Json(b): Json<AllowListIn>,
 ) -> ApiResult<axum::Json<AllowListOut>> {
     Ok(axum::Json(AllowListOut { cidrs: s.app.set_ip_allowlist(&p, &meta, &b.cidrs, b.confirm).await?.ranges() }))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditReadsIo {
+    /// Every read of an incident (one, a list, a search), its evidence and
+    /// indicators is recorded in the audit log (the access logging HIPAA
+    /// asks for). Off by default.
+    pub enabled: bool,
+}
+
+/// Whether the organisation audits reads.
+#[utoipa::path(get, path = "/organization/audit-reads", tag = "organization", security(("bearer" = [])),
+    responses((status = 200, body = AuditReadsIo), (status = 403, body = Problem)))]
+pub async fn get_audit_reads(State(s): State<AppState>, p: Principal, Meta(meta): Meta) -> ApiResult<axum::Json<AuditReadsIo>> {
+    Ok(axum::Json(AuditReadsIo { enabled: s.app.audit_reads(&p, &meta).await? }))
+}
+
+/// Turns read auditing on or off (owners and admins, with a recent sign-in);
+/// every credential follows at once.
+#[utoipa::path(put, path = "/organization/audit-reads", tag = "organization", security(("bearer" = [])), request_body = AuditReadsIo,
+    responses((status = 200, body = AuditReadsIo), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_audit_reads(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Json(b): Json<AuditReadsIo>,
+) -> ApiResult<axum::Json<AuditReadsIo>> {
+    Ok(axum::Json(AuditReadsIo { enabled: s.app.set_audit_reads(&p, &meta, b.enabled).await? }))
 }

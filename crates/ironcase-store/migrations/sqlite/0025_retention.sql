@@ -36,3 +36,7 @@ create table job_lease (
 create index evidence_created on evidence (organization_id, created_at);
 create index incident_closed on incident (organization_id, closed_at) where closed_at is not null;
 create index session_ended on session (organization_id, expires_at);
+
+-- Read auditing: every read of an incident, its evidence and indicators
+-- recorded in the audit log (off by default).
+alter table organization add column audit_reads integer not null default 0;

@@ -139,3 +139,69 @@ async fn reordered_entries_are_found() {
     }
     expect_broken(&app, &owner, &org, 2).await;
 }
+
+#[tokio::test]
+async fn reads_are_audited_when_the_organisation_asks_and_only_then() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let analyst = app.member(&owner, "reader@localhost", "analyst", None).await;
+    let inc = app.incident(&owner, "patient records exposed").await.str("id");
+    app.post(&format!("/api/v1/incidents/{inc}/iocs"), &owner.token, json!({ "type": "domain", "value": "leak.example" }))
+        .await
+        .expect(201);
+    let evd = app.upload(&owner.token, &inc, json!({ "name": "a.log", "kind": "log_file" }), b"x".to_vec()).await.expect(201).str("id");
+    let key = app.post("/api/v1/api-keys", &owner.token, json!({ "name": "reader", "role": "viewer" })).await.expect(201).str("key");
+    let reads = |token: String| {
+        let (app, inc, evd) = (&app, inc.clone(), evd.clone());
+        async move {
+            app.get(&format!("/api/v1/incidents/{inc}"), &token).await.expect(200);
+            app.get("/api/v1/incidents", &token).await.expect(200);
+            app.get("/api/v1/search?q=patient", &token).await.expect(200);
+            app.get(&format!("/api/v1/incidents/{inc}/timeline"), &token).await.expect(200);
+            app.get(&format!("/api/v1/incidents/{inc}/evidence"), &token).await.expect(200);
+            app.get(&format!("/api/v1/evidence/{evd}"), &token).await.expect(200);
+            app.get(&format!("/api/v1/incidents/{inc}/iocs"), &token).await.expect(200);
+            app.get("/api/v1/iocs?value=leak.example", &token).await.expect(200);
+        }
+    };
+    let read_actions = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|e| e["action"].as_str().is_some_and(|a| a.ends_with(".read") || a.ends_with(".list") || a.ends_with(".search")))
+            .map(|e| format!("{} {}", e["action"].as_str().unwrap_or(""), e["actor_id"].as_str().unwrap_or("")))
+            .collect()
+    };
+    // Off by default: nothing recorded.
+    assert_eq!(app.get("/api/v1/organization/audit-reads", &analyst.token).await.expect(200).body["enabled"], false);
+    reads(analyst.token.clone()).await;
+    assert!(read_actions(&app.get("/api/v1/audit?limit=200", &owner.token).await.expect(200).body).is_empty());
+
+    app.put_json("/api/v1/organization/audit-reads", &analyst.token, json!({ "enabled": true })).await.problem(403, "forbidden");
+    app.put_json("/api/v1/organization/audit-reads", &owner.token, json!({ "enabled": "yes" })).await.problem(422, "validation_failed");
+    assert_eq!(
+        app.put_json("/api/v1/organization/audit-reads", &owner.token, json!({ "enabled": true })).await.expect(200).body["enabled"],
+        true
+    );
+    reads(analyst.token.clone()).await;
+    reads(key.clone()).await;
+    let log = app.get("/api/v1/audit?limit=200", &owner.token).await.expect(200).body;
+    let got = read_actions(&log);
+    let expected =
+        ["ioc.read", "ioc.list", "evidence.read", "evidence.list", "incident.read", "incident.search", "incident.list", "incident.read"];
+    let by_analyst: Vec<_> = got.iter().filter(|a| a.ends_with(&analyst.id)).map(|a| a.split(' ').next().unwrap_or("")).collect();
+    assert_eq!(by_analyst, expected, "newest first: {got:?}");
+    assert_eq!(got.len(), 2 * expected.len(), "the API key's reads too: {got:?}");
+    let one = log["items"].as_array().expect("items").iter().find(|e| e["action"] == "incident.read").expect("a read");
+    assert_eq!(one["resource_id"], inc.as_str());
+    assert_eq!(one["category"], "data");
+    let changed = app.get("/api/v1/audit?action=organization.audit_reads", &owner.token).await.expect(200);
+    assert_eq!(changed.body["items"][0]["details"]["enabled"], true);
+    assert_eq!(changed.body["items"][0]["category"], "compliance");
+
+    app.put_json("/api/v1/organization/audit-reads", &owner.token, json!({ "enabled": false })).await.expect(200);
+    let before = read_actions(&app.get("/api/v1/audit?limit=200", &owner.token).await.expect(200).body).len();
+    reads(analyst.token.clone()).await;
+    assert_eq!(read_actions(&app.get("/api/v1/audit?limit=200", &owner.token).await.expect(200).body).len(), before);
+}

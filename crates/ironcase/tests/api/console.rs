@@ -990,6 +990,7 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/keys/{own_key}/edit"),
         format!("/platform/organizations/{beta_org}/plan"),
         "/settings/parent-access".to_owned(),
+        "/settings/audit-reads".to_owned(),
         "/settings/retention".to_owned(),
         "/settings/retention/preview".to_owned(),
         "/settings/retention/run".to_owned(),
@@ -1619,5 +1620,12 @@ async fn retention_is_set_previewed_and_applied_and_incidents_are_held_from_the_
     let lifted = b.post(&format!("/incidents/{incident}/legal-hold/lift"), &[("csrf", csrf.as_str())]).await;
     assert_eq!(lifted.status, StatusCode::SEE_OTHER);
     app.get(&format!("/api/v1/incidents/{incident}/legal-hold"), &owner.token).await.problem(404, "not_found");
+    // Read auditing, from the organisation's settings.
+    assert!(b.get("/settings").await.body.contains(r#"action="/settings/audit-reads""#));
+    assert_eq!(b.post("/settings/audit-reads", &[("csrf", csrf.as_str()), ("enabled", "1")]).await.status, StatusCode::OK);
+    assert_eq!(app.get("/api/v1/organization/audit-reads", &owner.token).await.expect(200).body["enabled"], true);
+    b.get(&format!("/incidents/{incident}")).await;
+    let reads = app.get(&format!("/api/v1/audit?action=incident.read&resource_id={incident}"), &owner.token).await.expect(200);
+    assert_eq!(reads.body["items"][0]["details"]["view"], "page", "the console's page is a read too");
     app.shutdown().await;
 }

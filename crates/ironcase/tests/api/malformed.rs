@@ -220,6 +220,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
             vec!["policies", "policies[0].days", "t"],
         ),
         (Method::POST, "/api/v1/retention/preview".into(), json!({ "policies": {}, "s": 1 }), vec!["policies", "s"]),
+        (Method::PUT, "/api/v1/organization/audit-reads".into(), json!({ "enabled": 1, "q": 1 }), vec!["enabled", "q"]),
         (Method::PUT, format!("/api/v1/incidents/{inc}/legal-hold"), json!({ "reason": 7, "r": 1 }), vec!["reason", "r"]),
         (Method::POST, format!("/api/v1/alerts/{alert}/snooze"), json!({ "until": "later", "t": 1 }), vec!["until", "t"]),
     ];

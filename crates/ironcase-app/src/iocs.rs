@@ -84,13 +84,13 @@ fn sighting_of(c: &Conn, org: OrgId, ioc: IocId, incident: IncidentId) -> Result
 }
 
 impl App {
-    async fn incident_for(&self, p: &Principal, r: IncidentRef) -> Result<IncidentRow> {
+    pub(crate) async fn incident_for(&self, p: &Principal, r: IncidentRef) -> Result<IncidentRow> {
         let org = p.org;
         let i = self.store().read_now(move |c| incidents::get(c, org, r)).await?;
         crate::incidents::visible(p, i)
     }
 
-    async fn may_change(&self, p: &Principal, meta: &RequestMeta, i: &IncidentRow) -> Result<()> {
+    pub(crate) async fn may_change(&self, p: &Principal, meta: &RequestMeta, i: &IncidentRow) -> Result<()> {
         if p.may_on_incident(Permission::IncidentUpdate, i.reporter_id, i.assignee_id) {
             Ok(())
         } else {

@@ -12,6 +12,7 @@ pub mod apikeys;
 pub mod apilimits;
 pub mod audit;
 pub mod auth;
+pub mod breaches;
 pub mod browser;
 pub mod checkpoints;
 pub mod clock;
@@ -131,6 +132,8 @@ pub struct Settings {
     pub audit_checkpoint_interval: std::time::Duration,
     /// How often the retention job applies the organisations' policies.
     pub retention_interval_secs: u64,
+    /// How often the breach-deadline job looks for warnings due.
+    pub breach_check_secs: u64,
 }
 
 impl Settings {
@@ -174,6 +177,7 @@ impl Default for Settings {
             audit_checkpoint_every: 1000,
             audit_checkpoint_interval: std::time::Duration::from_secs(300),
             retention_interval_secs: 300,
+            breach_check_secs: 30,
         }
     }
 }

@@ -45,6 +45,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "alert.promoted",
     "webhook.disabled",
     "ioc.analyzed",
+    "incident.breach_flagged",
+    "incident.breach_deadline",
 ];
 
 /// One event, serialised once for every subscriber.

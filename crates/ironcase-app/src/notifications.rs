@@ -236,6 +236,8 @@ fn summary(e: &EventRow) -> String {
         "quota.warning" => format!("Quota nearly used: {}", s("quota")),
         "quota.exceeded" => format!("Quota used up: {}", s("quota")),
         "webhook.disabled" => format!("A webhook endpoint was turned off: {}", s("reason")),
+        "incident.breach_flagged" => format!("Personal data breach: the regulator must be told by {}", s("deadline")),
+        "incident.breach_deadline" => format!("Personal data breach, {}: the regulator must be told by {}", s("stage"), s("deadline")),
         other => other.to_owned(),
     }
 }

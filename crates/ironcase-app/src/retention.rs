@@ -207,7 +207,7 @@ impl App {
         let (p2, meta2, now) = (p.clone(), meta.clone(), self.clock().now());
         self.store()
             .write(move |c| {
-                let i = ironcase_store::incident::get(c, p2.org, r)?;
+                let i = crate::incidents::visible(&p2, ironcase_store::incident::get(c, p2.org, r)?)?;
                 let h = HoldRow { org: p2.org, incident_id: i.id, reason, set_by: Some(p2.actor_id()), set_at: now };
                 store::hold_put(c, &h)?;
                 let id = i.id.to_string();
@@ -223,7 +223,7 @@ impl App {
         let (p2, meta2, now) = (p.clone(), meta.clone(), self.clock().now());
         self.store()
             .write(move |c| {
-                let i = ironcase_store::incident::get(c, p2.org, r)?;
+                let i = crate::incidents::visible(&p2, ironcase_store::incident::get(c, p2.org, r)?)?;
                 if !store::hold_remove(c, p2.org, i.id)? {
                     return Err(AppError::NotFound);
                 }
@@ -237,10 +237,10 @@ impl App {
     /// `GET /incidents/{id}/legal-hold`.
     pub async fn legal_hold(&self, p: &Principal, meta: &RequestMeta, r: IncidentRef) -> Result<HoldRow> {
         self.require(p, meta, Permission::IncidentRead).await?;
-        let org = p.org;
+        let (org, p2) = (p.org, p.clone());
         self.store()
             .read_now(move |c| {
-                let i = ironcase_store::incident::get(c, org, r)?;
+                let i = crate::incidents::visible(&p2, ironcase_store::incident::get(c, org, r)?)?;
                 store::held(c, org, i.id)?.ok_or(AppError::NotFound)
             })
             .await

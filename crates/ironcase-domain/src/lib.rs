@@ -10,6 +10,7 @@ pub mod incident;
 pub mod ioc;
 pub mod net;
 pub mod plan;
+pub mod privacy;
 pub mod query;
 pub mod retention;
 pub mod role;

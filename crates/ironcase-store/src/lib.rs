@@ -13,6 +13,7 @@ pub mod alert;
 pub mod apikey;
 pub mod audit;
 pub mod blob;
+pub mod breach;
 pub mod bulk;
 pub mod db;
 pub mod event;

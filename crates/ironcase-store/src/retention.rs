@@ -211,7 +211,7 @@ fn remove_incident(c: &Tx, org: OrgId, id: IncidentId) -> Result<Vec<String>> {
          (select evidence_id from evidence where organization_id = ? and incident_id = ?)",
         [o.as_str(), o.as_str(), i.as_str()],
     )?;
-    for table in ["evidence", "comment", "ioc_sighting", "event", "incident_tag", "incident"] {
+    for table in ["evidence", "comment", "ioc_sighting", "event", "incident_tag", "incident_breach", "incident"] {
         exec(c, &format!("delete from {table} where organization_id = ? and incident_id = ?"), [o.as_str(), i.as_str()])?;
     }
     exec(c, "update alert set incident_id = null where organization_id = ? and incident_id = ?", [o.as_str(), i.as_str()])?;

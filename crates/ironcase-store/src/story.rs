@@ -17,8 +17,8 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    alert, apikey, audit, bulk, event, evidence, incident, invitation, ioc, mfa, notification, org, report, reset, retention, role, search,
-    session, sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
+    alert, apikey, audit, breach, bulk, event, evidence, incident, invitation, ioc, mfa, notification, org, report, reset, retention, role,
+    search, session, sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -143,6 +143,10 @@ async fn story(s: Store) {
 
     // The hierarchy: a child, and its consent to its parent's access.
     assert!(!r(&s, move |c| org::parent_access(c, b)).await);
+    // Read auditing: off until turned on, each organisation's own.
+    assert!(!r(&s, move |c| org::audit_reads(c, b)).await);
+    w(&s, move |c| org::set_audit_reads(c, b, true)).await;
+    assert_eq!(r(&s, move |c| Ok((org::audit_reads(c, b)?, org::audit_reads(c, a)?))).await, (true, false));
     w(&s, move |c| org::set_parent_access(c, b, true)).await;
     let (access, children, none) =
         r(&s, move |c| Ok((org::parent_access(c, b)?, org::children(c, a, None, 10)?, org::children(c, g, None, 10)?))).await;
@@ -1381,6 +1385,41 @@ async fn story(s: Store) {
     let missing = r(&s, move |c| Ok(ioc::get(c, g, x))).await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
 
+    // Personal data breaches: flagged, listed, found by the deadline job
+    // while not notified, each warning recorded once.
+    let flagged = breach::BreachRow {
+        org: a,
+        incident_id: p,
+        aware_at: Timestamp(1_000),
+        notified_at: None,
+        reference: None,
+        warned: 0,
+        set_by: Some("usr_story".into()),
+        updated_at: Timestamp(1_000),
+    };
+    let f2 = flagged.clone();
+    w(&s, move |c| breach::put(c, &f2)).await;
+    let (got, open, told, theirs, due) = r(&s, move |c| {
+        Ok((
+            breach::get(c, a, p)?,
+            breach::list(c, a, Some(true), None, 10)?,
+            breach::list(c, a, Some(false), None, 10)?,
+            breach::list(c, g, None, None, 10)?,
+            breach::due(c, Timestamp(2_000), 10)?,
+        ))
+    })
+    .await;
+    assert_eq!(got.as_ref(), Some(&flagged));
+    assert_eq!((open.len(), told.len(), theirs.len(), due.len()), (1, 0, 0, 1));
+    let (first, again) = w(&s, move |c| Ok((breach::mark_warned(c, a, p, 1)?, breach::mark_warned(c, a, p, 1)?))).await;
+    assert!(first && !again, "a warning is raised once");
+    let notified = breach::BreachRow { notified_at: Some(Timestamp(3_000)), ..flagged };
+    w(&s, move |c| breach::put(c, &notified)).await;
+    let (due, warned) = r(&s, move |c| Ok((breach::due(c, Timestamp(9_000), 10)?, breach::get(c, a, p)?.map(|b| b.warned)))).await;
+    assert!(due.is_empty(), "a notified breach is not warned about");
+    assert_eq!(warned, Some(1), "changing the facts keeps the warnings raised");
+    assert!(w(&s, move |c| breach::remove(c, a, p)).await);
+
     // Retention: policies per kind; a closed incident is due from its
     // closing, unless held; removing it takes what is its own. Audit
     // entries go as a prefix, up to a checkpoint, and the rest still links.
@@ -1486,6 +1525,7 @@ fn the_story_calls_every_store_function() {
         ("alert", include_str!("alert.rs")),
         ("apikey", include_str!("apikey.rs")),
         ("audit", include_str!("audit.rs")),
+        ("breach", include_str!("breach.rs")),
         ("bulk", include_str!("bulk.rs")),
         ("event", include_str!("event.rs")),
         ("evidence", include_str!("evidence.rs")),

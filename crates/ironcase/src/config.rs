@@ -243,6 +243,9 @@ pub struct Config {
     pub audit_checkpoint_every: u64,
     pub audit_checkpoint_seconds: u64,
     pub retention_seconds: u64,
+    /// Seconds between looks for personal-data-breach warnings due (tests
+    /// shorten it).
+    pub breach_check_seconds: u64,
 }
 
 impl Config {
@@ -281,6 +284,7 @@ impl Config {
             audit_checkpoint_every: 1000,
             audit_checkpoint_seconds: 300,
             retention_seconds: 300,
+            breach_check_seconds: 30,
         }
     }
 
@@ -322,6 +326,7 @@ impl Config {
             audit_checkpoint_every: args.audit_checkpoint_every.or(file.audit_checkpoint_every).unwrap_or(1000).max(1),
             audit_checkpoint_seconds: args.audit_checkpoint_seconds.or(file.audit_checkpoint_seconds).unwrap_or(300).max(1),
             retention_seconds: args.retention_seconds.or(file.retention_seconds).unwrap_or(300).max(1),
+            breach_check_seconds: 30,
             webhook_retries: match args.webhook_retries.or(file.webhook_retries) {
                 None => None,
                 Some(secs) => Some(

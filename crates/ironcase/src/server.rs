@@ -88,6 +88,7 @@ pub async fn open(cfg: &Config, clock: Clock) -> anyhow::Result<(App, Option<std
         audit_checkpoint_every: cfg.audit_checkpoint_every,
         audit_checkpoint_interval: std::time::Duration::from_secs(cfg.audit_checkpoint_seconds),
         retention_interval_secs: cfg.retention_seconds,
+        breach_check_secs: cfg.breach_check_seconds,
         ..Settings::default()
     };
     if let Some(waits) = &cfg.webhook_retries {
@@ -134,6 +135,7 @@ pub async fn start(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
     tokio::spawn(ironcase_app::webhooks::dispatch(app.clone()));
     tokio::spawn(ironcase_app::checkpoints::run(app.clone()));
     tokio::spawn(ironcase_app::retention::run(app.clone()));
+    tokio::spawn(ironcase_app::breaches::run(app.clone()));
     let live = app.live().clone();
     let done = tokio::spawn(ironcase_http::serve(listener, router, async move {
         let _ = stopped.await;

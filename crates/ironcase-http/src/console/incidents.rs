@@ -177,6 +177,7 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
     };
     let may_update = b.p.may_on_incident(Permission::IncidentUpdate, i.reporter_id, i.assignee_id);
     let may_comment = b.p.may_on_incident(Permission::CommentCreate, i.reporter_id, i.assignee_id);
+    let breach = super::breaches::of(s, b, i.id).await?;
     let hold = match s.app.legal_hold(&b.p, &b.meta, IncidentRef::Id(i.id)).await {
         Ok(h) => Some(h),
         Err(AppError::NotFound) => None,
@@ -198,6 +199,7 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
             }
             @for e in &typed.errors { p.error role="alert" { (e) } }
             (super::retention::hold_section(&i.id.to_string(), hold.as_ref(), b.p.has(Permission::OrganizationManage), &b.csrf))
+            (super::breaches::section(&i.id.to_string(), breach.as_ref(), may_update, &b.csrf))
             @if may_update && !i.status.next().is_empty() {
                 form.workflow method="post" action={ "/incidents/" (i.id) "/status" } {
                     input type="hidden" name="csrf" value=(b.csrf);

@@ -36,7 +36,7 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                     @if let Some(n) = nav {
                         nav aria-label="Main" {
                             a href="/" { "Incidents" }
-                            @if n.p.has(Permission::IncidentRead) { a href="/alerts" { "Alerts" } }
+                            @if n.p.has(Permission::IncidentRead) { a href="/alerts" { "Alerts" } a href="/breaches" { "Breaches" } }
                             a href="/search" { "Search" }
                             a href="/dashboard" { "Dashboard" }
                             @if n.p.has(Permission::IncidentCreate) { a href="/incidents/new" { "New incident" } }

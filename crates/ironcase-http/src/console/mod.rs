@@ -10,6 +10,7 @@ mod admin;
 mod alerts;
 mod analyzers;
 mod assets;
+mod breaches;
 mod children;
 mod dashboard;
 mod evidence;
@@ -126,6 +127,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/settings/retention/run", post(retention::run))
         .route("/incidents/{id}/legal-hold", post(retention::hold))
         .route("/incidents/{id}/legal-hold/lift", post(retention::lift))
+        .route("/incidents/{id}/breach", post(breaches::put))
+        .route("/incidents/{id}/breach/remove", post(breaches::remove))
+        .route("/breaches", get(breaches::list))
         .route("/children", get(children::list))
         .route("/children/{id}", get(children::incidents))
         .route("/children/{id}/audit", get(children::audit))

@@ -7,6 +7,7 @@ pub mod analyzers;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
+pub mod breaches;
 pub mod events;
 pub mod evidence;
 pub mod export;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analyzers::router())
         .merge(alerts::router())
         .merge(retention::router())
+        .merge(breaches::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
     let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v1", api).merge(ops::router()).split_for_parts();
     routes

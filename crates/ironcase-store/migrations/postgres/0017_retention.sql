@@ -37,6 +37,22 @@ create table job_lease (
 -- recorded in the audit log (off by default).
 alter table organization add column audit_reads bigint not null default 0;
 
+-- Personal data breaches (GDPR Art. 33): when the organisation became
+-- aware, when (and under what reference) the regulator was told, and which
+-- deadline warnings were raised (1: 48 h, 2: 66 h, 3: overdue).
+create table incident_breach (
+    organization_id text not null,
+    incident_id text not null,
+    aware_at bigint not null,
+    notified_at bigint,
+    reference text,
+    warned bigint not null default 0,
+    set_by text,
+    updated_at bigint not null,
+    primary key (organization_id, incident_id)
+);
+create index incident_breach_open on incident_breach (aware_at) where notified_at is null;
+
 create index evidence_created on evidence (organization_id, created_at);
 create index incident_closed on incident (organization_id, closed_at) where closed_at is not null;
 create index session_ended on session (organization_id, expires_at);
@@ -45,7 +61,7 @@ do $$
 declare
     t text;
 begin
-    foreach t in array array['retention_policy', 'legal_hold', 'audit_pruned']
+    foreach t in array array['retention_policy', 'legal_hold', 'audit_pruned', 'incident_breach']
     loop
         execute format('alter table %I enable row level security', t);
         execute format(

@@ -40,3 +40,19 @@ create index session_ended on session (organization_id, expires_at);
 -- Read auditing: every read of an incident, its evidence and indicators
 -- recorded in the audit log (off by default).
 alter table organization add column audit_reads integer not null default 0;
+
+-- Personal data breaches (GDPR Art. 33): when the organisation became
+-- aware, when (and under what reference) the regulator was told, and which
+-- deadline warnings were raised (1: 48 h, 2: 66 h, 3: overdue).
+create table incident_breach (
+    organization_id text not null,
+    incident_id text not null,
+    aware_at integer not null,
+    notified_at integer,
+    reference text,
+    warned integer not null default 0,
+    set_by text,
+    updated_at integer not null,
+    primary key (organization_id, incident_id)
+);
+create index incident_breach_open on incident_breach (aware_at) where notified_at is null;

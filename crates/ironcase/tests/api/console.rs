@@ -942,6 +942,8 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/roles/{role}/delete"),
         format!("/incidents/{incident}/legal-hold"),
         format!("/incidents/{incident}/legal-hold/lift"),
+        format!("/incidents/{incident}/breach"),
+        format!("/incidents/{incident}/breach/remove"),
     ];
     for path in &posts {
         let fields = [
@@ -996,6 +998,8 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         "/settings/retention/run".to_owned(),
         format!("/incidents/{own}/legal-hold"),
         format!("/incidents/{own}/legal-hold/lift"),
+        format!("/incidents/{own}/breach"),
+        format!("/incidents/{own}/breach/remove"),
         "/signin".to_owned(),
         "/signin/mfa".to_owned(),
         "/signin/sso".to_owned(),
@@ -1627,5 +1631,35 @@ async fn retention_is_set_previewed_and_applied_and_incidents_are_held_from_the_
     b.get(&format!("/incidents/{incident}")).await;
     let reads = app.get(&format!("/api/v1/audit?action=incident.read&resource_id={incident}"), &owner.token).await.expect(200);
     assert_eq!(reads.body["items"][0]["details"]["view"], "page", "the console's page is a read too");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_personal_data_breach_is_flagged_and_its_notification_recorded_from_the_console() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let incident = app.incident(&owner, "records leaked").await.str("id");
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let page = b.get(&format!("/incidents/{incident}")).await;
+    assert!(page.body.contains("Flag as a personal data breach"), "{}", page.body);
+    let csrf = page.csrf();
+    let bad = b.post(&format!("/incidents/{incident}/breach"), &[("csrf", csrf.as_str()), ("aware_at", "yesterday")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("give a date and time"), "{}", bad.body);
+    let flagged = b.post(&format!("/incidents/{incident}/breach"), &[("csrf", csrf.as_str()), ("aware_at", "2026-01-05T10:30")]).await;
+    assert_eq!(flagged.status, StatusCode::SEE_OTHER);
+    let api = app.get(&format!("/api/v1/incidents/{incident}/breach"), &owner.token).await.expect(200);
+    assert_eq!((api.body["aware_at"].clone(), api.body["state"].clone()), (json!("2026-01-05T10:30:00.000Z"), json!("overdue")));
+    let page = b.get(&format!("/incidents/{incident}")).await;
+    assert!(page.body.contains("Personal data breach") && page.body.contains("overdue"), "{}", page.body);
+    let list = b.get("/breaches").await;
+    assert!(list.body.contains(&incident), "{}", list.body);
+    let told = [("csrf", csrf.as_str()), ("aware_at", "2026-01-05T10:30"), ("notified_at", "2026-01-07T09:00"), ("reference", "DPA-7")];
+    assert_eq!(b.post(&format!("/incidents/{incident}/breach"), &told).await.status, StatusCode::SEE_OTHER);
+    let api = app.get(&format!("/api/v1/incidents/{incident}/breach"), &owner.token).await.expect(200);
+    assert_eq!((api.body["state"].clone(), api.body["reference"].clone()), (json!("notified"), json!("DPA-7")));
+    assert_eq!(b.post(&format!("/incidents/{incident}/breach/remove"), &[("csrf", csrf.as_str())]).await.status, StatusCode::SEE_OTHER);
+    app.get(&format!("/api/v1/incidents/{incident}/breach"), &owner.token).await.problem(404, "not_found");
     app.shutdown().await;
 }

@@ -11,6 +11,7 @@ mod apikeys;
 mod audit;
 mod audit_proofs;
 mod auth;
+mod breaches;
 mod browser;
 mod console;
 mod custom_roles;

@@ -221,6 +221,12 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         ),
         (Method::POST, "/api/v1/retention/preview".into(), json!({ "policies": {}, "s": 1 }), vec!["policies", "s"]),
         (Method::PUT, "/api/v1/organization/audit-reads".into(), json!({ "enabled": 1, "q": 1 }), vec!["enabled", "q"]),
+        (
+            Method::PUT,
+            format!("/api/v1/incidents/{inc}/breach"),
+            json!({ "aware_at": "yesterday", "regulator_notified_at": 5, "reference": [], "p": 1 }),
+            vec!["aware_at", "regulator_notified_at", "reference", "p"],
+        ),
         (Method::PUT, format!("/api/v1/incidents/{inc}/legal-hold"), json!({ "reason": 7, "r": 1 }), vec!["reason", "r"]),
         (Method::POST, format!("/api/v1/alerts/{alert}/snooze"), json!({ "until": "later", "t": 1 }), vec!["until", "t"]),
     ];
@@ -338,6 +344,8 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         "/api/v1/alerts?limit=500".to_owned(),
         "/api/v1/legal-holds?cursor=x".to_owned(),
         "/api/v1/legal-holds?limit=0".to_owned(),
+        "/api/v1/breaches?open=maybe".to_owned(),
+        "/api/v1/breaches?cursor=x".to_owned(),
     ] {
         app.get(&path, &owner.token).await.problem(422, "validation_failed");
     }
@@ -364,6 +372,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         "/api/v1/evidence/inc_0193a1b2c3d47e8f9a0b1c2d3e4f5a6b/custody",
         "/api/v1/incidents/INC-0/evidence",
         "/api/v1/incidents/INC-0/legal-hold",
+        "/api/v1/incidents/INC-0/breach",
     ] {
         let m = if p.starts_with("/api/v1/incidents") || p.starts_with("/api/v1/evidence") || p.starts_with("/api/v1/iocs") {
             Method::GET

@@ -317,4 +317,9 @@ async fn alerts_webhooks_and_their_attempts_and_messages_walk_past_their_largest
     }
     let by_incident = |v: &Value| v["incident_id"].as_str().expect("incident id").to_owned();
     assert_eq!(walk(&app, &owner.token, "/api/v1/legal-holds", 2, by_incident).await.into_iter().collect::<HashSet<_>>(), held);
+    // Breaches, all known at one instant.
+    for inc in &held {
+        app.put_json(&format!("/api/v1/incidents/{inc}/breach"), &owner.token, json!({})).await.expect(200);
+    }
+    assert_eq!(walk(&app, &owner.token, "/api/v1/breaches?open=true", 2, by_incident).await.into_iter().collect::<HashSet<_>>(), held);
 }

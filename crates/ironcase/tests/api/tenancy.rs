@@ -61,11 +61,15 @@ async fn another_tenants_objects_are_404_everywhere() {
         app.get("/api/v1/auth/sessions", &b_member.token).await.expect(200).body["items"][0]["id"].as_str().expect("a session").to_owned();
     let inc = format!("/api/v1/incidents/{b_inc_id}");
     app.put_json(&format!("{inc}/legal-hold"), &b.token, json!({ "reason": "beta matter" })).await.expect(200);
+    app.put_json(&format!("{inc}/breach"), &b.token, json!({})).await.expect(200);
     app.put_json("/api/v1/retention", &b.token, json!({ "policies": [{ "kind": "alerts", "days": 1 }] })).await.expect(200);
     let attempts: Vec<Attempt> = vec![
         (Method::GET, format!("{inc}/legal-hold"), None, vec![]),
         (Method::PUT, format!("{inc}/legal-hold"), Some(json!({ "reason": "pwned" })), vec![]),
         (Method::DELETE, format!("{inc}/legal-hold"), None, vec![]),
+        (Method::GET, format!("{inc}/breach"), None, vec![]),
+        (Method::PUT, format!("{inc}/breach"), Some(json!({ "reference": "pwned" })), vec![]),
+        (Method::DELETE, format!("{inc}/breach"), None, vec![]),
         (Method::GET, inc.clone(), None, vec![]),
         (Method::PATCH, inc.clone(), Some(json!({ "title": "pwned" })), vec![("if-match", "\"1\"")]),
         (Method::DELETE, inc.clone(), None, vec![]),
@@ -172,6 +176,8 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert_eq!(app.get("/api/v1/webhooks", &a.token).await.expect(200).body["items"], json!([]));
     // Holds and retention are each organisation's own.
     assert_eq!(app.get("/api/v1/legal-holds", &a.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get("/api/v1/breaches", &a.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get(&format!("{inc}/breach"), &b.token).await.expect(200).body["reference"], json!(null));
     assert_eq!(app.get(&format!("{inc}/legal-hold"), &b.token).await.expect(200).body["reason"], "beta matter");
     let mine = app.get("/api/v1/retention", &a.token).await.expect(200);
     assert!(mine.body["policies"].as_array().expect("policies").iter().all(|p| p["days"].is_null()), "{}", mine.body);
@@ -208,7 +214,7 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert_eq!(still.body["title"], "beta secret");
     assert_eq!(still.body["version"], 1);
     let tl = app.get(&format!("{inc}/timeline"), &b.token).await.expect(200);
-    assert_eq!(tl.body["items"].as_array().map(Vec::len), Some(3), "created, ioc.added, evidence.added; nothing from alpha");
+    assert_eq!(tl.body["items"].as_array().map(Vec::len), Some(4), "created, ioc.added, evidence.added, breach_flagged; nothing from alpha");
     let custody = app.get(&format!("{evd}/custody"), &b.token).await.expect(200);
     assert_eq!(custody.body["items"].as_array().map(Vec::len), Some(1), "only the upload");
     let (status, _, bytes) = app.download(&b.token, &b_evd).await;

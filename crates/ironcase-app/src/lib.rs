@@ -16,6 +16,7 @@ pub mod breaches;
 pub mod browser;
 pub mod checkpoints;
 pub mod clock;
+pub mod compliance;
 pub mod crypto;
 pub mod error;
 pub mod evidence;

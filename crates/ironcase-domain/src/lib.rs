@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod audit;
+pub mod compliance;
 pub mod evidence;
 pub mod id;
 pub mod incident;

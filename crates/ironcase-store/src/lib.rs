@@ -15,6 +15,7 @@ pub mod audit;
 pub mod blob;
 pub mod breach;
 pub mod bulk;
+pub mod compliance;
 pub mod db;
 pub mod event;
 pub mod evidence;

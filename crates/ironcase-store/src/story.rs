@@ -17,8 +17,8 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    alert, apikey, audit, breach, bulk, event, evidence, incident, invitation, ioc, mfa, notification, org, report, reset, retention, role,
-    search, session, sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
+    alert, apikey, audit, breach, bulk, compliance, event, evidence, incident, invitation, ioc, mfa, notification, org, report, reset,
+    retention, role, search, session, sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -1493,6 +1493,16 @@ async fn story(s: Store) {
     assert_eq!((pruned, mark.map(|m| m.0)), (2, Some(2)));
     assert!(check.ok, "the rest of the chain links to the pruned prefix: {check:?}");
 
+    // Compliance figures: the organisation's own, read in one snapshot.
+    let (mine, theirs) = r(&s, move |c| {
+        Ok((compliance::figures(c, a, Timestamp(10 * 86_400_000))?, compliance::figures(c, g, Timestamp(10 * 86_400_000))?))
+    })
+    .await;
+    assert!(mine.members >= 2 && mine.open >= 1, "{mine:?}");
+    assert_eq!(mine.open_past_target, mine.open, "every incident of the story was opened long before day 10 minus its target");
+    assert_eq!(mine.retention, [(RetentionKind::ClosedIncidents, 30)]);
+    assert!(theirs.retention.is_empty() && theirs.open < mine.open, "{theirs:?}");
+
     // A member leaves: the membership goes, the account stays.
     w(&s, move |c| org::delete_membership(c, a, bo)).await;
     let (role, account, auth) =
@@ -1527,6 +1537,7 @@ fn the_story_calls_every_store_function() {
         ("audit", include_str!("audit.rs")),
         ("breach", include_str!("breach.rs")),
         ("bulk", include_str!("bulk.rs")),
+        ("compliance", include_str!("compliance.rs")),
         ("event", include_str!("event.rs")),
         ("evidence", include_str!("evidence.rs")),
         ("incident", include_str!("incident.rs")),

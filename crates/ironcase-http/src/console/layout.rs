@@ -42,7 +42,7 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                             @if n.p.has(Permission::IncidentCreate) { a href="/incidents/new" { "New incident" } }
                             @if n.p.has(Permission::MembersRead) { a href="/members" { "Members" } a href="/roles" { "Roles" } }
                             @if n.p.has(Permission::ApiKeysManage) { a href="/keys" { "API keys" } }
-                            @if n.p.has(Permission::AuditRead) { a href="/audit" { "Audit" } }
+                            @if n.p.has(Permission::AuditRead) { a href="/audit" { "Audit" } a href="/compliance" { "Compliance" } }
                             @if n.p.has(Permission::OrganizationRead) { a href="/settings" { "Organisation" } }
                             a href="/account" { "My account" }
                             @if n.p.is_operator { a href="/platform/organizations" { "Platform" } }

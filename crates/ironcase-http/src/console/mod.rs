@@ -12,6 +12,7 @@ mod analyzers;
 mod assets;
 mod breaches;
 mod children;
+mod compliance;
 mod dashboard;
 mod evidence;
 mod incidents;
@@ -130,6 +131,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/incidents/{id}/breach", post(breaches::put))
         .route("/incidents/{id}/breach/remove", post(breaches::remove))
         .route("/breaches", get(breaches::list))
+        .route("/compliance", get(compliance::index))
+        .route("/compliance/{framework}", get(compliance::show))
         .route("/children", get(children::list))
         .route("/children/{id}", get(children::incidents))
         .route("/children/{id}/audit", get(children::audit))

@@ -8,6 +8,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod breaches;
+pub mod compliance;
 pub mod events;
 pub mod evidence;
 pub mod export;
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::router())
         .merge(retention::router())
         .merge(breaches::router())
+        .merge(compliance::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
     let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v1", api).merge(ops::router()).split_for_parts();
     routes

@@ -899,6 +899,7 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/webhooks/{channel}"),
         "/notifications/x".to_owned(),
         "/analyzers/x".to_owned(),
+        "/compliance/hipaa".to_owned(),
     ];
     let not_found = b.get("/incidents/inc_00000000000000000000000000").await.body;
     for path in &gets {
@@ -1661,5 +1662,25 @@ async fn a_personal_data_breach_is_flagged_and_its_notification_recorded_from_th
     assert_eq!((api.body["state"].clone(), api.body["reference"].clone()), (json!("notified"), json!("DPA-7")));
     assert_eq!(b.post(&format!("/incidents/{incident}/breach/remove"), &[("csrf", csrf.as_str())]).await.status, StatusCode::SEE_OTHER);
     app.get(&format!("/api/v1/incidents/{incident}/breach"), &owner.token).await.problem(404, "not_found");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn compliance_reports_are_pages_to_print() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    app.member(&owner, "viewer@localhost", "viewer", None).await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let index = b.get("/compliance").await;
+    assert!(index.body.contains(r#"href="/compliance/nist-csf""#), "{}", index.body);
+    let page = b.get("/compliance/soc2").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("CC6.1") && page.body.contains("status-not_met") && page.body.contains("To meet it"), "{}", page.body);
+    let log = app.get("/api/v1/audit?action=compliance.report", &owner.token).await.expect(200);
+    assert_eq!(log.body["items"][0]["details"]["framework"], "soc2");
+    let mut v = Console::new(&app);
+    v.sign_in("viewer@localhost", PASSWORD).await;
+    assert_eq!(v.get("/compliance/gdpr").await.status, StatusCode::FORBIDDEN);
     app.shutdown().await;
 }

@@ -13,6 +13,7 @@ mod audit_proofs;
 mod auth;
 mod breaches;
 mod browser;
+mod compliance;
 mod console;
 mod custom_roles;
 mod email;

@@ -373,8 +373,9 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         "/api/v1/incidents/INC-0/evidence",
         "/api/v1/incidents/INC-0/legal-hold",
         "/api/v1/incidents/INC-0/breach",
+        "/api/v1/compliance/nope",
     ] {
-        let m = if p.starts_with("/api/v1/incidents") || p.starts_with("/api/v1/evidence") || p.starts_with("/api/v1/iocs") {
+        let m = if ["/api/v1/incidents", "/api/v1/evidence", "/api/v1/iocs", "/api/v1/compliance"].iter().any(|x| p.starts_with(x)) {
             Method::GET
         } else if p.ends_with("rotate") {
             Method::POST

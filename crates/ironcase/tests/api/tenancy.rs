@@ -214,7 +214,11 @@ async fn another_tenants_objects_are_404_everywhere() {
     assert_eq!(still.body["title"], "beta secret");
     assert_eq!(still.body["version"], 1);
     let tl = app.get(&format!("{inc}/timeline"), &b.token).await.expect(200);
-    assert_eq!(tl.body["items"].as_array().map(Vec::len), Some(4), "created, ioc.added, evidence.added, breach_flagged; nothing from alpha");
+    assert_eq!(
+        tl.body["items"].as_array().map(Vec::len),
+        Some(4),
+        "created, ioc.added, evidence.added, breach_flagged; nothing from alpha"
+    );
     let custody = app.get(&format!("{evd}/custody"), &b.token).await.expect(200);
     assert_eq!(custody.body["items"].as_array().map(Vec::len), Some(1), "only the upload");
     let (status, _, bytes) = app.download(&b.token, &b_evd).await;

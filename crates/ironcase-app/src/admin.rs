@@ -40,7 +40,7 @@ impl App {
         }
     }
 
-    async fn operator_only(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
+    pub(crate) async fn operator_only(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
         if let Err(e) = self.require_operator(p) {
             let mut entry = by(p, meta, self.clock().now(), "access.denied", ("", ""), json!({ "permission": "platform:operator" }));
             entry.outcome = "denied".into();

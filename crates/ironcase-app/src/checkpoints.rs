@@ -72,6 +72,16 @@ fn sign_note(text: &str, name: &str, key: &SigningKey) -> String {
     format!("{text}\n\u{2014} {name} {}\n", b64().encode(line))
 }
 
+impl App {
+    /// `text` (a statement of this server's, one or more lines) as a note
+    /// signed with the current audit key, verifiable with the keys of
+    /// `GET /audit/public-key`.
+    pub(crate) fn sign_statement(&self, text: &str) -> String {
+        let text = if text.ends_with('\n') { text.to_owned() } else { format!("{text}\n") };
+        sign_note(&text, KEY_NAME, &self.inner.audit_keys.current.1)
+    }
+}
+
 /// A key that verifies notes.
 #[derive(Debug, Clone)]
 pub struct NoteVerifier {

@@ -65,7 +65,8 @@ error_codes! {
     EmailTaken = "email_taken", 409, "another account has this e-mail address";
     AlreadyMember = "already_member", 409, "the account is already a member";
     LastOwner = "last_owner", 409, "an organisation keeps at least one owner";
-    OwnOrganization = "own_organization", 409, "an operator cannot suspend their own organisation";
+    OwnOrganization = "own_organization", 409, "an operator cannot suspend or delete their own organisation";
+    HasChildren = "has_children", 409, "the organisation has organisations under it";
     NotASession = "not_a_session", 409, "logout needs a session's access token, not an API key";
     MfaAlreadyEnabled = "mfa_already_enabled", 409, "the account already has an authenticator";
     MfaNotEnrolled = "mfa_not_enrolled", 409, "the account has no authenticator (or no enrolment to confirm)";

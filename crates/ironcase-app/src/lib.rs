@@ -29,6 +29,7 @@ pub mod mail;
 pub mod members;
 pub mod mfa;
 pub mod notifications;
+pub mod offboard;
 mod outbound;
 pub mod page;
 pub mod policy;

@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// proofs at its size, and the offline verification of its export.
     #[arg(long)]
     pub audit_proofs: Option<std::path::PathBuf>,
+    /// Instead of the default phases, every framework's compliance report on
+    /// this data directory, filled beforehand by `ironcase dev seed`.
+    #[arg(long)]
+    pub compliance: Option<std::path::PathBuf>,
     /// Concurrent clients for the latency phases of `--seeded`.
     #[arg(long, default_value_t = 4)]
     pub scale_clients: usize,
@@ -122,6 +126,7 @@ pub struct BenchArgs {
 /// another log the same account in from the same address, so their servers
 /// allow it more often.
 mod audit;
+mod compliance;
 mod integrations;
 
 const BENCH_LOGINS: [&str; 4] = ["--login-limit", "1000/60", "--auth-address-limit", "1000/60"];
@@ -533,6 +538,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         let admin = args.postgres.clone().context("--wire needs --postgres")?;
         let db = tokio::task::spawn_blocking(move || BenchDb::create(&admin)).await??;
         return crate::wire::run(&db.url, args.max_requests.min(200_000)).await;
+    }
+    if let Some(dir) = args.compliance.clone() {
+        return compliance::run_compliance(&args, &dir).await;
     }
     if let Some(dir) = args.audit_proofs.clone() {
         return audit::run_audit_proofs(&args, &dir).await;

@@ -24,6 +24,7 @@ pub mod invitation;
 pub mod ioc;
 pub mod mfa;
 pub mod notification;
+pub mod offboard;
 pub mod org;
 pub mod pg;
 pub mod pipe;

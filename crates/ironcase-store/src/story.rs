@@ -17,8 +17,8 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    alert, apikey, audit, breach, bulk, compliance, event, evidence, incident, invitation, ioc, mfa, notification, org, report, reset,
-    retention, role, search, session, sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
+    alert, apikey, audit, breach, bulk, compliance, event, evidence, incident, invitation, ioc, mfa, notification, offboard, org, report,
+    reset, retention, role, search, session, sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -1510,6 +1510,25 @@ async fn story(s: Store) {
     assert!(role.is_none());
     assert_eq!(account.email, "bob@acme.example");
     assert_eq!(auth.map(|x| x.role), Some(None), "the session no longer has a role");
+
+    // Offboarding: globex's keys, then every row of it, in batches; acme's stay.
+    let (keys, _blobs) = w(&s, move |c| offboard::destroy_keys(c, g)).await;
+    assert!(keys <= 1);
+    for table in offboard::TABLES {
+        while w(&s, move |c| offboard::remove_rows(c, g, table, 2)).await == 2 {}
+    }
+    let (left, acme) = r(&s, move |c| {
+        let mut left = Vec::new();
+        for table in offboard::TABLES {
+            if offboard::count(c, g, table)? > 0 {
+                left.push(*table);
+            }
+        }
+        Ok((left, offboard::count(c, a, "incident")?))
+    })
+    .await;
+    assert!(left.is_empty(), "globex still has rows in {left:?}");
+    assert!(acme > 0);
     s.ping().await.expect("ping");
 }
 
@@ -1545,6 +1564,7 @@ fn the_story_calls_every_store_function() {
         ("ioc", include_str!("ioc.rs")),
         ("mfa", include_str!("mfa.rs")),
         ("notification", include_str!("notification.rs")),
+        ("offboard", include_str!("offboard.rs")),
         ("org", include_str!("org.rs")),
         ("report", include_str!("report.rs")),
         ("reset", include_str!("reset.rs")),

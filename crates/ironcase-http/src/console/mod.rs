@@ -117,6 +117,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/platform/organizations/{id}", get(platform::show))
         .route("/platform/organizations/{id}/plan", post(platform::plan))
         .route("/platform/organizations/{id}/status", post(platform::status))
+        .route("/platform/organizations/{id}/offboard", post(platform::offboard))
         .route("/settings", get(settings::show))
         .route("/settings/mfa", post(settings::mfa))
         .route("/settings/sessions", post(settings::sessions))

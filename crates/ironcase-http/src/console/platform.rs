@@ -169,6 +169,16 @@ async fn org_page(s: &AppState, b: &Browser, id: OrgId, errors: Vec<String>, sta
             }
             button type="submit" { "Save the plan" }
         }
+        details.danger {
+            summary { "Delete this organisation for good" }
+            p { "Its data keys are destroyed first (its evidence becomes unreadable at once), then its files and every row of it. You get a signed deletion certificate." }
+            form method="post" action={ "/platform/organizations/" (o.id) "/offboard" } {
+                input type="hidden" name="csrf" value=(b.csrf);
+                label for="confirm" { "Type its slug, " code { (o.slug) } ", to confirm" }
+                input id="confirm" name="confirm" type="text" required autocomplete="off";
+                button type="submit" { "Delete the organisation" }
+            }
+        }
         p { a href="/platform/organizations" { "All organisations" } }
     };
     Ok(respond(status, page(&o.name, Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
@@ -237,5 +247,28 @@ pub(crate) async fn status(State(s): State<AppState>, b: Browser, Ref(raw): Ref,
     match s.app.org_set_status(&b.p, &b.meta, id, status).await {
         Ok(_) => Ok(Redirect::to("/platform/organizations").into_response()),
         Err(e) => refused(&s, &b, e).await,
+    }
+}
+
+/// `POST /platform/organizations/{id}/offboard`: deletes it; the page shows
+/// the signed certificate.
+pub(crate) async fn offboard(State(s): State<AppState>, b: Browser, Ref(raw): Ref, form: Form) -> Result<Response, Failure> {
+    b.check(&s, &form)?;
+    let id = org_id(&raw)?;
+    match s.app.org_delete(&b.p, &b.meta, id, form.get("confirm")).await {
+        Ok(c) => {
+            let body = html! {
+                h1 { "Organisation deleted" }
+                p role="status" { "Keep this certificate: it is signed with the audit key (" a href="/api/v1/audit/public-key" { "public key" } ") and kept in the platform's audit log." }
+                pre.certificate { (c.note) }
+                p { a href="/platform/organizations" { "All organisations" } }
+            };
+            Ok(respond(StatusCode::OK, page("Organisation deleted", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
+        }
+        Err(e @ (AppError::Validation(_) | AppError::Conflict { .. })) => {
+            let (status, errors) = sentences(e);
+            org_page(&s, &b, id, errors, status).await
+        }
+        Err(e) => Err(b.failure(e, "/platform/organizations")),
     }
 }

@@ -7,7 +7,7 @@ use ironcase_app::page::parse_keyset;
 use ironcase_app::Principal;
 use ironcase_domain::plan::{OrgStatus, Overrides, PlanName};
 use ironcase_domain::OrgId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,7 +19,7 @@ use crate::page::PageOut;
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(set_status)).routes(routes!(set_plan))
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(set_status)).routes(routes!(set_plan)).routes(routes!(offboard))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -134,4 +134,41 @@ pub async fn set_status(
 ) -> ApiResult<axum::Json<OrganizationOut>> {
     let row = s.app.org_set_status(&p, &meta, path_id(&id)?, b.status).await?;
     Ok(axum::Json(row.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Offboard {
+    /// The organisation's slug, typed again.
+    #[schema(max_length = 63)]
+    pub confirm: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CertificateOut {
+    /// What was removed, when and by whom.
+    #[schema(value_type = Object)]
+    pub certificate: serde_json::Value,
+    /// The certificate as a C2SP signed note (its text is the certificate's
+    /// compact JSON), verifiable with `GET /audit/public-key`; also kept in
+    /// the platform's audit log (`organization.deleted`).
+    pub note: String,
+}
+
+/// Deletes an organisation for good (operators, with a recent sign-in): its
+/// data keys are destroyed first, then its evidence files and every row of
+/// it. Answers the signed deletion certificate.
+#[utoipa::path(post, path = "/admin/organizations/{id}/offboard", tag = "admin", request_body = Offboard, security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = CertificateOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn offboard(
+    State(s): State<AppState>,
+    p: Principal,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    Json(b): Json<Offboard>,
+) -> ApiResult<axum::Json<CertificateOut>> {
+    let c = s.app.org_delete(&p, &meta, path_id(&id)?, &b.confirm).await?;
+    Ok(axum::Json(CertificateOut { certificate: c.statement, note: c.note }))
 }

@@ -992,6 +992,7 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/alerts/{own_alert}/snooze"),
         format!("/keys/{own_key}/edit"),
         format!("/platform/organizations/{beta_org}/plan"),
+        format!("/platform/organizations/{beta_org}/offboard"),
         "/settings/parent-access".to_owned(),
         "/settings/audit-reads".to_owned(),
         "/settings/retention".to_owned(),

@@ -27,6 +27,7 @@ mod malformed;
 mod members;
 mod mfa;
 mod notifications;
+mod offboard;
 mod ops;
 mod pages;
 mod process;

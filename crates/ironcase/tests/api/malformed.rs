@@ -221,6 +221,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         ),
         (Method::POST, "/api/v1/retention/preview".into(), json!({ "policies": {}, "s": 1 }), vec!["policies", "s"]),
         (Method::PUT, "/api/v1/organization/audit-reads".into(), json!({ "enabled": 1, "q": 1 }), vec!["enabled", "q"]),
+        (Method::POST, format!("/api/v1/admin/organizations/{org}/offboard"), json!({ "confirm": 7, "o": 1 }), vec!["confirm", "o"]),
         (
             Method::PUT,
             format!("/api/v1/incidents/{inc}/breach"),

@@ -169,6 +169,7 @@ async fn another_tenants_objects_are_404_everywhere() {
     app.send(Method::PATCH, &format!("/api/v1/admin/organizations/{a_org}"), Some(&b.token), Some(json!({ "status": "suspended" })), &[])
         .await
         .problem(403, "forbidden");
+    app.post(&format!("/api/v1/admin/organizations/{a_org}/offboard"), &b.token, json!({ "confirm": "default" })).await.problem(403, "forbidden");
     let members = app.get("/api/v1/members", &a.token).await.expect(200);
     assert!(!members.body.to_string().contains(&b_member.id));
     let keys = app.get("/api/v1/api-keys", &a.token).await.expect(200);

@@ -37,7 +37,7 @@ pub struct Breach {
 }
 
 impl App {
-    fn breach(&self, row: BreachRow) -> Breach {
+    pub(crate) fn breach(&self, row: BreachRow) -> Breach {
         let now = self.clock().now();
         Breach { deadline: privacy::deadline(row.aware_at), state: privacy::state(row.aware_at, row.notified_at, now), row }
     }

@@ -262,7 +262,11 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 pub fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
+    sha256_hex_bytes(s.as_bytes())
+}
+
+pub fn sha256_hex_bytes(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
 }
 
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {

@@ -77,6 +77,7 @@ error_codes! {
     NoParent = "no_parent", 409, "the organisation has no parent to grant access to";
     AlertPromoted = "alert_promoted", 409, "the alert was already promoted into an incident (`detail` names it): triage goes on there";
     EvidenceDeleted = "evidence_deleted", 410, "the evidence was deleted; its record and custody remain";
+    ArchiveGone = "archive_gone", 410, "a data-subject archive is downloaded once, within 7 days";
     VersionConflict = "version_conflict", 412, "the resource changed since the `If-Match` version was read";
     PayloadTooLarge = "payload_too_large", 413, "the body or file is larger than its limit";
     UnsupportedMediaType = "unsupported_media_type", 415, "the body is not of the content type the route takes";

@@ -44,6 +44,10 @@ pub struct IncidentView {
     pub files: Page<ironcase_store::evidence::EvidenceRow>,
     /// What to call the members the timeline names.
     pub names: Vec<(UserId, String)>,
+    /// Its legal hold, if any.
+    pub hold: Option<ironcase_store::retention::HoldRow>,
+    /// Its personal-data-breach record, if flagged as one.
+    pub breach: Option<crate::breaches::Breach>,
 }
 
 /// What the dashboard shows.
@@ -433,7 +437,7 @@ impl App {
         self.require(p, meta, Permission::IncidentRead).await?;
         let (org, p2) = (p.org, p.clone());
         let (events, iocs, files) = (PageSize::default_of(200), PageSize::default_of(200), PageSize::default_of(100));
-        let (incident, timeline, sightings, evidence, names) = self
+        let (incident, timeline, sightings, evidence, names, hold, breach) = self
             .store()
             .read(move |c| {
                 let i = visible(&p2, store::get(c, org, r)?)?;
@@ -444,7 +448,9 @@ impl App {
                 actors.sort();
                 actors.dedup();
                 let names = org::member_names(c, org, &actors)?;
-                Ok::<_, AppError>((i, timeline, sightings, evidence, names))
+                let hold = ironcase_store::retention::held(c, org, i.id)?;
+                let breach = ironcase_store::breach::get(c, org, i.id)?;
+                Ok::<_, AppError>((i, timeline, sightings, evidence, names, hold, breach))
             })
             .await?;
         self.audit_read(p, meta, "incident.read", ("incident", &incident.id.to_string()), json!({ "view": "page" })).await?;
@@ -454,6 +460,8 @@ impl App {
             iocs: Page::cut(sightings, iocs, |last| keyset(last.first_seen.0, last.ioc.id)),
             files: Page::cut(evidence, files, |last| keyset(last.created_at.0, last.id)),
             names,
+            hold,
+            breach: breach.map(|b| self.breach(b)),
         })
     }
 

@@ -34,6 +34,7 @@ mod outbound;
 pub mod page;
 pub mod policy;
 pub mod principal;
+pub mod privacy;
 pub mod quotas;
 pub mod ratelimit;
 pub mod reset;

@@ -72,6 +72,11 @@ pub struct Figures {
     pub breaches_overdue: i64,
     pub breaches_notified_on_time: i64,
     pub breaches_notified_late: i64,
+    /// Data-subject requests made, answered after their 30 days, and still
+    /// open past them.
+    pub dsr_requests: i64,
+    pub dsr_answered_late: i64,
+    pub dsr_open_overdue: i64,
 }
 
 /// Days to resolve an incident, by severity (low, medium, high, critical).
@@ -236,8 +241,18 @@ fn check(id: &'static str, f: &Figures) -> Check {
                 _ => c(Met, figures, None),
             }
         }
-        // Data-subject requests are not yet recorded by the platform.
-        _ => c(NotApplicable, json!({ "recorded_requests": 0 }), Some("the platform does not record data-subject requests yet")),
+        _ => {
+            let figures = json!({
+                "requests": f.dsr_requests, "answered_late": f.dsr_answered_late, "open_overdue": f.dsr_open_overdue,
+                "erasure": "not yet offered by the platform",
+            });
+            match (f.dsr_requests, f.dsr_open_overdue, f.dsr_answered_late) {
+                (0, _, _) => c(NotApplicable, figures, None),
+                (_, o, _) if o > 0 => c(NotMet, figures, Some("answer the data-subject requests past their 30 days")),
+                (_, _, l) if l > 0 => c(Partly, figures, Some("some data-subject requests were answered after 30 days")),
+                _ => c(Met, figures, None),
+            }
+        }
     }
 }
 

@@ -95,6 +95,7 @@ typed_id!(RoleId, "rol");
 typed_id!(WebhookId, "whk");
 typed_id!(MessageId, "msg");
 typed_id!(AlertId, "alr");
+typed_id!(PrivacyRequestId, "dsr");
 
 #[cfg(test)]
 mod tests {

@@ -122,5 +122,6 @@ pub fn figures(c: &Conn, org: OrgId, now: Timestamp) -> Result<Figures> {
         params![deadline_ms, now.0, deadline_ms, now.0, deadline_ms, deadline_ms, o.as_str()],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
+    (f.dsr_requests, f.dsr_answered_late, f.dsr_open_overdue) = crate::privacy::late(c, org, now)?;
     Ok(f)
 }

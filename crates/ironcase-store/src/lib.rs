@@ -28,6 +28,7 @@ pub mod offboard;
 pub mod org;
 pub mod pg;
 pub mod pipe;
+pub mod privacy;
 pub mod report;
 pub mod reset;
 pub mod retention;

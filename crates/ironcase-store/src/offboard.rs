@@ -26,6 +26,7 @@ pub const TABLES: &[&str] = &[
     "incident_search",
     "incident_breach",
     "legal_hold",
+    "privacy_request",
     "incident",
     "incident_tally",
     "incident_day",

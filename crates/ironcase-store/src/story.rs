@@ -17,8 +17,8 @@ use ironcase_domain::{
 use ironcase_domain::ioc::IocType;
 
 use crate::{
-    alert, apikey, audit, breach, bulk, compliance, event, evidence, incident, invitation, ioc, mfa, notification, offboard, org, report,
-    reset, retention, role, search, session, sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
+    alert, apikey, audit, breach, bulk, compliance, event, evidence, incident, invitation, ioc, mfa, notification, offboard, org, privacy,
+    report, reset, retention, role, search, session, sso, webhook, Conn, Result, Store, StoreError, Taken, Tx,
 };
 
 /// A write that must succeed.
@@ -1493,6 +1493,44 @@ async fn story(s: Store) {
     assert_eq!((pruned, mark.map(|m| m.0)), (2, Some(2)));
     assert!(check.ok, "the rest of the chain links to the pruned prefix: {check:?}");
 
+    // Data-subject requests: a subject's data gathered; the archive handed
+    // out once; lateness counted.
+    let held = r(&s, move |c| privacy::subject_data(c, a, Some(al), Some("nobody@example.org"))).await;
+    assert_eq!(held["account"]["id"], al.to_string());
+    assert!(held["audit_entries"]["items"].is_array() && held["incidents_mentioning"]["items"].is_array());
+    let q = privacy::RequestRow {
+        org: a,
+        id: ironcase_domain::PrivacyRequestId::new(),
+        kind: "access".into(),
+        subject_id: Some(al),
+        subject_email: None,
+        status: "completed".into(),
+        requested_by: None,
+        created_at: Timestamp(1_000),
+        due_at: Timestamp(2_000),
+        completed_at: Some(Timestamp(3_000)),
+        archive_sha256: None,
+        archive_expires_at: Some(Timestamp(9_000)),
+        downloaded_at: None,
+    };
+    let (q2, qid) = (q.clone(), q.id);
+    w(&s, move |c| privacy::insert(c, &q2, Some(b"sealed"))).await;
+    let (once, twice) =
+        w(&s, move |c| Ok((privacy::take_archive(c, a, qid, Timestamp(5_000))?, privacy::take_archive(c, a, qid, Timestamp(5_001))?)))
+            .await;
+    assert_eq!((once.as_deref(), twice), (Some(&b"sealed"[..]), None));
+    let (got, listed, theirs, late) = r(&s, move |c| {
+        Ok((
+            privacy::get(c, a, qid)?,
+            privacy::list(c, a, None, 10)?,
+            privacy::list(c, g, None, 10)?,
+            privacy::late(c, a, Timestamp(5_000))?,
+        ))
+    })
+    .await;
+    assert_eq!(got.and_then(|x| x.downloaded_at), Some(Timestamp(5_000)));
+    assert_eq!((listed.len(), theirs.len(), late), (1, 0, (1, 1, 0)));
+
     // Compliance figures: the organisation's own, read in one snapshot.
     let (mine, theirs) = r(&s, move |c| {
         Ok((compliance::figures(c, a, Timestamp(10 * 86_400_000))?, compliance::figures(c, g, Timestamp(10 * 86_400_000))?))
@@ -1566,6 +1604,7 @@ fn the_story_calls_every_store_function() {
         ("notification", include_str!("notification.rs")),
         ("offboard", include_str!("offboard.rs")),
         ("org", include_str!("org.rs")),
+        ("privacy", include_str!("privacy.rs")),
         ("report", include_str!("report.rs")),
         ("reset", include_str!("reset.rs")),
         ("retention", include_str!("retention.rs")),

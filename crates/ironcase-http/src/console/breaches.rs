@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use ironcase_app::breaches::{Breach, BreachInput};
 use ironcase_app::incidents::parse_ref;
 use ironcase_app::page::{parse_keyset, PageSize};
-use ironcase_app::AppError;
 use ironcase_domain::privacy::BreachState;
 use ironcase_domain::{IncidentId, Timestamp};
 use maud::{html, Markup};
@@ -135,13 +134,4 @@ pub(crate) async fn list(State(s): State<AppState>, b: Browser, mut q: QueryPara
         (next_link("/breaches", found.next_cursor.as_deref()))
     };
     Ok(respond(StatusCode::OK, page("Breaches", Some(Nav { p: &b.p, csrf: &b.csrf }), body)))
-}
-
-/// The incident's breach, if flagged.
-pub(crate) async fn of(s: &AppState, b: &Browser, id: IncidentId) -> Result<Option<Breach>, Failure> {
-    match s.app.breach_get(&b.p, &b.meta, ironcase_app::store::incident::IncidentRef::Id(id)).await {
-        Ok(x) => Ok(Some(x)),
-        Err(AppError::NotFound) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }

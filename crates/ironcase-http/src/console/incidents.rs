@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use ironcase_app::incidents::{parse_ref, IfMatch, IncidentPatch, IncidentView, NewIncident, ViewCursors};
 use ironcase_app::page::{parse_keyset, parse_seq};
 use ironcase_app::store::event::EventRow;
-use ironcase_app::store::incident::{CountBy, Filter, IncidentRef, Sort};
+use ironcase_app::store::incident::{CountBy, Filter, Sort};
 use ironcase_app::AppError;
 use ironcase_domain::{Category, IncidentId, Permission, Resolution, Severity, Status, Tlp};
 use maud::{html, Markup};
@@ -168,7 +168,8 @@ struct Typed {
 
 async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, status: StatusCode) -> Result<Response, Failure> {
     let r = parse_ref(raw).ok_or(Failure::NotFound)?;
-    let IncidentView { incident: i, timeline, iocs, files, names: people } = s.app.incident_view(&b.p, &b.meta, r, typed.after).await?;
+    let IncidentView { incident: i, timeline, iocs, files, names: people, hold, breach } =
+        s.app.incident_view(&b.p, &b.meta, r, typed.after).await?;
     let people: std::collections::HashMap<String, String> = people.into_iter().map(|(u, n)| (u.to_string(), n)).collect();
     let members = if b.p.has(Permission::MembersRead) {
         s.app.member_list(&b.p, &b.meta, None, ironcase_app::page::PageSize::default_of(200)).await?.items
@@ -177,12 +178,6 @@ async fn incident_page(s: &AppState, b: &Browser, raw: &str, typed: Typed, statu
     };
     let may_update = b.p.may_on_incident(Permission::IncidentUpdate, i.reporter_id, i.assignee_id);
     let may_comment = b.p.may_on_incident(Permission::CommentCreate, i.reporter_id, i.assignee_id);
-    let breach = super::breaches::of(s, b, i.id).await?;
-    let hold = match s.app.legal_hold(&b.p, &b.meta, IncidentRef::Id(i.id)).await {
-        Ok(h) => Some(h),
-        Err(AppError::NotFound) => None,
-        Err(e) => return Err(e.into()),
-    };
     let body = html! {
         article.incident {
             header {

@@ -22,6 +22,7 @@ mod layout;
 mod live;
 mod notifications;
 mod platform;
+mod privacy;
 mod retention;
 mod roles;
 mod search;
@@ -133,6 +134,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/incidents/{id}/breach/remove", post(breaches::remove))
         .route("/breaches", get(breaches::list))
         .route("/compliance", get(compliance::index))
+        .route("/privacy", get(privacy::list).post(privacy::create))
+        .route("/privacy/{id}/archive", post(privacy::archive))
         .route("/compliance/{framework}", get(compliance::show))
         .route("/children", get(children::list))
         .route("/children/{id}", get(children::incidents))

@@ -57,7 +57,7 @@ async fn settings_page(
         @if let Some((mfa, timeouts, ranges, parent, reads)) = &policies {
             section {
                 h2 { "Policies" }
-                p { a href="/settings/sso" { "Single sign-on" } " · " a href="/webhooks" { "Webhooks" } " · " a href="/notifications" { "Notifications" } " · " a href="/analyzers" { "Analyzers" } " · " a href="/settings/retention" { "Retention" } }
+                p { a href="/settings/sso" { "Single sign-on" } " · " a href="/webhooks" { "Webhooks" } " · " a href="/notifications" { "Notifications" } " · " a href="/analyzers" { "Analyzers" } " · " a href="/settings/retention" { "Retention" } " · " a href="/privacy" { "Data-subject requests" } }
                 form method="post" action="/settings/mfa" {
                     input type="hidden" name="csrf" value=(b.csrf);
                     label.check { input type="checkbox" name="required" value="1" checked[*mfa]; " Every member needs a second factor" }

@@ -20,6 +20,7 @@ pub mod mfa;
 pub mod notifications;
 pub mod ops;
 pub mod policy;
+pub mod privacy;
 pub mod retention;
 pub mod roles;
 pub mod search;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(retention::router())
         .merge(breaches::router())
         .merge(compliance::router())
+        .merge(privacy::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_api));
     let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v1", api).merge(ops::router()).split_for_parts();
     routes

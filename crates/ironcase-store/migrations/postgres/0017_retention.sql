@@ -53,6 +53,28 @@ create table incident_breach (
 );
 create index incident_breach_open on incident_breach (aware_at) where notified_at is null;
 
+-- Data-subject requests: who asked about whom, when the answer is due (30
+-- days), and, for access, the archive (sealed under the master key) until
+-- it is downloaded, once, or expires.
+create table privacy_request (
+    organization_id text not null,
+    request_id text not null,
+    kind text not null,
+    subject_id text,
+    subject_email text,
+    status text not null,
+    requested_by text,
+    created_at bigint not null,
+    due_at bigint not null,
+    completed_at bigint,
+    archive bytea,
+    archive_sha256 text,
+    archive_expires_at bigint,
+    downloaded_at bigint,
+    primary key (organization_id, request_id)
+);
+create index privacy_request_created on privacy_request (organization_id, created_at, request_id);
+
 create index evidence_created on evidence (organization_id, created_at);
 create index incident_closed on incident (organization_id, closed_at) where closed_at is not null;
 create index session_ended on session (organization_id, expires_at);
@@ -61,7 +83,7 @@ do $$
 declare
     t text;
 begin
-    foreach t in array array['retention_policy', 'legal_hold', 'audit_pruned', 'incident_breach']
+    foreach t in array array['retention_policy', 'legal_hold', 'audit_pruned', 'incident_breach', 'privacy_request']
     loop
         execute format('alter table %I enable row level security', t);
         execute format(

@@ -56,3 +56,25 @@ create table incident_breach (
     primary key (organization_id, incident_id)
 );
 create index incident_breach_open on incident_breach (aware_at) where notified_at is null;
+
+-- Data-subject requests: who asked about whom, when the answer is due (30
+-- days), and, for access, the archive (sealed under the master key) until
+-- it is downloaded, once, or expires.
+create table privacy_request (
+    organization_id text not null,
+    request_id text not null,
+    kind text not null,
+    subject_id text,
+    subject_email text,
+    status text not null,
+    requested_by text,
+    created_at integer not null,
+    due_at integer not null,
+    completed_at integer,
+    archive blob,
+    archive_sha256 text,
+    archive_expires_at integer,
+    downloaded_at integer,
+    primary key (organization_id, request_id)
+);
+create index privacy_request_created on privacy_request (organization_id, created_at, request_id);

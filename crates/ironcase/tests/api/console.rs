@@ -945,6 +945,8 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/incidents/{incident}/legal-hold/lift"),
         format!("/incidents/{incident}/breach"),
         format!("/incidents/{incident}/breach/remove"),
+        "/privacy/dsr_00000000000000000000000000000000/archive".to_owned(),
+        "/privacy/x/archive".to_owned(),
     ];
     for path in &posts {
         let fields = [
@@ -995,6 +997,7 @@ async fn every_page_route_keeps_tenants_apart_and_refuses_bad_input() {
         format!("/platform/organizations/{beta_org}/offboard"),
         "/settings/parent-access".to_owned(),
         "/settings/audit-reads".to_owned(),
+        "/privacy".to_owned(),
         "/settings/retention".to_owned(),
         "/settings/retention/preview".to_owned(),
         "/settings/retention/run".to_owned(),
@@ -1683,5 +1686,29 @@ async fn compliance_reports_are_pages_to_print() {
     let mut v = Console::new(&app);
     v.sign_in("viewer@localhost", PASSWORD).await;
     assert_eq!(v.get("/compliance/gdpr").await.status, StatusCode::FORBIDDEN);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_data_subject_access_request_is_made_and_its_archive_downloaded_once_from_the_console() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    app.incident(&owner, "mail from zoe@example.org").await;
+    let mut b = Console::new(&app);
+    b.sign_in("admin@localhost", &app.admin_password).await;
+    let page = b.get("/privacy").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let bad = b.post("/privacy", &[("csrf", csrf.as_str()), ("email", "zoe")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let made = b.post("/privacy", &[("csrf", csrf.as_str()), ("email", "zoe@example.org")]).await;
+    assert!(made.body.contains("Download (once)"), "{}", made.body);
+    let id = app.get("/api/v1/privacy/requests", &owner.token).await.expect(200).body["items"][0]["id"].as_str().expect("id").to_owned();
+    let archive = b.post(&format!("/privacy/{id}/archive"), &[("csrf", csrf.as_str())]).await;
+    assert_eq!(archive.status, StatusCode::OK);
+    let a: serde_json::Value = serde_json::from_str(&archive.body).expect("JSON");
+    assert_eq!(a["held"]["incidents_mentioning"]["items"][0]["title"], "mail from zoe@example.org");
+    assert_eq!(b.post(&format!("/privacy/{id}/archive"), &[("csrf", csrf.as_str())]).await.status, StatusCode::GONE);
+    assert!(b.get("/privacy").await.body.contains("downloaded"));
     app.shutdown().await;
 }

@@ -30,6 +30,7 @@ mod notifications;
 mod offboard;
 mod ops;
 mod pages;
+mod privacy;
 mod process;
 mod quotas;
 mod retention;

@@ -223,6 +223,12 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         (Method::PUT, "/api/v1/organization/audit-reads".into(), json!({ "enabled": 1, "q": 1 }), vec!["enabled", "q"]),
         (Method::POST, format!("/api/v1/admin/organizations/{org}/offboard"), json!({ "confirm": 7, "o": 1 }), vec!["confirm", "o"]),
         (
+            Method::POST,
+            "/api/v1/privacy/requests".into(),
+            json!({ "type": "erase_everything", "subject": { "account_id": 5, "phone": "1" }, "n": 1 }),
+            vec!["type", "subject", "n"],
+        ),
+        (
             Method::PUT,
             format!("/api/v1/incidents/{inc}/breach"),
             json!({ "aware_at": "yesterday", "regulator_notified_at": 5, "reference": [], "p": 1 }),
@@ -347,6 +353,7 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         "/api/v1/legal-holds?limit=0".to_owned(),
         "/api/v1/breaches?open=maybe".to_owned(),
         "/api/v1/breaches?cursor=x".to_owned(),
+        "/api/v1/privacy/requests?cursor=x".to_owned(),
     ] {
         app.get(&path, &owner.token).await.problem(422, "validation_failed");
     }
@@ -375,8 +382,13 @@ async fn every_body_endpoint_rejects_bad_input_cleanly() {
         "/api/v1/incidents/INC-0/legal-hold",
         "/api/v1/incidents/INC-0/breach",
         "/api/v1/compliance/nope",
+        "/api/v1/privacy/requests/nope",
+        "/api/v1/privacy/requests/dsr_zz/archive",
     ] {
-        let m = if ["/api/v1/incidents", "/api/v1/evidence", "/api/v1/iocs", "/api/v1/compliance"].iter().any(|x| p.starts_with(x)) {
+        let m = if ["/api/v1/incidents", "/api/v1/evidence", "/api/v1/iocs", "/api/v1/compliance", "/api/v1/privacy"]
+            .iter()
+            .any(|x| p.starts_with(x))
+        {
             Method::GET
         } else if p.ends_with("rotate") {
             Method::POST

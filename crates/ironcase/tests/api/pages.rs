@@ -322,4 +322,11 @@ async fn alerts_webhooks_and_their_attempts_and_messages_walk_past_their_largest
         app.put_json(&format!("/api/v1/incidents/{inc}/breach"), &owner.token, json!({})).await.expect(200);
     }
     assert_eq!(walk(&app, &owner.token, "/api/v1/breaches?open=true", 2, by_incident).await.into_iter().collect::<HashSet<_>>(), held);
+    // Data-subject requests, several made in one instant.
+    let mut made = HashSet::new();
+    for i in 0..5 {
+        let body = json!({ "type": "access", "subject": { "email": format!("p{i}@example.org") } });
+        made.insert(app.post("/api/v1/privacy/requests", &owner.token, body).await.expect(201).str("id"));
+    }
+    assert_eq!(walk(&app, &owner.token, "/api/v1/privacy/requests", 2, id).await.into_iter().collect::<HashSet<_>>(), made);
 }

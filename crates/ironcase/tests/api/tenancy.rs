@@ -63,11 +63,24 @@ async fn another_tenants_objects_are_404_everywhere() {
     app.put_json(&format!("{inc}/legal-hold"), &b.token, json!({ "reason": "beta matter" })).await.expect(200);
     app.put_json(&format!("{inc}/breach"), &b.token, json!({})).await.expect(200);
     app.put_json("/api/v1/retention", &b.token, json!({ "policies": [{ "kind": "alerts", "days": 1 }] })).await.expect(200);
+    let b_dsr = app
+        .post("/api/v1/privacy/requests", &b.token, json!({ "type": "access", "subject": { "account_id": b_member.id } }))
+        .await
+        .expect(201)
+        .str("id");
     let attempts: Vec<Attempt> = vec![
         (Method::GET, format!("{inc}/legal-hold"), None, vec![]),
         (Method::PUT, format!("{inc}/legal-hold"), Some(json!({ "reason": "pwned" })), vec![]),
         (Method::DELETE, format!("{inc}/legal-hold"), None, vec![]),
         (Method::GET, format!("{inc}/breach"), None, vec![]),
+        (Method::GET, format!("/api/v1/privacy/requests/{b_dsr}"), None, vec![]),
+        (Method::GET, format!("/api/v1/privacy/requests/{b_dsr}/archive"), None, vec![]),
+        (
+            Method::POST,
+            "/api/v1/privacy/requests".into(),
+            Some(json!({ "type": "access", "subject": { "account_id": b_member.id } })),
+            vec![],
+        ),
         (Method::PUT, format!("{inc}/breach"), Some(json!({ "reference": "pwned" })), vec![]),
         (Method::DELETE, format!("{inc}/breach"), None, vec![]),
         (Method::GET, inc.clone(), None, vec![]),
@@ -169,7 +182,9 @@ async fn another_tenants_objects_are_404_everywhere() {
     app.send(Method::PATCH, &format!("/api/v1/admin/organizations/{a_org}"), Some(&b.token), Some(json!({ "status": "suspended" })), &[])
         .await
         .problem(403, "forbidden");
-    app.post(&format!("/api/v1/admin/organizations/{a_org}/offboard"), &b.token, json!({ "confirm": "default" })).await.problem(403, "forbidden");
+    app.post(&format!("/api/v1/admin/organizations/{a_org}/offboard"), &b.token, json!({ "confirm": "default" }))
+        .await
+        .problem(403, "forbidden");
     let members = app.get("/api/v1/members", &a.token).await.expect(200);
     assert!(!members.body.to_string().contains(&b_member.id));
     let keys = app.get("/api/v1/api-keys", &a.token).await.expect(200);
@@ -178,6 +193,8 @@ async fn another_tenants_objects_are_404_everywhere() {
     // Holds and retention are each organisation's own.
     assert_eq!(app.get("/api/v1/legal-holds", &a.token).await.expect(200).body["items"], json!([]));
     assert_eq!(app.get("/api/v1/breaches", &a.token).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get("/api/v1/privacy/requests", &a.token).await.expect(200).body["items"], json!([]));
+    app.get(&format!("/api/v1/privacy/requests/{b_dsr}/archive"), &b.token).await.expect(200);
     assert_eq!(app.get(&format!("{inc}/breach"), &b.token).await.expect(200).body["reference"], json!(null));
     assert_eq!(app.get(&format!("{inc}/legal-hold"), &b.token).await.expect(200).body["reason"], "beta matter");
     let mine = app.get("/api/v1/retention", &a.token).await.expect(200);

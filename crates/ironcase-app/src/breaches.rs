@@ -204,17 +204,5 @@ impl App {
 /// node runs it; a warning is raised by the one write that records it.
 pub async fn run(app: App) {
     let every = Duration::from_secs(app.settings().breach_check_secs.max(1));
-    let mut closed = app.inner.live.closed_signal();
-    loop {
-        tokio::select! {
-            _ = closed.changed() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        if *closed.borrow() {
-            return;
-        }
-        if let Err(e) = app.breach_round().await {
-            tracing::warn!(error = %e, "breach deadline round failed");
-        }
-    }
+    app.every(every, "breach deadlines", || app.breach_round()).await
 }

@@ -1072,19 +1072,12 @@ pub fn verify_export(
 
 /// The checkpoint job: a round now and then, until the app closes.
 pub async fn run(app: App) {
-    let mut closed = app.inner.live.closed_signal();
-    loop {
-        if let Err(e) = app.checkpoint_round().await {
-            tracing::warn!(error = %e, "audit checkpoint round failed");
-        }
-        tokio::select! {
-            _ = closed.changed() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        if *closed.borrow() {
-            return;
-        }
+    // A round at once (a tree behind its chain catches up at start), then
+    // one a second.
+    if let Err(e) = app.checkpoint_round().await {
+        tracing::warn!(error = %e, "audit checkpoint round failed");
     }
+    app.every(Duration::from_secs(1), "audit checkpoints", || app.checkpoint_round()).await
 }
 
 #[cfg(test)]

@@ -407,3 +407,27 @@ impl App {
         admin::bootstrap(self, data_dir).await
     }
 }
+
+impl App {
+    /// A background job: `round` every `every` (the first after one wait),
+    /// until the app closes. A failed round is logged; the next one comes.
+    pub(crate) async fn every<T, F, Fut>(&self, every: std::time::Duration, what: &str, mut round: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut closed = self.inner.live.closed_signal();
+        loop {
+            tokio::select! {
+                _ = closed.changed() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if *closed.borrow() {
+                return;
+            }
+            if let Err(e) = round().await {
+                tracing::warn!(error = %e, job = what, "a background round failed");
+            }
+        }
+    }
+}

@@ -274,17 +274,5 @@ fn audit_prune_point(c: &ironcase_store::Conn, tenant: &str, cutoff: Timestamp) 
 pub async fn run(app: App) {
     let holder = crate::crypto::random_token(16);
     let every = Duration::from_secs(app.settings().retention_interval_secs.max(1));
-    let mut closed = app.inner.live.closed_signal();
-    loop {
-        tokio::select! {
-            _ = closed.changed() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        if *closed.borrow() {
-            return;
-        }
-        if let Err(e) = app.retention_round(&holder).await {
-            tracing::warn!(error = %e, "retention round failed");
-        }
-    }
+    app.every(every, "retention", || app.retention_round(&holder)).await
 }

@@ -188,7 +188,7 @@ async fn audit_entries_are_pruned_up_to_a_checkpoint_and_the_rest_still_verifies
     assert!(due > 0 && due <= old_size + 4, "entries up to a checkpoint before the cutoff: {}", p.body);
     let run = app.post("/api/v1/retention/run", &owner.token, json!({})).await.expect(200);
     assert_eq!(count(&run.body, "audit"), due);
-    let first = app.get(&format!("/api/v1/audit?limit=200"), &owner.token).await.expect(200).body["items"]
+    let first = app.get("/api/v1/audit?limit=200", &owner.token).await.expect(200).body["items"]
         .as_array()
         .expect("items")
         .last()

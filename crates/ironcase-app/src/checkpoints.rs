@@ -341,14 +341,14 @@ impl App {
         let due = self
             .store()
             .read_now(move |c| {
-                let signed: HashMap<String, (i64, i64)> = store::checkpoint_heads(c)?.into_iter().map(|(t, s, at)| (t, (s, at))).collect();
                 Ok::<_, AppError>(
                     store::heads(c)?
                         .into_iter()
-                        .filter(|(t, seq)| {
-                            let (size, at) = signed.get(t).copied().unwrap_or((0, i64::MIN / 2));
-                            *seq > size && (seq - size >= every || now.0 - at >= interval)
+                        .filter(|h| {
+                            let at = h.signed_at.map_or(i64::MIN / 2, |t| t.0);
+                            h.seq > h.signed_size && (h.seq - h.signed_size >= every || now.0 - at >= interval)
                         })
+                        .map(|h| (h.tenant, h.seq))
                         .collect::<Vec<_>>(),
                 )
             })

@@ -448,6 +448,12 @@ pub fn put_checkpoint(c: &Tx, k: &CheckpointRow) -> Result<()> {
         &format!("insert into audit_checkpoint ({CHECKPOINT_COLS}) values (?, ?, ?, ?, ?, ?)"),
         params![k.tenant, k.size, k.root, k.note, k.key_id, k.at.0],
     )?;
+    c.sees(&ENTRIES)?;
+    crate::exec(
+        c,
+        "update audit_head set signed_size = ?, signed_at = ? where organization_id = ? and signed_size < ?",
+        params![k.size, k.at.0, k.tenant, k.size],
+    )?;
     Ok(())
 }
 
@@ -473,22 +479,24 @@ pub fn checkpoints(c: &Conn, tenant: &str, after: i64, limit: i64) -> Result<Vec
     )
 }
 
-/// Every chain's head sequence number, of every tenant (the checkpoint job's).
-pub fn heads(c: &Conn) -> Result<Vec<(String, i64)>> {
-    c.platform()?;
-    c.sees(&ENTRIES)?;
-    query_map(c, "select organization_id, seq from audit_head order by organization_id", params![], |r| Ok((r.get(0)?, r.get(1)?)))
+/// A chain's head and its latest signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub tenant: String,
+    pub seq: i64,
+    /// The latest checkpoint's size (0: none yet) and time.
+    pub signed_size: i64,
+    pub signed_at: Option<Timestamp>,
 }
 
-/// Every tenant's latest checkpoint: its size and time.
-pub fn checkpoint_heads(c: &Conn) -> Result<Vec<(String, i64, i64)>> {
+/// Every tenant's chain head, with its latest checkpoint (the checkpoint
+/// job's: one row per tenant).
+pub fn heads(c: &Conn) -> Result<Vec<Head>> {
     c.platform()?;
-    query_map(
-        c,
-        "select organization_id, max(size), max(at) from audit_checkpoint group by organization_id order by organization_id",
-        params![],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )
+    c.sees(&ENTRIES)?;
+    query_map(c, "select organization_id, seq, signed_size, signed_at from audit_head order by organization_id", params![], |r| {
+        Ok(Head { tenant: r.get(0)?, seq: r.get(1)?, signed_size: r.get(2)?, signed_at: r.get::<_, Option<i64>>(3)?.map(Timestamp) })
+    })
 }
 
 /// How far the tenant's chain was pruned: the last removed entry's sequence

@@ -78,3 +78,11 @@ create table privacy_request (
     primary key (organization_id, request_id)
 );
 create index privacy_request_created on privacy_request (organization_id, created_at, request_id);
+
+-- Each chain's latest signed checkpoint beside its head, so the checkpoint
+-- job reads one row per tenant instead of grouping every checkpoint.
+alter table audit_head add column signed_size integer not null default 0;
+alter table audit_head add column signed_at integer;
+update audit_head set
+    signed_size = coalesce((select max(k.size) from audit_checkpoint k where k.organization_id = audit_head.organization_id), 0),
+    signed_at = (select max(k.at) from audit_checkpoint k where k.organization_id = audit_head.organization_id);

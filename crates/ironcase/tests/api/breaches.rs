@@ -105,3 +105,33 @@ async fn a_breach_has_its_72_hour_deadline_warned_once_at_each_stage_until_notif
     app.delete(&path, &owner.token).await.expect(204);
     app.get(&path, &owner.token).await.problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn deadline_warnings_reach_notification_channels() {
+    let Some(rx) = crate::webhooks::Receiver::start() else { return };
+    let app = TestApp::spawn_with(|c| {
+        c.breach_check_seconds = 1;
+        c.webhook_allow_private = true;
+        c.webhook_allow_http = true;
+    })
+    .await;
+    app.clock.freeze();
+    let owner = app.admin().await;
+    let rules = json!([{ "event_types": ["incident.breach_deadline"] }]);
+    app.post(
+        "/api/v1/notification-channels",
+        &owner.token,
+        json!({ "name": "DPO", "kind": "slack", "url": format!("{}/slack/T1/B1/dpo", rx.url), "rules": rules }),
+    )
+    .await
+    .expect(201);
+    let inc = app.incident(&owner, "payroll file emailed out").await.str("id");
+    app.put_json(&format!("/api/v1/incidents/{inc}/breach"), &owner.token, json!({})).await.expect(200);
+    app.clock.advance_secs(48 * HOUR);
+    let log = rx.wait_for(1).await;
+    let text = log[0]["body"]["text"].as_str().expect("a Slack message").to_owned();
+    assert!(text.contains("Personal data breach, 48h") && text.contains("payroll file emailed out"), "{text}");
+    app.clock.advance_secs(18 * HOUR);
+    let log = rx.wait_for(2).await;
+    assert!(log[1]["body"]["text"].as_str().is_some_and(|t| t.contains("66h")), "{log:?}");
+}

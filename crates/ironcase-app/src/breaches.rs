@@ -136,22 +136,7 @@ impl App {
         let after = cursor.map(|(at, id)| (at, id.to_string()));
         let rows = self.store().read_now(move |c| store::list(c, org, open, after, size.fetch())).await?;
         // Incidents outside the caller's sight are left out of the page.
-        let ids: Vec<IncidentId> = rows.iter().map(|b| b.incident_id).collect();
-        let (org, sight) = (p.org, p.sight);
-        let seen: Vec<IncidentId> = self
-            .store()
-            .read_now(move |c| {
-                let mut out = Vec::new();
-                for id in ids {
-                    if let Ok(i) = ironcase_store::incident::get(c, org, IncidentRef::Id(id)) {
-                        if sight.sees(i.tlp, i.category) {
-                            out.push(id);
-                        }
-                    }
-                }
-                Ok::<_, AppError>(out)
-            })
-            .await?;
+        let seen = self.seen_incidents(p, rows.iter().map(|b| b.incident_id).collect()).await?;
         let page = Page::cut(rows, size, |last| keyset(last.aware_at.0, last.incident_id));
         Ok(Page {
             items: page.items.into_iter().filter(|b| seen.contains(&b.incident_id)).map(|b| self.breach(b)).collect(),

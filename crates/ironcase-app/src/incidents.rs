@@ -160,6 +160,28 @@ fn incident_ref(i: &IncidentRow) -> (&'static str, String) {
 }
 
 impl App {
+    /// Which of `ids` are incidents the principal sees (a list of things
+    /// about incidents leaves out those of the others).
+    pub(crate) async fn seen_incidents(&self, p: &Principal, ids: Vec<IncidentId>) -> Result<Vec<IncidentId>> {
+        let (org, sight) = (p.org, p.sight);
+        if sight == ironcase_domain::Sight::ALL {
+            return Ok(ids);
+        }
+        self.store()
+            .read_now(move |c| {
+                let mut out = Vec::new();
+                for id in ids {
+                    match store::get(c, org, IncidentRef::Id(id)) {
+                        Ok(i) if sight.sees(i.tlp, i.category) => out.push(id),
+                        Ok(_) | Err(ironcase_store::StoreError::NotFound) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok::<_, AppError>(out)
+            })
+            .await
+    }
+
     async fn load(&self, p: &Principal, r: IncidentRef) -> Result<IncidentRow> {
         let org = p.org;
         let i = self.store().read_now(move |c| store::get(c, org, r)).await?;

@@ -257,7 +257,10 @@ impl App {
         self.require(p, meta, Permission::IncidentRead).await?;
         let org = p.org;
         let rows = self.store().read_now(move |c| store::holds(c, org, cursor, size.fetch())).await?;
-        Ok(Page::cut(rows, size, |last| keyset(last.set_at.0, last.incident_id)))
+        // Incidents outside the caller's sight are left out of the page.
+        let seen = self.seen_incidents(p, rows.iter().map(|h| h.incident_id).collect()).await?;
+        let page = Page::cut(rows, size, |last| keyset(last.set_at.0, last.incident_id));
+        Ok(Page { items: page.items.into_iter().filter(|h| seen.contains(&h.incident_id)).collect(), next_cursor: page.next_cursor })
     }
 }
 

@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct CheckOut {
+pub struct ComplianceCheckOut {
     /// What is checked: `mfa`, `sso`, `privileged_access`, `network_and_sessions`, `api_keys`, `audit_integrity`,
     /// `read_auditing`, `encryption`, `backup`, `incident_response`, `retention`, `breach_notification`,
     /// `data_subject_rights`.
@@ -34,17 +34,17 @@ pub struct CheckOut {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ControlOut {
+pub struct ComplianceControlOut {
     /// The framework's own identifier (`CC6.1`, `A.8.5`, `PR.AA-03`, `Art. 33`, `1798.150`).
     pub id: String,
     pub title: String,
     /// The worst of its checks that apply.
     pub status: ControlStatus,
-    pub checks: Vec<CheckOut>,
+    pub checks: Vec<ComplianceCheckOut>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct SummaryOut {
+pub struct ComplianceSummaryOut {
     pub met: usize,
     pub partly: usize,
     pub not_met: usize,
@@ -52,32 +52,37 @@ pub struct SummaryOut {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ReportOut {
+pub struct ComplianceReportOut {
     pub framework: Framework,
     pub title: String,
     pub generated_at: Timestamp,
-    pub summary: SummaryOut,
-    pub controls: Vec<ControlOut>,
+    pub summary: ComplianceSummaryOut,
+    pub controls: Vec<ComplianceControlOut>,
 }
 
-fn check_out(c: Check) -> CheckOut {
-    CheckOut { check: c.check.to_owned(), status: c.status, figures: c.figures, action: c.action }
+fn check_out(c: Check) -> ComplianceCheckOut {
+    ComplianceCheckOut { check: c.check.to_owned(), status: c.status, figures: c.figures, action: c.action }
 }
 
-fn control_out(c: Control) -> ControlOut {
-    ControlOut { id: c.id.to_owned(), title: c.title.to_owned(), status: c.status, checks: c.checks.into_iter().map(check_out).collect() }
+fn control_out(c: Control) -> ComplianceControlOut {
+    ComplianceControlOut {
+        id: c.id.to_owned(),
+        title: c.title.to_owned(),
+        status: c.status,
+        checks: c.checks.into_iter().map(check_out).collect(),
+    }
 }
 
-impl From<Report> for ReportOut {
+impl From<Report> for ComplianceReportOut {
     fn from(r: Report) -> Self {
         let n = |s: ControlStatus| r.controls.iter().filter(|c| c.status == s).count();
-        let summary = SummaryOut {
+        let summary = ComplianceSummaryOut {
             met: n(ControlStatus::Met),
             partly: n(ControlStatus::Partly),
             not_met: n(ControlStatus::NotMet),
             not_applicable: n(ControlStatus::NotApplicable),
         };
-        ReportOut {
+        ComplianceReportOut {
             framework: r.framework,
             title: r.framework.title().to_owned(),
             generated_at: r.generated_at,
@@ -91,13 +96,13 @@ impl From<Report> for ReportOut {
 /// audit log); every report made is audited.
 #[utoipa::path(get, path = "/compliance/{framework}", tag = "audit", security(("bearer" = [])),
     params(("framework" = Framework, Path)),
-    responses((status = 200, body = ReportOut), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ComplianceReportOut), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn report(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     Path(framework): Path<String>,
-) -> ApiResult<axum::Json<ReportOut>> {
+) -> ApiResult<axum::Json<ComplianceReportOut>> {
     let framework = Framework::parse(&framework).ok_or(AppError::NotFound)?;
     Ok(axum::Json(s.app.compliance_report(&p, &meta, framework).await?.into()))
 }

@@ -235,3 +235,36 @@ async fn audit_entries_are_pruned_up_to_a_checkpoint_and_the_rest_still_verifies
     assert!(!ok);
     assert_eq!(report["first_bad_seq"], due + 1, "{report}");
 }
+
+#[tokio::test]
+async fn holds_and_breaches_of_incidents_above_a_ceiling_do_not_exist_for_it() {
+    let app = TestApp::spawn().await;
+    let owner = app.admin().await;
+    let red = app
+        .post("/api/v1/incidents", &owner.token, json!({ "title": "red", "severity": "high", "category": "malware", "tlp": "red" }))
+        .await
+        .expect(201)
+        .str("id");
+    let green = app
+        .post("/api/v1/incidents", &owner.token, json!({ "title": "green", "severity": "low", "category": "malware", "tlp": "green" }))
+        .await
+        .expect(201)
+        .str("id");
+    for inc in [&red, &green] {
+        app.put_json(&format!("/api/v1/incidents/{inc}/legal-hold"), &owner.token, json!({ "reason": "r" })).await.expect(200);
+        app.put_json(&format!("/api/v1/incidents/{inc}/breach"), &owner.token, json!({})).await.expect(200);
+    }
+    let key = app
+        .post("/api/v1/api-keys", &owner.token, json!({ "name": "green", "role": "viewer", "tlp_max": "green" }))
+        .await
+        .expect(201)
+        .str("key");
+    let ids = |v: &Value| {
+        v["items"].as_array().expect("items").iter().map(|h| h["incident_id"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&app.get("/api/v1/legal-holds", &key).await.expect(200).body), [green.clone()]);
+    assert_eq!(ids(&app.get("/api/v1/breaches", &key).await.expect(200).body), [green.clone()]);
+    app.get(&format!("/api/v1/incidents/{red}/legal-hold"), &key).await.problem(404, "not_found");
+    app.get(&format!("/api/v1/incidents/{red}/breach"), &key).await.problem(404, "not_found");
+    assert_eq!(ids(&app.get("/api/v1/legal-holds", &owner.token).await.expect(200).body).len(), 2);
+}

@@ -262,8 +262,8 @@ async fn holds_and_breaches_of_incidents_above_a_ceiling_do_not_exist_for_it() {
     let ids = |v: &Value| {
         v["items"].as_array().expect("items").iter().map(|h| h["incident_id"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>()
     };
-    assert_eq!(ids(&app.get("/api/v1/legal-holds", &key).await.expect(200).body), [green.clone()]);
-    assert_eq!(ids(&app.get("/api/v1/breaches", &key).await.expect(200).body), [green.clone()]);
+    assert_eq!(ids(&app.get("/api/v1/legal-holds", &key).await.expect(200).body), [green.as_str()]);
+    assert_eq!(ids(&app.get("/api/v1/breaches", &key).await.expect(200).body), [green.as_str()]);
     app.get(&format!("/api/v1/incidents/{red}/legal-hold"), &key).await.problem(404, "not_found");
     app.get(&format!("/api/v1/incidents/{red}/breach"), &key).await.problem(404, "not_found");
     assert_eq!(ids(&app.get("/api/v1/legal-holds", &owner.token).await.expect(200).body).len(), 2);

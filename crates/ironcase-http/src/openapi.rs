@@ -91,3 +91,59 @@ fn codes_of(status: u16) -> String {
     let codes: Vec<String> = ErrorCode::ALL.iter().filter(|c| c.status() == status).map(|c| format!("`{}`", c.as_str())).collect();
     format!("problem+json: {}", codes.join(", "))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every type the document names is named once: utoipa merges two
+    /// schemas that share a name without a word, and the document then
+    /// describes one of them wrongly (schemathesis found the compliance
+    /// report described as an analyzer's report).
+    #[test]
+    fn no_two_schemas_share_a_name() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        walk(&root.join("src"), &mut files);
+        walk(&root.join("../ironcase-domain/src"), &mut files);
+        let mut names: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let mut derived = false;
+            for line in text.lines().map(str::trim) {
+                if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                    derived = true;
+                    continue;
+                }
+                if derived && !line.starts_with("#[") && !line.starts_with("///") {
+                    let name = ["pub struct ", "pub enum ", "struct ", "enum "]
+                        .iter()
+                        .find_map(|k| line.strip_prefix(k))
+                        .and_then(|rest| rest.split(['<', ' ', '{', '(', ';']).next());
+                    if let Some(n) = name {
+                        names.entry(n.to_owned()).or_default().push(f.display().to_string());
+                    }
+                    derived = false;
+                }
+            }
+            // `string_enum!` writes its own schema under the enum's name.
+            for part in text.split("string_enum!(").skip(1) {
+                let name = part.lines().map(str::trim).find(|l| !l.starts_with("///") && !l.is_empty());
+                if let Some(n) = name.and_then(|l| l.split([' ', '{']).next()) {
+                    names.entry(n.to_owned()).or_default().push(f.display().to_string());
+                }
+            }
+        }
+        let twice: Vec<_> = names.iter().filter(|(_, at)| at.len() > 1).collect();
+        assert!(names.len() > 100, "found only {} schema names: has the layout changed?", names.len());
+        assert!(twice.is_empty(), "schema names used twice: {twice:?}");
+    }
+}

@@ -742,7 +742,8 @@ impl App {
                 .read_now(move |c| {
                     let custom = custom.map(|r| ironcase_store::role::get(c, id, r)).transpose()?;
                     let (plan, limits) = (org::plan_of(c, id)?.2, crate::quotas::limits(c, id)?);
-                    Ok::<_, AppError>((plan, limits, org::ip_allowlist(c, id)?, custom, org::audit_reads(c, id)?))
+                    let (networks, audit_reads) = org::access_controls(c, id)?;
+                    Ok::<_, AppError>((plan, limits, networks, custom, audit_reads))
                 })
                 .await?
         };

@@ -2,7 +2,7 @@
 //! framework's controls (the rules in `domain::compliance`). Every report
 //! made is audited.
 
-use ironcase_domain::compliance::{evaluate, Control, Figures, Framework};
+use ironcase_domain::compliance::{evaluate, summary, Control, Framework, Summary};
 use ironcase_domain::{Permission, Timestamp};
 use ironcase_store::audit as store_audit;
 use serde_json::json;
@@ -14,7 +14,7 @@ use crate::{App, AppError, Principal, RequestMeta, Result};
 pub struct Report {
     pub framework: Framework,
     pub generated_at: Timestamp,
-    pub figures: Figures,
+    pub summary: Summary,
     pub controls: Vec<Control>,
 }
 
@@ -38,10 +38,9 @@ impl App {
             })
             .await?;
         let controls = evaluate(framework, &figures);
-        let count = |s: ironcase_domain::compliance::ControlStatus| controls.iter().filter(|c| c.status == s).count();
-        use ironcase_domain::compliance::ControlStatus::*;
-        let details = json!({ "framework": framework, "met": count(Met), "partly": count(Partly), "not_met": count(NotMet) });
+        let summary = summary(&controls);
+        let details = json!({ "framework": framework, "met": summary.met, "partly": summary.partly, "not_met": summary.not_met });
         self.write_audit(by(p, meta, now, "compliance.report", ("organization", &org.to_string()), details)).await?;
-        Ok(Report { framework, generated_at: now, figures, controls })
+        Ok(Report { framework, generated_at: now, summary, controls })
     }
 }

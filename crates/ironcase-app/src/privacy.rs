@@ -4,7 +4,7 @@
 //! sealed until it is downloaded — once — or expires. Each request has its
 //! 30-day deadline, and is audited. (Erasure comes with crypto-shredding.)
 
-use ironcase_domain::{OrgId, Permission, PrivacyRequestId, Timestamp, UserId, ValidationErrors};
+use ironcase_domain::{validate, OrgId, Permission, PrivacyRequestId, Timestamp, UserId, ValidationErrors};
 use ironcase_store::privacy::{self as store, RequestRow};
 use serde_json::json;
 
@@ -48,40 +48,37 @@ impl App {
         let org = p.org;
         let email = match &subject {
             Subject::Email(e) => {
-                let e = e.trim().to_lowercase();
-                if e.len() > 254 || !e.contains('@') || e.chars().any(char::is_control) {
-                    return Err(ValidationErrors::one("subject.email", "must be an e-mail address").into());
-                }
+                let mut errs = ValidationErrors::default();
+                let e = validate::email("subject.email", e, &mut errs);
+                errs.into_result()?;
                 Some(e)
             }
             Subject::Account(_) => None,
         };
-        // The subject's account, when they are a member here.
-        let (account, email) = {
-            let (subject, email) = (subject.clone(), email.clone());
-            self.store()
-                .read(move |c| {
-                    let found = match (&subject, &email) {
-                        (Subject::Account(u), _) => Some(ironcase_store::org::get_user(c, *u).map_err(|_| AppError::NotFound)?),
-                        (Subject::Email(_), Some(e)) => ironcase_store::org::find_user_by_email(c, e)?,
-                        _ => None,
-                    };
-                    let member = match &found {
-                        Some(u) => ironcase_store::org::membership_role(c, org, u.id)?.is_some(),
-                        None => false,
-                    };
-                    match (found, &subject) {
-                        (Some(u), _) if member => Ok::<_, AppError>((Some(u.id), Some(u.email))),
-                        (_, Subject::Account(_)) => Err(AppError::NotFound),
-                        (_, Subject::Email(_)) => Ok((None, email)),
-                    }
-                })
-                .await?
-        };
+        // One snapshot: the subject's account, when they are a member here,
+        // and everything held about them.
+        let (account, email, data) = self
+            .store()
+            .read(move |c| {
+                let found = match &subject {
+                    Subject::Account(u) => Some(ironcase_store::org::get_user(c, *u).map_err(|_| AppError::NotFound)?),
+                    Subject::Email(_) => email.as_deref().map(|e| ironcase_store::org::find_user_by_email(c, e)).transpose()?.flatten(),
+                };
+                let member = match found {
+                    Some(u) if ironcase_store::org::membership_role(c, org, u.id)?.is_some() => Some(u),
+                    _ => None,
+                };
+                let (account, email) = match (member, &subject) {
+                    (Some(u), _) => (Some(u.id), Some(u.email)),
+                    (None, Subject::Account(_)) => return Err(AppError::NotFound),
+                    (None, Subject::Email(_)) => (None, email),
+                };
+                let data = store::subject_data(c, org, account, email.as_deref())?;
+                Ok::<_, AppError>((account, email, data))
+            })
+            .await?;
         let now = self.clock().now();
         let id = PrivacyRequestId::new();
-        let e2 = email.clone();
-        let data = self.store().read(move |c| Ok::<_, AppError>(store::subject_data(c, org, account, e2.as_deref())?)).await?;
         let archive = json!({
             "request": { "id": id, "kind": "access", "made_at": now, "organization_id": org },
             "subject": { "account_id": account, "email": email },

@@ -325,6 +325,25 @@ impl Framework {
     }
 }
 
+/// How many controls stand at each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub met: usize,
+    pub partly: usize,
+    pub not_met: usize,
+    pub not_applicable: usize,
+}
+
+pub fn summary(controls: &[Control]) -> Summary {
+    let n = |s: ControlStatus| controls.iter().filter(|c| c.status == s).count();
+    Summary {
+        met: n(ControlStatus::Met),
+        partly: n(ControlStatus::Partly),
+        not_met: n(ControlStatus::NotMet),
+        not_applicable: n(ControlStatus::NotApplicable),
+    }
+}
+
 /// The framework's controls, each judged from `f`.
 pub fn evaluate(framework: Framework, f: &Figures) -> Vec<Control> {
     framework

@@ -202,6 +202,19 @@ pub fn set_session_policy(c: &Tx, id: OrgId, p: SessionPolicy) -> Result<()> {
     crate::session::note_auth_change(c)
 }
 
+/// What applies to every credential of the organisation: the ranges it may
+/// call from, and whether its reads are audited (one read of its row, on
+/// every API key's request).
+pub fn access_controls(c: &Conn, id: OrgId) -> Result<(AllowList, bool)> {
+    c.scope(id)?;
+    let (raw, reads): (String, i64) =
+        query_one(c, "select ip_allowlist, audit_reads from organization where organization_id = ?", [id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let list = AllowList::from_stored(&raw).ok_or_else(|| StoreError::Corrupt(format!("ip_allowlist of {id}")))?;
+    Ok((list, reads != 0))
+}
+
 /// The ranges the organisation's members and keys may call from.
 pub fn ip_allowlist(c: &Conn, id: OrgId) -> Result<AllowList> {
     c.scope(id)?;

@@ -147,6 +147,8 @@ async fn story(s: Store) {
     assert!(!r(&s, move |c| org::audit_reads(c, b)).await);
     w(&s, move |c| org::set_audit_reads(c, b, true)).await;
     assert_eq!(r(&s, move |c| Ok((org::audit_reads(c, b)?, org::audit_reads(c, a)?))).await, (true, false));
+    let (list, reads) = r(&s, move |c| org::access_controls(c, b)).await;
+    assert!(reads && list.ranges().is_empty(), "the allow-list and read auditing in one read");
     w(&s, move |c| org::set_parent_access(c, b, true)).await;
     let (access, children, none) =
         r(&s, move |c| Ok((org::parent_access(c, b)?, org::children(c, a, None, 10)?, org::children(c, g, None, 10)?))).await;

@@ -75,13 +75,8 @@ fn control_out(c: Control) -> ComplianceControlOut {
 
 impl From<Report> for ComplianceReportOut {
     fn from(r: Report) -> Self {
-        let n = |s: ControlStatus| r.controls.iter().filter(|c| c.status == s).count();
-        let summary = ComplianceSummaryOut {
-            met: n(ControlStatus::Met),
-            partly: n(ControlStatus::Partly),
-            not_met: n(ControlStatus::NotMet),
-            not_applicable: n(ControlStatus::NotApplicable),
-        };
+        let s = r.summary;
+        let summary = ComplianceSummaryOut { met: s.met, partly: s.partly, not_met: s.not_met, not_applicable: s.not_applicable };
         ComplianceReportOut {
             framework: r.framework,
             title: r.framework.title().to_owned(),

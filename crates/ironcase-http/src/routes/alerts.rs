@@ -122,8 +122,7 @@ pub struct AlertOut {
     #[schema(value_type = Vec<Object>)]
     pub observables: serde_json::Value,
     pub occurred_at: Timestamp,
-    /// The original payload.
-    #[schema(value_type = Option<Object>)]
+    /// The original payload, as it was sent (any JSON value).
     pub raw: Option<serde_json::Value>,
     pub dedup_key: Option<String>,
     pub status: AlertStatus,

@@ -5,6 +5,7 @@ use ironcase_store::audit::{self as store_audit, EntryRow, Filter, NewEntry, Ver
 use serde_json::json;
 
 use crate::page::{Page, PageSize};
+use crate::personal::PersonalKeys;
 use crate::{App, AppError, Principal, RequestMeta, Result};
 
 /// An entry for something `p` did successfully.
@@ -124,15 +125,20 @@ fn verify_all(c: &ironcase_store::Conn) -> Result<Vec<Verification>> {
     Ok(out)
 }
 
-/// One page of entries, newest first: entries before `before`.
+/// One page of entries, newest first: entries before `before`, with their
+/// personal data where it was not erased.
 pub(crate) fn audit_page(
+    keys: &PersonalKeys,
     c: &ironcase_store::Conn,
     tenant: &str,
     f: &Filter,
     before: Option<i64>,
     size: PageSize,
 ) -> Result<Page<EntryRow>> {
-    let rows = store_audit::list(c, tenant, f, before, size.fetch())?;
+    let mut f = f.clone();
+    f.source_ip_tag = f.source_ip.as_deref().map(|ip| keys.ip_tag(tenant, ip));
+    let mut rows = store_audit::list(c, tenant, &f, before, size.fetch())?;
+    keys.reveal(c, tenant, &mut rows)?;
     Ok(Page::cut(rows, size, |last| last.seq.to_string()))
 }
 
@@ -174,8 +180,8 @@ impl App {
         size: PageSize,
     ) -> Result<Page<EntryRow>> {
         self.require(p, meta, Permission::AuditRead).await?;
-        let (tenant, f) = (p.org.to_string(), f.clone());
-        self.store().read(move |c| audit_page(c, &tenant, &f, before, size)).await
+        let (tenant, f, keys) = (p.org.to_string(), f.clone(), self.inner.personal.clone());
+        self.store().read(move |c| audit_page(&keys, c, &tenant, &f, before, size)).await
     }
 
     pub async fn audit_verify(&self, p: &Principal, meta: &RequestMeta) -> Result<Verification> {

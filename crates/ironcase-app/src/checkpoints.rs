@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ironcase_domain::audit::PersonalPart;
 use ironcase_domain::{Permission, Timestamp};
 use ironcase_store::audit::{self as store, CheckpointRow, EntryRow};
 use ironcase_store::{session, Conn, Store, StoreError};
@@ -465,6 +466,82 @@ pub struct ExportedEntry {
     pub details: String,
     pub prev_hash: String,
     pub hash: String,
+    /// For people's formats (CSV): some of its personal data was erased.
+    #[serde(skip)]
+    pub personal_data_erased: bool,
+}
+
+/// An entry whose personal data is sealed (version 2), as the export
+/// writes it: every field the chain hashes, in their canonical order.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ExportedSealed {
+    pub v: u8,
+    pub tenant: String,
+    pub seq: i64,
+    pub at: i64,
+    pub actor_id: Option<String>,
+    pub actor_kind: String,
+    pub action: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub details: String,
+    pub personal: Vec<PersonalPart>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl ExportedSealed {
+    fn bytes(&self) -> Vec<u8> {
+        ironcase_domain::audit::CanonicalV2 {
+            v: self.v,
+            tenant: &self.tenant,
+            seq: self.seq,
+            at: self.at,
+            actor_id: self.actor_id.as_deref(),
+            actor_kind: &self.actor_kind,
+            action: &self.action,
+            resource_type: self.resource_type.as_deref(),
+            resource_id: self.resource_id.as_deref(),
+            outcome: &self.outcome,
+            request_id: self.request_id.as_deref(),
+            details: &self.details,
+            personal: &self.personal,
+        }
+        .bytes()
+    }
+}
+
+impl From<EntryRow> for ExportedSealed {
+    fn from(e: EntryRow) -> Self {
+        ExportedSealed {
+            v: 2,
+            tenant: e.tenant,
+            seq: e.seq,
+            at: e.at.0,
+            actor_id: e.actor_id,
+            actor_kind: e.actor_kind,
+            action: e.action,
+            resource_type: e.resource_type,
+            resource_id: e.resource_id,
+            outcome: e.outcome,
+            request_id: e.request_id,
+            details: e.details,
+            personal: e.personal.into_iter().map(|p| p.part).collect(),
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}
+
+/// A data subject's share of a sealed entry, opened: the salt (hex) and
+/// the fields (JSON text) its commitment binds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OpenedPart {
+    pub s: String,
+    pub salt: String,
+    pub fields: String,
 }
 
 impl From<EntryRow> for ExportedEntry {
@@ -485,6 +562,7 @@ impl From<EntryRow> for ExportedEntry {
             details: e.details,
             prev_hash: e.prev_hash,
             hash: e.hash,
+            personal_data_erased: e.erased,
         }
     }
 }
@@ -509,6 +587,15 @@ pub enum ExportLine {
         frontier: Vec<String>,
     },
     Entry(Box<ExportedEntry>),
+    /// Just before a sealed entry: the personal data of it that can still
+    /// be read (parts erased at a data subject's request are left out).
+    Personal {
+        seq: i64,
+        parts: Vec<OpenedPart>,
+    },
+    /// An entry whose personal data is sealed: the chain hashes only the
+    /// commitments to it.
+    SealedEntry(Box<ExportedSealed>),
     /// After the entries: every signed checkpoint up to the last entry.
     Checkpoint {
         size: i64,
@@ -530,6 +617,9 @@ pub struct AuditExport {
     /// The pruned prefix: its size, and its line until written.
     pruned_size: i64,
     pruned: Option<ExportLine>,
+    /// For people (CSV): entries with their personal data filled in,
+    /// rather than as the chain hashes them.
+    revealed: bool,
     pub origin: String,
     pub started_at: Timestamp,
 }
@@ -541,12 +631,16 @@ impl App {
     /// `GET /audit/export`: authorizes and audits an export of the
     /// organisation's whole audit log (with the checkpoints that sign it),
     /// and returns it ready to read.
-    pub async fn audit_export_start(&self, p: &Principal, meta: &RequestMeta) -> Result<AuditExport> {
+    /// `revealed`: for people (CSV), entries with their personal data filled
+    /// in; otherwise as the chain hashes them, each sealed one after the
+    /// personal data of it that can still be read.
+    pub async fn audit_export_start(&self, p: &Principal, meta: &RequestMeta, revealed: bool) -> Result<AuditExport> {
         self.require(p, meta, Permission::AuditRead).await?;
         self.require_recent_proof(p)?;
         let now = self.clock().now();
         let tenant = p.org.to_string();
-        let e = crate::audit::by(p, meta, now, "audit.export", ("organization", &tenant), serde_json::json!({ "format": "ndjson" }));
+        let format = if revealed { "csv" } else { "ndjson" };
+        let e = crate::audit::by(p, meta, now, "audit.export", ("organization", &tenant), serde_json::json!({ "format": format }));
         self.write_audit(e).await?;
         let t = tenant.clone();
         let (head, pruned) = self
@@ -572,6 +666,7 @@ impl App {
             checkpoints_done: false,
             pruned_size,
             pruned,
+            revealed,
             started_at: now,
         })
     }
@@ -586,9 +681,47 @@ impl AuditExport {
         let (tenant, from, head) = (self.tenant.clone(), self.next, self.head);
         if from <= head {
             let n = EXPORT_PAGE.min(head - from + 1);
-            let rows = self.app.store().read(move |c| Ok::<_, AppError>(store::entries_from(c, &tenant, from, n)?)).await?;
-            self.next = rows.last().map_or(head + 1, |e| e.seq + 1);
-            return Ok(Some(rows.into_iter().map(|e| ExportLine::Entry(Box::new(e.into()))).collect()));
+            let (keys, revealed) = (self.app.inner.personal.clone(), self.revealed);
+            let lines = self
+                .app
+                .store()
+                .read(move |c| {
+                    let mut rows = store::entries_from(c, &tenant, from, n)?;
+                    if revealed {
+                        keys.reveal(c, &tenant, &mut rows)?;
+                        return Ok::<_, AppError>(rows.into_iter().map(|e| ExportLine::Entry(Box::new(e.into()))).collect::<Vec<_>>());
+                    }
+                    let opened = keys.open(c, &tenant, &rows)?;
+                    let mut lines = Vec::with_capacity(rows.len() * 2);
+                    for (e, parts) in rows.into_iter().zip(opened) {
+                        if e.v < 2 {
+                            lines.push(ExportLine::Entry(Box::new(e.into())));
+                            continue;
+                        }
+                        let parts: Vec<OpenedPart> = e
+                            .personal
+                            .iter()
+                            .zip(parts)
+                            .filter_map(|(p, o)| o.map(|o| OpenedPart { s: p.part.s.clone(), salt: hex::encode(o.salt), fields: o.fields }))
+                            .collect();
+                        if !parts.is_empty() {
+                            lines.push(ExportLine::Personal { seq: e.seq, parts });
+                        }
+                        lines.push(ExportLine::SealedEntry(Box::new(e.into())));
+                    }
+                    Ok(lines)
+                })
+                .await?;
+            self.next = lines
+                .iter()
+                .rev()
+                .find_map(|l| match l {
+                    ExportLine::Entry(e) => Some(e.seq + 1),
+                    ExportLine::SealedEntry(e) => Some(e.seq + 1),
+                    _ => None,
+                })
+                .unwrap_or(head + 1);
+            return Ok(Some(lines));
         }
         if self.checkpoints_done {
             return Ok(None);
@@ -613,6 +746,10 @@ pub struct ExportReport {
     pub checkpoints: i64,
     /// The largest size a checkpoint proved.
     pub proven: i64,
+    /// Parts of sealed entries' personal data found and matching their
+    /// commitments; and those left out (erased).
+    pub personal: i64,
+    pub erased: i64,
     /// Hex of the chain's last hash.
     pub head: Option<String>,
     pub ok: bool,
@@ -716,10 +853,27 @@ struct EntryRef<'a> {
     hash: std::borrow::Cow<'a, str>,
 }
 
+/// An opened part's subject and the commitment its salt and fields make
+/// (`None`: not well formed).
+type Commitment = (String, Option<String>);
+
 /// A line of the export, parsed and, for an entry, hashed (by a worker).
 enum Item {
-    Header { tenant: String, origin: String },
-    Pruned { size: i64, hash: String, frontier: Vec<String> },
+    Header {
+        tenant: String,
+        origin: String,
+    },
+    Pruned {
+        size: i64,
+        hash: String,
+        frontier: Vec<String>,
+    },
+    /// A sealed entry's opened parts: each subject and the commitment its
+    /// salt and fields make (`None`: not well formed).
+    Personal {
+        seq: i64,
+        parts: Vec<(String, Option<String>)>,
+    },
     Entry(Checked),
     Checkpoint(String),
     End(i64),
@@ -734,6 +888,8 @@ struct Checked {
     /// Whether it hashes to `hash` after `prev`.
     hashes_right: bool,
     leaf: Hash,
+    /// A sealed entry's commitments to its personal data.
+    parts: Vec<PersonalPart>,
 }
 
 fn tenant_digest(t: &str) -> u64 {
@@ -756,21 +912,38 @@ fn hex32(s: &str) -> Option<[u8; 32]> {
 /// slow path parses it). Sound either way: only bytes that hash to the
 /// chain pass.
 fn written_entry(line: &[u8]) -> Option<Item> {
-    const HEAD: &[u8] = br#"{"kind":"entry","tenant":""#;
+    const ENTRY: &[u8] = br#"{"kind":"entry","#;
+    const SEALED: &[u8] = br#"{"kind":"sealed_entry","#;
     const TAIL: usize = 14 + 64 + 10 + 64 + 2;
-    let rest = line.strip_prefix(HEAD)?;
+    let (body_start, sealed) = if line.starts_with(ENTRY) {
+        (ENTRY.len(), false)
+    } else if line.starts_with(SEALED) {
+        (SEALED.len(), true)
+    } else {
+        return None;
+    };
     let body_end = line.len().checked_sub(TAIL)?;
     let tail = line.get(body_end..)?;
     let after = tail.strip_prefix(br#","prev_hash":""#)?;
     let (prev_hex, after) = (after.get(..64)?, after.get(64..)?);
     let hash = after.strip_prefix(br#"","hash":""#)?.strip_suffix(br#""}"#)?;
-    let body = line.get(HEAD.len() - br#""tenant":""#.len()..body_end)?;
+    let body = line.get(body_start..body_end)?;
+    let rest = if sealed { body.strip_prefix(br#""v":2,"tenant":""#)? } else { body.strip_prefix(br#""tenant":""#)? };
     let quote = rest.iter().position(|b| *b == b'"')?;
     let (tenant, after) = rest.split_at(quote);
     let digits = after.strip_prefix(br#"","seq":"#)?;
     let end = digits.iter().position(|b| *b == b',')?;
     let seq: i64 = std::str::from_utf8(&digits[..end]).ok()?.parse().ok()?;
     let (prev, hash) = (hex32(std::str::from_utf8(prev_hex).ok()?)?, hex32(std::str::from_utf8(hash).ok()?)?);
+    // The commitments are the last field: `,"personal":` cannot occur in a
+    // string before it (a quote there is escaped).
+    let parts = if sealed {
+        const PERSONAL: &[u8] = br#","personal":"#;
+        let at = body.windows(PERSONAL.len()).rposition(|w| w == PERSONAL)?;
+        serde_json::from_slice(&body[at + PERSONAL.len()..]).ok()?
+    } else {
+        Vec::new()
+    };
     let mut h = Sha256::new();
     h.update(b"{");
     h.update(body);
@@ -790,7 +963,24 @@ fn written_entry(line: &[u8]) -> Option<Item> {
         hash: Some(hash),
         hashes_right: own == hash,
         leaf: Hash(leaf.finalize().into()),
+        parts,
     }))
+}
+
+/// Checks a sealed entry parsed from its line.
+fn sealed_checked(e: &ExportedSealed) -> Item {
+    let bytes = e.bytes();
+    let hash = hex32(&e.hash);
+    let own: Option<[u8; 32]> = hex32(&ironcase_domain::audit::chain_hash(&bytes, &e.prev_hash));
+    Item::Entry(Checked {
+        seq: e.seq,
+        tenant: tenant_digest(&e.tenant),
+        prev: hex32(&e.prev_hash),
+        hashes_right: e.v == 2 && hash.is_some() && hash == own,
+        hash,
+        leaf: tlog_tiles::record_hash(&bytes),
+        parts: e.personal.clone(),
+    })
 }
 
 /// Parses and hashes one line (`buf` is reused for the entry's bytes).
@@ -812,6 +1002,20 @@ fn item(line: &[u8], buf: &mut Vec<u8>) -> std::result::Result<Item, String> {
                 let json = format!(r#"{{"kind":"entry",{}"#, &json[1..]);
                 item(json.as_bytes(), buf)
             }
+            ExportLine::SealedEntry(e) => Ok(sealed_checked(&e)),
+            ExportLine::Personal { seq, parts } => Ok(Item::Personal {
+                seq,
+                parts: parts
+                    .into_iter()
+                    .map(|p| {
+                        let c = hex::decode(&p.salt)
+                            .ok()
+                            .filter(|s| s.len() == 32)
+                            .map(|salt| ironcase_domain::audit::commit(&salt, &p.fields));
+                        (p.s, c)
+                    })
+                    .collect(),
+            }),
             ExportLine::Checkpoint { note, .. } => Ok(Item::Checkpoint(note)),
             ExportLine::End { entries } => Ok(Item::End(entries)),
         };
@@ -845,6 +1049,7 @@ fn item(line: &[u8], buf: &mut Vec<u8>) -> std::result::Result<Item, String> {
         hashes_right: hash == Some(own),
         hash,
         leaf: tlog_tiles::record_hash(buf),
+        parts: Vec::new(),
     }))
 }
 
@@ -959,6 +1164,8 @@ pub fn verify_export(
     let mut tenant = 0u64;
     let mut notes: Vec<(Option<i64>, String)> = Vec::new();
     let mut ended = None;
+    // The opened parts of the next sealed entry.
+    let mut opened: Option<(i64, Vec<Commitment>)> = None;
     fn fail(r: &mut ExportReport, seq: i64, why: &str) {
         if r.first_bad_seq.is_none() {
             (r.first_bad_seq, r.reason) = (Some(seq), Some(why.to_owned()));
@@ -985,11 +1192,31 @@ pub fn verify_export(
                     }
                 }
             }
+            Item::Personal { seq, parts } => {
+                if opened.is_some() {
+                    let at = r.pruned + r.entries + 1;
+                    fail(&mut r, at, "personal data without its entry");
+                }
+                opened = Some((seq, parts));
+            }
             Item::Entry(e) => {
                 let expected = r.pruned + r.entries + 1;
                 r.entries += 1;
+                let parts = opened.take();
                 if r.first_bad_seq.is_some() {
                     return Ok(());
+                }
+                // Each opened part: the entry's own subject and commitment.
+                let (mut found, mut forged) = (0, false);
+                if let Some((seq, parts)) = parts {
+                    forged = seq != e.seq || parts.len() > e.parts.len();
+                    for (s, c) in parts {
+                        if e.parts.iter().any(|p| p.s == s && Some(&p.c) == c.as_ref()) {
+                            found += 1;
+                        } else {
+                            forged = true;
+                        }
+                    }
                 }
                 if e.tenant != tenant {
                     fail(&mut r, expected, "an entry of another tenant");
@@ -1000,7 +1227,11 @@ pub fn verify_export(
                     fail(&mut r, expected, "its previous hash is not the entry before it");
                 } else if !e.hashes_right {
                     fail(&mut r, expected, "the entry does not match its hash");
+                } else if forged {
+                    fail(&mut r, expected, "its personal data does not match what the entry commits to");
                 } else {
+                    r.personal += found;
+                    r.erased += e.parts.len() as i64 - found;
                     tree.push((expected - 1) as u64, e.leaf);
                     prev = e.hash.unwrap_or_default();
                 }

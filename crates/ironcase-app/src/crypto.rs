@@ -59,17 +59,11 @@ impl MasterKey {
 
     /// Encrypts `plain`, bound to `aad` (what the value is and whose).
     pub fn seal(&self, plain: &[u8], aad: &str) -> Result<Vec<u8>> {
-        let cipher = Aes256Gcm::new_from_slice(&self.0).map_err(|_| AppError::Internal("bad key length".into()))?;
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ct = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: aad.as_bytes() })
-            .map_err(|_| AppError::Internal("encryption failed".into()))?;
-        let mut out = Vec::with_capacity(1 + 12 + ct.len());
-        out.push(SEAL_V1);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        Ok(out)
+        seal_with(&self.cipher()?, plain, aad)
+    }
+
+    fn cipher(&self) -> Result<Aes256Gcm> {
+        Aes256Gcm::new_from_slice(&self.0).map_err(|_| AppError::Internal("bad key length".into()))
     }
 
     /// A MAC of `msg` under a key derived from this one for `purpose` (hex).
@@ -79,14 +73,31 @@ impl MasterKey {
     }
 
     pub fn open(&self, sealed: &[u8], aad: &str) -> Result<Vec<u8>> {
-        if sealed.len() < 1 + 12 + 16 || sealed[0] != SEAL_V1 {
-            return Err(AppError::Internal("sealed value has an unknown format".into()));
-        }
-        let cipher = Aes256Gcm::new_from_slice(&self.0).map_err(|_| AppError::Internal("bad key length".into()))?;
-        cipher
-            .decrypt(Nonce::from_slice(&sealed[1..13]), Payload { msg: &sealed[13..], aad: aad.as_bytes() })
-            .map_err(|_| AppError::Internal("cannot decrypt: wrong master key or altered data".into()))
+        open_with(&self.cipher()?, sealed, aad)
     }
+}
+
+/// A sealed value: the format's version byte, a random nonce, the ciphertext.
+fn seal_with(cipher: &Aes256Gcm, plain: &[u8], aad: &str) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: aad.as_bytes() })
+        .map_err(|_| AppError::Internal("encryption failed".into()))?;
+    let mut out = Vec::with_capacity(1 + 12 + ct.len());
+    out.push(SEAL_V1);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+fn open_with(cipher: &Aes256Gcm, sealed: &[u8], aad: &str) -> Result<Vec<u8>> {
+    if sealed.len() < 1 + 12 + 16 || sealed[0] != SEAL_V1 {
+        return Err(AppError::Internal("sealed value has an unknown format".into()));
+    }
+    cipher
+        .decrypt(Nonce::from_slice(&sealed[1..13]), Payload { msg: &sealed[13..], aad: aad.as_bytes() })
+        .map_err(|_| AppError::Internal("cannot decrypt: wrong key or altered data".into()))
 }
 
 /// An organisation's data key: encrypts its evidence files. Generated per
@@ -111,6 +122,15 @@ impl DataKey {
     /// Unseals a stored key.
     pub fn unwrap(master: &MasterKey, sealed: &[u8], aad: &str) -> Result<DataKey> {
         DataKey::from_raw(&master.open(sealed, aad)?)
+    }
+
+    /// Encrypts a small value, bound to `aad`.
+    pub fn seal(&self, plain: &[u8], aad: &str) -> Result<Vec<u8>> {
+        seal_with(&self.0, plain, aad)
+    }
+
+    pub fn open(&self, sealed: &[u8], aad: &str) -> Result<Vec<u8>> {
+        open_with(&self.0, sealed, aad)
     }
 
     fn from_raw(raw: &[u8]) -> Result<DataKey> {

@@ -126,7 +126,7 @@ impl App {
         size: PageSize,
     ) -> Result<Page<EntryRow>> {
         let as_child = self.as_parent_of(p, meta, child, "audit").await?;
-        let tenant = as_child.org.to_string();
-        self.store().read(move |c| audit_page(c, &tenant, &Filter::default(), before, size)).await
+        let (tenant, keys) = (as_child.org.to_string(), self.inner.personal.clone());
+        self.store().read(move |c| audit_page(&keys, c, &tenant, &Filter::default(), before, size)).await
     }
 }

@@ -432,7 +432,15 @@ impl App {
         }
         errs.into_result()?;
         let now = self.clock().now();
-        let row = CommentRow { org: p.org, id: CommentId::new(), incident_id: current.id, author_id: p.user_id(), body, created_at: now };
+        let row = CommentRow {
+            org: p.org,
+            id: CommentId::new(),
+            incident_id: current.id,
+            author_id: p.user_id(),
+            body,
+            created_at: now,
+            author_erased: false,
+        };
         let (p2, meta2) = (p.clone(), meta.clone());
         self.store()
             .write(move |c| {

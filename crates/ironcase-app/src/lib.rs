@@ -32,6 +32,7 @@ pub mod notifications;
 pub mod offboard;
 mod outbound;
 pub mod page;
+pub mod personal;
 pub mod policy;
 pub mod principal;
 pub mod privacy;
@@ -194,6 +195,8 @@ struct Inner {
     store: Store,
     /// Wraps the data keys (and the token-signing keys).
     master: crypto::MasterKey,
+    /// Seals and opens the personal data in audit entries.
+    personal: Arc<personal::PersonalKeys>,
     /// Where evidence files are kept (encrypted).
     blobs: store::blob::BlobStore,
     keys: evidence::KeyCache,
@@ -248,6 +251,8 @@ impl App {
     ) -> Result<App> {
         let tokens = auth::TokenKeys::load_or_create(&store, &master, clock.now()).await?;
         let audit_keys = checkpoints::AuditKeys::load_or_create(&store, &master, &settings.public_url, clock.now()).await?;
+        let personal = Arc::new(personal::PersonalKeys::new(master.clone()));
+        store.seal_personal_with(personal.clone());
         let dummy_hash = auth::hash_password("not a real password, only for timing".to_owned()).await?;
         let auth_limiter = ratelimit::Limiter::new(settings.auth_per_address, settings.limiter_max_keys).named("auth");
         let settings_max_keys = settings.limiter_max_keys;
@@ -298,6 +303,7 @@ impl App {
             inner: Arc::new(Inner {
                 store,
                 master,
+                personal,
                 blobs,
                 keys: evidence::KeyCache::default(),
                 clock,

@@ -40,7 +40,7 @@ impl std::fmt::Debug for Acceptance {
 }
 
 /// Refuses to leave an organisation without an owner.
-fn keep_an_owner(c: &Conn, org_id: ironcase_domain::OrgId, target_role: Role) -> Result<()> {
+pub(crate) fn keep_an_owner(c: &Conn, org_id: ironcase_domain::OrgId, target_role: Role) -> Result<()> {
     if target_role == Role::Owner && org::count_role(c, org_id, Role::Owner)? <= 1 {
         return Err(AppError::Conflict { code: ErrorCode::LastOwner, detail: "an organization keeps at least one owner".into() });
     }

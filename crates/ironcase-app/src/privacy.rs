@@ -2,10 +2,20 @@
 //! owner or admin asks what the organisation holds about someone (a member,
 //! or anyone by e-mail address); the answer is a machine-readable archive,
 //! sealed until it is downloaded — once — or expires. Each request has its
-//! 30-day deadline, and is audited. (Erasure comes with crypto-shredding.)
+//! 30-day deadline, and is audited.
+//!
+//! Erasure (GDPR Art. 17) destroys the subject's keys: their personal data
+//! in the audit log can no longer be read by anyone (crypto-shredding; see
+//! `personal.rs`), while every chain, tree and checkpoint still verifies. A
+//! member is removed, their sessions and API keys end, their comments stay
+//! (the organisation's record) with the author shown as erased, and an
+//! account left in no organisation is pseudonymised.
 
 use ironcase_domain::{validate, OrgId, Permission, PrivacyRequestId, Timestamp, UserId, ValidationErrors};
+use ironcase_store::audit::EntryRow;
+use ironcase_store::org::UserRow;
 use ironcase_store::privacy::{self as store, RequestRow};
+use ironcase_store::Conn;
 use serde_json::json;
 
 use crate::audit::by;
@@ -39,41 +49,83 @@ fn aad(org: OrgId, id: PrivacyRequestId) -> String {
     format!("privacy-archive:{org}:{id}")
 }
 
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A copy of everything held about the subject.
+    Access,
+    /// Their personal data erased.
+    Erasure,
+}
+
+/// The subject's e-mail address, checked, when they are named by it.
+fn checked_email(subject: &Subject) -> Result<Option<String>> {
+    match subject {
+        Subject::Email(e) => {
+            let mut errs = ValidationErrors::default();
+            let e = validate::email("subject.email", e, &mut errs);
+            errs.into_result()?;
+            Ok(Some(e))
+        }
+        Subject::Account(_) => Ok(None),
+    }
+}
+
+/// The subject's account, when they are a member of `org` (named by id and
+/// not one: 404), and their address.
+fn member_subject(c: &Conn, org: OrgId, subject: &Subject, email: Option<String>) -> Result<(Option<UserRow>, Option<String>)> {
+    let found = match subject {
+        Subject::Account(u) => Some(ironcase_store::org::get_user(c, *u).map_err(|_| AppError::NotFound)?),
+        Subject::Email(_) => email.as_deref().map(|e| ironcase_store::org::find_user_by_email(c, e)).transpose()?.flatten(),
+    };
+    match found {
+        Some(u) if ironcase_store::org::membership_role(c, org, u.id)?.is_some() => {
+            let e = u.email.clone();
+            Ok((Some(u), Some(e)))
+        }
+        _ if matches!(subject, Subject::Account(_)) => Err(AppError::NotFound),
+        _ => Ok((None, email)),
+    }
+}
+
+/// Most audit entries an archive lists.
+const ARCHIVE_ENTRIES: i64 = 10_000;
+
 impl App {
-    /// `POST /privacy/requests`: an access request, answered at once with
-    /// an archive of everything held about the subject.
-    pub async fn privacy_request_create(&self, p: &Principal, meta: &RequestMeta, subject: Subject) -> Result<RequestRow> {
+    /// `POST /privacy/requests`: answered at once.
+    pub async fn privacy_request_create(&self, p: &Principal, meta: &RequestMeta, kind: Kind, subject: Subject) -> Result<RequestRow> {
         self.require(p, meta, Permission::OrganizationManage).await?;
         self.require_recent_proof(p)?;
+        match kind {
+            Kind::Access => self.privacy_access(p, meta, subject).await,
+            Kind::Erasure => self.privacy_erase(p, meta, subject).await,
+        }
+    }
+
+    /// An access request: an archive of everything held about the subject.
+    async fn privacy_access(&self, p: &Principal, meta: &RequestMeta, subject: Subject) -> Result<RequestRow> {
         let org = p.org;
-        let email = match &subject {
-            Subject::Email(e) => {
-                let mut errs = ValidationErrors::default();
-                let e = validate::email("subject.email", e, &mut errs);
-                errs.into_result()?;
-                Some(e)
-            }
-            Subject::Account(_) => None,
-        };
+        let email = checked_email(&subject)?;
+        let keys = self.inner.personal.clone();
         // One snapshot: the subject's account, when they are a member here,
         // and everything held about them.
         let (account, email, data) = self
             .store()
             .read(move |c| {
-                let found = match &subject {
-                    Subject::Account(u) => Some(ironcase_store::org::get_user(c, *u).map_err(|_| AppError::NotFound)?),
-                    Subject::Email(_) => email.as_deref().map(|e| ironcase_store::org::find_user_by_email(c, e)).transpose()?.flatten(),
-                };
-                let member = match found {
-                    Some(u) if ironcase_store::org::membership_role(c, org, u.id)?.is_some() => Some(u),
-                    _ => None,
-                };
-                let (account, email) = match (member, &subject) {
-                    (Some(u), _) => (Some(u.id), Some(u.email)),
-                    (None, Subject::Account(_)) => return Err(AppError::NotFound),
-                    (None, Subject::Email(_)) => (None, email),
-                };
-                let data = store::subject_data(c, org, account, email.as_deref())?;
+                let (member, email) = member_subject(c, org, &subject, email)?;
+                let account = member.map(|u| u.id);
+                let mut data = store::subject_data(c, org, account, email.as_deref())?;
+                // The audit entries where they act, or that hold their data,
+                // with it opened.
+                let tenant = org.to_string();
+                let subjects: Vec<String> = email.iter().map(|e| keys.email_subject(&tenant, e)).collect();
+                let actor = account.map(|u| u.to_string());
+                let mut entries = ironcase_store::audit::about(c, &tenant, actor.as_deref(), &subjects, ARCHIVE_ENTRIES)?;
+                keys.reveal(c, &tenant, &mut entries)?;
+                if let serde_json::Value::Object(m) = &mut data {
+                    let items: Vec<_> = entries.iter().map(archived_entry).collect();
+                    m.insert("audit_entries".into(), json!({ "truncated": items.len() as i64 >= ARCHIVE_ENTRIES, "items": items }));
+                }
                 Ok::<_, AppError>((account, email, data))
             })
             .await?;
@@ -109,6 +161,72 @@ impl App {
             .write(move |c| {
                 store::insert(c, &r2, Some(&sealed))?;
                 ironcase_store::audit::append(c, e)?;
+                Ok::<_, AppError>(())
+            })
+            .await?;
+        Ok(row)
+    }
+
+    /// An erasure request: the subject's keys destroyed, and a member
+    /// removed, their sessions and API keys ended, their account
+    /// pseudonymised when it is in no other organisation.
+    async fn privacy_erase(&self, p: &Principal, meta: &RequestMeta, subject: Subject) -> Result<RequestRow> {
+        let org = p.org;
+        let email = checked_email(&subject)?;
+        let (member, email) = self.store().read(move |c| member_subject(c, org, &subject, email)).await?;
+        let account = member.map(|u| u.id);
+        if let Some(u) = account {
+            if u == p.user_id() {
+                return Err(ValidationErrors::one("subject", "you cannot erase yourself: another owner or admin can").into());
+            }
+            let role = self.store().read(move |c| ironcase_store::org::get_member(c, org, u)).await?.role;
+            if !p.role.covers(role) {
+                return Err(self.deny(p, meta, Permission::OrganizationManage, Some(("user", u.to_string()))).await);
+            }
+        }
+        let now = self.clock().now();
+        let id = PrivacyRequestId::new();
+        let tenant = org.to_string();
+        let email_subject = email.as_deref().map(|e| self.inner.personal.email_subject(&tenant, e));
+        let row = RequestRow {
+            org,
+            id,
+            kind: "erasure".into(),
+            subject_id: account,
+            // The address is the very data erased: the request keeps only
+            // whom it was about when they were a member.
+            subject_email: None,
+            status: "completed".into(),
+            requested_by: Some(p.actor_id()),
+            created_at: now,
+            due_at: Timestamp(now.0 + DEADLINE_DAYS * 86_400_000),
+            completed_at: Some(now),
+            archive_sha256: None,
+            archive_expires_at: None,
+            downloaded_at: None,
+        };
+        let (p2, meta2, r2) = (p.clone(), meta.clone(), row.clone());
+        self.store()
+            .write(move |c| {
+                let mut subjects: Vec<String> = email_subject.into_iter().collect();
+                if let Some(u) = account {
+                    let target = ironcase_store::org::get_member(c, org, u)?;
+                    crate::members::keep_an_owner(c, org, target.role)?;
+                    subjects.push(u.to_string());
+                    subjects.extend(store::api_keys_of(c, org, u)?);
+                }
+                let keys_destroyed = ironcase_store::audit::shred(c, &tenant, &subjects)?;
+                let erased = match account {
+                    Some(u) => store::erase_member(c, org, u, id, now)?,
+                    None => store::Erased::default(),
+                };
+                store::insert(c, &r2, None)?;
+                let details = json!({
+                    "kind": "erasure", "request_id": id, "subject_account": account, "keys_destroyed": keys_destroyed,
+                    "sessions_ended": erased.sessions_ended, "api_keys_revoked": erased.api_keys_revoked,
+                    "pseudonymised": erased.pseudonymised,
+                });
+                ironcase_store::audit::append(c, by(&p2, &meta2, now, "privacy.erasure", ("privacy_request", &id.to_string()), details))?;
                 Ok::<_, AppError>(())
             })
             .await?;
@@ -165,4 +283,13 @@ impl App {
         };
         self.inner.master.open(&sealed, &aad(org, id))
     }
+}
+
+/// An audit entry as an access archive lists it.
+fn archived_entry(e: &EntryRow) -> serde_json::Value {
+    json!({
+        "seq": e.seq, "at": e.at, "action": e.action, "resource_type": e.resource_type, "resource_id": e.resource_id,
+        "outcome": e.outcome, "source_ip": e.source_ip, "user_agent": e.user_agent, "personal_data_erased": e.erased,
+        "details": serde_json::from_str::<serde_json::Value>(&e.details).unwrap_or(serde_json::Value::Null),
+    })
 }

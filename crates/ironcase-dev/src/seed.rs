@@ -399,6 +399,7 @@ pub fn incident(
             author_id: reporter,
             body: vocab.sentence(&mut rng, 10, 25),
             created_at: Timestamp(created.0 + 60_000 * (k as i64 + 1)),
+            author_erased: false,
         })
         .collect();
     // Skewed towards the start of the pool: some indicators recur often, most rarely.

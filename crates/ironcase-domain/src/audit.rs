@@ -146,12 +146,72 @@ impl Canonical<'_> {
     }
 
     pub fn hash(&self, prev_hash: &str) -> String {
-        let bytes = self.bytes();
-        let mut h = Sha256::new();
-        h.update(&bytes);
-        h.update(prev_hash.as_bytes());
-        hex::encode(h.finalize())
+        chain_hash(&self.bytes(), prev_hash)
     }
+}
+
+/// One data subject's share of an entry's personal data, as the chain
+/// hashes it: whose it is, and a salted commitment to it. The data itself
+/// (source address, user agent, e-mail addresses) is kept sealed under a key
+/// of that subject, outside the hashed bytes: destroying the key erases it
+/// (crypto-shredding) and the chain, tree and checkpoints still verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PersonalPart {
+    /// The data subject: an account or API key id, `email:` and a keyed
+    /// hash of an address, or `anonymous`.
+    pub s: String,
+    /// `SHA-256(salt ‖ fields)`, hex: see [`commit`].
+    pub c: String,
+}
+
+/// The commitment to a part's `fields` (compact JSON) under its 32-byte
+/// random `salt`, hex. The salt is sealed with the fields: without it, the
+/// commitment says nothing about them (an address cannot be guessed).
+pub fn commit(salt: &[u8], fields: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(fields.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The fields of `details` that are personal data: e-mail addresses
+/// (`email`, or a name ending in `_email`), each kept as its own subject's.
+pub fn is_personal_field(name: &str) -> bool {
+    name == "email" || name.ends_with("_email")
+}
+
+/// An entry with its personal data sealed (version 2): everything it says
+/// but that data, and the commitments to it, in the order it is hashed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CanonicalV2<'a> {
+    pub v: u8,
+    pub tenant: &'a str,
+    pub seq: i64,
+    pub at: i64,
+    pub actor_id: Option<&'a str>,
+    pub actor_kind: &'a str,
+    pub action: &'a str,
+    pub resource_type: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub request_id: Option<&'a str>,
+    /// Details without their personal fields, as the exact stored string.
+    pub details: &'a str,
+    pub personal: &'a [PersonalPart],
+}
+
+impl CanonicalV2<'_> {
+    pub fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// `SHA-256(bytes ‖ previous hash)`, hex: an entry's link in its chain.
+pub fn chain_hash(bytes: &[u8], prev_hash: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(bytes);
+    h.update(prev_hash.as_bytes());
+    hex::encode(h.finalize())
 }
 
 #[cfg(test)]
@@ -203,5 +263,14 @@ mod tests {
         assert_ne!(a, entry(2, "auth.login").hash(GENESIS));
         assert_ne!(a, entry(1, "auth.logout").hash(GENESIS));
         assert_ne!(a, entry(1, "auth.login").hash(&a));
+    }
+
+    #[test]
+    fn a_commitment_binds_its_salt_and_fields() {
+        let c = commit(&[1; 32], r#"{"source_ip":"192.0.2.1"}"#);
+        assert_eq!(c.len(), 64);
+        assert_ne!(c, commit(&[2; 32], r#"{"source_ip":"192.0.2.1"}"#));
+        assert_ne!(c, commit(&[1; 32], r#"{"source_ip":"192.0.2.2"}"#));
+        assert!(is_personal_field("email") && is_personal_field("owner_email") && !is_personal_field("emailed"));
     }
 }

@@ -3,7 +3,10 @@
 use crate::db::Appendable;
 use crate::Value;
 use crate::{params, Row};
-use ironcase_domain::audit::{AuditCategory, AuditSeverity, Canonical, Pattern, CATEGORIES, CRITICAL, GENESIS, WARNING};
+use ironcase_domain::audit::{
+    chain_hash, is_personal_field, AuditCategory, AuditSeverity, Canonical, CanonicalV2, Pattern, PersonalPart, CATEGORIES, CRITICAL,
+    GENESIS, WARNING,
+};
 use ironcase_domain::Timestamp;
 
 use crate::{query_map, query_opt, Conn, MemoKey, Result, Tx};
@@ -44,6 +47,34 @@ pub struct EntryRow {
     pub details: String,
     pub prev_hash: String,
     pub hash: String,
+    /// 1: personal data in the hashed bytes (entries written before
+    /// sealing); 2: sealed in `personal`.
+    pub v: i64,
+    pub personal: Vec<SealedPart>,
+    /// Set when the entry is read for display ([`EntryRow::bytes`] no longer
+    /// holds then): some of its personal data was erased.
+    pub erased: bool,
+}
+
+/// A data subject's personal data in an entry: the part the chain hashes,
+/// and the data sealed under the subject's key (opaque text).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SealedPart {
+    #[serde(flatten)]
+    pub part: PersonalPart,
+    pub x: String,
+}
+
+/// Seals the personal data of audit entries with the application's keys:
+/// the store only keeps what it is given.
+pub trait Personal: Send + Sync {
+    /// A fresh key for `subject`, sealed for storage (as text).
+    fn new_key(&self, tenant: &str, subject: &str) -> std::result::Result<String, String>;
+    /// Seals `fields` (compact JSON) under the subject's stored key: the
+    /// commitment the chain hashes (hex) and the sealed text.
+    fn seal(&self, tenant: &str, subject: &str, key: &str, fields: &str) -> std::result::Result<(String, String), String>;
+    /// A keyed hash of `value` (`ip:` or `email:` and an address), hex.
+    fn tag(&self, tenant: &str, value: &str) -> String;
 }
 
 impl EntryRow {
@@ -67,7 +98,7 @@ impl EntryRow {
 }
 
 const COLS: &str = "organization_id, seq, at, actor_id, actor_kind, action, resource_type, resource_id, outcome, request_id, \
-    source_ip, user_agent, details, prev_hash, hash";
+    source_ip, user_agent, details, prev_hash, hash, v, personal";
 
 fn entry(r: &Row<'_, '_>) -> Result<EntryRow> {
     Ok(EntryRow {
@@ -86,6 +117,12 @@ fn entry(r: &Row<'_, '_>) -> Result<EntryRow> {
         details: r.get("details")?,
         prev_hash: r.get("prev_hash")?,
         hash: r.get("hash")?,
+        v: r.get("v")?,
+        personal: match r.get::<_, Option<String>>("personal")? {
+            Some(t) => serde_json::from_str(&t).map_err(|_| crate::StoreError::Corrupt("audit entry's personal data".into()))?,
+            None => Vec::new(),
+        },
+        erased: false,
     })
 }
 
@@ -94,11 +131,12 @@ fn entry(r: &Row<'_, '_>) -> Result<EntryRow> {
 pub(crate) static ENTRIES: Appendable = Appendable {
     table: "audit_log",
     one: "insert into audit_log (organization_id, seq, at, actor_id, actor_kind, action, resource_type, resource_id, outcome, \
-          request_id, source_ip, user_agent, details, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          request_id, source_ip, user_agent, details, prev_hash, hash, v, personal, ip_tag) \
+          values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     many: "insert into audit_log (organization_id, seq, at, actor_id, actor_kind, action, resource_type, resource_id, outcome, \
-           request_id, source_ip, user_agent, details, prev_hash, hash) \
+           request_id, source_ip, user_agent, details, prev_hash, hash, v, personal, ip_tag) \
            select * from unnest(?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], \
-           ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])",
+           ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[])",
 };
 
 /// Appends one entry to its tenant's chain. Must run inside the transaction
@@ -115,6 +153,17 @@ pub fn append(c: &Tx, e: NewEntry) -> Result<i64> {
         })?,
     };
     let (prev_seq, prev_hash) = head.unwrap_or((0, GENESIS.to_owned()));
+    let mut e = e;
+    // With the application's keys, the personal data leaves the hashed
+    // bytes: sealed per subject, with a keyed hash of the address to filter
+    // by (version 2).
+    let (v, personal, ip_tag) = match c.1 {
+        Some(keys) => {
+            let (parts, tag) = seal_personal(c, keys, &mut e)?;
+            (2, parts, tag)
+        }
+        None => (1, Vec::new(), None),
+    };
     let mut row = EntryRow {
         tenant: e.tenant,
         seq: prev_seq + 1,
@@ -131,8 +180,12 @@ pub fn append(c: &Tx, e: NewEntry) -> Result<i64> {
         details: e.details.to_string(),
         prev_hash,
         hash: String::new(),
+        v,
+        personal,
+        erased: false,
     };
-    row.hash = row.canonical().hash(&row.prev_hash);
+    row.hash = chain_hash(&row.bytes(), &row.prev_hash);
+    let personal = if row.personal.is_empty() { None } else { serde_json::to_string(&row.personal).ok() };
     // The chain's next link, under the batch's lock: nothing can take it.
     c.append(
         &ENTRIES,
@@ -152,6 +205,9 @@ pub fn append(c: &Tx, e: NewEntry) -> Result<i64> {
             row.details.as_str().into(),
             row.prev_hash.as_str().into(),
             row.hash.as_str().into(),
+            row.v.into(),
+            personal.into(),
+            ip_tag.into(),
         ],
     )?;
     c.write_behind(
@@ -164,6 +220,139 @@ pub fn append(c: &Tx, e: NewEntry) -> Result<i64> {
     Ok(row.seq)
 }
 
+/// Takes the personal data out of `e` (its source address and user agent,
+/// the e-mail addresses in its details) and seals it, one part per data
+/// subject: the actor's address and agent are theirs (an anonymous
+/// caller's belong to the address they gave, if any); each e-mail address
+/// is its own subject's. Returns the parts and the address's keyed hash.
+fn seal_personal(c: &Tx, keys: &dyn Personal, e: &mut NewEntry) -> Result<(Vec<SealedPart>, Option<String>)> {
+    let mut parts: Vec<(String, serde_json::Map<String, serde_json::Value>)> = Vec::new();
+    let mut put = |subject: String, field: &str, value: serde_json::Value| match parts.iter_mut().find(|p| p.0 == subject) {
+        Some(p) => {
+            p.1.insert(field.to_owned(), value);
+        }
+        None => parts.push((subject, serde_json::Map::from_iter([(field.to_owned(), value)]))),
+    };
+    let mut first_email = None;
+    if let serde_json::Value::Object(m) = &mut e.details {
+        let names: Vec<String> = m.iter().filter(|(k, v)| is_personal_field(k) && v.is_string()).map(|(k, _)| k.clone()).collect();
+        for name in names {
+            if let Some(v) = m.remove(&name) {
+                let address = v.as_str().unwrap_or_default().to_lowercase();
+                let subject = format!("email:{}", keys.tag(&e.tenant, &format!("email:{address}")));
+                first_email.get_or_insert_with(|| subject.clone());
+                put(subject, &name, v);
+            }
+        }
+    }
+    let ip_tag = e.source_ip.as_deref().map(|ip| keys.tag(&e.tenant, &format!("ip:{ip}")));
+    if e.source_ip.is_some() || e.user_agent.is_some() {
+        let subject = match (e.actor_kind.as_str(), &e.actor_id) {
+            ("user" | "api_key", Some(id)) => id.clone(),
+            _ => first_email.unwrap_or_else(|| "anonymous".to_owned()),
+        };
+        if let Some(ip) = e.source_ip.take() {
+            put(subject.clone(), "source_ip", ip.into());
+        }
+        if let Some(ua) = e.user_agent.take() {
+            put(subject, "user_agent", ua.into());
+        }
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    for (subject, fields) in parts {
+        let key = subject_key(c, keys, &e.tenant, &subject, e.at)?;
+        let fields = serde_json::Value::Object(fields).to_string();
+        let (commit, x) = keys.seal(&e.tenant, &subject, &key, &fields).map_err(crate::StoreError::Database)?;
+        out.push(SealedPart { part: PersonalPart { s: subject, c: commit }, x });
+    }
+    Ok((out, ip_tag))
+}
+
+/// The subject's stored key, made when it has none.
+fn subject_key(c: &Tx, keys: &dyn Personal, tenant: &str, subject: &str, at: Timestamp) -> Result<String> {
+    let memo = MemoKey::SubjectKey(tenant.to_owned(), subject.to_owned());
+    if let Some((_, k)) = c.memo(&memo) {
+        return Ok(k);
+    }
+    let found = query_opt(c, "select sealed from subject_key where organization_id = ? and subject = ?", [tenant, subject], |r| {
+        r.get::<_, String>(0)
+    })?;
+    let key = match found {
+        Some(k) => k,
+        None => {
+            let k = keys.new_key(tenant, subject).map_err(crate::StoreError::Database)?;
+            crate::exec(
+                c,
+                "insert into subject_key (organization_id, subject, sealed, created_at) values (?, ?, ?, ?)",
+                params![tenant, subject, k.as_str(), at.0],
+            )?;
+            k
+        }
+    };
+    c.remember(memo, (0, key.clone()));
+    Ok(key)
+}
+
+/// The stored keys of these subjects (those not erased).
+pub fn subject_keys(c: &Conn, tenant: &str, subjects: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+    c.scope(tenant)?;
+    let mut out = std::collections::HashMap::new();
+    for chunk in subjects.chunks(300) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut p: Vec<Value> = vec![Value::Text(tenant.to_owned())];
+        p.extend(chunk.iter().map(|s| Value::Text((*s).to_owned())));
+        for (s, k) in
+            query_map(c, &format!("select subject, sealed from subject_key where organization_id = ? and subject in ({marks})"), p, |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+        {
+            out.insert(s, k);
+        }
+    }
+    Ok(out)
+}
+
+/// Erases these subjects' personal data from the tenant's audit log: their
+/// keys go (what was sealed under them can no longer be read) and so do the
+/// keyed hashes of their source addresses. Nothing the chain hashes
+/// changes. How many keys went.
+pub fn shred(c: &Tx, tenant: &str, subjects: &[String]) -> Result<i64> {
+    c.scope(tenant)?;
+    c.sees(&ENTRIES)?;
+    let mut n = 0;
+    for s in subjects {
+        c.forget(&MemoKey::SubjectKey(tenant.to_owned(), s.clone()));
+        n += crate::exec(c, "delete from subject_key where organization_id = ? and subject = ?", params![tenant, s.as_str()])? as i64;
+        crate::exec(
+            c,
+            "update audit_log set ip_tag = null where organization_id = ? and ip_tag is not null and personal like ? escape '\\'",
+            params![tenant, part_of(s)],
+        )?;
+    }
+    Ok(n)
+}
+
+/// The entries about a data subject, newest first, at most `limit`: those
+/// where `actor` acted, and those with a part of one of `subjects`.
+pub fn about(c: &Conn, tenant: &str, actor: Option<&str>, subjects: &[String], limit: i64) -> Result<Vec<EntryRow>> {
+    c.scope(tenant)?;
+    c.sees(&ENTRIES)?;
+    let mut sql = format!("select {COLS} from audit_log where organization_id = ? and (actor_id = ?");
+    let mut p: Vec<Value> = vec![Value::Text(tenant.to_owned()), actor.map(str::to_owned).into()];
+    for s in subjects {
+        sql.push_str(" or personal like ? escape '\\'");
+        p.push(Value::Text(part_of(s)));
+    }
+    sql.push_str(") order by seq desc limit ?");
+    p.push(Value::Integer(limit));
+    query_map(c, &sql, p, entry)
+}
+
+/// A LIKE pattern for the `personal` text of an entry with a part of `subject`.
+fn part_of(subject: &str) -> String {
+    format!("%\"s\":\"{}\"%", subject.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub action: Option<String>,
@@ -172,6 +361,9 @@ pub struct Filter {
     pub resource_id: Option<String>,
     pub outcome: Option<String>,
     pub source_ip: Option<String>,
+    /// The address's keyed hash, which sealed entries are found by (the
+    /// application computes it).
+    pub source_ip_tag: Option<String>,
     pub request_id: Option<String>,
     pub category: Option<ironcase_domain::audit::AuditCategory>,
     pub severity: Option<ironcase_domain::audit::AuditSeverity>,
@@ -198,13 +390,18 @@ pub(crate) fn list_query(tenant: &str, f: &Filter, before: Option<i64>, limit: i
         ("resource_type", &f.resource_type),
         ("resource_id", &f.resource_id),
         ("outcome", &f.outcome),
-        ("source_ip", &f.source_ip),
         ("request_id", &f.request_id),
     ] {
         if let Some(v) = v {
             sql.push_str(&format!(" and {col} = ?"));
             p.push(Value::Text(v.clone()));
         }
+    }
+    // Sealed entries by the address's keyed hash, older ones by the address.
+    if let Some(ip) = &f.source_ip {
+        sql.push_str(" and (source_ip = ? or ip_tag = ?)");
+        p.push(Value::Text(ip.clone()));
+        p.push(Value::Text(f.source_ip_tag.clone().unwrap_or_default()));
     }
     // Derived from the action (and outcome) by the domain's rules, as SQL
     // made of its constants.
@@ -299,7 +496,7 @@ pub fn verify(c: &Conn, tenant: &str) -> Result<Verification> {
                 Some("sequence gap")
             } else if e.prev_hash != prev {
                 Some("previous hash does not match")
-            } else if e.canonical().hash(&prev) != e.hash {
+            } else if !e.hashes_right_after(&prev) {
                 Some("entry does not match its hash")
             } else {
                 None
@@ -358,12 +555,41 @@ impl EntryRow {
     /// The entry's leaf in its tenant's Merkle tree (before RFC 6962's
     /// `0x00` prefix): the same bytes the chain hashes.
     pub fn leaf(&self) -> Vec<u8> {
-        self.canonical().bytes()
+        self.bytes()
+    }
+
+    /// The bytes the chain hashes: the canonical form of the entry's version.
+    pub fn bytes(&self) -> Vec<u8> {
+        if self.v >= 2 {
+            let parts: Vec<PersonalPart> = self.personal.iter().map(|p| p.part.clone()).collect();
+            CanonicalV2 {
+                v: 2,
+                tenant: &self.tenant,
+                seq: self.seq,
+                at: self.at.0,
+                actor_id: self.actor_id.as_deref(),
+                actor_kind: &self.actor_kind,
+                action: &self.action,
+                resource_type: self.resource_type.as_deref(),
+                resource_id: self.resource_id.as_deref(),
+                outcome: &self.outcome,
+                request_id: self.request_id.as_deref(),
+                details: &self.details,
+                personal: &parts,
+            }
+            .bytes()
+        } else {
+            self.canonical().bytes()
+        }
     }
 
     /// Whether the entry hashes to its `hash` after `prev_hash`.
     pub fn hashes_right(&self) -> bool {
-        self.canonical().hash(&self.prev_hash) == self.hash
+        self.hashes_right_after(&self.prev_hash)
+    }
+
+    fn hashes_right_after(&self, prev: &str) -> bool {
+        chain_hash(&self.bytes(), prev) == self.hash
     }
 }
 

@@ -116,6 +116,9 @@ pub enum MemoKey {
     /// An organisation's last incident number (`organization.incident_seq`):
     /// written only by `org::next_incident_number`, behind.
     IncidentSeq(String),
+    /// A data subject's sealed key (`subject_key`, as text): made only by
+    /// `audit::append`; `audit::shred` forgets it.
+    SubjectKey(String, String),
 }
 
 /// The rows a write adds to a table that writes only ever add to, or that
@@ -958,7 +961,7 @@ impl Conn<'_> {
 /// commit. [`crate::Store::write`] hands one to its closure; reads get a
 /// `Conn` and cannot reach these.
 #[derive(Clone, Copy)]
-pub struct Tx<'a>(pub(crate) Conn<'a>);
+pub struct Tx<'a>(pub(crate) Conn<'a>, pub(crate) Option<&'a dyn crate::audit::Personal>);
 
 impl<'a> std::ops::Deref for Tx<'a> {
     type Target = Conn<'a>;

@@ -445,6 +445,9 @@ pub struct CommentRow {
     pub author_id: UserId,
     pub body: String,
     pub created_at: Timestamp,
+    /// The organisation erased the author (the comment is its record and
+    /// stays; who wrote it is shown as erased).
+    pub author_erased: bool,
 }
 
 pub fn insert_comment(c: &Tx, m: &CommentRow) -> Result<()> {
@@ -461,7 +464,9 @@ pub fn comments(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<Commen
     c.scope(org)?;
     query_map(
         c,
-        "select comment_id, author_id, body, created_at from comment where organization_id = ? and incident_id = ? order by created_at, comment_id",
+        "select m.comment_id, m.author_id, m.body, m.created_at, e.user_id is not null from comment m \
+         left join erased_subject e on e.organization_id = m.organization_id and e.user_id = m.author_id \
+         where m.organization_id = ? and m.incident_id = ? order by m.created_at, m.comment_id",
         [org.to_string(), incident.to_string()],
         |r| {
             Ok(CommentRow {
@@ -471,6 +476,7 @@ pub fn comments(c: &Conn, org: OrgId, incident: IncidentId) -> Result<Vec<Commen
                 author_id: parse_id(r, 1)?,
                 body: r.get(2)?,
                 created_at: Timestamp(r.get(3)?),
+                author_erased: r.get(4)?,
             })
         },
     )

@@ -464,6 +464,12 @@ impl Store {
         self.inner.writer.on_auth_change(hook);
     }
 
+    /// From now on, audit entries keep their personal data sealed with
+    /// these keys (version 2; see `audit::Personal`).
+    pub fn seal_personal_with(&self, keys: Arc<dyn audit::Personal>) {
+        self.inner.writer.seal_personal_with(keys);
+    }
+
     /// Changes after every committed write: a wake-up for readers of the
     /// event log (the value itself means nothing).
     pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -565,6 +571,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (23, "notifications", include_str!("../migrations/sqlite/0023_notifications.sql")),
     (24, "audit_tree", include_str!("../migrations/sqlite/0024_audit_tree.sql")),
     (25, "retention", include_str!("../migrations/sqlite/0025_retention.sql")),
+    (26, "erasure", include_str!("../migrations/sqlite/0026_erasure.sql")),
 ];
 
 fn migrate(c: &mut Connection) -> Result<()> {

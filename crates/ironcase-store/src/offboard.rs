@@ -48,6 +48,8 @@ pub const TABLES: &[&str] = &[
     "audit_tree",
     "audit_head",
     "audit_log",
+    "subject_key",
+    "erased_subject",
     "data_key",
     "organization",
 ];
@@ -65,6 +67,8 @@ pub fn destroy_keys(c: &Tx, org: OrgId) -> Result<(i64, Vec<String>)> {
     let blobs =
         query_map(c, "select blob_key from evidence where organization_id = ? and blob_key is not null", [o.as_str()], |r| r.get(0))?;
     let keys = exec(c, "delete from data_key where organization_id = ?", [o.as_str()])? as i64;
+    // The personal data in its audit log goes with its subjects' keys.
+    exec(c, "delete from subject_key where organization_id = ?", [o.as_str()])?;
     exec(c, "update organization set status = 'deleting' where organization_id = ?", [o.as_str()])?;
     crate::session::note_auth_change(c)?;
     Ok((keys, blobs))

@@ -26,6 +26,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "notifications", include_str!("../migrations/postgres/0015_notifications.sql")),
     (16, "audit_tree", include_str!("../migrations/postgres/0016_audit_tree.sql")),
     (17, "retention", include_str!("../migrations/postgres/0017_retention.sql")),
+    (18, "erasure", include_str!("../migrations/postgres/0018_erasure.sql")),
 ];
 
 /// The role the application works as: it owns nothing, so row-level

@@ -6,7 +6,6 @@
 use ironcase_domain::{OrgId, PrivacyRequestId, Timestamp, UserId};
 use serde_json::{json, Value};
 
-use crate::audit::ENTRIES;
 use crate::{exec, params, parse_id, parse_opt_id, query_map, query_opt, Conn, Result, Row, Tx};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,24 +188,6 @@ pub fn subject_data(c: &Conn, org: OrgId, subject: Option<UserId>, email: Option
             },
         )?;
         out.insert("api_keys".into(), part(keys));
-        c.sees(&ENTRIES)?;
-        let entries = query_map(
-            c,
-            "select seq, at, action, resource_type, resource_id, outcome, source_ip, user_agent, details from audit_log \
-             where organization_id = ? and actor_id = ? order by seq desc limit ?",
-            params![o.as_str(), uid.as_str(), PART_LIMIT],
-            |r| {
-                let details: String = r.get(8)?;
-                Ok(json!({
-                    "seq": r.get::<_, i64>(0)?, "at": Timestamp(r.get(1)?), "action": r.get::<_, String>(2)?,
-                    "resource_type": r.get::<_, Option<String>>(3)?, "resource_id": r.get::<_, Option<String>>(4)?,
-                    "outcome": r.get::<_, String>(5)?, "source_ip": r.get::<_, Option<String>>(6)?,
-                    "user_agent": r.get::<_, Option<String>>(7)?,
-                    "details": serde_json::from_str::<Value>(&details).unwrap_or(Value::String(details)),
-                }))
-            },
-        )?;
-        out.insert("audit_entries".into(), part(entries));
         let comments = query_map(
             c,
             "select comment_id, incident_id, body, created_at from comment where organization_id = ? and author_id = ? \
@@ -255,4 +236,62 @@ pub fn subject_data(c: &Conn, org: OrgId, subject: Option<UserId>, email: Option
         out.insert("indicators_mentioning".into(), part(iocs));
     }
     Ok(Value::Object(out))
+}
+
+/// What erasing a member ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Erased {
+    pub sessions_ended: i64,
+    pub api_keys_revoked: i64,
+    /// The account belonged to no other organisation: its address, name,
+    /// password, MFA and sign-in links went (its id stays: what it wrote
+    /// still names it, shown as erased).
+    pub pseudonymised: bool,
+}
+
+/// Every API key the member made here (revoked or not): the subjects their
+/// calls' audit entries were sealed under.
+pub fn api_keys_of(c: &Conn, org: OrgId, user: UserId) -> Result<Vec<String>> {
+    c.scope(org)?;
+    query_map(c, "select api_key_id from api_key where organization_id = ? and created_by = ?", [org.to_string(), user.to_string()], |r| {
+        r.get(0)
+    })
+}
+
+/// Erases a member of `org`: their membership goes, their sessions here end,
+/// their API keys here are revoked, the erasure is recorded (their comments
+/// show the author erased), and an account left in no organisation is
+/// pseudonymised.
+pub fn erase_member(c: &Tx, org: OrgId, user: UserId, request: PrivacyRequestId, at: Timestamp) -> Result<Erased> {
+    c.scope(org)?;
+    let (o, u) = (org.to_string(), user.to_string());
+    crate::org::delete_membership(c, org, user)?;
+    let sessions_ended = crate::session::revoke_member_sessions(c, org, user, at, "erased")? as i64;
+    let api_keys_revoked = exec(
+        c,
+        "update api_key set revoked_at = ? where organization_id = ? and created_by = ? and revoked_at is null",
+        params![at.0, o.as_str(), u.as_str()],
+    )? as i64;
+    exec(
+        c,
+        "insert into erased_subject (organization_id, user_id, request_id, at) values (?, ?, ?, ?) \
+         on conflict (organization_id, user_id) do nothing",
+        params![o.as_str(), u.as_str(), request.to_string(), at.0],
+    )?;
+    c.platform()?;
+    let elsewhere: i64 = crate::query_one(c, "select count(*) from membership where user_id = ?", [u.as_str()], |r| r.get(0))?;
+    let operator: bool = crate::query_one(c, "select is_operator from account where user_id = ?", [u.as_str()], |r| r.get(0))?;
+    let pseudonymised = elsewhere == 0 && !operator;
+    if pseudonymised {
+        exec(
+            c,
+            "update account set email = ?, name = 'erased', password_hash = '!' where user_id = ?",
+            params![format!("erased-{u}@erased.invalid"), u.as_str()],
+        )?;
+        for table in ["mfa_totp", "mfa_backup_code", "mfa_challenge", "password_reset", "sso_identity"] {
+            exec(c, &format!("delete from {table} where user_id = ?"), [u.as_str()])?;
+        }
+    }
+    crate::session::note_auth_change(c)?;
+    Ok(Erased { sessions_ended, api_keys_revoked, pseudonymised })
 }

@@ -93,6 +93,21 @@ fn entry(tenant: OrgId, action: &str, at: i64) -> audit::NewEntry {
     }
 }
 
+/// Keys for sealed personal data, for the story (the application's are real).
+struct ToyKeys;
+
+impl audit::Personal for ToyKeys {
+    fn new_key(&self, _: &str, subject: &str) -> std::result::Result<String, String> {
+        Ok(format!("key-of-{subject}"))
+    }
+    fn seal(&self, _: &str, _: &str, key: &str, fields: &str) -> std::result::Result<(String, String), String> {
+        Ok((ironcase_domain::audit::commit(key.as_bytes(), fields), format!("{key}:{}", fields.len())))
+    }
+    fn tag(&self, _: &str, value: &str) -> String {
+        value.to_owned()
+    }
+}
+
 /// Creates an incident as the app does, in one write: its number, the row,
 /// its search document, its event and its audit entry.
 fn create_incident(c: &Tx, mut i: incident::IncidentRow) -> Result<incident::IncidentRow> {
@@ -800,6 +815,7 @@ async fn story(s: Store) {
         author_id: bo,
         body: "the lure came from bulletproof hosting".into(),
         created_at: Timestamp(220),
+        author_erased: false,
     };
     w(&s, move |c| {
         incident::insert_comment(c, &comment)?;
@@ -1501,7 +1517,7 @@ async fn story(s: Store) {
     // out once; lateness counted.
     let held = r(&s, move |c| privacy::subject_data(c, a, Some(al), Some("nobody@example.org"))).await;
     assert_eq!(held["account"]["id"], al.to_string());
-    assert!(held["audit_entries"]["items"].is_array() && held["incidents_mentioning"]["items"].is_array());
+    assert!(held["sessions"]["items"].is_array() && held["incidents_mentioning"]["items"].is_array());
     let q = privacy::RequestRow {
         org: a,
         id: ironcase_domain::PrivacyRequestId::new(),
@@ -1552,6 +1568,55 @@ async fn story(s: Store) {
     assert!(role.is_none());
     assert_eq!(account.email, "bob@acme.example");
     assert_eq!(auth.map(|x| x.role), Some(None), "the session no longer has a role");
+
+    // Personal data sealed per subject, then erased: bob, back as a member,
+    // acts and is erased; his data's key and address hash go, the chain holds.
+    s.seal_personal_with(std::sync::Arc::new(ToyKeys));
+    let (at, t) = (a, a.to_string());
+    let seq = w(&s, move |c| {
+        org::insert_membership(c, at, bo, Role::Analyst, None, Timestamp(950))?;
+        let mut e = entry(at, "incident.update", 951);
+        (e.actor_id, e.source_ip, e.details) =
+            (Some(bo.to_string()), Some("192.0.2.7".into()), serde_json::json!({ "owner_email": "b@x" }));
+        audit::append(c, e)
+    })
+    .await;
+    let t2 = t.clone();
+    let (held, keys, check) = r(&s, move |c| {
+        Ok((
+            audit::about(c, &t2, Some(&bo.to_string()), &[], 10)?,
+            audit::subject_keys(c, &t2, &[&bo.to_string()])?,
+            audit::verify(c, &t2)?,
+        ))
+    })
+    .await;
+    let sealed = held.iter().find(|e| e.seq == seq).expect("bob's entry");
+    assert_eq!((sealed.v, sealed.source_ip.as_deref(), sealed.personal.len()), (2, None, 2), "{sealed:?}");
+    assert!(!sealed.details.contains("b@x") && keys.contains_key(&bo.to_string()) && check.ok, "{sealed:?} {check:?}");
+    let (keys_of, erased) = w(&s, move |c| {
+        let keys = privacy::api_keys_of(c, at, bo)?;
+        let subjects = vec![bo.to_string(), "email:email:b@x".to_owned()];
+        Ok((
+            keys,
+            (
+                audit::shred(c, &at.to_string(), &subjects)?,
+                privacy::erase_member(c, at, bo, ironcase_domain::PrivacyRequestId::new(), Timestamp(960))?,
+            ),
+        ))
+    })
+    .await;
+    assert!(keys_of.is_empty());
+    assert_eq!((erased.0, erased.1.pseudonymised), (2, true), "two keys; bob belongs to no other organisation: {erased:?}");
+    let (keys, check, role, account) = r(&s, move |c| {
+        Ok((
+            audit::subject_keys(c, &t, &[&bo.to_string()])?,
+            audit::verify(c, &t)?,
+            org::membership_role(c, at, bo)?,
+            org::get_user(c, bo)?,
+        ))
+    })
+    .await;
+    assert!(keys.is_empty() && check.ok && role.is_none() && account.email.starts_with("erased-"), "{check:?} {account:?}");
 
     // Offboarding: globex's keys, then every row of it, in batches; acme's stay.
     let (keys, _blobs) = w(&s, move |c| offboard::destroy_keys(c, g)).await;

@@ -49,6 +49,8 @@ pub(crate) struct Writer {
     tx: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
     done: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
     auth_hook: OnceLock<AuthHook>,
+    /// The application's keys for audit entries' personal data, set once.
+    personal: Arc<OnceLock<Arc<dyn crate::audit::Personal>>>,
 }
 
 impl Writer {
@@ -56,14 +58,16 @@ impl Writer {
     pub(crate) fn start(conn: Owned, commits: watch::Sender<u64>) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>(8192);
         let (done_tx, done_rx) = oneshot::channel();
+        let personal: Arc<OnceLock<Arc<dyn crate::audit::Personal>>> = Arc::default();
+        let keys = personal.clone();
         std::thread::Builder::new()
             .name("ironcase-writer".into())
             .spawn(move || {
-                run(conn, rx, &commits);
+                run(conn, rx, &commits, &keys);
                 let _ = done_tx.send(());
             })
             .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
-        Ok(Writer { tx: std::sync::Mutex::new(Some(tx)), done: std::sync::Mutex::new(Some(done_rx)), auth_hook: OnceLock::new() })
+        Ok(Writer { tx: std::sync::Mutex::new(Some(tx)), done: std::sync::Mutex::new(Some(done_rx)), auth_hook: OnceLock::new(), personal })
     }
 
     pub(crate) async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
@@ -104,6 +108,10 @@ impl Writer {
         let _ = self.auth_hook.set(hook);
     }
 
+    pub(crate) fn seal_personal_with(&self, keys: Arc<dyn crate::audit::Personal>) {
+        let _ = self.personal.set(keys);
+    }
+
     /// Refuses new writes, lets the queued ones commit, and waits for the thread.
     pub(crate) async fn close(&self) {
         if let Ok(mut g) = self.tx.lock() {
@@ -116,7 +124,7 @@ impl Writer {
     }
 }
 
-fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) {
+fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>, keys: &OnceLock<Arc<dyn crate::audit::Personal>>) {
     let (conn, begin, pg): (Conn, &[&str], _) = match &owned {
         Owned::Sqlite(c) => (Conn::Sqlite(c), &["begin immediate"], None),
         // Write transactions take turns across nodes: one advisory lock,
@@ -164,10 +172,11 @@ fn run(owned: Owned, mut rx: mpsc::Receiver<Job>, commits: &watch::Sender<u64>) 
             // A job that panics (a bug) is undone like one that failed, and
             // the writer goes on; its caller is answered `Unavailable`.
             AUTH_CHANGED.with(|c| c.set(false));
-            let (mut keep, finish) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&Tx(conn)))).unwrap_or_else(|_| {
-                tracing::error!("a write panicked; it is undone");
-                (false, Box::new(|_: Option<&StoreError>, _: bool| {}))
-            });
+            let (mut keep, finish) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&Tx(conn, keys.get().map(|k| &**k)))))
+                .unwrap_or_else(|_| {
+                    tracing::error!("a write panicked; it is undone");
+                    (false, Box::new(|_: Option<&StoreError>, _: bool| {}))
+                });
             let auth_changed = AUTH_CHANGED.with(|c| c.replace(false));
             // On PostgreSQL a job's statements whose answer nobody reads are
             // waited for by the next statement that waits, perhaps in the

@@ -70,7 +70,8 @@ fn verify_export_file(export: &std::path::Path, keys: &[NoteVerifier], checkpoin
     let secs = started.elapsed().as_secs_f64();
     let line = serde_json::json!({
         "tenant": r.tenant, "ok": r.ok, "pruned": r.pruned, "entries": r.entries, "head": r.head, "checkpoints": r.checkpoints,
-        "proven_by_checkpoint": r.proven, "first_bad_seq": r.first_bad_seq, "reason": r.reason,
+        "proven_by_checkpoint": r.proven, "personal_parts": r.personal, "personal_parts_erased": r.erased,
+        "first_bad_seq": r.first_bad_seq, "reason": r.reason,
         "entries_per_second": (r.entries as f64 / secs.max(1e-9)).round(),
     });
     println!("{line}");

@@ -309,7 +309,7 @@ pub(crate) async fn audit(State(s): State<AppState>, b: Browser, mut q: QueryPar
                         td { (e.action) }
                         td { (e.resource_type.as_deref().unwrap_or("")) " " (e.resource_id.as_deref().unwrap_or("")) }
                         td { (e.outcome) }
-                        td { (e.source_ip.as_deref().unwrap_or("")) }
+                        td { @if let Some(ip) = &e.source_ip { (ip) } @else if e.erased { "erased" } }
                     }
                 }
             }

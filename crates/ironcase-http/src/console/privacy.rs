@@ -1,12 +1,12 @@
-//! Data-subject requests in the console: make an access request (a member,
-//! or anyone by address), see each request's deadline, download its
-//! archive once.
+//! Data-subject requests in the console: make an access or erasure request
+//! (a member, or anyone by address), see each request's deadline, download
+//! an access request's archive once.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ironcase_app::page::{parse_keyset, PageSize};
-use ironcase_app::privacy::Subject;
+use ironcase_app::privacy::{Kind, Subject};
 use ironcase_app::AppError;
 use ironcase_domain::PrivacyRequestId;
 use maud::html;
@@ -26,23 +26,33 @@ async fn privacy_page(
     let found = s.app.privacy_requests(&b.p, &b.meta, cursor, PageSize::default_of(50)).await?;
     let body = html! {
         h1 { "Data-subject requests" }
-        p { "What the organisation holds about someone, as a machine-readable archive (GDPR Art. 15 and 20, CCPA's right to know). Each request is answered within 30 days; its archive can be downloaded once, within 7 days." }
+        p { "Access: what the organisation holds about someone, as a machine-readable archive (GDPR Art. 15 and 20, CCPA's right to know), to download once within 7 days. Erasure (Art. 17): their addresses, user agents and e-mail addresses in the audit log made unreadable for good, the log still verifying; a member is removed and their sessions and API keys end; their comments stay, the author shown as erased. Each request is answered within 30 days." }
         @for e in &errors { p.error role="alert" { (e) } }
         form method="post" action="/privacy" {
             input type="hidden" name="csrf" value=(b.csrf);
             label for="dsr-email" { "The subject's e-mail address" }
             input id="dsr-email" name="email" type="email" required maxlength="254";
-            button type="submit" { "Make an access request" }
+            label for="dsr-type" { "Request" }
+            select id="dsr-type" name="type" {
+                option value="access" selected { "Access (an archive)" }
+                option value="erasure" { "Erasure (cannot be undone)" }
+            }
+            button type="submit" { "Make the request" }
         }
         @if found.items.is_empty() { p.empty { "No request yet." } }
         @else {
             table {
-                thead { tr { th scope="col" { "Made" } th scope="col" { "Subject" } th scope="col" { "Due" } th scope="col" { "Status" } th scope="col" { "Archive" } } }
+                thead { tr { th scope="col" { "Made" } th scope="col" { "Request" } th scope="col" { "Subject" } th scope="col" { "Due" } th scope="col" { "Status" } th scope="col" { "Archive" } } }
                 tbody {
                     @for r in &found.items {
                         tr {
                             td { (when(r.created_at)) }
-                            td { (r.subject_email.as_deref().unwrap_or("")) }
+                            td { (r.kind) }
+                            td {
+                                @if let Some(e) = &r.subject_email { (e) }
+                                @else if let Some(u) = r.subject_id { "member " (u) }
+                                @else { "erased" }
+                            }
                             td { (when(r.due_at)) }
                             td { (r.status) }
                             td {
@@ -70,12 +80,17 @@ pub(crate) async fn list(State(s): State<AppState>, b: Browser, mut q: QueryPara
     privacy_page(&s, &b, cursor, Vec::new(), StatusCode::OK).await
 }
 
-/// `POST /privacy`: an access request for the address typed.
+/// `POST /privacy`: a request (`type`: access or erasure) for the address typed.
 pub(crate) async fn create(State(s): State<AppState>, b: Browser, form: Form) -> Result<Response, Failure> {
     b.check(&s, &form)?;
-    match s.app.privacy_request_create(&b.p, &b.meta, Subject::Email(form.get("email").to_owned())).await {
+    let kind = match form.get("type") {
+        "erasure" => Kind::Erasure,
+        "access" | "" => Kind::Access,
+        _ => return Err(Failure::BadRequest("the request is access or erasure".into())),
+    };
+    match s.app.privacy_request_create(&b.p, &b.meta, kind, Subject::Email(form.get("email").to_owned())).await {
         Ok(_) => privacy_page(&s, &b, None, Vec::new(), StatusCode::OK).await,
-        Err(e @ (AppError::Validation(_) | AppError::NotFound)) => {
+        Err(e @ (AppError::Validation(_) | AppError::NotFound | AppError::Conflict { .. })) => {
             let (status, errors) = sentences(e);
             privacy_page(&s, &b, None, errors, status).await
         }

@@ -50,6 +50,10 @@ pub struct AuditEntryOut {
     pub user_agent: Option<String>,
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
+    /// Some of the entry's personal data (its source address, user agent,
+    /// an e-mail address in its details) was erased at a data subject's
+    /// request: it is missing here, and the entry still verifies.
+    pub personal_data_erased: bool,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -72,6 +76,7 @@ impl From<EntryRow> for AuditEntryOut {
             source_ip: e.source_ip,
             user_agent: e.user_agent,
             details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
+            personal_data_erased: e.erased,
             prev_hash: e.prev_hash,
             hash: e.hash,
         }
@@ -102,6 +107,7 @@ pub async fn list(
         resource_id: q.str("resource_id"),
         outcome: q.str("outcome"),
         source_ip: q.str("source_ip"),
+        source_ip_tag: None,
         request_id: q.str("request_id"),
         category: q.parse("category", AuditCategory::parse, "authentication, authorization, data, configuration, security or compliance"),
         severity: q.parse("severity", AuditSeverity::parse, "info, warning or critical"),
@@ -282,7 +288,7 @@ fn line(l: &ExportLine) -> Bytes {
 }
 
 /// The CSV export's columns.
-const CSV_COLUMNS: [&str; 15] = [
+const CSV_COLUMNS: [&str; 16] = [
     "seq",
     "at",
     "actor_id",
@@ -298,6 +304,7 @@ const CSV_COLUMNS: [&str; 15] = [
     "user_agent",
     "details",
     "hash",
+    "personal_data_erased",
 ];
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, a tab or
@@ -336,6 +343,7 @@ fn csv_rows(lines: &[ExportLine], header: bool) -> Bytes {
             o(&e.user_agent),
             e.details.clone(),
             e.hash.clone(),
+            e.personal_data_erased.to_string(),
         ];
         let _ = w.write_record(row.iter().map(|v| cell(v).into_owned()));
     }
@@ -344,11 +352,14 @@ fn csv_rows(lines: &[ExportLine], header: bool) -> Bytes {
 
 /// The organisation's whole audit log. `format=ndjson` (the default) is
 /// for `ironcase audit verify --export`: a `header` line (the log's origin),
-/// one `entry` line each (every field the chain hashes), every signed
-/// `checkpoint`, and an `end` line with the count. `format=csv` is for
+/// one `entry` line each (every field the chain hashes) — or, for an entry
+/// whose personal data is sealed, a `sealed_entry` line (the commitments to
+/// it) after a `personal` line with the data that can still be read —
+/// every signed `checkpoint`, and an `end` line with the count. `format=csv` is for
 /// people: one row per entry (RFC 4180; columns `seq, at, actor_id,
 /// actor_kind, action, category, severity, resource_type, resource_id,
-/// outcome, request_id, source_ip, user_agent, details, hash`), cells a
+/// outcome, request_id, source_ip, user_agent, details, hash,
+/// personal_data_erased`), cells a
 /// spreadsheet would run as formulas neutralised. Streamed; a recent sign-in
 /// needed; audited.
 #[utoipa::path(get, path = "/audit/export", tag = "audit", security(("bearer" = [])),
@@ -358,7 +369,7 @@ fn csv_rows(lines: &[ExportLine], header: bool) -> Bytes {
 pub async fn export(State(s): State<AppState>, p: Principal, Meta(meta): Meta, mut q: QueryParams) -> ApiResult<Response> {
     let csv = q.parse("format", |v| matches!(v, "ndjson" | "csv").then(|| v == "csv"), "ndjson or csv").unwrap_or(false);
     q.finish()?;
-    let ex = s.app.audit_export_start(&p, &meta).await?;
+    let ex = s.app.audit_export_start(&p, &meta, csv).await?;
     if csv {
         let body = futures::stream::unfold((true, Some(ex)), |(first, ex)| async move {
             let mut ex = ex?;
@@ -385,7 +396,7 @@ pub async fn export(State(s): State<AppState>, p: Principal, Meta(meta): Meta, m
         let mut ex = ex?;
         match ex.next_lines().await {
             Ok(Some(lines)) => {
-                let n = lines.iter().filter(|l| matches!(l, ExportLine::Entry(_))).count() as i64;
+                let n = lines.iter().filter(|l| matches!(l, ExportLine::Entry(_) | ExportLine::SealedEntry(_))).count() as i64;
                 let mut buf = Vec::new();
                 for l in &lines {
                     buf.extend_from_slice(&line(l));

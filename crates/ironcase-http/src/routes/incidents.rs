@@ -270,13 +270,23 @@ pub struct CommentOut {
     pub id: CommentId,
     pub incident_id: IncidentId,
     pub author_id: UserId,
+    /// The organisation erased the author (a data-subject erasure): the
+    /// comment stays, its author is not to be shown.
+    pub author_erased: bool,
     pub body: String,
     pub created_at: Timestamp,
 }
 
 impl From<CommentRow> for CommentOut {
     fn from(c: CommentRow) -> Self {
-        CommentOut { id: c.id, incident_id: c.incident_id, author_id: c.author_id, body: c.body, created_at: c.created_at }
+        CommentOut {
+            id: c.id,
+            incident_id: c.incident_id,
+            author_id: c.author_id,
+            author_erased: c.author_erased,
+            body: c.body,
+            created_at: c.created_at,
+        }
     }
 }
 

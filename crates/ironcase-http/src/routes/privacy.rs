@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ironcase_app::page::parse_keyset;
-use ironcase_app::privacy::Subject;
+use ironcase_app::privacy::{Kind, Subject};
 use ironcase_app::store::privacy::RequestRow;
 use ironcase_app::{AppError, Principal};
 
@@ -36,11 +36,22 @@ pub struct SubjectIn {
 }
 
 /// What a request asks for: `access` (everything held about the subject,
-/// as a machine-readable archive).
+/// as a machine-readable archive) or `erasure` (their personal data
+/// erased: see `POST /privacy/requests`).
 #[derive(Deserialize, Serialize, ToSchema, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestKind {
     Access,
+    Erasure,
+}
+
+impl From<RequestKind> for Kind {
+    fn from(k: RequestKind) -> Kind {
+        match k {
+            RequestKind::Access => Kind::Access,
+            RequestKind::Erasure => Kind::Erasure,
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -91,20 +102,26 @@ impl From<RequestRow> for RequestOut {
     }
 }
 
-/// Makes a data-subject access request (owners and admins, with a recent
-/// sign-in): answered at once with an archive of everything the
-/// organisation holds about the subject, to download once within 7 days.
+/// Makes a data-subject request (owners and admins, with a recent sign-in),
+/// answered at once. `access`: an archive of everything the organisation
+/// holds about the subject, to download once within 7 days. `erasure`: the
+/// subject's personal data in the audit log (addresses, user agents,
+/// e-mail addresses) made unreadable for good by destroying their keys, the
+/// log still verifying; a member is removed, their sessions and API keys
+/// end, their comments stay with the author shown as erased, and an account
+/// in no other organisation is pseudonymised. Not yourself; not the last
+/// owner (409 `last_owner`).
 #[utoipa::path(post, path = "/privacy/requests", tag = "organization", request_body = CreateRequest, security(("bearer" = [])),
-    responses((status = 201, body = RequestOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = RequestOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
 pub async fn create(
     State(s): State<AppState>,
     p: Principal,
     Meta(meta): Meta,
     Json(b): Json<CreateRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<RequestOut>)> {
-    let RequestKind::Access = b.kind;
     let subject = Subject::one_of(b.subject.account_id, b.subject.email)?;
-    Ok((StatusCode::CREATED, axum::Json(s.app.privacy_request_create(&p, &meta, subject).await?.into())))
+    Ok((StatusCode::CREATED, axum::Json(s.app.privacy_request_create(&p, &meta, b.kind.into(), subject).await?.into())))
 }
 
 /// The organisation's data-subject requests, newest first.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ironcase_domain::audit::Canonical;
+use ironcase_domain::audit::{chain_hash, Canonical, CanonicalV2, PersonalPart};
 use serde_json::{json, Value};
 use tlog_tiles::{Checkpoint, Hash};
 
@@ -21,7 +21,7 @@ async fn spawn() -> TestApp {
 }
 
 /// The latest checkpoint once it signs at least `size` entries (at most 10 s).
-async fn checkpoint_of(app: &TestApp, user: &User, size: i64) -> Value {
+pub(crate) async fn checkpoint_of(app: &TestApp, user: &User, size: i64) -> Value {
     for _ in 0..200 {
         let r = app.get("/api/v1/audit/checkpoint", &user.token).await;
         if r.status == 200 && r.body["size"].as_i64() >= Some(size) {
@@ -50,7 +50,7 @@ fn verified(note: &str, vkey: &str) -> (u64, Hash) {
     (c.size(), *c.hash())
 }
 
-async fn export(app: &TestApp, user: &User) -> String {
+pub(crate) async fn export(app: &TestApp, user: &User) -> String {
     let r = app.client.get(app.url("/api/v1/audit/export")).bearer_auth(&user.token).send().await.expect("export");
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/x-ndjson");
@@ -58,7 +58,7 @@ async fn export(app: &TestApp, user: &User) -> String {
 }
 
 /// `ironcase audit verify --export` on `text`: whether it passed, and its report.
-fn verify_offline(dir: &std::path::Path, name: &str, text: &str, vkey: &str, checkpoint: Option<&str>) -> (bool, Value) {
+pub(crate) fn verify_offline(dir: &std::path::Path, name: &str, text: &str, vkey: &str, checkpoint: Option<&str>) -> (bool, Value) {
     let file = dir.join(name);
     std::fs::write(&file, text).expect("write the export");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironcase"));
@@ -73,12 +73,42 @@ fn verify_offline(dir: &std::path::Path, name: &str, text: &str, vkey: &str, che
     (out.status.success(), report)
 }
 
-fn lines(text: &str) -> Vec<Value> {
+pub(crate) fn lines(text: &str) -> Vec<Value> {
     text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
 }
 
-fn unlines(v: &[Value]) -> String {
+pub(crate) fn unlines(v: &[Value]) -> String {
     v.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// An entry line of either kind.
+pub(crate) fn is_entry(l: &Value) -> bool {
+    l["kind"] == "entry" || l["kind"] == "sealed_entry"
+}
+
+/// The bytes an entry line's chain link hashes (and its leaf).
+fn entry_bytes(e: &Value) -> Vec<u8> {
+    if e["kind"] != "sealed_entry" {
+        return canonical(e).bytes();
+    }
+    let s = |k: &str| e[k].as_str();
+    let parts: Vec<PersonalPart> = serde_json::from_value(e["personal"].clone()).expect("commitments");
+    CanonicalV2 {
+        v: 2,
+        tenant: s("tenant").unwrap_or(""),
+        seq: e["seq"].as_i64().unwrap_or(0),
+        at: e["at"].as_i64().unwrap_or(0),
+        actor_id: s("actor_id"),
+        actor_kind: s("actor_kind").unwrap_or(""),
+        action: s("action").unwrap_or(""),
+        resource_type: s("resource_type"),
+        resource_id: s("resource_id"),
+        outcome: s("outcome").unwrap_or(""),
+        request_id: s("request_id"),
+        details: s("details").unwrap_or(""),
+        personal: &parts,
+    }
+    .bytes()
 }
 
 fn canonical(e: &Value) -> Canonical<'_> {
@@ -104,12 +134,13 @@ fn canonical(e: &Value) -> Canonical<'_> {
 /// rest of the log would).
 fn rechain(v: &mut [Value], from: usize) {
     for i in from..v.len() {
-        if v[i]["kind"] != "entry" {
+        if !is_entry(&v[i]) {
             continue;
         }
-        let prev = v[i - 1]["hash"].as_str().map(str::to_owned).unwrap_or_else(|| ironcase_domain::audit::GENESIS.to_owned());
+        let before = v[..i].iter().rev().find(|l| is_entry(l));
+        let prev = before.and_then(|l| l["hash"].as_str()).map(str::to_owned).unwrap_or_else(|| ironcase_domain::audit::GENESIS.to_owned());
         v[i]["prev_hash"] = json!(prev);
-        let h = canonical(&v[i]).hash(&prev);
+        let h = chain_hash(&entry_bytes(&v[i]), &prev);
         v[i]["hash"] = json!(h);
     }
 }
@@ -133,8 +164,8 @@ async fn checkpoints_are_signed_and_prove_inclusion_and_consistency() {
     // Entry 2 is in the signed tree: its leaf is SHA-256(0x00 ‖ the entry as the export has it).
     let inc = app.get(&format!("/api/v1/audit/proof/inclusion?seq=2&size={size1}"), &owner.token).await.expect(200);
     let ex = lines(&export(&app, &owner).await);
-    let entry2 = ex.iter().find(|l| l["kind"] == "entry" && l["seq"] == 2).expect("entry 2");
-    let leaf = tlog_tiles::record_hash(&canonical(entry2).bytes());
+    let entry2 = ex.iter().find(|l| is_entry(l) && l["seq"] == 2).expect("entry 2");
+    let leaf = tlog_tiles::record_hash(&entry_bytes(entry2));
     assert_eq!(hash(inc.body["leaf_hash"].as_str().expect("leaf")), leaf);
     tlog_tiles::check_record(&proof(&inc.body), size1, root1, 1, leaf).expect("the inclusion proof checks out against the signed root");
     assert!(tlog_tiles::check_record(&proof(&inc.body), size1, root1, 2, leaf).is_err(), "not as another entry");
@@ -192,9 +223,9 @@ async fn an_exported_log_verifies_offline_and_every_tampering_names_its_first_ba
     assert!(ok, "{report}");
     assert!(report["checkpoints"].as_i64() >= Some(3) && report["proven_by_checkpoint"].as_i64() >= Some(12), "{report}");
     let exported = lines(&text);
-    let n = exported.iter().filter(|l| l["kind"] == "entry").count() as i64;
+    let n = exported.iter().filter(|l| is_entry(l)).count() as i64;
     assert_eq!(report["entries"].as_i64(), Some(n));
-    let at = |seq: i64| exported.iter().position(|l| l["kind"] == "entry" && l["seq"] == seq).expect("entry");
+    let at = |seq: i64| exported.iter().position(|l| is_entry(l) && l["seq"] == seq).expect("entry");
 
     let mut cases: Vec<(&str, Vec<Value>, i64)> = Vec::new();
     // An entry edited.

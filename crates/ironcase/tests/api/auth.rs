@@ -267,14 +267,17 @@ async fn bad_credentials_are_throttled_and_audited_per_address() {
     from("203.0.113.50", "ick_wrong22".into()).await.problem(429, "rate_limited");
     // Another address is not affected.
     from("198.51.100.50", key.clone()).await.expect(200);
-    // One audit entry for the refusal, in the platform's log, with the address.
+    // One audit entry for the refusal, in the platform's log, with the
+    // address sealed (its keyed hash to find it by), not in plain text.
     let audited = direct_sql(
         &app,
         "select count(*) from audit_log where organization_id = 'platform' and action = 'auth.bad_credentials' \
-         and source_ip = '203.0.113.50'",
+         and ip_tag is not null and personal is not null",
     )
     .await;
     assert_eq!(audited, Some(1));
+    let plain = direct_sql(&app, "select count(*) from audit_log where source_ip is not null or personal like '%203.0.113.50%'").await;
+    assert_eq!(plain, Some(0));
     // The allowance returns with time.
     app.clock.advance_secs(retry);
     from("203.0.113.50", "ick_wrong23".into()).await.problem(401, "unauthenticated");

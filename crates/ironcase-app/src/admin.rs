@@ -254,7 +254,7 @@ pub(crate) async fn bootstrap(app: &App, data_dir: &Path) -> Result<Option<PathB
                 resource_type: Some("organization".into()),
                 resource_id: Some(o.id.to_string()),
                 outcome: "success".into(),
-                details: json!({ "organization": o.slug, "owner": u.email }),
+                details: json!({ "organization": o.slug, "owner_email": u.email }),
                 ..Default::default()
             };
             audit::append(c, e.clone())?;

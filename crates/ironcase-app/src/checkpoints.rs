@@ -404,14 +404,20 @@ impl App {
                     errs.push("seq", "must be an entry within the tree of that size");
                 }
                 errs.into_result()?;
-                let entry = store::entries_from(c, &tenant, seq, 1)?.pop().filter(|e| e.seq == seq).ok_or(AppError::NotFound)?;
+                // The leaf is the tree's own stored hash (level 0): no need
+                // to read the entry (it may even have been pruned since).
                 let reader = TreeReader::new(c, &tenant);
+                let leaf = reader
+                    .read_hashes(&[tlog_tiles::stored_hash_index(0, (seq - 1) as u64)])
+                    .map_err(|x| reader.error(x))?
+                    .pop()
+                    .ok_or(AppError::NotFound)?;
                 let proof = tlog_tiles::prove_record(size as u64, (seq - 1) as u64, &reader).map_err(|x| reader.error(x))?;
                 let root = match signed_root(latest.as_ref(), size) {
                     Some(r) => r,
                     None => tlog_tiles::tree_hash(size as u64, &reader).map_err(|x| reader.error(x))?,
                 };
-                Ok(Inclusion { seq, size, leaf_hash: leaf_hash(&entry), root, proof })
+                Ok(Inclusion { seq, size, leaf_hash: leaf, root, proof })
             })
             .await
     }
@@ -855,7 +861,7 @@ struct EntryRef<'a> {
 
 /// An opened part's subject and the commitment its salt and fields make
 /// (`None`: not well formed).
-type Commitment = (String, Option<String>);
+type Commitment = (String, Option<[u8; 32]>);
 
 /// A line of the export, parsed and, for an entry, hashed (by a worker).
 enum Item {
@@ -872,7 +878,7 @@ enum Item {
     /// salt and fields make (`None`: not well formed).
     Personal {
         seq: i64,
-        parts: Vec<(String, Option<String>)>,
+        parts: Vec<Commitment>,
     },
     Entry(Checked),
     Checkpoint(String),
@@ -900,8 +906,22 @@ fn tenant_digest(t: &str) -> u64 {
 }
 
 fn hex32(s: &str) -> Option<[u8; 32]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
     let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).ok()?;
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
     Some(out)
 }
 
@@ -967,6 +987,36 @@ fn written_entry(line: &[u8]) -> Option<Item> {
     }))
 }
 
+/// A `personal` line, parsed in place: each part's subject and the
+/// commitment its salt and fields make.
+fn personal_item(line: &[u8]) -> std::result::Result<Item, String> {
+    #[derive(serde::Deserialize)]
+    struct Part<'a> {
+        #[serde(borrow)]
+        s: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        salt: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        fields: std::borrow::Cow<'a, str>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        seq: i64,
+        #[serde(borrow)]
+        parts: Vec<Part<'a>>,
+    }
+    let l: Line<'_> = serde_json::from_slice(line).map_err(|e| format!("not an audit export line ({e})"))?;
+    let parts = l
+        .parts
+        .into_iter()
+        .map(|p| {
+            let c = hex32(&p.salt).map(|salt| ironcase_domain::audit::commit_bytes(&salt, &p.fields));
+            (p.s.into_owned(), c)
+        })
+        .collect();
+    Ok(Item::Personal { seq: l.seq, parts })
+}
+
 /// Checks a sealed entry parsed from its line.
 fn sealed_checked(e: &ExportedSealed) -> Item {
     let bytes = e.bytes();
@@ -990,6 +1040,9 @@ fn item(line: &[u8], buf: &mut Vec<u8>) -> std::result::Result<Item, String> {
             return Ok(Item::Entry(e));
         }
     }
+    if line.starts_with(br#"{"kind":"personal","#) {
+        return personal_item(line);
+    }
     let line = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
     let entry = if line.starts_with(r#"{"kind":"entry","#) {
         serde_json::from_str::<EntryRef<'_>>(line).map_err(|e| format!("not an audit export line ({e})"))?
@@ -1008,10 +1061,7 @@ fn item(line: &[u8], buf: &mut Vec<u8>) -> std::result::Result<Item, String> {
                 parts: parts
                     .into_iter()
                     .map(|p| {
-                        let c = hex::decode(&p.salt)
-                            .ok()
-                            .filter(|s| s.len() == 32)
-                            .map(|salt| ironcase_domain::audit::commit(&salt, &p.fields));
+                        let c = hex32(&p.salt).map(|salt| ironcase_domain::audit::commit_bytes(&salt, &p.fields));
                         (p.s, c)
                     })
                     .collect(),
@@ -1211,7 +1261,7 @@ pub fn verify_export(
                 if let Some((seq, parts)) = parts {
                     forged = seq != e.seq || parts.len() > e.parts.len();
                     for (s, c) in parts {
-                        if e.parts.iter().any(|p| p.s == s && Some(&p.c) == c.as_ref()) {
+                        if c.is_some() && e.parts.iter().any(|p| p.s == s && hex32(&p.c) == c) {
                             found += 1;
                         } else {
                             forged = true;

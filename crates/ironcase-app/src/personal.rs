@@ -29,9 +29,19 @@ fn part_aad(tenant: &str, subject: &str) -> String {
     format!("audit-personal:{tenant}:{subject}")
 }
 
+/// Most unsealed subject keys kept in memory.
+const CACHED_KEYS: usize = 4096;
+
 /// The application's keys for audit entries' personal data.
 pub struct PersonalKeys {
     master: MasterKey,
+    /// HMAC-SHA-256 keyed (once) with a key derived from the master key for
+    /// tags: cloned per tag.
+    tagger: hmac::Hmac<sha2::Sha256>,
+    /// Subject keys unsealed lately, by whose they are and their sealed
+    /// text: a key erased is never asked for again (its sealed text is gone
+    /// from the store), so nothing erased can be opened through this.
+    unsealed: std::sync::Mutex<HashMap<String, DataKey>>,
 }
 
 impl std::fmt::Debug for PersonalKeys {
@@ -42,12 +52,26 @@ impl std::fmt::Debug for PersonalKeys {
 
 impl PersonalKeys {
     pub fn new(master: MasterKey) -> PersonalKeys {
-        PersonalKeys { master }
+        use hmac::Mac;
+        let key = master.mac_hex("audit-tag", b"");
+        let tagger = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes()).expect("HMAC takes a key of any length");
+        PersonalKeys { master, tagger, unsealed: Default::default() }
     }
 
     fn key(&self, tenant: &str, subject: &str, sealed: &str) -> Result<DataKey> {
+        let cached = format!("{tenant}\n{subject}\n{sealed}");
+        if let Some(k) = self.unsealed.lock().ok().and_then(|m| m.get(&cached).cloned()) {
+            return Ok(k);
+        }
         let bytes = STANDARD.decode(sealed).map_err(|_| crate::AppError::Internal("a subject key is not base64".into()))?;
-        DataKey::unwrap(&self.master, &bytes, &key_aad(tenant, subject))
+        let key = DataKey::unwrap(&self.master, &bytes, &key_aad(tenant, subject))?;
+        if let Ok(mut m) = self.unsealed.lock() {
+            if m.len() >= CACHED_KEYS {
+                m.clear();
+            }
+            m.insert(cached, key.clone());
+        }
+        Ok(key)
     }
 
     /// The keyed hash the store finds sealed entries of a source address by.
@@ -146,7 +170,13 @@ impl store::Personal for PersonalKeys {
         Ok((ironcase_domain::audit::commit(&salt, fields), STANDARD.encode(sealed)))
     }
 
+    /// 128 bits of HMAC-SHA-256 over the tenant and the value.
     fn tag(&self, tenant: &str, value: &str) -> String {
-        self.master.mac_hex(&format!("audit-tag:{tenant}"), value.as_bytes())
+        use hmac::Mac;
+        let mut m = self.tagger.clone();
+        m.update(tenant.as_bytes());
+        m.update(&[0]);
+        m.update(value.as_bytes());
+        hex::encode(&m.finalize().into_bytes()[..16])
     }
 }

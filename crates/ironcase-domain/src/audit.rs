@@ -168,10 +168,15 @@ pub struct PersonalPart {
 /// random `salt`, hex. The salt is sealed with the fields: without it, the
 /// commitment says nothing about them (an address cannot be guessed).
 pub fn commit(salt: &[u8], fields: &str) -> String {
+    hex::encode(commit_bytes(salt, fields))
+}
+
+/// [`commit`], as bytes.
+pub fn commit_bytes(salt: &[u8], fields: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(salt);
     h.update(fields.as_bytes());
-    hex::encode(h.finalize())
+    h.finalize().into()
 }
 
 /// The fields of `details` that are personal data: e-mail addresses

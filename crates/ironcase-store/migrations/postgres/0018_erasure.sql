@@ -3,6 +3,9 @@ alter table audit_log add column v bigint not null default 1;
 alter table audit_log add column personal text;
 alter table audit_log add column ip_tag text;
 create index audit_log_ip_tag on audit_log (organization_id, ip_tag, seq) where ip_tag is not null;
+-- Only entries written before sealing have their address in the clear.
+drop index audit_log_source_ip;
+create index audit_log_source_ip on audit_log (organization_id, source_ip, seq) where source_ip is not null;
 
 create table subject_key (
     organization_id text not null,

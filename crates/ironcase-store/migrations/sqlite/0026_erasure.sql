@@ -9,6 +9,9 @@ alter table audit_log add column v integer not null default 1;
 alter table audit_log add column personal text;
 alter table audit_log add column ip_tag text;
 create index audit_log_ip_tag on audit_log (organization_id, ip_tag, seq) where ip_tag is not null;
+-- Only entries written before sealing have their address in the clear.
+drop index audit_log_source_ip;
+create index audit_log_source_ip on audit_log (organization_id, source_ip, seq) where source_ip is not null;
 
 -- Each data subject's key, sealed under the master key.
 create table subject_key (
@@ -28,3 +31,15 @@ create table erased_subject (
     at integer not null,
     primary key (organization_id, user_id)
 );
+
+-- The tree's stored hashes in one B-tree (without a row id): each entry adds
+-- about two of them, and the table and its primary key index were two.
+create table audit_tree_packed (
+    organization_id text not null,
+    idx integer not null,
+    hash text not null, -- hex
+    primary key (organization_id, idx)
+) without rowid;
+insert into audit_tree_packed (organization_id, idx, hash) select organization_id, idx, hash from audit_tree;
+drop table audit_tree;
+alter table audit_tree_packed rename to audit_tree;
